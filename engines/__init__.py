@@ -1,0 +1,1 @@
+"""The LGNMNet model and its backends (torch, ONNX Runtime, TensorRT)."""

@@ -1,0 +1,1 @@
+"""lgnm-live: the streaming pipeline and its CLI."""

@@ -1,0 +1,1 @@
+"""Command-line utilities: evaluation, training, synthetic data, benchmarks."""
