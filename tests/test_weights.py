@@ -1,0 +1,109 @@
+"""Weights files: metadata and outputs round-trip; damaged or foreign files -> UserError."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from engines.lgnmnet import LGNMNet
+from engines.weights import WeightsMeta, file_sha256, load_weights, read_meta, save_weights
+from realtime.errors import UserError
+from realtime.types import FlowSettings
+
+
+def _meta() -> WeightsMeta:
+    return WeightsMeta(
+        type="ME", k=6, fps=30.0, k_seconds=0.2, flow=FlowSettings(winsize=12),
+        post={"tiny": 0.3, "p": 0.8, "win": 11, "order": 2, "threshold": 0.41},
+        trained_on="synthetic", created="2026-01-01T00:00:00+00:00",
+    )
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> tuple[LGNMNet, Path]:
+    torch.manual_seed(0)
+    net = LGNMNet()
+    # Non-trivial BN statistics so that the round trip covers buffers, not just params.
+    net.train()
+    with torch.no_grad():
+        net(torch.randn(4, 3, 112, 112))
+    net.eval()
+    path = tmp_path_factory.mktemp("w") / "me.safetensors"
+    save_weights(net, _meta(), path)
+    return net, path
+
+
+def test_metadata_and_outputs_round_trip(saved: tuple[LGNMNet, Path]) -> None:
+    net, path = saved
+    loaded, meta = load_weights(path)
+    assert meta == _meta()
+    assert read_meta(path) == meta
+    assert not loaded.training
+    x = torch.randn(2, 3, 112, 112)
+    with torch.no_grad():
+        assert torch.equal(loaded.predict_proba(x), net.predict_proba(x))
+
+
+def test_half_storage_loads_back_as_fp32(saved: tuple[LGNMNet, Path], tmp_path: Path) -> None:
+    net, path = saved
+    half = save_weights(net, _meta(), tmp_path / "half.safetensors", half=True)
+    assert half.stat().st_size < path.stat().st_size * 0.6
+    loaded, _ = load_weights(half)
+    assert all(p.dtype == torch.float32 for p in loaded.parameters())
+    x = torch.randn(2, 3, 112, 112)
+    with torch.no_grad():
+        a, b = net(x), loaded(x)
+    assert torch.allclose(a, b, atol=5e-2, rtol=1e-2)
+
+
+def test_sha256_changes_with_content(saved: tuple[LGNMNet, Path], tmp_path: Path) -> None:
+    _, path = saved
+    other = tmp_path / "x.safetensors"
+    other.write_bytes(path.read_bytes()[:-1] + b"\0")
+    assert len(file_sha256(path)) == 64
+    assert file_sha256(path) != file_sha256(other)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="nope.safetensors"):
+        load_weights(tmp_path / "nope.safetensors")
+
+
+def test_not_safetensors(tmp_path: Path) -> None:
+    bad = tmp_path / "model.pt"
+    torch.save({"a": torch.zeros(1)}, bad)  # a pickle: must be refused, never unpickled
+    with pytest.raises(UserError, match="model.pt"):
+        load_weights(bad)
+
+
+def test_truncated(saved: tuple[LGNMNet, Path], tmp_path: Path) -> None:
+    _, path = saved
+    cut = tmp_path / "cut.safetensors"
+    cut.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(UserError, match="cut.safetensors"):
+        load_weights(cut)
+
+
+def test_missing_metadata(tmp_path: Path) -> None:
+    plain = tmp_path / "plain.safetensors"
+    save_file({"a": torch.zeros(2)}, str(plain))
+    with pytest.raises(UserError, match="plain.safetensors.*metadata"):
+        load_weights(plain)
+
+
+def test_invalid_metadata(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.safetensors"
+    save_file({"a": torch.zeros(2)}, str(bad), metadata={"lgnm": '{"type": "XE"}'})
+    with pytest.raises(UserError, match="bad.safetensors.*invalid"):
+        load_weights(bad)
+
+
+def test_wrong_tensors(tmp_path: Path) -> None:
+    other = tmp_path / "other.safetensors"
+    save_file({"a": torch.zeros(2)}, str(other), metadata={"lgnm": json.dumps(_meta().to_dict())})
+    with pytest.raises(UserError, match="other.safetensors.*architecture"):
+        load_weights(other)
