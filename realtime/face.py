@@ -1,6 +1,30 @@
-"""Face landmarks (mediapipe FaceMesh, 468 points) and similarity alignment.
+"""Face landmarks (mediapipe FaceMesh, 468 points), similarity alignment, landmark groups.
 
-The full module docstring with the 106 -> 468 landmark mapping comes with FaceAligner.
+The authors detect 106 landmarks with FaceX-Zoo; mediapipe's FaceMesh (bundled in the
+0.10.21 wheel, works offline) gives 468. The groups the pre-processing needs are mapped
+below. LEFT/RIGHT are the sides as seen in the image (viewer's left), as in the 106-point
+scheme; mediapipe's own FACEMESH_LEFT_* names the subject's left, i.e. our RIGHT_*.
+
+| group       | 106-point (FaceX-Zoo / JD)          | mediapipe 468 indices                       |
+| ----------- | ----------------------------------- | ------------------------------------------- |
+| LEFT_BROW   | 33-37 upper + 64-67 lower           | 70 63 105 66 107 (upper), 55 65 52 53 46    |
+| RIGHT_BROW  | 38-42 upper + 68-71 lower           | 336 296 334 293 300 (upper), 276 283 282 295 285 |
+| LEFT_EYE    | 52-57 + 72-73 (contour)             | 33 246 161 160 159 158 157 173 133 155 154 153 145 144 163 7 |
+| RIGHT_EYE   | 58-63 + 75-76 (contour)             | 362 398 384 385 386 387 388 466 263 249 390 373 374 380 381 382 |
+| NOSE_TIP    | 46 (tip) with 47-51 below it        | 1 (tip), 4, 5, 195 (ridge above), 2 (below) |
+| MOUTH       | 84-95 (outer lips)                  | 61 185 40 39 37 0 267 269 270 409 291 375 321 405 314 17 84 181 91 146 |
+
+Eye polygons are ordered around the contour (fillPoly-ready); lower eyelids are the
+second half of each eye polygon (LEFT_LOWER_LID, RIGHT_LOWER_LID).
+
+Alignment: a similarity transform (rotation + uniform scale + translation,
+cv2.estimateAffinePartial2D) maps the ALIGN_POINTS (eye corners and the nose ridge, tip
+and wings: points that expressions barely move, so the crop does not follow a smile) onto
+ALIGN_TEMPLATE. The template unit is the outer eye-corner distance (IOD); the crop spans
+CROP_SPAN_IOD IODs centred CROP_CENTRE below the eye line, so the whole face oval
+(forehead ~0.48 IOD above the eyes, chin ~1.16 below, cheeks +-0.75) fills the crop and
+brows (~0.24 above) and mouth (~0.84 below) are well inside. Template values are the
+mean of FaceMesh on skimage's astronaut and matplotlib's grace_hopper, made symmetric.
 """
 
 from __future__ import annotations
@@ -12,8 +36,31 @@ import mediapipe as mp
 import numpy as np
 
 from realtime.errors import UserError
+from realtime.types import AlignedFace
 
 N_LANDMARKS = 468
+
+LEFT_BROW = np.array([70, 63, 105, 66, 107, 55, 65, 52, 53, 46], dtype=np.int32)
+RIGHT_BROW = np.array([336, 296, 334, 293, 300, 276, 283, 282, 295, 285], dtype=np.int32)
+LEFT_EYE = np.array([33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7], dtype=np.int32)
+RIGHT_EYE = np.array([362, 398, 384, 385, 386, 387, 388, 466, 263, 249, 390, 373, 374, 380, 381, 382], dtype=np.int32)
+LEFT_LOWER_LID = LEFT_EYE[8:]
+RIGHT_LOWER_LID = RIGHT_EYE[8:]
+NOSE_TIP = np.array([1, 4, 5, 195, 2], dtype=np.int32)
+MOUTH = np.array([61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146], dtype=np.int32)
+
+ALIGN_POINTS = np.array([33, 133, 362, 263, 168, 6, 197, 195, 5, 4, 1, 2, 98, 327], dtype=np.int32)
+ALIGN_TEMPLATE = np.array(
+    [
+        [-0.500, 0.000], [-0.192, 0.018], [0.192, 0.018], [0.500, 0.000],  # eye corners
+        [0.0, -0.034], [0.0, 0.050], [0.0, 0.130], [0.0, 0.204], [0.0, 0.285],  # ridge
+        [0.0, 0.382], [0.0, 0.451], [0.0, 0.500],  # tip, below tip
+        [-0.207, 0.456], [0.207, 0.456],  # nose wings
+    ],
+    dtype=np.float64,
+)
+CROP_SPAN_IOD = 1.8  # crop side in IODs
+CROP_CENTRE = np.array([0.0, 0.35])  # crop centre in template units (IOD, eye-line origin)
 
 
 def as_bgr(image: np.ndarray) -> np.ndarray:
@@ -27,6 +74,13 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
     raise UserError(f"frame must be (H,W) grey or (H,W,3) BGR, got shape {image.shape}")
 
 
+def as_grey(image: np.ndarray) -> np.ndarray:
+    """uint8 grey version of a grey or BGR frame."""
+    if isinstance(image, np.ndarray) and image.dtype == np.uint8 and image.ndim == 2:
+        return image
+    return cv2.cvtColor(as_bgr(image), cv2.COLOR_BGR2GRAY)
+
+
 def detect_landmarks(bgr: np.ndarray, mesh) -> np.ndarray | None:  # noqa: ANN001 (mediapipe type)
     """468 FaceMesh landmarks of the first face in frame pixel coordinates, (468,2) float32.
 
@@ -36,16 +90,81 @@ def detect_landmarks(bgr: np.ndarray, mesh) -> np.ndarray | None:  # noqa: ANN00
     if isinstance(mesh, FaceLandmarker):
         mesh = mesh.mesh
     frame = as_bgr(bgr)
-    rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-    result = mesh.process(rgb)
+    result = mesh.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
     if not result.multi_face_landmarks:
         return None
     points = result.multi_face_landmarks[0].landmark
     # mediapipe normalises x by the width and y by the height of the image.
     h, w = frame.shape[:2]
     xy = np.array([(p.x, p.y) for p in points[:N_LANDMARKS]], dtype=np.float32)
-    xy *= np.array([w, h], dtype=np.float32)
-    return xy
+    return xy * np.array([w, h], dtype=np.float32)
+
+
+def template_points(size: int) -> np.ndarray:
+    """ALIGN_TEMPLATE in pixel coordinates of a size x size crop, (N,2) float32."""
+    scale = size / CROP_SPAN_IOD
+    return ((ALIGN_TEMPLATE - CROP_CENTRE) * scale + size / 2.0).astype(np.float32)
+
+
+def similarity_matrix(landmarks: np.ndarray, size: int) -> np.ndarray | None:
+    """(2,3) float64 similarity transform frame -> crop from the stable landmarks.
+
+    None when the fit fails (degenerate landmarks); RANSAC drops a mis-tracked point,
+    then OpenCV refines on the inliers by least squares.
+    """
+    src = np.asarray(landmarks, dtype=np.float32)[ALIGN_POINTS]
+    matrix, _ = cv2.estimateAffinePartial2D(
+        src, template_points(size), method=cv2.RANSAC, ransacReprojThreshold=0.03 * size
+    )
+    return matrix
+
+
+def warp_grey(grey: np.ndarray, matrix: np.ndarray, size: int) -> np.ndarray:
+    """Warp a grey frame into the size x size crop.
+
+    When the crop shrinks the face by more than 2x, the covered frame region is first
+    reduced with INTER_AREA (warpAffine's bilinear sampling would alias fine texture,
+    which the flow would read as motion).
+    """
+    scale = float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    if scale < 0.5:
+        inverse = cv2.invertAffineTransform(matrix)
+        corners = np.array([[0, 0], [size, 0], [0, size], [size, size]], dtype=np.float32)
+        frame_pts = cv2.transform(corners[None], inverse)[0]
+        h, w = grey.shape
+        x0, y0 = np.clip(np.floor(frame_pts.min(0)).astype(int) - 2, 0, [w - 1, h - 1])
+        x1, y1 = np.clip(np.ceil(frame_pts.max(0)).astype(int) + 2, 1, [w, h])
+        if x1 > x0 and y1 > y0:
+            region = grey[y0:y1, x0:x1]
+            small_w = max(1, round((x1 - x0) * scale * 1.25))
+            small_h = max(1, round((y1 - y0) * scale * 1.25))
+            small = cv2.resize(region, (small_w, small_h), interpolation=cv2.INTER_AREA)
+            sx, sy = small_w / (x1 - x0), small_h / (y1 - y0)
+            # region pixel centres: x_small = (x - x0 + 0.5) * sx - 0.5
+            to_small = np.array([[sx, 0, (0.5 - x0) * sx - 0.5], [0, sy, (0.5 - y0) * sy - 0.5]])
+            from_small = cv2.invertAffineTransform(to_small)
+            matrix = compose(matrix, from_small)
+            grey = small
+    return cv2.warpAffine(grey, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+
+def compose(outer: np.ndarray, inner: np.ndarray) -> np.ndarray:
+    """(2,3) affine `outer o inner` (apply inner first)."""
+    o = np.vstack([outer, [0, 0, 1]])
+    i = np.vstack([inner, [0, 0, 1]])
+    return (o @ i)[:2]
+
+
+def align_face(frame: np.ndarray, landmarks: np.ndarray, size: int = 224) -> AlignedFace | None:
+    """Similarity-aligned grey face crop from a frame and its 468 frame-pixel landmarks."""
+    if size < 32:
+        raise UserError(f"face size must be at least 32 px, got {size}")
+    matrix = similarity_matrix(landmarks, size)
+    if matrix is None:
+        return None
+    grey = warp_grey(as_grey(frame), matrix, size)
+    crop_landmarks = cv2.transform(np.asarray(landmarks, dtype=np.float32)[None], matrix)[0]
+    return AlignedFace(grey=grey, landmarks=crop_landmarks.astype(np.float32), matrix=matrix.astype(np.float64))
 
 
 class FaceLandmarker:
@@ -82,3 +201,31 @@ class FaceLandmarker:
 
 # The brief's name for the same wrapper.
 FaceMesh = FaceLandmarker
+
+
+class FaceAligner:
+    """Landmarks + similarity alignment for one stream (owns its FaceMesh graph)."""
+
+    def __init__(self, size: int = 224, static_image_mode: bool = False) -> None:
+        if size < 32:
+            raise UserError(f"face size must be at least 32 px, got {size}")
+        self.size = size
+        self.landmarker = FaceLandmarker(static_image_mode=static_image_mode)
+
+    def align(self, bgr: np.ndarray) -> AlignedFace | None:
+        """Aligned face of this frame, or None when no face is found (never guessed)."""
+        landmarks = self.landmarker.detect(bgr)
+        if landmarks is None:
+            return None
+        return align_face(bgr, landmarks, self.size)
+
+    def close(self) -> None:
+        self.landmarker.close()
+
+    def __enter__(self) -> FaceAligner:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
