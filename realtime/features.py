@@ -1,0 +1,232 @@
+"""Per-pair feature chain: dense flow -> HS image -> head-motion removal -> eye mask ->
+ROI -> normalised (3,112,112) network input (LGNMNet pre-processing steps 2-7).
+
+Per-frame products (the grey face at flow size, its landmarks and the landmark-derived
+boxes) are computed once per frame as a `FlowFrame` and reused by every pair that uses the
+frame; only the flow and what follows it are per pair. `FaceGeometry` holds the boxes and
+polygons as plain integers so a GPU implementation can mirror the chain exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from realtime import face as fl
+from realtime.errors import UserError
+from realtime.types import AlignedFace, FlowSettings
+
+ROI_SIZE = 112  # network input side
+FLOW_ALGORITHMS = ("farneback", "dis", "tvl1")
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (end-exclusive), inside the image
+
+
+@dataclass(frozen=True, slots=True)
+class FaceGeometry:
+    """Landmark-derived regions of one frame at flow size (pixels, end-exclusive boxes)."""
+
+    size: int  # side of the square image the geometry refers to
+    nose_box: Box  # head-motion reference around the nose tip
+    left_eye: np.ndarray  # (16,2) int32 eye contour grown outward (image-left eye)
+    right_eye: np.ndarray  # (16,2) int32
+    brow_box: Box  # both brows down to the lower eyelids -> ROI top half
+    mouth_box: Box  # outer lips -> ROI bottom half
+
+
+@dataclass(frozen=True, slots=True)
+class FlowFrame:
+    """Per-frame products at flow size, computed once per frame (`flow_frame`)."""
+
+    grey: np.ndarray  # (F,F) uint8, F = settings.face_size
+    landmarks: np.ndarray  # (468,2) float32 in flow-image pixels
+    geometry: FaceGeometry
+
+
+# ---------------------------------------------------------------- geometry
+
+def clip_box(x0: float, y0: float, x1: float, y1: float, size: int) -> Box:
+    """Round a float box outward and clip it to a size x size image (at least 1 px)."""
+    bx0 = int(np.clip(np.floor(x0), 0, size - 1))
+    by0 = int(np.clip(np.floor(y0), 0, size - 1))
+    bx1 = int(np.clip(np.ceil(x1), bx0 + 1, size))
+    by1 = int(np.clip(np.ceil(y1), by0 + 1, size))
+    return bx0, by0, bx1, by1
+
+
+def grow_polygon(points: np.ndarray, grow_px: float) -> np.ndarray:
+    """Move each vertex grow_px away from the centroid (eye contours are near-convex)."""
+    centre = points.mean(axis=0)
+    offset = points - centre
+    norm = np.maximum(np.linalg.norm(offset, axis=1, keepdims=True), 1e-6)
+    return points + offset / norm * grow_px
+
+
+def face_geometry(
+    landmarks: np.ndarray,
+    size: int,
+    grow_px: float | None = None,
+    nose_half: float | None = None,
+    margin: float | None = None,
+) -> FaceGeometry:
+    """Regions of one frame from its landmarks in a size x size image.
+
+    Defaults scale with the image: eyes grown by size/50 px (2.2 px at 112), a nose box of
+    half-side size/20 (11x11 at 112) centred on the mean of NOSE_TIP[:2] (tip and pad),
+    ROI margins of size/40 around brows+lids and size/20 around the lips (lips move more).
+    """
+    lm = np.asarray(landmarks, dtype=np.float64)
+    if lm.shape != (fl.N_LANDMARKS, 2):
+        raise ValueError(f"landmarks must be (468,2), got {lm.shape}")
+    grow = size / 50.0 if grow_px is None else grow_px
+    half = size / 20.0 if nose_half is None else nose_half
+    m = size / 40.0 if margin is None else margin
+    nose = lm[fl.NOSE_TIP[:2]].mean(axis=0)
+    brows_lids = lm[np.concatenate([fl.LEFT_BROW, fl.RIGHT_BROW, fl.LEFT_LOWER_LID, fl.RIGHT_LOWER_LID])]
+    lips = lm[fl.MOUTH]
+    m_mouth = size / 20.0 if margin is None else margin * 2.0
+    return FaceGeometry(
+        size=size,
+        nose_box=clip_box(nose[0] - half, nose[1] - half, nose[0] + half + 1, nose[1] + half + 1, size),
+        left_eye=np.round(grow_polygon(lm[fl.LEFT_EYE], grow)).astype(np.int32),
+        right_eye=np.round(grow_polygon(lm[fl.RIGHT_EYE], grow)).astype(np.int32),
+        brow_box=clip_box(*(brows_lids.min(axis=0) - m), *(brows_lids.max(axis=0) + m), size),
+        mouth_box=clip_box(*(lips.min(axis=0) - m_mouth), *(lips.max(axis=0) + m_mouth), size),
+    )
+
+
+# ---------------------------------------------------------------- per frame
+
+def resize_landmarks(landmarks: np.ndarray, src: int, dst: int) -> np.ndarray:
+    """Landmarks of a src-px crop in a dst-px resize of it (pixel-centre convention)."""
+    f = dst / src
+    return ((np.asarray(landmarks, dtype=np.float32) + 0.5) * f - 0.5).astype(np.float32)
+
+
+def flow_image(face: AlignedFace, settings: FlowSettings) -> np.ndarray:
+    """The grey face at settings.face_size; the crop itself (same object) when it already is."""
+    size = settings.face_size
+    if face.grey.shape == (size, size):
+        return face.grey
+    shrink = face.grey.shape[0] > size
+    return cv2.resize(face.grey, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
+def flow_frame(face: AlignedFace, settings: FlowSettings) -> FlowFrame:
+    """All per-frame products at flow size: compute once per frame, reuse for every pair."""
+    grey = flow_image(face, settings)
+    landmarks = resize_landmarks(face.landmarks, face.grey.shape[0], settings.face_size)
+    return FlowFrame(grey=grey, landmarks=landmarks, geometry=face_geometry(landmarks, settings.face_size))
+
+
+def prepare_face(frame: np.ndarray, landmarks: np.ndarray, size: int) -> AlignedFace | None:
+    """Align a frame (grey or BGR) with its 468 frame-pixel landmarks (see realtime.face)."""
+    return fl.align_face(frame, landmarks, size)
+
+
+# ---------------------------------------------------------------- per pair
+
+def compute_flow(grey_a: np.ndarray, grey_b: np.ndarray, settings: FlowSettings) -> np.ndarray:
+    """Dense flow a -> b, (S,S,2) float32 (dx, dy) in pixels of the flow-size image.
+
+    Inputs not at settings.face_size are resized here (convenience; the streaming path
+    passes `flow_image` results so each frame is resized once).
+    """
+    size = settings.face_size
+    a, b = (g if g.shape == (size, size) else cv2.resize(g, (size, size)) for g in (grey_a, grey_b))
+    if a.dtype != np.uint8 or b.dtype != np.uint8:
+        raise ValueError("flow inputs must be uint8 grey images")
+    algorithm = settings.algorithm
+    if algorithm == "farneback":
+        flags = cv2.OPTFLOW_FARNEBACK_GAUSSIAN if settings.gaussian_window else 0
+        flow = cv2.calcOpticalFlowFarneback(
+            a, b, None, settings.pyr_scale, settings.levels, settings.winsize,
+            settings.iterations, settings.poly_n, settings.poly_sigma, flags,
+        )
+    elif algorithm == "dis":
+        flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(a, b, None)
+    elif algorithm == "tvl1":
+        flow = cv2.optflow.DualTVL1OpticalFlow_create().calc(a, b, None)
+    else:
+        raise UserError(f"unknown flow algorithm {algorithm!r} (choose one of {', '.join(FLOW_ALGORITHMS)})")
+    return np.ascontiguousarray(flow, dtype=np.float32)
+
+
+def encode_hs(flow: np.ndarray, clip: float) -> np.ndarray:
+    """HS image of a flow field, (S,S,3) uint8 BGR.
+
+    Flow components are clipped to +-clip; hue = direction (degrees / 2, OpenCV's 0..179),
+    saturation 255, value = magnitude min-max normalised over this pair to 0..255
+    (all 0 when the magnitude is constant: nothing moves relative to anything).
+    """
+    f = np.clip(flow, -clip, clip)
+    magnitude, angle = cv2.cartToPolar(f[..., 0], f[..., 1], angleInDegrees=True)
+    hue = (angle * 0.5).astype(np.uint8) % 180  # angle < 360, guard the 360 rounding edge
+    lo, hi = float(magnitude.min()), float(magnitude.max())
+    if hi - lo > 1e-6:
+        value = cv2.convertScaleAbs(magnitude, alpha=255.0 / (hi - lo), beta=-lo * 255.0 / (hi - lo))
+    else:
+        value = np.zeros_like(hue)
+    hsv = cv2.merge([hue, np.full_like(hue, 255), value])
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
+
+
+def remove_head_motion(img: np.ndarray, geometry: FaceGeometry) -> np.ndarray:
+    """Subtract the head motion seen at the nose tip from the HS image (authors' rule).
+
+    out[..., c] = img[..., c] - mean(img[nose_box, c]) for each channel c, computed in
+    float32; channels 0 and 1 (B, G) then take the absolute value; all channels are then
+    rounded and clipped to 0..255 (so channel 2 keeps only increases over the nose).
+    """
+    x0, y0, x1, y1 = geometry.nose_box
+    signed = img.astype(np.float32)
+    signed -= signed[y0:y1, x0:x1].reshape(-1, 3).mean(axis=0)
+    np.abs(signed[..., :2], out=signed[..., :2])
+    return np.clip(np.rint(signed), 0, 255).astype(np.uint8)
+
+
+def mask_eyes(img: np.ndarray, geometry: FaceGeometry) -> np.ndarray:
+    """Copy of img with both (grown) eye polygons filled with 0: blinks are not expressions."""
+    out = img.copy()
+    cv2.fillPoly(out, [geometry.left_eye, geometry.right_eye], (0, 0, 0))
+    return out
+
+
+def select_roi(img: np.ndarray, geometry: FaceGeometry, out: int = ROI_SIZE) -> np.ndarray:
+    """(out,out,3) uint8: brow box resized into the top half, mouth box into the bottom."""
+    if out < 2 or out % 2:
+        raise ValueError(f"ROI size must be even and positive, got {out}")
+    half = out // 2
+    parts = []
+    for x0, y0, x1, y1 in (geometry.brow_box, geometry.mouth_box):
+        region = img[y0:y1, x0:x1]
+        shrink = region.shape[0] > half or region.shape[1] > out
+        parts.append(cv2.resize(region, (out, half), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR))
+    return np.vstack(parts)
+
+
+def normalise(roi: np.ndarray) -> np.ndarray:
+    """(3,H,W) float32 network input: (pixel - 127.5) / 128, channels first."""
+    x = (roi.astype(np.float32) - 127.5) / 128.0
+    return np.ascontiguousarray(x.transpose(2, 0, 1))
+
+
+def encode_pair(flow: np.ndarray, landmarks: np.ndarray | FaceGeometry, settings: FlowSettings) -> np.ndarray:
+    """The whole chain after the flow: (3,112,112) float32. `landmarks` are frame a's at
+    flow size, or its precomputed FaceGeometry."""
+    geometry = landmarks if isinstance(landmarks, FaceGeometry) else face_geometry(landmarks, flow.shape[0])
+    hs = encode_hs(flow, settings.clip)
+    return normalise(select_roi(mask_eyes(remove_head_motion(hs, geometry), geometry), geometry))
+
+
+def pair_input_frames(a: FlowFrame, b: FlowFrame, settings: FlowSettings) -> np.ndarray:
+    """Network input for a pair of cached per-frame products (the streaming path)."""
+    return encode_pair(compute_flow(a.grey, b.grey, settings), a.geometry, settings)
+
+
+def pair_input(a: AlignedFace, b: AlignedFace, settings: FlowSettings) -> np.ndarray:
+    """Network input (3,112,112) float32 for frames a (i) and b (i+K); recomputes the
+    per-frame products, use `flow_frame` + `pair_input_frames` to reuse them."""
+    return pair_input_frames(flow_frame(a, settings), flow_frame(b, settings), settings)
