@@ -1,0 +1,75 @@
+"""LGNMNet weights -> ONNX graph computing P(expression), for ONNX Runtime and TensorRT.
+
+Graph: input "roi" (N,3,112,112) float32 with a dynamic batch, output "p_expression" (N,).
+The weights' metadata (and the sha256 of the weights file) is copied into the model's
+metadata_props so that an ONNX file alone says what it scores and with which features.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from pathlib import Path
+
+import onnx
+import torch
+
+from engines.lgnmnet import ExpressionProbability
+from engines.weights import file_sha256, load_weights
+from realtime.errors import UserError, cli_entry
+
+INPUT_NAME = "roi"
+OUTPUT_NAME = "p_expression"
+OPSET = 17
+
+
+def export_onnx(weights: str | Path, out: str | Path, opset: int = OPSET) -> Path:
+    """Export `weights` to an ONNX file at `out` (checked with onnx.checker)."""
+    weights, out = Path(weights), Path(out)
+    if opset < 17:
+        raise UserError(f"--opset: must be >= 17 (the opsets TensorRT 10 parses and this project tests), got {opset}")
+    net, meta = load_weights(weights)
+    model = ExpressionProbability(net).eval()
+    dummy = torch.zeros(1, 3, meta.roi_size, meta.roi_size)
+    buf = io.BytesIO()
+    # The TorchScript exporter (dynamo=False): it needs no onnxscript and gives a plain,
+    # TensorRT-friendly graph for this all-convolutional network.
+    torch.onnx.export(
+        model, (dummy,), buf, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+        opset_version=opset, do_constant_folding=True, dynamo=False,
+    )
+    proto = onnx.load_from_string(buf.getvalue())
+    props = {
+        "lgnm": json.dumps(meta.to_dict(), sort_keys=True),
+        "weights_sha256": file_sha256(weights),
+        "weights_file": weights.name,
+    }
+    onnx.helper.set_model_props(proto, props)
+    proto.doc_string = f"LGNMNet {meta.type} P(expression), K={meta.k} at {meta.fps} fps"
+    onnx.checker.check_model(proto, full_check=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save(proto, str(out))
+    return out
+
+
+def onnx_metadata(path: str | Path) -> dict[str, str]:
+    """metadata_props of an ONNX file as a dict."""
+    proto = onnx.load(str(path), load_external_data=False)
+    return {p.key: p.value for p in proto.metadata_props}
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="Export LGNMNet weights to ONNX")
+    ap.add_argument("--weights", required=True)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--opset", type=int, default=OPSET)
+    args = ap.parse_args(argv)
+    print(export_onnx(args.weights, args.out, args.opset))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
