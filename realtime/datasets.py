@@ -1,0 +1,347 @@
+"""CAS(ME)^2 and SAMM-LV readers for the real layouts and annotation workbooks.
+
+Layouts (LGNMNet.md, "Data and labels"):
+- CAS(ME)^2, 30 fps: `rawpic/s15/15_0101disgustingteeth/img1.jpg ... imgN.jpg`, video id
+  `s15_0101` (subject folder + 4-digit video code).
+- SAMM-LV, 200 fps: `SAMM_longvideos/006_1/006_1_0001.jpg ...`, video id `006_1`.
+Ids match `megc2020/*_truth.csv` and `*_videos.txt`.
+
+Annotation rules, applied to both workbooks:
+- frame numbers are rounded to the nearest integer (SAMM has decimal frame numbers);
+- 0 means missing (SAMM also writes -1 for a few apexes): a missing onset becomes the apex, the end is max(apex, offset) (the
+  authors' rule, which also covers a missing offset), a missing apex becomes the
+  midpoint of onset and end.
+
+Loading enumerates the frame folders on disk, so videos without annotated expressions
+are kept (with empty truth). Annotated videos whose frame folder is absent are skipped;
+each skip is logged as a warning on this module's logger and listed in the result of
+`missing_videos`.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import math
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+
+from realtime.errors import UserError
+from realtime.types import ExprType, Interval
+
+log = logging.getLogger(__name__)
+
+CAS_FPS = 30.0
+SAMM_FPS = 200.0
+CAS_FRAME = re.compile(r"^img(\d+)\.jpg$", re.IGNORECASE)
+SAMM_FRAME = re.compile(r"^.*_(\d+)\.jpg$", re.IGNORECASE)
+CAS_VIDEO_DIR = re.compile(r"^(\d+)_(\d{4})(?!\d)")  # `15_0101disgustingteeth`
+SAMM_VIDEO_DIR = re.compile(r"^(\d+)_(\d+)$")  # `006_1`
+SAMM_COLUMNS = ("Subject", "Filename", "Onset", "Apex", "Offset", "Type")
+SAMM_HEADER_SEARCH_ROWS = 20  # the header row is looked for among the first rows
+# The authors map `disgust1` to 0101 by hand because their reader lost that first row;
+# kept as a default so that a workbook without it still resolves.
+CAS_CODE_FALLBACK = {"disgust1": "0101"}
+TRUTH_FIELDS = ("video", "type", "onset", "apex", "offset")
+
+
+@dataclass
+class VideoRecord:
+    """One long video: ordered frame files (frame n is frames[n - 1]) and its truth."""
+
+    id: str
+    subject: str
+    fps: float
+    frames: list[Path]
+    truth: list[Interval]
+
+
+# ---------------------------------------------------------------- cell helpers
+
+
+def _frame_number(value: Any, where: str) -> int:
+    """A workbook frame number as an int (nearest; 0 = missing, as are empty and < 0)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return 0
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: frame number {value!r} is not a number") from None
+    if not math.isfinite(number):
+        raise UserError(f"{where}: frame number {value!r} is not a frame number")
+    # SAMM marks a few missing apexes with -1 instead of 0.
+    return max(0, int(math.floor(number + 0.5)))
+
+
+def _make_interval(video: str, kind: ExprType, onset: int, apex: int, offset: int, where: str) -> Interval:
+    """Apply the missing-value rules (module docstring) and build the Interval."""
+    end = max(apex, offset)
+    start = onset if onset > 0 else apex
+    if start <= 0 or end <= 0:
+        raise UserError(f"{where}: onset, apex and offset are all missing")
+    if end < start:
+        raise UserError(f"{where}: end frame {end} is before onset {start}")
+    peak = apex if apex > 0 else (start + end) // 2
+    return Interval(video=video, type=kind, onset=start, offset=end, apex=peak)
+
+
+def _load_workbook(path: Path) -> openpyxl.Workbook:
+    if not Path(path).is_file():
+        raise UserError(f"{path}: annotation workbook not found")
+    try:
+        return openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises several types for a non-workbook
+        raise UserError(f"{path}: not a readable .xlsx workbook ({exc})") from None
+
+
+def _sheet(wb: openpyxl.Workbook, name: str, path: Path) -> Any:
+    if name not in wb.sheetnames:
+        raise UserError(f"{path}: sheet {name!r} is missing")
+    return wb[name]
+
+
+def _is_blank(row: tuple) -> bool:
+    return all(c is None or (isinstance(c, str) and not c.strip()) for c in row)
+
+
+# ---------------------------------------------------------------- CAS(ME)^2
+
+
+def _cas_folders(wb: openpyxl.Workbook, path: Path) -> dict[int, str]:
+    """Sheet "naming rule1": (folder number, folder `s15`, subject number) -> {1: "s15"}."""
+    folders: dict[int, str] = {}
+    for r, row in enumerate(_sheet(wb, "naming rule1", path).iter_rows(min_row=2, values_only=True), 2):
+        if _is_blank(row):
+            continue
+        if len(row) < 3 or row[1] is None or row[2] is None:
+            raise UserError(f"{path}: sheet 'naming rule1' row {r}: need folder and subject number")
+        folders[_frame_number(row[2], f"{path}: sheet 'naming rule1' row {r}")] = str(row[1]).strip()
+    return folders
+
+
+def _cas_code(value: Any) -> str | None:
+    """A video code cell as 4 digits; the code may be stored as a number (`101`)."""
+    text = str(value).strip()
+    if isinstance(value, float) and value.is_integer():
+        text = str(int(value))
+    return text.zfill(4) if text.isdigit() and len(text) <= 4 else None
+
+
+def _cas_codes(wb: openpyxl.Workbook, path: Path) -> dict[str, str]:
+    """Sheet "naming rule2": (code, expression name) -> {"disgust1": "0101"}.
+
+    Every row with a numeric code counts, header or not, so neither the anonymised
+    header nor a first data row mistaken for a header loses a video."""
+    codes = dict(CAS_CODE_FALLBACK)
+    for row in _sheet(wb, "naming rule2", path).iter_rows(values_only=True):
+        if len(row) >= 2 and row[0] is not None and row[1] is not None:
+            code = _cas_code(row[0])
+            if code is not None:
+                codes[str(row[1]).strip()] = code
+    return codes
+
+
+def _cas_main_sheet(wb: openpyxl.Workbook, path: Path) -> Any:
+    """The event sheet: the first one that is not a naming rule."""
+    for name in wb.sheetnames:
+        if not name.lower().startswith("naming rule"):
+            return wb[name]
+    raise UserError(f"{path}: no annotation sheet besides the naming rules")
+
+
+def _cas_type(value: Any, where: str) -> ExprType:
+    text = str(value).strip().lower()
+    if text.startswith("macro"):
+        return "MaE"
+    if text.startswith("micro"):
+        return "ME"
+    raise UserError(f"{where}: type {value!r} is neither Macro nor Micro")
+
+
+def _cas_rows(path: Path) -> Iterator[Interval]:
+    """Every annotated event of CAS.xlsx (row 1 is the anonymised header)."""
+    wb = _load_workbook(path)
+    try:
+        folders = _cas_folders(wb, path)
+        codes = _cas_codes(wb, path)
+        sheet = _cas_main_sheet(wb, path)
+        for r, row in enumerate(sheet.iter_rows(min_row=2, values_only=True), start=2):
+            if _is_blank(row):
+                continue
+            where = f"{path}: sheet {sheet.title!r} row {r}"
+            if len(row) < 8:
+                raise UserError(f"{where}: need 8 columns (subject .. type), found {len(row)}")
+            subject = _frame_number(row[0], where)
+            if subject not in folders:
+                raise UserError(f"{where}: subject {row[0]!r} not in sheet 'naming rule1'")
+            name = str(row[1]).strip().rsplit("_", 1)[0]
+            if name not in codes:
+                raise UserError(f"{where}: expression {row[1]!r} not in sheet 'naming rule2'")
+            onset, apex, offset = (_frame_number(v, where) for v in row[2:5])
+            video = f"{folders[subject]}_{codes[name]}"
+            yield _make_interval(video, _cas_type(row[7], where), onset, apex, offset, where)
+    finally:
+        wb.close()
+
+
+def _group(intervals: Iterable[Interval]) -> dict[str, list[Interval]]:
+    grouped: dict[str, list[Interval]] = {}
+    for iv in intervals:
+        grouped.setdefault(iv.video, []).append(iv)
+    return grouped
+
+
+def read_cas_annotations(xlsx: Path) -> dict[str, list[Interval]]:
+    """CAS(ME)^2 workbook -> {video id `s15_0101`: intervals in workbook order}."""
+    return _group(_cas_rows(Path(xlsx)))
+
+
+# ---------------------------------------------------------------- SAMM-LV
+
+
+def _samm_header(sheet: Any, path: Path) -> tuple[int, dict[str, int]]:
+    """Find the header row (the one naming `Filename`) and the required columns."""
+    rows = sheet.iter_rows(max_row=SAMM_HEADER_SEARCH_ROWS, values_only=True)
+    for r, row in enumerate(rows, start=1):
+        names = [str(c).strip().lower() if c is not None else "" for c in row]
+        if "filename" in names:
+            missing = [c for c in SAMM_COLUMNS if c.lower() not in names]
+            if missing:
+                raise UserError(f"{path}: sheet {sheet.title!r} lacks column(s) {', '.join(missing)}")
+            return r, {c: names.index(c.lower()) for c in SAMM_COLUMNS}
+    raise UserError(f"{path}: no header row with a 'Filename' column in sheet {sheet.title!r}")
+
+
+def _samm_type(value: Any, where: str) -> ExprType:
+    text = str(value).strip().lower()
+    if text.startswith("macro"):
+        return "MaE"
+    if text.startswith("micro"):
+        return "ME"
+    raise UserError(f"{where}: Type {value!r} is neither Macro nor Micro")
+
+
+def _samm_video(filename: Any, where: str) -> str:
+    """`006_1_3` (video 006_1, event 3) -> `006_1`."""
+    parts = str(filename).strip().split("_")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise UserError(f"{where}: Filename {filename!r} is not subject_video_event")
+    return f"{parts[0]}_{parts[1]}"
+
+
+def _samm_rows(path: Path) -> Iterator[Interval]:
+    wb = _load_workbook(path)
+    try:
+        sheet = wb[wb.sheetnames[0]]
+        header_row, col = _samm_header(sheet, path)
+        for r, row in enumerate(sheet.iter_rows(min_row=header_row + 1, values_only=True), header_row + 1):
+            if _is_blank(row):
+                continue
+            where = f"{path}: sheet {sheet.title!r} row {r}"
+            video = _samm_video(row[col["Filename"]], where)
+            onset, apex, offset = (_frame_number(row[col[c]], where) for c in ("Onset", "Apex", "Offset"))
+            yield _make_interval(video, _samm_type(row[col["Type"]], where), onset, apex, offset, where)
+    finally:
+        wb.close()
+
+
+def read_samm_annotations(xlsx: Path) -> dict[str, list[Interval]]:
+    """SAMM-LV workbook -> {video id `006_1`: intervals in workbook order}."""
+    return _group(_samm_rows(Path(xlsx)))
+
+
+# ---------------------------------------------------------------- frame folders
+
+
+def _numbered_frames(folder: Path, pattern: re.Pattern[str]) -> list[Path]:
+    """Frame files of a video ordered by their number, which must run 1..N."""
+    numbered = []
+    for path in folder.iterdir():
+        match = pattern.match(path.name)
+        if match and path.is_file():
+            numbered.append((int(match.group(1)), path))
+    if not numbered:
+        raise UserError(f"{folder}: video folder has no frames")
+    numbered.sort()
+    numbers = [n for n, _ in numbered]
+    if numbers != list(range(1, len(numbers) + 1)):
+        gap = next(i for i, n in enumerate(numbers, start=1) if n != i)
+        raise UserError(f"{folder}: frames are not numbered 1..{len(numbers)} (frame {gap} missing)")
+    return [p for _, p in numbered]
+
+
+def _frames_root(root: Path, child: str) -> Path:
+    """Accept either the frame root itself or the dataset folder that holds it."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"{root}: dataset folder not found")
+    return root / child if (root / child).is_dir() else root
+
+
+def _cas_video_dirs(root: Path) -> dict[str, Path]:
+    """{`s15_0101`: rawpic/s15/15_0101...} for every video folder on disk."""
+    found: dict[str, Path] = {}
+    for subject in sorted(p for p in root.iterdir() if p.is_dir()):
+        for folder in sorted(p for p in subject.iterdir() if p.is_dir()):
+            match = CAS_VIDEO_DIR.match(folder.name)
+            if not match:
+                log.warning("%s: not a CAS(ME)^2 video folder name, ignored", folder)
+                continue
+            video = f"{subject.name}_{match.group(2)}"
+            if video in found:
+                raise UserError(f"{folder}: second folder for video {video} (first {found[video]})")
+            found[video] = folder
+    return found
+
+
+def _samm_video_dirs(root: Path) -> dict[str, Path]:
+    return {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and SAMM_VIDEO_DIR.match(p.name)}
+
+
+def _records(
+    dirs: dict[str, Path], truth: dict[str, list[Interval]], pattern: re.Pattern[str], fps: float
+) -> list[VideoRecord]:
+    for video in sorted(set(truth) - set(dirs)):
+        log.warning("annotated video %s has no frame folder; skipped", video)
+    return [
+        VideoRecord(id=video, subject=video.rsplit("_", 1)[0], fps=fps,
+                    frames=_numbered_frames(folder, pattern), truth=truth.get(video, []))
+        for video, folder in sorted(dirs.items())
+    ]  # fmt: skip
+
+
+def load_cas(root: Path, annotations: Path) -> list[VideoRecord]:
+    """All CAS(ME)^2 videos under `root` (`rawpic` or the folder holding it), sorted by id."""
+    truth = read_cas_annotations(annotations)
+    frames_root = _frames_root(root, "rawpic")
+    return _records(_cas_video_dirs(frames_root), truth, CAS_FRAME, CAS_FPS)
+
+
+def load_samm(root: Path, annotations: Path) -> list[VideoRecord]:
+    """All SAMM-LV videos under `root` (`SAMM_longvideos` or the folder holding it)."""
+    truth = read_samm_annotations(annotations)
+    frames_root = _frames_root(root, "SAMM_longvideos")
+    return _records(_samm_video_dirs(frames_root), truth, SAMM_FRAME, SAMM_FPS)
+
+
+def missing_videos(records: Iterable[VideoRecord], truth: dict[str, list[Interval]]) -> list[str]:
+    """Annotated video ids that `load_*` skipped because their frame folder is absent."""
+    return sorted(set(truth) - {r.id for r in records})
+
+
+# ---------------------------------------------------------------- export
+
+
+def export_truth_csv(records: Iterable[VideoRecord], path: Path) -> None:
+    """Write `video,type,onset,apex,offset` like megc2020/*_truth.csv."""
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(TRUTH_FIELDS)
+        for record in records:
+            for iv in record.truth:
+                writer.writerow([iv.video, iv.type, iv.onset, iv.apex, iv.offset])
