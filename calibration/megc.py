@@ -1,0 +1,141 @@
+"""MEGC spotting evaluation (the MEGC2020/2021 protocol, as in LGNMNet.md).
+
+Rule, checked against the MEGC2020 baseline figures (exact on CAS(ME)^2 and SAMM-LV):
+a prediction matches a truth interval of the same video and type when their IoU >= 0.5,
+frames inclusive (|A∩B| / |A∪B| counted in frames). TP = truth intervals matched by at
+least one prediction; one prediction MAY count for several truth intervals (on CAS MaE
+104 predictions match 109 truths; a one-to-one matching would not give the published
+109). FP = predictions - TP, FN = truth - TP, F1 = 2TP / (2TP + FP + FN) (0 when the
+denominator is 0). Per type, and overall with counts summed over types and videos.
+Precision = TP / (TP + FP) and recall = TP / (TP + FN), clamped at 0 when empty.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+from rich.table import Table
+
+from realtime.types import EXPR_TYPES, ExprType, Interval
+
+IOU_MATCH = 0.5
+
+
+def frame_iou(a: Interval, b: Interval) -> float:
+    """IoU of two inclusive frame intervals, counted in frames."""
+    inter = min(a.offset, b.offset) - max(a.onset, b.onset) + 1
+    if inter <= 0:
+        return 0.0
+    return inter / (a.length + b.length - inter)
+
+
+def count_matched_truth(truth: list[Interval], pred: list[Interval], iou: float = IOU_MATCH) -> int:
+    """Number of truth intervals that some prediction overlaps with IoU >= `iou`
+    (all intervals of one video and type)."""
+    if not truth or not pred:
+        return 0
+    t_on = np.array([t.onset for t in truth], dtype=np.int64)[:, None]
+    t_off = np.array([t.offset for t in truth], dtype=np.int64)[:, None]
+    p_on = np.array([p.onset for p in pred], dtype=np.int64)[None, :]
+    p_off = np.array([p.offset for p in pred], dtype=np.int64)[None, :]
+    inter = np.clip(np.minimum(t_off, p_off) - np.maximum(t_on, p_on) + 1, 0, None)
+    union = (t_off - t_on + 1) + (p_off - p_on + 1) - inter
+    return int(np.count_nonzero((inter / union >= iou).any(axis=1)))
+
+
+@dataclass(frozen=True)
+class TypeScore:
+    """Counts and rates for one expression type (or overall)."""
+
+    tp: int
+    n_pred: int
+    n_truth: int
+
+    @property
+    def fp(self) -> int:
+        return self.n_pred - self.tp
+
+    @property
+    def fn(self) -> int:
+        return self.n_truth - self.tp
+
+    @property
+    def precision(self) -> float:
+        denom = self.tp + self.fp
+        return self.tp / denom if denom > 0 else 0.0
+
+    @property
+    def recall(self) -> float:
+        denom = self.tp + self.fn
+        return self.tp / denom if denom > 0 else 0.0
+
+    @property
+    def f1(self) -> float:
+        denom = 2 * self.tp + self.fp + self.fn
+        return 2 * self.tp / denom if denom > 0 else 0.0
+
+    def to_json(self) -> dict:
+        return {
+            "tp": self.tp, "fp": self.fp, "fn": self.fn,
+            "n_pred": self.n_pred, "n_truth": self.n_truth,
+            "precision": self.precision, "recall": self.recall, "f1": self.f1,
+        }
+
+    def __add__(self, other: TypeScore) -> TypeScore:
+        return TypeScore(self.tp + other.tp, self.n_pred + other.n_pred, self.n_truth + other.n_truth)
+
+
+@dataclass(frozen=True)
+class MegcResult:
+    """Per-type scores (`"MaE"`, `"ME"`) and their sum."""
+
+    per_type: dict[str, TypeScore]
+
+    @property
+    def overall(self) -> TypeScore:
+        total = TypeScore(0, 0, 0)
+        for score in self.per_type.values():
+            total = total + score
+        return total
+
+    def to_json(self) -> dict:
+        out = {t: self.per_type[t].to_json() for t in ("MaE", "ME")}
+        out["overall"] = self.overall.to_json()
+        return out
+
+
+def _group(intervals: Iterable[Interval]) -> dict[tuple[str, str], list[Interval]]:
+    groups: dict[tuple[str, str], list[Interval]] = defaultdict(list)
+    for iv in intervals:
+        groups[(iv.video, iv.type)].append(iv)
+    return groups
+
+
+def score_type(truth: list[Interval], pred: list[Interval], type: ExprType) -> TypeScore:
+    """MEGC counts of one type over all videos (union of the videos of both lists)."""
+    t_groups = _group(iv for iv in truth if iv.type == type)
+    p_groups = _group(iv for iv in pred if iv.type == type)
+    tp = sum(count_matched_truth(t_groups[key], p_groups.get(key, [])) for key in t_groups)
+    n_pred = sum(len(v) for v in p_groups.values())
+    n_truth = sum(len(v) for v in t_groups.values())
+    return TypeScore(tp=tp, n_pred=n_pred, n_truth=n_truth)
+
+
+def evaluate(truth: list[Interval], pred: list[Interval]) -> MegcResult:
+    """MEGC evaluation of predictions against truth, per type and overall."""
+    return MegcResult({t: score_type(truth, pred, t) for t in sorted(EXPR_TYPES, reverse=True)})
+
+
+def render_table(result: MegcResult, title: str = "MEGC spotting") -> Table:
+    """A rich table: one row per type and one for overall."""
+    table = Table(title=title)
+    for col in ("type", "TP", "FP", "FN", "pred", "truth", "precision", "recall", "F1"):
+        table.add_column(col, justify="left" if col == "type" else "right")
+    rows = [(t, result.per_type[t]) for t in ("MaE", "ME")] + [("overall", result.overall)]
+    for name, s in rows:
+        table.add_row(name, str(s.tp), str(s.fp), str(s.fn), str(s.n_pred), str(s.n_truth),
+                      f"{s.precision:.4f}", f"{s.recall:.4f}", f"{s.f1:.4f}")
+    return table

@@ -1,0 +1,161 @@
+"""Interval CSV files: `video,type,onset,offset[,score]`; ground truth adds `apex`.
+
+Column order follows the MEGC2020 reference files: predictions are
+`video,type,onset,offset,score`, truth is `video,type,onset,apex,offset`. Readers look
+columns up by name, so any order is accepted. Frames are 1-based and inclusive.
+
+Every reading mistake raises `UserError("<file>:<line>: <what is wrong>")` (line 1 is
+the header). In truth rows an onset of 0 means "not annotated" (SAMM) and is replaced by
+the apex, as the datasets' own convention says. Frame numbers must be integers; a value such as `12.0` (integral, as
+spreadsheet exports write it) is accepted, `12.5` is not.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO
+
+from realtime.errors import UserError
+from realtime.types import EXPR_TYPES, Interval
+
+REQUIRED_COLUMNS = ("video", "type", "onset", "offset")
+PRED_COLUMNS = ("video", "type", "onset", "offset", "score")
+TRUTH_COLUMNS = ("video", "type", "onset", "apex", "offset")
+
+
+def _parse_frame(text: str, where: str, column: str) -> int:
+    """Parse a 1-based frame number; integral floats are tolerated (spreadsheet exports)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"{where}: {column} {text!r} is not an integer frame") from None
+    if not math.isfinite(value) or value != int(value):
+        raise UserError(f"{where}: {column} {text!r} is not an integer frame")
+    return int(value)
+
+
+def _parse_score(text: str, where: str) -> float | None:
+    if text.strip() == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"{where}: score {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise UserError(f"{where}: score {text!r} is not finite")
+    return value
+
+
+def _parse_row(row: dict[str, str], where: str) -> Interval:
+    """Validate one CSV row into an Interval (raises UserError naming file and line)."""
+    video = (row.get("video") or "").strip()
+    if not video:
+        raise UserError(f"{where}: empty video name")
+    kind = (row.get("type") or "").strip()
+    if kind not in EXPR_TYPES:
+        raise UserError(f"{where}: type {kind!r} must be ME or MaE")
+    onset = _parse_frame((row.get("onset") or "").strip(), where, "onset")
+    offset = _parse_frame((row.get("offset") or "").strip(), where, "offset")
+    apex_text = (row.get("apex") or "").strip()
+    apex = _parse_frame(apex_text, where, "apex") if apex_text else None
+    if onset == 0 and apex is not None and apex >= 1:
+        # Truth convention of both datasets (SAMM_truth.csv has 10 such rows): onset 0 =
+        # not annotated, use the apex. The MEGC2020 figures are the same either way.
+        onset = apex
+    if onset < 1:
+        raise UserError(f"{where}: onset {onset} < 1 (frames are 1-based)")
+    if offset < onset:
+        raise UserError(f"{where}: offset {offset} < onset {onset}")
+    score = _parse_score(row.get("score") or "", where)
+    return Interval(video=video, type=kind, onset=onset, offset=offset, score=score, apex=apex)  # type: ignore[arg-type]
+
+
+def read_intervals(path: str | Path) -> list[Interval]:
+    """Read a prediction or truth CSV; `score` and `apex` are read when present."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    with path.open(newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        header = [h.strip() for h in (reader.fieldnames or [])]
+        missing = [c for c in REQUIRED_COLUMNS if c not in header]
+        if missing:
+            raise UserError(f"{path}:1: missing column(s) {', '.join(missing)}")
+        reader.fieldnames = header
+        out: list[Interval] = []
+        for row in reader:
+            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+                continue  # blank line
+            out.append(_parse_row(row, f"{path}:{reader.line_num}"))
+    return out
+
+
+def _row(interval: Interval, columns: tuple[str, ...]) -> list[str]:
+    values = {
+        "video": interval.video,
+        "type": interval.type,
+        "onset": str(interval.onset),
+        "offset": str(interval.offset),
+        "apex": "" if interval.apex is None else str(interval.apex),
+        "score": "" if interval.score is None else repr(float(interval.score)),
+    }
+    return [values[c] for c in columns]
+
+
+def write_intervals(path: str | Path, intervals: Iterable[Interval], truth: bool = False) -> None:
+    """Write a whole CSV atomically (temp file + rename): readers never see half a file.
+
+    `truth=True` writes `video,type,onset,apex,offset` (the MEGC truth layout).
+    """
+    path = Path(path)
+    columns = TRUTH_COLUMNS if truth else PRED_COLUMNS
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh, lineterminator="\n")
+            writer.writerow(columns)
+            for interval in intervals:
+                writer.writerow(_row(interval, columns))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class IntervalCsvWriter:
+    """Appending prediction writer for streaming: the header is written at once and each
+    row is flushed as it is written, so a crash or Ctrl-C leaves a valid CSV holding
+    every interval emitted so far."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh: IO[str] | None = self.path.open("w", newline="", encoding="utf-8")
+        self._writer = csv.writer(self._fh, lineterminator="\n")
+        self._writer.writerow(PRED_COLUMNS)
+        self._fh.flush()
+        self.count = 0
+
+    def write(self, interval: Interval) -> None:
+        if self._fh is None:
+            raise ValueError(f"{self.path}: writer is closed")
+        self._writer.writerow(_row(interval, PRED_COLUMNS))
+        self._fh.flush()
+        self.count += 1
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    def __enter__(self) -> IntervalCsvWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
