@@ -109,7 +109,7 @@ def test_onnxruntime_matches_torch_on_random_inputs(exported: tuple[LGNMNet, Pat
     x = np.random.default_rng(batch).normal(0, 0.6, (batch, 3, 112, 112)).astype(np.float32)
     with torch.no_grad():
         ref = net.predict_proba(torch.from_numpy(x)).numpy()
-    assert ref.std() > 1e-3, "test model must not give a constant score"
+    assert batch == 1 or ref.std() > 1e-3, "test model must not give a constant score"
     got = _ort(path, x)
     assert got.shape == (batch,) and got.dtype == np.float32
     np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
