@@ -20,7 +20,6 @@ each skip is logged as a warning on this module's logger and listed in the resul
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import re
@@ -32,6 +31,7 @@ from typing import Any
 import openpyxl
 
 from realtime.errors import UserError
+from realtime.intervals_csv import write_intervals
 from realtime.types import ExprType, Interval
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,6 @@ SAMM_HEADER_SEARCH_ROWS = 20  # the header row is looked for among the first row
 # The authors map `disgust1` to 0101 by hand because their reader lost that first row;
 # kept as a default so that a workbook without it still resolves.
 CAS_CODE_FALLBACK = {"disgust1": "0101"}
-TRUTH_FIELDS = ("video", "type", "onset", "apex", "offset")
 
 
 @dataclass
@@ -338,10 +337,6 @@ def missing_videos(records: Iterable[VideoRecord], truth: dict[str, list[Interva
 
 
 def export_truth_csv(records: Iterable[VideoRecord], path: Path) -> None:
-    """Write `video,type,onset,apex,offset` like megc2020/*_truth.csv."""
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(TRUTH_FIELDS)
-        for record in records:
-            for iv in record.truth:
-                writer.writerow([iv.video, iv.type, iv.onset, iv.apex, iv.offset])
+    """Write `video,type,onset,apex,offset` like megc2020/*_truth.csv (videos in the
+    order given, each video's intervals in workbook order)."""
+    write_intervals(path, [iv for record in records for iv in record.truth], truth=True)
