@@ -1,0 +1,129 @@
+"""lgnm-train building blocks on a tiny real set: real face photo, real FaceMesh alignment,
+real flow features, the real LGNMNet (MobileNetV2 from scratch) for a few steps."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from rich.console import Console
+
+from engines.weights import WeightsMeta, load_weights, save_weights
+from realtime import features as features_mod
+from realtime.face import FaceLandmarker
+from realtime.labels import irl_labels
+from realtime.types import FlowSettings, Interval
+from tools import features_cache
+from tools.train import Prepared, TrainConfig, TrainVideo, balanced_indices, score_inputs, train_model
+
+K = 3
+EXPR = (12, 20)  # 1-based inclusive frames of the one expression in each video
+
+
+def _face() -> np.ndarray:
+    skdata = pytest.importorskip("skimage.data")
+    return cv2.resize(cv2.cvtColor(skdata.astronaut(), cv2.COLOR_RGB2BGR), (256, 256))
+
+
+def _video(face: np.ndarray, mouth: tuple[float, float], n: int, amp: float) -> list[np.ndarray]:
+    """n frames of a still face whose mouth region is pulled down and back inside EXPR,
+    a smooth local displacement like a lip-corner/jaw action."""
+    h, w = face.shape[:2]
+    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    bump = np.exp(-((xs - mouth[0]) ** 2 + (ys - mouth[1]) ** 2) / (2 * 14.0**2))
+    frames = []
+    for i in range(1, n + 1):
+        a = amp * np.sin(np.pi * (i - EXPR[0]) / (EXPR[1] - EXPR[0])) if EXPR[0] <= i <= EXPR[1] else 0.0
+        frames.append(cv2.remap(face, xs, ys - a * bump, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+    return frames
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[Prepared], Path, list[list[np.ndarray]]]:
+    face = _face()
+    with FaceLandmarker(static_image_mode=True) as lm:
+        marks = lm.detect(face)
+    assert marks is not None, "FaceMesh must find the astronaut's face"
+    mouth = tuple(marks[[13, 14]].mean(axis=0))  # inner-lip midpoints
+    cache = tmp_path_factory.mktemp("cache")
+    prepared, videos = [], []
+    for vi, amp in enumerate((5.0, 6.0)):
+        frames = _video(face, mouth, 32, amp)
+        vid = f"v{vi}"
+        truth = [Interval(vid, "ME", *EXPR)]
+        inp = features_cache.cached_inputs(frames, vid, "ME", K, FlowSettings(), cache)
+        labels = irl_labels(inp.n_frames, K, truth) & inp.valid
+        prepared.append(Prepared(TrainVideo(vid, "s1", 30.0, frames, truth), inp, labels))
+        videos.append(frames)
+    return prepared, cache, videos
+
+
+def test_inputs_and_labels_are_sane(tiny: tuple) -> None:
+    prepared, _, _ = tiny
+    for p in prepared:
+        assert p.inputs.x.shape == (32, 3, 112, 112) and p.inputs.x.dtype == np.float16
+        # The last K frames have no partner; every other frame shows the face.
+        assert p.inputs.valid[: 32 - K].all() and not p.inputs.valid[32 - K :].any()
+        assert p.labels.any() and not p.labels.all()
+        # Pairs inside the expression carry motion; still pairs encode (almost) nothing.
+        moving = np.abs(p.inputs.x[14].astype(np.float32) + 1).mean()
+        still = np.abs(p.inputs.x[2].astype(np.float32) + 1).mean()
+        assert moving > still
+
+
+def test_features_cache_reused_without_recomputing(tiny: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    prepared, cache, videos = tiny
+    calls = {"pair": 0, "align": 0}
+    real_pair, real_align = features_mod.pair_input_frames, features_cache.align_video
+
+    def counting_pair(*a, **kw):  # type: ignore[no-untyped-def]
+        calls["pair"] += 1
+        return real_pair(*a, **kw)
+
+    def counting_align(*a, **kw):  # type: ignore[no-untyped-def]
+        calls["align"] += 1
+        return real_align(*a, **kw)
+
+    monkeypatch.setattr(features_mod, "pair_input_frames", counting_pair)
+    monkeypatch.setattr(features_cache, "align_video", counting_align)
+    again = features_cache.cached_inputs(videos[0], "v0", "ME", K, FlowSettings(), cache)
+    assert calls == {"pair": 0, "align": 0}
+    np.testing.assert_array_equal(np.asarray(again.x), np.asarray(prepared[0].inputs.x))
+    # Another K reuses the aligned faces but must compute its own pairs.
+    other = features_cache.cached_inputs(videos[0], "v0", "ME", K + 1, FlowSettings(), cache)
+    assert calls["align"] == 0 and calls["pair"] == int(other.valid.sum()) > 0
+    # Other flow settings are another cache entry, never a stale hit.
+    assert features_cache.settings_hash(FlowSettings(winsize=12)) != features_cache.settings_hash(FlowSettings())
+
+
+def test_balancing_repeats_positives() -> None:
+    valid = np.ones(100, bool)
+    labels = np.zeros(100, bool)
+    labels[40:45] = True
+    inp = features_cache.CachedInputs("v", "ME", K, np.zeros((100, 3, 112, 112), np.float16), valid)
+    p = Prepared(TrainVideo("v", "s", 30.0, [], []), inp, labels)
+    idx = balanced_indices([p], TrainConfig(neg_every=5, max_neg=12), np.random.default_rng(0))
+    n_pos = sum(lab for _, _, lab in idx)
+    n_neg = len(idx) - n_pos
+    assert n_neg == 12  # 95 negatives, every 5th = 19, capped at 12
+    assert n_pos == 10  # 5 positives repeated round(12 / 5) = 2 times
+
+
+def test_loss_falls_and_weights_round_trip(tiny: tuple, tmp_path: Path) -> None:
+    prepared, _, _ = tiny
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    cfg = TrainConfig(epochs=4, batch=8, lr=1e-3, patience=10, val_metric="frame", seed=0, max_steps=3, quiet=True)
+    res = train_model(prepared[:1], prepared[1:], "ME", K, cfg, Console(quiet=True))
+    assert len(res.losses) == 4 and all(np.isfinite(res.losses))
+    assert res.losses[-1] < res.losses[0]
+    meta = WeightsMeta(type="ME", k=K, fps=30.0, k_seconds=K / 30.0, flow=FlowSettings(), post={"k": K, "threshold": 0.5})
+    path = save_weights(res.model, meta, tmp_path / "w.safetensors")
+    model2, meta2 = load_weights(path)
+    assert meta2.to_dict() == meta.to_dict()
+    a = score_inputs(res.model, prepared[1].inputs)
+    b = score_inputs(model2, prepared[1].inputs)
+    np.testing.assert_array_equal(a, b)
+    assert ((a >= 0) & (a <= 1)).all() and a[~prepared[1].inputs.valid].max() == 0

@@ -1,0 +1,503 @@
+"""`lgnm-train`: train LGNMNet per expression type, LOSO evaluation, calibrated weights.
+
+What this implements (LGNMNet.md, "Labels", "Network", "Post-processing"):
+- K per type from the annotations with the method's formula (`k_from_intervals`); for
+  synthetic data the same formula on the synthetic truth (exact, since it is generated).
+- IRL labels; class balancing: negatives taken every `--neg-every`-th frame and capped at
+  `--max-neg`, positives repeated until they roughly match the negatives (`--pos-repeat`).
+- MobileNetV2 is trained FROM SCRATCH: ImageNet weights cannot be downloaded here.
+- Adam by default (the authors' README says it beats their SGD), MagFace loss.
+- Early stopping (patience `--patience`, default 3) on the validation MEGC F1: score the
+  held-out validation videos, grid-search the post-processing on them, F1 of the best
+  setting (`--val-metric frame` uses frame-level F1 at p >= 0.5 instead, much cheaper).
+- LOSO (`--folds loso`) or N subject-grouped folds: per fold, validation videos are taken
+  from the training subjects (`--val-frac`), never from the test subject; the test
+  subject is scored with the parameters calibrated on the validation videos. Per-fold and
+  pooled MEGC F1 are printed as a table.
+- Final model: trained on all subjects (minus the `--val-frac` validation videos used for
+  early stopping); post-processing parameters with a FIXED threshold are grid-searched on
+  those validation videos' score sequences and stored in `WeightsMeta.post`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from calibration import megc
+from calibration.postprocess import PostParams, postprocess
+from calibration.search import grid_search
+from engines.lgnmnet import LGNMNet
+from engines.weights import WeightsMeta, save_weights
+from realtime.errors import UserError, cli_entry
+from realtime.labels import irl_labels, k_from_intervals
+from realtime.types import EXPR_TYPES, ExprType, FlowSettings, Interval
+from tools.features_cache import CachedInputs, FrameSource, cached_inputs
+
+
+@dataclass
+class TrainVideo:
+    """One labelled long video as the trainer sees it."""
+
+    id: str
+    subject: str
+    fps: float
+    source: FrameSource
+    truth: list[Interval]  # all types
+
+    def truth_of(self, expr_type: ExprType) -> list[Interval]:
+        return [iv for iv in self.truth if iv.type == expr_type]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch: int = 256
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 5e-4
+    neg_every: int = 4
+    max_neg: int = 25000
+    pos_repeat: int = 0  # 0: automatic (positives ~= negatives), else a fixed factor
+    patience: int = 3
+    val_metric: str = "megc"
+    device: str = "cpu"
+    seed: int = 0
+    max_steps: int = 0  # per epoch; 0 = the whole epoch (tests use a few steps)
+    quiet: bool = False
+
+
+@dataclass
+class Prepared:
+    """Inputs and IRL labels of one video for one type."""
+
+    video: TrainVideo
+    inputs: CachedInputs
+    labels: np.ndarray  # (N,) bool, False where invalid
+
+
+@dataclass
+class TrainResult:
+    model: LGNMNet
+    best_epoch: int
+    best_val: float
+    losses: list[float] = field(default_factory=list)  # mean training loss per epoch
+    val_scores: dict[str, np.ndarray] = field(default_factory=dict)  # best epoch's val scores
+    seconds: float = 0.0
+
+
+# ---------------------------------------------------------------------------- data
+
+
+def prepare(
+    videos: Sequence[TrainVideo], expr_type: ExprType, k: int, flow: FlowSettings, cache: Path | None, console: Console
+) -> list[Prepared]:
+    """Pair inputs (cached) and IRL labels of every video for one type."""
+    out: list[Prepared] = []
+    with _progress(console) as bar:
+        task = bar.add_task(f"features {expr_type} K={k}", total=len(videos))
+        for v in videos:
+            inp = cached_inputs(v.source, v.id, expr_type, k, flow, cache)
+            labels = irl_labels(inp.n_frames, k, v.truth_of(expr_type)) & inp.valid
+            out.append(Prepared(v, inp, labels))
+            bar.advance(task)
+    return out
+
+
+def balanced_indices(prepared: Sequence[Prepared], cfg: TrainConfig, rng: np.random.Generator) -> list[tuple[int, int, int]]:
+    """(video index, row, label) of the balanced training set.
+
+    Negatives: every neg_every-th valid negative frame (spread, not clustered), capped at
+    max_neg by a random subset. Positives: all of them, repeated so that the classes are
+    about even (or `pos_repeat` times when set).
+    """
+    pos: list[tuple[int, int, int]] = []
+    neg: list[tuple[int, int, int]] = []
+    for vi, p in enumerate(prepared):
+        rows = np.flatnonzero(p.labels)
+        pos += [(vi, int(r), 1) for r in rows]
+        negs = np.flatnonzero(p.inputs.valid & ~p.labels)[:: max(1, cfg.neg_every)]
+        neg += [(vi, int(r), 0) for r in negs]
+    if len(neg) > cfg.max_neg:
+        keep = rng.choice(len(neg), cfg.max_neg, replace=False)
+        neg = [neg[i] for i in sorted(keep)]
+    if not pos:
+        raise UserError("no positive (IRL) frames in the training videos: check the annotations and K")
+    repeat = cfg.pos_repeat or max(1, int(round(len(neg) / len(pos))))
+    return neg + pos * repeat
+
+
+def gather(prepared: Sequence[Prepared], index: Sequence[tuple[int, int, int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distinct rows as one fp16 tensor (M,3,112,112), (len(index), 2) int64 [row, label]).
+
+    Repeated positives share one stored row (the index maps into the tensor), which
+    keeps RAM at the size of the distinct rows.
+    """
+    unique = sorted({(v, r) for v, r, _ in index})
+    pos_of = {key: i for i, key in enumerate(unique)}
+    x = np.empty((len(unique), 3, 112, 112), np.float16)
+    by_video: dict[int, list[int]] = {}
+    for i, (v, r) in enumerate(unique):
+        by_video.setdefault(v, []).append(i)
+    for v, slots in by_video.items():
+        rows = [unique[i][1] for i in slots]
+        x[slots] = prepared[v].inputs.x[rows]
+    order = torch.tensor([pos_of[(v, r)] for v, r, _ in index], dtype=torch.long)
+    labels = torch.tensor([lab for _, _, lab in index], dtype=torch.long)
+    return torch.from_numpy(x), torch.stack([order, labels], 1)
+
+
+# ---------------------------------------------------------------------------- scoring
+
+
+@torch.inference_mode()
+def score_inputs(model: LGNMNet, inputs: CachedInputs, device: str = "cpu", batch: int = 512) -> np.ndarray:
+    """(N,) P(expression) of every frame's pair; 0 where the pair is invalid."""
+    model.eval()
+    scores = np.zeros(inputs.n_frames, np.float32)
+    rows = np.flatnonzero(inputs.valid)
+    for s in range(0, len(rows), batch):
+        idx = rows[s : s + batch]
+        x = torch.from_numpy(np.asarray(inputs.x[idx], np.float32)).to(device)
+        scores[idx] = model.predict_proba(x).float().cpu().numpy()
+    return scores
+
+
+def megc_counts(pred: Sequence[Interval], truth: Sequence[Interval], expr_type: ExprType) -> tuple[int, int, int]:
+    """(TP, n_pred, n_truth) of one type by the MEGC protocol (calibration.megc)."""
+    s = megc.score_type(list(truth), list(pred), expr_type)
+    return s.tp, s.n_pred, s.n_truth
+
+
+def f1_of(tp: int, n_pred: int, n_truth: int) -> float:
+    fp, fn = n_pred - tp, n_truth - tp
+    return 0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def frame_f1(scores: np.ndarray, labels: np.ndarray, valid: np.ndarray) -> float:
+    pred = (scores >= 0.5) & valid
+    tp = int(np.sum(pred & labels))
+    return f1_of(tp, int(pred.sum()), int(labels.sum()))
+
+
+def validation_f1(
+    model: LGNMNet, val: Sequence[Prepared], expr_type: ExprType, k: int, cfg: TrainConfig
+) -> tuple[float, dict[str, np.ndarray]]:
+    """Validation F1 (MEGC after a grid search, or frame-level) and the score sequences."""
+    seqs = {p.video.id: score_inputs(model, p.inputs, cfg.device) for p in val}
+    if cfg.val_metric == "frame":
+        s = np.concatenate([seqs[p.video.id] for p in val])
+        lab = np.concatenate([p.labels for p in val])
+        ok = np.concatenate([p.inputs.valid for p in val])
+        return frame_f1(s, lab, ok), seqs
+    truth = [iv for p in val for iv in p.video.truth_of(expr_type)]
+    result = grid_search(seqs, truth, expr_type, k, fixed_threshold=False)
+    return float(result.f1), seqs
+
+
+# ---------------------------------------------------------------------------- training
+
+
+def make_optimizer(model: LGNMNet, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, weight_decay=cfg.weight_decay)
+    raise UserError(f"--optimizer: must be adam or sgd, got {cfg.optimizer!r}")
+
+
+def train_model(
+    train: Sequence[Prepared],
+    val: Sequence[Prepared],
+    expr_type: ExprType,
+    k: int,
+    cfg: TrainConfig,
+    console: Console,
+) -> TrainResult:
+    """Train one LGNMNet; keep the epoch with the best validation F1 (early stopping)."""
+    t0 = time.monotonic()
+    torch.manual_seed(cfg.seed)
+    rng = np.random.default_rng(cfg.seed)
+    index = balanced_indices(train, cfg, rng)
+    x, order_labels = gather(train, index)
+    n_pos = int(order_labels[:, 1].sum())
+    if not cfg.quiet:
+        console.print(f"[bold]{expr_type}[/]: {len(index)} samples ({n_pos} positive incl. repeats), {x.shape[0]} distinct rows")
+    model = LGNMNet().to(cfg.device)
+    opt = make_optimizer(model, cfg)
+    best_state, best_val, best_epoch, best_seqs = copy.deepcopy(model.state_dict()), -1.0, 0, {}
+    losses: list[float] = []
+    stale = 0
+    gen = torch.Generator().manual_seed(cfg.seed)
+    steps_per_epoch = (len(index) + cfg.batch - 1) // cfg.batch
+    if cfg.max_steps:
+        steps_per_epoch = min(steps_per_epoch, cfg.max_steps)
+    with _progress(console, disable=cfg.quiet) as bar:
+        for epoch in range(1, cfg.epochs + 1):
+            model.train()
+            perm = torch.randperm(len(index), generator=gen)
+            task = bar.add_task(f"{expr_type} epoch {epoch}", total=steps_per_epoch)
+            total = 0.0
+            for step in range(steps_per_epoch):
+                sel = perm[step * cfg.batch : (step + 1) * cfg.batch]
+                rows, yb = order_labels[sel, 0], order_labels[sel, 1].to(cfg.device)
+                xb = x[rows].to(cfg.device, torch.float32)
+                loss, _ = model.magface_loss(model(xb), yb)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += float(loss.detach())
+                bar.update(task, advance=1, description=f"{expr_type} epoch {epoch} loss {total / (step + 1):.3f}")
+            losses.append(total / max(1, steps_per_epoch))
+            if not val:
+                best_state, best_epoch = copy.deepcopy(model.state_dict()), epoch
+                continue
+            f1, seqs = validation_f1(model, val, expr_type, k, cfg)
+            if not cfg.quiet:
+                console.print(f"  {expr_type} epoch {epoch}: loss {losses[-1]:.4f}  val {cfg.val_metric} F1 {f1:.4f}")
+            if f1 > best_val:
+                best_val, best_epoch, best_seqs, stale = f1, epoch, seqs, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+                if stale >= cfg.patience:
+                    if not cfg.quiet:
+                        console.print(f"  early stop: no gain for {cfg.patience} epochs (best epoch {best_epoch})")
+                    break
+    model.load_state_dict(best_state)
+    model.eval()
+    return TrainResult(model, best_epoch, best_val, losses, best_seqs, time.monotonic() - t0)
+
+
+def calibrate(
+    seqs: dict[str, np.ndarray], truth: Sequence[Interval], expr_type: ExprType, k: int
+) -> tuple[PostParams, float]:
+    """Post-processing parameters with a fixed (absolute) threshold, and their F1."""
+    result = grid_search(seqs, list(truth), expr_type, k, fixed_threshold=True)
+    return result.params, float(result.f1)
+
+
+def spot(seqs: dict[str, np.ndarray], params: PostParams, expr_type: ExprType) -> list[Interval]:
+    return [iv for vid, s in seqs.items() for iv in postprocess(s, params, vid, expr_type)]
+
+
+# ---------------------------------------------------------------------------- folds
+
+
+def split_validation(videos: Sequence[Prepared], frac: float, seed: int) -> tuple[list[Prepared], list[Prepared]]:
+    """(train, val): a seeded `frac` of the videos (at least one, when frac > 0 and >= 2
+    videos) held out for early stopping and calibration; videos with positives preferred
+    so the validation F1 is defined."""
+    if frac <= 0 or len(videos) < 2:
+        return list(videos), []
+    rng = np.random.default_rng(seed)
+    order = list(rng.permutation(len(videos)))
+    order.sort(key=lambda i: not bool(videos[i].labels.any()))  # stable: positives first
+    n_val = min(len(videos) - 1, max(1, int(round(frac * len(videos)))))
+    val_set = set(order[:n_val])
+    return [v for i, v in enumerate(videos) if i not in val_set], [v for i, v in enumerate(videos) if i in val_set]
+
+
+def make_folds(subjects: Sequence[str], folds: str) -> list[list[str]]:
+    """Test-subject groups: 'loso' one per subject, 'N' N groups, 'none' no folds."""
+    uniq = sorted(set(subjects))
+    if folds == "none":
+        return []
+    if folds == "loso":
+        return [[s] for s in uniq]
+    try:
+        n = int(folds)
+    except ValueError as exc:
+        raise UserError(f"--folds: must be loso, none or a number, got {folds!r}") from exc
+    if not 2 <= n <= len(uniq):
+        raise UserError(f"--folds: {n} folds need 2..{len(uniq)} (the number of subjects)")
+    return [uniq[i::n] for i in range(n)]
+
+
+# ---------------------------------------------------------------------------- datasets
+
+
+def load_videos(dataset: str, data: Path, annotations: Path | None) -> list[TrainVideo]:
+    """Videos of CAS(ME)^2, SAMM-LV (real layouts) or a synthetic set (tools.synth)."""
+    if not data.exists():
+        raise UserError(f"--data: {data} does not exist")
+    if dataset in ("CAS", "SAMM"):
+        from realtime import datasets
+
+        loader = datasets.load_cas if dataset == "CAS" else datasets.load_samm
+        records = loader(data, annotations) if annotations is not None else loader(data)
+        return [TrainVideo(r.id, str(r.subject), float(r.fps), list(r.frames), list(r.truth)) for r in records]
+    if dataset == "synth":
+        from tools import synth
+
+        return [
+            TrainVideo(v.id, str(v.subject), float(v.fps), v.source, list(v.truth)) for v in synth.load_dataset(data)
+        ]
+    raise UserError(f"--dataset: must be CAS, SAMM or synth, got {dataset!r}")
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def _progress(console: Console, disable: bool = False) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        disable=disable,
+        transient=False,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lgnm-train", description=__doc__.split("\n")[0])
+    p.add_argument("--dataset", required=True, choices=["CAS", "SAMM", "synth"])
+    p.add_argument("--data", required=True, type=Path, help="dataset root")
+    p.add_argument("--annotations", type=Path, help="annotation workbook (CAS.xlsx / SAMM.xlsx)")
+    p.add_argument("--type", default="both", choices=["ME", "MaE", "both"])
+    p.add_argument("--out", required=True, type=Path, help="output folder for <prefix><type>.safetensors")
+    p.add_argument("--prefix", default="lgnm_", help="weights file name prefix (default lgnm_)")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
+    p.add_argument("--folds", default="loso", help="loso | N | none (default loso)")
+    p.add_argument("--val-frac", type=float, default=0.2, help="share of training videos held out for early stopping + calibration")
+    p.add_argument("--val-metric", default="megc", choices=["megc", "frame"])
+    p.add_argument("--patience", type=int, default=3)
+    p.add_argument("--cache", type=Path, help="features cache folder (default <out>/cache)")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--neg-every", type=int, default=4)
+    p.add_argument("--max-neg", type=int, default=25000)
+    p.add_argument("--pos-repeat", type=int, default=0, help="0 = balance automatically")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    p.add_argument("--half", action=argparse.BooleanOptionalAction, default=True, help="store fp16 weights")
+    return p
+
+
+def _check_args(a: argparse.Namespace) -> None:
+    if a.epochs < 1:
+        raise UserError(f"--epochs: must be >= 1, got {a.epochs}")
+    if a.batch < 2:
+        raise UserError(f"--batch: must be >= 2 (BatchNorm), got {a.batch}")
+    if not a.lr > 0:
+        raise UserError(f"--lr: must be > 0, got {a.lr}")
+    if not 0 <= a.val_frac < 1:
+        raise UserError(f"--val-frac: must be in [0, 1), got {a.val_frac}")
+    if a.device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"--device {a.device}: CUDA is not available on this machine")
+    if not (a.device == "cpu" or a.device.startswith("cuda")):
+        raise UserError(f"--device: must be cpu or cuda[:N], got {a.device!r}")
+    if a.annotations is not None and not a.annotations.is_file():
+        raise UserError(f"--annotations: {a.annotations} is not a file")
+
+
+def _fold_table(expr_type: str, rows: list[tuple[str, int, int, int]]) -> Table:
+    t = Table(title=f"{expr_type}: MEGC F1 per fold (test subject scored with params calibrated on validation videos)")
+    for col in ("fold (test subjects)", "TP", "pred", "GT", "F1"):
+        t.add_column(col, justify="right" if col != "fold (test subjects)" else "left")
+    tp = npred = ntruth = 0
+    for name, a, b, c in rows:
+        t.add_row(name, str(a), str(b), str(c), f"{f1_of(a, b, c):.4f}")
+        tp, npred, ntruth = tp + a, npred + b, ntruth + c
+    t.add_row("[bold]pooled", str(tp), str(npred), str(ntruth), f"[bold]{f1_of(tp, npred, ntruth):.4f}")
+    return t
+
+
+def run_type(
+    videos: Sequence[TrainVideo], expr_type: ExprType, a: argparse.Namespace, cfg: TrainConfig, console: Console
+) -> tuple[Path, tuple[int, int, int]]:
+    """Folds + final model for one type; returns (weights path, pooled LOSO counts)."""
+    truth = [iv for v in videos for iv in v.truth_of(expr_type)]
+    if not truth:
+        raise UserError(f"no {expr_type} intervals in the annotations of {a.data}")
+    fps_set = {v.fps for v in videos}
+    if len(fps_set) != 1:
+        raise UserError(f"videos of {a.data} mix frame rates {sorted(fps_set)}; train one rate at a time")
+    fps = fps_set.pop()
+    k = k_from_intervals(truth)
+    flow = FlowSettings()
+    cache = a.cache if a.cache is not None else a.out / "cache"
+    console.print(f"[bold]{expr_type}[/]: {len(videos)} videos, {len(truth)} intervals, fps {fps:g}, K = {k}")
+    prepared = prepare(videos, expr_type, k, flow, cache, console)
+
+    rows: list[tuple[str, int, int, int]] = []
+    for fi, test_subjects in enumerate(make_folds([v.subject for v in videos], a.folds)):
+        test = [p for p in prepared if p.video.subject in test_subjects]
+        rest = [p for p in prepared if p.video.subject not in test_subjects]
+        train, val = split_validation(rest, a.val_frac, a.seed + fi)
+        res = train_model(train, val, expr_type, k, cfg, console)
+        seqs = res.val_scores or {p.video.id: score_inputs(res.model, p.inputs, cfg.device) for p in train}
+        cal_truth = [iv for p in (val or train) for iv in p.video.truth_of(expr_type)]
+        params, _ = calibrate(seqs, cal_truth, expr_type, k)
+        test_seqs = {p.video.id: score_inputs(res.model, p.inputs, cfg.device) for p in test}
+        test_truth = [iv for p in test for iv in p.video.truth_of(expr_type)]
+        counts = megc_counts(spot(test_seqs, params, expr_type), test_truth, expr_type)
+        rows.append((",".join(test_subjects), *counts))
+        console.print(f"  fold {fi + 1}: test {test_subjects} F1 {f1_of(*counts):.4f} (best epoch {res.best_epoch})")
+    pooled = (sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows))
+    if rows:
+        console.print(_fold_table(expr_type, rows))
+
+    # Final model: all subjects; validation videos only steer early stopping + calibration.
+    train, val = split_validation(prepared, a.val_frac, a.seed)
+    res = train_model(train, val, expr_type, k, cfg, console)
+    seqs = res.val_scores or {p.video.id: score_inputs(res.model, p.inputs, cfg.device) for p in train}
+    cal_truth = [iv for p in (val or train) for iv in p.video.truth_of(expr_type)]
+    params, cal_f1 = calibrate(seqs, cal_truth, expr_type, k)
+    console.print(
+        f"[bold]{expr_type}[/] final: best epoch {res.best_epoch}, {res.seconds:.0f} s; calibrated on "
+        f"{'validation' if val else 'training'} videos, F1 {cal_f1:.4f}, params {params.to_dict()}"
+    )
+    meta = WeightsMeta(
+        type=expr_type,
+        k=k,
+        fps=fps,
+        k_seconds=k / fps,
+        flow=flow,
+        post=params.to_dict(),
+        trained_on=f"{a.dataset}:{a.data.name} ({len(videos)} videos, seed {a.seed}, best epoch {res.best_epoch})",
+    )
+    path = save_weights(res.model, meta, a.out / f"{a.prefix}{expr_type}.safetensors", half=a.half)
+    console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
+    return path, pooled
+
+
+@cli_entry
+def main(argv: Sequence[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    _check_args(a)
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    console = Console(stderr=True)
+    cfg = TrainConfig(
+        epochs=a.epochs, batch=a.batch, lr=a.lr, optimizer=a.optimizer, neg_every=a.neg_every, max_neg=a.max_neg,
+        pos_repeat=a.pos_repeat, patience=a.patience, val_metric=a.val_metric, device=a.device, seed=a.seed,
+    )  # fmt: skip
+    videos = load_videos(a.dataset, a.data, a.annotations)
+    if not videos:
+        raise UserError(f"--data: no videos found under {a.data}")
+    types: tuple[ExprType, ...] = EXPR_TYPES if a.type == "both" else (a.type,)
+    t0 = time.monotonic()
+    for t in types:
+        run_type(videos, t, a, cfg, console)
+    console.print(f"total training time {time.monotonic() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
