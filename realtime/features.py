@@ -105,13 +105,20 @@ def resize_landmarks(landmarks: np.ndarray, src: int, dst: int) -> np.ndarray:
     return ((np.asarray(landmarks, dtype=np.float32) + 0.5) * f - 0.5).astype(np.float32)
 
 
+def to_flow_size(grey: np.ndarray, size: int) -> np.ndarray:
+    """A square grey crop at size x size; the crop itself (same object) when it already is.
+
+    INTER_AREA when shrinking: bilinear decimation aliases skin texture into fake motion.
+    """
+    if grey.shape == (size, size):
+        return grey
+    shrink = grey.shape[0] > size
+    return cv2.resize(grey, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+
+
 def flow_image(face: AlignedFace, settings: FlowSettings) -> np.ndarray:
     """The grey face at settings.face_size; the crop itself (same object) when it already is."""
-    size = settings.face_size
-    if face.grey.shape == (size, size):
-        return face.grey
-    shrink = face.grey.shape[0] > size
-    return cv2.resize(face.grey, (size, size), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return to_flow_size(face.grey, settings.face_size)
 
 
 def flow_frame(face: AlignedFace, settings: FlowSettings) -> FlowFrame:
@@ -134,8 +141,7 @@ def compute_flow(grey_a: np.ndarray, grey_b: np.ndarray, settings: FlowSettings)
     Inputs not at settings.face_size are resized here (convenience; the streaming path
     passes `flow_image` results so each frame is resized once).
     """
-    size = settings.face_size
-    a, b = (g if g.shape == (size, size) else cv2.resize(g, (size, size)) for g in (grey_a, grey_b))
+    a, b = (to_flow_size(g, settings.face_size) for g in (grey_a, grey_b))
     if a.dtype != np.uint8 or b.dtype != np.uint8:
         raise ValueError("flow inputs must be uint8 grey images")
     algorithm = settings.algorithm
