@@ -1,0 +1,361 @@
+"""Post-processing of a per-frame score sequence into spotted intervals (LGNMNet.md).
+
+Steps: Savitzky-Golay smoothing -> threshold (fixed, or Moilanen mean + p*(max-mean))
+-> peaks above threshold with distance >= K -> pairing -> interval score (mean smoothed
+score inside) -> Gaussian soft-NMS -> merge of overlapping intervals.
+
+Index convention: `scores[i]` is P(expression) of the pair (frame first_frame+i,
+frame first_frame+i+K). The motion of that pair is centred at frame + K//2, so index i
+maps to frame `first_frame + i + shift` with `shift = K//2` by default
+(`PostParams.shift`). Offline and online use the same mapping.
+
+Interval width: `half = floor(tiny*K + 0.5)` frames each side of a peak. Pairing is
+greedy left to right: peaks i < j pair when the span [p_i - half, p_j + half] holds at
+most 4K frames. Intervals are clipped to the indices that have scores (the chunk, see
+below), then shifted to frames.
+
+Streaming-equivalent structure: the smoothed sequence is cut into independent CHUNKS at
+quiet runs of at least Q = quiet_gap(k, tiny) = 4K + 2*half + 2 samples below the
+threshold. Across such a run, peaks are more than Q > K apart (no distance
+suppression), span more than 4K (no pairing) and their intervals (half each side) cannot
+overlap (no soft-NMS decay, no merge); so processing chunks independently equals
+processing the whole sequence, except for one deliberate deviation: soft-NMS keeps at
+most `keep` intervals PER CHUNK rather than per video (a per-video cap cannot be
+decided causally by the online spotter). Each chunk carries `chunk_margin = half + 1`
+below-threshold samples around its first/last active sample, so peak detection (needs
+one lower neighbour) and interval scores (need half samples) see the same data as on the
+whole sequence. A chunk that would grow beyond `max_chunk` samples (default 60K) without a
+quiet run is cut there (bounded memory online); offline applies the identical rule, so
+offline and online agree exactly. `ChunkSplitter` is the causal state machine, and
+`split_chunks` its vectorised twin (tested equal).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+from scipy.signal import find_peaks, savgol_filter
+
+from realtime.types import ExprType, Interval, check_type
+
+MAX_CHUNK_FACTOR = 60  # default max_chunk = 60 * K samples
+
+
+@dataclass(frozen=True)
+class PostParams:
+    """Post-processing parameters of one expression type."""
+
+    k: int
+    tiny: float = 0.3
+    p: float = 0.8
+    win: int = 11
+    order: int = 2
+    threshold: float | None = None  # fixed threshold; None = Moilanen over the sequence
+    nms_sigma: float = 0.5
+    keep: int = 10  # per chunk (see module docstring)
+    min_score: float = 0.1
+    shift: int | None = None  # index -> frame shift; None = K // 2
+    max_chunk: int | None = None  # forced cut length; None = 60 * K
+
+    def __post_init__(self) -> None:
+        if self.k < 1:
+            raise ValueError(f"k must be >= 1, got {self.k}")
+        if self.win < 1 or self.win % 2 == 0:
+            raise ValueError(f"win must be odd and >= 1, got {self.win}")
+        if not 0 <= self.order < self.win:
+            raise ValueError(f"order must be in [0, win), got {self.order} for win {self.win}")
+        if self.tiny < 0:
+            raise ValueError(f"tiny must be >= 0, got {self.tiny}")
+        if self.keep < 1 or self.nms_sigma <= 0:
+            raise ValueError("keep must be >= 1 and nms_sigma > 0")
+        if self.max_chunk is not None and self.max_chunk < 2 * self.quiet:
+            raise ValueError(f"max_chunk must be >= 2*Q = {2 * self.quiet}, got {self.max_chunk}")
+
+    @property
+    def half(self) -> int:
+        return half_width(self.k, self.tiny)
+
+    @property
+    def frame_shift(self) -> int:
+        return self.k // 2 if self.shift is None else self.shift
+
+    @property
+    def quiet(self) -> int:
+        return quiet_gap(self.k, self.tiny)
+
+    @property
+    def margin(self) -> int:
+        return chunk_margin(self.k, self.tiny)
+
+    @property
+    def chunk_limit(self) -> int:
+        return MAX_CHUNK_FACTOR * self.k if self.max_chunk is None else self.max_chunk
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> PostParams:
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown post-processing parameters: {sorted(unknown)}")
+        return cls(**d)
+
+    def with_(self, **changes: object) -> PostParams:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def half_width(k: int, tiny: float) -> int:
+    """Frames each side of a peak: tiny*K rounded half up (never banker's rounding)."""
+    return int(math.floor(tiny * k + 0.5))
+
+
+def quiet_gap(k: int, tiny: float) -> int:
+    """Q: below-threshold run that makes chunks independent (4K pairing span + both
+    intervals' half widths + 2, which also exceeds the peak distance K)."""
+    return 4 * k + 2 * half_width(k, tiny) + 2
+
+
+def chunk_margin(k: int, tiny: float) -> int:
+    """Samples kept around a chunk's active samples: half (interval scores) + 1 (a lower
+    neighbour for peak detection). 2*margin <= Q keeps chunks disjoint."""
+    return half_width(k, tiny) + 1
+
+
+def effective_window(n: int, win: int, order: int) -> int:
+    """Savitzky-Golay window for a sequence of n samples: `win`, or for n < win the
+    largest odd length <= n that is > order; 0 means no smoothing is possible."""
+    if n >= win:
+        return win
+    w = n if n % 2 == 1 else n - 1
+    return w if w > order else 0
+
+
+def smooth(scores: np.ndarray, win: int, order: int) -> np.ndarray:
+    """Savitzky-Golay smoothing (mode 'interp': edges use a polynomial fitted to the
+    first/last window). Sequences shorter than `win` use `effective_window`; when no
+    window fits, the scores are returned unsmoothed (as float64)."""
+    x = np.asarray(scores, dtype=np.float64)
+    w = effective_window(len(x), win, order)
+    if w == 0:
+        return x.copy()
+    return savgol_filter(x, w, order, mode="interp")
+
+
+def moilanen_threshold(smoothed: np.ndarray, p: float) -> float:
+    """Moilanen threshold: mean + p * (max - mean)."""
+    mean = float(np.mean(smoothed))
+    return mean + p * (float(np.max(smoothed)) - mean)
+
+
+def resolve_threshold(smoothed: np.ndarray, params: PostParams) -> float:
+    """The fixed threshold when given, else Moilanen over the whole sequence."""
+    if params.threshold is not None:
+        return float(params.threshold)
+    return moilanen_threshold(smoothed, params.p)
+
+
+def find_spot_peaks(smoothed: np.ndarray, threshold: float, k: int) -> np.ndarray:
+    """Indices of peaks with height >= threshold, at least K samples apart."""
+    peaks, _ = find_peaks(smoothed, height=threshold, distance=max(k, 1))
+    return peaks
+
+
+def pair_peaks(peaks: np.ndarray, k: int, tiny: float, n_frames: int) -> list[tuple[int, int, int, int]]:
+    """Greedy left-to-right pairing: peaks i < j pair when [p_i - half, p_j + half] holds
+    at most 4K frames. Returns (start, end, left_peak, right_peak) index tuples, start/end
+    clipped to [0, n_frames - 1]; a single peak has left_peak == right_peak."""
+    half = half_width(k, tiny)
+    out: list[tuple[int, int, int, int]] = []
+    peak_list = [int(p) for p in np.sort(peaks)]
+    i = 0
+    while i < len(peak_list):
+        left = peak_list[i]
+        right = left
+        if i + 1 < len(peak_list) and (peak_list[i + 1] + half) - (left - half) + 1 <= 4 * k:
+            right = peak_list[i + 1]
+            i += 2
+        else:
+            i += 1
+        out.append((max(left - half, 0), min(right + half, n_frames - 1), left, right))
+    return out
+
+
+def interval_iou(a: tuple[int, int], b: tuple[int, int]) -> float:
+    inter = min(a[1], b[1]) - max(a[0], b[0]) + 1
+    if inter <= 0:
+        return 0.0
+    return inter / ((a[1] - a[0] + 1) + (b[1] - b[0] + 1) - inter)
+
+
+def soft_nms(intervals: list[Interval], sigma: float, keep: int, min_score: float) -> list[Interval]:
+    """Gaussian soft-NMS: take the best, decay the others by exp(-IoU^2 / sigma), repeat;
+    at most `keep` survive and scores below `min_score` are dropped. Returns in
+    selection order (best first)."""
+    pool = [iv for iv in intervals if (iv.score or 0.0) >= min_score]
+    kept: list[Interval] = []
+    while pool and len(kept) < keep:
+        best_i = max(range(len(pool)), key=lambda j: (pool[j].score, -pool[j].onset))
+        best = pool.pop(best_i)
+        kept.append(best)
+        decayed = []
+        for iv in pool:
+            o = interval_iou((best.onset, best.offset), (iv.onset, iv.offset))
+            score = float(iv.score) * math.exp(-(o * o) / sigma) if o > 0 else float(iv.score)
+            if score >= min_score:
+                decayed.append(replace(iv, score=score))
+        pool = decayed
+    return kept
+
+
+def merge_overlapping(intervals: list[Interval]) -> list[Interval]:
+    """Merge intervals sharing at least one frame, left to right: onset = midpoint of the
+    onsets (rounded down), offset = midpoint of the offsets (rounded up), score = max,
+    apex = the apex of the higher-scored one."""
+    out: list[Interval] = []
+    for iv in sorted(intervals, key=lambda x: (x.onset, x.offset)):
+        if out and iv.onset <= out[-1].offset:
+            cur = out[-1]
+            best = cur if (cur.score or 0.0) >= (iv.score or 0.0) else iv
+            out[-1] = replace(
+                cur,
+                onset=(cur.onset + iv.onset) // 2,
+                offset=-((-(cur.offset + iv.offset)) // 2),
+                score=best.score,
+                apex=best.apex,
+            )
+        else:
+            out.append(iv)
+    return out
+
+
+def process_chunk(
+    smoothed_chunk: np.ndarray,
+    start: int,
+    threshold: float,
+    params: PostParams,
+    video: str,
+    type: ExprType,
+    first_frame: int = 1,
+) -> list[Interval]:
+    """Intervals of one chunk. `start` is the chunk's index in its segment; intervals are
+    clipped to the chunk (which equals clipping to the video where the chunk touches an
+    end, see module docstring) and mapped to frames with first_frame + index + shift."""
+    check_type(type)
+    s = np.asarray(smoothed_chunk, dtype=np.float64)
+    peaks = find_spot_peaks(s, threshold, params.k)
+    offset = first_frame + start + params.frame_shift
+    candidates = []
+    for lo, hi, left, right in pair_peaks(peaks, params.k, params.tiny, len(s)):
+        apex = left if s[left] >= s[right] else right
+        candidates.append(
+            Interval(video=video, type=type, onset=offset + lo, offset=offset + hi,
+                     score=float(np.mean(s[lo : hi + 1])), apex=offset + apex)
+        )
+    kept = soft_nms(candidates, params.nms_sigma, params.keep, params.min_score)
+    return merge_overlapping(kept)
+
+
+def split_chunks(
+    smoothed: np.ndarray, threshold: float, q: int, margin: int, max_len: int | None = None
+) -> list[tuple[int, int]]:
+    """Inclusive (start, end) index ranges of the chunks holding samples >= threshold.
+
+    Active samples separated by fewer than `q` quiet samples share a group; a group's
+    chunk spans [first - margin, last + margin] (clipped). A chunk reaching `max_len`
+    samples before its quiet run completes is cut there, exactly as `ChunkSplitter`
+    does online (the cut falls at start + max_len - 1 when that comes before
+    last + q and before the end of the data)."""
+    s = np.asarray(smoothed)
+    n = len(s)
+    active = np.flatnonzero(s >= threshold)
+    if active.size == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(active) - 1 >= q)
+    firsts = np.concatenate(([0], breaks + 1))
+    lasts = np.concatenate((breaks, [active.size - 1]))
+    chunks: list[tuple[int, int]] = []
+    floor = 0
+    for fi, li in zip(firsts.tolist(), lasts.tolist()):
+        g_last = int(active[li])
+        cs = max(int(active[fi]) - margin, floor)
+        ai = fi
+        while True:
+            if max_len is not None:
+                cut = cs + max_len - 1
+                if cut < g_last + q and cut <= n - 1:
+                    chunks.append((cs, cut))
+                    floor = cut + 1
+                    ai = int(np.searchsorted(active, cut, side="right"))
+                    if ai > li:
+                        break
+                    cs = max(int(active[ai]) - margin, floor)
+                    continue
+            end = min(g_last + margin, n - 1)
+            chunks.append((cs, end))
+            floor = end + 1
+            break
+    return chunks
+
+
+class ChunkSplitter:
+    """Causal twin of `split_chunks`: feed final smoothed samples one by one; `step`
+    returns a closed chunk (start, end) or None; `finish(n)` closes the open one."""
+
+    def __init__(self, q: int, margin: int, max_len: int | None = None) -> None:
+        self.q = q
+        self.margin = margin
+        self.max_len = max_len
+        self.start: int | None = None  # open chunk's first index
+        self.last = -1  # last active index of the open chunk
+        self.floor = 0  # first index a new chunk may use
+
+    def step(self, t: int, active: bool) -> tuple[int, int] | None:
+        if active:
+            if self.start is None:
+                self.start = max(t - self.margin, self.floor)
+            self.last = t
+        if self.start is None:
+            return None
+        if t - self.last >= self.q:
+            return self._close(self.last + self.margin)
+        if self.max_len is not None and t - self.start + 1 >= self.max_len:
+            return self._close(t)
+        return None
+
+    def finish(self, n: int) -> tuple[int, int] | None:
+        """Close the open chunk at the end of a segment of n samples."""
+        if self.start is None:
+            return None
+        return self._close(min(self.last + self.margin, n - 1))
+
+    def _close(self, end: int) -> tuple[int, int]:
+        chunk = (self.start, end)
+        self.start = None
+        self.floor = end + 1
+        return chunk  # type: ignore[return-value]
+
+
+def postprocess_smoothed(
+    smoothed: np.ndarray, threshold: float, params: PostParams, video: str, type: ExprType, first_frame: int = 1
+) -> list[Interval]:
+    """Chunk a smoothed sequence and process each chunk (reused by the grid search)."""
+    out: list[Interval] = []
+    for c0, c1 in split_chunks(smoothed, threshold, params.quiet, params.margin, params.chunk_limit):
+        out.extend(process_chunk(smoothed[c0 : c1 + 1], c0, threshold, params, video, type, first_frame))
+    return out
+
+
+def postprocess(
+    scores: np.ndarray, params: PostParams, video: str, type: ExprType, first_frame: int = 1
+) -> list[Interval]:
+    """Offline post-processing of one video segment's scores of one type."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.size == 0:
+        return []
+    smoothed = smooth(scores, params.win, params.order)
+    threshold = resolve_threshold(smoothed, params)
+    return postprocess_smoothed(smoothed, threshold, params, video, type, first_frame)
