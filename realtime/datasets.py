@@ -8,9 +8,9 @@ Ids match `megc2020/*_truth.csv` and `*_videos.txt`.
 
 Annotation rules, applied to both workbooks:
 - frame numbers are rounded to the nearest integer (SAMM has decimal frame numbers);
-- 0 means missing (SAMM also writes -1 for a few apexes): a missing onset becomes the apex, the end is max(apex, offset) (the
-  authors' rule, which also covers a missing offset), a missing apex becomes the
-  midpoint of onset and end.
+- 0 means missing (SAMM also writes -1 for a few apexes): a missing onset becomes the
+  apex; the end is max(apex, offset) (the authors' rule, which also covers a missing
+  offset); a missing apex becomes the midpoint of onset and end.
 
 Loading enumerates the frame folders on disk, so videos without annotated expressions
 are kept (with empty truth). Annotated videos whose frame folder is absent are skipped;
@@ -63,6 +63,17 @@ class VideoRecord:
 # ---------------------------------------------------------------- cell helpers
 
 
+def _whole_number(value: Any, where: str, what: str) -> int:
+    """A workbook cell holding a whole number (subject number), as an int."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{where}: {what} {value!r} is not a number") from None
+    if not math.isfinite(number) or not number.is_integer():
+        raise UserError(f"{where}: {what} {value!r} is not a whole number")
+    return int(number)
+
+
 def _frame_number(value: Any, where: str) -> int:
     """A workbook frame number as an int (nearest; 0 = missing, as are empty and < 0)."""
     if value is None or (isinstance(value, str) and not value.strip()):
@@ -77,12 +88,24 @@ def _frame_number(value: Any, where: str) -> int:
     return max(0, int(math.floor(number + 0.5)))
 
 
+def _expr_type(value: Any, where: str) -> ExprType:
+    """`Macro` -> MaE; `Micro` (CAS) or `Micro - 1/2` (SAMM) -> ME."""
+    text = str(value).strip().lower()
+    if text.startswith("macro"):
+        return "MaE"
+    if text.startswith("micro"):
+        return "ME"
+    raise UserError(f"{where}: type {value!r} is neither Macro nor Micro")
+
+
 def _make_interval(video: str, kind: ExprType, onset: int, apex: int, offset: int, where: str) -> Interval:
     """Apply the missing-value rules (module docstring) and build the Interval."""
     end = max(apex, offset)
     start = onset if onset > 0 else apex
-    if start <= 0 or end <= 0:
-        raise UserError(f"{where}: onset, apex and offset are all missing")
+    if end <= 0:
+        raise UserError(f"{where}: apex and offset are both missing")
+    if start <= 0:
+        raise UserError(f"{where}: onset and apex are both missing")
     if end < start:
         raise UserError(f"{where}: end frame {end} is before onset {start}")
     peak = apex if apex > 0 else (start + end) // 2
@@ -114,12 +137,14 @@ def _is_blank(row: tuple) -> bool:
 def _cas_folders(wb: openpyxl.Workbook, path: Path) -> dict[int, str]:
     """Sheet "naming rule1": (folder number, folder `s15`, subject number) -> {1: "s15"}."""
     folders: dict[int, str] = {}
-    for r, row in enumerate(_sheet(wb, "naming rule1", path).iter_rows(min_row=2, values_only=True), 2):
+    rows = _sheet(wb, "naming rule1", path).iter_rows(min_row=2, values_only=True)
+    for r, row in enumerate(rows, start=2):
         if _is_blank(row):
             continue
+        where = f"{path}: sheet 'naming rule1' row {r}"
         if len(row) < 3 or row[1] is None or row[2] is None:
-            raise UserError(f"{path}: sheet 'naming rule1' row {r}: need folder and subject number")
-        folders[_frame_number(row[2], f"{path}: sheet 'naming rule1' row {r}")] = str(row[1]).strip()
+            raise UserError(f"{where}: need folder and subject number")
+        folders[_whole_number(row[2], where, "subject number")] = str(row[1]).strip()
     return folders
 
 
@@ -153,15 +178,6 @@ def _cas_main_sheet(wb: openpyxl.Workbook, path: Path) -> Any:
     raise UserError(f"{path}: no annotation sheet besides the naming rules")
 
 
-def _cas_type(value: Any, where: str) -> ExprType:
-    text = str(value).strip().lower()
-    if text.startswith("macro"):
-        return "MaE"
-    if text.startswith("micro"):
-        return "ME"
-    raise UserError(f"{where}: type {value!r} is neither Macro nor Micro")
-
-
 def _cas_rows(path: Path) -> Iterator[Interval]:
     """Every annotated event of CAS.xlsx (row 1 is the anonymised header)."""
     wb = _load_workbook(path)
@@ -175,7 +191,7 @@ def _cas_rows(path: Path) -> Iterator[Interval]:
             where = f"{path}: sheet {sheet.title!r} row {r}"
             if len(row) < 8:
                 raise UserError(f"{where}: need 8 columns (subject .. type), found {len(row)}")
-            subject = _frame_number(row[0], where)
+            subject = _whole_number(row[0], where, "subject number")
             if subject not in folders:
                 raise UserError(f"{where}: subject {row[0]!r} not in sheet 'naming rule1'")
             name = str(row[1]).strip().rsplit("_", 1)[0]
@@ -183,7 +199,7 @@ def _cas_rows(path: Path) -> Iterator[Interval]:
                 raise UserError(f"{where}: expression {row[1]!r} not in sheet 'naming rule2'")
             onset, apex, offset = (_frame_number(v, where) for v in row[2:5])
             video = f"{folders[subject]}_{codes[name]}"
-            yield _make_interval(video, _cas_type(row[7], where), onset, apex, offset, where)
+            yield _make_interval(video, _expr_type(row[7], where), onset, apex, offset, where)
     finally:
         wb.close()
 
@@ -216,13 +232,6 @@ def _samm_header(sheet: Any, path: Path) -> tuple[int, dict[str, int]]:
     raise UserError(f"{path}: no header row with a 'Filename' column in sheet {sheet.title!r}")
 
 
-def _samm_type(value: Any, where: str) -> ExprType:
-    text = str(value).strip().lower()
-    if text.startswith("macro"):
-        return "MaE"
-    if text.startswith("micro"):
-        return "ME"
-    raise UserError(f"{where}: Type {value!r} is neither Macro nor Micro")
 
 
 def _samm_video(filename: Any, where: str) -> str:
@@ -238,13 +247,15 @@ def _samm_rows(path: Path) -> Iterator[Interval]:
     try:
         sheet = wb[wb.sheetnames[0]]
         header_row, col = _samm_header(sheet, path)
-        for r, row in enumerate(sheet.iter_rows(min_row=header_row + 1, values_only=True), header_row + 1):
+        rows = sheet.iter_rows(min_row=header_row + 1, values_only=True)
+        for r, row in enumerate(rows, start=header_row + 1):
             if _is_blank(row):
                 continue
             where = f"{path}: sheet {sheet.title!r} row {r}"
-            video = _samm_video(row[col["Filename"]], where)
-            onset, apex, offset = (_frame_number(row[col[c]], where) for c in ("Onset", "Apex", "Offset"))
-            yield _make_interval(video, _samm_type(row[col["Type"]], where), onset, apex, offset, where)
+            cell = {c: row[i] if i < len(row) else None for c, i in col.items()}
+            video = _samm_video(cell["Filename"], where)
+            onset, apex, offset = (_frame_number(cell[c], where) for c in ("Onset", "Apex", "Offset"))
+            yield _make_interval(video, _expr_type(cell["Type"], where), onset, apex, offset, where)
     finally:
         wb.close()
 

@@ -21,7 +21,7 @@ id comes from the layout (`cas_video_id`, `samm_video_id`).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,14 +108,14 @@ def _apex(iv: Interval) -> int:
     return iv.apex if iv.apex is not None else (iv.onset + iv.offset) // 2
 
 
-def _write_frames(folder: Path, frames: Iterable[np.ndarray], name_of: object, quality: int) -> int:
+def _write_frames(folder: Path, frames: Iterable[np.ndarray], name_of: Callable[[int], str], quality: int) -> int:
     """Write frames as jpg named by `name_of(n)` for n = 1, 2, ...; returns the count."""
     folder.mkdir(parents=True, exist_ok=True)
     count = 0
     for count, frame in enumerate(frames, start=1):
         if frame.dtype != np.uint8:
             raise ValueError(f"frame {count} of {folder.name}: dtype {frame.dtype}, need uint8")
-        path = folder / name_of(count)  # type: ignore[operator]
+        path = folder / name_of(count)
         if not cv2.imwrite(str(path), frame, [cv2.IMWRITE_JPEG_QUALITY, quality]):
             raise OSError(f"could not write {path}")
     if count == 0:
