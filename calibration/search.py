@@ -1,0 +1,91 @@
+"""Grid search of post-processing parameters maximising MEGC F1 (LGNMNet.md step 6).
+
+Grid: TINY 0.1..0.6 step 0.1, P 0.6..1.0 step 0.1, WIN 9/11/13/15, ORDER 0..4 (order <
+win). Each (win, order) smooths every video once; thresholds and chunking are reused
+across TINY. With `fixed_threshold=True` a fixed threshold (0.05..0.95 step 0.05) is
+searched instead of P: the live spotter needs one calibrated threshold for unknown
+subjects, since the Moilanen threshold needs the whole video.
+
+Truth intervals of videos absent from `score_seqs` are ignored (they could only add FN).
+Ties keep the first combination in grid order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from calibration.megc import score_type
+from calibration.postprocess import PostParams, moilanen_threshold, postprocess_smoothed, smooth
+from realtime.types import ExprType, Interval
+
+
+def _steps(lo: float, hi: float, step: float) -> tuple[float, ...]:
+    return tuple(round(v, 10) for v in np.arange(lo, hi + step / 2, step))
+
+
+@dataclass(frozen=True)
+class SearchGrids:
+    tiny: tuple[float, ...] = _steps(0.1, 0.6, 0.1)
+    p: tuple[float, ...] = _steps(0.6, 1.0, 0.1)
+    win: tuple[int, ...] = (9, 11, 13, 15)
+    order: tuple[int, ...] = (0, 1, 2, 3, 4)
+    threshold: tuple[float, ...] = _steps(0.05, 0.95, 0.05)
+
+
+@dataclass
+class SearchResult:
+    params: PostParams
+    f1: float
+    table: pd.DataFrame = field(repr=False)  # one row per combination, best first
+
+
+def _thresholds(
+    smoothed: dict[str, np.ndarray], fixed_threshold: bool, grids: SearchGrids
+) -> list[tuple[dict, dict[str, float]]]:
+    """(params fields, threshold per video) for every threshold option of the grid."""
+    if fixed_threshold:
+        return [({"threshold": t}, {v: t for v in smoothed}) for t in grids.threshold]
+    return [({"p": p}, {v: moilanen_threshold(s, p) for v, s in smoothed.items()}) for p in grids.p]
+
+
+def grid_search(
+    score_seqs: dict[str, np.ndarray],
+    truth: list[Interval],
+    type: ExprType,
+    k: int,
+    fixed_threshold: bool = False,
+    grids: SearchGrids = SearchGrids(),
+    base: PostParams | None = None,
+    first_frame: int = 1,
+) -> SearchResult:
+    """Best PostParams for `type` over labelled videos (scores[i] = pair (i, i+K) from
+    `first_frame`). `base` supplies the non-searched fields (nms_sigma, keep, ...)."""
+    if not score_seqs:
+        raise ValueError("grid_search needs at least one score sequence")
+    base = base or PostParams(k=k)
+    videos = set(score_seqs)
+    truth_t = [iv for iv in truth if iv.type == type and iv.video in videos]
+    rows: list[dict] = []
+    best: tuple[float, PostParams] | None = None
+    for win in grids.win:
+        for order in grids.order:
+            if order >= win:
+                continue
+            smoothed = {v: smooth(s, win, order) for v, s in score_seqs.items()}
+            for fields_, thresholds in _thresholds(smoothed, fixed_threshold, grids):
+                for tiny in grids.tiny:
+                    params = base.with_(k=k, win=win, order=order, tiny=tiny,
+                                        threshold=fields_.get("threshold"), p=fields_.get("p", base.p))
+                    pred = [iv for v, s in smoothed.items()
+                            for iv in postprocess_smoothed(s, thresholds[v], params, v, type, first_frame)]
+                    score = score_type(truth_t, pred, type)
+                    rows.append({"win": win, "order": order, "tiny": tiny, **fields_, "tp": score.tp,
+                                 "n_pred": score.n_pred, "n_truth": score.n_truth, "f1": score.f1})
+                    if best is None or score.f1 > best[0]:
+                        best = (score.f1, params)
+    assert best is not None
+    table = pd.DataFrame(rows).sort_values("f1", ascending=False, kind="stable").reset_index(drop=True)
+    return SearchResult(params=best[1], f1=best[0], table=table)
