@@ -44,8 +44,8 @@ CAS_VIDEO_DIR = re.compile(r"^(\d+)_(\d{4})(?!\d)")  # `15_0101disgustingteeth`
 SAMM_VIDEO_DIR = re.compile(r"^(\d+)_(\d+)$")  # `006_1`
 SAMM_COLUMNS = ("Subject", "Filename", "Onset", "Apex", "Offset", "Type")
 SAMM_HEADER_SEARCH_ROWS = 20  # the header row is looked for among the first rows
-# The authors map `disgust1` to 0101 by hand because their reader lost that first row;
-# kept as a default so that a workbook without it still resolves.
+# The authors add `disgust1` -> 0101 by hand (presumably their reader took the sheet's
+# first row for a header); kept as a default so that a workbook lacking it still resolves.
 CAS_CODE_FALLBACK = {"disgust1": "0101"}
 
 
