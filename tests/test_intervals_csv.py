@@ -1,0 +1,75 @@
+"""Interval CSV reading, validation errors and writing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from realtime.errors import UserError
+from realtime.intervals_csv import IntervalCsvWriter, read_intervals, write_intervals
+from realtime.types import Interval
+
+
+def _write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "x.csv"
+    path.write_text(text)
+    return path
+
+
+def test_roundtrip_predictions_and_truth(tmp_path: Path) -> None:
+    items = [Interval("s15_0401", "MaE", 3, 9, score=0.25), Interval("a b", "ME", 1, 1, score=None)]
+    write_intervals(tmp_path / "p.csv", items)
+    assert read_intervals(tmp_path / "p.csv") == items
+    truth = [Interval("v", "ME", 3, 9, apex=5)]
+    write_intervals(tmp_path / "t.csv", truth, truth=True)
+    assert (tmp_path / "t.csv").read_text().splitlines()[0] == "video,type,onset,apex,offset"
+    assert read_intervals(tmp_path / "t.csv") == truth
+
+
+def test_columns_in_any_order_and_integral_floats(tmp_path: Path) -> None:
+    path = _write(tmp_path, "offset,onset,type,video\n12.0,10,ME,v\n")
+    assert read_intervals(path) == [Interval("v", "ME", 10, 12)]
+
+
+def test_truth_onset_zero_uses_apex(tmp_path: Path) -> None:
+    path = _write(tmp_path, "video,type,onset,apex,offset\nv,MaE,0,40,50\n")
+    assert read_intervals(path)[0].onset == 40
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("video,type,onset\nv,ME,1\n", ":1: missing column(s) offset"),
+        ("video,type,onset,offset\nv,ME,1,2\nv,XX,1,2\n", ":3: type 'XX'"),
+        ("video,type,onset,offset\nv,ME,1.5,2\n", ":2: onset '1.5' is not an integer"),
+        ("video,type,onset,offset\nv,ME,a,2\n", ":2: onset 'a'"),
+        ("video,type,onset,offset\nv,ME,5,4\n", ":2: offset 4 < onset 5"),
+        ("video,type,onset,offset\nv,ME,0,4\n", ":2: onset 0 < 1"),
+        ("video,type,onset,offset,score\nv,ME,1,4,x\n", ":2: score 'x'"),
+    ],
+)
+def test_reader_errors_name_file_and_line(tmp_path: Path, text: str, needle: str) -> None:
+    path = _write(tmp_path, text)
+    with pytest.raises(UserError) as err:
+        read_intervals(path)
+    assert str(err.value).startswith(str(path))
+    assert needle in str(err.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="no such file"):
+        read_intervals(tmp_path / "absent.csv")
+
+
+def test_streaming_writer_rows_are_readable_before_close(tmp_path: Path) -> None:
+    path = tmp_path / "live" / "pred.csv"
+    writer = IntervalCsvWriter(path)
+    assert read_intervals(path) == []
+    writer.write(Interval("cam", "ME", 5, 9, score=0.5, apex=7))
+    assert read_intervals(path) == [Interval("cam", "ME", 5, 9, score=0.5)]
+    writer.write(Interval("cam", "MaE", 20, 40, score=0.75))
+    assert len(read_intervals(path)) == 2 and writer.count == 2
+    writer.close()
+    with pytest.raises(ValueError):
+        writer.write(Interval("cam", "ME", 1, 2))
