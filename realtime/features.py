@@ -160,17 +160,21 @@ def compute_flow(grey_a: np.ndarray, grey_b: np.ndarray, settings: FlowSettings)
     return np.ascontiguousarray(flow, dtype=np.float32)
 
 
-def encode_hs(flow: np.ndarray, clip: float) -> np.ndarray:
+def encode_hs(flow: np.ndarray, clip: float, within: np.ndarray | None = None) -> np.ndarray:
     """HS image of a flow field, (S,S,3) uint8 BGR.
 
     Flow components are clipped to +-clip; hue = direction (degrees / 2, OpenCV's 0..179),
     saturation 255, value = magnitude min-max normalised over this pair to 0..255
     (all 0 when the magnitude is constant: nothing moves relative to anything).
+    `within` (bool (S,S), optional, not the authors' rule) takes the min/max only there
+    and saturates outside: Farneback reports several px of flow on flat background and
+    crop borders even for identical frames, which otherwise sets the max of the pair.
     """
     f = np.clip(flow, -clip, clip)
     magnitude, angle = cv2.cartToPolar(f[..., 0], f[..., 1], angleInDegrees=True)
     hue = (angle * 0.5).astype(np.uint8) % 180  # angle < 360, guard the 360 rounding edge
-    lo, hi = float(magnitude.min()), float(magnitude.max())
+    region = magnitude if within is None else magnitude[within]
+    lo, hi = float(region.min()), float(region.max())
     if hi - lo > 1e-6:
         value = cv2.convertScaleAbs(magnitude, alpha=255.0 / (hi - lo), beta=-lo * 255.0 / (hi - lo))
     else:

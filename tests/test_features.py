@@ -85,6 +85,17 @@ def test_encode_hs_clips_before_normalising() -> None:
     assert value[0, 0] == 255 and abs(value[1, 1] - 128) <= 1
 
 
+def test_encode_hs_can_normalise_within_a_region() -> None:
+    flow = np.zeros((16, 16, 2), np.float32)
+    flow[0, 0] = (10.0, 0.0)  # a spurious outlier outside the region
+    flow[8, 8] = (1.0, 0.0)
+    within = np.zeros((16, 16), bool)
+    within[4:12, 4:12] = True
+    assert hsv_of(ft.encode_hs(flow, 15.0))[8, 8, 2] < 30  # the outlier sets the max
+    value = hsv_of(ft.encode_hs(flow, 15.0, within))[..., 2]
+    assert value[8, 8] == 255 and value[0, 0] == 255 and value[5, 5] == 0
+
+
 def test_encode_hs_of_constant_motion_is_black() -> None:
     flow = np.full((16, 16, 2), 2.0, np.float32)
     assert not ft.encode_hs(flow, 15.0).any()
