@@ -1,0 +1,281 @@
+"""Synthetic long face videos with exact ground truth (`lgnm-synth`).
+
+A real face photo is animated with landmark-anchored dense deformations that imitate
+facial action units (tools/synthesis/actions.py). Expressions follow an onset-apex-
+offset profile whose visible frames are the truth (tools/synthesis/timeline.py);
+blinks, head drift / turns / nods, illumination ramps, sensor noise and video
+compression are added as distractors that carry no truth. Same seed -> same frames and
+truth. Output: mp4 files + truth CSV (`video,type,onset,apex,offset`), or the
+CAS(ME)^2 / SAMM-LV folder layouts with their workbooks (tools/dataset_layout.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from realtime.errors import UserError, cli_entry
+from realtime.types import EXPR_TYPES, Interval
+from tools.synthesis.distractors import Distractor, DistractorTrack, make_distractors
+from tools.synthesis.faces import BUILTIN_FACES, FacePhoto, compose_scene, load_face
+from tools.synthesis.render import Renderer
+from tools.synthesis.timeline import DurationModel, Event, ScheduleSettings, durations_for, schedule_events, truth_of
+
+LAYOUTS = ("mp4", "cas", "samm")
+
+
+def default_size(fps: float) -> tuple[int, int]:
+    """640x480 for camera-rate (CAS-like) video; 352x288 at high speed (SAMM-like), whose
+    frame count is ~7x larger, to keep generation and feature extraction tractable."""
+    return (640, 480) if fps < 100 else (352, 288)
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """What one synthetic video looks like; the seed decides everything random."""
+
+    name: str = "synth_001"
+    fps: float = 30.0
+    duration_s: float = 60.0
+    size: tuple[int, int] | None = None  # (width, height); None -> default_size(fps)
+    face: str | Path = "astronaut"  # built-in name or image path
+    face_scale_frac: tuple[float, float] = (0.32, 0.45)  # face scale (1.8 IOD) / frame height
+    distractors: bool = True  # blinks, head motion, light changes, sensor noise
+    schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
+    durations: DurationModel | None = None  # None -> durations_for(fps)
+
+    @property
+    def frame_size(self) -> tuple[int, int]:
+        return self.size if self.size is not None else default_size(self.fps)
+
+    @property
+    def n_frames(self) -> int:
+        return int(round(self.duration_s * self.fps))
+
+
+@dataclass
+class SynthVideo:
+    """A generated video: frames are rendered on demand (random access or iteration)."""
+
+    name: str
+    fps: float
+    truth: list[Interval]
+    events: list[Event]
+    distractors: tuple[Distractor, ...]
+    landmarks: np.ndarray  # (468,2) of the still face before head motion (frame px)
+    face_scale: float
+    renderer: Renderer
+
+    @property
+    def n_frames(self) -> int:
+        return self.renderer.n_frames
+
+    def __len__(self) -> int:
+        return self.n_frames
+
+    def frame(self, i: int) -> np.ndarray:
+        """Frame i (1-based), (H, W, 3) uint8 BGR."""
+        return self.renderer.render(i)
+
+    def frames(self) -> Iterator[np.ndarray]:
+        for i in range(1, self.n_frames + 1):
+            yield self.renderer.render(i)
+
+
+def _check_config(config: SynthConfig) -> None:
+    if config.fps <= 0:
+        raise UserError(f"--fps: must be positive, got {config.fps}")
+    need = 2 * config.schedule.lead_s + 1.0
+    if config.duration_s < need:
+        raise UserError(f"--duration: {config.duration_s} s is too short, need at least {need:.0f} s")
+    w, h = config.frame_size
+    if w < 96 or h < 96:
+        raise UserError(f"size: {w}x{h} is too small, need at least 96x96")
+
+
+def generate_video(config: SynthConfig, seed: int, photo: FacePhoto | None = None) -> SynthVideo:
+    """Build one video (schedule, distractors, renderer); frames render lazily.
+    `photo` lets callers reuse an already loaded face (landmark detection is slow-ish)."""
+    _check_config(config)
+    photo = photo if photo is not None else load_face(config.face)
+    scene_ss, event_ss, distractor_ss, noise_ss = np.random.SeedSequence(seed).spawn(4)
+    scene_rng = np.random.default_rng(scene_ss)
+    w, h = config.frame_size
+    scene = compose_scene(photo, w, h, float(scene_rng.uniform(*config.face_scale_frac)) * h, scene_rng)
+    n = config.n_frames
+    durations = config.durations or durations_for(config.fps)
+    events = schedule_events(np.random.default_rng(event_ss), n, config.fps, durations, config.schedule)
+    if config.distractors:
+        track = make_distractors(np.random.default_rng(distractor_ss), n, config.fps, scene.face_scale, events)
+    else:
+        track = DistractorTrack.still(n)
+    renderer = Renderer(scene, events, track, n, np.random.default_rng(noise_ss))
+    truth = [truth_of(e, config.name) for e in events]
+    return SynthVideo(config.name, config.fps, truth, events, track.items, scene.landmarks, scene.face_scale, renderer)
+
+
+def write_mp4(path: Path, frames: Iterator[np.ndarray], fps: float, size: tuple[int, int]) -> int:
+    """MPEG-4 part 2 via OpenCV (lossy, like real camera files); returns frames written."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    if not writer.isOpened():
+        raise UserError(f"{path}: OpenCV cannot open an mp4 writer here")
+    count = 0
+    try:
+        for count, frame in enumerate(frames, start=1):
+            writer.write(frame)
+    finally:
+        writer.release()
+    return count
+
+
+def write_truth_csv(path: Path, truth: Sequence[Interval]) -> None:
+    """The evaluator's truth format: video,type,onset,apex,offset (frames 1-based)."""
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["video", "type", "onset", "apex", "offset"])
+        for iv in truth:
+            out.writerow([iv.video, iv.type, iv.onset, iv.apex, iv.offset])
+
+
+def read_truth_csv(path: Path) -> list[Interval]:
+    with open(path, newline="") as fh:
+        return [
+            Interval(r["video"], r["type"], int(r["onset"]), int(r["offset"]), apex=int(r["apex"]))  # type: ignore[arg-type]
+            for r in csv.DictReader(fh)
+        ]
+
+
+def _write_distractors_csv(path: Path, rows: list[tuple[str, Distractor]]) -> None:
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["video", "kind", "start", "end"])
+        for video, d in rows:
+            out.writerow([video, d.kind, d.start, d.end])
+
+
+def _layout_ids(layout: str, i: int) -> tuple[int, int]:
+    """(subject, index) of the i-th video (0-based) in the CAS / SAMM stand-in layouts:
+    CAS subjects have up to 9 videos (the real codes), SAMM ones up to 7."""
+    per = 9 if layout == "cas" else 7
+    return (15 if layout == "cas" else 6) + i // per, i % per + 1
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    videos: list[str]
+    truth: list[Interval]
+    frames: int
+    seconds: float  # wall time spent rendering and writing
+    duration_min: float  # total video length
+
+    def per_minute(self, kind: str) -> float:
+        return sum(iv.type == kind for iv in self.truth) / self.duration_min
+
+
+def write_dataset(
+    out_dir: str | Path,
+    n_videos: int,
+    fps: float,
+    face_images: Sequence[str | Path] = BUILTIN_FACES,
+    seed: int = 0,
+    layout: str = "mp4",
+    duration_s: float | None = None,
+    distractors: bool = True,
+    on_frame: Callable[[str, int, int], None] | None = None,
+) -> DatasetSummary:
+    """Write n_videos synthetic videos (faces used in turn) and their truth.
+
+    mp4: out_dir/synth_NNN.mp4 + truth.csv; cas/samm: the real folder layout + workbook
+    (+ truth.csv with the layout's video ids). distractors.csv lists blinks / head moves /
+    light ramps for analysis. on_frame(video, frame, n_frames) reports progress.
+    """
+    if layout not in LAYOUTS:
+        raise UserError(f"--layout: must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if n_videos < 1:
+        raise UserError(f"--videos: must be at least 1, got {n_videos}")
+    if not face_images:
+        raise UserError("--faces: give at least one face image")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a folder")
+    duration = duration_s if duration_s is not None else (60.0 if fps < 100 else 30.0)
+    photos = [load_face(f) for f in face_images]  # fail early on a bad face path
+    out.mkdir(parents=True, exist_ok=True)
+    from tools import dataset_layout as dl
+
+    videos: list[SynthVideo] = []
+    standins: list[dl.StandInVideo] = []
+    t0 = time.perf_counter()
+    total = 0
+    for i in range(n_videos):
+        subject, index = _layout_ids(layout, i)
+        probe = dl.StandInVideo(subject, index, [])
+        name = {"mp4": f"synth_{i + 1:03d}", "cas": dl.cas_video_id(probe), "samm": dl.samm_video_id(probe)}[layout]
+        config = SynthConfig(name=name, fps=fps, duration_s=duration, distractors=distractors)
+        video = generate_video(config, int(np.random.SeedSequence([seed, i]).generate_state(1)[0]), photos[i % len(photos)])
+        videos.append(video)
+
+        def frames(v: SynthVideo = video) -> Iterator[np.ndarray]:
+            for k, frame in enumerate(v.frames(), start=1):
+                if on_frame is not None:
+                    on_frame(v.name, k, v.n_frames)
+                yield frame
+
+        if layout == "mp4":
+            total += write_mp4(out / f"{name}.mp4", frames(), fps, config.frame_size)
+        else:
+            standins.append(dl.StandInVideo(subject, index, frames(), video.truth))
+            total += video.n_frames
+    if layout == "cas":
+        dl.write_cas_layout(out, standins)
+    elif layout == "samm":
+        dl.write_samm_layout(out, standins)
+    truth = [iv for v in videos for iv in v.truth]
+    write_truth_csv(out / "truth.csv", truth)
+    _write_distractors_csv(out / "distractors.csv", [(v.name, d) for v in videos for d in v.distractors])
+    return DatasetSummary([v.name for v in videos], truth, total, time.perf_counter() - t0, n_videos * duration / 60)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lgnm-synth", description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True, type=Path, help="output folder")
+    p.add_argument("--videos", type=int, default=1, help="number of videos (default 1)")
+    p.add_argument("--fps", type=int, choices=(30, 200), default=30, help="30 (CAS-like) or 200 (SAMM-like)")
+    p.add_argument("--duration", type=float, default=None, help="seconds per video (default 60 at 30 fps, 30 at 200)")
+    p.add_argument("--faces", nargs="+", default=list(BUILTIN_FACES), help="face images (or astronaut, grace_hopper)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--layout", choices=LAYOUTS, default="mp4", help="mp4 + truth.csv, or CAS / SAMM folder layout")
+    p.add_argument("--no-distractors", action="store_true", help="no blinks, head motion, light changes or noise")
+    return p
+
+
+@cli_entry
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    duration = args.duration if args.duration is not None else (60.0 if args.fps < 100 else 30.0)
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console) as progress:  # fmt: skip
+        task = progress.add_task("rendering", total=int(round(duration * args.fps)) * args.videos)
+
+        def on_frame(video: str, k: int, n: int) -> None:
+            if k % 25 == 0 or k == n:
+                progress.update(task, description=f"{video} {k}/{n}", completed=progress.tasks[0].completed + (25 if k % 25 == 0 else k % 25))  # fmt: skip
+
+        summary = write_dataset(args.out, args.videos, float(args.fps), args.faces, args.seed, args.layout,
+                                duration, not args.no_distractors, on_frame)  # fmt: skip
+    rate = summary.frames / max(summary.seconds, 1e-9)
+    console.print(f"wrote {len(summary.videos)} video(s), {summary.frames} frames in {summary.seconds:.1f} s "
+                  f"({rate:.0f} frames/s) to {args.out}")  # fmt: skip
+    console.print("events per minute: " + ", ".join(f"{t} {summary.per_minute(t):.1f}" for t in EXPR_TYPES))
+    return 0

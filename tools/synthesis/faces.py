@@ -1,0 +1,132 @@
+"""Face photo loading, landmark detection and compositing onto a varied background.
+
+The synthetic video animates one real face photo. The photo is cropped around its
+mediapipe landmarks, scaled to a per-video face size, and blended with a soft elliptical
+mask onto a plain / gradient / noise-texture background, so that the background differs
+between videos while the face keeps its real texture.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from realtime.errors import UserError
+from realtime.face import CROP_SPAN_IOD, FaceLandmarker
+
+# Built-in real face photos shipped with installed packages (no download needed).
+BUILTIN_FACES = ("astronaut", "grace_hopper")
+
+
+@dataclass(frozen=True)
+class FacePhoto:
+    """A face photo (BGR uint8) and its 468 mediapipe landmarks in photo pixels."""
+
+    name: str
+    image: np.ndarray
+    landmarks: np.ndarray
+
+
+@dataclass(frozen=True)
+class Scene:
+    """The static first frame of a video: face composited onto the background."""
+
+    image: np.ndarray  # (H, W, 3) uint8 BGR
+    landmarks: np.ndarray  # (468, 2) float32, frame pixels
+    face_scale: float  # px that correspond to the 112-px aligned crop side (1.8 IOD)
+
+    @property
+    def centre(self) -> np.ndarray:
+        return self.landmarks.mean(axis=0)
+
+
+def face_scale_of(landmarks: np.ndarray) -> float:
+    """Side of the aligned face crop in frame pixels: CROP_SPAN_IOD x outer-eye-corner
+    distance, the same span `realtime.face` maps onto its 112-px (or 224-px) crop."""
+    iod = float(np.linalg.norm(landmarks[263] - landmarks[33]))
+    return CROP_SPAN_IOD * iod
+
+
+def _builtin_rgb(name: str) -> np.ndarray:
+    if name == "astronaut":
+        import skimage.data
+
+        return skimage.data.astronaut()
+    import matplotlib.cbook
+
+    path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def load_face(source: str | Path) -> FacePhoto:
+    """Load a built-in face ("astronaut", "grace_hopper") or any image file with one face."""
+    name = str(source)
+    if name in BUILTIN_FACES:
+        bgr = cv2.cvtColor(_builtin_rgb(name), cv2.COLOR_RGB2BGR)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise UserError(f"{path}: face image not found")
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is None:
+            raise UserError(f"{path}: not a readable image")
+        name = path.stem
+    with FaceLandmarker(static_image_mode=True) as mesh:
+        landmarks = mesh.detect(bgr)
+    if landmarks is None:
+        raise UserError(f"{source}: no face found in the image")
+    if face_scale_of(landmarks) < 40:
+        raise UserError(f"{source}: face too small ({face_scale_of(landmarks):.0f} px), need >= 40 px")
+    return FacePhoto(name=name, image=bgr, landmarks=landmarks.astype(np.float32))
+
+
+def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
+    """Plain colour, linear gradient or smooth noise texture, chosen at random."""
+    kind = rng.integers(3)
+    c1 = rng.uniform(20, 235, size=3)
+    if kind == 0:
+        return np.broadcast_to(c1, (height, width, 3)).astype(np.uint8)
+    if kind == 1:
+        c2 = rng.uniform(20, 235, size=3)
+        angle = rng.uniform(0, 2 * np.pi)
+        yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+        t = xx * np.cos(angle) + yy * np.sin(angle)
+        t = (t - t.min()) / max(float(t.max() - t.min()), 1.0)
+        return (c1 + (c2 - c1) * t[..., None]).clip(0, 255).astype(np.uint8)
+    coarse = rng.uniform(-40, 40, size=(max(2, height // 24), max(2, width // 24), 3)).astype(np.float32)
+    smooth = cv2.resize(coarse, (width, height), interpolation=cv2.INTER_CUBIC)
+    return (c1 + smooth).clip(0, 255).astype(np.uint8)
+
+
+def compose_scene(
+    face: FacePhoto, width: int, height: int, face_scale: float, rng: np.random.Generator
+) -> Scene:
+    """Scale the photo so that its face spans `face_scale` px, place it at a random
+    position that keeps the face and a margin inside the frame, blend onto a background."""
+    zoom = face_scale / face_scale_of(face.landmarks)
+    lm = face.landmarks * zoom
+    lo, hi = lm.min(axis=0), lm.max(axis=0)
+    size = hi - lo
+    # Ellipse around the landmarks, grown upward for the forehead/hair the mesh misses.
+    centre = (lo + hi) / 2 - np.array([0.0, 0.12 * size[1]])
+    axes = np.array([0.62 * size[0], 0.72 * size[1]])
+    margin = axes * 1.15
+    free = np.array([width, height]) - 2 * margin
+    if np.any(free < 0):
+        raise UserError(f"face scale {face_scale:.0f} px does not fit a {width}x{height} frame")
+    target = margin + rng.uniform(0, 1, size=2) * free  # ellipse centre in the frame
+    shift = target - centre
+    matrix = np.array([[zoom, 0, shift[0]], [0, zoom, shift[1]]], dtype=np.float64)
+    photo = cv2.warpAffine(face.image, matrix, (width, height), flags=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    mask = np.zeros((height, width), np.float32)
+    cv2.ellipse(mask, (tuple(np.round(target).astype(int))), tuple(np.round(axes).astype(int)), 0, 0, 360, 1.0, -1)
+    feather = max(3, int(0.08 * face_scale)) | 1
+    mask = cv2.GaussianBlur(mask, (0, 0), feather / 2)[..., None]
+    bg = _background(rng, width, height).astype(np.float32)
+    image = (photo.astype(np.float32) * mask + bg * (1 - mask)).round().astype(np.uint8)
+    landmarks = (lm + shift).astype(np.float32)
+    return Scene(image=image, landmarks=landmarks, face_scale=face_scale_of(landmarks))

@@ -1,0 +1,98 @@
+"""Per-frame rendering: expression remap in the face box, head similarity transform,
+illumination LUT and sensor noise. Everything per frame is a pure function of the
+precomputed video description and the frame number (random access, deterministic)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from tools.synthesis.actions import (
+    ACTIONS, L_LOWER_LID, L_UPPER_LID, R_LOWER_LID, R_UPPER_LID, basis_field, blink_dy, eye_geometry, face_roi,
+)  # fmt: skip
+from tools.synthesis.distractors import DistractorTrack
+from tools.synthesis.faces import Scene
+from tools.synthesis.timeline import Event
+
+_NOISE_BANK = 3  # noise planes per video; a random crop of one per frame
+_NOISE_PAD = 32
+
+
+class Renderer:
+    """Renders frames of one video. Holds the precomputed basis fields and scratch
+    buffers (reused across frames, so one Renderer must not be shared by threads)."""
+
+    def __init__(
+        self, scene: Scene, events: list[Event], track: DistractorTrack, n_frames: int, rng: np.random.Generator
+    ) -> None:
+        self.scene = scene
+        self.track = track
+        self.n_frames = n_frames
+        h, w = scene.image.shape[:2]
+        self.roi = face_roi(scene.landmarks, scene.face_scale, w, h)
+        self.names = tuple(ACTIONS)
+        self.bases = [basis_field(ACTIONS[a], scene.landmarks, scene.face_scale, self.roi) for a in self.names]
+        # Per-action amplitude (px at 112 scale) for every frame: sum over events.
+        self.amps = np.zeros((len(self.names), n_frames), np.float32)
+        for e in events:
+            lo, hi = e.support()
+            lo, hi = max(lo, 1), min(hi, n_frames)
+            frames = np.arange(lo, hi + 1)
+            p = e.profile(frames).astype(np.float32)
+            for name, amp in e.actions:
+                self.amps[self.names.index(name), lo - 1 : hi] += amp * p
+        self.eyes = [eye_geometry(scene.landmarks, R_UPPER_LID, R_LOWER_LID),
+                     eye_geometry(scene.landmarks, L_UPPER_LID, L_LOWER_LID)]  # fmt: skip
+        ys, xs = np.mgrid[self.roi.y0 : self.roi.y1, self.roi.x0 : self.roi.x1].astype(np.float32)
+        self.grid_x, self.grid_y = xs, ys
+        self.field = np.zeros(xs.shape + (2,), np.float32)
+        if track.noise_sigma > 0:
+            bank = rng.normal(0, track.noise_sigma, size=(_NOISE_BANK, h + _NOISE_PAD, w + _NOISE_PAD, 3))
+            self.noise = bank.round().astype(np.int16)
+            self.noise_pick = rng.integers(0, [_NOISE_BANK, _NOISE_PAD, _NOISE_PAD], size=(n_frames, 3))
+        self.centre = scene.centre
+        self.ramp = np.arange(256, dtype=np.float32) / 255.0
+
+    def _expression(self, i: int) -> np.ndarray:
+        """Scene with the expression and blink fields of frame i (1-based) applied."""
+        active = np.nonzero(self.amps[:, i - 1])[0]
+        closure = float(self.track.closure[i - 1])
+        if len(active) == 0 and closure <= 0:
+            return self.scene.image
+        field = self.field
+        field.fill(0)
+        for k in active:
+            field += self.amps[k, i - 1] * self.bases[k]
+        if closure > 0:
+            for eye in self.eyes:
+                dy = blink_dy(eye, closure)
+                y0, x0 = eye.y0 - self.roi.y0, eye.x0 - self.roi.x0
+                hh, ww = dy.shape
+                field[y0 : y0 + hh, x0 : x0 + ww, 1] += dy
+        out = self.scene.image.copy()
+        out[self.roi.slices] = cv2.remap(
+            self.scene.image, self.grid_x - field[..., 0], self.grid_y - field[..., 1],
+            cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT,
+        )  # fmt: skip
+        return out
+
+    def render(self, i: int) -> np.ndarray:
+        """Frame i (1-based) as (H, W, 3) uint8 BGR."""
+        if not 1 <= i <= self.n_frames:
+            raise IndexError(f"frame {i} outside 1..{self.n_frames}")
+        t = self.track
+        img = self._expression(i)
+        k = i - 1
+        if t.tx[k] or t.ty[k] or t.angle[k] or t.scale[k] != 1:
+            m = cv2.getRotationMatrix2D((float(self.centre[0]), float(self.centre[1])), float(t.angle[k]), float(t.scale[k]))
+            m[:, 2] += (t.tx[k], t.ty[k])
+            h, w = img.shape[:2]
+            img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        if t.gain[k] != 1 or t.gamma[k] != 1:
+            lut = np.clip(255.0 * np.power(self.ramp, t.gamma[k]) * t.gain[k], 0, 255).astype(np.uint8)
+            img = cv2.LUT(img, lut)
+        if t.noise_sigma > 0:
+            b, dy, dx = self.noise_pick[k]
+            h, w = img.shape[:2]
+            img = cv2.add(img, self.noise[b, dy : dy + h, dx : dx + w], dtype=cv2.CV_8U)
+        return img
