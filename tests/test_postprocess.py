@@ -1,0 +1,173 @@
+"""Post-processing: hand-made sequences with known answers, and chunk independence."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from calibration.postprocess import (
+    ChunkSplitter,
+    PostParams,
+    find_spot_peaks,
+    half_width,
+    merge_overlapping,
+    moilanen_threshold,
+    pair_peaks,
+    postprocess,
+    process_chunk,
+    quiet_gap,
+    smooth,
+    soft_nms,
+    split_chunks,
+)
+from realtime.types import Interval
+
+
+def bumps(n: int, centres: list[int], width: float, height: float = 0.9) -> np.ndarray:
+    x = np.arange(n, dtype=np.float64)
+    out = np.zeros(n)
+    for c in centres:
+        out += height * np.exp(-0.5 * ((x - c) / width) ** 2)
+    return out
+
+
+def noisy_sequence(seed: int, n: int, k: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = smooth(rng.random(n) * 0.3, 7, 1)
+    idx = np.arange(n)
+    for c in rng.integers(0, n, max(n // (6 * k), 1)):
+        w = rng.integers(k, 3 * k + 1)
+        x = x + rng.uniform(0.3, 0.9) * np.exp(-0.5 * ((idx - c) / (w / 2)) ** 2)
+    return x
+
+
+def test_params_roundtrip_and_validation() -> None:
+    p = PostParams(k=6, tiny=0.4, p=0.7, win=13, order=3, threshold=0.35)
+    assert PostParams.from_dict(p.to_dict()) == p
+    assert p.frame_shift == 3 and PostParams(k=6, shift=0).frame_shift == 0
+    with pytest.raises(ValueError):
+        PostParams(k=6, win=10)
+    with pytest.raises(ValueError):
+        PostParams(k=6, win=9, order=9)
+    with pytest.raises(ValueError):
+        PostParams.from_dict({"k": 6, "bogus": 1})
+
+
+def test_half_width_rounds_half_up() -> None:
+    assert half_width(6, 0.5) == 3 and half_width(5, 0.5) == 3 and half_width(6, 0.1) == 1
+    assert quiet_gap(6, 0.3) == 4 * 6 + 2 * 2 + 2
+
+
+def test_smooth_short_sequences() -> None:
+    x = np.array([0.0, 1.0, 0.0, 1.0, 0.0, 1.0, 0.0])
+    # 7 samples, win 11: window shrinks to 7 (order 2) -> same as savgol with 7.
+    from scipy.signal import savgol_filter
+
+    np.testing.assert_allclose(smooth(x, 11, 2), savgol_filter(x, 7, 2, mode="interp"))
+    np.testing.assert_array_equal(smooth(x[:2], 11, 2), x[:2])  # no odd window > order fits
+    np.testing.assert_allclose(smooth(np.ones(30), 9, 0), np.ones(30))
+
+
+def test_moilanen_threshold() -> None:
+    s = np.array([0.0, 0.0, 0.0, 1.0])
+    assert moilanen_threshold(s, 0.6) == pytest.approx(0.25 + 0.6 * 0.75)
+
+
+def test_two_separate_bumps_give_two_intervals_at_known_frames() -> None:
+    k = 6
+    params = PostParams(k=k, tiny=0.5, win=9, order=2, threshold=0.5)
+    scores = bumps(400, [100, 250], width=3.0)
+    out = postprocess(scores, params, "v", "ME", first_frame=1)
+    half, shift = half_width(k, 0.5), k // 2
+    assert [(iv.apex, iv.onset, iv.offset) for iv in out] == [
+        (1 + c + shift, 1 + c + shift - half, 1 + c + shift + half) for c in (100, 250)
+    ]
+    for iv, c in zip(out, (100, 250)):
+        lo = c - half
+        assert iv.score == pytest.approx(float(np.mean(smooth(scores, 9, 2)[lo : lo + 2 * half + 1])))
+
+
+def test_two_peaks_within_4k_pair_into_one_interval() -> None:
+    k = 10
+    params = PostParams(k=k, tiny=0.3, win=9, order=2, threshold=0.5)
+    scores = bumps(300, [100, 125], width=3.0, height=0.9) + bumps(300, [125], width=3.0, height=0.05)
+    out = postprocess(scores, params, "v", "MaE")
+    half, shift = half_width(k, 0.3), k // 2
+    assert len(out) == 1
+    assert (out[0].onset, out[0].offset) == (1 + 100 + shift - half, 1 + 125 + shift + half)
+    assert out[0].apex == 1 + 125 + shift  # the higher peak of the pair
+
+
+def test_pair_peaks_greedy_and_clipped() -> None:
+    # K=5, half 1: 10 & 20 span 13 <= 20 -> pair; 40 alone; 44 pairs? no, 40 took nothing:
+    # 40 & 55 span 18 <= 20 -> pair; 99 alone, clipped to n-1 = 99.
+    got = pair_peaks(np.array([10, 20, 40, 55, 99]), k=5, tiny=0.2, n_frames=100)
+    assert got == [(9, 21, 10, 20), (39, 56, 40, 55), (98, 99, 99, 99)]
+
+
+def test_peaks_respect_height_and_distance() -> None:
+    s = bumps(200, [50, 54, 120], width=1.0) + bumps(200, [54], width=1.0, height=0.05)
+    assert find_spot_peaks(s, 0.5, k=6).tolist() == [54, 120]
+    assert find_spot_peaks(s, 0.5, k=3).tolist() == [50, 54, 120]
+
+
+def test_soft_nms_gaussian_decay_keep_and_min_score() -> None:
+    a = Interval("v", "ME", 1, 20, score=0.9)
+    b = Interval("v", "ME", 11, 30, score=0.8)  # IoU with a = 10/30
+    c = Interval("v", "ME", 100, 110, score=0.05)  # below min_score
+    out = soft_nms([b, c, a], sigma=0.5, keep=10, min_score=0.1)
+    assert [iv.onset for iv in out] == [1, 11]
+    assert out[1].score == pytest.approx(0.8 * math.exp(-((1 / 3) ** 2) / 0.5))
+    assert len(soft_nms([a, b], sigma=0.5, keep=1, min_score=0.1)) == 1
+    # a strong overlap decays the weaker one below min_score
+    assert soft_nms([a, Interval("v", "ME", 1, 20, score=0.12)], 0.5, 10, 0.1) == [a]
+
+
+def test_merge_overlapping_midpoints_and_max_score() -> None:
+    a = Interval("v", "ME", 10, 20, score=0.5, apex=15)
+    b = Interval("v", "ME", 15, 31, score=0.9, apex=25)
+    c = Interval("v", "ME", 40, 50, score=0.3, apex=45)
+    assert merge_overlapping([c, b, a]) == [Interval("v", "ME", 12, 26, score=0.9, apex=25), c]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("max_len", [None, 2 * quiet_gap(6, 0.3) + 7])
+def test_split_chunks_matches_causal_splitter(seed: int, max_len: int | None) -> None:
+    s = noisy_sequence(seed, 3000, 6)
+    q, m = quiet_gap(6, 0.3), half_width(6, 0.3) + 1
+    splitter = ChunkSplitter(q, m, max_len)
+    online = [c for t, v in enumerate(s) if (c := splitter.step(t, bool(v >= 0.5))) is not None]
+    last = splitter.finish(len(s))
+    online += [last] if last is not None else []
+    offline = split_chunks(s, 0.5, q, m, max_len)
+    assert online == offline and len(offline) > 3
+    assert all(b[0] > a[1] for a, b in zip(offline, offline[1:]))  # disjoint, ordered
+    if max_len is not None:
+        assert max(e - s0 + 1 for s0, e in offline) == max_len  # forced cuts happened
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("k", [6, 18])
+def test_chunking_equals_whole_sequence_processing(seed: int, k: int) -> None:
+    """With no per-chunk cap in play, independent chunks give what one pass over the
+    whole sequence gives: the quiet gap Q really isolates chunks."""
+    rng = np.random.default_rng(seed)
+    tiny = float(rng.choice([0.1, 0.3, 0.6]))
+    params = PostParams(k=k, tiny=tiny, win=11, order=2, threshold=0.5, keep=10**6, max_chunk=10**9)
+    scores = noisy_sequence(seed, 4000, k)
+    chunked = postprocess(scores, params, "v", "ME")
+    s = smooth(scores, 11, 2)
+    whole = process_chunk(s, 0, 0.5, params, "v", "ME")
+    assert len(chunked) > 5
+    assert [(i.onset, i.offset, i.apex) for i in chunked] == [(i.onset, i.offset, i.apex) for i in whole]
+    np.testing.assert_allclose([i.score for i in chunked], [i.score for i in whole], rtol=0, atol=1e-12)
+
+
+def test_moilanen_threshold_used_when_no_fixed_threshold() -> None:
+    scores = bumps(300, [80, 200], width=3.0, height=0.9) + 0.01
+    fixed = postprocess(scores, PostParams(k=6, win=9, order=2, threshold=0.5), "v", "ME")
+    adaptive = postprocess(scores, PostParams(k=6, win=9, order=2, p=0.6), "v", "ME")
+    assert [i.apex for i in fixed] == [i.apex for i in adaptive] == [1 + 80 + 3, 1 + 200 + 3]
+    assert postprocess(np.array([]), PostParams(k=6), "v", "ME") == []
