@@ -24,9 +24,9 @@ OUTPUT_NAME = "p_expression"
 OPSET = 17
 
 
-def export_onnx(weights: str | Path, out: str | Path, opset: int = OPSET) -> Path:
-    """Export `weights` to an ONNX file at `out` (checked with onnx.checker)."""
-    weights, out = Path(weights), Path(out)
+def export_onnx_bytes(weights: str | Path, opset: int = OPSET) -> bytes:
+    """Serialised ONNX model for `weights` (checked with onnx.checker)."""
+    weights = Path(weights)
     if opset < 17:
         raise UserError(f"--opset: must be >= 17 (the opsets TensorRT 10 parses and this project tests), got {opset}")
     net, meta = load_weights(weights)
@@ -49,8 +49,15 @@ def export_onnx(weights: str | Path, out: str | Path, opset: int = OPSET) -> Pat
     onnx.helper.set_model_props(proto, props)
     proto.doc_string = f"LGNMNet {meta.type} P(expression), K={meta.k} at {meta.fps} fps"
     onnx.checker.check_model(proto, full_check=True)
+    return proto.SerializeToString()
+
+
+def export_onnx(weights: str | Path, out: str | Path, opset: int = OPSET) -> Path:
+    """Export `weights` to an ONNX file at `out`."""
+    data = export_onnx_bytes(weights, opset)
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(proto, str(out))
+    out.write_bytes(data)
     return out
 
 

@@ -1,0 +1,191 @@
+"""One scorer interface over torch CPU, ONNX Runtime (CPU), torch CUDA and TensorRT.
+
+A scorer maps a batch of pre-processed ROIs (N,3,S,S) float32 to P(expression) (N,)
+float32 for the one expression type its weights were trained for.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+
+from engines.lgnmnet import ExpressionProbability
+from engines.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx_bytes
+from engines.weights import WeightsMeta, load_weights
+from realtime.errors import UserError
+from realtime.types import ExprType
+
+Backend = Literal["auto", "tensorrt", "cuda", "cpu"]
+BACKENDS: tuple[str, ...] = ("auto", "tensorrt", "cuda", "cpu")
+LIVE_BATCHES: tuple[int, ...] = (1, 64)  # live: one new pair per frame; replay: chunks of 64
+
+
+@runtime_checkable
+class Scorer(Protocol):
+    backend: str
+    type: ExprType
+    meta: WeightsMeta
+
+    def score(self, x: np.ndarray) -> np.ndarray: ...  # (N,3,S,S) float32 -> (N,) float32
+
+    def close(self) -> None: ...
+
+
+def check_batch(x: np.ndarray, roi_size: int) -> np.ndarray:
+    """Validate a score() batch; returns it C-contiguous. Wrong input is a programming
+    error of the caller (not a user mistake), hence ValueError."""
+    if not isinstance(x, np.ndarray) or x.dtype != np.float32:
+        raise ValueError(f"scorer input must be a float32 ndarray, got {getattr(x, 'dtype', type(x))}")
+    if x.ndim != 4 or x.shape[1:] != (3, roi_size, roi_size):
+        raise ValueError(f"scorer input must be (N,3,{roi_size},{roi_size}), got {x.shape}")
+    return np.ascontiguousarray(x)
+
+
+class TorchCpuScorer:
+    backend = "torch-cpu"
+
+    def __init__(self, weights_path: str | Path) -> None:
+        net, self.meta = load_weights(weights_path)
+        self.type: ExprType = self.meta.type
+        self._model = ExpressionProbability(net).eval()
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        x = check_batch(x, self.meta.roi_size)
+        if x.shape[0] == 0:
+            return np.empty((0,), np.float32)
+        with torch.inference_mode():
+            return self._model(torch.from_numpy(x)).numpy().astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        self._model = None  # type: ignore[assignment]
+
+
+class OnnxRuntimeScorer:
+    """ONNX Runtime, CPU execution provider. The graph is exported in memory from the
+    weights at start (about 0.5 s), so there is no second model file to keep in sync."""
+
+    backend = "onnxruntime-cpu"
+
+    def __init__(self, weights_path: str | Path, threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        _, self.meta = load_weights(weights_path)
+        self.type: ExprType = self.meta.type
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads  # 0: ORT's default (physical cores)
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # No busy-waiting between calls: the ME and MaE sessions alternate every frame
+        # and share the cores with the flow; spinning threads of one session starved
+        # the other (ME+MaE batch-1 was slower than the two alone, see bench_engines).
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._sess = ort.InferenceSession(export_onnx_bytes(weights_path), opts, providers=["CPUExecutionProvider"])
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        x = check_batch(x, self.meta.roi_size)
+        if x.shape[0] == 0:
+            return np.empty((0,), np.float32)
+        return self._sess.run([OUTPUT_NAME], {INPUT_NAME: x})[0].astype(np.float32, copy=False)
+
+    def close(self) -> None:
+        self._sess = None
+
+
+class TorchCudaScorer:
+    """fp16, channels-last, with one CUDA graph per fixed live batch size (launch overhead
+    dominates a batch-1 MobileNetV2, and a graph replays all kernels in one launch).
+    Other batch sizes run eagerly."""
+
+    backend = "torch-cuda"
+
+    def __init__(self, weights_path: str | Path, graph_batches: Iterable[int] = LIVE_BATCHES, device: str = "cuda") -> None:
+        net, self.meta = load_weights(weights_path, device=device)
+        self.type: ExprType = self.meta.type
+        self._dev = torch.device(device)
+        self._model = ExpressionProbability(net).half().to(memory_format=torch.channels_last).eval()
+        s = self.meta.roi_size
+        self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
+        for b in sorted(set(graph_batches)):
+            static_in = torch.zeros((b, 3, s, s), dtype=torch.float16, device=self._dev).to(memory_format=torch.channels_last)
+            side = torch.cuda.Stream(self._dev)
+            side.wait_stream(torch.cuda.current_stream(self._dev))
+            with torch.cuda.stream(side), torch.inference_mode():
+                for _ in range(3):  # warm-up: cuDNN autotuning and allocator pools before capture
+                    self._model(static_in)
+            torch.cuda.current_stream(self._dev).wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.inference_mode(), torch.cuda.graph(graph):
+                static_out = self._model(static_in)
+            self._graphs[b] = (graph, static_in, static_out)
+
+    def score(self, x: np.ndarray) -> np.ndarray:
+        x = check_batch(x, self.meta.roi_size)
+        n = x.shape[0]
+        if n == 0:
+            return np.empty((0,), np.float32)
+        src = torch.from_numpy(x).to(self._dev, non_blocking=False).half()
+        with torch.inference_mode():
+            if n in self._graphs:
+                graph, static_in, static_out = self._graphs[n]
+                static_in.copy_(src)
+                graph.replay()
+                out = static_out
+            else:
+                out = self._model(src.contiguous(memory_format=torch.channels_last))
+            return out.float().cpu().numpy()
+
+    def close(self) -> None:
+        self._graphs.clear()
+        self._model = None  # type: ignore[assignment]
+
+
+def tensorrt_usable() -> bool:
+    """TensorRT importable and a CUDA device present."""
+    return importlib.util.find_spec("tensorrt") is not None and torch.cuda.is_available()
+
+
+def make_cpu_scorer(weights_path: str | Path) -> Scorer:
+    """The faster CPU backend: ONNX Runtime.
+
+    Measured with tools/bench_engines.py (2 shared cores, torch 2.13 CPU with 2 threads,
+    onnxruntime 1.32, random weights; noisy machine, typical of several runs):
+        batch 1 median      torch 10-11 ms    onnxruntime 2.8 ms   (~4x)
+        ME+MaE batch 1      torch 19-20 ms    onnxruntime 5.6 ms   (~3.5x)
+        batch 64            torch ~150 ROI/s  onnxruntime ~640 ROI/s (~4x)
+    """
+    return OnnxRuntimeScorer(weights_path)
+
+
+def make_scorer(weights_path: str | Path, backend: str = "auto", engine_path: str | Path | None = None) -> Scorer:
+    """Scorer for `weights_path` on `backend` ("auto", "tensorrt", "cuda" or "cpu").
+
+    auto: TensorRT when an engine is given and TensorRT + CUDA are usable, else torch
+    CUDA when a GPU is present, else the faster CPU backend.
+    """
+    if backend not in BACKENDS:
+        raise UserError(f"--backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if backend == "auto":
+        if engine_path is not None and tensorrt_usable():
+            backend = "tensorrt"
+        elif torch.cuda.is_available():
+            backend = "cuda"
+        else:
+            backend = "cpu"
+    if backend == "tensorrt":
+        if engine_path is None:
+            raise UserError("--engine: required with --backend tensorrt (build one with lgnm-build-engine)")
+        if not tensorrt_usable():
+            raise UserError("--backend: tensorrt needs the tensorrt package and a CUDA GPU, not found here")
+        from engines.trt_runtime import TensorRTScorer
+
+        return TensorRTScorer(weights_path, engine_path)
+    if backend == "cuda":
+        if not torch.cuda.is_available():
+            raise UserError("--backend: cuda requested but torch sees no CUDA GPU")
+        return TorchCudaScorer(weights_path)
+    return make_cpu_scorer(weights_path)
+
