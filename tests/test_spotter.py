@@ -1,0 +1,150 @@
+"""OnlineSpotter: sample-by-sample output equals offline postprocess (fixed threshold)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from calibration.postprocess import PostParams, postprocess, smooth
+from realtime.spotter import TRIM_SLACK, OnlineSpotter, RollingMoilanen
+from realtime.types import Interval
+
+
+def random_scores(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    """Smoothed noise plus random bumps of widths K..3K."""
+    x = smooth(rng.random(n) * 0.3, 7, 1)
+    idx = np.arange(n)
+    for c in rng.integers(0, n, max(n // (8 * k), 1)):
+        w = rng.integers(k, 3 * k + 1)
+        x = x + rng.uniform(0.3, 0.9) * np.exp(-0.5 * ((idx - c) / (w / 2)) ** 2)
+    return x
+
+
+def run_online(spotter: OnlineSpotter, first_frame: int, scores: np.ndarray) -> list[Interval]:
+    out: list[Interval] = []
+    for i, v in enumerate(scores):
+        out.extend(spotter.push(first_frame + i, float(v)))
+    return out
+
+
+def assert_same(online: list[Interval], offline: list[Interval]) -> None:
+    assert [(i.video, i.type, i.onset, i.offset, i.apex) for i in online] == [
+        (i.video, i.type, i.onset, i.offset, i.apex) for i in offline
+    ]
+    for a, b in zip(online, offline):
+        assert abs(a.score - b.score) <= 1e-9
+
+
+def random_params(rng: np.random.Generator, k: int, forced_cuts: bool) -> PostParams:
+    params = PostParams(
+        k=k,
+        tiny=float(rng.choice([0.1, 0.3, 0.6])),
+        win=int(rng.choice([9, 11, 13, 15])),
+        order=int(rng.integers(0, 5)),
+        threshold=0.5,
+    )
+    return params.with_(max_chunk=2 * params.quiet + 3) if forced_cuts else params
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("k", [6, 18, 37])
+def test_online_equals_offline(seed: int, k: int) -> None:
+    rng = np.random.default_rng(1000 * seed + k)
+    n = int(rng.integers(2000, 20000))
+    scores = random_scores(rng, n, k)
+    params = random_params(rng, k, forced_cuts=seed % 2 == 1)
+    offline = postprocess(scores, params, "cam", "ME", first_frame=7)
+    spotter = OnlineSpotter(params, "cam", "ME")
+    online = run_online(spotter, 7, scores) + spotter.flush()
+    assert len(offline) > 10
+    assert_same(online, offline)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("implicit", [False, True])
+def test_chain_break_equals_offline_segments(seed: int, implicit: bool) -> None:
+    rng = np.random.default_rng(seed)
+    k = 18
+    scores = random_scores(rng, 6000, k)
+    params = random_params(rng, k, forced_cuts=False)
+    cut = int(rng.integers(1000, 5000))
+    a, b = scores[:cut], scores[cut + 40 :]  # 40 frames without a face in between
+    offline = postprocess(a, params, "cam", "MaE", 1) + postprocess(b, params, "cam", "MaE", cut + 41)
+    spotter = OnlineSpotter(params, "cam", "MaE")
+    online = run_online(spotter, 1, a)
+    if not implicit:
+        online += spotter.flush()  # what the pipeline does on a chain break
+    online += run_online(spotter, cut + 41, b) + spotter.flush()  # a frame gap flushes too
+    assert_same(online, offline)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=st.lists(st.floats(0.0, 1.0), min_size=1, max_size=250),
+    k=st.integers(1, 8),
+    win=st.sampled_from([1, 3, 9, 11]),
+    order=st.integers(0, 4),
+    tiny=st.sampled_from([0.0, 0.3, 0.6]),
+    threshold=st.floats(0.05, 0.95),
+)
+def test_online_equals_offline_arbitrary(values, k, win, order, tiny, threshold) -> None:  # type: ignore[no-untyped-def]
+    """Short segments, plateaus, edge peaks, windows larger than the data."""
+    params = PostParams(k=k, win=win, order=min(order, win - 1), tiny=tiny, threshold=threshold)
+    scores = np.array(values)
+    offline = postprocess(scores, params, "v", "ME", first_frame=3)
+    spotter = OnlineSpotter(params, "v", "ME")
+    assert_same(run_online(spotter, 3, scores) + spotter.flush(), offline)
+
+
+def test_emission_delay_is_half_window_plus_quiet_gap() -> None:
+    params = PostParams(k=6, tiny=0.3, win=11, order=2, threshold=0.5)
+    x = np.arange(600, dtype=np.float64)
+    scores = 0.9 * np.exp(-0.5 * ((x - 200) / 4.0) ** 2)
+    last_active = int(np.flatnonzero(smooth(scores, 11, 2) >= 0.5)[-1])
+    spotter = OnlineSpotter(params, "v", "ME")
+    emitted_at = [i for i, v in enumerate(scores) if spotter.push(1 + i, float(v))]
+    assert emitted_at == [last_active + params.quiet + params.win // 2]
+
+
+def test_rolling_threshold_finds_bumps_without_calibration() -> None:
+    rng = np.random.default_rng(3)
+    k = 6
+    scores = 0.05 + 0.02 * rng.random(3000)
+    centres = [800, 1500, 2300]
+    x = np.arange(3000)
+    for c in centres:
+        scores += 0.8 * np.exp(-0.5 * ((x - c) / 3.0) ** 2)
+    spotter = OnlineSpotter(PostParams(k=k, p=0.5, win=9, order=2), "v", "ME", rolling_window=600)
+    out = run_online(spotter, 1, scores) + spotter.flush()
+    assert [iv.apex for iv in out] == [1 + c + k // 2 for c in centres]
+
+
+def test_rolling_moilanen_matches_numpy_window() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.random(500)
+    roll = RollingMoilanen(37, 0.7)
+    for i, v in enumerate(values):
+        roll.add(float(v))
+        w = values[max(0, i - 36) : i + 1]
+        assert roll.value == pytest.approx(w.mean() + 0.7 * (w.max() - w.mean()))
+
+
+def test_memory_stays_bounded_on_a_long_active_stream() -> None:
+    params = PostParams(k=6, win=9, order=2, threshold=0.5)
+    spotter = OnlineSpotter(params, "v", "ME")
+    rng = np.random.default_rng(1)
+    emitted = 0
+    for i in range(20000):  # always above threshold: only forced cuts can bound memory
+        emitted += len(spotter.push(1 + i, 0.8 + 0.1 * float(rng.random())))
+        assert len(spotter._sm) <= params.chunk_limit + params.margin + TRIM_SLACK + 1
+    assert emitted > 0
+
+
+def test_pushing_an_old_frame_is_an_error() -> None:
+    spotter = OnlineSpotter(PostParams(k=6, threshold=0.5), "v", "ME")
+    spotter.push(10, 0.1)
+    with pytest.raises(ValueError):
+        spotter.push(10, 0.1)
+    assert spotter.flush() == [] and spotter.flush() == []
