@@ -171,3 +171,49 @@ def test_moilanen_threshold_used_when_no_fixed_threshold() -> None:
     adaptive = postprocess(scores, PostParams(k=6, win=9, order=2, p=0.6), "v", "ME")
     assert [i.apex for i in fixed] == [i.apex for i in adaptive] == [1 + 80 + 3, 1 + 200 + 3]
     assert postprocess(np.array([]), PostParams(k=6), "v", "ME") == []
+
+
+# -- grid search (calibration/search.py) ---------------------------------------------------
+from calibration.megc import evaluate  # noqa: E402
+from calibration.search import SearchGrids, grid_search  # noqa: E402
+
+
+def labelled_videos(k: int, n_videos: int = 3, n: int = 1200) -> tuple[dict[str, np.ndarray], list[Interval]]:
+    """Noise below 0.2 plus one clean bump per expression; truth = the interval that
+    tiny 0.5 reproduces exactly (11 frames for K=10)."""
+    rng = np.random.default_rng(7)
+    seqs: dict[str, np.ndarray] = {}
+    truth: list[Interval] = []
+    half = half_width(k, 0.5)
+    for v in range(n_videos):
+        centres = list(range(150, n - 150, 200))
+        seqs[f"v{v}"] = 0.15 * rng.random(n) + bumps(n, centres, width=2.5, height=0.8)
+        truth += [Interval(f"v{v}", "ME", 1 + c + k // 2 - half, 1 + c + k // 2 + half) for c in centres]
+    return seqs, truth
+
+
+def test_grid_search_recovers_perfect_f1() -> None:
+    seqs, truth = labelled_videos(k=10)
+    result = grid_search(seqs, truth, "ME", k=10, grids=SearchGrids(win=(9, 11), order=(1, 2)))
+    assert result.f1 == 1.0
+    pred = [iv for v, s in seqs.items() for iv in postprocess(s, result.params, v, "ME")]
+    assert evaluate(truth, pred).per_type["ME"].f1 == 1.0
+    table = result.table
+    assert len(table) == 2 * 2 * 5 * 6 and table["f1"].iloc[0] == 1.0
+    # tiny 0.1 gives 3-frame intervals: IoU 3/11 with the 11-frame truth, no match
+    assert table[table["tiny"] == 0.1]["f1"].max() == 0.0
+
+
+def test_grid_search_fixed_threshold_lies_between_noise_and_bumps() -> None:
+    seqs, truth = labelled_videos(k=10, n_videos=2)
+    grids = SearchGrids(win=(9,), order=(2,), tiny=(0.5,))
+    result = grid_search(seqs, truth, "ME", k=10, fixed_threshold=True, grids=grids)
+    assert result.f1 == 1.0 and result.params.threshold is not None
+    assert 0.15 <= result.params.threshold <= 0.8
+    low = result.table[result.table["threshold"] == 0.05]["f1"].iloc[0]
+    assert low < 1.0  # a threshold inside the noise merges everything into long chunks
+
+
+def test_grid_search_needs_data() -> None:
+    with pytest.raises(ValueError):
+        grid_search({}, [], "ME", k=6)
