@@ -74,7 +74,7 @@ def face_geometry(
     """Regions of one frame from its landmarks in a size x size image.
 
     Defaults scale with the image: eyes grown by size/50 px (2.2 px at 112), a nose box of
-    half-side size/20 (11x11 at 112) centred on the mean of NOSE_TIP[:2] (tip and pad),
+    half-side size/20 (about 13x13 px at 112) centred on the mean of NOSE_TIP[:2] (tip, pad),
     ROI margins of size/40 around brows+lids and size/20 around the lips (lips move more).
     """
     lm = np.asarray(landmarks, dtype=np.float64)
