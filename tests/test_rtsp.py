@@ -1,0 +1,93 @@
+"""RtspSource against a real GStreamer RTSP server on loopback (tests/rtsp_server.py)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+
+from realtime.ring import CaptureThread, FrameRing
+from realtime.sources import RawFrame, RtspSource, SourceUnavailable
+
+
+def _brightness(frame: RawFrame) -> int:
+    return int(frame.image[4:12, 4:12].mean())  # conftest.pattern_frame marks i*8 here
+
+
+def test_reads_frames_from_server(make_video, rtsp_server):
+    server = rtsp_server(make_video("moving.avi", frames=90, fps=30.0))
+    src = RtspSource(server.url, read_timeout_s=10)
+    assert src.fps == pytest.approx(30.0) and src.is_live and src.name == "test"
+    frames = []
+    for frame in src:
+        frames.append(frame)
+        if len(frames) == 30:
+            src.close()
+    assert [f.index for f in frames] == list(range(1, 31))
+    assert frames[0].image.shape == (240, 320, 3)
+    assert frames[0].t_stream == 0.0 and frames[-1].t_stream >= frames[1].t_stream
+    # The picture moves: consecutive frames differ in the marked block (lossy JPEG:
+    # compare coarsely).
+    values = [_brightness(f) for f in frames[:10]]
+    assert len(set(v // 4 for v in values)) > 5
+
+
+def test_server_killed_and_restarted(make_video, rtsp_server):
+    server = rtsp_server(make_video("long.avi", frames=300, fps=30.0))
+    states: list[str] = []
+    down, up_again = threading.Event(), threading.Event()
+
+    def on_state(state: str, detail: str) -> None:
+        states.append(state)
+        if state == "down":
+            down.set()
+        elif down.is_set():
+            up_again.set()
+
+    src = RtspSource(server.url, max_retries=None, on_state=on_state, backoff_s=0.1,
+                     backoff_max_s=0.4, read_timeout_s=3, open_timeout_s=3)
+    ring: FrameRing[int] = FrameRing(1000, "live")
+    thread = CaptureThread(src, ring, lambda f: f.index)
+    thread.start()
+    try:
+        first = [ring.get(timeout=30) for _ in range(10)]
+        server.stop()  # killed mid-stream
+        assert down.wait(30), "source never reported down"
+        server.start()  # same port, same URL
+        assert up_again.wait(30), "source never came back up"
+        later = []
+        while len(later) < 10:
+            later.append(ring.get(timeout=30))
+    finally:
+        thread.stop(timeout=30)
+    assert first == list(range(1, 11))
+    assert states[:3] == ["up", "down", "up"]
+    indices = first + later
+    assert all(a < b for a, b in zip(indices, indices[1:]))  # keeps increasing
+
+
+def test_no_server_gives_up_without_hanging():
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    states = []
+    src = RtspSource(f"rtsp://127.0.0.1:{port}/test", max_retries=2, backoff_s=0.05,
+                     on_state=lambda s, d: states.append(s), open_timeout_s=2)
+    with pytest.raises(SourceUnavailable, match=rf":{port}/test: cannot connect \(gave up after 2"):
+        list(src)
+    assert states == ["down"]
+
+
+def test_no_server_error_reaches_capture_consumer():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    src = RtspSource(f"rtsp://127.0.0.1:{port}/x", fps=25, max_retries=1, backoff_s=0.05)
+    ring: FrameRing[RawFrame] = FrameRing(4)
+    thread = CaptureThread(src, ring, lambda f: f)
+    thread.start()
+    with pytest.raises(SourceUnavailable):
+        ring.get(timeout=60)
+    thread.join(10)
+    assert not thread.is_alive()
