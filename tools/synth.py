@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from realtime.errors import UserError, cli_entry
+from realtime.intervals_csv import write_intervals
 from realtime.types import EXPR_TYPES, Interval
 from tools.synthesis.distractors import Distractor, DistractorTrack, make_distractors
 from tools.synthesis.faces import BUILTIN_FACES, FacePhoto, compose_scene, load_face
@@ -135,23 +136,6 @@ def write_mp4(path: Path, frames: Iterator[np.ndarray], fps: float, size: tuple[
     return count
 
 
-def write_truth_csv(path: Path, truth: Sequence[Interval]) -> None:
-    """The evaluator's truth format: video,type,onset,apex,offset (frames 1-based)."""
-    with open(path, "w", newline="") as fh:
-        out = csv.writer(fh)
-        out.writerow(["video", "type", "onset", "apex", "offset"])
-        for iv in truth:
-            out.writerow([iv.video, iv.type, iv.onset, iv.apex, iv.offset])
-
-
-def read_truth_csv(path: Path) -> list[Interval]:
-    with open(path, newline="") as fh:
-        return [
-            Interval(r["video"], r["type"], int(r["onset"]), int(r["offset"]), apex=int(r["apex"]))  # type: ignore[arg-type]
-            for r in csv.DictReader(fh)
-        ]
-
-
 def _write_distractors_csv(path: Path, rows: list[tuple[str, Distractor]]) -> None:
     with open(path, "w", newline="") as fh:
         out = csv.writer(fh)
@@ -238,7 +222,7 @@ def write_dataset(
     elif layout == "samm":
         dl.write_samm_layout(out, standins)
     truth = [iv for v in videos for iv in v.truth]
-    write_truth_csv(out / "truth.csv", truth)
+    write_intervals(out / "truth.csv", truth, truth=True)
     _write_distractors_csv(out / "distractors.csv", [(v.name, d) for v in videos for d in v.distractors])
     return DatasetSummary([v.name for v in videos], truth, total, time.perf_counter() - t0, n_videos * duration / 60)
 
@@ -269,8 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         task = progress.add_task("rendering", total=int(round(duration * args.fps)) * args.videos)
 
         def on_frame(video: str, k: int, n: int) -> None:
-            if k % 25 == 0 or k == n:
-                progress.update(task, description=f"{video} {k}/{n}", completed=progress.tasks[0].completed + (25 if k % 25 == 0 else k % 25))  # fmt: skip
+            if k == 1:
+                progress.update(task, description=video)
+            progress.advance(task)
 
         summary = write_dataset(args.out, args.videos, float(args.fps), args.faces, args.seed, args.layout,
                                 duration, not args.no_distractors, on_frame)  # fmt: skip

@@ -1,0 +1,191 @@
+"""Synthetic long face videos: determinism, truth, visible motion, readable outputs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import matplotlib.cbook
+import numpy as np
+import pytest
+
+from realtime.datasets import load_cas, load_samm
+from realtime.face import FaceLandmarker
+from realtime.intervals_csv import read_intervals
+from tools.synth import SynthConfig, generate_video, main, write_dataset
+from tools.synthesis.actions import ACTIONS
+from tools.synthesis.faces import load_face
+from tools.synthesis.timeline import VISIBLE
+
+
+@pytest.fixture(scope="module")
+def astronaut():
+    return load_face("astronaut")
+
+
+@pytest.fixture(scope="module")
+def hopper():
+    return load_face("grace_hopper")
+
+
+def _sample(video, step: int = 7) -> list[np.ndarray]:
+    return [video.frame(i) for i in range(1, video.n_frames + 1, step)]
+
+
+def test_same_seed_same_frames_and_truth_other_seed_differs(astronaut):
+    config = SynthConfig(duration_s=12)
+    a, b = generate_video(config, 11, astronaut), generate_video(config, 11, astronaut)
+    c = generate_video(config, 12, astronaut)
+    assert a.truth == b.truth and a.distractors == b.distractors
+    assert all(np.array_equal(x, y) for x, y in zip(_sample(a), _sample(b)))
+    assert a.truth != c.truth
+    assert not np.array_equal(a.frame(1), c.frame(1))
+
+
+@pytest.mark.parametrize("fps,me_max_s", [(30, 0.5), (200, 0.5)])
+def test_truth_inside_video_with_type_durations_and_gaps(astronaut, fps, me_max_s):
+    config = SynthConfig(fps=fps, duration_s=240 if fps == 30 else 60)
+    truths = [generate_video(config, seed, astronaut) for seed in (1, 2)]
+    for video in truths:
+        assert video.truth, "an informative video has events"
+        previous = None
+        for iv, event in zip(video.truth, video.events):
+            assert 1 <= iv.onset <= iv.apex <= iv.offset <= video.n_frames
+            seconds = iv.length / fps
+            if iv.type == "ME":
+                assert 0.2 - 1.5 / fps <= seconds <= me_max_s
+            else:
+                assert 0.5 - 1.5 / fps <= seconds <= 4.0 + 1.5 / fps
+            # truth is exactly where the rendered profile is visible
+            p = event.profile(np.array([iv.onset - 1, iv.onset, iv.apex, iv.offset, iv.offset + 1]))
+            assert p[0] <= VISIBLE < p[1] and p[2] == pytest.approx(1.0) and p[3] > VISIBLE >= p[4]
+            if previous is not None:
+                assert iv.onset - previous.offset >= fps  # >= 1 s apart
+            previous = iv
+    minutes = sum(v.n_frames for v in truths) / fps / 60
+    per_min = {t: sum(iv.type == t for v in truths for iv in v.truth) / minutes for t in ("ME", "MaE")}
+    assert 2 <= per_min["ME"] <= 8 and 3 <= per_min["MaE"] <= 10, per_min
+
+
+def _region_mask(video, names: list[str]) -> np.ndarray:
+    """Pixels near the anchors of the given actions."""
+    h, w = video.frame(1).shape[:2]
+    mask = np.zeros((h, w), np.uint8)
+    radius = max(3, int(0.08 * video.face_scale))
+    for name in names:
+        for index, _, _ in ACTIONS[name].anchors:
+            x, y = np.round(video.landmarks[index]).astype(int)
+            cv2.circle(mask, (int(x), int(y)), radius, 1, -1)
+    return mask.astype(bool)
+
+
+def _diff(a: np.ndarray, b: np.ndarray, mask: np.ndarray) -> float:
+    return float(cv2.absdiff(a, b)[mask].mean())
+
+
+def test_face_moves_during_events_and_nowhere_else_without_distractors(hopper):
+    video = generate_video(SynthConfig(duration_s=40, distractors=False), 5, hopper)
+    assert video.truth and not video.distractors
+    busy = np.zeros(video.n_frames + 2, bool)
+    for e in video.events:
+        lo, hi = e.support()
+        busy[max(lo, 0) : hi + 1] = True
+    quiet = [i for i in range(1, video.n_frames) if not busy[i] and not busy[i + 1]]
+    assert quiet
+    for i in quiet[:: max(1, len(quiet) // 20)]:  # outside events nothing changes at all
+        assert np.array_equal(video.frame(i), video.frame(i + 1))
+    for iv, e in zip(video.truth, video.events):
+        mask = _region_mask(video, [name for name, _ in e.actions])
+        moved = _diff(video.frame(iv.onset - 1), video.frame(iv.apex), mask)
+        assert moved > (1.0 if iv.type == "MaE" else 0.3), (iv, e.actions, moved)
+
+
+def test_event_motion_stands_out_from_noise_with_distractors(astronaut):
+    video = generate_video(SynthConfig(duration_s=60), 8, astronaut)
+    distracted = np.zeros(video.n_frames + 2, bool)  # blinks, head moves, light ramps
+    for d in video.distractors:
+        distracted[max(0, d.start - 2) : d.end + 3] = True
+    busy = distracted.copy()  # ... and events: all but drift and sensor noise
+    for e in video.events:
+        lo, hi = e.support()
+        busy[max(0, lo - 1) : hi + 2] = True
+    checked = 0
+    for iv, e in zip(video.truth, video.events):
+        if iv.type != "MaE" or distracted[iv.onset - 1 : iv.apex + 1].any():
+            continue  # a distractor overlaps this event
+        lag = iv.apex - iv.onset + 1
+        # a quiet stretch of the same lag (drift and sensor noise only)
+        quiet = [s for s in range(lag + 1, video.n_frames) if not busy[s - lag : s + 1].any()]
+        if not quiet:
+            continue
+        mask = _region_mask(video, [name for name, _ in e.actions])
+        moved = _diff(video.frame(iv.onset - 1), video.frame(iv.apex), mask)
+        still = _diff(video.frame(quiet[0] - lag), video.frame(quiet[0]), mask)
+        assert moved > 1.5 * still, (iv, e.actions, moved, still)
+        checked += 1
+    assert checked >= 2
+
+
+def test_mediapipe_finds_the_face_in_generated_frames(astronaut):
+    video = generate_video(SynthConfig(duration_s=30), 4, astronaut)
+    picks = [video.truth[0].apex, next(d for d in video.distractors if d.kind == "blink").start + 2, 1]
+    picks += [(d.start + d.end) // 2 for d in video.distractors if d.kind in ("turn", "nod")][:1]
+    with FaceLandmarker(static_image_mode=True) as mesh:
+        for i in picks:
+            found = mesh.detect(video.frame(i))
+            assert found is not None, f"no face in frame {i}"
+            error = np.linalg.norm(found - video.landmarks, axis=1).mean()
+            assert error < 0.15 * video.face_scale, (i, error)
+
+
+def test_mp4_readable_with_right_frame_count_and_truth_csv_round_trips(tmp_path):
+    summary = write_dataset(tmp_path, 2, 30.0, ["astronaut"], seed=3, layout="mp4", duration_s=6)
+    for name in summary.videos:
+        cap = cv2.VideoCapture(str(tmp_path / f"{name}.mp4"))
+        assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 180
+        count = 0
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            count += 1
+            assert frame.shape == (480, 640, 3)
+        cap.release()
+        assert count == 180
+    assert read_intervals(tmp_path / "truth.csv") == summary.truth
+    assert (tmp_path / "distractors.csv").read_text().startswith("video,kind,start,end")
+
+
+def test_cas_and_samm_layouts_read_back_by_the_dataset_readers(tmp_path, hopper):
+    hopper_png = tmp_path / "face.png"  # a user-given face path must work too
+    cv2.imwrite(str(hopper_png), hopper.image)
+    cas = write_dataset(tmp_path / "cas", 2, 30.0, [str(hopper_png)], seed=1, layout="cas", duration_s=8)
+    records = load_cas(tmp_path / "cas", tmp_path / "cas" / "CAS.xlsx")
+    assert [r.id for r in records] == sorted(cas.videos)
+    assert all(len(r.frames) == 240 for r in records)
+    assert sorted((iv.video, iv.onset, iv.offset) for r in records for iv in r.truth) == sorted(
+        (iv.video, iv.onset, iv.offset) for iv in cas.truth
+    )
+    samm = write_dataset(tmp_path / "samm", 1, 200.0, ["astronaut"], seed=1, layout="samm", duration_s=3)
+    records = load_samm(tmp_path / "samm", tmp_path / "samm" / "SAMM.xlsx")
+    assert [r.id for r in records] == samm.videos and len(records[0].frames) == 600
+    assert cv2.imread(str(records[0].frames[0])).shape == (288, 352, 3)
+
+
+def test_cli_writes_and_reports_user_errors(tmp_path, capsys):
+    assert main(["--out", str(tmp_path / "o"), "--duration", "4", "--faces", "astronaut", "--seed", "2"]) == 0
+    assert (tmp_path / "o" / "synth_001.mp4").is_file() and (tmp_path / "o" / "truth.csv").is_file()
+    assert main(["--out", str(tmp_path / "x"), "--faces", str(tmp_path / "nope.jpg")]) == 2
+    assert "nope.jpg" in capsys.readouterr().err
+    assert main(["--out", str(tmp_path / "y"), "--videos", "0"]) == 2
+    assert main(["--out", str(tmp_path / "z"), "--duration", "1"]) == 2
+    blank = tmp_path / "blank.png"
+    cv2.imwrite(str(blank), np.full((200, 200, 3), 128, np.uint8))
+    assert main(["--out", str(tmp_path / "w"), "--faces", str(blank)]) == 2
+    assert "no face" in capsys.readouterr().err
+
+
+def test_user_face_file_from_matplotlib_sample_path():
+    path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    photo = load_face(Path(path))
+    assert photo.landmarks.shape == (468, 2) and photo.name == "grace_hopper"
