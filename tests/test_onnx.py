@@ -1,11 +1,8 @@
 """ONNX export: the graph checks, carries the metadata, and ONNX Runtime (real, CPU EP)
-agrees with torch within 1e-4.
-
-The "pre-processed" input here is a structured synthetic ROI, NOT one made by
-realtime.features.pair_input (not available when this test was written): two drawn
-grey faces (the second with raised mouth corners and brows), real OpenCV Farneback flow
-with the project's FlowSettings, HS encoding, brow band on top / mouth band below,
-then (pixel - 127.5) / 128. It has the value range and structure of a real input.
+agrees with torch within 1e-4, on random inputs and on a real pre-processed input:
+realtime.features.pair_input of a real face photo (matplotlib's grace_hopper.jpg, real
+FaceMesh landmarks and alignment) and the same photo with the mouth region moved 2 px
+down (a local "expression" motion, no head motion).
 """
 
 from __future__ import annotations
@@ -14,6 +11,7 @@ import json
 from pathlib import Path
 
 import cv2
+import matplotlib.cbook
 import numpy as np
 import onnx
 import onnxruntime as ort
@@ -23,38 +21,28 @@ import torch
 from engines.lgnmnet import LGNMNet
 from engines.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx, onnx_metadata
 from engines.weights import WeightsMeta, file_sha256, save_weights
+from realtime import face as fl
+from realtime import features as ft
 from realtime.errors import UserError
-from realtime.types import FlowSettings
+from realtime.types import AlignedFace, FlowSettings
 
 
-def _face(mouth_lift: float, brow_lift: float) -> np.ndarray:
-    img = np.full((112, 112), 90, np.uint8)
-    cv2.ellipse(img, (56, 58), (44, 54), 0, 0, 360, 170, -1)
-    for x in (36, 76):
-        cv2.ellipse(img, (x, 44), (9, 5), 0, 0, 360, 40, -1)  # eyes
-        cv2.line(img, (x - 12, int(32 - brow_lift)), (x + 12, int(30 - brow_lift)), 60, 3)  # brows
-    pts = np.array([[36, 84 - mouth_lift], [56, 90], [76, 84 - mouth_lift]], np.int32)
-    cv2.polylines(img, [pts], False, 50, 3)
-    rng = np.random.default_rng(0)  # fixed skin texture so that flow has something to track
-    return cv2.GaussianBlur(np.clip(img + rng.normal(0, 6, img.shape), 0, 255).astype(np.uint8), (3, 3), 0)
-
-
-def structured_roi() -> np.ndarray:
-    """(3,112,112) float32, normalised like the network input (see module docstring)."""
-    fs = FlowSettings()
-    a, b = _face(0, 0), _face(5, 3)
-    flags = cv2.OPTFLOW_FARNEBACK_GAUSSIAN if fs.gaussian_window else 0
-    flow = cv2.calcOpticalFlowFarneback(a, b, None, fs.pyr_scale, fs.levels, fs.winsize,
-                                        fs.iterations, fs.poly_n, fs.poly_sigma, flags)
-    flow = np.clip(flow, -fs.clip, fs.clip)
-    mag, ang = cv2.cartToPolar(flow[..., 0], flow[..., 1])
-    hsv = np.zeros((112, 112, 3), np.uint8)
-    hsv[..., 0] = ang * 180 / np.pi / 2
-    hsv[..., 1] = 255
-    hsv[..., 2] = cv2.normalize(mag, None, 0, 255, cv2.NORM_MINMAX)
-    bgr = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR)
-    roi = np.vstack([cv2.resize(bgr[20:56], (112, 56)), cv2.resize(bgr[70:102], (112, 56))])
-    return ((roi.astype(np.float32) - 127.5) / 128.0).transpose(2, 0, 1).copy()
+def real_pair_inputs() -> np.ndarray:
+    """(2,3,112,112): pair_input for a mouth motion and for a brow motion."""
+    img = cv2.imread(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)))
+    with fl.FaceLandmarker(static_image_mode=True) as mesh:
+        face = fl.align_face(img, mesh.detect(img), 224)
+    assert face is not None
+    geometry = ft.face_geometry(face.landmarks, 224)
+    shifted = cv2.warpAffine(face.grey, np.float32([[1, 0, 0], [0, 1, 2]]), face.grey.shape[::-1],
+                             flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
+    out = []
+    for x0, y0, x1, y1 in (geometry.mouth_box, geometry.brow_box):
+        grey = face.grey.copy()
+        grey[y0 + 6 : y1 - 6, x0 + 6 : x1 - 6] = shifted[y0 + 6 : y1 - 6, x0 + 6 : x1 - 6]
+        moved = AlignedFace(grey=grey, landmarks=face.landmarks, matrix=face.matrix)
+        out.append(ft.pair_input(face, moved, FlowSettings()))
+    return np.stack(out)
 
 
 def sensitive_net(seed: int) -> LGNMNet:
@@ -115,11 +103,10 @@ def test_onnxruntime_matches_torch_on_random_inputs(exported: tuple[LGNMNet, Pat
     np.testing.assert_allclose(got, ref, atol=1e-4, rtol=0)
 
 
-def test_onnxruntime_matches_torch_on_structured_roi(exported: tuple[LGNMNet, Path, Path]) -> None:
+def test_onnxruntime_matches_torch_on_real_preprocessed_input(exported: tuple[LGNMNet, Path, Path]) -> None:
     net, _, path = exported
-    roi = structured_roi()
-    assert roi.min() >= -1.0 and roi.max() <= 1.0 and roi.std() > 0.05
-    x = np.stack([roi, roi[:, ::-1].copy()])  # the ROI and its vertical flip
+    x = real_pair_inputs()
+    assert x.dtype == np.float32 and x.shape == (2, 3, 112, 112) and x.std() > 0.01
     with torch.no_grad():
         ref = net.predict_proba(torch.from_numpy(x)).numpy()
     np.testing.assert_allclose(_ort(path, x), ref, atol=1e-4, rtol=0)
