@@ -1,0 +1,541 @@
+"""GPU dense flow (OpenCV Farneback, bit-for-bit the algorithm of engines/farneback_ref.py)
+and the flow -> network-input encoding of realtime/features.py, batched over pairs.
+
+Per-frame products (pyramid + polynomial expansion of every level) live in a device ring
+of `capacity` slots: `push_frames` uploads each frame once and computes them once; every
+pair that uses the frame (t-K_ME -> t, t-K_MaE -> t, replay batches) only runs the
+per-pair iterations. Kernels are loaded from engines/kernels/*.cu at run time.
+
+Backends:
+  "cupy": CuPy RawModule (NVRTC), the GPU path.
+  "host": the same .cu sources built as a C++ shared library and run on the CPU with
+          numpy arrays. Slow; it exists so the kernels and this driver are tested on
+          machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import cv2
+import numpy as np
+
+from engines import farneback_ref as fr
+from realtime.errors import UserError
+from realtime.types import FlowSettings
+
+KERNEL_DIR = Path(__file__).with_name("kernels")
+KERNEL_FILES = ("farneback.cu", "encode.cu")
+ROI_OUT = 112  # network input side (realtime.features.ROI_SIZE)
+ROI_TAPS = 8  # max source taps per output pixel along one axis (a 224-px box into 56 rows needs 5)
+NVRTC_OPTIONS = ("--fmad=false", "--std=c++14")  # no FMA contraction: match numpy/OpenCV rounding
+BLOCK = (16, 16, 1)
+MINMAX_THREADS = 256  # enc_minmax's shared arrays are sized for this
+
+BackendName = Literal["cupy", "host"]
+
+
+def kernel_source() -> str:
+    """Both .cu files with prelude.cu inlined (NVRTC then needs no include path)."""
+    prelude = (KERNEL_DIR / "prelude.cu").read_text()
+    parts = [(KERNEL_DIR / f).read_text().replace('#include "prelude.cu"', prelude) for f in KERNEL_FILES]
+    return "\n".join(parts)
+
+
+def cuda_available() -> bool:
+    """True when CuPy imports and sees a CUDA device. Never raises."""
+    try:
+        import cupy  # noqa: PLC0415  (optional dependency)
+
+        return int(cupy.cuda.runtime.getDeviceCount()) > 0
+    except Exception:  # noqa: BLE001 - any failure means "no usable GPU"
+        return False
+
+
+# ---------------------------------------------------------------- backends
+
+class _Backend(Protocol):
+    name: str
+    xp: Any  # numpy or cupy
+
+    def launch(self, kernel: str, w: int, h: int, nz: int, args: tuple, block: tuple | None = None) -> None: ...
+
+    def to_numpy(self, a: Any) -> np.ndarray: ...
+
+
+class _CupyBackend:
+    name = "cupy"
+
+    def __init__(self) -> None:
+        import cupy  # noqa: PLC0415
+
+        self.xp = cupy
+        self._module = cupy.RawModule(code=kernel_source(), options=NVRTC_OPTIONS)
+        self._module.compile()  # fail here, not on the first frame
+        self._fns: dict[str, Any] = {}
+
+    def _fn(self, kernel: str) -> Any:
+        if kernel not in self._fns:
+            self._fns[kernel] = self._module.get_function(kernel)
+        return self._fns[kernel]
+
+    def launch(self, kernel: str, w: int, h: int, nz: int, args: tuple, block: tuple | None = None) -> None:
+        if block is None:
+            block = BLOCK
+            grid = ((w + block[0] - 1) // block[0], (h + block[1] - 1) // block[1], nz)
+        else:
+            grid = (1, 1, nz)
+        self._fn(kernel)(grid, block, args)
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        return self.xp.asnumpy(a)
+
+
+def _host_library() -> Path:
+    """Build (once per source version) the .cu files as a host shared library."""
+    src = kernel_source()
+    digest = hashlib.sha256(src.encode()).hexdigest()[:16]
+    out = Path(tempfile.gettempdir()) / f"lgnm-kernels-{digest}.so"
+    if out.exists():
+        return out
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        raise UserError("the host kernel backend needs a C++ compiler (g++) on PATH")
+    with tempfile.TemporaryDirectory() as tmp:
+        cpp = Path(tmp) / "kernels.cpp"
+        cpp.write_text(src)
+        so = Path(tmp) / "kernels.so"
+        cmd = [cxx, "-O2", "-shared", "-fPIC", "-ffp-contract=off", "-x", "c++", str(cpp), "-o", str(so)]
+        subprocess.run(cmd, check=True, capture_output=True)
+        os.replace(so, out)  # atomic: concurrent test processes never see a partial file
+    return out
+
+
+class _HostBackend:
+    name = "host"
+    xp = np
+
+    def __init__(self) -> None:
+        self._lib = ctypes.CDLL(str(_host_library()))
+
+    @staticmethod
+    def _arg(a: Any) -> Any:
+        if isinstance(a, np.ndarray):
+            if not a.flags.c_contiguous:
+                raise ValueError("kernel arrays must be C-contiguous")
+            return ctypes.c_void_p(a.ctypes.data)
+        for kind, ctype in ((np.int32, ctypes.c_int), (np.int64, ctypes.c_longlong),
+                            (np.float32, ctypes.c_float), (np.float64, ctypes.c_double)):
+            if isinstance(a, kind):
+                return ctype(a.item())
+        raise TypeError(f"unsupported kernel argument {type(a).__name__}")
+
+    def launch(self, kernel: str, w: int, h: int, nz: int, args: tuple, block: tuple | None = None) -> None:
+        fn = getattr(self._lib, kernel)
+        fn.restype = None
+        fn(*(self._arg(a) for a in args))
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        return np.asarray(a)
+
+
+def _backend(name: str) -> _Backend:
+    if name == "cupy":
+        return _CupyBackend()
+    if name == "host":
+        return _HostBackend()
+    raise UserError(f"unknown CUDA flow backend {name!r} (choose cupy or host)")
+
+
+# ---------------------------------------------------------------- host-side tables
+
+i32, i64, f32, f64 = np.int32, np.int64, np.float32, np.float64
+
+
+@functools.lru_cache(maxsize=256)
+def resize_weights(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dense 1-D weights (dst_w, src_w), (dst_h, src_h) of realtime.features.select_roi's
+    cv::resize for one box size, read off cv::resize itself with float impulse images
+    (the interpolation choice depends on both axes, so each axis is probed in 2-D)."""
+    shrink = src_h > dst_h or src_w > dst_w
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    wx = np.zeros((dst_w, src_w), f32)
+    for j0 in range(0, src_w, 4):  # resize takes at most 4 channels: probe 4 impulses a call
+        js = list(range(j0, min(j0 + 4, src_w)))
+        img = np.zeros((src_h, src_w, 4), f32)
+        for c, j in enumerate(js):
+            img[:, j, c] = 1
+        out = cv2.resize(img, (dst_w, dst_h), interpolation=interp)
+        wx[:, js] = out[0, :, : len(js)]
+    wy = np.zeros((dst_h, src_h), f32)
+    for j0 in range(0, src_h, 4):
+        js = list(range(j0, min(j0 + 4, src_h)))
+        img = np.zeros((src_h, src_w, 4), f32)
+        for c, j in enumerate(js):
+            img[j, :, c] = 1
+        out = cv2.resize(img, (dst_w, dst_h), interpolation=interp)
+        wy[:, js] = out[:, 0, : len(js)]
+    return wx, wy
+
+
+def sparse_taps(w: np.ndarray, taps: int = ROI_TAPS) -> tuple[np.ndarray, np.ndarray]:
+    """Dense (dst, src) weights -> (dst, taps) indices and weights, zero-padded."""
+    idx = np.zeros((w.shape[0], taps), i32)
+    wt = np.zeros((w.shape[0], taps), f32)
+    for d in range(w.shape[0]):
+        nz = np.flatnonzero(w[d])
+        if len(nz) > taps:
+            raise ValueError(f"resize needs {len(nz)} taps > {taps}")
+        idx[d, : len(nz)] = nz
+        wt[d, : len(nz)] = w[d, nz]
+    return idx, wt
+
+
+@dataclass(frozen=True, slots=True)
+class FrameEncodeTables:
+    """Host tables of one frame for the encoding kernels (from its FaceGeometry)."""
+
+    nose_box: np.ndarray  # (4,) int32
+    eye_mask: np.ndarray  # (S,S) uint8, 1 inside a grown eye polygon
+    roi_boxes: np.ndarray  # (2,4) int32 brow, mouth
+    xi: np.ndarray  # (2, ROI_OUT, T) int32
+    xw: np.ndarray  # (2, ROI_OUT, T) float32
+    yi: np.ndarray  # (2, ROI_OUT/2, T) int32
+    yw: np.ndarray  # (2, ROI_OUT/2, T) float32
+
+
+def encode_tables(geometry: Any, size: int) -> FrameEncodeTables:
+    """Tables for `realtime.features.FaceGeometry` (duck-typed to keep this module light)."""
+    if geometry.size != size:
+        raise ValueError(f"geometry is for {geometry.size} px, flow is {size} px")
+    mask = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(mask, [geometry.left_eye, geometry.right_eye], 1)
+    half = ROI_OUT // 2
+    xi, xw, yi, yw = [], [], [], []
+    for x0, y0, x1, y1 in (geometry.brow_box, geometry.mouth_box):
+        wx, wy = resize_weights(x1 - x0, y1 - y0, ROI_OUT, half)
+        a, b = sparse_taps(wx)
+        c, d = sparse_taps(wy)
+        xi.append(a), xw.append(b), yi.append(c), yw.append(d)
+    return FrameEncodeTables(
+        nose_box=np.asarray(geometry.nose_box, i32),
+        eye_mask=mask,
+        roi_boxes=np.asarray([geometry.brow_box, geometry.mouth_box], i32),
+        xi=np.stack(xi), xw=np.stack(xw), yi=np.stack(yi), yw=np.stack(yw),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Level:
+    width: int
+    height: int
+    offset: int  # float offset of this level's (h, w, 5) coefficients inside a slot
+    blur: Any  # device float32 Gaussian kernel of the pre-smoothing
+    ksize: int
+    taps: tuple  # device (x0, x1, ax, y0, y1, ay): full frame -> this level
+    up_taps: tuple | None  # device taps: next coarser level -> this level (flow upsampling)
+    bx: Any  # device border damping factors along x / y
+    by: Any
+
+
+# ---------------------------------------------------------------- the engine
+
+class CudaFarneback:
+    """Batched Farneback + encoding on the device, with a ring of per-frame products."""
+
+    def __init__(self, settings: FlowSettings, max_pairs: int = 64, capacity: int = 256,
+                 backend: BackendName = "cupy") -> None:
+        if settings.algorithm != "farneback":
+            raise UserError(f"the CUDA flow implements farneback only, weights use {settings.algorithm!r}")
+        if not settings.gaussian_window:
+            raise UserError("the CUDA flow implements the Gaussian window only (gaussian_window=true)")
+        if max_pairs < 1 or capacity < 2:
+            raise ValueError("max_pairs must be >= 1 and capacity >= 2")
+        self.settings = settings
+        self.max_pairs = max_pairs
+        self.capacity = capacity
+        self.size = settings.face_size
+        self.backend = _backend(backend)
+        xp = self.backend.xp
+        self._consts = fr.poly_consts(settings.poly_n, settings.poly_sigma)
+        self._g, self._xg, self._xxg = (xp.asarray(a) for a in (self._consts.g, self._consts.xg, self._consts.xxg))
+        self._window = xp.asarray(fr.window_kernel(settings.winsize))
+        self._levels = self._make_levels()
+        self.slot_stride = sum(lv.width * lv.height * 5 for lv in self._levels)
+        self.ring = xp.zeros((capacity, self.slot_stride), f32)
+        S, half, T = self.size, ROI_OUT // 2, ROI_TAPS
+        self._masks = xp.zeros((capacity, S, S), np.uint8)
+        self._nose = xp.zeros((capacity, 4), i32)
+        self._roi_boxes = xp.zeros((capacity, 2, 4), i32)
+        self._xi = xp.zeros((capacity, 2, ROI_OUT, T), i32)
+        self._xw = xp.zeros((capacity, 2, ROI_OUT, T), f32)
+        self._yi = xp.zeros((capacity, 2, half, T), i32)
+        self._yw = xp.zeros((capacity, 2, half, T), f32)
+        self._has_geometry = np.zeros(capacity, bool)
+        self._filled = np.zeros(capacity, bool)
+        self._next = 0
+
+    def _make_levels(self) -> list[_Level]:
+        xp, s, S = self.backend.xp, self.settings, self.size
+        geos = fr.level_geometry(S, S, s)
+        levels, offset = [], 0
+        for k, g in enumerate(geos):
+            sig = g.sigma if g.sigma > 0 else 0.0
+            taps = fr.linear_taps(S, g.width) + fr.linear_taps(S, g.height)
+            up = None
+            if k + 1 < len(geos):
+                c = geos[k + 1]
+                up = fr.linear_taps(c.width, g.width) + fr.linear_taps(c.height, g.height)
+            levels.append(_Level(
+                width=g.width, height=g.height, offset=offset,
+                blur=xp.asarray(fr.gaussian_kernel(g.ksize, sig)), ksize=g.ksize,
+                taps=tuple(xp.asarray(a.astype(i32) if a.dtype.kind == "i" else a) for a in taps),
+                up_taps=None if up is None else tuple(xp.asarray(a.astype(i32) if a.dtype.kind == "i" else a) for a in up),
+                bx=xp.asarray(fr.border_weights_1d(g.width)), by=xp.asarray(fr.border_weights_1d(g.height)),
+            ))
+            offset += g.width * g.height * 5
+        return levels
+
+    # ------------------------------------------------------------ per frame
+
+    def push_frame(self, grey: np.ndarray, geometry: Any = None) -> int:
+        """Upload one (S,S) uint8 frame, compute its products once; returns its slot."""
+        return self.push_frames([grey], [geometry])[0]
+
+    def push_frames(self, greys: Sequence[np.ndarray], geometries: Sequence[Any] | None = None) -> list[int]:
+        """Batched push; slots are reused round-robin (the oldest frame is overwritten)."""
+        if geometries is None:
+            geometries = [None] * len(greys)
+        if len(geometries) != len(greys):
+            raise ValueError("one geometry (or None) per frame")
+        slots: list[int] = []
+        for start in range(0, len(greys), self.max_pairs):
+            chunk = greys[start : start + self.max_pairs]
+            ids = [(self._next + i) % self.capacity for i in range(len(chunk))]
+            self._next = (self._next + len(chunk)) % self.capacity
+            self._frame_products(chunk, ids)
+            for slot, geo in zip(ids, geometries[start : start + self.max_pairs], strict=True):
+                self._set_geometry(slot, geo)
+            slots += ids
+        return slots
+
+    def _frame_products(self, greys: Sequence[np.ndarray], slots: list[int]) -> None:
+        xp, S, n = self.backend.xp, self.size, len(greys)
+        for g in greys:
+            if g.shape != (S, S) or g.dtype != np.uint8:
+                raise ValueError(f"frames must be ({S},{S}) uint8, got {g.shape} {g.dtype}")
+        launch = self.backend.launch
+        src = xp.asarray(np.ascontiguousarray(np.stack(greys)))
+        full = xp.empty((n, S, S), f32)
+        launch("fb_u8_to_f32", S, S, n, (src, full, i32(S), i32(S), i32(n)))
+        tmp, blurred = xp.empty((n, S, S), f32), xp.empty((n, S, S), f32)
+        dslots = xp.asarray(np.asarray(slots, i32))
+        c = self._consts
+        for lv in self._levels:
+            w, h = lv.width, lv.height
+            launch("fb_blur_rows", S, S, n, (full, tmp, i32(S), i32(S), i32(n), lv.blur, i32(lv.ksize)))
+            launch("fb_blur_cols", S, S, n, (tmp, blurred, i32(S), i32(S), i32(n), lv.blur, i32(lv.ksize)))
+            img = xp.empty((n, h, w), f32)
+            launch("fb_resize_linear", w, h, n, (blurred, img, i32(S), i32(S), i32(w), i32(h), i32(1), i32(n),
+                                                 *lv.taps, f32(1.0)))
+            rows3 = xp.empty((n, h, w, 3), f32)
+            launch("fb_poly_vert", w, h, n, (img, rows3, i32(w), i32(h), i32(n), self._g, self._xg, self._xxg,
+                                             i32(self.settings.poly_n)))
+            launch("fb_poly_horz", w, h, n, (rows3, self.ring, i64(self.slot_stride), i64(lv.offset), dslots,
+                                             i32(w), i32(h), i32(n), self._g, self._xg, self._xxg,
+                                             i32(self.settings.poly_n), f64(c.ig11), f64(c.ig03), f64(c.ig33),
+                                             f64(c.ig55)))
+        self._filled[slots] = True
+
+    def _set_geometry(self, slot: int, geometry: Any) -> None:
+        self._has_geometry[slot] = geometry is not None
+        if geometry is None:
+            return
+        xp, t = self.backend.xp, encode_tables(geometry, self.size)
+        self._masks[slot] = xp.asarray(t.eye_mask)
+        self._nose[slot] = xp.asarray(t.nose_box)
+        self._roi_boxes[slot] = xp.asarray(t.roi_boxes)
+        self._xi[slot], self._xw[slot] = xp.asarray(t.xi), xp.asarray(t.xw)
+        self._yi[slot], self._yw[slot] = xp.asarray(t.yi), xp.asarray(t.yw)
+
+    def level_products(self, slot: int) -> list[Any]:
+        """Device views (h, w, 5) of one slot's expansion coefficients, finest first."""
+        return [self.ring[slot, lv.offset : lv.offset + lv.width * lv.height * 5].reshape(lv.height, lv.width, 5)
+                for lv in self._levels]
+
+    # ------------------------------------------------------------ per pair
+
+    def _check_slots(self, slots: Sequence[int], need_geometry: bool = False) -> None:
+        for s in slots:
+            if not 0 <= s < self.capacity or not self._filled[s]:
+                raise ValueError(f"slot {s} holds no frame")
+            if need_geometry and not self._has_geometry[s]:
+                raise ValueError(f"slot {s} was pushed without a face geometry")
+
+    def flow(self, slot_a: int, slot_b: int) -> Any:
+        """Device (S,S,2) float32 flow from frame slot_a to frame slot_b."""
+        return self.flow_batch([(slot_a, slot_b)])[0]
+
+    def flow_batch(self, pairs: Sequence[tuple[int, int]]) -> Any:
+        """Device (N,S,S,2) float32 flows, max_pairs pairs per launch."""
+        xp = self.backend.xp
+        out = xp.empty((len(pairs), self.size, self.size, 2), f32)
+        for start in range(0, len(pairs), self.max_pairs):
+            chunk = pairs[start : start + self.max_pairs]
+            out[start : start + len(chunk)] = self._flow_chunk(chunk)
+        return out
+
+    def _flow_chunk(self, pairs: Sequence[tuple[int, int]]) -> Any:
+        xp, launch, s, n = self.backend.xp, self.backend.launch, self.settings, len(pairs)
+        self._check_slots([p for pair in pairs for p in pair])
+        sa = xp.asarray(np.asarray([p[0] for p in pairs], i32))
+        sb = xp.asarray(np.asarray([p[1] for p in pairs], i32))
+        m = i32(len(self._window) - 1)
+        flow = None
+        for k in range(len(self._levels) - 1, -1, -1):
+            lv = self._levels[k]
+            w, h = lv.width, lv.height
+            if flow is None:
+                flow = xp.zeros((n, h, w, 2), f32)
+            else:
+                coarse = self._levels[k + 1]
+                up = xp.empty((n, h, w, 2), f32)
+                launch("fb_resize_linear", w, h, n, (flow, up, i32(coarse.width), i32(coarse.height), i32(w), i32(h),
+                                                     i32(2), i32(n), *lv.up_taps, f32(1.0 / s.pyr_scale)))
+                flow = up
+            M, V = xp.empty((n, h, w, 5), f32), xp.empty((n, h, w, 5), f32)
+            upd = (self.ring, i64(self.slot_stride), i64(lv.offset), sa, sb, flow, M, i32(w), i32(h), i32(n),
+                   lv.bx, lv.by)
+            launch("fb_update_matrices", w, h, n, upd)
+            for it in range(s.iterations):
+                launch("fb_blur_m_vert", w, h, n, (M, V, i32(w), i32(h), i32(n), self._window, m))
+                launch("fb_blur_m_horz_solve", w, h, n, (V, flow, i32(w), i32(h), i32(n), self._window, m))
+                if it < s.iterations - 1:
+                    launch("fb_update_matrices", w, h, n, upd)
+        return flow
+
+    # ------------------------------------------------------------ encoding
+
+    def encode_batch(self, flows: Any, slots_a: Sequence[int]) -> Any:
+        """(N,S,S,2) device flows + each pair's first-frame slot -> (N,3,112,112) float32
+        network inputs on the device (realtime.features.encode_pair, authors' rule)."""
+        xp, launch, S, n = self.backend.xp, self.backend.launch, self.size, len(slots_a)
+        if tuple(flows.shape) != (n, S, S, 2):
+            raise ValueError(f"flows must be ({n},{S},{S},2), got {tuple(flows.shape)}")
+        self._check_slots(slots_a, need_geometry=True)
+        flows = xp.ascontiguousarray(flows, dtype=f32)
+        sa = xp.asarray(np.asarray(slots_a, i32))
+        clip = f32(self.settings.clip)
+        mm = xp.empty((n, 2), f32)
+        launch("enc_minmax", 1, 1, n, (flows, mm, i32(S), i32(n), clip), block=(MINMAX_THREADS, 1, 1))
+        bgr = xp.empty((n, S, S, 3), np.uint8)
+        launch("enc_hs", S, S, n, (flows, mm, bgr, i32(S), i32(n), clip))
+        means = xp.empty((n, 3), f32)
+        launch("enc_nose_mean", 3, 1, n, (bgr, self._nose, sa, means, i32(S), i32(n)))
+        half = ROI_OUT // 2
+        out = xp.empty((n, 3, ROI_OUT, ROI_OUT), f32)
+        launch("enc_roi", ROI_OUT, ROI_OUT, n, (bgr, self._masks, sa, means, self._roi_boxes, self._xi, self._xw,
+                                                self._yi, self._yw, out, i32(S), i32(n), i32(ROI_OUT), i32(half),
+                                                i32(ROI_TAPS)))
+        return out
+
+    def pair_inputs(self, pairs: Sequence[tuple[int, int]]) -> Any:
+        """Flow + encoding for pairs of slots: (N,3,112,112) float32 on the device."""
+        return self.encode_batch(self.flow_batch(pairs), [a for a, _ in pairs])
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        return self.backend.to_numpy(a)
+
+
+def to_torch(a: Any) -> Any:
+    """Zero-copy hand-over of a device array to torch via DLPack (CuPy backend)."""
+    import torch  # noqa: PLC0415
+
+    return torch.from_dlpack(a)
+
+
+# ---------------------------------------------------------------- CPU twin + selection
+
+class CpuFarneback:
+    """The project's CPU chain behind the same interface: cv2 Farneback per pair and
+    realtime.features encoding; per-frame 'products' are the grey frames themselves."""
+
+    def __init__(self, settings: FlowSettings, capacity: int = 256) -> None:
+        self.settings = settings
+        self.capacity = capacity
+        self.size = settings.face_size
+        self._frames: list[tuple[np.ndarray, Any] | None] = [None] * capacity
+        self._next = 0
+
+    def push_frame(self, grey: np.ndarray, geometry: Any = None) -> int:
+        return self.push_frames([grey], [geometry])[0]
+
+    def push_frames(self, greys: Sequence[np.ndarray], geometries: Sequence[Any] | None = None) -> list[int]:
+        geometries = [None] * len(greys) if geometries is None else geometries
+        slots = []
+        for g, geo in zip(greys, geometries, strict=True):
+            if g.shape != (self.size, self.size) or g.dtype != np.uint8:
+                raise ValueError(f"frames must be ({self.size},{self.size}) uint8, got {g.shape} {g.dtype}")
+            self._frames[self._next] = (g, geo)
+            slots.append(self._next)
+            self._next = (self._next + 1) % self.capacity
+        return slots
+
+    def _frame(self, slot: int) -> tuple[np.ndarray, Any]:
+        f = self._frames[slot] if 0 <= slot < self.capacity else None
+        if f is None:
+            raise ValueError(f"slot {slot} holds no frame")
+        return f
+
+    def flow(self, slot_a: int, slot_b: int) -> np.ndarray:
+        from realtime.features import compute_flow  # noqa: PLC0415 (keeps engines importable alone)
+
+        return compute_flow(self._frame(slot_a)[0], self._frame(slot_b)[0], self.settings)
+
+    def flow_batch(self, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+        return np.stack([self.flow(a, b) for a, b in pairs]) if pairs else np.empty((0, self.size, self.size, 2), f32)
+
+    def encode_batch(self, flows: np.ndarray, slots_a: Sequence[int]) -> np.ndarray:
+        from realtime.features import encode_pair  # noqa: PLC0415
+
+        return np.stack([encode_pair(f, self._frame(s)[1], self.settings) for f, s in zip(flows, slots_a, strict=True)])
+
+    def pair_inputs(self, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+        return self.encode_batch(self.flow_batch(pairs), [a for a, _ in pairs])
+
+    def to_numpy(self, a: Any) -> np.ndarray:
+        return np.asarray(a)
+
+
+FlowKind = Literal["auto", "cpu", "cuda"]
+
+
+def make_flow(kind: str, settings: FlowSettings, max_pairs: int = 64, capacity: int = 256) -> CudaFarneback | CpuFarneback:
+    """'cpu': the cv2 chain; 'cuda': CudaFarneback (UserError when no GPU/CuPy);
+    'auto': CUDA when a GPU is present and the kernels compile, else CPU."""
+    if kind == "cpu":
+        return CpuFarneback(settings, capacity)
+    if kind not in ("auto", "cuda"):
+        raise UserError(f"unknown flow device {kind!r} (choose auto, cpu or cuda)")
+    usable = settings.algorithm == "farneback" and settings.gaussian_window
+    if kind == "cuda" or (usable and cuda_available()):
+        if kind == "cuda" and not cuda_available():
+            raise UserError("--flow cuda: no CUDA device or CuPy is not installed")
+        try:
+            return CudaFarneback(settings, max_pairs, capacity, backend="cupy")
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - kernel compile failure on an odd driver
+            if kind == "cuda":
+                raise UserError(f"--flow cuda: kernels failed to build: {exc}") from exc
+    return CpuFarneback(settings, capacity)
