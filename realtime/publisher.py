@@ -1,0 +1,259 @@
+"""ZeroMQ publisher of events and status, with seq numbering and an optional journal.
+
+Delivery: an XPUB socket (PUB semantics; the X lets `wait_for_subscriber` see
+subscriptions). Sends never block: each subscriber has its own queue of `sndhwm`
+messages and ZeroMQ drops messages for a subscriber whose queue is full, silently and
+for that subscriber only (a stuck client cannot stall the pipeline or other clients).
+Those per-subscriber drops show up as gaps in `seq`, which counts every message of the
+stream (events and status) from 1 without gaps. `pub_dropped` counts the messages the
+socket refused outright (EAGAIN or another send error); it is reported in status.
+
+Journal (`journal=FILE`): every event (not status) is appended as one JSON line and
+flushed to the OS per event; it is fsync'ed every `FSYNC_EVERY` events and on close,
+so a machine crash loses at most that many events while a process crash loses none.
+On open, a torn last line (crash mid-write) is cut off, and `seq` continues after the
+last seq in the journal.
+
+Security: binding anything but loopback (127.0.0.0/8, ::1, localhost, ipc://,
+inproc://) requires CurveZMQ keys: the server's secret key file and a directory of the
+authorised clients' public keys, enforced by a ZAP ThreadAuthenticator.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import zmq
+import zmq.auth
+from zmq.auth.thread import ThreadAuthenticator
+
+from realtime.errors import UserError
+from realtime.events import EVENT_SCHEMA, encode_status, event_dict, event_topic
+from realtime.types import SpotEvent
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
+FSYNC_EVERY = 16
+LINGER_MS = 200  # on close, give queued messages this long to leave, then drop them
+JOURNAL_TAIL_BYTES = 1 << 16  # the last complete line is within this many bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CurveServerKeys:
+    """The server's secret key file and the directory of authorised client public keys
+    (files written by `lgnm-keygen` / zmq.auth.create_certificates)."""
+
+    secret_file: Path
+    clients_dir: Path
+
+    def load(self) -> tuple[bytes, bytes]:
+        """(public, secret) server keys; UserError if the files are not usable."""
+        if not Path(self.secret_file).is_file():
+            raise UserError(f"--curve-secret {self.secret_file}: no such file")
+        if not Path(self.clients_dir).is_dir():
+            raise UserError(f"--curve-clients {self.clients_dir}: no such directory")
+        if not any(Path(self.clients_dir).glob("*.key")):
+            raise UserError(f"--curve-clients {self.clients_dir}: no client public keys (*.key)")
+        return load_secret_key(Path(self.secret_file), "--curve-secret")
+
+
+def load_secret_key(path: Path, option: str) -> tuple[bytes, bytes]:
+    """(public, secret) from a `*.key_secret` certificate file."""
+    try:
+        public, secret = zmq.auth.load_certificate(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{option} {path}: not a ZeroMQ certificate ({exc})") from None
+    if not secret:
+        raise UserError(f"{option} {path}: holds no secret key (use the .key_secret file)")
+    return public, secret
+
+
+def load_public_key(path: Path, option: str) -> bytes:
+    try:
+        public, _ = zmq.auth.load_certificate(path)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{option} {path}: not a ZeroMQ certificate ({exc})") from None
+    return public
+
+
+def is_loopback(endpoint: str) -> bool:
+    """True for endpoints that other machines cannot reach."""
+    transport, sep, address = endpoint.partition("://")
+    if not sep:
+        raise UserError(f"{endpoint}: endpoint must look like tcp://HOST:PORT")
+    if transport in ("ipc", "inproc"):
+        return True
+    if transport != "tcp":
+        return False
+    host = address.rsplit(":", 1)[0]
+    if ";" in host:  # "source;dest" form binds nothing locally; treat as remote
+        return False
+    host = host.strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # "*", an interface name or a host name: not provably local
+        return False
+
+
+def last_journal_seq(path: Path, stream: str) -> int:
+    """The seq of the last complete event line in the journal (0: none), after cutting
+    off a torn last line; UserError if the journal belongs to another stream."""
+    with open(path, "r+b") as f:
+        size = f.seek(0, os.SEEK_END)
+        start = max(0, size - JOURNAL_TAIL_BYTES)
+        f.seek(start)
+        tail = f.read()
+        complete = tail.rfind(b"\n") + 1  # bytes after the last newline are torn
+        if start + complete < size and (start == 0 or complete > 0):
+            f.truncate(start + complete)
+        for line in reversed(tail[:complete].splitlines()):
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue  # a damaged line: look further back
+            if isinstance(doc, dict) and isinstance(doc.get("seq"), int):
+                if doc.get("stream") != stream:
+                    raise UserError(f"--journal {path}: belongs to stream "
+                                    f"{doc.get('stream')!r}, not {stream!r}")
+                return doc["seq"]
+    return 0
+
+
+class EventPublisher:
+    """Publishes events and status of one stream; use as a context manager."""
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, stream: str,
+                 journal: Path | None = None, curve: CurveServerKeys | None = None,
+                 sndhwm: int = 1000) -> None:
+        if not stream:
+            raise UserError("--stream: must not be empty")
+        if curve is None and not is_loopback(endpoint):
+            raise UserError(f"{endpoint}: binding beyond loopback requires CurveZMQ keys "
+                            "(--curve-secret FILE and --curve-clients DIR; see lgnm-keygen)")
+        self.stream = stream
+        self.pub_dropped = 0
+        self._lock = threading.Lock()  # sockets are not thread-safe; seq must not race
+        self._journal: IO[bytes] | None = None
+        self._unsynced = 0
+        self._seq = 0
+        keys = curve.load() if curve is not None else None  # before anything needs closing
+        if journal is not None:
+            journal = Path(journal)
+            if journal.exists():
+                self._seq = last_journal_seq(journal, stream)
+            try:
+                self._journal = open(journal, "ab")
+            except OSError as exc:
+                raise UserError(f"--journal {journal}: {exc.strerror}") from None
+        self._ctx: zmq.Context | None = zmq.Context()
+        self._auth: ThreadAuthenticator | None = None
+        self._socket = self._ctx.socket(zmq.XPUB)
+        try:
+            self._socket.setsockopt(zmq.LINGER, LINGER_MS)
+            self._socket.setsockopt(zmq.SNDHWM, sndhwm)
+            if keys is not None and curve is not None:
+                self._auth = ThreadAuthenticator(self._ctx)
+                self._auth.start()
+                self._auth.configure_curve(domain="*", location=str(curve.clients_dir))
+                self._socket.curve_publickey, self._socket.curve_secretkey = keys
+                self._socket.curve_server = True
+            try:
+                self._socket.bind(endpoint)
+            except zmq.ZMQError as exc:
+                raise UserError(f"{endpoint}: cannot bind ({exc})") from None
+        except BaseException:
+            self.close()
+            raise
+        self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    @property
+    def seq(self) -> int:
+        """The seq of the last message published (0: none yet)."""
+        return self._seq
+
+    def wait_for_subscriber(self, timeout: float) -> bool:
+        """Block until a subscription arrives (True) or `timeout` s pass (False).
+        Messages sent before a subscriber's subscription arrives never reach it."""
+        with self._lock:
+            deadline_ms = int(timeout * 1000)
+            while self._socket.poll(deadline_ms, zmq.POLLIN):
+                # XPUB delivers b"\x01<topic>" per new subscription, b"\x00..." per leave.
+                if self._socket.recv(zmq.NOBLOCK)[:1] == b"\x01":
+                    return True
+            return False
+
+    def publish_event(self, event: SpotEvent) -> int:
+        """Send (and journal) an event; returns its seq."""
+        if event.stream != self.stream:
+            raise ValueError(f"event of stream {event.stream!r} on publisher of {self.stream!r}")
+        with self._lock:
+            seq = self._seq + 1
+            doc = event_dict(event, seq)
+            payload = json.dumps(doc, allow_nan=False, separators=(",", ":")).encode()
+            self._seq = seq  # numbered (and journaled) even if the socket drops it
+            self._write_journal(payload)
+            self._send([event_topic(event.type), payload])
+            return seq
+
+    def publish_status(self, *, frame: int, fps: float, dropped: int, face: bool, backend: str,
+                       source: Literal["up", "down"], **extra: Any) -> int:
+        """Send a status message (pub_dropped is added here); returns its seq."""
+        with self._lock:
+            seq = self._seq + 1
+            frames = encode_status(self.stream, seq, frame=frame, fps=fps, dropped=dropped,
+                                   face=face, backend=backend, source=source,
+                                   pub_dropped=self.pub_dropped, **extra)
+            self._seq = seq
+            self._send(frames)
+            return seq
+
+    def _send(self, frames: list[bytes]) -> None:
+        try:
+            self._socket.send_multipart(frames, zmq.NOBLOCK)
+        except zmq.ZMQError:  # EAGAIN (full) or a closing context: count, never block
+            self.pub_dropped += 1
+
+    def _write_journal(self, payload: bytes) -> None:
+        if self._journal is None:
+            return
+        self._journal.write(payload + b"\n")
+        self._journal.flush()
+        self._unsynced += 1
+        if self._unsynced >= FSYNC_EVERY:
+            os.fsync(self._journal.fileno())
+            self._unsynced = 0
+
+    def close(self) -> None:
+        """Flush and fsync the journal, close the socket (short linger), stop auth."""
+        with self._lock:
+            if self._journal is not None:
+                self._journal.flush()
+                os.fsync(self._journal.fileno())
+                self._journal.close()
+                self._journal = None
+            if getattr(self, "_socket", None) is not None:
+                self._socket.close(LINGER_MS)
+                self._socket = None  # type: ignore[assignment]
+            if self._auth is not None:
+                self._auth.stop()
+                self._auth = None
+            if getattr(self, "_ctx", None) is not None:
+                self._ctx.term()
+                self._ctx = None
+
+    def __enter__(self) -> EventPublisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = ["CurveServerKeys", "EventPublisher", "is_loopback", "last_journal_seq",
+           "DEFAULT_ENDPOINT", "EVENT_SCHEMA"]
