@@ -160,7 +160,7 @@ def compute_flow(grey_a: np.ndarray, grey_b: np.ndarray, settings: FlowSettings)
     return np.ascontiguousarray(flow, dtype=np.float32)
 
 
-def encode_hs(flow: np.ndarray, clip: float, within: np.ndarray | None = None) -> np.ndarray:
+def encode_hs(flow: np.ndarray, clip: float, within: np.ndarray | None = None, floor: float = 0.0) -> np.ndarray:
     """HS image of a flow field, (S,S,3) uint8 BGR.
 
     Flow components are clipped to +-clip; hue = direction (degrees / 2, OpenCV's 0..179),
@@ -175,6 +175,7 @@ def encode_hs(flow: np.ndarray, clip: float, within: np.ndarray | None = None) -
     hue = (angle * 0.5).astype(np.uint8) % 180  # angle < 360, guard the 360 rounding edge
     region = magnitude if within is None else magnitude[within]
     lo, hi = float(region.min()), float(region.max())
+    hi = max(hi, lo + floor)  # `floor` (px): the least span stretched to 0..255
     if hi - lo > 1e-6:
         value = cv2.convertScaleAbs(magnitude, alpha=255.0 / (hi - lo), beta=-lo * 255.0 / (hi - lo))
     else:
@@ -223,11 +224,29 @@ def normalise(roi: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(x.transpose(2, 0, 1))
 
 
+VALUE_RANGES = ("pair", "roi")
+
+
+def value_region(geometry: FaceGeometry) -> np.ndarray:
+    """bool (S,S): the brow and mouth boxes without the (grown) eyes, where the HS value
+    is normalised when settings.value_range == "roi" (blinks must not set the max either)."""
+    region = np.zeros((geometry.size, geometry.size), np.uint8)
+    for x0, y0, x1, y1 in (geometry.brow_box, geometry.mouth_box):
+        region[y0:y1, x0:x1] = 1
+    cv2.fillPoly(region, [geometry.left_eye, geometry.right_eye], 0)
+    return region.astype(bool)
+
+
 def encode_pair(flow: np.ndarray, landmarks: np.ndarray | FaceGeometry, settings: FlowSettings) -> np.ndarray:
     """The whole chain after the flow: (3,112,112) float32. `landmarks` are frame a's at
     flow size, or its precomputed FaceGeometry."""
     geometry = landmarks if isinstance(landmarks, FaceGeometry) else face_geometry(landmarks, flow.shape[0])
-    hs = encode_hs(flow, settings.clip)
+    if settings.value_range not in VALUE_RANGES:
+        raise UserError(f"flow value_range must be one of {', '.join(VALUE_RANGES)}, got {settings.value_range!r}")
+    within = value_region(geometry) if settings.value_range == "roi" else None
+    if within is not None and not within.any():
+        within = None
+    hs = encode_hs(flow, settings.clip, within, settings.value_floor)
     return normalise(select_roi(mask_eyes(remove_head_motion(hs, geometry), geometry), geometry))
 
 

@@ -6,8 +6,8 @@ as in both datasets' annotations. Intervals are inclusive at both ends.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
@@ -58,6 +58,15 @@ class FlowSettings:
     poly_sigma: float = 1.5
     gaussian_window: bool = True
     clip: float = 15.0  # flow is clipped to +-clip px before encoding
+    # Where the HS value (magnitude) is min-max normalised: "pair" over the whole image
+    # (the authors' rule) or "roi" over the brow and mouth boxes minus the eyes. Farneback
+    # reports several px of spurious flow on flat background and crop borders even for
+    # identical frames; with "pair" that sets the max and a small expression gets ~12% of
+    # the value range (tools/bench_flow.py), with "roi" it gets all of it.
+    value_range: str = "roi"
+    # Smallest magnitude span (px) the value is stretched over: without it, flow noise
+    # of a still face (~0.05 px) would be stretched to the full 0..255 range.
+    value_floor: float = 0.25
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
@@ -88,7 +97,9 @@ class FrameRecord:
     t_capture: float  # time.monotonic() when the frame was read
     t_stream: float  # stream time in seconds ((index - 1) / fps for files)
     face: AlignedFace | None  # None: no face found in this frame
-    extras: dict = field(default_factory=dict)  # backend-specific per-frame products
+    # Per-frame products of the flow backend, computed once in the capture thread and
+    # reused by every pair that uses this frame (features.FlowFrame on the CPU path).
+    products: Any = None
 
 
 @dataclass(frozen=True, slots=True)

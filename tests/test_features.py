@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import cv2
 import matplotlib.cbook
 import numpy as np
@@ -182,7 +184,22 @@ def test_normalise_values_and_layout() -> None:
 def test_pair_input_of_identical_frames_is_constant(hopper_face: AlignedFace) -> None:
     x = ft.pair_input(hopper_face, hopper_face, SETTINGS)
     assert x.shape == (3, 112, 112) and x.dtype == np.float32
-    assert x.max() - x.min() < 1e-6
+    # Farneback's residual flow on a still face (~5e-4 px) stays under the value floor:
+    # at most one grey level anywhere.
+    assert x.max() - x.min() <= 1.0 / 128 + 1e-6
+
+
+def test_value_range_roi_ignores_background_flow(hopper_face: AlignedFace) -> None:
+    flow = np.zeros((112, 112, 2), np.float32)
+    flow[:4, :] = (10.0, 0.0)  # spurious border flow, outside both ROI boxes
+    g = ft.face_geometry(ft.resize_landmarks(hopper_face.landmarks, 224, 112), 112)
+    x0, y0, x1, y1 = g.mouth_box
+    flow[(y0 + y1) // 2, (x0 + x1) // 2] = (1.0, 0.0)  # a small expression motion
+    roi = ft.encode_pair(flow, g, SETTINGS)
+    pair = ft.encode_pair(flow, g, dataclasses.replace(SETTINGS, value_range="pair"))
+    assert roi.max() > pair.max() + 1.0  # "roi": the 1 px motion gets the full range
+    with pytest.raises(UserError):
+        ft.encode_pair(flow, g, dataclasses.replace(SETTINGS, value_range="face"))
 
 
 def test_pair_input_sees_a_local_motion(hopper_face: AlignedFace) -> None:
