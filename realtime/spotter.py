@@ -28,8 +28,9 @@ Threshold: `params.threshold` when given (calibrated for unknown subjects, has a
 offline twin). Otherwise a rolling Moilanen threshold, mean + p*(max - mean) over the
 last `rolling_window` final smoothed samples (default 100K); it is re-evaluated every
 sample while no chunk is open and frozen for the life of a chunk (find_peaks of that
-chunk uses the frozen value); samples are never active before `win` smoothed samples
-exist. This variant has no offline twin.
+chunk uses the frozen value); it is never below `params.min_score` (a flat stream
+would otherwise count as one endless expression), and samples are never active before
+`win` smoothed samples exist. This variant has no offline twin.
 
 Memory: `win` raw samples, the open chunk (<= max_chunk) plus a margin of smoothed ones,
 and the rolling window.
@@ -168,7 +169,11 @@ class OnlineSpotter:
         if self.params.threshold is not None:
             return float(self.params.threshold)
         assert self._rolling is not None
-        return self._rolling.value if len(self._rolling) >= self.params.win else None
+        if len(self._rolling) < self.params.win:
+            return None
+        # Floor at min_score: on a flat or near-silent stream Moilanen's threshold sinks to
+        # the noise and would open chunks on noise whose intervals soft-NMS drops anyway.
+        return max(self._rolling.value, self.params.min_score)
 
     def _accept(self, t: int, value: float) -> list[Interval]:
         """Take the final smoothed value of index t and run the chunk state machine."""

@@ -148,3 +148,10 @@ def test_pushing_an_old_frame_is_an_error() -> None:
     with pytest.raises(ValueError):
         spotter.push(10, 0.1)
     assert spotter.flush() == [] and spotter.flush() == []
+
+
+def test_rolling_threshold_ignores_a_flat_quiet_stream() -> None:
+    spotter = OnlineSpotter(PostParams(k=6, p=0.5, win=9, order=2, min_score=0.1), "v", "ME", rolling_window=300)
+    out = run_online(spotter, 1, np.full(2000, 0.02))
+    assert spotter.pending_frames == 0  # no chunk open on silence
+    assert out + spotter.flush() == []
