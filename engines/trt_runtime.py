@@ -57,6 +57,12 @@ class TensorRTScorer:
         self._engine = self._runtime.deserialize_cuda_engine(engine_path.read_bytes())
         if self._engine is None:
             raise UserError(f"{engine_path}: TensorRT could not deserialise the engine (see the log above)")
+        names = {self._engine.get_tensor_name(i) for i in range(self._engine.num_io_tensors)}
+        if names != {INPUT_NAME, OUTPUT_NAME}:
+            raise UserError(f"{engine_path}: engine I/O is {sorted(names)}, expected {INPUT_NAME!r} -> {OUTPUT_NAME!r}")
+        for name in names:
+            if self._engine.get_tensor_dtype(name) != trt.float32:
+                raise UserError(f"{engine_path}: engine tensor {name!r} is {self._engine.get_tensor_dtype(name)}, expected float32")
         self._context = self._engine.create_execution_context()
         c, h, w = sidecar.input_shape
         self._device = torch.device("cuda")
