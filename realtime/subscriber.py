@@ -1,0 +1,158 @@
+"""`lgnm-sub`: print the events (and optionally status) of an lgnm-live publisher.
+
+It subscribes to every `lgnm.` topic and filters locally, so that `seq` gaps mean lost
+messages (slow subscriber, network, publisher restart) rather than unsubscribed ones;
+gaps and seq resets are reported on stderr. Exit codes: 0 (done, timeout or Ctrl-C),
+1 when `--count N` messages did not arrive before `--timeout`, 2 for user errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import zmq
+from rich.console import Console
+from rich.table import Table
+
+from realtime.errors import UserError, cli_entry
+from realtime.events import (TOPIC_PREFIX, EventMessage, Message, MessageError, StatusMessage,
+                             decode, utc_now_iso)
+from realtime.publisher import DEFAULT_ENDPOINT, load_public_key, load_secret_key
+
+COLUMNS = (("time", 12), ("stream", 12), ("type", 5), ("frames", 15), ("seconds", 17),
+           ("score", 5), ("latency", 10))
+PIPE_WIDTH = 120  # rich would squeeze the columns into 80 when stdout is not a terminal
+
+
+@dataclass
+class GapTracker:
+    """Per-stream seq continuity: what was missed, and when a stream restarted."""
+
+    last: dict[str, int] = field(default_factory=dict)
+    missed: int = 0
+
+    def see(self, stream: str, seq: int) -> str | None:
+        """A notice when `seq` does not follow the previous seq of `stream`, else None."""
+        previous = self.last.get(stream)
+        self.last[stream] = seq
+        if previous is None or seq == previous + 1:
+            return None
+        if seq > previous + 1:
+            self.missed += seq - previous - 1
+            return f"{stream}: missed {seq - previous - 1} messages (seq {previous} -> {seq})"
+        return f"{stream}: seq went back from {previous} to {seq} (publisher restarted)"
+
+
+def _row_table(header: bool) -> Table:
+    table = Table(show_header=header, show_edge=False, box=None, pad_edge=False)
+    for name, width in COLUMNS:
+        table.add_column(name, width=width, no_wrap=True)
+    return table
+
+
+def _event_row(msg: EventMessage) -> list[str]:
+    return [msg.emitted_at[11:23], msg.stream, msg.type,
+            f"{msg.onset_frame}-{msg.offset_frame}",
+            f"{msg.onset_s:.2f}-{msg.offset_s:.2f}s", f"{msg.score:.2f}",
+            f"{msg.latency_ms:.0f} ms"]
+
+
+def _status_row(msg: StatusMessage) -> list[str]:
+    return [utc_now_iso()[11:23], msg.stream, "stat", f"frame {msg.frame}",
+            f"{msg.fps:.1f} fps {'face' if msg.face else 'noface'}",
+            f"{msg.source}", f"drop {msg.dropped}/{msg.pub_dropped}"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="lgnm-sub", description=__doc__.splitlines()[0])
+    ap.add_argument("endpoint", nargs="?", default=DEFAULT_ENDPOINT,
+                    help=f"publisher endpoint (default {DEFAULT_ENDPOINT})")
+    ap.add_argument("--type", choices=("ME", "MaE"), help="only events of this type")
+    ap.add_argument("--json", action="store_true", help="raw JSON lines instead of a table")
+    ap.add_argument("--status", action="store_true", help="also print status messages")
+    ap.add_argument("--curve-secret", type=Path, metavar="FILE",
+                    help="this client's secret key file (CurveZMQ)")
+    ap.add_argument("--curve-server-key", type=Path, metavar="FILE",
+                    help="the publisher's public key file (CurveZMQ)")
+    ap.add_argument("--count", type=int, metavar="N", help="exit after N printed messages")
+    ap.add_argument("--timeout", type=float, metavar="S",
+                    help="exit when no message arrives for S seconds")
+    return ap
+
+
+def _wanted(msg: Message, args: argparse.Namespace) -> bool:
+    if isinstance(msg, StatusMessage):
+        return bool(args.status)
+    return args.type is None or msg.type == args.type
+
+
+def _connect(ctx: zmq.Context, args: argparse.Namespace) -> zmq.Socket:
+    if (args.curve_secret is None) != (args.curve_server_key is None):
+        raise UserError("--curve-secret and --curve-server-key go together")
+    if args.count is not None and args.count < 1:
+        raise UserError(f"--count: must be >= 1, got {args.count}")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UserError(f"--timeout: must be > 0, got {args.timeout}")
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    if args.curve_secret is not None:
+        public, secret = load_secret_key(args.curve_secret, "--curve-secret")
+        sock.curve_publickey, sock.curve_secretkey = public, secret
+        sock.curve_serverkey = load_public_key(args.curve_server_key, "--curve-server-key")
+    sock.setsockopt(zmq.SUBSCRIBE, TOPIC_PREFIX)
+    try:
+        sock.connect(args.endpoint)
+    except zmq.ZMQError as exc:
+        sock.close()
+        raise UserError(f"{args.endpoint}: cannot connect ({exc})") from None
+    return sock
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    out = Console(highlight=False, width=None if sys.stdout.isatty() else PIPE_WIDTH)
+    err = Console(stderr=True, highlight=False)
+    gaps = GapTracker()
+    printed = 0
+    ctx = zmq.Context()
+    try:
+        sock = _connect(ctx, args)
+        if not args.json:
+            out.print(_row_table(header=True))
+        timeout_ms = None if args.timeout is None else int(args.timeout * 1000)
+        while args.count is None or printed < args.count:
+            if not sock.poll(timeout_ms, zmq.POLLIN):
+                return 0 if args.count is None else 1
+            frames = sock.recv_multipart()
+            try:
+                msg = decode(frames)
+            except MessageError as exc:
+                err.print(f"warning: skipped a malformed message: {exc}")
+                continue
+            notice = gaps.see(msg.stream, msg.seq)
+            if notice:
+                err.print(f"warning: {notice}")
+            if not _wanted(msg, args):
+                continue
+            if args.json:
+                sys.stdout.write(frames[1].decode() + "\n")
+                sys.stdout.flush()
+            else:
+                table = _row_table(header=False)
+                row = _event_row(msg) if isinstance(msg, EventMessage) else _status_row(msg)
+                table.add_row(*row)
+                out.print(table)
+            printed += 1
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        ctx.destroy(linger=0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""lgnm-sub against real publishers on loopback: in a thread (main(argv)) and, for
+Ctrl-C and CurveZMQ, as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+
+import pytest
+import zmq
+
+from realtime import subscriber
+from realtime.events import decode_payload, encode_event, encode_status
+from realtime.publisher import CurveServerKeys, EventPublisher
+from realtime.subscriber import GapTracker
+from realtime.types import SpotEvent
+from tools import keygen
+
+STATUS = dict(frame=5, fps=30.0, dropped=0, face=False, backend="cpu", source="down")
+
+
+def spot(i: int, type: str = "ME", stream: str = "cam") -> SpotEvent:
+    return SpotEvent(stream, type, 100 + i, 102 + i, 110 + i, 3.3 + i, 3.6 + i, 0.91, 42.0)
+
+
+class SubThread(threading.Thread):
+    def __init__(self, argv: list[str]) -> None:
+        super().__init__(daemon=True)
+        self.argv, self.code = argv, None
+
+    def run(self) -> None:
+        self.code = subscriber.main(self.argv)
+
+
+def run_sub(argv: list[str], publish, endpoint: str, wait) -> int | None:
+    thread = SubThread([endpoint, *argv])
+    thread.start()
+    assert wait(20), "subscriber never subscribed"
+    publish()
+    thread.join(30)
+    assert not thread.is_alive()
+    return thread.code
+
+
+def test_gap_tracker():
+    gaps = GapTracker()
+    assert gaps.see("a", 1) is None and gaps.see("a", 2) is None
+    assert gaps.see("a", 5) == "a: missed 2 messages (seq 2 -> 5)"
+    assert gaps.see("b", 9) is None  # first message of another stream
+    assert "publisher restarted" in gaps.see("a", 1)
+    assert gaps.missed == 2
+
+
+def test_json_lines_filtered_by_type(capsys):
+    with EventPublisher("tcp://127.0.0.1:*", stream="cam") as pub:
+        def publish() -> None:
+            for i in range(6):
+                pub.publish_event(spot(i, "ME" if i % 2 else "MaE"))
+                pub.publish_status(**STATUS)
+
+        code = run_sub(["--json", "--type", "ME", "--count", "3"], publish, pub.endpoint,
+                       pub.wait_for_subscriber)
+    out, err = capsys.readouterr()
+    assert code == 0 and "missed" not in err  # filtered messages are not gaps
+    msgs = [decode_payload(line) for line in out.splitlines()]
+    assert [m.event for m in msgs] == [spot(1, "ME"), spot(3, "ME"), spot(5, "ME")]
+    assert [m.seq for m in msgs] == [3, 7, 11]
+
+
+def test_table_with_status(capsys):
+    with EventPublisher("tcp://127.0.0.1:*", stream="door") as pub:
+        def publish() -> None:
+            pub.publish_status(**STATUS)
+            pub.publish_event(spot(0, "MaE", "door"))
+
+        code = run_sub(["--status", "--count", "2"], publish, pub.endpoint,
+                       pub.wait_for_subscriber)
+    out, _ = capsys.readouterr()
+    lines = out.splitlines()
+    assert code == 0 and lines[0].split()[:4] == ["time", "stream", "type", "frames"]
+    assert "frame 5" in lines[1] and "down" in lines[1]
+    assert "door" in lines[2] and "MaE" in lines[2] and "100-110" in lines[2]
+    assert "3.30-3.60s" in lines[2] and "0.91" in lines[2] and "42 ms" in lines[2]
+
+
+def test_gaps_and_malformed_messages_reported(capsys):
+    ctx = zmq.Context()
+    try:
+        pub = ctx.socket(zmq.XPUB)
+        pub.bind("tcp://127.0.0.1:*")
+        endpoint = pub.getsockopt_string(zmq.LAST_ENDPOINT)
+
+        def publish() -> None:
+            pub.send_multipart(encode_event(spot(0), 1))
+            pub.send_multipart([b"lgnm.event.ME", b"{not json"])
+            pub.send_multipart(encode_event(spot(1), 2))
+            pub.send_multipart(encode_status("cam", 5, **STATUS, pub_dropped=0))
+            pub.send_multipart(encode_event(spot(2), 6))
+
+        code = run_sub(["--json", "--count", "3"], publish, endpoint,
+                       lambda t: bool(pub.poll(int(t * 1000))) and bool(pub.recv()))
+    finally:
+        ctx.destroy(linger=0)
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert [json.loads(line)["seq"] for line in out.splitlines()] == [1, 2, 6]
+    assert "malformed message: message is not JSON" in err
+    assert "cam: missed 2 messages (seq 2 -> 5)" in err
+
+
+def test_timeout_exit_codes(capsys):
+    with EventPublisher("tcp://127.0.0.1:*", stream="cam") as pub:
+        assert subscriber.main([pub.endpoint, "--timeout", "0.2"]) == 0
+        assert subscriber.main([pub.endpoint, "--timeout", "0.2", "--count", "1"]) == 1
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--curve-secret", "x.key_secret"], "--curve-secret and --curve-server-key go together"),
+    (["--count", "0"], "--count: must be >= 1"),
+    (["--timeout", "-1"], "--timeout: must be > 0"),
+    (["not-an-endpoint", "--timeout", "1"], "not-an-endpoint: cannot connect"),
+])
+def test_user_errors(argv, message, capsys):
+    assert subscriber.main(argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def _spawn(argv: list[str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "realtime.subscriber", *argv],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_ctrl_c_exits_zero():
+    with EventPublisher("tcp://127.0.0.1:*", stream="cam") as pub:
+        proc = _spawn([pub.endpoint, "--json"])
+        try:
+            assert pub.wait_for_subscriber(timeout=60)  # it is running its receive loop
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=30)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+def test_curve_subscriber_cli(tmp_path):
+    for folder, name in (("server", "server"), ("me", "bob")):
+        assert keygen.main([str(tmp_path / folder), "--name", name]) == 0
+    (tmp_path / "clients").mkdir()
+    shutil.copy(tmp_path / "me" / "bob.key", tmp_path / "clients")
+    curve = CurveServerKeys(tmp_path / "server" / "server.key_secret", tmp_path / "clients")
+    with EventPublisher("tcp://127.0.0.1:*", stream="cam", curve=curve) as pub:
+        proc = _spawn([pub.endpoint, "--json", "--count", "2", "--timeout", "60",
+                       "--curve-secret", str(tmp_path / "me" / "bob.key_secret"),
+                       "--curve-server-key", str(tmp_path / "server" / "server.key")])
+        try:
+            assert pub.wait_for_subscriber(timeout=60)
+            pub.publish_event(spot(0))
+            pub.publish_event(spot(1, "MaE"))
+            out, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert [decode_payload(line).event for line in out.splitlines()] == [spot(0), spot(1, "MaE")]
