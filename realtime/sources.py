@@ -18,8 +18,9 @@ Live sources (`CameraSource`, `RtspSource`) never end on their own: when frames 
 `on_state("up", detail)` once a frame arrives again. The frame index keeps increasing
 across reconnects, so consumers must break their frame chain on "down". After
 `max_retries` consecutive failed attempts (None: retry forever) they raise
-`SourceUnavailable`. `close()` may be called from any thread; it also interrupts a
-backoff wait.
+`SourceUnavailable`. `on_state` runs in the thread that iterates the source (the
+capture thread). `close()` may be called from any thread; it also interrupts a backoff
+wait. Each source is iterated once, by one thread.
 """
 
 from __future__ import annotations
@@ -241,7 +242,8 @@ class LiveSource(FrameSource):
 
     @property
     def fps(self) -> float:
-        """Override, else the rate the first connection reports (connects if needed)."""
+        """Override, else the rate the first connection reports: without an override,
+        reading this connects (with the retry policy) in the caller's thread."""
         if self._fps is None:
             self._pending = self._connect()
         assert self._fps is not None
@@ -274,7 +276,11 @@ class LiveSource(FrameSource):
             got = self._try_open()
             if not isinstance(got, str):
                 if self._fps is None:
-                    self._fps = self._fps_of(got[0])
+                    try:
+                        self._fps = self._fps_of(got[0])
+                    except UserError:
+                        got[0].release()
+                        raise
                 self._set_state("up", f"{self._describe()}: receiving frames")
                 return got
             detail = f"{self._describe()}: {got}"
@@ -398,14 +404,14 @@ def open_source(kind: str, value: str, *, fps: float | None = None, width: int |
         if fps is None:
             raise UserError(f"{value}: a frame folder needs --fps")
         return FrameFolderSource(value, fps)
-    live = dict(max_retries=max_retries, on_state=on_state, backoff_s=backoff_s,
-                backoff_max_s=backoff_max_s)
     if kind == "camera":
         try:
             index = int(value)
         except ValueError:
             raise UserError(f"{value}: camera must be a device index (0, 1, ...)") from None
-        return CameraSource(index, width, height, fps, **live)  # type: ignore[arg-type]
+        return CameraSource(index, width, height, fps, max_retries=max_retries,
+                            on_state=on_state, backoff_s=backoff_s, backoff_max_s=backoff_max_s)
     if kind == "rtsp":
-        return RtspSource(value, fps, **live)  # type: ignore[arg-type]
+        return RtspSource(value, fps, max_retries=max_retries, on_state=on_state,
+                          backoff_s=backoff_s, backoff_max_s=backoff_max_s)
     raise UserError(f"--source: unknown kind {kind!r} (one of {', '.join(SOURCE_KINDS)})")
