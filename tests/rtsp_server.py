@@ -95,11 +95,20 @@ class RtspServer:
                     raise RuntimeError(f"RTSP server not accepting on port {self.port}")
                 time.sleep(0.05)
 
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open but nothing arrives (a stalled server)."""
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._proc is not None:
+            self._proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         """SIGKILL, like a crashed server: clients see the connection drop."""
         if self._proc is None:
             return
-        self._proc.send_signal(signal.SIGKILL)
+        self._proc.send_signal(signal.SIGKILL)  # also ends a SIGSTOPped process
         self._proc.wait()
         if self._proc.stdout is not None:
             self._proc.stdout.close()

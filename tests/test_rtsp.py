@@ -67,6 +67,37 @@ def test_server_killed_and_restarted(make_video, rtsp_server):
     assert all(a < b for a, b in zip(indices, indices[1:]))  # keeps increasing
 
 
+def test_stalled_server_is_detected_by_read_timeout(make_video, rtsp_server):
+    server = rtsp_server(make_video("stall.avi", frames=300, fps=30.0))
+    states: list[tuple[str, str]] = []
+    down, up_again = threading.Event(), threading.Event()
+
+    def on_state(state: str, detail: str) -> None:
+        states.append((state, detail))
+        if state == "down":
+            down.set()
+        elif down.is_set():
+            up_again.set()
+
+    src = RtspSource(server.url, on_state=on_state, backoff_s=0.1, backoff_max_s=0.2,
+                     read_timeout_s=1, open_timeout_s=1)
+    ring: FrameRing[int] = FrameRing(1000, "live")
+    thread = CaptureThread(src, ring, lambda f: f.index)
+    thread.start()
+    try:
+        for _ in range(5):
+            ring.get(timeout=30)
+        server.pause()  # socket open, no data: only the read timeout can notice
+        assert down.wait(30), "stall never reported"
+        server.resume()
+        assert up_again.wait(30), "source never came back after the stall"
+        ring.get(timeout=30)
+    finally:
+        server.resume()
+        thread.stop(timeout=30)
+    assert states[1] == ("down", f"{server.url}: stream stopped delivering frames")
+
+
 def test_no_server_gives_up_without_hanging():
     with socket.socket() as s:  # a port nobody listens on
         s.bind(("127.0.0.1", 0))
