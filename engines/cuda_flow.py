@@ -162,43 +162,93 @@ def _backend(name: str) -> _Backend:
 i32, i64, f32, f64 = np.int32, np.int64, np.float32, np.float64
 
 
-@functools.lru_cache(maxsize=256)
-def resize_weights(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[np.ndarray, np.ndarray]:
-    """Dense 1-D weights (dst_w, src_w), (dst_h, src_h) of realtime.features.select_roi's
-    cv::resize for one box size, read off cv::resize itself with float impulse images
-    (the interpolation choice depends on both axes, so each axis is probed in 2-D)."""
-    shrink = src_h > dst_h or src_w > dst_w
-    interp = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+ROI_LINEAR, ROI_AREA, ROI_AREA_FAST = 0, 1, 2  # enc_roi modes (see encode.cu)
+
+
+def _linear_axis(n_src: int, n_dst: int, area_mode: bool, clamp: bool) -> tuple[np.ndarray, np.ndarray]:
+    """cv::resize's 2-tap fixed-point coefficients for uint8 along one axis (resizeGeneric_:
+    INTER_LINEAR, or INTER_AREA's 'area_mode' when an axis is enlarged). Columns clamp the
+    position (fx = 0 outside); rows keep fy and clip only the row indices."""
+    scale, inv = n_src / n_dst, n_dst / n_src
+    idx = np.zeros((n_dst, 2), i32)
+    w = np.zeros((n_dst, 2), f32)
+    for d in range(n_dst):
+        if area_mode:
+            s = int(np.floor(d * scale))
+            fr_ = float(f32((d + 1) - (s + 1) * inv))
+            f = f32(0.0 if fr_ <= 0 else fr_ - np.floor(fr_))
+        else:
+            f = f32((d + 0.5) * scale - 0.5)
+            s = int(np.floor(f))
+            f = f32(f - f32(s))
+        if clamp and s < 0:
+            s, f = 0, f32(0)
+        if clamp and s >= n_src - 1:
+            s, f = n_src - 1, f32(0)
+        idx[d] = [min(max(s, 0), n_src - 1), min(max(s + 1, 0), n_src - 1)]
+        w[d] = [np.rint(f32((f32(1) - f) * f32(2048))), np.rint(f32(f * f32(2048)))]  # saturate_cast<short>
+    return idx, w
+
+
+def _area_weights(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Dense float weights (dst_w, src_w), (dst_h, src_h) of cv::resize INTER_AREA when both
+    axes shrink, read off cv::resize itself with float impulse images (4 per call)."""
     wx = np.zeros((dst_w, src_w), f32)
-    for j0 in range(0, src_w, 4):  # resize takes at most 4 channels: probe 4 impulses a call
-        js = list(range(j0, min(j0 + 4, src_w)))
-        img = np.zeros((src_h, src_w, 4), f32)
-        for c, j in enumerate(js):
-            img[:, j, c] = 1
-        out = cv2.resize(img, (dst_w, dst_h), interpolation=interp)
-        wx[:, js] = out[0, :, : len(js)]
     wy = np.zeros((dst_h, src_h), f32)
-    for j0 in range(0, src_h, 4):
-        js = list(range(j0, min(j0 + 4, src_h)))
-        img = np.zeros((src_h, src_w, 4), f32)
-        for c, j in enumerate(js):
-            img[j, :, c] = 1
-        out = cv2.resize(img, (dst_w, dst_h), interpolation=interp)
-        wy[:, js] = out[:, 0, : len(js)]
+    for axis, n, w in ((1, src_w, wx), (0, src_h, wy)):
+        for j0 in range(0, n, 4):
+            js = list(range(j0, min(j0 + 4, n)))
+            img = np.zeros((src_h, src_w, 4), f32)
+            for c, j in enumerate(js):
+                if axis == 1:
+                    img[:, j, c] = 1
+                else:
+                    img[j, :, c] = 1
+            out = cv2.resize(img, (dst_w, dst_h), interpolation=cv2.INTER_AREA)
+            w[:, js] = out[0, :, : len(js)] if axis == 1 else out[:, 0, : len(js)]
     return wx, wy
 
 
-def sparse_taps(w: np.ndarray, taps: int = ROI_TAPS) -> tuple[np.ndarray, np.ndarray]:
+def _sparse(w: np.ndarray, taps: int) -> tuple[np.ndarray, np.ndarray]:
     """Dense (dst, src) weights -> (dst, taps) indices and weights, zero-padded."""
     idx = np.zeros((w.shape[0], taps), i32)
     wt = np.zeros((w.shape[0], taps), f32)
     for d in range(w.shape[0]):
-        nz = np.flatnonzero(w[d])
-        if len(nz) > taps:
-            raise ValueError(f"resize needs {len(nz)} taps > {taps}")
-        idx[d, : len(nz)] = nz
-        wt[d, : len(nz)] = w[d, nz]
+        nzs = np.flatnonzero(w[d])
+        if len(nzs) > taps:
+            raise ValueError(f"resize needs {len(nzs)} taps > {taps}")
+        idx[d, : len(nzs)] = nzs
+        wt[d, : len(nzs)] = w[d, nzs]
     return idx, wt
+
+
+@functools.lru_cache(maxsize=256)
+def roi_taps(src_w: int, src_h: int, dst_w: int = ROI_OUT, dst_h: int = ROI_OUT // 2,
+             taps: int = ROI_TAPS) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(mode, xi, xw, yi, yw) reproducing realtime.features.select_roi's uint8 cv::resize of
+    a src_w x src_h box (INTER_AREA when shrinking, else INTER_LINEAR). Depends on the box
+    size only, so it is cached."""
+    shrink = src_h > dst_h or src_w > dst_w
+    if shrink and src_w >= dst_w and src_h >= dst_h:
+        wx, wy = _area_weights(src_w, src_h, dst_w, dst_h)
+        integer = src_w % dst_w == 0 and src_h % dst_h == 0
+        xi, xw = _sparse(wx, taps)
+        yi, yw = _sparse(wy, taps)
+        return (ROI_AREA_FAST if integer else ROI_AREA), xi, xw, yi, yw
+    xi2, xw2 = _linear_axis(src_w, dst_w, shrink, clamp=True)
+    yi2, yw2 = _linear_axis(src_h, dst_h, shrink, clamp=False)
+    xi, xw = np.zeros((dst_w, taps), i32), np.zeros((dst_w, taps), f32)
+    yi, yw = np.zeros((dst_h, taps), i32), np.zeros((dst_h, taps), f32)
+    xi[:, :2], xw[:, :2], yi[:, :2], yw[:, :2] = xi2, xw2, yi2, yw2
+    return ROI_LINEAR, xi, xw, yi, yw
+
+
+@functools.lru_cache(maxsize=1)
+def hsv_lut() -> np.ndarray:
+    """(180*256*3,) uint8: cv::cvtColor(HSV2BGR) of (h, 255, v) for every h, v."""
+    h, v = np.meshgrid(np.arange(180, dtype=np.uint8), np.arange(256, dtype=np.uint8), indexing="ij")
+    hsv = np.stack([h, np.full_like(h, 255), v], axis=-1)
+    return np.ascontiguousarray(cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR).reshape(-1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,30 +257,46 @@ class FrameEncodeTables:
 
     nose_box: np.ndarray  # (4,) int32
     eye_mask: np.ndarray  # (S,S) uint8, 1 inside a grown eye polygon
+    value_region: np.ndarray  # (S,S) uint8, 1 where the HS value min/max is taken
     roi_boxes: np.ndarray  # (2,4) int32 brow, mouth
+    roi_modes: np.ndarray  # (2,) int32 enc_roi mode per part
     xi: np.ndarray  # (2, ROI_OUT, T) int32
     xw: np.ndarray  # (2, ROI_OUT, T) float32
     yi: np.ndarray  # (2, ROI_OUT/2, T) int32
     yw: np.ndarray  # (2, ROI_OUT/2, T) float32
 
 
-def encode_tables(geometry: Any, size: int) -> FrameEncodeTables:
+def value_region(geometry: Any, size: int, value_range: str) -> np.ndarray:
+    """(S,S) uint8 region of the HS value min/max, as realtime.features.encode_pair picks
+    it: "pair" = everywhere (authors); "roi" = brow and mouth boxes minus the grown eyes,
+    everywhere when that is empty."""
+    if value_range not in ("pair", "roi"):
+        raise UserError(f"flow value_range must be pair or roi, got {value_range!r}")
+    if value_range == "pair":
+        return np.ones((size, size), np.uint8)
+    region = np.zeros((size, size), np.uint8)
+    for x0, y0, x1, y1 in (geometry.brow_box, geometry.mouth_box):
+        region[y0:y1, x0:x1] = 1
+    cv2.fillPoly(region, [geometry.left_eye, geometry.right_eye], 0)
+    return region if region.any() else np.ones_like(region)
+
+
+def encode_tables(geometry: Any, size: int, value_range: str = "pair") -> FrameEncodeTables:
     """Tables for `realtime.features.FaceGeometry` (duck-typed to keep this module light)."""
     if geometry.size != size:
         raise ValueError(f"geometry is for {geometry.size} px, flow is {size} px")
     mask = np.zeros((size, size), np.uint8)
     cv2.fillPoly(mask, [geometry.left_eye, geometry.right_eye], 1)
-    half = ROI_OUT // 2
-    xi, xw, yi, yw = [], [], [], []
+    modes, xi, xw, yi, yw = [], [], [], [], []
     for x0, y0, x1, y1 in (geometry.brow_box, geometry.mouth_box):
-        wx, wy = resize_weights(x1 - x0, y1 - y0, ROI_OUT, half)
-        a, b = sparse_taps(wx)
-        c, d = sparse_taps(wy)
-        xi.append(a), xw.append(b), yi.append(c), yw.append(d)
+        mode, a, b, c, d = roi_taps(x1 - x0, y1 - y0)
+        modes.append(mode), xi.append(a), xw.append(b), yi.append(c), yw.append(d)
     return FrameEncodeTables(
         nose_box=np.asarray(geometry.nose_box, i32),
         eye_mask=mask,
+        value_region=value_region(geometry, size, value_range),
         roi_boxes=np.asarray([geometry.brow_box, geometry.mouth_box], i32),
+        roi_modes=np.asarray(modes, i32),
         xi=np.stack(xi), xw=np.stack(xw), yi=np.stack(yi), yw=np.stack(yw),
     )
 
@@ -275,8 +341,11 @@ class CudaFarneback:
         self.ring = xp.zeros((capacity, self.slot_stride), f32)
         S, half, T = self.size, ROI_OUT // 2, ROI_TAPS
         self._masks = xp.zeros((capacity, S, S), np.uint8)
+        self._regions = xp.zeros((capacity, S, S), np.uint8)
         self._nose = xp.zeros((capacity, 4), i32)
         self._roi_boxes = xp.zeros((capacity, 2, 4), i32)
+        self._roi_modes = xp.zeros((capacity, 2), i32)
+        self._lut = xp.asarray(hsv_lut())
         self._xi = xp.zeros((capacity, 2, ROI_OUT, T), i32)
         self._xw = xp.zeros((capacity, 2, ROI_OUT, T), f32)
         self._yi = xp.zeros((capacity, 2, half, T), i32)
@@ -361,10 +430,13 @@ class CudaFarneback:
         self._has_geometry[slot] = geometry is not None
         if geometry is None:
             return
-        xp, t = self.backend.xp, encode_tables(geometry, self.size)
+        xp = self.backend.xp
+        t = encode_tables(geometry, self.size, getattr(self.settings, "value_range", "pair"))
         self._masks[slot] = xp.asarray(t.eye_mask)
+        self._regions[slot] = xp.asarray(t.value_region)
         self._nose[slot] = xp.asarray(t.nose_box)
         self._roi_boxes[slot] = xp.asarray(t.roi_boxes)
+        self._roi_modes[slot] = xp.asarray(t.roi_modes)
         self._xi[slot], self._xw[slot] = xp.asarray(t.xi), xp.asarray(t.xw)
         self._yi[slot], self._yw[slot] = xp.asarray(t.yi), xp.asarray(t.yw)
 
@@ -428,7 +500,8 @@ class CudaFarneback:
 
     def encode_batch(self, flows: Any, slots_a: Sequence[int]) -> Any:
         """(N,S,S,2) device flows + each pair's first-frame slot -> (N,3,112,112) float32
-        network inputs on the device (realtime.features.encode_pair, authors' rule)."""
+        network inputs on the device (realtime.features.encode_pair with the settings'
+        value_range / value_floor)."""
         xp, launch, S, n = self.backend.xp, self.backend.launch, self.size, len(slots_a)
         if tuple(flows.shape) != (n, S, S, 2):
             raise ValueError(f"flows must be ({n},{S},{S},2), got {tuple(flows.shape)}")
@@ -437,14 +510,16 @@ class CudaFarneback:
         sa = xp.asarray(np.asarray(slots_a, i32))
         clip = f32(self.settings.clip)
         mm = xp.empty((n, 2), f32)
-        launch("enc_minmax", 1, 1, n, (flows, mm, i32(S), i32(n), clip), block=(MINMAX_THREADS, 1, 1))
+        launch("enc_minmax", 1, 1, n, (flows, self._regions, sa, mm, i32(S), i32(n), clip),
+               block=(MINMAX_THREADS, 1, 1))
         bgr = xp.empty((n, S, S, 3), np.uint8)
-        launch("enc_hs", S, S, n, (flows, mm, bgr, i32(S), i32(n), clip))
+        span_floor = f64(getattr(self.settings, "value_floor", 0.0))
+        launch("enc_hs", S, S, n, (flows, mm, self._lut, bgr, i32(S), i32(n), clip, span_floor))
         means = xp.empty((n, 3), f32)
         launch("enc_nose_mean", 3, 1, n, (bgr, self._nose, sa, means, i32(S), i32(n)))
         half = ROI_OUT // 2
         out = xp.empty((n, 3, ROI_OUT, ROI_OUT), f32)
-        launch("enc_roi", ROI_OUT, ROI_OUT, n, (bgr, self._masks, sa, means, self._roi_boxes, self._xi, self._xw,
+        launch("enc_roi", ROI_OUT, ROI_OUT, n, (bgr, self._masks, sa, means, self._roi_boxes, self._roi_modes, self._xi, self._xw,
                                                 self._yi, self._yw, out, i32(S), i32(n), i32(ROI_OUT), i32(half),
                                                 i32(ROI_TAPS)))
         return out

@@ -39,9 +39,12 @@ FB_FN unsigned char enc_sat_u8(float v)
     return (unsigned char)(r < 0.f ? 0.f : (r > 255.f ? 255.f : r));
 }
 
-// Per-pair min and max magnitude -> mm[2z], mm[2z+1] (value normalisation of encode_hs).
+// Per-pair min and max magnitude over the value region of the pair's first frame
+// (regions: (slot, S, S) uint8, nonzero = inside; all ones for the authors' whole-pair
+// rule) -> mm[2z], mm[2z+1] (value normalisation of encode_hs).
 #if defined(__CUDACC__) || defined(__CUDACC_RTC__)
-FB_KERNEL void enc_minmax(const float* flow, float* mm, int S, int nz, float clip)
+FB_KERNEL void enc_minmax(const float* flow, const unsigned char* regions, const int* slot_a,
+                          float* mm, int S, int nz, float clip)
 {
     // one block of 256 threads per pair (blockIdx.z), shared-memory reduction
     __shared__ float lo[256];
@@ -49,8 +52,10 @@ FB_KERNEL void enc_minmax(const float* flow, float* mm, int S, int nz, float cli
     const int z = blockIdx.z, t = threadIdx.x, n = S * S;
     if (z >= nz) return;
     const float* f = flow + (long long)z * n * 2;
+    const unsigned char* region = regions + (long long)slot_a[z] * n;
     float a = 3.4e38f, b = -3.4e38f;
     for (int i = t; i < n; i += blockDim.x) {
+        if (!region[i]) continue;
         const float m = enc_magnitude(f + 2 * i, clip);
         a = m < a ? m : a;
         b = m > b ? m : b;
@@ -71,12 +76,15 @@ FB_KERNEL void enc_minmax(const float* flow, float* mm, int S, int nz, float cli
     }
 }
 #else
-FB_KERNEL void enc_minmax(const float* flow, float* mm, int S, int nz, float clip)
+FB_KERNEL void enc_minmax(const float* flow, const unsigned char* regions, const int* slot_a,
+                          float* mm, int S, int nz, float clip)
 {
     for (int z = 0; z < nz; ++z) {
         const float* f = flow + (long long)z * S * S * 2;
+        const unsigned char* region = regions + (long long)slot_a[z] * S * S;
         float a = 3.4e38f, b = -3.4e38f;
         for (int i = 0; i < S * S; ++i) {
+            if (!region[i]) continue;
             const float m = enc_magnitude(f + 2 * i, clip);
             a = m < a ? m : a;
             b = m > b ? m : b;
@@ -88,8 +96,11 @@ FB_KERNEL void enc_minmax(const float* flow, float* mm, int S, int nz, float cli
 #endif
 
 // HS image (encode_hs): hue = direction/2 (0..179), sat 255, value = min-max
-// normalised magnitude, converted HSV -> BGR as cv::cvtColor does for uint8.
-FB_KERNEL void enc_hs(const float* flow, const float* mm, unsigned char* bgr, int S, int nz, float clip)
+// normalised magnitude (span at least `span_floor` px), then HSV -> BGR through
+// `lut` (180*256*3 uint8, hue-major, read off cv::cvtColor(COLOR_HSV2BGR) on the host
+// for saturation 255, so the conversion is OpenCV's bit for bit).
+FB_KERNEL void enc_hs(const float* flow, const float* mm, const unsigned char* lut, unsigned char* bgr,
+                      int S, int nz, float clip, double span_floor)
 {
     FB_FOR_PIXELS(S, S, nz)
     const long long p = ((long long)z * S + y) * S + x;
@@ -97,32 +108,20 @@ FB_KERNEL void enc_hs(const float* flow, const float* mm, unsigned char* bgr, in
     const float mag = FB_SQRTF(fmaf(fx, fx, fy * fy));
     const float ang = enc_atan_deg(fy, fx);
     const int hue = ((int)(ang * 0.5f)) % 180;
-    const double lo = mm[2 * z], hi = mm[2 * z + 1];
+    const double lo = mm[2 * z];
+    double hi = mm[2 * z + 1];
+    if (hi < lo + span_floor) hi = lo + span_floor;
     int val = 0;
     if (hi - lo > 1e-6) {
         const float alpha = (float)(255.0 / (hi - lo));
         const float beta = (float)(-lo * 255.0 / (hi - lo));
         val = enc_sat_u8(FB_FABSF(fmaf(mag, alpha, beta)));
     }
-    // HSV2RGB_b: h in 0..180 scaled to sectors, s = 255/255, v = val/255
-    const float s = 255.f * (1.f / 255.f);
-    const float v = (float)val * (1.f / 255.f);
-    float h = (float)hue * (6.f / 180.f);
-    int sector = (int)h;  // truncation, h >= 0
-    h -= (float)sector;
-    sector = sector - (sector / 6) * 6;
-    float tab[4];
-    tab[0] = v;
-    tab[1] = v * (1.f - s);
-    tab[2] = v * (1.f - s * h);
-    tab[3] = v * (1.f - s * (1.f - h));
-    const int sb[6] = {1, 1, 3, 0, 0, 2};
-    const int sg[6] = {3, 0, 0, 2, 1, 1};
-    const int sr[6] = {0, 2, 1, 1, 3, 0};
+    const unsigned char* c = lut + (hue * 256 + val) * 3;
     unsigned char* o = bgr + p * 3;
-    o[0] = enc_sat_u8(tab[sb[sector]] * 255.f);
-    o[1] = enc_sat_u8(tab[sg[sector]] * 255.f);
-    o[2] = enc_sat_u8(tab[sr[sector]] * 255.f);
+    o[0] = c[0];
+    o[1] = c[1];
+    o[2] = c[2];
     FB_END_PIXELS
 }
 
@@ -153,38 +152,60 @@ FB_FN float enc_source(const unsigned char* bgr, const unsigned char* mask, cons
     return v < 0.f ? 0.f : (v > 255.f ? 255.f : v);
 }
 
-// ROI + normalisation: output (NZ, 3, 2*half, out) float32 = (p - 127.5) / 128.
-// Taps per frame slot (from the host, equal to cv::resize's weights for each box):
-//   boxes_roi (slot, part, 4), xi/xw (slot, part, out, T), yi/yw (slot, part, half, T)
-// indices relative to the box origin; weight 0 pads unused taps.
+// ROI + normalisation: output (NZ, 3, 2*half, outw) float32 = (p - 127.5) / 128.
+// Per frame slot and part (0 = brow box -> top half, 1 = mouth box -> bottom half):
+//   boxes_roi (slot, 2, 4), modes (slot, 2), taps xi/xw (slot, 2, outw, T) and
+//   yi/yw (slot, 2, half, T), indices relative to the box origin, weight 0 = unused.
+// Modes reproduce cv::resize for uint8 exactly:
+//   0 INTER_LINEAR (and INTER_AREA when enlarging one axis): 2 taps, integer weights
+//     summing to 2048; rows then columns in fixed point as OpenCV's SIMD path:
+//     ((((r0 >> 4) * b0) >> 16) + (((r1 >> 4) * b1) >> 16) + 2) >> 2
+//   1 INTER_AREA, both axes shrinking: float weights, rows then columns, cvRound
+//   2 INTER_AREA with integer scales (OpenCV's fast path): as 1, rounding half up
 FB_KERNEL void enc_roi(const unsigned char* bgr, const unsigned char* masks, const int* slot_a,
-                       const float* means, const int* boxes_roi, const int* xi, const float* xw,
-                       const int* yi, const float* yw, float* out, int S, int nz, int outw,
-                       int half, int T)
+                       const float* means, const int* boxes_roi, const int* modes, const int* xi,
+                       const float* xw, const int* yi, const float* yw, float* out, int S, int nz,
+                       int outw, int half, int T)
 {
     FB_FOR_PIXELS(outw, 2 * half, nz)
     const int slot = slot_a[z];
     const int part = y >= half ? 1 : 0;
     const int oy = y - part * half;
     const int* box = boxes_roi + (slot * 2 + part) * 4;
+    const int mode = modes[slot * 2 + part];
     const unsigned char* mask = masks + (long long)slot * S * S;
+    const float* mean = means + z * 3;
     const long long xt = ((long long)(slot * 2 + part) * outw + x) * T;
     const long long yt = ((long long)(slot * 2 + part) * half + oy) * T;
     for (int ch = 0; ch < 3; ++ch) {
-        float acc = 0.f;
-        for (int ty = 0; ty < T; ++ty) {
-            const float wy = yw[yt + ty];
-            if (wy == 0.f) continue;
-            float row = 0.f;
-            for (int tx = 0; tx < T; ++tx) {
-                const float wx = xw[xt + tx];
-                if (wx == 0.f) continue;
-                row = row + wx * enc_source(bgr, mask, means + z * 3, S, z, box[1] + yi[yt + ty],
-                                            box[0] + xi[xt + tx], ch);
+        float q;
+        if (mode == 0) {
+            int r[2];
+            for (int ty = 0; ty < 2; ++ty) {
+                const int sy = box[1] + yi[yt + ty];
+                r[ty] = 0;
+                for (int tx = 0; tx < 2; ++tx)
+                    r[ty] += (int)xw[xt + tx] * (int)enc_source(bgr, mask, mean, S, z, sy, box[0] + xi[xt + tx], ch);
             }
-            acc = acc + wy * row;
+            const int b0 = (int)yw[yt], b1 = (int)yw[yt + 1];
+            int v = ((((r[0] >> 4) * b0) >> 16) + (((r[1] >> 4) * b1) >> 16) + 2) >> 2;
+            q = (float)(v < 0 ? 0 : (v > 255 ? 255 : v));
+        } else {
+            float acc = 0.f;
+            for (int ty = 0; ty < T; ++ty) {
+                const float wy = yw[yt + ty];
+                if (wy == 0.f) continue;
+                float row = 0.f;
+                for (int tx = 0; tx < T; ++tx) {
+                    const float wx = xw[xt + tx];
+                    if (wx == 0.f) continue;
+                    row = row + wx * enc_source(bgr, mask, mean, S, z, box[1] + yi[yt + ty], box[0] + xi[xt + tx], ch);
+                }
+                acc = acc + wy * row;
+            }
+            q = mode == 2 ? FB_FLOORF(acc + 0.5f) : FB_RINTF(acc);
+            q = q < 0.f ? 0.f : (q > 255.f ? 255.f : q);
         }
-        const float q = (float)enc_sat_u8(acc);
         out[(((long long)z * 3 + ch) * 2 * half + y) * outw + x] = (q - 127.5f) / 128.f;
     }
     FB_END_PIXELS
