@@ -1,0 +1,301 @@
+"""`lgnm-live`: spot macro- and micro-expressions in a camera, RTSP stream, video file or
+dataset replay; publish them over ZeroMQ as they become final.
+
+    lgnm-live --camera 0                 live camera, dashboard, events on tcp://127.0.0.1:5556
+    lgnm-live --rtsp rtsp://host/stream  the same for a network stream
+    lgnm-live --video clip.mp4           a file played at its own frame rate
+    lgnm-live --replay demo              built-in synthetic demo with its truth (MEGC table)
+    lgnm-live --replay CAS --data ROOT --annotations CAS.xlsx --out runs/cas
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from calibration.megc import evaluate, render_table
+from engines.scorers import BACKENDS, make_scorer
+from realtime.dashboard import live_view, performance_table
+from realtime.errors import UserError, cli_entry
+from realtime.pair_features import FLOW_KINDS, make_pair_features
+from realtime.pipeline import PacedSource, RunOptions, run_stream, setup_for_fps
+from realtime.publisher import DEFAULT_ENDPOINT, CurveServerKeys, EventPublisher
+from realtime.replay import ReplayItem, ReplayPlan, plan_replay
+from realtime.sinks import CollectSink, ConsoleSink, NullSink, PredictionsSink, PublisherSink, TraceSink
+from realtime.sources import open_source
+from realtime.stats import RunStats
+from realtime.types import EXPR_TYPES, FlowSettings
+
+
+def default_weights() -> list[Path]:
+    folder = resources.files("engines") / "weights"
+    return [Path(str(folder / f"demo_{t}.safetensors")) for t in EXPR_TYPES]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lgnm-live", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_argument_group("source (one of)")
+    one = src.add_mutually_exclusive_group(required=True)
+    one.add_argument("--camera", metavar="N", help="OpenCV camera device index")
+    one.add_argument("--rtsp", metavar="URL", help="RTSP (or any FFmpeg) stream URL")
+    one.add_argument("--video", metavar="PATH", help="a video file, played at its frame rate")
+    one.add_argument("--replay", metavar="demo|CAS|SAMM|PATH",
+                     help="replay as fast as possible: the built-in demo, a dataset, or a video "
+                          "file / frame folder / folder of either")
+    src.add_argument("--width", type=int, help="camera frame width")
+    src.add_argument("--height", type=int, help="camera frame height")
+    src.add_argument("--fps", type=float, help="camera fps, or the fps of frame folders")
+    src.add_argument("--data", type=Path, help="dataset root for --replay CAS|SAMM")
+    src.add_argument("--annotations", type=Path, help="dataset workbook for --replay CAS|SAMM")
+    src.add_argument("--truth", type=Path, help="truth CSV (video,type,onset,apex,offset) for --replay PATH")
+    src.add_argument("--realtime", action="store_true", help="pace a replay at the source fps")
+    src.add_argument("--max-retries", type=int, default=None,
+                     help="live sources: reconnect attempts before giving up (default: forever)")
+
+    model = p.add_argument_group("model")
+    model.add_argument("--weights", type=Path, action="append",
+                       help="weights file (.safetensors, one per type; default: the demo weights)")
+    model.add_argument("--types", default="ME,MaE", help="expression types to spot (default ME,MaE)")
+    model.add_argument("--backend", default="auto", choices=BACKENDS, help="scoring backend")
+    model.add_argument("--engine", type=Path, action="append",
+                       help="TensorRT engine per type (built by lgnm-build-engine), same order as --weights")
+    model.add_argument("--flow", default="auto", choices=FLOW_KINDS, help="dense-flow backend")
+    model.add_argument("--threshold", default="calibrated", choices=("calibrated", "rolling"),
+                       help="spotting threshold: calibrated (from the weights) or rolling Moilanen")
+    model.add_argument("--batch", type=int, default=16, help="most frames scored in one model call")
+
+    out = p.add_argument_group("output")
+    out.add_argument("--pub", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
+                     help=f"ZeroMQ PUB endpoint (default {DEFAULT_ENDPOINT}); 'none' to disable")
+    out.add_argument("--journal", type=Path, help="append every event as a JSON line here too")
+    out.add_argument("--curve-secret", type=Path, help="server secret key file (CurveZMQ)")
+    out.add_argument("--curve-clients", type=Path, help="folder of authorised client public keys")
+    out.add_argument("--out", type=Path, help="write predictions.csv and metrics.json here")
+    out.add_argument("--quiet", action="store_true", help="no dashboard, progress or event lines")
+    out.add_argument("--json", action="store_true", help="events and the final summary as JSON lines")
+    return p
+
+
+# ------------------------------------------------------------------ setup helpers
+
+def parse_types(text: str) -> list[str]:
+    types = [t.strip() for t in text.split(",") if t.strip()]
+    bad = [t for t in types if t not in EXPR_TYPES]
+    if bad or not types:
+        raise UserError(f"--types: expected ME, MaE or ME,MaE, got {text!r}")
+    return types
+
+
+def load_scorers(args: argparse.Namespace) -> list[Any]:
+    weights = args.weights or default_weights()
+    engines = args.engine or []
+    if engines and len(engines) != len(weights):
+        raise UserError("--engine: give one engine per --weights file, in the same order")
+    for w in weights:
+        if not w.is_file():
+            hint = " (the demo weights ship with the package; reinstall it)" if not args.weights else ""
+            raise UserError(f"--weights {w}: no such file{hint}")
+    wanted = parse_types(args.types)
+    scorers = []
+    for i, w in enumerate(weights):
+        scorer = make_scorer(w, args.backend, engines[i] if engines else None)
+        if scorer.type in wanted:
+            if any(s.type == scorer.type for s in scorers):
+                raise UserError(f"--weights {w}: a second set of {scorer.type} weights")
+            scorers.append(scorer)
+        else:
+            scorer.close()
+    missing = set(wanted) - {s.type for s in scorers}
+    if missing:
+        raise UserError(f"--weights: no weights for {', '.join(sorted(missing))}")
+    return scorers
+
+
+def common_flow(scorers: list[Any]) -> FlowSettings:
+    flows = {s.meta.flow for s in scorers}
+    if len(flows) != 1:
+        raise UserError("--weights: the ME and MaE weights use different flow settings; "
+                        "one stream computes one flow per frame pair, so train them alike")
+    return flows.pop()
+
+
+def open_publisher(args: argparse.Namespace, stack: ExitStack) -> EventPublisher | None:
+    if args.pub.lower() == "none":
+        if args.journal:
+            raise UserError("--journal: needs the publisher (drop --pub none)")
+        return None
+    curve = None
+    if args.curve_secret or args.curve_clients:
+        if not (args.curve_secret and args.curve_clients):
+            raise UserError("--curve-secret and --curve-clients go together")
+        curve = CurveServerKeys(args.curve_secret, args.curve_clients)
+    pub = EventPublisher(args.pub, journal=args.journal, curve=curve)
+    stack.callback(pub.close)
+    return pub
+
+
+def live_item(args: argparse.Namespace) -> ReplayItem:
+    if args.camera is not None:
+        kind, value = "camera", args.camera
+    else:
+        kind, value = "rtsp", args.rtsp
+
+    def opener():  # noqa: ANN202
+        return open_source(kind, value, fps=args.fps, width=args.width, height=args.height,
+                           max_retries=args.max_retries)
+
+    return ReplayItem(f"{kind}{value}" if kind == "camera" else value, opener)
+
+
+# ------------------------------------------------------------------ main
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    console = Console(stderr=args.json, quiet=args.quiet and not args.json)
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        return run(args, console, stop)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> int:
+    if args.batch < 1:
+        raise UserError(f"--batch: must be >= 1, got {args.batch}")
+    scorers = load_scorers(args)
+    flow = common_flow(scorers)
+    pair_features = make_pair_features(args.flow, flow)
+    live = args.camera is not None or args.rtsp is not None
+    plan = make_plan(args, console, live)
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+
+    runs: list[RunStats] = []
+    with ExitStack() as stack:
+        publisher = open_publisher(args, stack)
+        predictions = PredictionsSink(args.out / "predictions.csv") if args.out else None
+        if predictions:
+            stack.callback(predictions.close)
+        collected = CollectSink()
+        sinks: list[Any] = [collected]
+        if predictions:
+            sinks.append(predictions)
+        if publisher:
+            sinks.append(PublisherSink(publisher))
+        if not args.quiet or args.json:
+            sinks.append(ConsoleSink(console, as_json=args.json))
+        t0 = time.monotonic()
+        try:
+            items = [live_item(args)] if live else plan.items
+            for item in items:
+                if stop.is_set():
+                    break
+                runs.append(run_item(item, args, scorers, pair_features, sinks, console, stop, live))
+        finally:
+            wall = time.monotonic() - t0
+            for s in scorers:
+                s.close()
+            # Whatever was spotted is already in predictions.csv (flushed per row) and the
+            # journal; the summary is written even after a failure or Ctrl-C.
+            summarise(args, console, plan, runs, collected, wall)
+    return 0
+
+
+def make_plan(args: argparse.Namespace, console: Console, live: bool) -> ReplayPlan:
+    if live:
+        return ReplayPlan([], has_truth=False)  # the live item is built in run_item
+    if args.video:
+        return plan_replay(args.video, data=None, annotations=None, truth=args.truth, fps=args.fps)
+    with Progress(TextColumn("generating the demo clip"), BarColumn(), MofNCompleteColumn(),
+                  console=console, transient=True, disable=args.quiet or args.replay != "demo") as prog:
+        task = prog.add_task("demo", total=None)
+        return plan_replay(args.replay, data=args.data, annotations=args.annotations, truth=args.truth,
+                           fps=args.fps, demo_progress=lambda k, n: prog.update(task, completed=k, total=n))
+
+
+def run_item(item: ReplayItem | None, args: argparse.Namespace, scorers: list[Any], pair_features: Any,
+             sinks: list[Any], console: Console, stop: threading.Event, live: bool) -> RunStats:
+    """Run one stream with the dashboard (live, --video) or a progress bar (replay)."""
+    source = item.open()
+    if args.video or (args.replay and args.realtime):
+        source = PacedSource(source)
+    setups = [setup_for_fps(s, source.fps, rolling=args.threshold == "rolling") for s in scorers]
+    options = RunOptions(batch=1 if live else args.batch, face_size=max(s.meta.flow.face_size for s in scorers))
+    stats = RunStats()
+    show = not args.quiet and not args.json
+    if live or args.video:
+        trace = TraceSink()
+        thresholds = {s.type: s.params.threshold for s in setups}
+
+        def latency() -> dict[str, Any]:
+            lat = stats.times.samples.get("latency")
+            return {"latency_ms": float(sorted(lat)[len(lat) // 2])} if lat else {}
+
+        with Live(live_view(trace, thresholds), console=console, refresh_per_second=4,
+                  disable=not show) as view:
+            class Refresh(NullSink):
+                def on_status(self, status: dict[str, Any]) -> None:
+                    view.update(live_view(trace, thresholds))
+
+            return run_stream(source, setups, pair_features, [*sinks, trace, Refresh()], options, stats,
+                              stop=stop.is_set, status_extra=latency)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[fps]:.0f} fps"), TimeRemainingColumn(),
+                  console=console, transient=True, disable=not show) as progress:
+        task = progress.add_task(item.name, total=item.n_frames, fps=0.0)
+
+        class Advance(NullSink):
+            def on_scores(self, scores: Any) -> None:
+                progress.update(task, completed=stats.frames, fps=stats.fps_so_far())
+
+            def on_status(self, status: dict[str, Any]) -> None:
+                progress.update(task, completed=stats.frames, fps=status.get("fps", 0.0))
+
+        return run_stream(source, setups, pair_features, [*sinks, Advance()], options, stats,
+                          stop=stop.is_set)
+
+
+def summarise(args: argparse.Namespace, console: Console, plan: ReplayPlan, runs: list[RunStats],
+              collected: CollectSink, wall: float) -> None:
+    """MEGC table (when truth is known), performance table, metrics.json."""
+    result = None
+    if plan.has_truth:
+        truth = [iv for item in plan.items for iv in item.truth]
+        replayed = {r.stream for r in runs}
+        truth = [iv for iv in truth if iv.video in replayed]
+        result = evaluate(truth, collected.intervals)
+    metrics = {
+        "megc": result.to_json() if result else None,
+        "performance": {
+            "streams": len(runs),
+            "frames": sum(r.frames for r in runs),
+            "wall_s": round(wall, 3),
+            "fps": round(sum(r.frames for r in runs) / wall, 2) if wall > 0 else 0.0,
+            "dropped": sum(r.dropped for r in runs),
+            "runs": [r.to_dict() for r in runs],
+        },
+    }
+    if args.out:
+        (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if args.json:
+        sys.stdout.write(json.dumps({"summary": metrics}) + "\n")
+        return
+    if result is not None:
+        console.print(render_table(result, title="MEGC spotting (vs truth)"))
+    if runs:
+        console.print(performance_table(runs, wall))

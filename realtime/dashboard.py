@@ -1,0 +1,90 @@
+"""Terminal views with rich: the live dashboard, and the tables printed after a run."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from rich.console import Group
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from realtime.sinks import TraceSink
+from realtime.stats import RunStats
+
+BARS = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Iterable[float], width: int = 60) -> str:
+    """Scores in [0, 1] as a line of block characters (most recent on the right)."""
+    vals = list(values)[-width:]
+    return "".join(BARS[min(len(BARS) - 1, max(0, int(round(v * (len(BARS) - 1)))))] for v in vals)
+
+
+def live_view(trace: TraceSink, thresholds: dict[str, float | None]) -> Panel:
+    """fps, latency, face present, both score traces, last events."""
+    st = trace.status
+    head = Table.grid(padding=(0, 2))
+    for _ in range(6):
+        head.add_column()
+    face = "[green]face[/]" if st.get("face") else "[red]no face[/]"
+    source = "[green]up[/]" if st.get("source", "up") == "up" else "[red]down[/]"
+    head.add_row(
+        f"stream [bold]{st.get('stream', '-')}[/]", f"frame {st.get('frame', 0)}",
+        f"{st.get('fps', 0.0):.1f} fps", face, f"source {source}",
+        f"dropped {st.get('dropped', 0)}  backend {st.get('backend', '-')}/{st.get('flow', '-')}",
+    )
+    traces = Table.grid(padding=(0, 1))
+    traces.add_column(width=4)
+    traces.add_column()
+    for kind, colour in (("ME", "magenta"), ("MaE", "cyan")):
+        thr = thresholds.get(kind)
+        label = f"{kind}"
+        traces.add_row(Text(label, style=f"bold {colour}"), Text(sparkline(trace.scores[kind]), style=colour))
+        if thr is not None:
+            traces.add_row("", Text(f"threshold {thr:.2f}", style="dim"))
+    events = Table(show_edge=False, box=None, header_style="bold")
+    for col in ("type", "frames", "seconds", "score", "latency"):
+        events.add_column(col)
+    for ev in list(trace.events)[::-1]:
+        events.add_row(ev.type, f"{ev.onset_frame}-{ev.offset_frame}", f"{ev.onset_s:.2f}-{ev.offset_s:.2f}",
+                       f"{ev.score:.2f}", f"{ev.latency_ms:.0f} ms")
+    latency = st.get("latency_ms")
+    lat = f"latency p50 {latency:.1f} ms" if isinstance(latency, (int, float)) else ""
+    return Panel(Group(head, Text(lat, style="dim"), traces, events), title="lgnm-live", border_style="blue")
+
+
+STAGE_ORDER = ("align", "frame_products", "pair_inputs", "model_ME", "model_MaE", "spotter", "latency")
+
+
+def performance_table(runs: Sequence[RunStats], wall_s: float) -> Table:
+    """frames, wall time, fps, per-stage ms (p50/p99), dropped frames."""
+    frames = sum(r.frames for r in runs)
+    table = Table(title="performance")
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    table.add_row("streams", str(len(runs)))
+    table.add_row("frames", str(frames))
+    table.add_row("wall time", f"{wall_s:.2f} s")
+    table.add_row("throughput", f"{frames / wall_s:.1f} fps" if wall_s > 0 else "-")
+    table.add_row("dropped frames", str(sum(r.dropped for r in runs)))
+    table.add_row("chain breaks", str(sum(r.chain_breaks for r in runs)))
+    table.add_row("backend / flow", f"{runs[0].backend} / {runs[0].flow}" if runs else "-")
+    merged = merge_stage_summaries(runs)
+    for stage in STAGE_ORDER:
+        if stage in merged:
+            p50, p99 = merged[stage]
+            label = "per-frame latency" if stage == "latency" else f"{stage} (per frame)"
+            table.add_row(label, f"p50 {p50:.2f} ms  p99 {p99:.2f} ms")
+    return table
+
+
+def merge_stage_summaries(runs: Sequence[RunStats]) -> dict[str, tuple[float, float]]:
+    """p50/p99 per stage over all runs' samples."""
+    import numpy as np
+
+    pooled: dict[str, list[float]] = {}
+    for r in runs:
+        for stage, values in r.times.samples.items():
+            pooled.setdefault(stage, []).extend(values)
+    return {s: (float(np.percentile(v, 50)), float(np.percentile(v, 99))) for s, v in pooled.items() if v}

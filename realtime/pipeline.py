@@ -1,0 +1,370 @@
+"""The streaming pipeline: source -> capture thread (face alignment, per-frame products)
+-> ring -> incremental K-offset pair inputs -> scorers -> online spotters -> sinks.
+
+The offline replay is this same pipeline run as fast as the source allows (the ring then
+blocks instead of dropping), so replay and live share every algorithm.
+
+Frame chain: the score of frame i of a type needs frames i and i + K. A frame without a
+face, a gap in frame numbers (a live ring dropped frames) or a source outage breaks the
+chain: pending pairs are scored, the spotters are flushed (their open intervals become
+final) and the history restarts, so no flow is ever computed across the break. Scores
+resume K frames after the chain restarts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from calibration.postprocess import PostParams
+from engines.scorers import Scorer
+from realtime.face import FaceAligner
+from realtime.labels import k_from_seconds
+from realtime.pair_features import PairFeatures
+from realtime.ring import CaptureThread, FrameRing, RingClosed
+from realtime.sources import FrameSource, RawFrame
+from realtime.spotter import OnlineSpotter
+from realtime.stats import RunStats
+from realtime.types import ExprType, FrameRecord, FrameScore, Interval, SpotEvent
+
+STATUS_PERIOD_S = 1.0
+
+
+# ------------------------------------------------------------------ configuration
+
+@dataclass(frozen=True)
+class TypeSetup:
+    """One expression type as run on one stream: its K at the stream's fps, its
+    post-processing parameters and its scorer."""
+
+    type: ExprType
+    k: int
+    params: PostParams
+    scorer: Scorer
+    rolling: bool = False  # rolling Moilanen threshold instead of the calibrated one
+
+
+def odd_at_least(value: float, minimum: int) -> int:
+    n = max(minimum, int(round(value)))
+    return n if n % 2 else n + 1
+
+
+def setup_for_fps(scorer: Scorer, fps: float, rolling: bool = False) -> TypeSetup:
+    """Scale the weights' K (and smoothing window) from their training fps to `fps`.
+
+    K = k_seconds x fps (the method's K is half the mean expression length, a duration);
+    the Savitzky-Golay window scales the same way so that smoothing covers the same time.
+    """
+    meta = scorer.meta
+    k = k_from_seconds(meta.k_seconds, fps)
+    post = dict(meta.post) if meta.post else {}
+    post["k"] = k
+    if "win" in post and fps != meta.fps:
+        post["win"] = odd_at_least(post["win"] * fps / meta.fps, int(post.get("order", 2)) + 1)
+    params = PostParams.from_dict(post)
+    if rolling:
+        params = params.with_(threshold=None)
+    elif params.threshold is None:
+        # Weights without a calibrated threshold: the live spotter cannot use the offline
+        # Moilanen rule (it needs the whole video), so it falls back to the rolling one.
+        rolling = True
+    return TypeSetup(type=meta.type, k=k, params=params, scorer=scorer, rolling=rolling)
+
+
+# ------------------------------------------------------------------ capture side
+
+@dataclass(frozen=True, slots=True)
+class SourceChange:
+    """A live source went down or came back: breaks the frame chain."""
+
+    state: str  # "down" | "up"
+    detail: str
+    t: float
+
+
+class FrameProcessor:
+    """Per-frame work in the capture thread: landmarks, alignment, flow products."""
+
+    def __init__(self, aligner: FaceAligner, pair_features: PairFeatures, stats: RunStats) -> None:
+        self.aligner = aligner
+        self.pair_features = pair_features
+        self.stats = stats
+
+    def __call__(self, raw: RawFrame) -> FrameRecord:
+        t0 = time.perf_counter()
+        face = self.aligner.align(raw.image)
+        t1 = time.perf_counter()
+        products = self.pair_features.prepare(face) if face is not None else None
+        t2 = time.perf_counter()
+        self.stats.times.add("align", (t1 - t0) * 1000.0)
+        self.stats.times.add("frame_products", (t2 - t1) * 1000.0)
+        return FrameRecord(raw.index, raw.t_capture, raw.t_stream, face, products)
+
+
+class PacedSource(FrameSource):
+    """Delivers a file source's frames no faster than its fps (`--realtime`)."""
+
+    def __init__(self, inner: FrameSource, speed: float = 1.0) -> None:
+        super().__init__()
+        self.inner = inner
+        self.name = inner.name
+        self.is_live = inner.is_live
+        self.speed = speed
+
+    @property
+    def fps(self) -> float:
+        return self.inner.fps
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        t0 = time.monotonic()
+        for raw in self.inner:
+            due = t0 + (raw.index - 1) / (self.inner.fps * self.speed)
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if self.closed:
+                return
+            yield RawFrame(raw.index, time.monotonic(), raw.t_stream, raw.image)
+
+    def close(self) -> None:
+        super().close()
+        self.inner.close()
+
+
+# ------------------------------------------------------------------ sinks
+
+class Sink(Protocol):
+    def on_event(self, event: SpotEvent, interval: Interval) -> None: ...
+
+    def on_status(self, status: dict[str, Any]) -> None: ...
+
+    def on_scores(self, scores: Sequence[FrameScore]) -> None: ...
+
+
+# ------------------------------------------------------------------ scoring side
+
+class FrameClock:
+    """Stream time of recent frames, to stamp events with onset_s/offset_s."""
+
+    def __init__(self, fps: float, keep: int) -> None:
+        self.fps = fps
+        self._times: deque[tuple[int, float]] = deque(maxlen=keep)
+
+    def add(self, index: int, t_stream: float) -> None:
+        self._times.append((index, t_stream))
+
+    def at(self, index: int) -> float:
+        if not self._times:
+            return (index - 1) / self.fps
+        first, t_first = self._times[0]
+        pos = index - first
+        if 0 <= pos < len(self._times) and self._times[pos][0] == index:
+            return self._times[pos][1]
+        # Not held (before the window, after a drop): extrapolate from the nearest end.
+        last, t_last = self._times[-1]
+        ref, t_ref = (first, t_first) if index < first else (last, t_last)
+        return t_ref + (index - ref) / self.fps
+
+
+class StreamScorer:
+    """Scores one stream incrementally and drives one online spotter per type."""
+
+    def __init__(self, stream: str, setups: Sequence[TypeSetup], pair_features: PairFeatures,
+                 fps: float, sinks: Sequence[Sink], stats: RunStats) -> None:
+        self.stream = stream
+        self.setups = list(setups)
+        self.pair_features = pair_features
+        self.sinks = list(sinks)
+        self.stats = stats
+        self.max_k = max(s.k for s in self.setups)
+        self.history: deque[FrameRecord] = deque(maxlen=self.max_k + 1)
+        # A params.threshold of None makes the spotter use its rolling Moilanen threshold.
+        self.spotters = {s.type: OnlineSpotter(s.params, stream, s.type) for s in self.setups}
+        keep = max(s.params.chunk_limit + 2 * s.params.quiet + s.k for s in self.setups) + 64
+        self.clock = FrameClock(fps, keep)
+        self.last_frame = 0
+        self.last_face = False
+
+    # -- public --------------------------------------------------------------------
+    def process(self, records: Sequence[FrameRecord]) -> None:
+        """Add frames in order: build their pairs, score them in batches, spot."""
+        pending: list[tuple[TypeSetup, FrameRecord, FrameRecord]] = []
+        for rec in records:
+            self.stats.frames += 1
+            self.last_frame = rec.index
+            self.last_face = rec.face is not None
+            self.clock.add(rec.index, rec.t_stream)
+            gap = bool(self.history) and rec.index != self.history[-1].index + 1
+            if rec.face is None or gap:
+                self._score(pending)
+                pending = []
+                self.break_chain(rec.t_capture)
+                if rec.face is None:
+                    continue
+            self.stats.faces += 1
+            self.history.append(rec)
+            for setup in self.setups:
+                if len(self.history) > setup.k:
+                    pending.append((setup, self.history[-1 - setup.k], rec))
+        self._score(pending)
+
+    def break_chain(self, t_capture: float, count: bool = True) -> None:
+        """No flow across this point: flush the spotters, restart the history."""
+        if self.history and count:
+            self.stats.chain_breaks += 1
+        self.history.clear()
+        for setup in self.setups:
+            self._emit(setup, self.spotters[setup.type].flush(), t_capture)
+
+    def finish(self) -> None:
+        """End of stream: everything still open becomes final."""
+        self.break_chain(time.monotonic(), count=False)
+
+    # -- internals -----------------------------------------------------------------
+    def _score(self, pending: list[tuple[TypeSetup, FrameRecord, FrameRecord]]) -> None:
+        if not pending:
+            return
+        n = len(pending)
+        with self.stats.times.time("pair_inputs", per=n):
+            x = self.pair_features.inputs([(a.products, b.products) for _, a, b in pending])
+        probs = np.empty(n, np.float32)
+        for setup in self.setups:
+            idx = [i for i, (s, _, _) in enumerate(pending) if s is setup]
+            if idx:
+                with self.stats.times.time(f"model_{setup.type}", per=len(idx)):
+                    probs[idx] = setup.scorer.score(x[idx])
+        scores = [FrameScore(s.type, a.index, float(p), b.t_capture)
+                  for (s, a, b), p in zip(pending, probs)]
+        self.stats.scores += n
+        for sink in self.sinks:
+            sink.on_scores(scores)
+        t0 = time.perf_counter()
+        for (setup, a, b), p in zip(pending, probs):
+            self._emit(setup, self.spotters[setup.type].push(a.index, float(p)), b.t_capture)
+        self.stats.times.add("spotter", (time.perf_counter() - t0) * 1000.0 / n)
+        now = time.monotonic()
+        for rec in {id(b): b for _, _, b in pending}.values():
+            self.stats.times.add("latency", (now - rec.t_capture) * 1000.0)
+
+    def _emit(self, setup: TypeSetup, intervals: list[Interval], t_capture: float) -> None:
+        for iv in intervals:
+            event = SpotEvent(
+                stream=self.stream,
+                type=iv.type,
+                onset_frame=iv.onset,
+                apex_frame=iv.apex if iv.apex is not None else (iv.onset + iv.offset) // 2,
+                offset_frame=iv.offset,
+                onset_s=round(self.clock.at(iv.onset), 4),
+                offset_s=round(self.clock.at(iv.offset), 4),
+                score=float(iv.score if iv.score is not None else 0.0),
+                latency_ms=max(0.0, (time.monotonic() - t_capture) * 1000.0),
+            )
+            self.stats.events += 1
+            for sink in self.sinks:
+                sink.on_event(event, iv)
+
+
+@dataclass
+class RunOptions:
+    batch: int = 16  # most frames scored together (replay: fills; live: what is waiting)
+    ring_capacity: int = 64
+    face_size: int = 112
+
+
+def run_stream(
+    source: FrameSource,
+    setups: Sequence[TypeSetup],
+    pair_features: PairFeatures,
+    sinks: Sequence[Sink],
+    options: RunOptions,
+    stats: RunStats | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    status_extra: Callable[[], dict[str, Any]] = dict,
+) -> RunStats:
+    """Run one stream to its end (or until `stop()`), returns its statistics.
+
+    Live sources drop the oldest frames when scoring falls behind (counted); files and
+    folders never drop. A status dict goes to the sinks once a second.
+    """
+    stats = stats or RunStats()
+    stats.stream = source.name
+    stats.backend = ",".join(sorted({s.scorer.backend for s in setups}))
+    stats.flow = pair_features.name
+    mode = "live" if source.is_live else "replay"
+    # Replay: a short ring, so the reader stays just ahead of scoring (a long queue would
+    # only add waiting time to every frame's latency); live: room to absorb hiccups.
+    capacity = options.ring_capacity if source.is_live else 2 * options.batch
+    ring: FrameRing[FrameRecord | SourceChange] = FrameRing(capacity, mode)
+    source_state = {"state": "up"}
+
+    def on_state(state: str, detail: str) -> None:  # called from the capture thread
+        source_state["state"] = state
+        ring.put(SourceChange(state, detail, time.monotonic()))
+
+    if hasattr(source, "on_state"):
+        source.on_state = on_state  # type: ignore[attr-defined]
+    scorer = StreamScorer(source.name, setups, pair_features, source.fps, sinks, stats)
+    aligner = FaceAligner(size=options.face_size)
+    capture = CaptureThread(source, ring, FrameProcessor(aligner, pair_features, stats))
+    t_start = time.monotonic()
+    next_status = t_start + STATUS_PERIOD_S
+
+    def status() -> dict[str, Any]:
+        elapsed = max(time.monotonic() - t_start, 1e-9)
+        return {
+            "stream": source.name,
+            "frame": scorer.last_frame,
+            "fps": round(stats.frames / elapsed, 2),
+            "dropped": ring.dropped,
+            "face": scorer.last_face,
+            "backend": stats.backend,
+            "flow": stats.flow,
+            "source": source_state["state"],
+            **status_extra(),
+        }
+
+    capture.start()
+    try:
+        while not stop():
+            batch: list[FrameRecord] = []
+            try:
+                item = ring.get(timeout=0.2)
+                while True:
+                    if isinstance(item, SourceChange):
+                        scorer.process(batch)
+                        batch = []
+                        scorer.break_chain(item.t)
+                        for sink in sinks:
+                            sink.on_status(status())
+                    else:
+                        batch.append(item)
+                    if len(batch) >= options.batch:
+                        break
+                    if mode == "live" and len(ring) == 0:
+                        break
+                    item = ring.get(timeout=None if mode == "replay" else 0.0)
+            except TimeoutError:
+                pass
+            except RingClosed:
+                scorer.process(batch)
+                break
+            scorer.process(batch)
+            now = time.monotonic()
+            if now >= next_status:
+                next_status = now + STATUS_PERIOD_S
+                for sink in sinks:
+                    sink.on_status(status())
+        scorer.finish()
+    finally:
+        capture.stop(timeout=5.0)
+        aligner.close()
+        stats.dropped = ring.dropped
+        stats.wall_s = time.monotonic() - t_start
+    for sink in sinks:
+        sink.on_status(status())
+    return stats

@@ -1,0 +1,138 @@
+"""What `--replay demo|CAS|SAMM|PATH` and `--video PATH` replay: a list of streams, each
+a source to open and the ground truth when it is known."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from realtime.datasets import load_cas, load_samm
+from realtime.errors import UserError
+from realtime.intervals_csv import read_intervals
+from realtime.sources import IMAGE_SUFFIXES, FrameFolderSource, FrameSource, VideoFileSource
+from realtime.types import Interval
+
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
+DEMO_SEED = 20261126  # never used for the demo weights' training data (tools/make_demo_weights.sh)
+DEMO_SECONDS = 40.0
+DEMO_VERSION = "v1"
+
+
+@dataclass
+class ReplayItem:
+    """One stream of a replay: how to open it and its truth (empty when unknown)."""
+
+    name: str
+    open: Callable[[], FrameSource]
+    truth: list[Interval] = field(default_factory=list)
+    n_frames: int | None = None
+
+
+@dataclass
+class ReplayPlan:
+    items: list[ReplayItem]
+    has_truth: bool
+
+
+def _has_images(folder: Path) -> bool:
+    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir() if p.is_file())
+
+
+def _video_item(path: Path, fps: float | None) -> ReplayItem:
+    return ReplayItem(path.stem, lambda: VideoFileSource(path, fps=fps))
+
+
+def _folder_item(path: Path, fps: float | None) -> ReplayItem:
+    if fps is None:
+        raise UserError(f"{path}: a frame folder needs --fps")
+    n = sum(1 for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    return ReplayItem(path.name, lambda: FrameFolderSource(path, fps), n_frames=n)
+
+
+def path_items(path: Path, fps: float | None) -> list[ReplayItem]:
+    """A video file, a frame folder, or a folder of either (video id = stem / folder name)."""
+    if not path.exists():
+        raise UserError(f"{path}: no such file or folder")
+    if path.is_file():
+        return [_video_item(path, fps)]
+    if _has_images(path):
+        return [_folder_item(path, fps)]
+    items: list[ReplayItem] = []
+    for child in sorted(path.iterdir()):
+        if child.is_file() and child.suffix.lower() in VIDEO_SUFFIXES:
+            items.append(_video_item(child, fps))
+        elif child.is_dir() and _has_images(child):
+            items.append(_folder_item(child, fps))
+    if not items:
+        raise UserError(f"{path}: no video files or frame folders in it")
+    return items
+
+
+def attach_truth(items: list[ReplayItem], truth_csv: Path) -> None:
+    truth = read_intervals(truth_csv)
+    by_video: dict[str, list[Interval]] = {}
+    for iv in truth:
+        by_video.setdefault(iv.video, []).append(iv)
+    unknown = sorted(set(by_video) - {it.name for it in items})
+    if len(unknown) == len(by_video) and by_video:
+        raise UserError(f"--truth {truth_csv}: none of its videos ({', '.join(unknown[:3])}...) is replayed")
+    for it in items:
+        it.truth = by_video.get(it.name, [])
+
+
+def dataset_items(kind: str, root: Path, annotations: Path) -> list[ReplayItem]:
+    records = (load_cas if kind == "CAS" else load_samm)(root, annotations)
+    if not records:
+        raise UserError(f"--data {root}: no {kind} videos found")
+    return [
+        ReplayItem(r.id, (lambda r=r: FrameFolderSource(r.frames[0].parent, r.fps)), list(r.truth),
+                   n_frames=len(r.frames))
+        for r in records
+    ]
+
+
+def demo_dir() -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "lgnm-live" / f"demo-{DEMO_VERSION}"
+
+
+def demo_items(progress: Callable[[int, int], None] | None = None) -> list[ReplayItem]:
+    """The built-in demo: a synthetic face video with exact truth, generated once (seeded,
+    no download) and cached; see tools/synth.py."""
+    folder = demo_dir()
+    video = folder / "synth_001.mp4"
+    truth_csv = folder / "truth.csv"
+    if not (video.is_file() and truth_csv.is_file()):
+        from tools.synth import write_dataset
+
+        tmp = folder.with_name(folder.name + ".partial")
+        on_frame = (lambda _v, k, n: progress(k, n)) if progress else None
+        write_dataset(tmp, 1, 30.0, face_images=("grace_hopper",), seed=DEMO_SEED,
+                      layout="mp4", duration_s=DEMO_SECONDS, on_frame=on_frame)
+        if folder.exists():
+            import shutil
+
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    items = [_video_item(video, None)]
+    attach_truth(items, truth_csv)
+    return items
+
+
+def plan_replay(target: str, *, data: Path | None, annotations: Path | None, truth: Path | None,
+                fps: float | None, demo_progress: Callable[[int, int], None] | None = None) -> ReplayPlan:
+    if target == "demo":
+        items = demo_items(demo_progress)
+    elif target in ("CAS", "SAMM"):
+        if data is None or annotations is None:
+            raise UserError(f"--replay {target}: needs --data ROOT and --annotations FILE")
+        items = dataset_items(target, data, annotations)
+    else:
+        items = path_items(Path(target), fps)
+        if truth is not None:
+            attach_truth(items, truth)
+    if truth is not None and target in ("demo", "CAS", "SAMM"):
+        attach_truth(items, truth)
+    return ReplayPlan(items, has_truth=target in ("demo", "CAS", "SAMM") or truth is not None)

@@ -1,0 +1,116 @@
+"""Where the pipeline's events, scores and status go: the ZeroMQ publisher, the
+predictions CSV, the console and the dashboard's score traces."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from realtime.intervals_csv import IntervalCsvWriter
+from realtime.publisher import EventPublisher
+from realtime.types import EXPR_TYPES, FrameScore, Interval, SpotEvent
+
+
+class NullSink:
+    """Base with no-op handlers: a sink overrides what it cares about."""
+
+    def on_event(self, event: SpotEvent, interval: Interval) -> None:
+        pass
+
+    def on_status(self, status: dict[str, Any]) -> None:
+        pass
+
+    def on_scores(self, scores: Sequence[FrameScore]) -> None:
+        pass
+
+
+class PublisherSink(NullSink):
+    """Events and status to the ZeroMQ PUB socket (and its journal)."""
+
+    def __init__(self, publisher: EventPublisher) -> None:
+        self.publisher = publisher
+
+    def on_event(self, event: SpotEvent, interval: Interval) -> None:
+        self.publisher.publish_event(event)
+
+    def on_status(self, status: dict[str, Any]) -> None:
+        fields = dict(status)
+        stream = fields.pop("stream", None)
+        self.publisher.publish_status(stream=stream, **fields)
+
+
+class PredictionsSink(NullSink):
+    """Every final interval appended to predictions.csv, flushed row by row so that an
+    interrupted replay leaves a valid file."""
+
+    def __init__(self, path: Path) -> None:
+        self.writer = IntervalCsvWriter(path)
+        self.intervals: list[Interval] = []
+
+    def on_event(self, event: SpotEvent, interval: Interval) -> None:
+        self.writer.write(interval)
+        self.intervals.append(interval)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+class CollectSink(NullSink):
+    """Keeps the intervals of a run in memory (for the MEGC table without --out)."""
+
+    def __init__(self) -> None:
+        self.intervals: list[Interval] = []
+
+    def on_event(self, event: SpotEvent, interval: Interval) -> None:
+        self.intervals.append(interval)
+
+
+class ConsoleSink(NullSink):
+    """One line per event as it is spotted (rich markup), or a JSON line with --json."""
+
+    def __init__(self, console: Console, as_json: bool = False) -> None:
+        self.console = console
+        self.as_json = as_json
+
+    def on_event(self, event: SpotEvent, interval: Interval) -> None:
+        if self.as_json:
+            doc = {"stream": event.stream, "type": event.type, "onset_frame": event.onset_frame,
+                   "apex_frame": event.apex_frame, "offset_frame": event.offset_frame,
+                   "onset_s": event.onset_s, "offset_s": event.offset_s,
+                   "score": round(event.score, 4), "latency_ms": round(event.latency_ms, 2)}
+            sys.stdout.write(json.dumps(doc) + "\n")
+            sys.stdout.flush()
+            return
+        colour = "magenta" if event.type == "ME" else "cyan"
+        self.console.print(
+            f"[bold {colour}]{event.type:>3}[/] {event.stream}  frames {event.onset_frame}-"
+            f"{event.offset_frame} (apex {event.apex_frame})  {event.onset_s:.2f}-{event.offset_s:.2f} s"
+            f"  score {event.score:.2f}  latency {event.latency_ms:.0f} ms",
+            highlight=False,
+            soft_wrap=True,
+        )
+
+
+class TraceSink(NullSink):
+    """Recent scores, events and status for the live dashboard."""
+
+    def __init__(self, length: int = 120) -> None:
+        self.scores = {t: deque(maxlen=length) for t in EXPR_TYPES}
+        self.events: deque[SpotEvent] = deque(maxlen=8)
+        self.status: dict[str, Any] = {}
+
+    def on_scores(self, scores: Sequence[FrameScore]) -> None:
+        for s in scores:
+            self.scores[s.type].append(s.score)
+
+    def on_event(self, event: SpotEvent, interval: Interval) -> None:
+        self.events.append(event)
+
+    def on_status(self, status: dict[str, Any]) -> None:
+        self.status = dict(status)

@@ -1,0 +1,91 @@
+"""Per-stage timings and counters of a run (bounded memory, thread-safe appends)."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SAMPLES_KEPT = 20_000  # percentiles over the most recent samples: bounded for long streams
+
+
+@dataclass
+class StageTimes:
+    """Milliseconds per stage; `deque.append` is atomic, so the capture thread and the
+    scoring loop may both record without a lock."""
+
+    samples: dict[str, deque[float]] = field(default_factory=dict)
+
+    def add(self, stage: str, ms: float) -> None:
+        self.samples.setdefault(stage, deque(maxlen=SAMPLES_KEPT)).append(ms)
+
+    @contextmanager
+    def time(self, stage: str, per: int = 1) -> Iterator[None]:
+        """Time a block; with per=N the block's time is recorded as N equal shares
+        (a batched model call over N frames costs each frame 1/N of it)."""
+        t0 = time.perf_counter()
+        yield
+        ms = (time.perf_counter() - t0) * 1000.0
+        if per > 0:
+            for _ in range(per):
+                self.add(stage, ms / per)
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for stage, values in list(self.samples.items()):
+            arr = np.fromiter(values, np.float64, len(values))
+            if arr.size:
+                out[stage] = {
+                    "p50_ms": float(np.percentile(arr, 50)),
+                    "p99_ms": float(np.percentile(arr, 99)),
+                    "mean_ms": float(arr.mean()),
+                    "n": int(arr.size),
+                }
+        return out
+
+
+@dataclass
+class RunStats:
+    """Counters of one stream, plus its stage times."""
+
+    stream: str = ""
+    frames: int = 0
+    faces: int = 0
+    scores: int = 0
+    events: int = 0
+    chain_breaks: int = 0
+    dropped: int = 0
+    wall_s: float = 0.0
+    backend: str = ""
+    flow: str = ""
+    times: StageTimes = field(default_factory=StageTimes)
+
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.wall_s if self.wall_s > 0 else 0.0
+
+    def fps_so_far(self) -> float:
+        elapsed = time.monotonic() - self.started
+        return self.frames / elapsed if elapsed > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "stream": self.stream,
+            "frames": self.frames,
+            "faces": self.faces,
+            "scores": self.scores,
+            "events": self.events,
+            "chain_breaks": self.chain_breaks,
+            "dropped": self.dropped,
+            "wall_s": round(self.wall_s, 4),
+            "fps": round(self.fps, 2),
+            "backend": self.backend,
+            "flow": self.flow,
+            "stages": self.times.summary(),
+        }
