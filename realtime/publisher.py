@@ -25,6 +25,7 @@ import ipaddress
 import json
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -143,12 +144,13 @@ class EventPublisher:
         self._journal: IO[bytes] | None = None
         self._unsynced = 0
         self._seq = 0
+        self._subscriptions = 0
         keys = curve.load() if curve is not None else None  # before anything needs closing
         if journal is not None:
             journal = Path(journal)
-            if journal.exists():
-                self._seq = last_journal_seq(journal, stream)
             try:
+                if journal.exists():
+                    self._seq = last_journal_seq(journal, stream)
                 self._journal = open(journal, "ab")
             except OSError as exc:
                 raise UserError(f"--journal {journal}: {exc.strerror}") from None
@@ -158,6 +160,7 @@ class EventPublisher:
         try:
             self._socket.setsockopt(zmq.LINGER, LINGER_MS)
             self._socket.setsockopt(zmq.SNDHWM, sndhwm)
+            self._socket.setsockopt(zmq.XPUB_VERBOSE, 1)  # every subscriber's subscription
             if keys is not None and curve is not None:
                 self._auth = ThreadAuthenticator(self._ctx)
                 self._auth.start()
@@ -178,16 +181,35 @@ class EventPublisher:
         """The seq of the last message published (0: none yet)."""
         return self._seq
 
-    def wait_for_subscriber(self, timeout: float) -> bool:
-        """Block until a subscription arrives (True) or `timeout` s pass (False).
-        Messages sent before a subscriber's subscription arrives never reach it."""
+    @property
+    def subscriptions(self) -> int:
+        """Subscriptions received so far (one per topic prefix per subscriber)."""
         with self._lock:
-            deadline_ms = int(timeout * 1000)
-            while self._socket.poll(deadline_ms, zmq.POLLIN):
-                # XPUB delivers b"\x01<topic>" per new subscription, b"\x00..." per leave.
-                if self._socket.recv(zmq.NOBLOCK)[:1] == b"\x01":
+            self._drain_subscriptions(0)
+            return self._subscriptions
+
+    def wait_for_subscriber(self, timeout: float, count: int = 1) -> bool:
+        """Block until `count` subscriptions have arrived since the publisher started
+        (True) or `timeout` s pass (False). Messages sent before a subscriber's
+        subscription arrives never reach it (ZeroMQ's "slow joiner")."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            while True:
+                remaining = deadline - time.monotonic()
+                self._drain_subscriptions(max(0, int(remaining * 1000)))
+                if self._subscriptions >= count:
                     return True
-            return False
+                if remaining <= 0:
+                    return False
+
+    def _drain_subscriptions(self, wait_ms: int) -> None:
+        """Read the subscription notices XPUB queues (unbounded if never read)."""
+        while self._socket.poll(wait_ms, zmq.POLLIN):
+            # b"\x01<topic>" per subscription (XPUB_VERBOSE: also repeated topics),
+            # b"\x00<topic>" per unsubscription.
+            if self._socket.recv(zmq.NOBLOCK)[:1] == b"\x01":
+                self._subscriptions += 1
+            wait_ms = 0  # then take what is already queued, without waiting
 
     def publish_event(self, event: SpotEvent) -> int:
         """Send (and journal) an event; returns its seq."""
@@ -215,6 +237,7 @@ class EventPublisher:
             return seq
 
     def _send(self, frames: list[bytes]) -> None:
+        self._drain_subscriptions(0)
         try:
             self._socket.send_multipart(frames, zmq.NOBLOCK)
         except zmq.ZMQError:  # EAGAIN (full) or a closing context: count, never block

@@ -56,6 +56,17 @@ def test_every_event_in_order_with_gapless_seq(ctx):
     assert len(statuses) == 4 and all(s.pub_dropped == 0 for s in statuses)
 
 
+def test_two_subscribers_both_get_everything(ctx):
+    with EventPublisher(ANY_PORT, stream="cam") as pub:
+        subs = [subscriber(ctx, pub.endpoint) for _ in range(2)]
+        assert pub.wait_for_subscriber(timeout=10, count=2)
+        assert pub.subscriptions == 2
+        for i in range(20):
+            pub.publish_event(spot(i))
+        for sub in subs:
+            assert [decode(sub.recv_multipart()).seq for _ in range(20)] == list(range(1, 21))
+
+
 def test_stuck_subscriber_never_blocks_publishing(ctx):
     n = 20_000
     with EventPublisher(ANY_PORT, stream="cam", sndhwm=100) as pub:
@@ -100,6 +111,13 @@ def test_journal_torn_last_line_is_cut(tmp_path):
     with EventPublisher(ANY_PORT, stream="cam", journal=journal) as pub:
         assert pub.publish_event(spot(2)) == 3
     assert [json.loads(line)["seq"] for line in journal.read_text().splitlines()] == [1, 2, 3]
+
+
+def test_unusable_journal_is_user_error(tmp_path):
+    with pytest.raises(UserError, match="--journal .*missing"):
+        EventPublisher(ANY_PORT, stream="cam", journal=tmp_path / "missing" / "j.jsonl")
+    with pytest.raises(UserError, match="--journal"):
+        EventPublisher(ANY_PORT, stream="cam", journal=tmp_path)  # a directory
 
 
 def test_journal_of_another_stream_is_user_error(tmp_path):
