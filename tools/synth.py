@@ -25,7 +25,7 @@ from realtime.errors import UserError, cli_entry
 from realtime.intervals_csv import write_intervals
 from realtime.types import EXPR_TYPES, Interval
 from tools.synthesis.distractors import Distractor, DistractorTrack, make_distractors
-from tools.synthesis.faces import BUILTIN_FACES, FacePhoto, compose_scene, load_face
+from tools.synthesis.faces import BUILTIN_FACES, FacePhoto, Scene, compose_scene, load_face
 from tools.synthesis.render import Renderer
 from tools.synthesis.timeline import DurationModel, Event, ScheduleSettings, durations_for, schedule_events, truth_of
 
@@ -63,20 +63,39 @@ class SynthConfig:
 
 @dataclass
 class SynthVideo:
-    """A generated video: frames are rendered on demand (random access or iteration)."""
+    """A generated video. Frames are rendered on demand (random access or iteration) by
+    a renderer built on first use; `release()` frees its buffers (a few MB), which
+    matters when many videos are described at once."""
 
     name: str
     fps: float
+    n_frames: int
     truth: list[Interval]
     events: list[Event]
     distractors: tuple[Distractor, ...]
-    landmarks: np.ndarray  # (468,2) of the still face before head motion (frame px)
-    face_scale: float
-    renderer: Renderer
+    scene: Scene  # the still first frame before expressions, head motion, light, noise
+    track: DistractorTrack
+    noise_seed: np.random.SeedSequence
+    _renderer: Renderer | None = field(default=None, repr=False)
 
     @property
-    def n_frames(self) -> int:
-        return self.renderer.n_frames
+    def landmarks(self) -> np.ndarray:
+        """(468,2) landmarks of the still face (frame px), before head motion."""
+        return self.scene.landmarks
+
+    @property
+    def face_scale(self) -> float:
+        return self.scene.face_scale
+
+    @property
+    def renderer(self) -> Renderer:
+        if self._renderer is None:
+            rng = np.random.default_rng(self.noise_seed)
+            self._renderer = Renderer(self.scene, self.events, self.track, self.n_frames, rng)
+        return self._renderer
+
+    def release(self) -> None:
+        self._renderer = None
 
     def __len__(self) -> int:
         return self.n_frames
@@ -102,7 +121,7 @@ def _check_config(config: SynthConfig) -> None:
 
 
 def generate_video(config: SynthConfig, seed: int, photo: FacePhoto | None = None) -> SynthVideo:
-    """Build one video (schedule, distractors, renderer); frames render lazily.
+    """Describe one video (scene, schedule, distractors, truth); frames render lazily.
     `photo` lets callers reuse an already loaded face (landmark detection is slow-ish)."""
     _check_config(config)
     photo = photo if photo is not None else load_face(config.face)
@@ -117,9 +136,8 @@ def generate_video(config: SynthConfig, seed: int, photo: FacePhoto | None = Non
         track = make_distractors(np.random.default_rng(distractor_ss), n, config.fps, scene.face_scale, events)
     else:
         track = DistractorTrack.still(n)
-    renderer = Renderer(scene, events, track, n, np.random.default_rng(noise_ss))
     truth = [truth_of(e, config.name) for e in events]
-    return SynthVideo(config.name, config.fps, truth, events, track.items, scene.landmarks, scene.face_scale, renderer)
+    return SynthVideo(config.name, config.fps, n, truth, events, track.items, scene, track, noise_ss)
 
 
 def write_mp4(path: Path, frames: Iterator[np.ndarray], fps: float, size: tuple[int, int]) -> int:
@@ -194,7 +212,9 @@ def write_dataset(
     out.mkdir(parents=True, exist_ok=True)
     from tools import dataset_layout as dl
 
-    videos: list[SynthVideo] = []
+    names: list[str] = []
+    truth: list[Interval] = []
+    noted: list[tuple[str, Distractor]] = []
     standins: list[dl.StandInVideo] = []
     t0 = time.perf_counter()
     total = 0
@@ -204,13 +224,16 @@ def write_dataset(
         name = {"mp4": f"synth_{i + 1:03d}", "cas": dl.cas_video_id(probe), "samm": dl.samm_video_id(probe)}[layout]
         config = SynthConfig(name=name, fps=fps, duration_s=duration, distractors=distractors)
         video = generate_video(config, int(np.random.SeedSequence([seed, i]).generate_state(1)[0]), photos[i % len(photos)])
-        videos.append(video)
+        names.append(name)
+        truth += video.truth
+        noted += [(name, d) for d in video.distractors]
 
         def frames(v: SynthVideo = video) -> Iterator[np.ndarray]:
             for k, frame in enumerate(v.frames(), start=1):
                 if on_frame is not None:
                     on_frame(v.name, k, v.n_frames)
                 yield frame
+            v.release()  # layouts hold every video's iterator: keep only the current renderer
 
         if layout == "mp4":
             total += write_mp4(out / f"{name}.mp4", frames(), fps, config.frame_size)
@@ -221,10 +244,9 @@ def write_dataset(
         dl.write_cas_layout(out, standins)
     elif layout == "samm":
         dl.write_samm_layout(out, standins)
-    truth = [iv for v in videos for iv in v.truth]
     write_intervals(out / "truth.csv", truth, truth=True)
-    _write_distractors_csv(out / "distractors.csv", [(v.name, d) for v in videos for d in v.distractors])
-    return DatasetSummary([v.name for v in videos], truth, total, time.perf_counter() - t0, n_videos * duration / 60)
+    _write_distractors_csv(out / "distractors.csv", noted)
+    return DatasetSummary(names, truth, total, time.perf_counter() - t0, n_videos * duration / 60)
 
 
 def _parser() -> argparse.ArgumentParser:

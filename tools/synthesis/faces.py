@@ -107,21 +107,25 @@ def compose_scene(
     """Scale the photo so that its face spans `face_scale` px, place it at a random
     position that keeps the face and a margin inside the frame, blend onto a background."""
     zoom = face_scale / face_scale_of(face.landmarks)
-    lm = face.landmarks * zoom
+    # Resize first (INTER_AREA when shrinking avoids aliasing on large photos), then only
+    # translate; landmarks follow the actual per-axis resize ratio.
+    h0, w0 = face.image.shape[:2]
+    size0 = (max(1, round(w0 * zoom)), max(1, round(h0 * zoom)))
+    resized = cv2.resize(face.image, size0, interpolation=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR)
+    lm = face.landmarks * np.array([size0[0] / w0, size0[1] / h0], dtype=np.float32)
     lo, hi = lm.min(axis=0), lm.max(axis=0)
     size = hi - lo
     # Ellipse around the landmarks, grown upward for the forehead/hair the mesh misses.
     centre = (lo + hi) / 2 - np.array([0.0, 0.12 * size[1]])
     axes = np.array([0.62 * size[0], 0.72 * size[1]])
-    margin = axes * 1.15
+    margin = axes * 1.15 + 0.15 * face_scale  # room for head turns / nods / drift
     free = np.array([width, height]) - 2 * margin
     if np.any(free < 0):
         raise UserError(f"face scale {face_scale:.0f} px does not fit a {width}x{height} frame")
     target = margin + rng.uniform(0, 1, size=2) * free  # ellipse centre in the frame
     shift = target - centre
-    matrix = np.array([[zoom, 0, shift[0]], [0, zoom, shift[1]]], dtype=np.float64)
-    photo = cv2.warpAffine(face.image, matrix, (width, height), flags=cv2.INTER_AREA if zoom < 1 else cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+    matrix = np.array([[1.0, 0, shift[0]], [0, 1.0, shift[1]]], dtype=np.float64)
+    photo = cv2.warpAffine(resized, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     mask = np.zeros((height, width), np.float32)
     cv2.ellipse(mask, (tuple(np.round(target).astype(int))), tuple(np.round(axes).astype(int)), 0, 0, 360, 1.0, -1)
     feather = max(3, int(0.08 * face_scale)) | 1
