@@ -19,7 +19,9 @@ skin above the eye down to a moving lid edge (the lashes travel with it).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -48,7 +50,8 @@ def _same(indices: tuple[int, ...], dx: float, dy: float) -> tuple[tuple[int, fl
     return tuple((i, dx, dy) for i in indices)
 
 
-ACTIONS: dict[str, Action] = {
+# Read-only registry (no module-level mutable state).
+ACTIONS: Mapping[str, Action] = MappingProxyType({
     a.name: a
     for a in (
         Action("AU1+2", _same(R_BROW + L_BROW, 0.0, -1.0), 0.07, "upper"),
@@ -97,7 +100,7 @@ ACTIONS: dict[str, Action] = {
             "lower",
         ),
     )
-}
+})
 
 
 @dataclass(frozen=True)

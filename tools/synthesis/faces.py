@@ -116,8 +116,8 @@ def compose_scene(
     lo, hi = lm.min(axis=0), lm.max(axis=0)
     size = hi - lo
     # Ellipse around the landmarks, grown upward for the forehead/hair the mesh misses.
-    centre = (lo + hi) / 2 - np.array([0.0, 0.12 * size[1]])
-    axes = np.array([0.62 * size[0], 0.72 * size[1]])
+    centre = (lo + hi) / 2 - np.array([0.0, 0.08 * size[1]])
+    axes = np.array([0.62 * size[0], 0.74 * size[1]])
     margin = axes * 1.15 + 0.15 * face_scale  # room for head turns / nods / drift
     free = np.array([width, height]) - 2 * margin
     if np.any(free < 0):

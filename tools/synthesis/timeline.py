@@ -10,7 +10,9 @@ durations; `truth_of` still derives it from the samples, which are what is rende
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 import numpy as np
 
@@ -123,10 +125,10 @@ class ScheduleSettings:
 # Relative AU frequencies in the real workbooks (CAS+SAMM counts: AU12 261, AU4 202,
 # AU7 157, AU1/2 ~72, AU10 ~45, AU17 ~35, AU15 25, AU9 ~15; AU14/6/24 have no
 # counterpart here and are left out).
-AU_WEIGHTS: dict[str, float] = {
+AU_WEIGHTS: Mapping[str, float] = MappingProxyType({
     "AU12": 0.26, "AU4": 0.2, "AU7": 0.15, "AU1+2": 0.12, "AU10": 0.08, "AU17": 0.08, "AU15": 0.06, "AU9": 0.05,
-}  # fmt: skip
-_EXCLUSIVE = ({"AU12", "AU15"}, {"AU1+2", "AU4"})  # antagonists never combined
+})  # fmt: skip
+_EXCLUSIVE = (frozenset({"AU12", "AU15"}), frozenset({"AU1+2", "AU4"}))  # antagonists never combined
 
 
 def _draw_actions(rng: np.random.Generator, amp: float) -> tuple[tuple[str, float], ...]:
