@@ -9,8 +9,9 @@ per-pair iterations. Kernels are loaded from engines/kernels/*.cu at run time.
 Backends:
   "cupy": CuPy RawModule (NVRTC), the GPU path.
   "host": the same .cu sources built as a C++ shared library and run on the CPU with
-          numpy arrays. Slow; it exists so the kernels and this driver are tested on
-          machines without a GPU.
+          numpy arrays, each launch covering the same grid as on the GPU. Slow and not
+          thread-safe; it exists so the kernels and this driver are tested on machines
+          without a GPU.
 """
 
 from __future__ import annotations
@@ -73,6 +74,14 @@ class _Backend(Protocol):
     def to_numpy(self, a: Any) -> np.ndarray: ...
 
 
+def _grid(w: int, h: int, nz: int, block: tuple | None) -> tuple[int, int, int]:
+    """Blocks per axis: BLOCK tiles over (w, h), one z per batch item; an explicit block
+    (reduction kernels) means one block per batch item."""
+    if block is not None:
+        return 1, 1, nz
+    return (w + BLOCK[0] - 1) // BLOCK[0], (h + BLOCK[1] - 1) // BLOCK[1], nz
+
+
 class _CupyBackend:
     name = "cupy"
 
@@ -90,12 +99,7 @@ class _CupyBackend:
         return self._fns[kernel]
 
     def launch(self, kernel: str, w: int, h: int, nz: int, args: tuple, block: tuple | None = None) -> None:
-        if block is None:
-            block = BLOCK
-            grid = ((w + block[0] - 1) // block[0], (h + block[1] - 1) // block[1], nz)
-        else:
-            grid = (1, 1, nz)
-        self._fn(kernel)(grid, block, args)
+        self._fn(kernel)(_grid(w, h, nz, block), BLOCK if block is None else block, args)
 
     def to_numpy(self, a: Any) -> np.ndarray:
         return self.xp.asnumpy(a)
@@ -141,6 +145,9 @@ class _HostBackend:
         raise TypeError(f"unsupported kernel argument {type(a).__name__}")
 
     def launch(self, kernel: str, w: int, h: int, nz: int, args: tuple, block: tuple | None = None) -> None:
+        gx, gy, gz = _grid(w, h, nz, block)
+        bx, by, _ = BLOCK if block is None else block
+        self._lib.fb_set_grid(ctypes.c_int(gx * bx), ctypes.c_int(gy * by), ctypes.c_int(gz))
         fn = getattr(self._lib, kernel)
         fn.restype = None
         fn(*(self._arg(a) for a in args))

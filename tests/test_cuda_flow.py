@@ -241,3 +241,15 @@ def test_gpu_encoding_matches_cpu_chain() -> None:
     torch = pytest.importorskip("torch")
     t = cf.to_torch(eng.pair_inputs([(sa, sb)]))
     assert t.is_cuda and tuple(t.shape) == (1, 3, 112, 112) and t.dtype == torch.float32
+
+
+def test_host_launch_covers_only_its_grid(host_available: None) -> None:
+    """The host build honours the launch grid, so a too-small launch is caught here."""
+    backend = cf._HostBackend()
+    src = np.arange(40 * 3, dtype=np.uint8).reshape(1, 3, 40)
+    full, part = np.full((1, 3, 40), -1, np.float32), np.full((1, 3, 40), -1, np.float32)
+    args = (np.int32(40), np.int32(3), np.int32(1))
+    backend.launch("fb_u8_to_f32", 40, 3, 1, (src, full, *args))
+    backend.launch("fb_u8_to_f32", 8, 3, 1, (src, part, *args))  # one 16-wide block column
+    assert np.array_equal(full, src.astype(np.float32))
+    assert np.array_equal(part[..., :16], full[..., :16]) and (part[..., 16:] == -1).all()

@@ -29,10 +29,16 @@
 #include <math.h>
 #define FB_KERNEL extern "C"
 #define FB_FN static inline
-#define FB_FOR_PIXELS(W, H, NZ)                 \
-    for (int z = 0; z < (NZ); ++z)              \
-        for (int y = 0; y < (H); ++y)           \
-            for (int x = 0; x < (W); ++x) {
+// Host emulation of a launch: the caller sets the grid (threads per axis, as the GPU
+// launch would cover) with fb_set_grid, and every kernel keeps its own bounds check,
+// so a launch that covers too little leaves output unwritten here as on the GPU.
+static int fb_grid_w = 0, fb_grid_h = 0, fb_grid_z = 0;
+extern "C" void fb_set_grid(int w, int h, int z) { fb_grid_w = w; fb_grid_h = h; fb_grid_z = z; }
+#define FB_FOR_PIXELS(W, H, NZ)                               \
+    for (int z = 0; z < fb_grid_z; ++z)                       \
+        for (int y = 0; y < fb_grid_h; ++y)                   \
+            for (int x = 0; x < fb_grid_w; ++x)               \
+                if (x < (W) && y < (H) && z < (NZ)) {
 #define FB_END_PIXELS }
 #define FB_FLOORF(v) floorf(v)
 #define FB_SQRTF(v) sqrtf(v)
