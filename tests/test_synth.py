@@ -126,6 +126,16 @@ def test_event_motion_stands_out_from_noise_with_distractors(astronaut):
     assert checked >= 2
 
 
+def test_amplitudes_are_px_at_112_face_scale(hopper):
+    video = generate_video(SynthConfig(duration_s=30), 6, hopper)
+    unit = video.face_scale / 112
+    for basis in video.renderer.bases:  # amplitude 1 moves the most-moved pixel by 1 px at 112
+        assert np.sqrt((basis**2).sum(axis=2)).max() == pytest.approx(unit, rel=1e-4)
+    for e in video.events:
+        lo, hi = (1.0, 2.0) if e.type == "ME" else (3.0, 6.0)
+        assert lo <= e.actions[0][1] <= hi and all(0.6 * lo <= a <= hi for _, a in e.actions)
+
+
 def test_mediapipe_finds_the_face_in_generated_frames(astronaut):
     video = generate_video(SynthConfig(duration_s=30), 4, astronaut)
     picks = [video.truth[0].apex, next(d for d in video.distractors if d.kind == "blink").start + 2, 1]

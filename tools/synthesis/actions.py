@@ -138,7 +138,10 @@ def basis_field(action: Action, landmarks: np.ndarray, face_scale: float, roi: R
         num[..., 1] += phi * dy
         den += phi
     field = num / np.maximum(den, 1.0)[..., None]
-    return field * np.float32(face_scale / 112.0)
+    # Neighbouring anchors with different directions partly cancel; rescale so that the
+    # largest displacement is exactly the amplitude (1 px at 112-px face scale).
+    peak = float(np.sqrt((field**2).sum(axis=2)).max())
+    return field * np.float32(face_scale / 112.0 / peak)
 
 
 @dataclass(frozen=True)
