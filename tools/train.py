@@ -71,6 +71,7 @@ class TrainConfig:
     pos_repeat: int = 0  # 0: automatic (positives ~= negatives), else a fixed factor
     patience: int = 3
     val_metric: str = "megc"
+    val_stride: int = 1  # frame metric only: score every n-th valid frame (cheaper epochs)
     device: str = "cpu"
     seed: int = 0
     max_steps: int = 0  # per epoch; 0 = the whole epoch (tests use a few steps)
@@ -194,12 +195,19 @@ def validation_f1(
     model: LGNMNet, val: Sequence[Prepared], expr_type: ExprType, k: int, cfg: TrainConfig
 ) -> tuple[float, dict[str, np.ndarray]]:
     """Validation F1 (MEGC after a grid search, or frame-level) and the score sequences."""
-    seqs = {p.video.id: score_inputs(model, p.inputs, cfg.device) for p in val}
     if cfg.val_metric == "frame":
-        s = np.concatenate([seqs[p.video.id] for p in val])
-        lab = np.concatenate([p.labels for p in val])
-        ok = np.concatenate([p.inputs.valid for p in val])
-        return frame_f1(s, lab, ok), seqs
+        # Every val_stride-th frame only: the full sequences are scored once, at the end,
+        # for calibration (empty dict here tells the caller to do so).
+        s, lab, ok = [], [], []
+        for p in val:
+            keep = np.zeros(p.inputs.n_frames, bool)
+            keep[:: max(1, cfg.val_stride)] = True
+            sub = CachedInputs(p.video.id, expr_type, k, p.inputs.x, p.inputs.valid & keep)
+            s.append(score_inputs(model, sub, cfg.device)[keep])
+            lab.append(p.labels[keep])
+            ok.append(sub.valid[keep])
+        return frame_f1(np.concatenate(s), np.concatenate(lab), np.concatenate(ok)), {}
+    seqs = {p.video.id: score_inputs(model, p.inputs, cfg.device) for p in val}
     truth = [iv for p in val for iv in p.video.truth_of(expr_type)]
     result = grid_search(seqs, truth, expr_type, k, fixed_threshold=False)
     return float(result.f1), seqs
@@ -276,6 +284,8 @@ def train_model(
                     break
     model.load_state_dict(best_state)
     model.eval()
+    if val and not best_seqs:
+        best_seqs = {p.video.id: score_inputs(model, p.inputs, cfg.device) for p in val}
     return TrainResult(model, best_epoch, best_val, losses, best_seqs, time.monotonic() - t0)
 
 
@@ -328,22 +338,51 @@ def make_folds(subjects: Sequence[str], folds: str) -> list[list[str]]:
 
 
 def load_videos(dataset: str, data: Path, annotations: Path | None) -> list[TrainVideo]:
-    """Videos of CAS(ME)^2, SAMM-LV (real layouts) or a synthetic set (tools.synth)."""
+    """Videos of CAS(ME)^2, SAMM-LV (real layouts) or a synthetic set (`lgnm-synth`).
+
+    Synthetic sets in the CAS/SAMM layouts are read by the real readers; the mp4 layout
+    (synth_NNN.mp4 + truth.csv) has no subjects, so each video is its own subject there.
+    """
     if not data.exists():
         raise UserError(f"--data: {data} does not exist")
+    if dataset == "synth":
+        for name, layout in (("CAS.xlsx", "CAS"), ("SAMM.xlsx", "SAMM")):
+            if (data / name).is_file():
+                return load_videos(layout, data, annotations or data / name)
+        return _load_synth_mp4(data)
     if dataset in ("CAS", "SAMM"):
         from realtime import datasets
 
+        if annotations is None:
+            annotations = data / f"{dataset}.xlsx"
+            if not annotations.is_file():
+                raise UserError(f"--annotations: give the {dataset} workbook ({annotations} not found)")
         loader = datasets.load_cas if dataset == "CAS" else datasets.load_samm
-        records = loader(data, annotations) if annotations is not None else loader(data)
-        return [TrainVideo(r.id, str(r.subject), float(r.fps), list(r.frames), list(r.truth)) for r in records]
-    if dataset == "synth":
-        from tools import synth
-
         return [
-            TrainVideo(v.id, str(v.subject), float(v.fps), v.source, list(v.truth)) for v in synth.load_dataset(data)
+            TrainVideo(r.id, str(r.subject), float(r.fps), list(r.frames), list(r.truth)) for r in loader(data, annotations)
         ]
     raise UserError(f"--dataset: must be CAS, SAMM or synth, got {dataset!r}")
+
+
+def _load_synth_mp4(data: Path) -> list[TrainVideo]:
+    import cv2
+
+    from realtime.intervals_csv import read_intervals
+
+    truth_csv = data / "truth.csv"
+    if not truth_csv.is_file():
+        raise UserError(f"--data: {truth_csv} not found (expected lgnm-synth output)")
+    truth = read_intervals(truth_csv)
+    out = []
+    for mp4 in sorted(data.glob("*.mp4")):
+        cap = cv2.VideoCapture(str(mp4))
+        fps = float(cap.get(cv2.CAP_PROP_FPS))
+        cap.release()
+        if not fps > 0:
+            raise UserError(f"{mp4}: cannot read the frame rate")
+        vid = mp4.stem
+        out.append(TrainVideo(vid, vid, round(fps, 3), mp4, [iv for iv in truth if iv.video == vid]))
+    return out
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -376,7 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
     p.add_argument("--folds", default="loso", help="loso | N | none (default loso)")
     p.add_argument("--val-frac", type=float, default=0.2, help="share of training videos held out for early stopping + calibration")
-    p.add_argument("--val-metric", default="megc", choices=["megc", "frame"])
+    p.add_argument("--val-metric", default="megc", choices=["megc", "frame"],
+                   help="early-stopping metric: MEGC F1 after a post-processing grid search (default) or frame F1")
+    p.add_argument("--val-stride", type=int, default=1, help="frame metric: score every n-th validation frame")
     p.add_argument("--patience", type=int, default=3)
     p.add_argument("--cache", type=Path, help="features cache folder (default <out>/cache)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
@@ -486,7 +527,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(stderr=True)
     cfg = TrainConfig(
         epochs=a.epochs, batch=a.batch, lr=a.lr, optimizer=a.optimizer, neg_every=a.neg_every, max_neg=a.max_neg,
-        pos_repeat=a.pos_repeat, patience=a.patience, val_metric=a.val_metric, device=a.device, seed=a.seed,
+        pos_repeat=a.pos_repeat, patience=a.patience, val_metric=a.val_metric, val_stride=a.val_stride,
+        device=a.device, seed=a.seed,
     )  # fmt: skip
     videos = load_videos(a.dataset, a.data, a.annotations)
     if not videos:
