@@ -53,19 +53,20 @@ def test_loss_finite_and_falls_on_separable_batch() -> None:
     torch.manual_seed(0)
     net = LGNMNet().train()
     # Separable synthetic inputs: class 1 has a bright bottom half (the "mouth" area).
-    x = torch.randn(8, 3, 112, 112) * 0.1
-    labels = torch.tensor([0, 1] * 4)
+    x = torch.randn(4, 3, 112, 112) * 0.1
+    labels = torch.tensor([0, 1] * 2)
     x[labels == 1, :, 56:, :] += 1.0
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     losses = []
-    for _ in range(8):
+    for _ in range(4):
         loss, logits = net.magface_loss(net(x), labels)
-        assert torch.isfinite(loss) and logits.shape == (8, 2)
+        assert torch.isfinite(loss) and logits.shape == (4, 2)
         opt.zero_grad()
         loss.backward()
         opt.step()
         losses.append(loss.item())
-    assert losses[-1] < losses[0]
+    # starts near scale x margin (64 x 0.45 ~ 29); must at least halve in 4 steps
+    assert losses[-1] < 0.5 * losses[0]
 
 
 def test_eval_mode_is_deterministic() -> None:
