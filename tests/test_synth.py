@@ -193,6 +193,7 @@ def test_cli_writes_and_reports_user_errors(tmp_path, capsys):
     assert "nope.jpg" in capsys.readouterr().err
     assert main(["--out", str(tmp_path / "y"), "--videos", "0"]) == 2
     assert main(["--out", str(tmp_path / "z"), "--duration", "1"]) == 2
+    assert main(["--out", str(tmp_path / "z"), "--seed", "-3"]) == 2
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((200, 200, 3), 128, np.uint8))
     assert main(["--out", str(tmp_path / "w"), "--faces", str(blank)]) == 2

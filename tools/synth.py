@@ -24,6 +24,7 @@ import numpy as np
 from realtime.errors import UserError, cli_entry
 from realtime.intervals_csv import write_intervals
 from realtime.types import EXPR_TYPES, Interval
+from tools import dataset_layout as dl
 from tools.synthesis.distractors import Distractor, DistractorTrack, make_distractors
 from tools.synthesis.faces import BUILTIN_FACES, FacePhoto, Scene, compose_scene, load_face
 from tools.synthesis.render import Renderer
@@ -120,10 +121,16 @@ def _check_config(config: SynthConfig) -> None:
         raise UserError(f"size: {w}x{h} is too small, need at least 96x96")
 
 
+def _check_seed(seed: int) -> None:
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise UserError(f"--seed: must be a non-negative integer, got {seed!r}")
+
+
 def generate_video(config: SynthConfig, seed: int, photo: FacePhoto | None = None) -> SynthVideo:
     """Describe one video (scene, schedule, distractors, truth); frames render lazily.
     `photo` lets callers reuse an already loaded face (landmark detection is slow-ish)."""
     _check_config(config)
+    _check_seed(seed)
     photo = photo if photo is not None else load_face(config.face)
     scene_ss, event_ss, distractor_ss, noise_ss = np.random.SeedSequence(seed).spawn(4)
     scene_rng = np.random.default_rng(scene_ss)
@@ -202,6 +209,7 @@ def write_dataset(
         raise UserError(f"--layout: must be one of {', '.join(LAYOUTS)}, got {layout!r}")
     if n_videos < 1:
         raise UserError(f"--videos: must be at least 1, got {n_videos}")
+    _check_seed(seed)
     if not face_images:
         raise UserError("--faces: give at least one face image")
     out = Path(out_dir)
@@ -210,7 +218,6 @@ def write_dataset(
     duration = duration_s if duration_s is not None else (60.0 if fps < 100 else 30.0)
     photos = [load_face(f) for f in face_images]  # fail early on a bad face path
     out.mkdir(parents=True, exist_ok=True)
-    from tools import dataset_layout as dl
 
     names: list[str] = []
     truth: list[Interval] = []
