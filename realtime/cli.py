@@ -29,6 +29,7 @@ from calibration.megc import evaluate, render_table
 from engines.scorers import BACKENDS, make_scorer
 from realtime.dashboard import live_view, performance_table
 from realtime.errors import UserError, cli_entry
+from realtime.native_log import filtered_native_stderr
 from realtime.pair_features import FLOW_KINDS, make_pair_features
 from realtime.pipeline import PacedSource, RunOptions, run_stream, setup_for_fps
 from realtime.publisher import DEFAULT_ENDPOINT, CurveServerKeys, EventPublisher
@@ -132,7 +133,7 @@ def common_flow(scorers: list[Any]) -> FlowSettings:
     return flows.pop()
 
 
-def open_publisher(args: argparse.Namespace, stack: ExitStack) -> EventPublisher | None:
+def open_publisher(args: argparse.Namespace, stack: ExitStack, stream: str) -> EventPublisher | None:
     if args.pub.lower() == "none":
         if args.journal:
             raise UserError("--journal: needs the publisher (drop --pub none)")
@@ -142,7 +143,7 @@ def open_publisher(args: argparse.Namespace, stack: ExitStack) -> EventPublisher
         if not (args.curve_secret and args.curve_clients):
             raise UserError("--curve-secret and --curve-clients go together")
         curve = CurveServerKeys(args.curve_secret, args.curve_clients)
-    pub = EventPublisher(args.pub, journal=args.journal, curve=curve)
+    pub = EventPublisher(args.pub, stream=stream, journal=args.journal, curve=curve)
     stack.callback(pub.close)
     return pub
 
@@ -169,7 +170,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        return run(args, console, stop)
+        with filtered_native_stderr():
+            return run(args, console, stop)
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -186,8 +188,9 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
         args.out.mkdir(parents=True, exist_ok=True)
 
     runs: list[RunStats] = []
+    items = [live_item(args)] if live else plan.items
     with ExitStack() as stack:
-        publisher = open_publisher(args, stack)
+        publisher = open_publisher(args, stack, items[0].name)
         predictions = PredictionsSink(args.out / "predictions.csv") if args.out else None
         if predictions:
             stack.callback(predictions.close)
@@ -201,10 +204,11 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
             sinks.append(ConsoleSink(console, as_json=args.json))
         t0 = time.monotonic()
         try:
-            items = [live_item(args)] if live else plan.items
             for item in items:
                 if stop.is_set():
                     break
+                if publisher:
+                    publisher.begin_stream(item.name)
                 runs.append(run_item(item, args, scorers, pair_features, sinks, console, stop, live))
         finally:
             wall = time.monotonic() - t0

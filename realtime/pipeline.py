@@ -298,7 +298,7 @@ def run_stream(
     mode = "live" if source.is_live else "replay"
     # Replay: a short ring, so the reader stays just ahead of scoring (a long queue would
     # only add waiting time to every frame's latency); live: room to absorb hiccups.
-    capacity = options.ring_capacity if source.is_live else 2 * options.batch
+    capacity = options.ring_capacity if source.is_live else options.batch
     ring: FrameRing[FrameRecord | SourceChange] = FrameRing(capacity, mode)
     source_state = {"state": "up"}
 

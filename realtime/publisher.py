@@ -103,9 +103,8 @@ def is_loopback(endpoint: str) -> bool:
         return False
 
 
-def last_journal_seq(path: Path, stream: str) -> int:
-    """The seq of the last complete event line in the journal (0: none), after cutting
-    off a torn last line; UserError if the journal belongs to another stream."""
+def cut_torn_line(path: Path) -> None:
+    """Cut off a torn last line (a crash mid-write) so appends start on a fresh line."""
     with open(path, "r+b") as f:
         size = f.seek(0, os.SEEK_END)
         start = max(0, size - JOURNAL_TAIL_BYTES)
@@ -114,21 +113,34 @@ def last_journal_seq(path: Path, stream: str) -> int:
         complete = tail.rfind(b"\n") + 1  # bytes after the last newline are torn
         if start + complete < size and (start == 0 or complete > 0):
             f.truncate(start + complete)
-        for line in reversed(tail[:complete].splitlines()):
+
+
+def journal_seqs(path: Path) -> dict[str, int]:
+    """The last seq of every stream in a journal (damaged lines are skipped)."""
+    seqs: dict[str, int] = {}
+    with open(path, "rb") as f:
+        for line in f:
             try:
                 doc = json.loads(line)
             except ValueError:
-                continue  # a damaged line: look further back
-            if isinstance(doc, dict) and isinstance(doc.get("seq"), int):
-                if doc.get("stream") != stream:
-                    raise UserError(f"--journal {path}: belongs to stream "
-                                    f"{doc.get('stream')!r}, not {stream!r}")
-                return doc["seq"]
-    return 0
+                continue
+            if isinstance(doc, dict) and isinstance(doc.get("seq"), int) and isinstance(doc.get("stream"), str):
+                seqs[doc["stream"]] = doc["seq"]
+    return seqs
+
+
+def last_journal_seq(path: Path, stream: str) -> int:
+    """The seq of the stream's last complete event line in the journal (0: none), after
+    cutting off a torn last line. One journal may hold several streams (a replay of
+    many videos): each continues its own seq."""
+    cut_torn_line(path)
+    return journal_seqs(path).get(stream, 0)
 
 
 class EventPublisher:
-    """Publishes events and status of one stream; use as a context manager."""
+    """Publishes events and status of one stream at a time over one socket; a replay of
+    many videos moves on with `begin_stream` (each stream has its own seq); use as a
+    context manager."""
 
     def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, stream: str,
                  journal: Path | None = None, curve: CurveServerKeys | None = None,
@@ -144,6 +156,7 @@ class EventPublisher:
         self._journal: IO[bytes] | None = None
         self._unsynced = 0
         self._seq = 0
+        self._seqs: dict[str, int] = {}  # last seq of the streams published before this one
         self._subscriptions = 0
         keys = curve.load() if curve is not None else None  # before anything needs closing
         if journal is not None:
@@ -152,6 +165,7 @@ class EventPublisher:
                 if journal.exists():
                     self._seq = last_journal_seq(journal, stream)
                 self._journal = open(journal, "ab")
+                self._journal_path: Path | None = journal
             except OSError as exc:
                 raise UserError(f"--journal {journal}: {exc.strerror}") from None
         self._ctx: zmq.Context | None = zmq.Context()
@@ -175,6 +189,24 @@ class EventPublisher:
             self.close()
             raise
         self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+
+    def begin_stream(self, stream: str) -> None:
+        """Publish the following messages as `stream`; its seq continues from the journal
+        (or from where this publisher left it), so it stays gapless per stream."""
+        if not stream:
+            raise UserError("--stream: must not be empty")
+        with self._lock:
+            if stream == self.stream:
+                return
+            self._seqs[self.stream] = self._seq
+            if stream in self._seqs:
+                self._seq = self._seqs[stream]
+            elif self._journal is not None:
+                self._journal.flush()
+                self._seq = journal_seqs(self._journal_path).get(stream, 0)  # type: ignore[arg-type]
+            else:
+                self._seq = 0
+            self.stream = stream
 
     @property
     def seq(self) -> int:

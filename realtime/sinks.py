@@ -40,9 +40,8 @@ class PublisherSink(NullSink):
         self.publisher.publish_event(event)
 
     def on_status(self, status: dict[str, Any]) -> None:
-        fields = dict(status)
-        stream = fields.pop("stream", None)
-        self.publisher.publish_status(stream=stream, **fields)
+        fields = {k: v for k, v in status.items() if k != "stream"}  # the publisher's own
+        self.publisher.publish_status(**fields)
 
 
 class PredictionsSink(NullSink):

@@ -120,12 +120,21 @@ def test_unusable_journal_is_user_error(tmp_path):
         EventPublisher(ANY_PORT, stream="cam", journal=tmp_path)  # a directory
 
 
-def test_journal_of_another_stream_is_user_error(tmp_path):
+def test_one_journal_keeps_a_seq_per_stream(tmp_path):
     journal = tmp_path / "j.jsonl"
     with EventPublisher(ANY_PORT, stream="cam", journal=journal) as pub:
         pub.publish_event(spot(0))
-    with pytest.raises(UserError, match="belongs to stream 'cam', not 'door'"):
-        EventPublisher(ANY_PORT, stream="door", journal=journal)
+        pub.publish_event(spot(1))
+        pub.begin_stream("door")
+        assert pub.publish_event(spot(0, stream="door")) == 1
+        pub.begin_stream("cam")
+        assert pub.publish_event(spot(2)) == 3
+    assert last_journal_seq(journal, "cam") == 3
+    assert last_journal_seq(journal, "door") == 1
+    with EventPublisher(ANY_PORT, stream="door", journal=journal) as pub:
+        assert pub.publish_event(spot(1, stream="door")) == 2
+        pub.begin_stream("cam")
+        assert pub.publish_event(spot(3)) == 4
 
 
 @pytest.mark.parametrize("endpoint, local", [

@@ -1,0 +1,133 @@
+"""The streaming pipeline on real synthetic face videos with a real (untrained) model.
+
+The key property: the live path's events equal the offline post-processing of the very
+score sequence the pipeline produced (same parameters), segment by segment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from calibration.postprocess import postprocess
+from engines.scorers import make_scorer
+from media import write_face_clip, write_random_weights
+from realtime.pair_features import CpuPairFeatures, make_pair_features
+from realtime.pipeline import FrameClock, RunOptions, run_stream, setup_for_fps
+from realtime.sinks import CollectSink, NullSink
+from realtime.sources import VideoFileSource
+from realtime.types import FlowSettings, FrameScore
+
+BLANK = (121, 140)  # frames without a face in the middle of the clip
+
+
+class ScoreLog(NullSink):
+    def __init__(self) -> None:
+        self.scores: list[FrameScore] = []
+        self.status: list[dict] = []
+
+    def on_scores(self, scores: Sequence[FrameScore]) -> None:
+        self.scores.extend(scores)
+
+    def on_status(self, status: dict) -> None:
+        self.status.append(status)
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    folder = tmp_path_factory.mktemp("pipeline")
+    clip, truth = write_face_clip(folder, "gap_clip", seconds=10.0, blank=BLANK)
+    weights = write_random_weights(folder, threshold=0.5)
+    return {"clip": clip, "truth": truth, "weights": weights}
+
+
+@pytest.fixture(scope="module")
+def run(media: dict) -> dict:
+    scorers = [make_scorer(w, "cpu") for w in media["weights"]]
+    source = VideoFileSource(media["clip"])
+    setups = [setup_for_fps(s, source.fps) for s in scorers]
+    collect, log = CollectSink(), ScoreLog()
+    stats = run_stream(source, setups, CpuPairFeatures(FlowSettings()), [collect, log], RunOptions(batch=8))
+    return {"setups": setups, "intervals": collect.intervals, "scores": log.scores, "stats": stats,
+            "status": log.status}
+
+
+def segments(frames: np.ndarray) -> list[np.ndarray]:
+    """Split sorted frame numbers into runs of consecutive frames."""
+    cuts = np.flatnonzero(np.diff(frames) != 1) + 1
+    return np.split(frames, cuts)
+
+
+def test_every_frame_is_read_and_the_blank_breaks_the_chain(run: dict) -> None:
+    stats = run["stats"]
+    assert stats.frames == 300
+    assert stats.faces <= 300 - (BLANK[1] - BLANK[0] + 1)
+    assert stats.chain_breaks >= 1
+    assert stats.dropped == 0  # replay never drops
+
+
+def test_no_pair_spans_the_chain_break(run: dict) -> None:
+    for setup in run["setups"]:
+        frames = np.array(sorted(s.frame for s in run["scores"] if s.type == setup.type))
+        # score of frame i uses frames i and i + K: neither may be a blank frame
+        uses_blank = (frames + setup.k >= BLANK[0]) & (frames <= BLANK[1])
+        assert not uses_blank.any()
+        assert len(segments(frames)) == 2  # before and after the blank
+
+
+def test_online_events_equal_offline_postprocessing_of_the_same_scores(run: dict) -> None:
+    total = 0
+    for setup in run["setups"]:
+        scores = sorted((s.frame, s.score) for s in run["scores"] if s.type == setup.type)
+        frames = np.array([f for f, _ in scores])
+        values = np.array([v for _, v in scores])
+        offline = []
+        for seg in segments(frames):
+            sel = (frames >= seg[0]) & (frames <= seg[-1])
+            offline += postprocess(values[sel], setup.params, "gap_clip", setup.type, first_frame=int(seg[0]))
+        online = sorted((iv for iv in run["intervals"] if iv.type == setup.type), key=lambda iv: iv.onset)
+        offline.sort(key=lambda iv: iv.onset)
+        assert [(iv.onset, iv.offset, iv.apex) for iv in online] == [(iv.onset, iv.offset, iv.apex) for iv in offline]
+        assert np.allclose([iv.score for iv in online], [iv.score for iv in offline], atol=1e-9)
+        total += len(online)
+    assert total > 0, "the test clip should produce some intervals"
+
+
+def test_status_reports_frames_backend_and_source(run: dict) -> None:
+    last = run["status"][-1]
+    assert last["frame"] == 300 and last["source"] == "up"
+    assert last["backend"].startswith("onnxruntime") and last["flow"] == "cpu"
+
+
+def test_k_scales_with_the_source_fps(media: dict) -> None:
+    scorer = make_scorer(media["weights"][1], "cpu")  # MaE: 18 frames at 30 fps = 0.6 s
+    assert setup_for_fps(scorer, 30.0).k == 18
+    at200 = setup_for_fps(scorer, 200.0)
+    assert at200.k == 120 and at200.params.k == 120
+    assert at200.params.win > scorer.meta.post["win"] and at200.params.win % 2 == 1
+
+
+def test_rolling_threshold_replaces_the_calibrated_one(media: dict) -> None:
+    scorer = make_scorer(media["weights"][0], "cpu")
+    assert setup_for_fps(scorer, 30.0).params.threshold == 0.5
+    assert setup_for_fps(scorer, 30.0, rolling=True).params.threshold is None
+
+
+def test_frame_clock_uses_recorded_times_and_extrapolates() -> None:
+    clock = FrameClock(fps=10.0, keep=3)
+    for i, t in ((5, 1.0), (6, 1.2), (7, 1.3)):
+        clock.add(i, t)
+    assert clock.at(6) == 1.2
+    assert clock.at(9) == pytest.approx(1.5)
+    assert clock.at(4) == pytest.approx(0.9)
+
+
+def test_unknown_flow_backend_is_a_user_error() -> None:
+    from realtime.errors import UserError
+
+    with pytest.raises(UserError, match="--flow"):
+        make_pair_features("opencl", FlowSettings())
+    assert make_pair_features("cpu", FlowSettings()).name == "cpu"
