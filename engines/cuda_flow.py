@@ -6,6 +6,9 @@ of `capacity` slots: `push_frames` uploads each frame once and computes them onc
 pair that uses the frame (t-K_ME -> t, t-K_MaE -> t, replay batches) only runs the
 per-pair iterations. Kernels are loaded from engines/kernels/*.cu at run time.
 
+`CudaPairFeatures` is the realtime.pair_features seam (prepare a face once, batch pair
+inputs); `make_flow` picks this engine or its CPU twin (`CpuFarneback`, the cv2 chain).
+
 Backends:
   "cupy": CuPy RawModule (NVRTC), the GPU path.
   "host": the same .cu sources built as a C++ shared library and run on the CPU with
@@ -23,6 +26,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -390,20 +394,27 @@ class CudaFarneback:
 
     def push_frames(self, greys: Sequence[np.ndarray], geometries: Sequence[Any] | None = None) -> list[int]:
         """Batched push; slots are reused round-robin (the oldest frame is overwritten)."""
+        slots = [(self._next + i) % self.capacity for i in range(len(greys))]
+        if len(set(slots)) != len(slots):
+            raise ValueError(f"{len(greys)} frames do not fit a ring of {self.capacity}")
+        self.push_frames_into(greys, slots, geometries)
+        self._next = (self._next + len(greys)) % self.capacity
+        return slots
+
+    def push_frames_into(self, greys: Sequence[np.ndarray], slots: Sequence[int],
+                         geometries: Sequence[Any] | None = None) -> None:
+        """Push frames into chosen ring slots (for callers that manage the ring)."""
         if geometries is None:
             geometries = [None] * len(greys)
-        if len(geometries) != len(greys):
-            raise ValueError("one geometry (or None) per frame")
-        slots: list[int] = []
+        if len(geometries) != len(greys) or len(slots) != len(greys):
+            raise ValueError("one slot and one geometry (or None) per frame")
+        if any(not 0 <= s < self.capacity for s in slots) or len(set(slots)) != len(slots):
+            raise ValueError(f"slots must be distinct and in 0..{self.capacity - 1}")
         for start in range(0, len(greys), self.max_pairs):
-            chunk = greys[start : start + self.max_pairs]
-            ids = [(self._next + i) % self.capacity for i in range(len(chunk))]
-            self._next = (self._next + len(chunk)) % self.capacity
-            self._frame_products(chunk, ids)
+            ids = list(slots[start : start + self.max_pairs])
+            self._frame_products(greys[start : start + self.max_pairs], ids)
             for slot, geo in zip(ids, geometries[start : start + self.max_pairs], strict=True):
                 self._set_geometry(slot, geo)
-            slots += ids
-        return slots
 
     def _frame_products(self, greys: Sequence[np.ndarray], slots: list[int]) -> None:
         xp, S, n = self.backend.xp, self.size, len(greys)
@@ -544,6 +555,91 @@ def to_torch(a: Any) -> Any:
     import torch  # noqa: PLC0415
 
     return torch.from_dlpack(a)
+
+
+# ---------------------------------------------------------------- pipeline seam
+
+@dataclass(frozen=True, slots=True)
+class DeviceFrame:
+    """Per-frame products of one face for CudaPairFeatures: the host FlowFrame (kept so an
+    overwritten ring slot can be refilled) and the id its device products were pushed as."""
+
+    frame_id: int
+    flow_frame: Any  # realtime.features.FlowFrame
+
+
+class CudaPairFeatures:
+    """realtime.pair_features.PairFeatures on the GPU: `prepare` pushes a face's products
+    to the device ring once; `inputs` runs flow + encoding for a batch of pairs.
+
+    A pair whose frame was overwritten in the ring (more than `capacity` frames pushed
+    since) is pushed again from its host copy, into a slot no pending pair uses, so
+    results never depend on the ring size. `prepare` (capture thread) and `inputs`
+    (scoring thread) may run concurrently: one lock serialises them on the engine.
+    """
+
+    name = "cuda"
+
+    def __init__(self, settings: FlowSettings, capacity: int = 512, max_pairs: int = 64,
+                 backend: BackendName = "cupy") -> None:
+        self.settings = settings
+        self.engine = CudaFarneback(settings, max_pairs=max_pairs, capacity=capacity, backend=backend)
+        self._lock = threading.Lock()
+        self._next_id = 0
+        self._cursor = 0  # round-robin allocation position
+        self._owner = [-1] * capacity  # frame_id held by each slot
+        self._slot: dict[int, int] = {}  # frame_id -> slot, only for frames still in the ring
+
+    def _push(self, frame: DeviceFrame, protected: set[int]) -> int:
+        """Push one frame into the oldest slot outside `protected`."""
+        cap = self.engine.capacity
+        for _ in range(cap):
+            slot, self._cursor = self._cursor, (self._cursor + 1) % cap
+            if slot not in protected:
+                break
+        else:
+            raise ValueError("every ring slot is in use by this batch")
+        self.engine.push_frames_into([frame.flow_frame.grey], [slot], [frame.flow_frame.geometry])
+        self._slot.pop(self._owner[slot], None)
+        self._owner[slot] = frame.frame_id
+        self._slot[frame.frame_id] = slot
+        return slot
+
+    def prepare(self, face: Any) -> DeviceFrame:
+        from realtime.features import flow_frame  # noqa: PLC0415 (keeps this module light)
+
+        ff = flow_frame(face, self.settings)
+        with self._lock:
+            frame = DeviceFrame(self._next_id, ff)
+            self._next_id += 1
+            self._push(frame, set())
+        return frame
+
+    def inputs_device(self, pairs: Sequence[tuple[DeviceFrame, DeviceFrame]]) -> Any:
+        """(N,3,112,112) float32 on the device (hand it to torch with `to_torch`)."""
+        xp = self.engine.backend.xp
+        outs: list[Any] = []
+        pending: list[tuple[int, int]] = []
+        with self._lock:
+            for a, b in pairs:
+                resident = {self._slot[f.frame_id] for f in (a, b) if f.frame_id in self._slot}
+                missing = [f for f in ((a,) if a.frame_id == b.frame_id else (a, b)) if f.frame_id not in self._slot]
+                used = {s for p in pending for s in p}
+                if missing and len(used | resident) + len(missing) > self.engine.capacity:
+                    outs.append(self.engine.pair_inputs(pending))  # free the pending pairs' slots
+                    pending, used = [], set()
+                for f in missing:
+                    resident.add(self._push(f, used | resident))
+                pending.append((self._slot[a.frame_id], self._slot[b.frame_id]))
+            if pending:
+                outs.append(self.engine.pair_inputs(pending))
+        if not outs:
+            return xp.empty((0, 3, ROI_OUT, ROI_OUT), f32)
+        return outs[0] if len(outs) == 1 else xp.concatenate(outs)
+
+    def inputs(self, pairs: Sequence[tuple[DeviceFrame, DeviceFrame]]) -> np.ndarray:
+        """(N,3,112,112) float32 on the host."""
+        return self.engine.to_numpy(self.inputs_device(pairs))
 
 
 # ---------------------------------------------------------------- CPU twin + selection

@@ -253,3 +253,22 @@ def test_host_launch_covers_only_its_grid(host_available: None) -> None:
     backend.launch("fb_u8_to_f32", 8, 3, 1, (src, part, *args))  # one 16-wide block column
     assert np.array_equal(full, src.astype(np.float32))
     assert np.array_equal(part[..., :16], full[..., :16]) and (part[..., 16:] == -1).all()
+
+
+def test_pair_features_seam_refills_evicted_frames(host_available: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """CudaPairFeatures (realtime.pair_features seam) with a ring smaller than the frames
+    in flight: evicted frames are pushed again and every pair still gets its own input."""
+    s = FlowSettings()
+    geo = geometry(112)
+    base = astronaut_face(112)
+    greys = [warp(base, 0.7 * i, 0.2 * i, 0.3 * i) for i in range(4)]
+    monkeypatch.setattr(ft, "flow_frame", lambda face, settings: ft.FlowFrame(face, np.zeros((468, 2), np.float32), geo))
+    pf = cf.CudaPairFeatures(s, capacity=3, max_pairs=2, backend="host")
+    frames = [pf.prepare(g) for g in greys]  # 4 frames into 3 slots: frame 0 is evicted
+    pairs = [(frames[0], frames[3]), (frames[1], frames[3]), (frames[2], frames[3]), (frames[0], frames[1])]
+    got = pf.inputs(pairs)
+    assert got.shape == (4, 3, 112, 112)
+    for x, (a, b) in zip(got, pairs, strict=True):
+        want = ft.encode_pair(fr.farneback(greys[a.frame_id], greys[b.frame_id], s), geo, s)
+        assert (np.abs(x - want) <= GREY_TOL).mean() >= 0.99
+    assert pf.inputs([]).shape == (0, 3, 112, 112)
