@@ -524,6 +524,8 @@ class CudaFarneback:
         if tuple(flows.shape) != (n, S, S, 2):
             raise ValueError(f"flows must be ({n},{S},{S},2), got {tuple(flows.shape)}")
         self._check_slots(slots_a, need_geometry=True)
+        if n == 0:  # a zero-sized grid is a launch error on the GPU
+            return xp.empty((0, 3, ROI_OUT, ROI_OUT), f32)
         flows = xp.ascontiguousarray(flows, dtype=f32)
         sa = xp.asarray(np.asarray(slots_a, i32))
         clip = f32(self.settings.clip)

@@ -137,6 +137,7 @@ def test_host_encoding_matches_cpu_chain(host_available: None, n: int, value_ran
     assert (d == 0).mean() >= 0.99  # measured: identical on this build
     with pytest.raises(ValueError, match="without a face geometry"):
         eng.encode_batch(flows[1:], [sb])
+    assert eng.pair_inputs([]).shape == (0, 3, 112, 112)
 
 
 @pytest.mark.parametrize("size", [(77, 30), (52, 27), (150, 40), (60, 70), (113, 57), (160, 60), (224, 112)])
