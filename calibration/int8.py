@@ -40,7 +40,11 @@ def neighbour_correlation(rois: np.ndarray, sample: int = 64) -> float:
 
 
 class CalibrationBatches:
-    """Fixed-size batches of ROIs, in order, once; `reset()` starts again."""
+    """Fixed-size batches of ROIs, in order, once; `reset()` starts again.
+
+    When the data holds more than `max_batches` batches, rows are taken evenly spaced
+    over the whole array (a cache of consecutive frames is highly redundant: the first
+    rows alone would calibrate on the first seconds of one recording)."""
 
     def __init__(self, rois: np.ndarray, batch_size: int, max_batches: int | None = None) -> None:
         if batch_size < 1:
@@ -48,14 +52,21 @@ class CalibrationBatches:
         n = len(rois) // batch_size  # TensorRT calibrates with one fixed batch size: drop the tail
         if n == 0:
             raise UserError(f"--calib: {len(rois)} ROIs are fewer than one batch of {batch_size}")
-        self.n_batches = n if max_batches is None else min(n, max_batches)
+        self.n_batches = n if max_batches is None else max(1, min(n, max_batches))
         self.batch_size = batch_size
-        self._rois = np.ascontiguousarray(rois[: self.n_batches * batch_size], dtype=np.float32)
+        used = self.n_batches * batch_size
+        rows = np.arange(used) if used == n * batch_size else np.linspace(0, len(rois) - 1, used).round().astype(np.int64)
+        # Fancy indexing copies only the used rows (works on a memory-mapped .npy too).
+        self._rois = np.ascontiguousarray(rois[rows], dtype=np.float32)
         self._next = 0
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
         return tuple(self._rois.shape[1:])
+
+    @property
+    def rois(self) -> np.ndarray:
+        return self._rois
 
     def data_sha256(self) -> str:
         """Identifies the calibration data (part of the cache key)."""
@@ -73,29 +84,32 @@ class CalibrationBatches:
 
     @classmethod
     def from_file(cls, path: str | Path, batch_size: int, max_batches: int | None = None, roi_size: int = 112) -> CalibrationBatches:
-        """Load and validate ROIs from .npy, or .npz (array "roi", or its only array)."""
+        """Load and validate ROIs from .npy (memory-mapped; float16 caches of
+        tools/features_cache.py work as they are), or .npz (array "roi", or its only array)."""
         path = Path(path)
         rois = load_rois(path)
         if rois.ndim != 4 or rois.shape[1:] != (3, roi_size, roi_size):
             raise UserError(f"{path}: expected ROIs of shape (N,3,{roi_size},{roi_size}), got {rois.shape}")
         if not np.issubdtype(rois.dtype, np.floating):
             raise UserError(f"{path}: ROIs must be float (normalised (p-127.5)/128), got {rois.dtype}")
-        if not np.isfinite(rois).all() or np.abs(rois).max() > NORMALISED_LIMIT:
+        batches = cls(rois, batch_size, max_batches)
+        used = batches.rois  # validate what will be fed, without reading a large file twice
+        if not np.isfinite(used).all() or np.abs(used).max() > NORMALISED_LIMIT:
             raise UserError(f"{path}: ROIs are not normalised like the network input ((pixel-127.5)/128 in [-1,1])")
-        corr = neighbour_correlation(rois)
+        corr = neighbour_correlation(used)
         if corr < NOISE_CORRELATION:
             raise UserError(
-                f"{path}: ROIs look like noise or carry no signal (neighbour-pixel correlation {corr:.2f} < {NOISE_CORRELATION}); "
-                "calibrate on ROIs from a replay or dataset, with motion in them"
+                f"{path}: ROIs look like noise or carry no signal (neighbour-pixel correlation {corr:.2f} < "
+                f"{NOISE_CORRELATION}); calibrate on ROIs from a replay or dataset, with motion in them"
             )
-        return cls(rois, batch_size, max_batches)
+        return batches
 
 
 def load_rois(path: Path) -> np.ndarray:
     if not path.is_file():
         raise UserError(f"{path}: calibration data not found")
     try:
-        data = np.load(path, allow_pickle=False)  # never unpickle user files
+        data = np.load(path, mmap_mode="r", allow_pickle=False)  # never unpickle user files
     except (ValueError, OSError, EOFError) as exc:
         raise UserError(f"{path}: not a readable .npy/.npz file ({exc})") from exc
     if isinstance(data, np.ndarray):

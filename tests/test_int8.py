@@ -62,6 +62,16 @@ def test_npz_and_max_batches(rois: np.ndarray, tmp_path: Path) -> None:
     assert count == 3
 
 
+def test_max_batches_spreads_rows_over_the_file_and_float16_cache_works(rois: np.ndarray, tmp_path: Path) -> None:
+    np.save(tmp_path / "cache.x.npy", rois.astype(np.float16))  # tools/features_cache.py layout
+    b = CalibrationBatches.from_file(tmp_path / "cache.x.npy", batch_size=2, max_batches=2)
+    used = b.rois
+    assert used.dtype == np.float32 and used.shape == (4, 3, 112, 112)
+    # rows 0, 4, 7, 11 of 12: first and last included, not just the head of the file
+    np.testing.assert_array_equal(used[0], rois[0].astype(np.float16).astype(np.float32))
+    np.testing.assert_array_equal(used[-1], rois[-1].astype(np.float16).astype(np.float32))
+
+
 def test_real_rois_are_correlated_noise_is_not(rois: np.ndarray) -> None:
     assert neighbour_correlation(rois) > 0.8
     noise = np.random.default_rng(0).uniform(-1, 1, rois.shape).astype(np.float32)
