@@ -67,12 +67,15 @@ def _busy(events: list[Event], region: str | None, fps: float, n: int) -> np.nda
     return mask
 
 
-def _place(rng: np.random.Generator, busy: np.ndarray, start: int, length: int, keep_overlap: float) -> bool:
-    """Accept a distractor at [start, start+length) unless it hits a busy frame; a small
-    share of overlaps is kept on purpose (real blinks do happen during expressions)."""
-    if not busy[start : start + length].any():
-        return True
-    return bool(rng.random() < keep_overlap)
+def _free_start(rng: np.random.Generator, busy: np.ndarray, t: float, length: float, fps: float, keep_overlap: float) -> float:  # fmt: skip
+    """First start >= t where [start, start + length] hits no busy frame, stepping by
+    0.25 s (postponed, not dropped, so the rate holds). With probability keep_overlap the
+    candidate stays where it is: real blinks and head moves do happen during expressions."""
+    if rng.random() < keep_overlap:
+        return t
+    while t < len(busy) and busy[int(t) : int(np.ceil(t + length)) + 1].any():
+        t += 0.25 * fps
+    return t
 
 
 def _ramps(rng: np.random.Generator, n: int, fps: float, lo: float, hi: float, every_s: tuple[float, float]) -> tuple[np.ndarray, list[tuple[int, int]]]:  # fmt: skip
@@ -108,10 +111,12 @@ def make_distractors(
     while t < n - 0.3 * fps:
         length = float(rng.uniform(0.1, 0.3)) * fps
         depth = float(rng.uniform(0.85, 1.0) if rng.random() < 0.8 else rng.uniform(0.4, 0.8))
-        if _place(rng, upper_busy, int(t), int(np.ceil(length)) + 1, keep_overlap=0.15):
-            bump, first, last = _bump(n, t, length, rise_frac=0.4)
-            closure[first : last + 1] = np.maximum(closure[first : last + 1], depth * bump)
-            items.append(Distractor("blink", first + 1, last + 1))
+        t = _free_start(rng, upper_busy, t, length, fps, keep_overlap=0.1)
+        if t >= n - 0.3 * fps:
+            break
+        bump, first, last = _bump(n, t, length, rise_frac=0.4)
+        closure[first : last + 1] = np.maximum(closure[first : last + 1], depth * bump)
+        items.append(Distractor("blink", first + 1, last + 1))
         t += length + float(1.5 + rng.exponential(2.5)) * fps
 
     # Slow drift: a few low-frequency sinusoids per degree of freedom.
@@ -133,17 +138,19 @@ def make_distractors(
     t = float(rng.uniform(2.0, 15.0)) * fps
     while t < n - fps:
         length = float(rng.uniform(0.3, 1.0)) * fps
-        if _place(rng, any_busy, int(t), int(np.ceil(length)) + 1, keep_overlap=0.15):
-            bump, first, last = _bump(n, t, length, rise_frac=float(rng.uniform(0.35, 0.6)))
-            sign = rng.choice([-1.0, 1.0])
-            if rng.random() < 0.5:
-                tx[first : last + 1] += sign * rng.uniform(0.04, 0.10) * face_scale * bump
-                angle[first : last + 1] += sign * rng.uniform(2.0, 6.0) * bump
-                items.append(Distractor("turn", first + 1, last + 1))
-            else:
-                ty[first : last + 1] += sign * rng.uniform(0.03, 0.08) * face_scale * bump
-                scale[first : last + 1] += sign * rng.uniform(0.01, 0.03) * bump
-                items.append(Distractor("nod", first + 1, last + 1))
+        t = _free_start(rng, any_busy, t, length, fps, keep_overlap=0.1)
+        if t >= n - fps:
+            break
+        bump, first, last = _bump(n, t, length, rise_frac=float(rng.uniform(0.35, 0.6)))
+        sign = rng.choice([-1.0, 1.0])
+        if rng.random() < 0.5:
+            tx[first : last + 1] += sign * rng.uniform(0.04, 0.10) * face_scale * bump
+            angle[first : last + 1] += sign * rng.uniform(2.0, 6.0) * bump
+            items.append(Distractor("turn", first + 1, last + 1))
+        else:
+            ty[first : last + 1] += sign * rng.uniform(0.03, 0.08) * face_scale * bump
+            scale[first : last + 1] += sign * rng.uniform(0.01, 0.03) * bump
+            items.append(Distractor("nod", first + 1, last + 1))
         t += length + float(rng.uniform(8.0, 22.0)) * fps
 
     # Illumination: gain and gamma wander through smooth ramps every 5-15 s.

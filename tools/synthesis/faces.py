@@ -35,6 +35,8 @@ class Scene:
     """The static first frame of a video: face composited onto the background."""
 
     image: np.ndarray  # (H, W, 3) uint8 BGR
+    background: np.ndarray  # (H, W, 3) uint8 BGR, the static scene behind the head
+    mask: np.ndarray  # (H, W) float32 0..1, where the head covers the background
     landmarks: np.ndarray  # (468, 2) float32, frame pixels
     face_scale: float  # px that correspond to the 112-px aligned crop side (1.8 IOD)
 
@@ -129,8 +131,9 @@ def compose_scene(
     mask = np.zeros((height, width), np.float32)
     cv2.ellipse(mask, (tuple(np.round(target).astype(int))), tuple(np.round(axes).astype(int)), 0, 0, 360, 1.0, -1)
     feather = max(3, int(0.08 * face_scale)) | 1
-    mask = cv2.GaussianBlur(mask, (0, 0), feather / 2)[..., None]
-    bg = _background(rng, width, height).astype(np.float32)
-    image = (photo.astype(np.float32) * mask + bg * (1 - mask)).round().astype(np.uint8)
+    mask = cv2.GaussianBlur(mask, (0, 0), feather / 2)
+    bg = np.ascontiguousarray(_background(rng, width, height))  # broadcast views are slow to copy
+    alpha = mask[..., None]
+    image = (photo.astype(np.float32) * alpha + bg.astype(np.float32) * (1 - alpha)).round().astype(np.uint8)
     landmarks = (lm + shift).astype(np.float32)
-    return Scene(image=image, landmarks=landmarks, face_scale=face_scale_of(landmarks))
+    return Scene(image=image, background=bg, mask=mask, landmarks=landmarks, face_scale=face_scale_of(landmarks))

@@ -51,6 +51,12 @@ class Renderer:
             self.noise = bank.round().astype(np.int16)
             self.noise_pick = rng.integers(0, [_NOISE_BANK, _NOISE_PAD, _NOISE_PAD], size=(n_frames, 3))
         self.centre = scene.centre
+        # Head motion moves the head, not the room: only the box the head can reach
+        # (mask support + the largest turn/drift) is re-blended over the static background.
+        ys_, xs_ = np.nonzero(scene.mask > 0.01)
+        reach = int(np.ceil(0.3 * scene.face_scale))
+        self.head_box = (max(0, xs_.min() - reach), max(0, ys_.min() - reach),
+                         min(w, xs_.max() + 1 + reach), min(h, ys_.max() + 1 + reach))  # fmt: skip
         self.ramp = np.arange(256, dtype=np.float32) / 255.0
 
     def _expression(self, i: int) -> np.ndarray:
@@ -76,6 +82,18 @@ class Renderer:
         )  # fmt: skip
         return out
 
+    def _move_head(self, img: np.ndarray, tx: float, ty: float, angle: float, scale: float) -> np.ndarray:
+        """Similarity-transform the head (about the face centre) over the static background."""
+        x0, y0, x1, y1 = self.head_box
+        m = cv2.getRotationMatrix2D((float(self.centre[0]), float(self.centre[1])), angle, scale)
+        m[:, 2] += (tx - x0, ty - y0)  # the box's own coordinates: output (0,0) is (x0,y0)
+        size = (x1 - x0, y1 - y0)
+        head = cv2.warpAffine(img, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+        alpha = cv2.warpAffine(self.scene.mask, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        out = self.scene.background.copy()
+        out[y0:y1, x0:x1] = cv2.blendLinear(head, self.scene.background[y0:y1, x0:x1], alpha, 1.0 - alpha)
+        return out
+
     def render(self, i: int) -> np.ndarray:
         """Frame i (1-based) as (H, W, 3) uint8 BGR."""
         if not 1 <= i <= self.n_frames:
@@ -84,10 +102,7 @@ class Renderer:
         img = self._expression(i)
         k = i - 1
         if t.tx[k] or t.ty[k] or t.angle[k] or t.scale[k] != 1:
-            m = cv2.getRotationMatrix2D((float(self.centre[0]), float(self.centre[1])), float(t.angle[k]), float(t.scale[k]))
-            m[:, 2] += (t.tx[k], t.ty[k])
-            h, w = img.shape[:2]
-            img = cv2.warpAffine(img, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            img = self._move_head(img, float(t.tx[k]), float(t.ty[k]), float(t.angle[k]), float(t.scale[k]))
         if t.gain[k] != 1 or t.gamma[k] != 1:
             lut = np.clip(255.0 * np.power(self.ramp, t.gamma[k]) * t.gain[k], 0, 255).astype(np.uint8)
             img = cv2.LUT(img, lut)
