@@ -7,6 +7,10 @@ blinks, head drift / turns / nods, illumination ramps, sensor noise and video
 compression are added as distractors that carry no truth. Same seed -> same frames and
 truth. Output: mp4 files + truth CSV (`video,type,onset,apex,offset`), or the
 CAS(ME)^2 / SAMM-LV folder layouts with their workbooks (tools/dataset_layout.py).
+
+    lgnm-synth --out synth/ --videos 10                       # 60 s, 30 fps, 640x480 mp4
+    lgnm-synth --out samm/ --fps 200 --layout samm --videos 4 # 30 s, 200 fps, 352x288 jpgs
+    lgnm-synth --out mine/ --faces me.jpg --no-distractors    # any photo with one face
 """
 
 from __future__ import annotations
@@ -257,7 +261,7 @@ def write_dataset(
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lgnm-synth", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="lgnm-synth", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--videos", type=int, default=1, help="number of videos (default 1)")
     p.add_argument("--fps", type=int, choices=(30, 200), default=30, help="30 (CAS-like) or 200 (SAMM-like)")
