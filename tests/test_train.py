@@ -127,3 +127,17 @@ def test_loss_falls_and_weights_round_trip(tiny: tuple, tmp_path: Path) -> None:
     b = score_inputs(model2, prepared[1].inputs)
     np.testing.assert_array_equal(a, b)
     assert ((a >= 0) & (a <= 1)).all() and a[~prepared[1].inputs.valid].max() == 0
+
+
+def test_cli_user_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tools.train import main, make_folds
+
+    assert main(["--dataset", "synth", "--data", str(tmp_path / "nope"), "--out", str(tmp_path)]) == 2
+    assert "--data" in capsys.readouterr().err
+    assert main(["--dataset", "synth", "--data", str(tmp_path), "--out", str(tmp_path), "--epochs", "0"]) == 2
+    assert main(["--dataset", "synth", "--data", str(tmp_path), "--out", str(tmp_path)]) == 2  # no truth.csv
+    assert "truth.csv" in capsys.readouterr().err
+    assert make_folds(["a", "b", "a", "c"], "loso") == [["a"], ["b"], ["c"]]
+    assert make_folds(["a", "b", "c", "d"], "2") == [["a", "c"], ["b", "d"]]
+    with pytest.raises(Exception, match="--folds"):
+        make_folds(["a", "b"], "5")
