@@ -11,6 +11,7 @@ dataset replay; publish them over ZeroMQ as they become final.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import signal
 import sys
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--annotations", type=Path, help="dataset workbook for --replay CAS|SAMM")
     src.add_argument("--truth", type=Path, help="truth CSV (video,type,onset,apex,offset) for --replay PATH")
     src.add_argument("--realtime", action="store_true", help="pace a replay at the source fps")
+    src.add_argument("--max-frames", type=int, default=None, metavar="N",
+                     help="stop after N frames of each stream (tests, benchmarks)")
     src.add_argument("--max-retries", type=int, default=None,
                      help="live sources: reconnect attempts before giving up (default: forever)")
 
@@ -179,6 +182,8 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> int:
     if args.batch < 1:
         raise UserError(f"--batch: must be >= 1, got {args.batch}")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UserError(f"--max-frames: must be >= 1, got {args.max_frames}")
     scorers = load_scorers(args)
     flow = common_flow(scorers)
     pair_features = make_pair_features(args.flow, flow)
@@ -207,9 +212,7 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
             for item in items:
                 if stop.is_set():
                     break
-                if publisher:
-                    publisher.begin_stream(item.name)
-                runs.append(run_item(item, args, scorers, pair_features, sinks, console, stop, live))
+                runs.append(run_item(item, args, scorers, pair_features, sinks, console, stop, live, publisher))
         finally:
             wall = time.monotonic() - t0
             for s in scorers:
@@ -233,15 +236,21 @@ def make_plan(args: argparse.Namespace, console: Console, live: bool) -> ReplayP
 
 
 def run_item(item: ReplayItem | None, args: argparse.Namespace, scorers: list[Any], pair_features: Any,
-             sinks: list[Any], console: Console, stop: threading.Event, live: bool) -> RunStats:
+             sinks: list[Any], console: Console, stop: threading.Event, live: bool,
+             publisher: EventPublisher | None) -> RunStats:
     """Run one stream with the dashboard (live, --video) or a progress bar (replay)."""
     source = item.open()
+    if publisher is not None:
+        publisher.begin_stream(source.name)  # the stream id: file stem, folder or URL path
     if args.video or (args.replay and args.realtime):
         source = PacedSource(source)
     setups = [setup_for_fps(s, source.fps, rolling=args.threshold == "rolling") for s in scorers]
-    options = RunOptions(batch=1 if live else args.batch, face_size=max(s.meta.flow.face_size for s in scorers))
+    options = RunOptions(batch=args.batch, face_size=max(s.meta.flow.face_size for s in scorers),
+                         max_frames=args.max_frames)
     stats = RunStats()
     show = not args.quiet and not args.json
+
+
     if live or args.video:
         trace = TraceSink()
         thresholds = {s.type: s.params.threshold for s in setups}
@@ -250,12 +259,14 @@ def run_item(item: ReplayItem | None, args: argparse.Namespace, scorers: list[An
             lat = stats.times.samples.get("latency")
             return {"latency_ms": float(sorted(lat)[len(lat) // 2])} if lat else {}
 
-        with Live(live_view(trace, thresholds), console=console, refresh_per_second=4,
-                  disable=not show) as view:
-            class Refresh(NullSink):
-                def on_status(self, status: dict[str, Any]) -> None:
+        view = Live(live_view(trace, thresholds), console=console, refresh_per_second=4) if show else None
+
+        class Refresh(NullSink):
+            def on_status(self, status: dict[str, Any]) -> None:
+                if view is not None:
                     view.update(live_view(trace, thresholds))
 
+        with view if view is not None else contextlib.nullcontext():
             return run_stream(source, setups, pair_features, [*sinks, trace, Refresh()], options, stats,
                               stop=stop.is_set, status_extra=latency)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -303,3 +314,7 @@ def summarise(args: argparse.Namespace, console: Console, plan: ReplayPlan, runs
         console.print(render_table(result, title="MEGC spotting (vs truth)"))
     if runs:
         console.print(performance_table(runs, wall))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

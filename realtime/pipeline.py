@@ -274,6 +274,7 @@ class RunOptions:
     batch: int = 16  # most frames scored together (replay: fills; live: what is waiting)
     ring_capacity: int = 64
     face_size: int = 112
+    max_frames: int | None = None  # stop after this many frames (exactly)
 
 
 def run_stream(
@@ -328,9 +329,13 @@ def run_stream(
             **status_extra(),
         }
 
+    def room() -> int:
+        return options.batch if options.max_frames is None else min(options.batch, options.max_frames - stats.frames)
+
     capture.start()
     try:
-        while not stop():
+        while not stop() and room() > 0:
+            limit = room()
             batch: list[FrameRecord] = []
             try:
                 item = ring.get(timeout=0.2)
@@ -343,7 +348,7 @@ def run_stream(
                             sink.on_status(status())
                     else:
                         batch.append(item)
-                    if len(batch) >= options.batch:
+                    if len(batch) >= limit:
                         break
                     if mode == "live" and len(ring) == 0:
                         break

@@ -1,0 +1,217 @@
+"""`lgnm-live` end to end: a real process replays a real video through the real model,
+a real ZMQ subscriber on loopback receives its events; outputs are scored by lgnm-eval;
+dataset replays on stand-in CAS(ME)^2 / SAMM-LV layouts; bad input exits 2 cleanly."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import zmq
+
+from calibration.megc import evaluate
+from media import CLIP_SIZE, write_face_clip, write_random_weights
+from realtime.cli import main as live_main
+from realtime.events import EventMessage, StatusMessage, decode
+from realtime.intervals_csv import read_intervals
+from tools.evaluate import main as eval_main
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    folder = tmp_path_factory.mktemp("cli")
+    clip, _ = write_face_clip(folder, "face_clip", seconds=8.0, seed=11)
+    weights = write_random_weights(folder, threshold=0.5)
+    return {"folder": folder, "clip": clip, "truth": folder / "face_clip_truth.csv", "weights": weights}
+
+
+def weight_args(media: dict) -> list[str]:
+    return [a for w in media["weights"] for a in ("--weights", str(w))]
+
+
+class Collector(threading.Thread):
+    """A real SUB socket on loopback that records every message until told to stop."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(daemon=True)
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"lgnm.")
+        self.sock.setsockopt(zmq.RECONNECT_IVL, 10)
+        self.sock.connect(endpoint)
+        self.messages: list = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            if self.sock.poll(50):
+                self.messages.append(decode(self.sock.recv_multipart()))
+        while self.sock.poll(200):
+            self.messages.append(decode(self.sock.recv_multipart()))
+        self.sock.close(0)
+        self.ctx.term()
+
+
+@pytest.fixture(scope="module")
+def replay_run(media: dict) -> dict:
+    out = media["folder"] / "run"
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    collector = Collector(endpoint)
+    collector.start()
+    cmd = [sys.executable, "-m", "realtime.cli", "--replay", str(media["clip"]), "--truth", str(media["truth"]),
+           *weight_args(media), "--out", str(out), "--pub", endpoint, "--journal", str(out / "events.jsonl"),
+           "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    collector.done.set()
+    collector.join(10)
+    return {"proc": proc, "out": out, "messages": collector.messages}
+
+
+def test_replay_exits_cleanly_without_native_noise(replay_run: dict) -> None:
+    proc = replay_run["proc"]
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert "XNNPACK" not in proc.stderr and "W0000" not in proc.stderr
+
+
+def test_subscriber_receives_every_event_in_order_with_gapless_seq(replay_run: dict) -> None:
+    msgs = replay_run["messages"]
+    assert msgs, "no message reached the subscriber"
+    seqs = [m.seq for m in msgs]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # no gap
+    events = [m for m in msgs if isinstance(m, EventMessage)]
+    assert any(isinstance(m, StatusMessage) for m in msgs)
+    predicted = read_intervals(replay_run["out"] / "predictions.csv")
+    assert len(events) == len(predicted) > 0
+    assert [(e.type, e.onset_frame, e.offset_frame) for e in events] == \
+        [(p.type, p.onset, p.offset) for p in predicted]
+    assert all(e.stream == "face_clip" and e.latency_ms >= 0 for e in events)
+
+
+def test_journal_holds_every_event(replay_run: dict) -> None:
+    lines = (replay_run["out"] / "events.jsonl").read_text().splitlines()
+    docs = [json.loads(line) for line in lines]
+    events = [m for m in replay_run["messages"] if isinstance(m, EventMessage)]
+    assert [d["seq"] for d in docs] == [e.seq for e in events]
+
+
+def test_metrics_json_agrees_with_lgnm_eval(replay_run: dict, media: dict, capsys: pytest.CaptureFixture) -> None:
+    metrics = json.loads((replay_run["out"] / "metrics.json").read_text())
+    assert metrics["performance"]["frames"] == 240
+    assert metrics["performance"]["dropped"] == 0
+    assert eval_main(["--truth", str(media["truth"]), "--pred", str(replay_run["out"] / "predictions.csv"),
+                      "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == metrics["megc"]
+    summary = json.loads(replay_run["proc"].stdout.strip().splitlines()[-1])["summary"]
+    assert summary["megc"] == metrics["megc"]
+
+
+@pytest.mark.parametrize("layout", ["cas", "samm"])
+def test_dataset_replay_on_stand_in_layouts(layout: str, media: dict, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture) -> None:
+    from tools.synth import write_dataset
+
+    fps = 30.0 if layout == "cas" else 200.0
+    seconds = 4.0 if layout == "cas" else 3.0
+    root = tmp_path / layout
+    write_dataset(root, 1, fps, seed=7, layout=layout, duration_s=seconds)
+    workbook = next(root.glob("*.xlsx"))
+    out = tmp_path / "out"
+    code = live_main(["--replay", layout.upper(), "--data", str(root), "--annotations", str(workbook),
+                      *weight_args(media), "--out", str(out), "--pub", "none", "--quiet"])
+    assert code == 0
+    predicted = read_intervals(out / "predictions.csv") if (out / "predictions.csv").stat().st_size else []
+    truth = read_intervals(root / "truth.csv")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["performance"]["frames"] == round(seconds * fps)
+    assert metrics["megc"] == evaluate(truth, predicted).to_json()
+    assert metrics["megc"]["overall"]["fn"] + metrics["megc"]["overall"]["tp"] == len(truth)
+
+
+def run_main(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
+    code = live_main(args)
+    return code, capsys.readouterr().err
+
+
+def test_missing_video_is_one_line_exit_2(media: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code, err = run_main(["--replay", str(tmp_path / "nope.mp4"), *weight_args(media), "--pub", "none"], capsys)
+    assert code == 2 and err.strip().count("\n") == 0 and "nope.mp4" in err and err.startswith("error:")
+
+
+def test_dataset_replay_needs_data_and_annotations(media: dict, capsys: pytest.CaptureFixture) -> None:
+    code, err = run_main(["--replay", "CAS", *weight_args(media), "--pub", "none"], capsys)
+    assert code == 2 and "--data" in err
+
+
+def test_corrupt_weights_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture, media: dict) -> None:
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not weights at all")
+    code, err = run_main(["--replay", str(media["clip"]), "--weights", str(bad), "--pub", "none"], capsys)
+    assert code == 2 and "bad.safetensors" in err
+
+
+def test_frame_folder_needs_fps(tmp_path: Path, media: dict, capsys: pytest.CaptureFixture) -> None:
+    import cv2
+    import numpy as np
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i in range(1, 4):
+        cv2.imwrite(str(folder / f"img{i}.jpg"), np.zeros((CLIP_SIZE[1], CLIP_SIZE[0], 3), np.uint8))
+    code, err = run_main(["--replay", str(folder), *weight_args(media), "--pub", "none"], capsys)
+    assert code == 2 and "--fps" in err
+
+
+def test_a_bad_second_video_keeps_the_first_videos_predictions(media: dict, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture) -> None:
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "a_good.avi").write_bytes(media["clip"].read_bytes())
+    (folder / "b_bad.avi").write_bytes(b"\x00" * 1000)  # not a video
+    out = tmp_path / "out"
+    code, err = run_main(["--replay", str(folder), *weight_args(media), "--out", str(out), "--pub", "none",
+                          "--quiet"], capsys)
+    assert code == 2 and "b_bad.avi" in err
+    rows = read_intervals(out / "predictions.csv")
+    assert rows and {r.video for r in rows} == {"a_good"}
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["performance"]["frames"] == 240  # the first video's summary is kept
+
+
+def test_max_frames_stops_early(media: dict, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    assert live_main(["--replay", str(media["clip"]), *weight_args(media), "--pub", "none", "--quiet",
+                      "--max-frames", "50", "--out", str(out)]) == 0
+    assert json.loads((out / "metrics.json").read_text())["performance"]["frames"] == 50
+
+
+def test_rtsp_stream_from_a_real_server_on_loopback(media: dict, rtsp_server, tmp_path: Path) -> None:
+    server = rtsp_server(media["clip"])
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    collector = Collector(endpoint)
+    collector.start()
+    out = tmp_path / "rtsp"
+    cmd = [sys.executable, "-m", "realtime.cli", "--rtsp", server.url, "--max-frames", "120", "--max-retries", "2",
+           *weight_args(media), "--pub", endpoint, "--out", str(out), "--quiet"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    collector.done.set()
+    collector.join(10)
+    assert proc.returncode == 0, proc.stderr
+    status = [m for m in collector.messages if isinstance(m, StatusMessage)]
+    assert status, "no status message reached the subscriber"
+    assert status[-1].frame == 120 and status[-1].face
+    assert status[-1].source == "up" and status[-1].extra["flow"] == "cpu"
+    metrics = json.loads((out / "metrics.json").read_text())
+    run = metrics["performance"]["runs"][0]
+    assert run["frames"] == 120 and run["faces"] > 100  # the face survives the RTSP round trip
