@@ -98,7 +98,15 @@ class LGNMNet(nn.Module):
         self.head = MagFaceHead(EMBEDDING_DIM, 2, magface)
 
     def forward(self, x: Tensor) -> Tensor:
-        f = F.relu6(self.neck_bn(self.neck_conv(self.backbone(x))))
+        return self.embed(self.features(x))
+
+    def features(self, x: Tensor) -> Tensor:
+        """Backbone + neck conv/BN/ReLU6: (N,3,112,112) -> (N,32,4,4). The convolutional
+        bulk, which a mixed-precision backend may run in fp16."""
+        return F.relu6(self.neck_bn(self.neck_conv(self.backbone(x))))
+
+    def embed(self, f: Tensor) -> Tensor:
+        """Flatten (512), L2-normalise, dropout, linear -> 256-d embedding."""
         f = F.normalize(torch.flatten(f, 1), dim=1)
         return self.fc(self.dropout(f))
 

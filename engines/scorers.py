@@ -14,7 +14,7 @@ from typing import Literal, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from engines.lgnmnet import ExpressionProbability
+from engines.lgnmnet import EXPRESSION_CLASS, ExpressionProbability, LGNMNet
 from engines.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx_bytes
 from engines.weights import WeightsMeta, load_weights
 from realtime.errors import UserError
@@ -95,22 +95,47 @@ class OnnxRuntimeScorer:
         self._sess = None
 
 
+class _HalfBodyFloatHead(torch.nn.Module):
+    """fp16 backbone + neck convolutions, fp32 from the L2-normalisation on.
+
+    Why fp32 there: normalising an all-zero 512-vector in fp16 gives NaN (the 1e-12
+    epsilon underflows), and the head multiplies cosines by 64, so fp16's ~1e-3 cosine
+    error would become ~0.06 in the logits. That tail is a 512x256 matmul: free in fp32."""
+
+    def __init__(self, net: LGNMNet) -> None:
+        super().__init__()
+        net.backbone.half().to(memory_format=torch.channels_last)
+        net.neck_conv.half().to(memory_format=torch.channels_last)
+        net.neck_bn.half()
+        self.net = net
+
+    def forward(self, roi: torch.Tensor) -> torch.Tensor:
+        emb = self.net.embed(self.net.features(roi).float())
+        return torch.softmax(self.net.head.logits(emb), dim=1)[:, EXPRESSION_CLASS]
+
+
 class TorchCudaScorer:
-    """fp16, channels-last, with one CUDA graph per fixed live batch size (launch overhead
+    """fp16 (fp32 head), channels-last, with one CUDA graph per fixed live batch size (launch overhead
     dominates a batch-1 MobileNetV2, and a graph replays all kernels in one launch).
     Other batch sizes run eagerly."""
 
     backend = "torch-cuda"
 
-    def __init__(self, weights_path: str | Path, graph_batches: Iterable[int] = LIVE_BATCHES, device: str = "cuda") -> None:
+    def __init__(
+        self, weights_path: str | Path, graph_batches: Iterable[int] = LIVE_BATCHES, device: str = "cuda", half: bool = True
+    ) -> None:
         net, self.meta = load_weights(weights_path, device=device)
         self.type: ExprType = self.meta.type
         self._dev = torch.device(device)
-        self._model = ExpressionProbability(net).half().to(memory_format=torch.channels_last).eval()
+        self._dtype = torch.float16 if half else torch.float32
+        if half:
+            self._model: torch.nn.Module = _HalfBodyFloatHead(net).eval()
+        else:
+            self._model = ExpressionProbability(net.to(memory_format=torch.channels_last)).eval()
         s = self.meta.roi_size
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
         for b in sorted(set(graph_batches)):
-            static_in = torch.zeros((b, 3, s, s), dtype=torch.float16, device=self._dev).to(memory_format=torch.channels_last)
+            static_in = torch.zeros((b, 3, s, s), dtype=self._dtype, device=self._dev).to(memory_format=torch.channels_last)
             side = torch.cuda.Stream(self._dev)
             side.wait_stream(torch.cuda.current_stream(self._dev))
             with torch.cuda.stream(side), torch.inference_mode():
@@ -127,7 +152,7 @@ class TorchCudaScorer:
         n = x.shape[0]
         if n == 0:
             return np.empty((0,), np.float32)
-        src = torch.from_numpy(x).to(self._dev, non_blocking=False).half()
+        src = torch.from_numpy(x).to(self._dev, non_blocking=False).to(self._dtype)
         with torch.inference_mode():
             if n in self._graphs:
                 graph, static_in, static_out = self._graphs[n]

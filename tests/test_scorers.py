@@ -125,16 +125,36 @@ def test_incompatible_engine_is_refused(live_change: dict, message: str) -> None
         check_engine_compat(_sidecar(), "me.engine", **live)  # type: ignore[arg-type]
 
 
+def test_mixed_precision_model_of_the_cuda_scorer_on_cpu(batch: np.ndarray) -> None:
+    # The module TorchCudaScorer captures, run here with torch's CPU fp16 kernels.
+    import copy
+
+    from engines.scorers import _HalfBodyFloatHead
+
+    net = _sensitive_net(7)
+    with torch.inference_mode():
+        ref = net.predict_proba(torch.from_numpy(batch)).numpy()
+        mixed = _HalfBodyFloatHead(copy.deepcopy(net)).eval()
+        assert mixed.net.fc.weight.dtype == mixed.net.head.weight.dtype == torch.float32
+        assert mixed.net.backbone[0][0].weight.dtype == torch.float16
+        got = mixed(torch.from_numpy(batch).half().contiguous(memory_format=torch.channels_last)).numpy()
+    assert got.dtype == np.float32 and np.isfinite(got).all()
+    np.testing.assert_allclose(got, ref, atol=5e-2)
+
+
 @pytest.mark.gpu
 @needs_cuda
-def test_cuda_scorer_matches_cpu_graph_and_eager(weights: Path, batch: np.ndarray) -> None:
+@pytest.mark.parametrize("half, tol", [(False, 1e-3), (True, 5e-2)])
+def test_cuda_scorer_matches_cpu_graph_and_eager(weights: Path, batch: np.ndarray, half: bool, tol: float) -> None:
+    # fp16 tolerance: the backbone runs in fp16 and the head scales cosines by 64 (this
+    # deliberately sensitive test net moves P by ~0.02 under fp16 on CPU).
     ref = TorchCpuScorer(weights).score(batch)
-    s = TorchCudaScorer(weights, graph_batches=(1, 6))
+    s = TorchCudaScorer(weights, graph_batches=(1, 6), half=half)
     try:
-        np.testing.assert_allclose(s.score(batch), ref, atol=1e-2)  # captured graph, fp16
-        np.testing.assert_allclose(s.score(batch[:1]), ref[:1], atol=1e-2)  # captured graph
-        np.testing.assert_allclose(s.score(batch[:3]), ref[:3], atol=1e-2)  # eager fallback
+        np.testing.assert_allclose(s.score(batch), ref, atol=tol)  # captured graph
+        np.testing.assert_allclose(s.score(batch[:1]), ref[:1], atol=tol)  # captured graph
+        np.testing.assert_allclose(s.score(batch[:3]), ref[:3], atol=tol)  # eager fallback
         # a replay must see the new input, not the captured one
-        np.testing.assert_allclose(s.score(batch[1:2]), ref[1:2], atol=1e-2)
+        np.testing.assert_allclose(s.score(batch[1:2]), ref[1:2], atol=tol)
     finally:
         s.close()
