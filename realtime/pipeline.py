@@ -350,9 +350,12 @@ def run_stream(
                         batch.append(item)
                     if len(batch) >= limit:
                         break
-                    if mode == "live" and len(ring) == 0:
+                    if len(ring) == 0:
+                        # Score what is waiting rather than wait for a full batch: an
+                        # unpaced replay keeps the ring full anyway (natural batches), a
+                        # camera or paced replay must not hold frames back (latency).
                         break
-                    item = ring.get(timeout=None if mode == "replay" else 0.0)
+                    item = ring.get(timeout=0.0)
             except TimeoutError:
                 pass
             except RingClosed:

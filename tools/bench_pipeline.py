@@ -1,0 +1,132 @@
+"""Benchmark of the streaming pipeline against a naive per-pair pipeline (one table).
+
+    python -m tools.bench_pipeline [--seconds 20] [--video FILE] [--weights ME MaE]
+
+Measured in the same run, on a 640x480 30 fps synthetic face video (tools.synth):
+- replay, unpaced: end-to-end throughput of lgnm-live's pipeline (both types);
+- replay paced at 2x real time (60 fps): per-frame latency, from the frame being read
+  to both its scores being available (p50 / p99);
+- naive: for every frame and type, detect + align both frames of the pair from scratch,
+  flow from scratch, one model call per pair (no reuse, no batching).
+Goal on the 2-core CPU machine: >= 60 fps unpaced, p99 latency <= 33 ms at 60 fps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from engines.scorers import make_scorer
+from realtime.face import FaceAligner
+from realtime.features import pair_input
+from realtime.native_log import filtered_native_stderr
+from realtime.pair_features import CpuPairFeatures
+from realtime.pipeline import PacedSource, RunOptions, run_stream, setup_for_fps
+from realtime.sinks import CollectSink
+from realtime.sources import VideoFileSource
+from realtime.stats import RunStats
+
+
+def make_video(folder: Path, seconds: float) -> Path:
+    from tools.synth import write_dataset
+
+    write_dataset(folder, 1, 30.0, face_images=("grace_hopper",), seed=424242, duration_s=seconds)
+    return folder / "synth_001.mp4"
+
+
+def default_weights(folder: Path) -> tuple[list[Path], str]:
+    from realtime.cli import default_weights as shipped
+
+    weights = shipped()
+    if all(w.is_file() for w in weights):
+        return weights, "demo weights"
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from media import write_random_weights
+
+    return write_random_weights(folder), "untrained weights (demo weights not built)"
+
+
+def pipeline_run(video: Path, scorers: list, batch: int, speed: float | None) -> RunStats:
+    source = VideoFileSource(video)
+    if speed is not None:
+        source = PacedSource(source, speed=speed)
+    setups = [setup_for_fps(s, source.fps) for s in scorers]
+    flow = scorers[0].meta.flow
+    return run_stream(source, setups, CpuPairFeatures(flow), [CollectSink()],
+                      RunOptions(batch=batch, face_size=flow.face_size))
+
+
+def naive_run(video: Path, scorers: list, frames: int) -> tuple[int, float]:
+    """Every pair from scratch: both frames detected + aligned, flow, model call of one."""
+    source = VideoFileSource(video)
+    images = [raw.image for raw, _ in zip(source, range(frames))]
+    flow = scorers[0].meta.flow
+    setups = [setup_for_fps(s, source.fps) for s in scorers]
+    t0 = time.perf_counter()
+    with FaceAligner(size=flow.face_size, static_image_mode=True) as aligner:
+        for t in range(len(images)):
+            for setup in setups:
+                if t - setup.k < 0:
+                    continue
+                a, b = aligner.align(images[t - setup.k]), aligner.align(images[t])
+                if a is None or b is None:
+                    continue
+                setup.scorer.score(pair_input(a, b, flow)[None])
+    return len(images), time.perf_counter() - t0
+
+
+def stage_row(stats: RunStats, stage: str) -> str:
+    summary = stats.times.summary().get(stage)
+    return f"{summary['p50_ms']:.2f} / {summary['p99_ms']:.2f}" if summary else "-"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=20.0, help="length of the generated video")
+    ap.add_argument("--video", type=Path, help="use this video instead of a generated one")
+    ap.add_argument("--weights", type=Path, nargs=2, metavar=("ME", "MaE"))
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--naive-frames", type=int, default=150, help="frames timed for the naive pipeline")
+    args = ap.parse_args(argv)
+    console = Console()
+    with tempfile.TemporaryDirectory() as tmp, filtered_native_stderr():
+        folder = Path(tmp)
+        video = args.video or make_video(folder, args.seconds)
+        weights, which = (list(args.weights), "given weights") if args.weights else default_weights(folder)
+        scorers = [make_scorer(w, "cpu") for w in weights]
+        fast = pipeline_run(video, scorers, args.batch, None)
+        paced = pipeline_run(video, scorers, args.batch, 2.0)
+        n_naive, t_naive = naive_run(video, scorers, args.naive_frames)
+    naive_fps = n_naive / t_naive
+    table = Table(title=f"lgnm-live pipeline, {fast.frames} frames 640x480 @30 fps, ME+MaE, {which}, "
+                        f"scorer {fast.backend}, flow {fast.flow}")
+    table.add_column("measure")
+    table.add_column("pipeline (unpaced)", justify="right")
+    table.add_column("pipeline (paced 60 fps)", justify="right")
+    table.add_column("naive per pair", justify="right")
+    table.add_row("throughput (fps)", f"{fast.fps:.1f}", f"{paced.fps:.1f}", f"{naive_fps:.1f}")
+    table.add_row("x real time (30 fps)", f"{fast.fps / 30:.2f}", f"{paced.fps / 30:.2f}", f"{naive_fps / 30:.2f}")
+    table.add_row("ratio vs naive", f"{fast.fps / naive_fps:.1f}x", "", "1.0x")
+    for stage in ("align", "frame_products", "pair_inputs", "model_ME", "model_MaE", "spotter", "latency"):
+        label = "per-frame latency ms p50/p99" if stage == "latency" else f"{stage} ms p50/p99"
+        table.add_row(label, stage_row(fast, stage), stage_row(paced, stage), "")
+    table.add_row("dropped frames", str(fast.dropped), str(paced.dropped), "")
+    console.print(table)
+    lat = paced.times.summary().get("latency", {})
+    ok = fast.fps >= 60 and lat.get("p99_ms", 1e9) <= 33
+    console.print(f"goal (>= 60 fps unpaced, p99 latency <= 33 ms at 60 fps): {'met' if ok else 'NOT met'}")
+    for s in scorers:
+        s.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
