@@ -12,7 +12,7 @@ from rich.text import Text
 from realtime.sinks import TraceSink
 from realtime.stats import RunStats
 
-BARS = " ▁▂▃▄▅▆▇█"
+BARS = "▁▂▃▄▅▆▇█"  # a score of 0 still shows as the lowest bar
 
 
 def sparkline(values: Iterable[float], width: int = 60) -> str:
