@@ -215,3 +215,39 @@ def test_rtsp_stream_from_a_real_server_on_loopback(media: dict, rtsp_server, tm
     metrics = json.loads((out / "metrics.json").read_text())
     run = metrics["performance"]["runs"][0]
     assert run["frames"] == 120 and run["faces"] > 100  # the face survives the RTSP round trip
+
+
+def test_ctrl_c_stops_cleanly_with_journal_and_summary(media: dict, tmp_path: Path) -> None:
+    import signal
+
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    collector = Collector(endpoint)
+    collector.start()
+    out = tmp_path / "interrupted"
+    cmd = [sys.executable, "-m", "realtime.cli", "--video", str(media["clip"]), *weight_args(media),
+           "--pub", endpoint, "--journal", str(tmp_path / "j.jsonl"), "--out", str(out)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = 120.0
+        import time
+
+        t0 = time.monotonic()
+        while not any(isinstance(m, StatusMessage) and m.frame >= 45 for m in collector.messages):
+            assert proc.poll() is None and time.monotonic() - t0 < deadline, "no progress before Ctrl-C"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        collector.done.set()
+        collector.join(10)
+    assert proc.returncode == 0, stderr
+    assert "Traceback" not in stderr
+    assert "performance" in stdout  # the summary is printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 45 <= metrics["performance"]["frames"] < 240  # stopped early
+    journal = [json.loads(line) for line in (tmp_path / "j.jsonl").read_text().splitlines()]
+    events = [m for m in collector.messages if isinstance(m, EventMessage)]
+    assert [d["seq"] for d in journal] == [e.seq for e in events]
+    assert len(read_intervals(out / "predictions.csv")) == len(journal)
