@@ -197,7 +197,7 @@ def test_parse_failure_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.tensorrt
 @pytest.mark.gpu
-@pytest.mark.parametrize("precision, tol", [("fp32", 1e-3), ("fp16", 0.15)]  # fp16: see test_scorers)
+@pytest.mark.parametrize("precision, tol", [("fp32", 1e-3), ("fp16", 0.15)])  # fp16: see test_scorers
 def test_real_engine_matches_torch(weights: Path, tmp_path: Path, precision: str, tol: float) -> None:
     pytest.importorskip("tensorrt", reason="TensorRT is not installed (NVIDIA's index is unreachable here)")
     if not torch.cuda.is_available():
