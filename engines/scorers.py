@@ -174,13 +174,16 @@ def tensorrt_usable() -> bool:
 
 
 def make_cpu_scorer(weights_path: str | Path) -> Scorer:
-    """The faster CPU backend: ONNX Runtime.
+    """The faster CPU backend: ONNX Runtime, in every condition measured.
 
-    Measured with tools/bench_engines.py (2 shared cores, torch 2.13 CPU with 2 threads,
-    onnxruntime 1.32, random weights; noisy machine, typical of several runs):
-        batch 1 median      torch 10-11 ms    onnxruntime 2.8 ms   (~4x)
-        ME+MaE batch 1      torch 19-20 ms    onnxruntime 5.6 ms   (~3.5x)
-        batch 64            torch ~150 ROI/s  onnxruntime ~640 ROI/s (~4x)
+    tools/bench_engines.py on this project's 2-core dev machine (torch 2.13 CPU,
+    onnxruntime 1.32, random weights; medians, batch 1 / batch 64):
+                                 torch CPU             onnxruntime           ratio
+      quiet (load ~1), 2 thr     10-11 ms / ~150 ROI/s  2.8 ms / ~640 ROI/s   ~4x / ~4x
+      ME+MaE per frame, quiet    ~20 ms                 5.6 ms                ~3.6x
+      loaded (load ~6), 1 thr    12 ms / 67 ROI/s       3.3-6.7 ms / ~240     2-4x / 2-4x
+      loaded (load ~6), 2 thr    57-100 ms / 20-37      2.8 ms / ~230         20-37x
+    (torch's OpenMP threads collapse when the cores are shared; ORT's do not.)
     """
     return OnnxRuntimeScorer(weights_path)
 
