@@ -115,7 +115,7 @@ class _HalfBodyFloatHead(torch.nn.Module):
 
 
 class TorchCudaScorer:
-    """fp16 (fp32 head), channels-last, with one CUDA graph per fixed live batch size (launch overhead
+    """fp16 (fp32 tail), channels-last, one CUDA graph per fixed live batch size (launch overhead
     dominates a batch-1 MobileNetV2, and a graph replays all kernels in one launch).
     Other batch sizes run eagerly."""
 
@@ -139,7 +139,7 @@ class TorchCudaScorer:
             side = torch.cuda.Stream(self._dev)
             side.wait_stream(torch.cuda.current_stream(self._dev))
             with torch.cuda.stream(side), torch.inference_mode():
-                for _ in range(3):  # warm-up: cuDNN autotuning and allocator pools before capture
+                for _ in range(3):  # warm-up: create cuDNN/cuBLAS handles and workspaces before capture
                     self._model(static_in)
             torch.cuda.current_stream(self._dev).wait_stream(side)
             graph = torch.cuda.CUDAGraph()
