@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import warnings
 from pathlib import Path
 
 import onnx
@@ -34,12 +35,15 @@ def export_onnx_bytes(weights: str | Path, opset: int = OPSET) -> bytes:
     dummy = torch.zeros(1, 3, meta.roi_size, meta.roi_size)
     buf = io.BytesIO()
     # The TorchScript exporter (dynamo=False): it needs no onnxscript and gives a plain,
-    # TensorRT-friendly graph for this all-convolutional network.
-    torch.onnx.export(
-        model, (dummy,), buf, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
-        dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
-        opset_version=opset, do_constant_folding=True, dynamo=False,
-    )
+    # TensorRT-friendly graph for this all-convolutional network. Its deprecation warning
+    # is silenced because the choice is deliberate (onnxscript is not a dependency).
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript-based ONNX export")
+        torch.onnx.export(
+            model, (dummy,), buf, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+            dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
+            opset_version=opset, do_constant_folding=True, dynamo=False,
+        )
     proto = onnx.load_from_string(buf.getvalue())
     props = {
         "lgnm": json.dumps(meta.to_dict(), sort_keys=True),
