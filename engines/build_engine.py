@@ -66,6 +66,10 @@ def build_serialized_engine(
     config.add_optimization_profile(profile)
     if precision in ("fp16", "int8"):
         config.set_flag(trt.BuilderFlag.FP16)  # int8 falls back to fp16 (not fp32) where faster
+        pinned = pin_tail_fp32(network, trt)
+        if pinned:
+            config.set_flag(trt.BuilderFlag.PREFER_PRECISION_CONSTRAINTS)
+        step(f"kept {pinned} layers after the last convolution in fp32")
     if precision == "int8":
         if calibrator is None:
             raise ValueError("int8 needs a calibrator")
@@ -79,6 +83,29 @@ def build_serialized_engine(
     if serialized is None:
         raise RuntimeError("TensorRT failed to build the engine (see its log above)")
     return bytes(serialized)
+
+
+def pin_tail_fp32(network, trt) -> int:  # type: ignore[no-untyped-def]
+    """Ask for fp32 in every float layer after the last convolution (L2-normalise, linear,
+    cosine head, x64 scale, softmax); returns how many layers were pinned.
+
+    Same reason as the torch CUDA scorer's fp32 tail: in fp16 the normalisation of an
+    all-zero vector is 0/0 (its 1e-12 epsilon underflows) and the x64 head amplifies
+    fp16 cosine error. These layers are a few hundred FLOPs: fp32 costs nothing."""
+    layers = [network.get_layer(i) for i in range(network.num_layers)]
+    convs = [i for i, layer in enumerate(layers) if layer.type == trt.LayerType.CONVOLUTION]
+    if not convs:
+        return 0
+    pinned = 0
+    for layer in layers[convs[-1] + 1 :]:
+        outputs = [layer.get_output(j) for j in range(layer.num_outputs)]
+        if not outputs or any(t.dtype != trt.float32 for t in outputs):
+            continue  # shape/index arithmetic (int32/int64, bool) keeps its own types
+        layer.precision = trt.float32
+        for j in range(layer.num_outputs):
+            layer.set_output_type(j, trt.float32)
+        pinned += 1
+    return pinned
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -134,13 +134,38 @@ def _fake_tensorrt(parse_ok: bool = True) -> tuple[types.ModuleType, dict]:
         def set_calibration_profile(self, p: Profile) -> None:
             seen["calib_profile"] = p
 
+    class Tensor:
+        def __init__(self, dtype: str) -> None:
+            self.dtype = dtype
+
+    class Layer:
+        def __init__(self, kind: str, dtype: str = "float32") -> None:
+            self.type, self.precision, self.num_outputs = kind, None, 1
+            self._out, self.output_types = [Tensor(dtype)], {}
+
+        def get_output(self, j: int) -> Tensor:
+            return self._out[j]
+
+        def set_output_type(self, j: int, dtype: str) -> None:
+            self.output_types[j] = dtype
+
+    class Network:
+        def __init__(self) -> None:
+            # conv, conv, (tail:) activation, shape arithmetic (int64), matmul, softmax
+            self.layers = [Layer("conv"), Layer("conv"), Layer("act"), Layer("shape", "int64"), Layer("matmul"), Layer("softmax")]
+            self.num_layers = len(self.layers)
+            seen["layers"] = self.layers
+
+        def get_layer(self, i: int) -> Layer:
+            return self.layers[i]
+
     class Builder:
         def __init__(self, logger: object) -> None:
             pass
 
-        def create_network(self, flags: int) -> object:
+        def create_network(self, flags: int) -> Network:
             seen["network_flags"] = flags
-            return Obj()
+            return Network()
 
         def create_builder_config(self) -> Config:
             seen["config"] = Config()
@@ -170,11 +195,15 @@ def _fake_tensorrt(parse_ok: bool = True) -> tuple[types.ModuleType, dict]:
     trt.Logger = type("Logger", (), {"WARNING": 2, "__init__": lambda self, level: None})  # type: ignore[attr-defined]
     trt.Builder, trt.OnnxParser = Builder, Parser  # type: ignore[attr-defined]
     trt.MemoryPoolType = Obj(WORKSPACE="workspace")  # type: ignore[attr-defined]
-    trt.BuilderFlag = Obj(FP16="fp16", INT8="int8")  # type: ignore[attr-defined]
+    trt.BuilderFlag = Obj(FP16="fp16", INT8="int8", PREFER_PRECISION_CONSTRAINTS="prefer")  # type: ignore[attr-defined]
+    trt.LayerType = Obj(CONVOLUTION="conv")  # type: ignore[attr-defined]
+    trt.float32 = "float32"  # type: ignore[attr-defined]
     return trt, seen
 
 
-@pytest.mark.parametrize("precision, flags", [("fp32", set()), ("fp16", {"fp16"}), ("int8", {"fp16", "int8"})])
+@pytest.mark.parametrize(
+    "precision, flags", [("fp32", set()), ("fp16", {"fp16", "prefer"}), ("int8", {"fp16", "prefer", "int8"})]
+)
 def test_builder_calls_with_fake_tensorrt(monkeypatch: pytest.MonkeyPatch, precision: str, flags: set) -> None:
     trt, seen = _fake_tensorrt()
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
@@ -186,6 +215,10 @@ def test_builder_calls_with_fake_tensorrt(monkeypatch: pytest.MonkeyPatch, preci
     assert seen["flags"] == flags and seen["calibrator"] is calib
     assert (seen.get("calib_profile") is seen["profile"]) == (precision == "int8")
     assert steps and steps[-1].startswith("building")
+    # reduced precision: float layers after the last convolution pinned to fp32
+    pinned = [layer.type for layer in seen["layers"] if layer.precision == "float32"]
+    assert pinned == ([] if precision == "fp32" else ["act", "matmul", "softmax"])
+    assert all(layer.output_types in ({}, {0: "float32"}) for layer in seen["layers"])
 
 
 def test_parse_failure_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
