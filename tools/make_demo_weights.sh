@@ -19,10 +19,15 @@ lgnm-synth --out "$WORK/synth30_train" --videos 10 --fps 30 --duration 45 \
 
 # 2. Both types; 2 of the 10 videos held out for early stopping (frame F1, every 2nd
 #    frame) and for the fixed-threshold post-processing grid search. fp16 storage.
+#    The shipped files came from this command run as two parallel processes, one with
+#    --type ME and one with --type MaE (same options; each type is seeded on its own, so
+#    this is equivalent). --max-minutes 50 capped each model's training on the busy
+#    2-core machine; on a faster machine more epochs fit, so results may differ a little.
 lgnm-train --dataset synth --data "$WORK/synth30_train" --type both \
   --out engines/weights --prefix demo_ --cache "$WORK/cache" \
-  --epochs 6 --batch 64 --lr 1e-3 --optimizer adam --folds none --val-frac 0.2 \
-  --val-metric frame --val-stride 2 --neg-every 10 --max-neg 3000 --seed 0 --device cpu
+  --epochs 10 --max-minutes 50 --batch 64 --lr 1e-3 --optimizer adam --folds none \
+  --val-frac 0.2 --val-metric frame --val-stride 2 --neg-every 10 --max-neg 3000 \
+  --seed 0 --device cpu
 
 # 3. Quality table on held-out synthetic videos (new seeds, mirrored/recoloured faces).
 python -m tools.quality --weights engines/weights/demo_ME.safetensors \

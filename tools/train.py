@@ -75,6 +75,7 @@ class TrainConfig:
     device: str = "cpu"
     seed: int = 0
     max_steps: int = 0  # per epoch; 0 = the whole epoch (tests use a few steps)
+    max_minutes: float = 0.0  # stop after the epoch that would overrun this budget; 0 = none
     quiet: bool = False
 
 
@@ -273,15 +274,25 @@ def train_model(
             f1, seqs = validation_f1(model, val, expr_type, k, cfg)
             if not cfg.quiet:
                 console.print(f"  {expr_type} epoch {epoch}: loss {losses[-1]:.4f}  val {cfg.val_metric} F1 {f1:.4f}")
-            if f1 > best_val:
-                best_val, best_epoch, best_seqs, stale = f1, epoch, seqs, 0
+            # A tie goes to the later epoch (more training is the better guess), and epochs
+            # still at F1 0 (nothing above p = 0.5 yet, common early when training from
+            # scratch) do not use up the patience.
+            if f1 >= best_val:
+                gained = f1 > best_val or f1 == 0
+                best_val, best_epoch, best_seqs = f1, epoch, seqs
                 best_state = copy.deepcopy(model.state_dict())
+                stale = 0 if gained else stale + 1
             else:
                 stale += 1
-                if stale >= cfg.patience:
-                    if not cfg.quiet:
-                        console.print(f"  early stop: no gain for {cfg.patience} epochs (best epoch {best_epoch})")
-                    break
+            if stale >= cfg.patience:
+                if not cfg.quiet:
+                    console.print(f"  early stop: no gain for {cfg.patience} epochs (best epoch {best_epoch})")
+                break
+            elapsed = time.monotonic() - t0
+            if cfg.max_minutes and elapsed * (epoch + 1) / epoch > cfg.max_minutes * 60:
+                if not cfg.quiet:
+                    console.print(f"  time budget: another epoch would pass {cfg.max_minutes:g} min (best epoch {best_epoch})")
+                break
     model.load_state_dict(best_state)
     model.eval()
     if val and not best_seqs:
@@ -425,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--neg-every", type=int, default=4)
     p.add_argument("--max-neg", type=int, default=25000)
     p.add_argument("--pos-repeat", type=int, default=0, help="0 = balance automatically")
+    p.add_argument("--max-minutes", type=float, default=0.0,
+                   help="per model: stop after the epoch that would overrun this budget (0 = no limit)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     p.add_argument("--half", action=argparse.BooleanOptionalAction, default=True, help="store fp16 weights")
     return p
@@ -528,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = TrainConfig(
         epochs=a.epochs, batch=a.batch, lr=a.lr, optimizer=a.optimizer, neg_every=a.neg_every, max_neg=a.max_neg,
         pos_repeat=a.pos_repeat, patience=a.patience, val_metric=a.val_metric, val_stride=a.val_stride,
-        device=a.device, seed=a.seed,
+        device=a.device, seed=a.seed, max_minutes=a.max_minutes,
     )  # fmt: skip
     videos = load_videos(a.dataset, a.data, a.annotations)
     if not videos:
