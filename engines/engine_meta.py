@@ -44,11 +44,33 @@ class EngineSidecar:
 
     @classmethod
     def from_dict(cls, d: dict) -> EngineSidecar:
+        if not isinstance(d, dict):
+            raise TypeError(f"expected a JSON object, got {type(d).__name__}")
         d = dict(d)
-        d["input_shape"] = tuple(int(v) for v in d["input_shape"])
+        # Types are checked here: a wrong one would otherwise pass the compatibility check
+        # and crash the TensorRT runtime later (max_batch "16", a 2-D input_shape, ...).
+        version = d.get("format_version", SIDECAR_VERSION)
+        if not _is_int(version) or version > SIDECAR_VERSION:
+            raise ValueError(f"format_version {version!r} is not supported (this program: {SIDECAR_VERSION})")
+        shape = d.get("input_shape")
+        if not isinstance(shape, list) or len(shape) != 3 or not all(_is_int(v) and v > 0 for v in shape):
+            raise ValueError(f"input_shape must be [C, H, W] positive integers, got {shape!r}")
+        d["input_shape"] = tuple(shape)
         if d.get("precision") not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}, got {d.get('precision')!r}")
+        if not _is_int(d.get("max_batch")) or d["max_batch"] < 1:
+            raise ValueError(f"max_batch must be an integer >= 1, got {d.get('max_batch')!r}")
+        for name in ("tensorrt_version", "gpu_name", "compute_capability", "input_name",
+                     "weights_sha256", "weights_file", "created"):
+            if name in d and not isinstance(d[name], str):
+                raise TypeError(f"{name} must be a string, got {d[name]!r}")
+        if not isinstance(d.get("weights_meta"), dict):
+            raise TypeError(f"weights_meta must be a JSON object, got {d.get('weights_meta')!r}")
         return cls(**d)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def sidecar_path(engine_path: str | Path) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
@@ -55,16 +56,81 @@ class WeightsMeta:
     @classmethod
     def from_dict(cls, d: dict) -> WeightsMeta:
         """Build from a decoded dict; raises ValueError/TypeError/KeyError on bad content."""
+        if not isinstance(d, dict):
+            raise TypeError(f"expected a JSON object, got {type(d).__name__}")
         d = dict(d)
-        version = int(d.get("format_version", FORMAT_VERSION))
+        version = d.get("format_version", FORMAT_VERSION)
+        if not _is_int(version):
+            raise TypeError(f"format_version must be an integer, got {version!r}")
         if version > FORMAT_VERSION:
             raise ValueError(f"format_version {version} is newer than this program ({FORMAT_VERSION})")
-        d["flow"] = FlowSettings.from_dict(d["flow"])
+        if not isinstance(d.get("flow"), dict):
+            raise TypeError(f"flow must be a JSON object, got {d.get('flow')!r}")
+        d["flow"] = _checked_flow(FlowSettings.from_dict(d["flow"]))
+        if not isinstance(d.get("type"), str):
+            raise TypeError(f"type must be ME or MaE, got {d.get('type')!r}")
         d["type"] = check_type(d["type"])
         meta = cls(**d)
-        if meta.k < 1 or meta.fps <= 0:
-            raise ValueError(f"k must be >= 1 and fps > 0, got k={meta.k} fps={meta.fps}")
+        # Wrong types or values would otherwise surface later as a traceback (or, for a
+        # zero norm_std / NaN fps, as silently wrong scores) far from the file's name.
+        if not _is_int(meta.k) or meta.k < 1:
+            raise ValueError(f"k must be an integer >= 1, got {meta.k!r}")
+        for name in ("fps", "k_seconds", "norm_std"):
+            value = getattr(meta, name)
+            if not _is_real(value) or value <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if not _is_real(meta.norm_mean):
+            raise ValueError(f"norm_mean must be a finite number, got {meta.norm_mean!r}")
+        if not _is_int(meta.roi_size) or meta.roi_size < 1:
+            raise ValueError(f"roi_size must be an integer >= 1, got {meta.roi_size!r}")
+        for name in ("score", "trained_on", "created"):
+            if not isinstance(getattr(meta, name), str):
+                raise TypeError(f"{name} must be a string, got {getattr(meta, name)!r}")
+        _check_post(meta.post, meta.k)
         return meta
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_real(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _checked_flow(flow: FlowSettings) -> FlowSettings:
+    """Every flow setting has its default's type (ints may stand for floats)."""
+    default = FlowSettings()
+    for name in FlowSettings.__slots__:  # type: ignore[attr-defined]
+        value, like = getattr(flow, name), getattr(default, name)
+        ok = (isinstance(value, bool) if isinstance(like, bool) else
+              _is_int(value) if isinstance(like, int) else
+              _is_real(value) if isinstance(like, float) else isinstance(value, type(like)))
+        if not ok:
+            raise TypeError(f"flow.{name} must be like {like!r}, got {value!r}")
+    if flow.face_size < 32:
+        raise ValueError(f"flow.face_size must be >= 32 px, got {flow.face_size}")
+    return flow
+
+
+def _check_post(post: object, k: int) -> None:
+    """The post-processing parameters build a valid PostParams (types included)."""
+    from calibration.postprocess import PostParams  # engines must not need calibration at import
+
+    if not isinstance(post, dict):
+        raise TypeError(f"post must be a JSON object, got {post!r}")
+    ints = {"k", "win", "order", "keep", "shift", "max_chunk"}
+    optional = {"threshold", "shift", "max_chunk"}
+    for name, value in post.items():
+        if value is None and name in optional:
+            continue
+        if not (_is_int(value) if name in ints else _is_real(value)):
+            raise TypeError(f"post.{name} must be {'an integer' if name in ints else 'a finite number'}, "
+                            f"got {value!r}")
+    threshold = post.get("threshold")
+    if threshold is not None and not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"post.threshold must be in [0, 1], got {threshold!r}")
+    PostParams.from_dict({**post, "k": k})  # unknown names, odd window, order < win, ...
 
 
 def save_weights(model: LGNMNet, meta: WeightsMeta, path: str | Path, half: bool = False) -> Path:

@@ -65,6 +65,8 @@ class VideoRecord:
 
 def _whole_number(value: Any, where: str, what: str) -> int:
     """A workbook cell holding a whole number (subject number), as an int."""
+    if isinstance(value, bool):  # a TRUE/FALSE cell would otherwise read as 1/0
+        raise UserError(f"{where}: {what} {value!r} is not a number")
     try:
         number = float(value)
     except (TypeError, ValueError):
@@ -78,6 +80,8 @@ def _frame_number(value: Any, where: str) -> int:
     """A workbook frame number as an int (nearest; 0 = missing, as are empty and < 0)."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return 0
+    if isinstance(value, bool):  # a TRUE/FALSE cell would otherwise read as frame 1/0
+        raise UserError(f"{where}: frame number {value!r} is not a number")
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -13,6 +13,7 @@ spreadsheet exports write it) is accepted, `12.5` is not.
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import tempfile
@@ -80,18 +81,32 @@ def read_intervals(path: str | Path) -> list[Interval]:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    with path.open(newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in REQUIRED_COLUMNS if c not in header]
-        if missing:
-            raise UserError(f"{path}:1: missing column(s) {', '.join(missing)}")
-        reader.fieldnames = header
-        out: list[Interval] = []
-        for row in reader:
-            if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
-                continue  # blank line
-            out.append(_parse_row(row, f"{path}:{reader.line_num}"))
+    data = path.read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):  # a BOM (spreadsheet exports) is not a column name
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:  # a binary or non-UTF-8 file: name the line
+        line = data[:exc.start].count(b"\n") + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x})") from None
+    try:
+        return _read_rows(path, io.StringIO(text, newline=""))
+    except csv.Error as exc:  # e.g. a field over csv's size limit
+        raise UserError(f"{path}: not a readable CSV ({exc})") from None
+
+
+def _read_rows(path: Path, fh: IO[str]) -> list[Interval]:
+    reader = csv.DictReader(fh)
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise UserError(f"{path}:1: missing column(s) {', '.join(missing)}")
+    reader.fieldnames = header
+    out: list[Interval] = []
+    for row in reader:
+        if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
+            continue  # blank line
+        out.append(_parse_row(row, f"{path}:{reader.line_num}"))
     return out
 
 
@@ -107,6 +122,14 @@ def _row(interval: Interval, columns: tuple[str, ...]) -> list[str]:
     return [values[c] for c in columns]
 
 
+def _writerow(fh: IO[str], values: list[str]) -> None:
+    """One CSV row. Python 3.11's csv quotes a field holding the line terminator ("\n")
+    but not a lone "\r", which every reader then takes for a line end (a video name with a
+    "\r" would split its row in two): such rows are written fully quoted."""
+    quoting = csv.QUOTE_ALL if any("\r" in v for v in values) else csv.QUOTE_MINIMAL
+    csv.writer(fh, lineterminator="\n", quoting=quoting).writerow(values)
+
+
 def write_intervals(path: str | Path, intervals: Iterable[Interval], truth: bool = False) -> None:
     """Write a whole CSV atomically (temp file + rename): readers never see half a file.
 
@@ -118,10 +141,9 @@ def write_intervals(path: str | Path, intervals: Iterable[Interval], truth: bool
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            writer = csv.writer(fh, lineterminator="\n")
-            writer.writerow(columns)
+            _writerow(fh, list(columns))
             for interval in intervals:
-                writer.writerow(_row(interval, columns))
+                _writerow(fh, _row(interval, columns))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -137,15 +159,14 @@ class IntervalCsvWriter:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._fh: IO[str] | None = self.path.open("w", newline="", encoding="utf-8")
-        self._writer = csv.writer(self._fh, lineterminator="\n")
-        self._writer.writerow(PRED_COLUMNS)
+        _writerow(self._fh, list(PRED_COLUMNS))
         self._fh.flush()
         self.count = 0
 
     def write(self, interval: Interval) -> None:
         if self._fh is None:
             raise ValueError(f"{self.path}: writer is closed")
-        self._writer.writerow(_row(interval, PRED_COLUMNS))
+        _writerow(self._fh, _row(interval, PRED_COLUMNS))
         self._fh.flush()
         self.count += 1
 

@@ -48,6 +48,12 @@ SourceKind = Literal["file", "folder", "camera", "rtsp"]
 SOURCE_KINDS: tuple[str, ...] = ("file", "folder", "camera", "rtsp")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 MAX_PLAUSIBLE_FPS = 1000.0  # FFmpeg reports RTP clock rates (90000) when it cannot tell
+# FFmpeg's own log lines ("[tcp @ 0x..] Connection refused", "[mjpeg @ 0x..] bad data")
+# would reach the user's terminal between our status and our one-line errors, which
+# already say what happened (a reconnecting source, a truncated file). OpenCV reads this
+# once, when its FFmpeg backend first opens something; a user's own setting wins.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+CV_LOG_ERROR = 2  # cv2.setLogLevel: errors only (drops "[ WARN] ... can't be used to capture")
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,7 +263,12 @@ class LiveSource(FrameSource):
 
     def _try_open(self) -> tuple[cv2.VideoCapture, np.ndarray] | str:
         """An open capture and its first frame, or why there is none."""
-        cap = self._open()
+        level = cv2.getLogLevel()
+        cv2.setLogLevel(min(level, CV_LOG_ERROR))  # a failed open is reported as a state
+        try:
+            cap = self._open()
+        finally:
+            cv2.setLogLevel(level)
         if not cap.isOpened():
             cap.release()
             return "cannot connect"
