@@ -141,3 +141,25 @@ def test_cli_user_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert make_folds(["a", "b", "c", "d"], "2") == [["a", "c"], ["b", "d"]]
     with pytest.raises(Exception, match="--folds"):
         make_folds(["a", "b"], "5")
+
+
+def test_loso_run_type_writes_calibrated_weights(tiny: tuple, tmp_path: Path) -> None:
+    """Two subjects -> two LOSO folds + a final model, one optimiser step each; the weights
+    carry K, fps, flow and post-processing parameters with a fixed threshold."""
+    from tools.train import build_parser, run_type
+
+    _, _, videos = tiny
+    train_videos = [TrainVideo(f"v{i}", f"s{i}", 30.0, frames, [Interval(f"v{i}", "ME", *EXPR)])
+                    for i, frames in enumerate(videos)]  # fmt: skip
+    args = build_parser().parse_args(
+        ["--dataset", "synth", "--data", str(tmp_path), "--out", str(tmp_path), "--cache", str(tmp_path / "c"),
+         "--folds", "loso", "--val-frac", "0", "--batch", "8"]
+    )  # fmt: skip
+    cfg = TrainConfig(epochs=1, batch=8, max_steps=1, quiet=True)
+    path, pooled = run_type(train_videos, "ME", args, cfg, Console(quiet=True))
+    assert pooled[2] == 2  # each subject's one interval was a test truth once
+    _, meta = load_weights(path)
+    k = int((EXPR[1] - EXPR[0] + 1) / 2)
+    assert (meta.type, meta.k, meta.fps) == ("ME", k, 30.0)
+    assert meta.post["k"] == k and meta.post["threshold"] is not None
+    assert meta.flow == FlowSettings()
