@@ -212,7 +212,11 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
             for item in items:
                 if stop.is_set():
                     break
-                runs.append(run_item(item, args, scorers, pair_features, sinks, console, stop, live, publisher))
+                # Appended before the run: a stream that ends in an error still counts
+                # the frames it processed in the summary and metrics.json.
+                stats = RunStats(stream=item.name)
+                runs.append(stats)
+                run_item(item, args, scorers, pair_features, sinks, console, stop, live, publisher, stats)
         finally:
             wall = time.monotonic() - t0
             for s in scorers:
@@ -237,7 +241,7 @@ def make_plan(args: argparse.Namespace, console: Console, live: bool) -> ReplayP
 
 def run_item(item: ReplayItem | None, args: argparse.Namespace, scorers: list[Any], pair_features: Any,
              sinks: list[Any], console: Console, stop: threading.Event, live: bool,
-             publisher: EventPublisher | None) -> RunStats:
+             publisher: EventPublisher | None, stats: RunStats) -> RunStats:
     """Run one stream with the dashboard (live, --video) or a progress bar (replay)."""
     source = item.open()
     if publisher is not None:
@@ -247,7 +251,6 @@ def run_item(item: ReplayItem | None, args: argparse.Namespace, scorers: list[An
     setups = [setup_for_fps(s, source.fps, rolling=args.threshold == "rolling") for s in scorers]
     options = RunOptions(batch=args.batch, face_size=max(s.meta.flow.face_size for s in scorers),
                          max_frames=args.max_frames)
-    stats = RunStats()
     show = not args.quiet and not args.json
 
 

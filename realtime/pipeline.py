@@ -315,7 +315,7 @@ def run_stream(
     t_start = time.monotonic()
     next_status = t_start + STATUS_PERIOD_S
 
-    def status() -> dict[str, Any]:
+    def status(source_now: str | None = None) -> dict[str, Any]:
         elapsed = max(time.monotonic() - t_start, 1e-9)
         return {
             "stream": source.name,
@@ -325,7 +325,7 @@ def run_stream(
             "face": scorer.last_face,
             "backend": stats.backend,
             "flow": stats.flow,
-            "source": source_state["state"],
+            "source": source_now or source_state["state"],
             **status_extra(),
         }
 
@@ -344,8 +344,10 @@ def run_stream(
                         scorer.process(batch)
                         batch = []
                         scorer.break_chain(item.t)
+                        # The change's own state: by the time the consumer gets here the
+                        # source may already be back, and subscribers must see the outage.
                         for sink in sinks:
-                            sink.on_status(status())
+                            sink.on_status(status(item.state))
                     else:
                         batch.append(item)
                     if len(batch) >= limit:

@@ -206,10 +206,6 @@ class FlickerSource(VideoFileSource):
                 self.reported.set()
 
 
-@pytest.mark.xfail(strict=True, reason="realtime/pipeline.py run_stream: the status sent for a "
-                   "SourceChange reads the source's *current* state (source_state), not the change's; "
-                   "when the reconnect is done before the consumer reaches the 'down' change, both "
-                   "statuses say 'up' and subscribers never see the outage")
 def test_fast_reconnect_still_publishes_down_then_up(media: dict) -> None:
     reported = threading.Event()
 
@@ -296,9 +292,6 @@ def test_server_gone_for_good_keeps_the_journal_and_predictions(gone_for_good: d
     assert (out / "metrics.json").is_file()
 
 
-@pytest.mark.xfail(strict=True, reason="realtime/cli.py run_item: the RunStats of a stream that ends "
-                   "with an error are never appended to `runs`, so metrics.json reports 0 frames "
-                   "and no chain break for the frames that were processed")
 def test_server_gone_for_good_metrics_count_the_frames_processed(gone_for_good: dict) -> None:
     metrics = json.loads((gone_for_good["out"] / "metrics.json").read_text())
     assert metrics["performance"]["frames"] >= 90
