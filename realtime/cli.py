@@ -184,11 +184,11 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
         raise UserError(f"--batch: must be >= 1, got {args.batch}")
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError(f"--max-frames: must be >= 1, got {args.max_frames}")
+    live = args.camera is not None or args.rtsp is not None
+    plan = make_plan(args, console, live)  # input mistakes first: loading models takes seconds
     scorers = load_scorers(args)
     flow = common_flow(scorers)
     pair_features = make_pair_features(args.flow, flow)
-    live = args.camera is not None or args.rtsp is not None
-    plan = make_plan(args, console, live)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
 

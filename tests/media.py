@@ -1,16 +1,21 @@
-"""Test media made on the fly: short synthetic face videos with exact truth (tools.synth on
-a real face photo), and seeded untrained weights with their metadata."""
+"""Test helpers shared by several test files: short synthetic face videos with exact
+truth (tools.synth on a real face photo), seeded untrained weights with their metadata,
+untrained nets whose score varies with the input, and a real SUB socket collector."""
 
 from __future__ import annotations
 
+import socket
+import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+import zmq
 
 from engines.lgnmnet import LGNMNet
 from engines.weights import WeightsMeta, save_weights
+from realtime.events import StatusMessage, decode
 from realtime.intervals_csv import write_intervals
 from realtime.types import FlowSettings, Interval
 from tools.synth import SynthConfig, generate_video
@@ -47,3 +52,52 @@ def write_random_weights(folder: Path, threshold: float = 0.55, seed: int = 0) -
         save_weights(net, meta, path)
         paths.append(path)
     return paths
+
+
+def sensitive_net(seed: int) -> LGNMNet:
+    """An untrained net whose P(expression) varies with the input (otherwise agreement
+    tests would compare saturated constants): BN statistics from one batch (momentum 1,
+    so ReLU6 does not saturate everywhere) and two nearby class centres (so that the
+    scale-64 softmax is not pinned at 0 or 1)."""
+    torch.manual_seed(seed)
+    net = LGNMNet()
+    for m in net.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.momentum = 1.0
+    net.train()
+    with torch.no_grad():
+        net(torch.randn(8, 3, 112, 112) * 0.6)
+        net.head.weight[1] = net.head.weight[0] + 0.01 * torch.randn(net.head.weight.shape[1])
+    return net.eval()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Collector(threading.Thread):
+    """A real SUB socket on loopback that records every message until told to stop."""
+
+    def __init__(self, endpoint: str) -> None:
+        super().__init__(daemon=True)
+        self.ctx = zmq.Context()
+        self.sock = self.ctx.socket(zmq.SUB)
+        self.sock.setsockopt(zmq.SUBSCRIBE, b"lgnm.")
+        self.sock.setsockopt(zmq.RECONNECT_IVL, 10)
+        self.sock.connect(endpoint)
+        self.messages: list = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            if self.sock.poll(50):
+                self.messages.append(decode(self.sock.recv_multipart()))
+        while self.sock.poll(300):
+            self.messages.append(decode(self.sock.recv_multipart()))
+        self.sock.close(0)
+        self.ctx.term()
+
+    def status(self) -> list[StatusMessage]:
+        return [m for m in list(self.messages) if isinstance(m, StatusMessage)]

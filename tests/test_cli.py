@@ -5,27 +5,18 @@ dataset replays on stand-in CAS(ME)^2 / SAMM-LV layouts; bad input exits 2 clean
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
-import zmq
 
 from calibration.megc import evaluate
-from media import CLIP_SIZE, write_face_clip, write_random_weights
+from media import CLIP_SIZE, Collector, free_port, write_face_clip, write_random_weights
 from realtime.cli import main as live_main
-from realtime.events import EventMessage, StatusMessage, decode
+from realtime.events import EventMessage, StatusMessage
 from realtime.intervals_csv import read_intervals
 from tools.evaluate import main as eval_main
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -38,29 +29,6 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> dict:
 
 def weight_args(media: dict) -> list[str]:
     return [a for w in media["weights"] for a in ("--weights", str(w))]
-
-
-class Collector(threading.Thread):
-    """A real SUB socket on loopback that records every message until told to stop."""
-
-    def __init__(self, endpoint: str) -> None:
-        super().__init__(daemon=True)
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.SUB)
-        self.sock.setsockopt(zmq.SUBSCRIBE, b"lgnm.")
-        self.sock.setsockopt(zmq.RECONNECT_IVL, 10)
-        self.sock.connect(endpoint)
-        self.messages: list = []
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            if self.sock.poll(50):
-                self.messages.append(decode(self.sock.recv_multipart()))
-        while self.sock.poll(200):
-            self.messages.append(decode(self.sock.recv_multipart()))
-        self.sock.close(0)
-        self.ctx.term()
 
 
 @pytest.fixture(scope="module")

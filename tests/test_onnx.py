@@ -25,6 +25,7 @@ from realtime import face as fl
 from realtime import features as ft
 from realtime.errors import UserError
 from realtime.types import AlignedFace, FlowSettings
+from media import sensitive_net
 
 
 def real_pair_inputs() -> np.ndarray:
@@ -43,23 +44,6 @@ def real_pair_inputs() -> np.ndarray:
         moved = AlignedFace(grey=grey, landmarks=face.landmarks, matrix=face.matrix)
         out.append(ft.pair_input(face, moved, FlowSettings()))
     return np.stack(out)
-
-
-def sensitive_net(seed: int) -> LGNMNet:
-    """An untrained LGNMNet whose P(expression) varies with the input (else agreement
-    tests would compare saturated constants): BN statistics from one batch (momentum 1,
-    so ReLU6 does not saturate everywhere) and two nearby class centres (so that the
-    scale-64 softmax is not pinned at 0 or 1)."""
-    torch.manual_seed(seed)
-    net = LGNMNet()
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = 1.0
-    net.train()
-    with torch.no_grad():
-        net(torch.randn(8, 3, 112, 112) * 0.6)
-        net.head.weight[1] = net.head.weight[0] + 0.01 * torch.randn(net.head.weight.shape[1])
-    return net.eval()
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ score sequence the pipeline produced (same parameters), segment by segment.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import pytest

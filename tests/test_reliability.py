@@ -19,7 +19,6 @@ on durations.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import threading
@@ -36,10 +35,10 @@ from safetensors.torch import load_file, save_file
 import realtime.pipeline as pipeline
 from engines.engine_meta import EngineSidecar, read_sidecar, sidecar_path
 from engines.scorers import make_scorer
-from media import CLIP_SIZE, write_face_clip, write_random_weights
+from media import CLIP_SIZE, Collector, free_port, write_face_clip, write_random_weights
 from realtime.cli import main as live_main
 from realtime.errors import UserError
-from realtime.events import EventMessage, StatusMessage, decode, decode_payload
+from realtime.events import decode, decode_payload
 from realtime.intervals_csv import read_intervals
 from realtime.pair_features import CpuPairFeatures
 from realtime.pipeline import RunOptions, run_stream, setup_for_fps
@@ -50,12 +49,6 @@ from realtime.types import FlowSettings, FrameScore
 from tools.evaluate import main as eval_main
 
 HANG_GUARD_S = 120.0  # turns a hang into a failure; never a performance bound
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(cond: Callable[[], bool], what: str, alive: Callable[[], bool] = lambda: True) -> None:
@@ -101,35 +94,6 @@ class Recorder(NullSink):
 
     def on_scores(self, scores: Sequence[FrameScore]) -> None:
         self.scores.extend(scores)
-
-
-class Collector(threading.Thread):
-    """A real SUB socket on loopback recording every message until told to stop."""
-
-    def __init__(self, endpoint: str) -> None:
-        super().__init__(daemon=True)
-        self.ctx = zmq.Context()
-        self.sock = self.ctx.socket(zmq.SUB)
-        self.sock.setsockopt(zmq.SUBSCRIBE, b"lgnm.")
-        self.sock.setsockopt(zmq.RECONNECT_IVL, 10)
-        self.sock.connect(endpoint)
-        self.messages: list = []
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        while not self.done.is_set():
-            if self.sock.poll(50):
-                self.messages.append(decode(self.sock.recv_multipart()))
-        while self.sock.poll(300):
-            self.messages.append(decode(self.sock.recv_multipart()))
-        self.sock.close(0)
-        self.ctx.term()
-
-    def status(self) -> list[StatusMessage]:
-        return [m for m in list(self.messages) if isinstance(m, StatusMessage)]
-
-    def events(self) -> list[EventMessage]:
-        return [m for m in self.messages if isinstance(m, EventMessage)]
 
 
 # ------------------------------------------------------------------ RTSP outages

@@ -10,33 +10,19 @@ import pytest
 import torch
 
 from engines.engine_meta import EngineSidecar, check_engine_compat
-from engines.lgnmnet import LGNMNet
 from engines.scorers import OnnxRuntimeScorer, Scorer, TorchCpuScorer, TorchCudaScorer, make_scorer
 from engines.weights import WeightsMeta, save_weights
 from realtime.errors import UserError
 from realtime.types import FlowSettings
+from media import sensitive_net
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
-
-
-def _sensitive_net(seed: int) -> LGNMNet:
-    # Untrained net whose score varies with the input (see tests/test_onnx.py).
-    torch.manual_seed(seed)
-    net = LGNMNet()
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = 1.0
-    net.train()
-    with torch.no_grad():
-        net(torch.randn(8, 3, 112, 112) * 0.6)
-        net.head.weight[1] = net.head.weight[0] + 0.01 * torch.randn(net.head.weight.shape[1])
-    return net.eval()
 
 
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     meta = WeightsMeta(type="ME", k=6, fps=30.0, k_seconds=0.2, flow=FlowSettings())
-    return save_weights(_sensitive_net(7), meta, tmp_path_factory.mktemp("s") / "me.safetensors")
+    return save_weights(sensitive_net(7), meta, tmp_path_factory.mktemp("s") / "me.safetensors")
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +117,7 @@ def test_mixed_precision_model_of_the_cuda_scorer_on_cpu(batch: np.ndarray) -> N
 
     from engines.scorers import _HalfBodyFloatHead
 
-    net = _sensitive_net(7)
+    net = sensitive_net(7)
     x = torch.from_numpy(batch)
     with torch.inference_mode():
         ref_emb, ref = net(x), net.predict_proba(x).numpy()

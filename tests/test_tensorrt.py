@@ -20,30 +20,16 @@ from engines.lgnmnet import LGNMNet
 from engines.weights import WeightsMeta, file_sha256, save_weights
 from realtime.errors import UserError
 from realtime.types import FlowSettings
+from media import sensitive_net
 
 FACTS = dict(tensorrt_version="10.3.0", gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0")
 HAS_TRT = importlib.util.find_spec("tensorrt") is not None
 
 
-def _sensitive_net(seed: int) -> LGNMNet:
-    # Untrained net whose score varies with the input (see tests/test_onnx.py), so that
-    # the engine-vs-torch comparison does not compare saturated constants.
-    torch.manual_seed(seed)
-    net = LGNMNet()
-    for m in net.modules():
-        if isinstance(m, torch.nn.BatchNorm2d):
-            m.momentum = 1.0
-    net.train()
-    with torch.no_grad():
-        net(torch.randn(8, 3, 112, 112) * 0.6)
-        net.head.weight[1] = net.head.weight[0] + 0.01 * torch.randn(net.head.weight.shape[1])
-    return net.eval()
-
-
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> Path:
     meta = WeightsMeta(type="MaE", k=18, fps=30.0, k_seconds=0.6, flow=FlowSettings(), post={"threshold": 0.6})
-    return save_weights(_sensitive_net(0), meta, tmp_path_factory.mktemp("b") / "mae.safetensors")
+    return save_weights(sensitive_net(0), meta, tmp_path_factory.mktemp("b") / "mae.safetensors")
 
 
 def test_sidecar_records_build_facts_and_round_trips(weights: Path, tmp_path: Path) -> None:
