@@ -315,7 +315,7 @@ def summarise(args: argparse.Namespace, console: Console, plan: ReplayPlan, runs
         return
     if result is not None:
         console.print(render_table(result, title="MEGC spotting (vs truth)"))
-    if runs:
+    if any(r.frames for r in runs):
         console.print(performance_table(runs, wall))
 
 

@@ -53,7 +53,10 @@ MAX_PLAUSIBLE_FPS = 1000.0  # FFmpeg reports RTP clock rates (90000) when it can
 # already say what happened (a reconnecting source, a truncated file). OpenCV reads this
 # once, when its FFmpeg backend first opens something; a user's own setting wins.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
-CV_LOG_ERROR = 2  # cv2.setLogLevel: errors only (drops "[ WARN] ... can't be used to capture")
+# cv2.setLogLevel during an open: silent. A failed open is reported as a source state
+# and in our one-line error; OpenCV's own "[ WARN] ... can't be used to capture" and
+# "[ERROR] ... Camera index out of range" lines would only repeat it.
+CV_LOG_SILENT = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,7 +267,7 @@ class LiveSource(FrameSource):
     def _try_open(self) -> tuple[cv2.VideoCapture, np.ndarray] | str:
         """An open capture and its first frame, or why there is none."""
         level = cv2.getLogLevel()
-        cv2.setLogLevel(min(level, CV_LOG_ERROR))  # a failed open is reported as a state
+        cv2.setLogLevel(CV_LOG_SILENT)
         try:
             cap = self._open()
         finally:
