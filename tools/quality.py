@@ -26,6 +26,7 @@ per frame rate, with the goals (30 fps overall >= 0.85, 200 fps overall >= 0.75)
 from __future__ import annotations
 
 import argparse
+import hashlib
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -90,7 +91,9 @@ def heldout_dataset(work: Path, fps: float, n: int, duration: float, seed: int, 
     """Generate (once) the held-out synthetic set for one frame rate."""
     from tools.synth import write_dataset
 
-    out = work / f"heldout_{fps:g}fps_seed{seed}_n{n}_d{duration:g}"
+    # The folder name carries every input, so other faces never reuse a stale set.
+    tag = hashlib.sha1("|".join(str(f) for f in faces).encode()).hexdigest()[:8]
+    out = work / f"heldout_{fps:g}fps_seed{seed}_n{n}_d{duration:g}_faces{tag}"
     if not (out / "truth.csv").is_file():
         write_dataset(out, n, fps, list(faces), seed=seed, layout="mp4", duration_s=duration, distractors=True)
     return out
