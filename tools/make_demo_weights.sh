@@ -32,3 +32,7 @@ lgnm-train --dataset synth --data "$WORK/synth30_train" --type both \
 # 3. Quality table on held-out synthetic videos (new seeds, mirrored/recoloured faces).
 python -m tools.quality --weights engines/weights/demo_ME.safetensors \
   engines/weights/demo_MaE.safetensors --work "$WORK/quality" --videos 6 --seed 1001
+# 4. The same held out by seed only (the two training photos): the appearance gap.
+python -m tools.quality --weights engines/weights/demo_ME.safetensors \
+  engines/weights/demo_MaE.safetensors --work "$WORK/quality" --videos 4 --seed 1001 \
+  --faces astronaut grace_hopper
