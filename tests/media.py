@@ -15,7 +15,7 @@ import zmq
 
 from engines.lgnmnet import LGNMNet
 from engines.weights import WeightsMeta, save_weights
-from realtime.events import StatusMessage, decode
+from realtime.events import EventMessage, StatusMessage, decode
 from realtime.intervals_csv import write_intervals
 from realtime.types import FlowSettings, Interval
 from tools.synth import SynthConfig, generate_video
@@ -101,3 +101,6 @@ class Collector(threading.Thread):
 
     def status(self) -> list[StatusMessage]:
         return [m for m in list(self.messages) if isinstance(m, StatusMessage)]
+
+    def events(self) -> list[EventMessage]:
+        return [m for m in list(self.messages) if isinstance(m, EventMessage)]
