@@ -47,11 +47,7 @@ def rtsp_available() -> None:
         pytest.skip(reason)
 
 
-@pytest.fixture
-def rtsp_server(rtsp_available: None) -> Iterator[Callable[..., RtspServer]]:
-    """rtsp_server(video, port=0) starts tests/rtsp_server.py serving `video` at
-    `server.url` and returns it (stop()/start() keep the port); all are killed at teardown.
-    Skips when GStreamer's RTSP server is not installed (.ci/run installs it)."""
+def _rtsp_servers() -> Iterator[Callable[..., RtspServer]]:
     servers: list[RtspServer] = []
 
     def start(video: Path, port: int = 0, codec: str = "mjpeg") -> RtspServer:
@@ -63,3 +59,17 @@ def rtsp_server(rtsp_available: None) -> Iterator[Callable[..., RtspServer]]:
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def rtsp_server(rtsp_available: None) -> Iterator[Callable[..., RtspServer]]:
+    """rtsp_server(video, port=0) starts tests/rtsp_server.py serving `video` at
+    `server.url` and returns it (stop()/start() keep the port); all are killed at teardown.
+    Skips when GStreamer's RTSP server is not installed (.ci/run installs it)."""
+    yield from _rtsp_servers()
+
+
+@pytest.fixture(scope="module")
+def rtsp_server_module(rtsp_available: None) -> Iterator[Callable[..., RtspServer]]:
+    """rtsp_server for module-scoped fixtures (one server run shared by several tests)."""
+    yield from _rtsp_servers()

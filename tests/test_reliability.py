@@ -217,23 +217,6 @@ def gone_for_good(media: dict, rtsp_server_module) -> dict:
             "status": collector.status(), "events": collector.events()}
 
 
-@pytest.fixture(scope="module")
-def rtsp_server_module(rtsp_available: None):
-    from rtsp_server import RtspServer
-
-    servers: list[RtspServer] = []
-
-    def start(video: Path) -> RtspServer:
-        server = RtspServer(video)
-        servers.append(server)
-        server.start()
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
 def test_server_gone_for_good_exits_2_naming_the_url(gone_for_good: dict) -> None:
     assert gone_for_good["proc"].returncode == 2, gone_for_good["stderr"]
     line = one_error_line(gone_for_good["stderr"])
