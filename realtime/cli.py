@@ -30,7 +30,7 @@ from calibration.megc import evaluate, render_table
 from engines.scorers import BACKENDS, make_scorer
 from realtime.dashboard import live_view, performance_table
 from realtime.errors import UserError, cli_entry
-from realtime.native_log import filtered_native_stderr
+from realtime.native_log import native_stderr_filtered
 from realtime.pair_features import FLOW_KINDS, make_pair_features
 from realtime.pipeline import PacedSource, RunOptions, run_stream, setup_for_fps
 from realtime.publisher import DEFAULT_ENDPOINT, CurveServerKeys, EventPublisher
@@ -167,14 +167,14 @@ def live_item(args: argparse.Namespace) -> ReplayItem:
 # ------------------------------------------------------------------ main
 
 @cli_entry
+@native_stderr_filtered
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console(stderr=args.json, quiet=args.quiet and not args.json)
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        with filtered_native_stderr():
-            return run(args, console, stop)
+        return run(args, console, stop)
     finally:
         signal.signal(signal.SIGINT, previous)
 

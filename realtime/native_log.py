@@ -11,11 +11,15 @@ lines and passes every other line (ours included) on to the real stderr.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 NOISE = re.compile(
     rb"^(INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog"
@@ -58,3 +62,14 @@ def filtered_native_stderr() -> Iterator[None]:
         os.dup2(saved, 2)  # closes the pipe's last write end: the pump drains and stops
         pump.join(timeout=2.0)
         os.close(saved)
+
+
+def native_stderr_filtered(func: F) -> F:
+    """Decorator form of `filtered_native_stderr` for a CLI's `main`."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+        with filtered_native_stderr():
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
+import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -154,7 +155,9 @@ def _save_faces(path: Path, faces: list[AlignedFace | None], size: int) -> None:
         if f is None:
             continue
         grey[i], marks[i], mats[i], valid[i] = f.grey, f.landmarks, f.matrix, True
-    tmp = path.with_suffix(".tmp.npz")
+    # A per-process temp name: ME and MaE trainers run in parallel on one cache and may
+    # write the same video's faces at the same time.
+    tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
     np.savez(tmp, grey=grey, landmarks=marks, matrix=mats, valid=valid)
     tmp.replace(path)  # atomic: a killed run never leaves a half-written cache
 
@@ -227,7 +230,7 @@ def cached_inputs(
     x, valid = compute_inputs(faces, k, settings, progress)
     # Write to temp names then rename, valid last: its presence marks a complete entry.
     for path, arr in ((x_path, x), (v_path, valid)):
-        tmp = path.with_name(path.name + ".tmp.npy")
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp.npy")
         np.save(tmp, arr)
         tmp.replace(path)
     return CachedInputs(video_id, expr_type, k, np.load(x_path, mmap_mode="r"), valid)

@@ -40,6 +40,7 @@ from calibration.megc import evaluate, render_table
 from calibration.postprocess import PostParams, postprocess
 from engines.weights import load_weights
 from realtime.errors import UserError, cli_entry
+from realtime.native_log import native_stderr_filtered
 from realtime.intervals_csv import write_intervals
 from realtime.types import Interval
 from tools.features_cache import cached_inputs
@@ -112,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @cli_entry
+@native_stderr_filtered
 def main(argv: Sequence[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     console = Console()

@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from realtime.errors import UserError, cli_entry
+from realtime.native_log import native_stderr_filtered
 from realtime.intervals_csv import write_intervals
 from realtime.types import EXPR_TYPES, Interval
 from tools import dataset_layout as dl
@@ -274,6 +275,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 @cli_entry
+@native_stderr_filtered
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from rich.console import Console

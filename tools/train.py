@@ -40,6 +40,7 @@ from calibration.search import grid_search
 from engines.lgnmnet import LGNMNet
 from engines.weights import WeightsMeta, save_weights
 from realtime.errors import UserError, cli_entry
+from realtime.native_log import native_stderr_filtered
 from realtime.labels import irl_labels, k_from_intervals
 from realtime.types import EXPR_TYPES, ExprType, FlowSettings, Interval
 from tools.features_cache import CachedInputs, FrameSource, cached_inputs
@@ -532,6 +533,7 @@ def run_type(
 
 
 @cli_entry
+@native_stderr_filtered
 def main(argv: Sequence[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     _check_args(a)
