@@ -46,7 +46,11 @@ class TypeSetup:
     k: int
     params: PostParams
     scorer: Scorer
-    rolling: bool = False  # rolling Moilanen threshold instead of the calibrated one
+
+    @property
+    def rolling(self) -> bool:
+        """No fixed threshold: the spotter uses its rolling Moilanen threshold."""
+        return self.params.threshold is None
 
 
 def odd_at_least(value: float, minimum: int) -> int:
@@ -69,11 +73,9 @@ def setup_for_fps(scorer: Scorer, fps: float, rolling: bool = False) -> TypeSetu
     params = PostParams.from_dict(post)
     if rolling:
         params = params.with_(threshold=None)
-    elif params.threshold is None:
-        # Weights without a calibrated threshold: the live spotter cannot use the offline
-        # Moilanen rule (it needs the whole video), so it falls back to the rolling one.
-        rolling = True
-    return TypeSetup(type=meta.type, k=k, params=params, scorer=scorer, rolling=rolling)
+    # Weights without a calibrated threshold also get the rolling one: the live spotter
+    # cannot use the offline Moilanen rule (it needs the whole video).
+    return TypeSetup(type=meta.type, k=k, params=params, scorer=scorer)
 
 
 # ------------------------------------------------------------------ capture side

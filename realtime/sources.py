@@ -109,6 +109,15 @@ def _check_fps(fps: float, what: str) -> float:
     return float(fps)
 
 
+def same_size(size: tuple[int, ...] | None, image: np.ndarray, index: int, where: Path) -> tuple[int, ...]:
+    """The stream's frame shape; a frame of another size is a UserError naming it (the
+    aligner and the frame chain assume one size per stream)."""
+    if size is not None and image.shape != size:
+        raise UserError(f"{where}: frame {index} is {image.shape[1]}x{image.shape[0]}, "
+                        f"earlier frames {size[1]}x{size[0]}")
+    return image.shape
+
+
 class VideoFileSource(FrameSource):
     """A video file read with OpenCV (FFmpeg backend); fps from the file unless given."""
 
@@ -151,11 +160,7 @@ class VideoFileSource(FrameSource):
                 if not ok or image is None:
                     break  # end of file, or a truncated tail: a clean end (module doc)
                 index += 1
-                if size is None:
-                    size = image.shape
-                elif image.shape != size:
-                    raise UserError(f"{self.path}: frame {index} is {image.shape[1]}x"
-                                    f"{image.shape[0]}, earlier frames {size[1]}x{size[0]}")
+                size = same_size(size, image, index, self.path)
                 yield RawFrame(index, t_capture, (index - 1) / self._fps, image)
             if index == 0 and not self._closed.is_set():
                 raise UserError(f"{self.path}: video has no decodable frame")
@@ -206,11 +211,7 @@ class FrameFolderSource(FrameSource):
             t_capture = time.monotonic()
             if image is None:
                 raise UserError(f"{file}: cannot read image (frame {index})")
-            if size is None:
-                size = image.shape
-            elif image.shape != size:
-                raise UserError(f"{file}: frame {index} is {image.shape[1]}x{image.shape[0]},"
-                                f" earlier frames {size[1]}x{size[0]}")
+            size = same_size(size, image, index, file)
             yield RawFrame(index, t_capture, (index - 1) / self._fps, image)
 
 
