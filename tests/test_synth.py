@@ -204,3 +204,37 @@ def test_user_face_file_from_matplotlib_sample_path():
     path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
     photo = load_face(Path(path))
     assert photo.landmarks.shape == (468, 2) and photo.name == "grace_hopper"
+
+
+def test_jitter_gives_each_video_its_own_look_and_keeps_schedule_and_determinism(hopper):
+    plain = generate_video(SynthConfig(duration_s=8), 21, hopper)
+    a = generate_video(SynthConfig(duration_s=8, jitter=True), 21, hopper)
+    b = generate_video(SynthConfig(duration_s=8, jitter=True), 21, hopper)
+    other = generate_video(SynthConfig(duration_s=8, jitter=True), 22, hopper)
+    # The look has its own seed stream: the schedule and distractors of a seed do not change.
+    assert a.truth == plain.truth and a.distractors == plain.distractors
+    assert np.array_equal(a.frame(1), b.frame(1))
+    face = (plain.scene.mask > 0.9)[..., None]
+    assert np.abs(a.frame(1).astype(int) - plain.frame(1).astype(int))[face.repeat(3, 2)].mean() > 5
+    # The face of every look is found again, so mirrored landmarks are real landmarks.
+    with FaceLandmarker(static_image_mode=True) as mesh:
+        for video in (a, other):
+            found = mesh.detect(video.frame(1))
+            assert found is not None
+            assert np.linalg.norm(found - video.landmarks, axis=1).mean() < 0.1 * video.face_scale
+
+
+def test_appearance_mirror_swaps_sides_and_heldout_looks_are_inside_the_jitter_ranges():
+    from tools.quality import HELDOUT_LOOKS
+    from tools.synthesis.faces import Appearance
+
+    img = np.zeros((8, 8, 3), np.uint8)
+    img[:, :2] = 200
+    assert Appearance(mirror=True).apply(img)[:, -2:].min() == 200
+    assert np.array_equal(Appearance().apply(img), img)  # the identity look changes nothing
+    draws = [Appearance.draw(np.random.default_rng(s)) for s in range(200)]
+    for look in HELDOUT_LOOKS:  # held-out looks are new draws, not a new kind of change
+        assert min(d.hue_shift for d in draws) <= look.hue_shift <= max(d.hue_shift for d in draws)
+        assert min(d.gamma for d in draws) <= look.gamma <= max(d.gamma for d in draws)
+        assert min(d.resample for d in draws) <= look.resample <= max(d.resample for d in draws)
+        assert look not in draws

@@ -32,7 +32,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import cv2
-import numpy as np
 from rich.console import Console
 from rich.table import Table
 
@@ -44,46 +43,29 @@ from realtime.native_log import native_stderr_filtered
 from realtime.intervals_csv import write_intervals
 from realtime.types import Interval
 from tools.features_cache import cached_inputs
+from tools.synthesis.faces import BUILTIN_FACES, Appearance, builtin_bgr
 from tools.train import _load_synth_mp4, score_inputs
 
 GOALS = {30.0: 0.85, 200.0: 0.75}
-BUNDLED = ("astronaut", "grace_hopper")
 
 
-def _bundled_bgr(name: str) -> np.ndarray:
-    # Same sources as tools.synthesis.faces (skimage / matplotlib sample data, offline).
-    if name == "astronaut":
-        import skimage.data
-
-        return cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
-    import matplotlib.cbook
-
-    return cv2.imread(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), cv2.IMREAD_COLOR)
-
-
-def variant(bgr: np.ndarray, hue_shift: int, cast: tuple[float, float, float], gamma: float, resample: float) -> np.ndarray:
-    """Mirrored, hue-rotated, colour-cast, gamma-changed and resampled copy of a photo."""
-    out = cv2.flip(bgr, 1)
-    hsv = cv2.cvtColor(out, cv2.COLOR_BGR2HSV)
-    hsv[..., 0] = (hsv[..., 0].astype(np.int16) + hue_shift) % 180
-    out = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR).astype(np.float32) / 255.0
-    out = np.clip((out * np.array(cast, np.float32)) ** gamma, 0, 1)
-    out = (out * 255).round().astype(np.uint8)
-    h, w = out.shape[:2]
-    small = cv2.resize(out, (int(w * resample), int(h * resample)), interpolation=cv2.INTER_AREA)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+# Fixed held-out looks. Training-time jitter (`lgnm-synth --jitter`, Appearance.draw)
+# draws from ranges that contain these, but never these exact photos.
+HELDOUT_LOOKS = (
+    Appearance(mirror=True, hue_shift=12, cast=(1.1, 0.95, 0.85), gamma=0.8, resample=0.6),
+    Appearance(mirror=True, hue_shift=-10, cast=(0.85, 1.0, 1.15), gamma=1.25, resample=0.75),
+)
 
 
 def heldout_faces(folder: Path) -> list[Path]:
     """Write the default held-out face variants (two per bundled photo) and return them."""
     folder.mkdir(parents=True, exist_ok=True)
-    specs = ((12, (1.1, 0.95, 0.85), 0.8, 0.6), (-10, (0.85, 1.0, 1.15), 1.25, 0.75))
     paths = []
-    for name in BUNDLED:
-        bgr = _bundled_bgr(name)
-        for j, (hue, cast, gamma, res) in enumerate(specs):
+    for name in BUILTIN_FACES:
+        bgr = builtin_bgr(name)
+        for j, look in enumerate(HELDOUT_LOOKS):
             path = folder / f"{name}_variant{j + 1}.png"
-            cv2.imwrite(str(path), variant(bgr, hue, cast, gamma, res))
+            cv2.imwrite(str(path), look.apply(bgr))
             paths.append(path)
     return paths
 

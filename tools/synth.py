@@ -31,7 +31,7 @@ from realtime.intervals_csv import write_intervals
 from realtime.types import EXPR_TYPES, Interval
 from tools import dataset_layout as dl
 from tools.synthesis.distractors import Distractor, DistractorTrack, make_distractors
-from tools.synthesis.faces import BUILTIN_FACES, FacePhoto, Scene, compose_scene, load_face
+from tools.synthesis.faces import BUILTIN_FACES, Appearance, FacePhoto, Scene, compose_scene, load_face, restyle
 from tools.synthesis.render import Renderer
 from tools.synthesis.timeline import DurationModel, Event, ScheduleSettings, durations_for, schedule_events, truth_of
 
@@ -55,6 +55,7 @@ class SynthConfig:
     face: str | Path = "astronaut"  # built-in name or image path
     face_scale_frac: tuple[float, float] = (0.32, 0.45)  # face scale (1.8 IOD) / frame height
     distractors: bool = True  # blinks, head motion, light changes, sensor noise
+    jitter: bool = False  # a random appearance per video (mirror, colour, gamma, texture)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     durations: DurationModel | None = None  # None -> durations_for(fps)
 
@@ -137,7 +138,10 @@ def generate_video(config: SynthConfig, seed: int, photo: FacePhoto | None = Non
     _check_config(config)
     _check_seed(seed)
     photo = photo if photo is not None else load_face(config.face)
-    scene_ss, event_ss, distractor_ss, noise_ss = np.random.SeedSequence(seed).spawn(4)
+    # spawn(5)[:4] == spawn(4): the fifth stream was added without changing older videos.
+    scene_ss, event_ss, distractor_ss, noise_ss, look_ss = np.random.SeedSequence(seed).spawn(5)
+    if config.jitter:
+        photo = restyle(photo, Appearance.draw(np.random.default_rng(look_ss)))
     scene_rng = np.random.default_rng(scene_ss)
     w, h = config.frame_size
     scene = compose_scene(photo, w, h, float(scene_rng.uniform(*config.face_scale_frac)) * h, scene_rng)
@@ -202,6 +206,7 @@ def write_dataset(
     layout: str = "mp4",
     duration_s: float | None = None,
     distractors: bool = True,
+    jitter: bool = False,
     on_frame: Callable[[str, int, int], None] | None = None,
 ) -> DatasetSummary:
     """Write n_videos synthetic videos (faces used in turn) and their truth.
@@ -234,7 +239,7 @@ def write_dataset(
         subject, index = _layout_ids(layout, i)
         probe = dl.StandInVideo(subject, index, [])
         name = {"mp4": f"synth_{i + 1:03d}", "cas": dl.cas_video_id(probe), "samm": dl.samm_video_id(probe)}[layout]
-        config = SynthConfig(name=name, fps=fps, duration_s=duration, distractors=distractors)
+        config = SynthConfig(name=name, fps=fps, duration_s=duration, distractors=distractors, jitter=jitter)
         video = generate_video(config, int(np.random.SeedSequence([seed, i]).generate_state(1)[0]), photos[i % len(photos)])
         names.append(name)
         truth += video.truth
@@ -271,6 +276,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--layout", choices=LAYOUTS, default="mp4", help="mp4 + truth.csv, or CAS / SAMM folder layout")
     p.add_argument("--no-distractors", action="store_true", help="no blinks, head motion, light changes or noise")
+    p.add_argument("--jitter", action="store_true",
+                   help="a random appearance per video: mirror, hue, colour cast, gamma, softer texture (training data)")
     return p
 
 
@@ -293,7 +300,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress.advance(task)
 
         summary = write_dataset(args.out, args.videos, float(args.fps), args.faces, args.seed, args.layout,
-                                duration, not args.no_distractors, on_frame)  # fmt: skip
+                                duration, not args.no_distractors, args.jitter, on_frame)  # fmt: skip
     rate = summary.frames / max(summary.seconds, 1e-9)
     console.print(f"wrote {len(summary.videos)} video(s), {summary.frames} frames in {summary.seconds:.1f} s "
                   f"({rate:.0f} frames/s) to {args.out}")  # fmt: skip

@@ -8,7 +8,7 @@ between videos while the face keeps its real texture.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -63,26 +63,78 @@ def _builtin_rgb(name: str) -> np.ndarray:
     return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
 
 
+def builtin_bgr(name: str) -> np.ndarray:
+    """A built-in face photo ("astronaut", "grace_hopper") as BGR uint8."""
+    if name not in BUILTIN_FACES:
+        raise UserError(f"{name}: not a built-in face (choose one of {', '.join(BUILTIN_FACES)})")
+    return cv2.cvtColor(_builtin_rgb(name), cv2.COLOR_RGB2BGR)
+
+
+def _detect(name: str, bgr: np.ndarray) -> FacePhoto:
+    with FaceLandmarker(static_image_mode=True) as mesh:
+        landmarks = mesh.detect(bgr)
+    if landmarks is None:
+        raise UserError(f"{name}: no face found in the image")
+    if face_scale_of(landmarks) < 40:
+        raise UserError(f"{name}: face too small ({face_scale_of(landmarks):.0f} px), need >= 40 px")
+    return FacePhoto(name=name, image=bgr, landmarks=landmarks.astype(np.float32))
+
+
 def load_face(source: str | Path) -> FacePhoto:
     """Load a built-in face ("astronaut", "grace_hopper") or any image file with one face."""
     name = str(source)
     if name in BUILTIN_FACES:
-        bgr = cv2.cvtColor(_builtin_rgb(name), cv2.COLOR_RGB2BGR)
-    else:
-        path = Path(source)
-        if not path.is_file():
-            raise UserError(f"{path}: face image not found")
-        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if bgr is None:
-            raise UserError(f"{path}: not a readable image")
-        name = path.stem
-    with FaceLandmarker(static_image_mode=True) as mesh:
-        landmarks = mesh.detect(bgr)
-    if landmarks is None:
-        raise UserError(f"{source}: no face found in the image")
-    if face_scale_of(landmarks) < 40:
-        raise UserError(f"{source}: face too small ({face_scale_of(landmarks):.0f} px), need >= 40 px")
-    return FacePhoto(name=name, image=bgr, landmarks=landmarks.astype(np.float32))
+        return _detect(name, builtin_bgr(name))
+    path = Path(source)
+    if not path.is_file():
+        raise UserError(f"{path}: face image not found")
+    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise UserError(f"{path}: not a readable image")
+    return replace(_detect(str(path), bgr), name=path.stem)
+
+
+@dataclass(frozen=True)
+class Appearance:
+    """A photometric variant of a photo: mirror, hue rotation (OpenCV hue units, 0..180
+    is a full turn), per-channel colour cast (B, G, R gains), gamma, and a resample factor
+    (down- then up-scaled: softer skin texture, which changes how the flow sees it)."""
+
+    mirror: bool = False
+    hue_shift: int = 0
+    cast: tuple[float, float, float] = (1.0, 1.0, 1.0)
+    gamma: float = 1.0
+    resample: float = 1.0
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> Appearance:
+        """A random variant for training-time appearance jitter (`lgnm-synth --jitter`)."""
+        return cls(
+            mirror=bool(rng.random() < 0.5),
+            hue_shift=int(rng.integers(-15, 16)),
+            cast=tuple(float(c) for c in rng.uniform(0.8, 1.2, size=3)),  # type: ignore[arg-type]
+            gamma=float(np.exp(rng.uniform(np.log(0.7), np.log(1.4)))),
+            resample=float(rng.uniform(0.5, 1.0)),
+        )
+
+    def apply(self, bgr: np.ndarray) -> np.ndarray:
+        out = cv2.flip(bgr, 1) if self.mirror else bgr
+        hsv = cv2.cvtColor(out, cv2.COLOR_BGR2HSV)
+        hsv[..., 0] = (hsv[..., 0].astype(np.int16) + self.hue_shift) % 180
+        out = cv2.cvtColor(hsv, cv2.COLOR_HSV2BGR).astype(np.float32) / 255.0
+        out = np.clip((out * np.array(self.cast, np.float32)) ** self.gamma, 0, 1)
+        out = (out * 255).round().astype(np.uint8)
+        if self.resample >= 1.0:
+            return out
+        h, w = out.shape[:2]
+        small = cv2.resize(out, (max(1, int(w * self.resample)), max(1, int(h * self.resample))), interpolation=cv2.INTER_AREA)
+        return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+def restyle(photo: FacePhoto, look: Appearance) -> FacePhoto:
+    """The photo with another appearance. Landmarks are detected again on the result:
+    mirroring swaps which mesh index is which side, so mirrored coordinates are not enough."""
+    return _detect(photo.name, look.apply(photo.image))
 
 
 def _background(rng: np.random.Generator, width: int, height: int) -> np.ndarray:
