@@ -64,9 +64,13 @@ class FlowSettings:
     # identical frames; with "pair" that sets the max and a small expression gets ~12% of
     # the value range (tools/bench_flow.py), with "roi" it gets all of it.
     value_range: str = "roi"
-    # Smallest magnitude span (px) the value is stretched over: without it, flow noise
-    # of a still face (~0.05 px) would be stretched to the full 0..255 range.
-    value_floor: float = 0.25
+    # Smallest magnitude span (px) the value is stretched over. Below it the value keeps
+    # an absolute scale (255 = value_floor px), so a 1 px micro-expression, a 4 px
+    # macro-expression and 0.3 px of flow noise stay distinguishable; plain min-max would
+    # stretch each of them to the full 0..255 range. 3 px (at 112 px) sits above most
+    # micro-expressions and below most macro-expression apexes; 0.25 (the first demo
+    # weights) only kept still-face noise dark.
+    value_floor: float = 3.0
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]

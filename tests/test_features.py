@@ -98,6 +98,19 @@ def test_encode_hs_can_normalise_within_a_region() -> None:
     assert value[8, 8] == 255 and value[0, 0] == 255 and value[5, 5] == 0
 
 
+def test_encode_hs_keeps_an_absolute_scale_below_the_floor() -> None:
+    # A 1 px and a 2 px motion (a micro- vs a small macro-expression) must not look alike:
+    # under the floor the value is magnitude / floor, above it min-max as the authors do.
+    def peak(px: float, floor: float) -> int:
+        flow = np.zeros((16, 16, 2), np.float32)
+        flow[4:12, 4:12] = (px, 0.0)
+        return int(hsv_of(ft.encode_hs(flow, 15.0, floor=floor))[..., 2].max())
+
+    assert peak(1.0, 0.0) == peak(2.0, 0.0) == 255  # min-max: both stretched to the top
+    assert peak(1.0, 3.0) == 85 and peak(2.0, 3.0) == 170  # 255 * px / 3
+    assert peak(6.0, 3.0) == 255  # above the floor: min-max again
+
+
 def test_encode_hs_of_constant_motion_is_black() -> None:
     flow = np.full((16, 16, 2), 2.0, np.float32)
     assert not ft.encode_hs(flow, 15.0).any()
@@ -195,8 +208,9 @@ def test_value_range_roi_ignores_background_flow(hopper_face: AlignedFace) -> No
     g = ft.face_geometry(ft.resize_landmarks(hopper_face.landmarks, 224, 112), 112)
     x0, y0, x1, y1 = g.mouth_box
     flow[(y0 + y1) // 2, (x0 + x1) // 2] = (1.0, 0.0)  # a small expression motion
-    roi = ft.encode_pair(flow, g, SETTINGS)
-    pair = ft.encode_pair(flow, g, dataclasses.replace(SETTINGS, value_range="pair"))
+    low_floor = dataclasses.replace(SETTINGS, value_floor=0.25)  # the 1 px motion is above it
+    roi = ft.encode_pair(flow, g, low_floor)
+    pair = ft.encode_pair(flow, g, dataclasses.replace(low_floor, value_range="pair"))
     assert roi.max() > pair.max() + 1.0  # "roi": the 1 px motion gets the full range
     with pytest.raises(UserError):
         ft.encode_pair(flow, g, dataclasses.replace(SETTINGS, value_range="face"))
