@@ -137,6 +137,8 @@ def test_cli_user_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["--dataset", "synth", "--data", str(tmp_path), "--out", str(tmp_path), "--epochs", "0"]) == 2
     assert main(["--dataset", "synth", "--data", str(tmp_path), "--out", str(tmp_path)]) == 2  # no truth.csv
     assert "truth.csv" in capsys.readouterr().err
+    assert main(["--dataset", "synth", "--data", str(tmp_path), "--out", str(tmp_path), "--init", "w.safetensors"]) == 2
+    assert "--init" in capsys.readouterr().err  # weights are per type: --type both is refused
     assert make_folds(["a", "b", "a", "c"], "loso") == [["a"], ["b"], ["c"]]
     assert make_folds(["a", "b", "c", "d"], "2") == [["a", "c"], ["b", "d"]]
     with pytest.raises(Exception, match="--folds"):
@@ -163,3 +165,29 @@ def test_loso_run_type_writes_calibrated_weights(tiny: tuple, tmp_path: Path) ->
     assert (meta.type, meta.k, meta.fps) == ("ME", k, 30.0)
     assert meta.post["k"] == k and meta.post["threshold"] is not None
     assert meta.flow == FlowSettings()
+
+
+def test_init_continues_from_weights_and_refuses_other_features(tiny: tuple, tmp_path: Path) -> None:
+    """--init: training starts from the given weights (so a zero-step run returns them
+    unchanged), and weights of another type, K or flow settings are refused."""
+    from realtime.errors import UserError
+    from tools.train import _init_state
+
+    prepared, _, _ = tiny
+    start = train_model(prepared[:1], [], "ME", K, TrainConfig(epochs=1, batch=8, max_steps=2, quiet=True), Console(quiet=True))
+    meta = WeightsMeta(type="ME", k=K, fps=30.0, k_seconds=K / 30.0, flow=FlowSettings(), post={"k": K, "threshold": 0.5})
+    path = save_weights(start.model, meta, tmp_path / "init.safetensors", half=False)
+    state = _init_state(path, "ME", K, FlowSettings())
+    frozen = TrainConfig(epochs=1, batch=8, lr=1e-12, max_steps=1, quiet=True)  # one step that moves nothing
+    res = train_model(prepared[:1], [], "ME", K, frozen, Console(quiet=True), init=state)
+    a, b = score_inputs(start.model, prepared[1].inputs), score_inputs(res.model, prepared[1].inputs)
+    # BatchNorm running stats move in train mode even at lr ~0: equal up to that drift.
+    np.testing.assert_allclose(a, b, atol=0.05)
+    fresh = train_model(prepared[:1], [], "ME", K, frozen, Console(quiet=True))
+    assert np.abs(score_inputs(fresh.model, prepared[1].inputs) - a).max() > np.abs(b - a).max()
+    with pytest.raises(UserError, match="MaE"):
+        _init_state(path, "MaE", K, FlowSettings())
+    with pytest.raises(UserError, match="K = 3"):
+        _init_state(path, "ME", K + 1, FlowSettings())
+    with pytest.raises(UserError, match="flow settings"):
+        _init_state(path, "ME", K, FlowSettings(value_floor=0.25))

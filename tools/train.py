@@ -38,7 +38,7 @@ from calibration import megc
 from calibration.postprocess import PostParams, postprocess
 from calibration.search import grid_search
 from engines.lgnmnet import LGNMNet
-from engines.weights import WeightsMeta, save_weights
+from engines.weights import WeightsMeta, load_weights, save_weights
 from realtime.errors import UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
 from realtime.labels import irl_labels, k_from_intervals
@@ -233,8 +233,10 @@ def train_model(
     k: int,
     cfg: TrainConfig,
     console: Console,
+    init: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
-    """Train one LGNMNet; keep the epoch with the best validation F1 (early stopping)."""
+    """Train one LGNMNet; keep the epoch with the best validation F1 (early stopping).
+    `init`: a state dict to start from (fine-tuning or continuing) instead of random."""
     t0 = time.monotonic()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -243,7 +245,10 @@ def train_model(
     n_pos = int(order_labels[:, 1].sum())
     if not cfg.quiet:
         console.print(f"[bold]{expr_type}[/]: {len(index)} samples ({n_pos} positive incl. repeats), {x.shape[0]} distinct rows")
-    model = LGNMNet().to(cfg.device)
+    model = LGNMNet()
+    if init is not None:
+        model.load_state_dict(init)
+    model = model.to(cfg.device)
     opt = make_optimizer(model, cfg)
     best_state, best_val, best_epoch, best_seqs = copy.deepcopy(model.state_dict()), -1.0, 0, {}
     losses: list[float] = []
@@ -441,6 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per model: stop after the epoch that would overrun this budget (0 = no limit)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     p.add_argument("--half", action=argparse.BooleanOptionalAction, default=True, help="store fp16 weights")
+    p.add_argument("--init", type=Path,
+                   help="start from these weights instead of random (same type, K and flow settings): continue a "
+                        "run or fine-tune; with --folds the init weights must not have seen the test subjects")
     return p
 
 
@@ -459,6 +467,8 @@ def _check_args(a: argparse.Namespace) -> None:
         raise UserError(f"--device: must be cpu or cuda[:N], got {a.device!r}")
     if a.annotations is not None and not a.annotations.is_file():
         raise UserError(f"--annotations: {a.annotations} is not a file")
+    if a.init is not None and a.type == "both":
+        raise UserError("--init: weights are per type; give --type ME or --type MaE with it")
 
 
 def _fold_table(expr_type: str, rows: list[tuple[str, int, int, int]]) -> Table:
@@ -471,6 +481,18 @@ def _fold_table(expr_type: str, rows: list[tuple[str, int, int, int]]) -> Table:
         tp, npred, ntruth = tp + a, npred + b, ntruth + c
     t.add_row("[bold]pooled", str(tp), str(npred), str(ntruth), f"[bold]{f1_of(tp, npred, ntruth):.4f}")
     return t
+
+
+def _init_state(path: Path, expr_type: ExprType, k: int, flow: FlowSettings) -> dict[str, torch.Tensor]:
+    """State dict of --init weights, refused unless their features are this run's."""
+    net, meta = load_weights(path)
+    if meta.type != expr_type:
+        raise UserError(f"--init: {path} holds {meta.type} weights, this run trains {expr_type}")
+    if meta.k != k:
+        raise UserError(f"--init: {path} was trained with K = {meta.k}, these data give K = {k}")
+    if meta.flow != flow:
+        raise UserError(f"--init: {path} was trained on other flow settings ({meta.flow.to_dict()})")
+    return net.state_dict()
 
 
 def run_type(
@@ -488,6 +510,7 @@ def run_type(
     flow = FlowSettings()
     cache = a.cache if a.cache is not None else a.out / "cache"
     console.print(f"[bold]{expr_type}[/]: {len(videos)} videos, {len(truth)} intervals, fps {fps:g}, K = {k}")
+    init = _init_state(a.init, expr_type, k, flow) if a.init is not None else None
     prepared = prepare(videos, expr_type, k, flow, cache, console)
 
     rows: list[tuple[str, int, int, int]] = []
@@ -495,7 +518,7 @@ def run_type(
         test = [p for p in prepared if p.video.subject in test_subjects]
         rest = [p for p in prepared if p.video.subject not in test_subjects]
         train, val = split_validation(rest, a.val_frac, a.seed + fi)
-        res = train_model(train, val, expr_type, k, cfg, console)
+        res = train_model(train, val, expr_type, k, cfg, console, init)
         seqs = res.val_scores or {p.video.id: score_inputs(res.model, p.inputs, cfg.device) for p in train}
         cal_truth = [iv for p in (val or train) for iv in p.video.truth_of(expr_type)]
         params, _ = calibrate(seqs, cal_truth, expr_type, k)
@@ -510,7 +533,7 @@ def run_type(
 
     # Final model: all subjects; validation videos only steer early stopping + calibration.
     train, val = split_validation(prepared, a.val_frac, a.seed)
-    res = train_model(train, val, expr_type, k, cfg, console)
+    res = train_model(train, val, expr_type, k, cfg, console, init)
     seqs = res.val_scores or {p.video.id: score_inputs(res.model, p.inputs, cfg.device) for p in train}
     cal_truth = [iv for p in (val or train) for iv in p.video.truth_of(expr_type)]
     params, cal_f1 = calibrate(seqs, cal_truth, expr_type, k)
@@ -525,7 +548,8 @@ def run_type(
         k_seconds=k / fps,
         flow=flow,
         post=params.to_dict(),
-        trained_on=f"{a.dataset}:{a.data.name} ({len(videos)} videos, seed {a.seed}, best epoch {res.best_epoch})",
+        trained_on=f"{a.dataset}:{a.data.name} ({len(videos)} videos, seed {a.seed}, best epoch {res.best_epoch}"
+        + (f", from {a.init.name})" if a.init is not None else ")"),
     )
     path = save_weights(res.model, meta, a.out / f"{a.prefix}{expr_type}.safetensors", half=a.half)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
