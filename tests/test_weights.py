@@ -107,3 +107,24 @@ def test_wrong_tensors(tmp_path: Path) -> None:
     save_file({"a": torch.zeros(2)}, str(other), metadata={"lgnm": json.dumps(_meta().to_dict())})
     with pytest.raises(UserError, match="other.safetensors.*architecture"):
         load_weights(other)
+
+
+SHIPPED = sorted((Path(__file__).resolve().parents[1] / "engines" / "weights").glob("demo*.safetensors"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=[p.name for p in SHIPPED])
+def test_shipped_demo_weights_match_the_current_feature_defaults(path: Path) -> None:
+    """The bundled weights must have been trained on the features the code computes now:
+    a change of FlowSettings defaults without retraining would silently feed them inputs
+    they never saw."""
+    model, meta = load_weights(path)
+    assert meta.flow == FlowSettings(), f"{path.name}: retrain with tools/make_demo_weights.sh"
+    assert meta.fps in (30.0, 200.0) and meta.k == meta.post["k"] and meta.post["threshold"] is not None
+    assert path.name.startswith("demo200_" if meta.fps == 200 else "demo_") and path.stem.endswith(meta.type)
+    with torch.no_grad():
+        p = model.predict_proba(torch.zeros(2, 3, 112, 112))
+    assert p.shape == (2,) and bool(((p >= 0) & (p <= 1)).all())
+
+
+def test_demo_weights_are_shipped_for_both_types() -> None:
+    assert {p.name for p in SHIPPED} >= {"demo_ME.safetensors", "demo_MaE.safetensors"}

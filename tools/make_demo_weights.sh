@@ -1,40 +1,53 @@
 #!/usr/bin/env bash
-# Reproduce the demo weights engines/weights/demo_ME.safetensors and demo_MaE.safetensors
-# and their quality table. SYNTHETIC data only (lgnm-synth, 30 fps, the two bundled faces
-# astronaut + grace_hopper): demo weights for synthetic faces, not for real use. Real use
-# means training on CAS(ME)^2 / SAMM-LV with lgnm-train (see engines/weights/README.md).
+# Reproduce the demo weights engines/weights/demo_{ME,MaE}.safetensors (30 fps) and
+# demo200_{ME,MaE}.safetensors (200 fps) and their quality tables. SYNTHETIC data only
+# (lgnm-synth, the two bundled faces astronaut + grace_hopper with a random appearance per
+# video): demo weights for synthetic faces, not for real use. Real use means training on
+# CAS(ME)^2 / SAMM-LV with lgnm-train (see engines/weights/README.md).
 #
-# Seeded end to end (synth seed 2, train seed 0, held-out synth seed 1001). Torch CPU
-# kernels are not bit-deterministic across machines/thread counts, so a rerun gives
-# weights of the same quality, not the same bytes. About 25-40 min on 2 busy CPU cores.
+# Seeded end to end (synth seeds 3 and 4, train seed 0, held-out synth seed 1001). Torch
+# CPU kernels are not bit-deterministic across machines/thread counts, and --max-minutes
+# caps depend on the machine's speed, so a rerun gives weights of similar quality, not
+# the same bytes. About 2 h 30 min on 2 busy CPU cores (two models at a time).
 # Usage: tools/make_demo_weights.sh [WORK_DIR]   (inside the project venv)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK="${1:-/tmp/lgnm-demo-weights}"
 mkdir -p "$WORK"
+OUT=engines/weights
+COMMON=(--dataset synth --out "$OUT" --batch 64 --optimizer adam --folds none --val-frac 0.15
+        --val-metric frame --max-neg 6000 --patience 4 --seed 0 --device cpu --threads 1)
 
-# 1. Training videos: 10 x 45 s at 30 fps, faces used in turn, distractors on.
-lgnm-synth --out "$WORK/synth30_train" --videos 20 --fps 30 --duration 45 \
-  --faces astronaut grace_hopper --seed 2
+# 1. Training videos, each with its own random appearance (--jitter: mirror, hue, colour
+#    cast, gamma, softer texture), distractors on.
+lgnm-synth --out "$WORK/synth30_train" --videos 32 --fps 30 --duration 45 \
+  --faces astronaut grace_hopper --seed 3 --jitter
+lgnm-synth --out "$WORK/synth200_train" --videos 16 --fps 200 --duration 20 \
+  --faces astronaut grace_hopper --seed 4 --jitter
 
-# 2. Both types, in two parallel processes (one torch thread each; each type is seeded on
-#    its own); 3 of the 20 videos held out for early stopping (frame F1, every 2nd frame)
-#    and for the fixed-threshold post-processing grid search. fp16 storage. --max-minutes
-#    caps each model on a 2-core machine; on a faster one more epochs fit, so results may
-#    differ a little.
+# 2. 30 fps, ME and MaE in two parallel processes. 15 % of the videos validate (early
+#    stopping on frame F1, then the fixed-threshold post-processing grid search).
 for TYPE in ME MaE; do
-  lgnm-train --dataset synth --data "$WORK/synth30_train" --type "$TYPE" \
-    --out engines/weights --prefix demo_ --cache "$WORK/cache" \
-    --epochs 12 --max-minutes 28 --batch 64 --lr 1e-3 --optimizer adam --folds none \
-    --val-frac 0.15 --val-metric frame --val-stride 2 --neg-every 6 --max-neg 6000 \
-    --seed 0 --device cpu --threads 1 &
+  lgnm-train "${COMMON[@]}" --data "$WORK/synth30_train" --type "$TYPE" --prefix demo_ \
+    --cache "$WORK/cache30" --epochs 16 --max-minutes 40 --lr 1e-3 --val-stride 2 --neg-every 6 &
 done
+# 200 fps ME alongside the 30 fps MaE run, which early-stops sooner.
+wait -n
+lgnm-train "${COMMON[@]}" --data "$WORK/synth200_train" --type ME --prefix demo200_ \
+  --cache "$WORK/cache200" --epochs 16 --max-minutes 35 --lr 1e-3 --val-stride 4 --neg-every 10 &
+wait -n
+
+# 3. 30 fps ME continued from stage 2 at a lower rate (same seed: same validation videos);
+#    200 fps MaE alongside it.
+mv "$OUT/demo_ME.safetensors" "$WORK/demo_ME_stage1.safetensors"
+lgnm-train "${COMMON[@]}" --data "$WORK/synth30_train" --type ME --prefix demo_ \
+  --cache "$WORK/cache30" --init "$WORK/demo_ME_stage1.safetensors" \
+  --epochs 10 --max-minutes 38 --lr 5e-4 --val-stride 2 --neg-every 6 &
+lgnm-train "${COMMON[@]}" --data "$WORK/synth200_train" --type MaE --prefix demo200_ \
+  --cache "$WORK/cache200" --epochs 16 --max-minutes 28 --lr 1e-3 --val-stride 4 --neg-every 10 &
 wait
 
-# 3. Quality table on held-out synthetic videos (new seeds, mirrored/recoloured faces).
-python -m tools.quality --weights engines/weights/demo_ME.safetensors \
-  engines/weights/demo_MaE.safetensors --work "$WORK/quality" --videos 6 --seed 1001
-# 4. The same held out by seed only (the two training photos): the appearance gap.
-python -m tools.quality --weights engines/weights/demo_ME.safetensors \
-  engines/weights/demo_MaE.safetensors --work "$WORK/quality" --videos 4 --seed 1001 \
-  --faces astronaut grace_hopper
+# 4. Quality tables on held-out synthetic videos (new seeds, mirrored/recoloured faces).
+python -m tools.quality --weights "$OUT"/demo_ME.safetensors "$OUT"/demo_MaE.safetensors \
+  "$OUT"/demo200_ME.safetensors "$OUT"/demo200_MaE.safetensors \
+  --work "$WORK/quality" --videos 6 --seed 1001
