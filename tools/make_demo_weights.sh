@@ -27,22 +27,26 @@ lgnm-synth --out "$WORK/synth200_train" --videos 16 --fps 200 --duration 20 \
 
 # 2. 30 fps, ME and MaE in two parallel processes. 15 % of the videos validate (early
 #    stopping on frame F1, then the fixed-threshold post-processing grid search).
-for TYPE in ME MaE; do
-  lgnm-train "${COMMON[@]}" --data "$WORK/synth30_train" --type "$TYPE" --prefix demo_ \
-    --cache "$WORK/cache30" --epochs 16 --max-minutes 40 --lr 1e-3 --val-stride 2 --neg-every 6 &
-done
-# 200 fps ME alongside the 30 fps MaE run, which early-stops sooner.
-wait -n
+lgnm-train "${COMMON[@]}" --data "$WORK/synth30_train" --type ME --prefix demo_ \
+  --cache "$WORK/cache30" --epochs 16 --max-minutes 40 --lr 1e-3 --val-stride 2 --neg-every 6 &
+ME30=$!
+lgnm-train "${COMMON[@]}" --data "$WORK/synth30_train" --type MaE --prefix demo_ \
+  --cache "$WORK/cache30" --epochs 16 --max-minutes 40 --lr 1e-3 --val-stride 2 --neg-every 6 &
+MAE30=$!
+# 200 fps ME alongside the 30 fps ME run once the MaE run (which early-stops) is done.
+wait "$MAE30"
 lgnm-train "${COMMON[@]}" --data "$WORK/synth200_train" --type ME --prefix demo200_ \
   --cache "$WORK/cache200" --epochs 16 --max-minutes 35 --lr 1e-3 --val-stride 4 --neg-every 10 &
-wait -n
+ME200=$!
+wait "$ME30"
 
 # 3. 30 fps ME continued from stage 2 at a lower rate (same seed: same validation videos);
-#    200 fps MaE alongside it.
+#    200 fps MaE once the 200 fps ME run is done.
 mv "$OUT/demo_ME.safetensors" "$WORK/demo_ME_stage1.safetensors"
 lgnm-train "${COMMON[@]}" --data "$WORK/synth30_train" --type ME --prefix demo_ \
   --cache "$WORK/cache30" --init "$WORK/demo_ME_stage1.safetensors" \
   --epochs 10 --max-minutes 38 --lr 5e-4 --val-stride 2 --neg-every 6 &
+wait "$ME200"
 lgnm-train "${COMMON[@]}" --data "$WORK/synth200_train" --type MaE --prefix demo200_ \
   --cache "$WORK/cache200" --epochs 16 --max-minutes 28 --lr 1e-3 --val-stride 4 --neg-every 10 &
 wait

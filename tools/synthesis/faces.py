@@ -52,22 +52,17 @@ def face_scale_of(landmarks: np.ndarray) -> float:
     return CROP_SPAN_IOD * iod
 
 
-def _builtin_rgb(name: str) -> np.ndarray:
+def builtin_bgr(name: str) -> np.ndarray:
+    """A built-in face photo ("astronaut", "grace_hopper") as BGR uint8."""
     if name == "astronaut":
         import skimage.data
 
-        return skimage.data.astronaut()
-    import matplotlib.cbook
+        return cv2.cvtColor(skimage.data.astronaut(), cv2.COLOR_RGB2BGR)
+    if name == "grace_hopper":
+        import matplotlib.cbook
 
-    path = matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    return cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
-
-def builtin_bgr(name: str) -> np.ndarray:
-    """A built-in face photo ("astronaut", "grace_hopper") as BGR uint8."""
-    if name not in BUILTIN_FACES:
-        raise UserError(f"{name}: not a built-in face (choose one of {', '.join(BUILTIN_FACES)})")
-    return cv2.cvtColor(_builtin_rgb(name), cv2.COLOR_RGB2BGR)
+        return cv2.imread(str(matplotlib.cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)), cv2.IMREAD_COLOR)
+    raise UserError(f"{name}: not a built-in face (choose one of {', '.join(BUILTIN_FACES)})")
 
 
 def _detect(name: str, bgr: np.ndarray) -> FacePhoto:
