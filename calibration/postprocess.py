@@ -58,6 +58,8 @@ class PostParams:
     min_score: float = 0.1
     shift: int | None = None  # index -> frame shift; None = K // 2
     max_chunk: int | None = None  # forced cut length; None = 60 * K
+    # ME only: drop ME intervals that overlap a spotted MaE interval (calibration.cross_type).
+    drop_inside_mae: bool = False
 
     def __post_init__(self) -> None:
         if self.k < 1:

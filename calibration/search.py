@@ -12,13 +12,21 @@ Ties keep the first combination in grid order.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from calibration.cross_type import drop_inside_mae
 from calibration.megc import score_type
-from calibration.postprocess import PostParams, moilanen_threshold, postprocess_smoothed, smooth
+from calibration.postprocess import (
+    PostParams,
+    moilanen_threshold,
+    postprocess,
+    postprocess_smoothed,
+    smooth,
+)
 from realtime.types import ExprType, Interval
 
 
@@ -60,12 +68,21 @@ def grid_search(
     grids: SearchGrids = SearchGrids(),
     base: PostParams | None = None,
     first_frame: int = 1,
+    mae_pred: Sequence[Interval] | None = None,
 ) -> SearchResult:
     """Best PostParams for `type` over labelled videos (scores[i] = pair (i, i+K) from
-    `first_frame`). `base` supplies the non-searched fields (nms_sigma, keep, ...)."""
+    `first_frame`). `base` supplies the non-searched fields (nms_sigma, keep, ...).
+
+    With `mae_pred` (ME only), every combination is scored after dropping the ME intervals
+    that overlap those MaE intervals (`calibration.cross_type`), and the result carries
+    `drop_inside_mae=True`: the threshold is then fitted for the rule that will apply."""
     if not score_seqs:
         raise ValueError("grid_search needs at least one score sequence")
     base = base or PostParams(k=k)
+    if mae_pred is not None:
+        if type != "ME":
+            raise ValueError("mae_pred applies to the ME grid search only")
+        base = base.with_(drop_inside_mae=True)
     videos = set(score_seqs)
     truth_t = [iv for iv in truth if iv.type == type and iv.video in videos]
     rows: list[dict] = []
@@ -81,6 +98,8 @@ def grid_search(
                                         threshold=fields_.get("threshold"), p=fields_.get("p", base.p))
                     pred = [iv for v, s in smoothed.items()
                             for iv in postprocess_smoothed(s, thresholds[v], params, v, type, first_frame)]
+                    if mae_pred is not None:
+                        pred = drop_inside_mae(pred, mae_pred)
                     score = score_type(truth_t, pred, type)
                     rows.append({"win": win, "order": order, "tiny": tiny, **fields_, "tp": score.tp,
                                  "n_pred": score.n_pred, "n_truth": score.n_truth, "f1": score.f1})
@@ -89,3 +108,36 @@ def grid_search(
     assert best is not None
     table = pd.DataFrame(rows).sort_values("f1", ascending=False, kind="stable").reset_index(drop=True)
     return SearchResult(params=best[1], f1=best[0], table=table)
+
+
+@dataclass
+class PairResult:
+    """Calibration of an ME + MaE pair: MaE first, then ME with and without the
+    cross-type rule; `me` is the better of the two (the rule must strictly win)."""
+
+    me: SearchResult
+    mae: SearchResult
+    me_f1_keep: float  # best ME F1 keeping ME intervals inside MaE ones
+    me_f1_drop: float  # best ME F1 dropping them
+
+    @property
+    def drop_inside_mae(self) -> bool:
+        return self.me.params.drop_inside_mae
+
+
+def grid_search_pair(
+    me_seqs: dict[str, np.ndarray],
+    mae_seqs: dict[str, np.ndarray],
+    truth: list[Interval],
+    k_me: int,
+    k_mae: int,
+    fixed_threshold: bool = True,
+    grids: SearchGrids = SearchGrids(),
+    first_frame: int = 1,
+) -> PairResult:
+    """Fit both types' post-processing and decide the cross-type rule on labelled videos."""
+    mae = grid_search(mae_seqs, truth, "MaE", k_mae, fixed_threshold, grids, first_frame=first_frame)
+    mae_pred = [iv for v, s in mae_seqs.items() for iv in postprocess(s, mae.params, v, "MaE", first_frame)]
+    keep = grid_search(me_seqs, truth, "ME", k_me, fixed_threshold, grids, first_frame=first_frame)
+    drop = grid_search(me_seqs, truth, "ME", k_me, fixed_threshold, grids, first_frame=first_frame, mae_pred=mae_pred)
+    return PairResult(me=drop if drop.f1 > keep.f1 else keep, mae=mae, me_f1_keep=keep.f1, me_f1_drop=drop.f1)

@@ -120,9 +120,14 @@ def _check_post(post: object, k: int) -> None:
     if not isinstance(post, dict):
         raise TypeError(f"post must be a JSON object, got {post!r}")
     ints = {"k", "win", "order", "keep", "shift", "max_chunk"}
+    bools = {"drop_inside_mae"}
     optional = {"threshold", "shift", "max_chunk"}
     for name, value in post.items():
         if value is None and name in optional:
+            continue
+        if name in bools:
+            if not isinstance(value, bool):
+                raise TypeError(f"post.{name} must be true or false, got {value!r}")
             continue
         if not (_is_int(value) if name in ints else _is_real(value)):
             raise TypeError(f"post.{name} must be {'an integer' if name in ints else 'a finite number'}, "

@@ -23,6 +23,7 @@ import numpy as np
 
 from calibration.postprocess import PostParams
 from engines.scorers import Scorer
+from realtime.cross_type_gate import InsideMaeGate, settled
 from realtime.face import FaceAligner
 from realtime.labels import k_from_seconds
 from realtime.pair_features import PairFeatures
@@ -187,6 +188,11 @@ class StreamScorer:
         self.history: deque[FrameRecord] = deque(maxlen=self.max_k + 1)
         # A params.threshold of None makes the spotter use its rolling Moilanen threshold.
         self.spotters = {s.type: OnlineSpotter(s.params, stream, s.type) for s in self.setups}
+        # ME weights calibrated with the cross-type rule: ME intervals inside MaE ones are
+        # dropped, which needs the MaE spotter running on the same stream.
+        types = {s.type: s for s in self.setups}
+        self.gate = (InsideMaeGate() if "ME" in types and "MaE" in types
+                     and types["ME"].params.drop_inside_mae else None)
         keep = max(s.params.chunk_limit + 2 * s.params.quiet + s.k for s in self.setups) + 64
         self.clock = FrameClock(fps, keep)
         self.last_frame = 0
@@ -220,8 +226,10 @@ class StreamScorer:
         if self.history and count:
             self.stats.chain_breaks += 1
         self.history.clear()
-        for setup in self.setups:
+        # MaE first: once it is flushed, every held ME interval of the segment is decided.
+        for setup in sorted(self.setups, key=lambda s: s.type != "MaE"):
             self._emit(setup, self.spotters[setup.type].flush(), t_capture)
+        self._release(t_capture, flushed=True)
 
     def finish(self) -> None:
         """End of stream: everything still open becomes final."""
@@ -248,12 +256,28 @@ class StreamScorer:
         t0 = time.perf_counter()
         for (setup, a, b), p in zip(pending, probs):
             self._emit(setup, self.spotters[setup.type].push(a.index, float(p)), b.t_capture)
+            self._release(b.t_capture)
         self.stats.times.add("spotter", (time.perf_counter() - t0) * 1000.0 / n)
         now = time.monotonic()
         for rec in {id(b): b for _, _, b in pending}.values():
             self.stats.times.add("latency", (now - rec.t_capture) * 1000.0)
 
+    def _release(self, t_capture: float, flushed: bool = False) -> None:
+        """Publish the held ME intervals the MaE spotter has settled (all after a flush)."""
+        if self.gate is None:
+            return
+        mae_horizon = float("inf") if flushed else settled(self.spotters["MaE"].horizon)
+        self._publish(self.gate.release(mae_horizon, self.spotters["ME"].horizon), t_capture)
+
     def _emit(self, setup: TypeSetup, intervals: list[Interval], t_capture: float) -> None:
+        if self.gate is not None:
+            if setup.type == "ME":
+                self.gate.hold(intervals)
+                return
+            self.gate.add_mae(intervals)
+        self._publish(intervals, t_capture)
+
+    def _publish(self, intervals: list[Interval], t_capture: float) -> None:
         for iv in intervals:
             event = SpotEvent(
                 stream=self.stream,

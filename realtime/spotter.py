@@ -147,6 +147,21 @@ class OnlineSpotter:
         return out
 
     @property
+    def horizon(self) -> int | None:
+        """First frame an interval not yet returned may cover: every later interval has
+        its onset at or after it. None before the segment's first frame (unknown yet).
+
+        A future interval lies inside a chunk, and a chunk starts at the open chunk's
+        start, or else at least `margin` samples before the next final smoothed sample
+        (never before the splitter's floor); index i is frame first_frame + i + shift."""
+        if self._first_frame is None:
+            return None
+        start = self._splitter.start
+        if start is None:
+            start = max(self._n_smoothed - self.params.margin, self._splitter.floor)
+        return self._first_frame + start + self.params.frame_shift
+
+    @property
     def pending_frames(self) -> int:
         """Smoothed samples held for the open chunk (0 when none is open)."""
         start = self._splitter.start

@@ -6,16 +6,18 @@ score sequence the pipeline produced (same parameters), segment by segment.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
+from calibration.cross_type import drop_inside_mae
 from calibration.postprocess import postprocess
 from engines.scorers import make_scorer
 from media import write_face_clip, write_random_weights
 from realtime.pair_features import CpuPairFeatures, make_pair_features
-from realtime.pipeline import FrameClock, RunOptions, run_stream, setup_for_fps
+from realtime.pipeline import FrameClock, RunOptions, TypeSetup, run_stream, setup_for_fps
 from realtime.sinks import CollectSink, NullSink
 from realtime.sources import VideoFileSource
 from realtime.types import FlowSettings, FrameScore
@@ -93,6 +95,37 @@ def test_online_events_equal_offline_postprocessing_of_the_same_scores(run: dict
         assert np.allclose([iv.score for iv in online], [iv.score for iv in offline], atol=1e-9)
         total += len(online)
     assert total > 0, "the test clip should produce some intervals"
+
+
+def offline_by_segment(scores: Sequence[FrameScore], setup: TypeSetup) -> list:
+    own = sorted((s.frame, s.score) for s in scores if s.type == setup.type)
+    frames = np.array([f for f, _ in own])
+    values = np.array([v for _, v in own])
+    out = []
+    for seg in segments(frames):
+        sel = (frames >= seg[0]) & (frames <= seg[-1])
+        out += postprocess(values[sel], setup.params, "gap_clip", setup.type, first_frame=int(seg[0]))
+    return out
+
+
+def test_cross_type_rule_live_equals_offline(media: dict, run: dict) -> None:
+    """ME weights calibrated with drop_inside_mae: the live events equal the offline rule
+    on the same scores. Thresholds at the scores' 30th percentile make both types fire
+    often, so the rule has something to drop (asserted)."""
+    setups = []
+    for setup in run["setups"]:
+        own = [s.score for s in run["scores"] if s.type == setup.type]
+        params = setup.params.with_(threshold=float(np.percentile(own, 30)), drop_inside_mae=setup.type == "ME")
+        setups.append(dataclasses.replace(setup, params=params))
+    collect, log = CollectSink(), ScoreLog()
+    run_stream(VideoFileSource(media["clip"]), setups, CpuPairFeatures(FlowSettings()), [collect, log],
+               RunOptions(batch=8))
+    me_setup, mae_setup = setups
+    me_off, mae_off = offline_by_segment(log.scores, me_setup), offline_by_segment(log.scores, mae_setup)
+    kept = drop_inside_mae(me_off, mae_off)
+    assert 0 < len(kept) < len(me_off), "the rule should drop some ME intervals and keep others"
+    key = lambda iv: (iv.type, iv.onset, iv.offset, iv.apex)  # noqa: E731
+    assert sorted(map(key, collect.intervals)) == sorted(map(key, kept + mae_off))
 
 
 def test_status_reports_frames_backend_and_source(run: dict) -> None:

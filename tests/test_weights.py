@@ -102,6 +102,24 @@ def test_invalid_metadata(tmp_path: Path) -> None:
         load_weights(bad)
 
 
+@pytest.mark.parametrize("value", [True, False])
+def test_cross_type_rule_round_trips(tmp_path: Path, value: bool) -> None:
+    meta = _meta()
+    meta.post = {**meta.post, "drop_inside_mae": value}
+    path = save_weights(LGNMNet(), meta, tmp_path / "me.safetensors")
+    assert read_meta(path).post["drop_inside_mae"] is value
+
+
+@pytest.mark.parametrize("value", [1, "yes", None])
+def test_cross_type_rule_must_be_a_boolean(tmp_path: Path, value: object) -> None:
+    bad = tmp_path / "bad.safetensors"
+    d = _meta().to_dict()
+    d["post"] = {**d["post"], "drop_inside_mae": value}
+    save_file({"a": torch.zeros(2)}, str(bad), metadata={"lgnm": json.dumps(d)})
+    with pytest.raises(UserError, match="bad.safetensors.*drop_inside_mae"):
+        read_meta(bad)
+
+
 def test_wrong_tensors(tmp_path: Path) -> None:
     other = tmp_path / "other.safetensors"
     save_file({"a": torch.zeros(2)}, str(other), metadata={"lgnm": json.dumps(_meta().to_dict())})

@@ -19,7 +19,8 @@ and the demo weights were trained on both, so the held-out set differs in two wa
 Distractors (blinks, head motion, light changes, noise, mp4 compression) are on.
 
 Each weights file is scored offline with its own K, flow settings and stored
-post-processing parameters (fixed threshold); per type and overall MEGC F1 are printed
+post-processing parameters (fixed threshold), plus the ME weights' cross-type rule when
+they carry it (as the live pipeline does); per type and overall MEGC F1 are printed
 per frame rate, with the goals (30 fps overall >= 0.85, 200 fps overall >= 0.75).
 """
 
@@ -35,6 +36,7 @@ import cv2
 from rich.console import Console
 from rich.table import Table
 
+from calibration.cross_type import drop_inside_mae
 from calibration.megc import evaluate, render_table
 from calibration.postprocess import PostParams, postprocess
 from engines.weights import load_weights
@@ -113,14 +115,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = heldout_dataset(a.work, fps, a.videos, duration, a.seed, faces)
         videos = _load_synth_mp4(data)
         types = [m.type for _, _, m in group]
+        drop_me = False
         truth = [iv for v in videos for iv in v.truth if iv.type in types]
-        pred: list[Interval] = []
+        pred_by_type: dict[str, list[Interval]] = {}
         for path, net, meta in group:
             params = PostParams.from_dict(meta.post)
+            own = pred_by_type.setdefault(meta.type, [])
             for v in videos:
                 inp = cached_inputs(v.source, v.id, meta.type, meta.k, meta.flow, a.work / "cache")
-                pred += postprocess(score_inputs(net, inp, a.device), params, v.id, meta.type)
+                own += postprocess(score_inputs(net, inp, a.device), params, v.id, meta.type)
             console.print(f"{path.name}: {meta.type} K={meta.k} @ {fps:g} fps, post {params.to_dict()}")
+            if params.drop_inside_mae:
+                drop_me = True
+        # The live pipeline applies the ME weights' cross-type rule when both types run.
+        if drop_me and "MaE" in pred_by_type and "ME" in pred_by_type:
+            pred_by_type["ME"] = drop_inside_mae(pred_by_type["ME"], pred_by_type["MaE"])
+        pred = [iv for ivs in pred_by_type.values() for iv in ivs]
         write_intervals(a.work / f"pred_{fps:g}fps.csv", pred)
         result = evaluate(truth, pred)
         console.print(render_table(result, title=f"held-out synthetic, {fps:g} fps ({len(videos)} videos, "

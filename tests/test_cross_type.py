@@ -1,0 +1,165 @@
+"""The cross-type rule (ME intervals inside MaE intervals are dropped): the pure function,
+its live twin (gate + spotter horizon) agreeing with it, and its calibration."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calibration.cross_type import drop_inside_mae
+from calibration.postprocess import PostParams, postprocess
+from calibration.search import SearchGrids, grid_search_pair
+from realtime.cross_type_gate import InsideMaeGate, settled
+from realtime.spotter import OnlineSpotter
+from realtime.types import Interval
+from test_spotter import random_params, random_scores
+
+
+def iv(type_: str, onset: int, offset: int, video: str = "v") -> Interval:
+    return Interval(video, type_, onset, offset, score=0.5)  # type: ignore[arg-type]
+
+
+def test_drop_inside_mae_needs_one_shared_frame_of_the_same_video() -> None:
+    mae = [iv("MaE", 100, 150), iv("MaE", 300, 320), iv("MaE", 10, 20, video="w")]
+    me = [iv("ME", 90, 99), iv("ME", 90, 100), iv("ME", 150, 160), iv("ME", 151, 160),
+          iv("ME", 120, 130), iv("ME", 280, 400), iv("ME", 10, 20)]
+    kept = drop_inside_mae(me, mae)
+    assert [(i.onset, i.offset) for i in kept] == [(90, 99), (151, 160), (10, 20)]
+    assert drop_inside_mae(me, []) == me
+
+
+def test_a_long_mae_interval_is_found_behind_later_short_ones() -> None:
+    mae = [iv("MaE", 0, 1000), iv("MaE", 200, 210), iv("MaE", 400, 410)]
+    assert drop_inside_mae([iv("ME", 500, 505)], mae) == []
+
+
+def test_spotter_horizon_bounds_every_later_interval() -> None:
+    rng = np.random.default_rng(5)
+    for k in (6, 18):
+        params = random_params(rng, k, forced_cuts=False)
+        spotter = OnlineSpotter(params, "cam", "MaE")
+        scores = random_scores(rng, 4000, k)
+        horizons: list[int] = []
+        checked = 0
+        for i, v in enumerate(scores):
+            for out in spotter.push(11 + i, float(v)):
+                assert all(out.onset >= h for h in horizons)
+                checked += 1
+            h = spotter.horizon
+            assert h is not None
+            horizons.append(h)
+        assert checked > 5
+        assert horizons == sorted(horizons)  # it never moves back
+
+
+def simulate_live(me_scores: np.ndarray, mae_scores: np.ndarray, me_params: PostParams, mae_params: PostParams,
+                  breaks: list[int]) -> list[Interval]:
+    """What StreamScorer does: frame t brings the ME score of t - K_ME and the MaE score of
+    t - K_MaE; a chain break flushes MaE, then ME, then releases everything."""
+    me, mae, gate = OnlineSpotter(me_params, "v", "ME"), OnlineSpotter(mae_params, "v", "MaE"), InsideMaeGate()
+    out: list[Interval] = []
+    seg_start = 1
+    n = len(me_scores)
+
+    def release(flushed: bool = False) -> None:
+        out.extend(gate.release(np.inf if flushed else settled(mae.horizon), me.horizon))
+
+    for t in range(1, n + 1):
+        if t in breaks:
+            out.extend(mae_ivs := mae.flush())
+            gate.add_mae(mae_ivs)
+            gate.hold(me.flush())
+            release(flushed=True)
+            seg_start = t + 1
+            continue
+        for spotter, scores, k in ((me, me_scores, me_params.k), (mae, mae_scores, mae_params.k)):
+            i = t - k
+            if i >= seg_start:
+                got = spotter.push(i, float(scores[i - 1]))
+                if spotter is mae:
+                    gate.add_mae(got)
+                    out.extend(got)
+                else:
+                    gate.hold(got)
+                release()
+    out.extend(mae_ivs := mae.flush())
+    gate.add_mae(mae_ivs)
+    gate.hold(me.flush())
+    release(flushed=True)
+    assert gate.held == 0
+    return out
+
+
+def offline_twin(me_scores: np.ndarray, mae_scores: np.ndarray, me_params: PostParams, mae_params: PostParams,
+                 breaks: list[int]) -> list[Interval]:
+    bounds = [0, *breaks, len(me_scores) + 1]
+    me_all: list[Interval] = []
+    mae_all: list[Interval] = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        first = lo + 1  # frames first..hi-1 have a face
+        for params, scores, acc, typ in ((me_params, me_scores, me_all, "ME"), (mae_params, mae_scores, mae_all, "MaE")):
+            last_index = hi - 1 - params.k  # the pair (i, i + K) must end before the break
+            if last_index >= first:
+                acc += postprocess(scores[first - 1 : last_index], params, "v", typ, first_frame=first)  # type: ignore[arg-type]
+    return drop_inside_mae(me_all, mae_all) + mae_all
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_gate_equals_the_offline_rule(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 6000
+    me_params = random_params(rng, 6, forced_cuts=seed == 3).with_(drop_inside_mae=True)
+    mae_params = random_params(rng, 18, forced_cuts=False)
+    me_scores = random_scores(rng, n, 6)
+    mae_scores = random_scores(rng, n, 18)
+    breaks = sorted(int(b) for b in rng.choice(np.arange(500, n - 500), 2, replace=False)) if seed % 2 else []
+    live = simulate_live(me_scores, mae_scores, me_params, mae_params, breaks)
+    offline = offline_twin(me_scores, mae_scores, me_params, mae_params, breaks)
+    key = lambda i: (i.type, i.onset, i.offset, i.apex)  # noqa: E731
+    assert sorted(map(key, live)) == sorted(map(key, offline))
+    # Not vacuous: the rule dropped some ME intervals and kept others.
+    me_plain = [i for i in offline_twin(me_scores, mae_scores, me_params, mae_params.with_(threshold=2.0), breaks)]
+    n_me = sum(i.type == "ME" for i in offline)
+    assert 0 < n_me < len(me_plain)
+
+
+def bump(n: int, centre: int, width: float, height: float) -> np.ndarray:
+    return height * np.exp(-0.5 * ((np.arange(n) - centre) / width) ** 2)
+
+
+def labelled_pair(me_inside_mae: bool) -> tuple[dict, dict, list[Interval]]:
+    """Score sequences (K_ME 6, K_MaE 18, shift K//2) for videos where the ME model also
+    fires inside each MaE; the truth either has MEs there or not."""
+    me_seqs, mae_seqs, truth = {}, {}, []
+    for v in range(4):
+        vid, n = f"v{v}", 1200
+        me, mae = np.full(n, 0.05), np.full(n, 0.05)
+        for c in (150, 550, 950):  # MaE at frames ~[c, c + 60]
+            mae += bump(n, c + 30 - 9, 12, 0.9)
+            truth.append(Interval(vid, "MaE", c, c + 60))
+            me += bump(n, c + 28 - 3, 2.5, 0.8)  # the ME model fires inside the MaE
+            if me_inside_mae:
+                truth.append(Interval(vid, "ME", c + 23, c + 33))
+        for c in (350, 750):  # genuine MEs alone
+            me += bump(n, c + 5 - 3, 2.5, 0.8)
+            truth.append(Interval(vid, "ME", c, c + 10))
+        me_seqs[vid], mae_seqs[vid] = me, mae
+    return me_seqs, mae_seqs, truth
+
+
+SMALL_GRID = SearchGrids(tiny=(0.3, 0.6, 0.9), win=(5, 9), order=(0, 2), threshold=(0.3, 0.5))
+
+
+def test_calibration_turns_the_rule_on_when_mes_do_not_sit_inside_maes() -> None:
+    me, mae, truth = labelled_pair(me_inside_mae=False)
+    result = grid_search_pair(me, mae, truth, 6, 18, grids=SMALL_GRID)
+    assert result.mae.f1 > 0.9
+    assert result.drop_inside_mae and result.me_f1_drop > result.me_f1_keep
+    assert result.me.f1 == result.me_f1_drop
+
+
+def test_calibration_keeps_mes_when_the_truth_puts_them_inside_maes() -> None:
+    me, mae, truth = labelled_pair(me_inside_mae=True)
+    result = grid_search_pair(me, mae, truth, 6, 18, grids=SMALL_GRID)
+    assert not result.drop_inside_mae and result.me_f1_keep > result.me_f1_drop
+    assert not result.me.params.drop_inside_mae

@@ -1,0 +1,132 @@
+"""`lgnm-calibrate`: fit the post-processing of existing weights on labelled videos.
+
+No training: the weights score every video once (pair inputs cached like `lgnm-train`),
+then the grid search of LGNMNet.md step 6 (fixed threshold, as the live spotter needs)
+runs per type. Given an ME and a MaE file, it also decides the cross-type rule
+(`calibration.cross_type`: drop ME intervals inside spotted MaE ones) and keeps it only
+when it strictly raises ME F1 on these videos. The weights are written again to --out
+with the new parameters in their metadata; the tensors are unchanged.
+
+Use it to re-fit thresholds on more (or other) labelled videos than the training run's
+validation split, e.g. your own recordings, without retraining. Calibrating on the videos
+you then report F1 on inflates the figure: keep a separate test set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from calibration.cross_type import drop_inside_mae
+from calibration.megc import score_type
+from calibration.postprocess import PostParams, postprocess
+from calibration.search import grid_search, grid_search_pair
+from engines.weights import load_weights, save_weights
+from realtime.errors import UserError, cli_entry
+from realtime.native_log import native_stderr_filtered
+from realtime.types import Interval
+from tools.features_cache import cached_inputs
+from tools.train import _progress, load_videos, score_inputs
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lgnm-calibrate", description=__doc__.split("\n")[0].split(": ", 1)[1])
+    p.add_argument("--weights", nargs="+", type=Path, required=True, help="one ME and/or one MaE weights file")
+    p.add_argument("--dataset", choices=("CAS", "SAMM", "synth"), required=True)
+    p.add_argument("--data", type=Path, required=True, help="dataset root (labelled videos)")
+    p.add_argument("--annotations", type=Path, help="annotation workbook (CAS.xlsx / SAMM.xlsx)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the re-calibrated weights (same names)")
+    p.add_argument("--cache", type=Path, help="features cache folder (default <out>/cache)")
+    p.add_argument("--cross-type", choices=("auto", "off"), default="auto",
+                   help="auto: fit the ME-inside-MaE rule when both types are given (default); off: never")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--half", action=argparse.BooleanOptionalAction, default=True, help="store fp16 weights")
+    return p
+
+
+def _spot(seqs: dict[str, np.ndarray], params: PostParams, expr_type: str) -> list[Interval]:
+    return [iv for v, s in seqs.items() for iv in postprocess(s, params, v, expr_type)]  # type: ignore[arg-type]
+
+
+def _with_rule(pred: dict[str, list[Interval]], params: dict[str, PostParams]) -> dict[str, list[Interval]]:
+    """Apply the ME weights' cross-type rule when both types are present (as live)."""
+    if "ME" in pred and "MaE" in pred and params["ME"].drop_inside_mae:
+        return {**pred, "ME": drop_inside_mae(pred["ME"], pred["MaE"])}
+    return pred
+
+
+@cli_entry
+@native_stderr_filtered
+def main(argv: Sequence[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    console = Console()
+    models = {}
+    for path in a.weights:
+        net, meta = load_weights(path, a.device)
+        if meta.type in models:
+            raise UserError(f"--weights: two {meta.type} files ({models[meta.type][0]} and {path})")
+        models[meta.type] = (path, net, meta)
+    if len(models) == 2 and models["ME"][2].fps != models["MaE"][2].fps:
+        raise UserError("--weights: the ME and MaE files were trained at different frame rates")
+    if a.out.resolve() in {p.parent.resolve() for p, _, _ in models.values()}:
+        raise UserError(f"--out: {a.out} holds the input weights; write the calibrated ones elsewhere")
+    videos = load_videos(a.dataset, a.data, a.annotations)
+    if not videos:
+        raise UserError(f"--data: no videos found in {a.data}")
+    fps = next(iter(models.values()))[2].fps
+    off = sorted({v.fps for v in videos if abs(v.fps - fps) > 1e-3})
+    if off:
+        raise UserError(f"--data: videos at {off} fps, but the weights were trained at {fps:g} fps")
+    truth = [iv for v in videos for iv in v.truth]
+    cache = a.cache or a.out / "cache"
+
+    seqs: dict[str, dict[str, np.ndarray]] = {}
+    with _progress(console) as bar:
+        for expr_type, (_, net, meta) in models.items():
+            task = bar.add_task(f"scores {expr_type} K={meta.k}", total=len(videos))
+            seqs[expr_type] = {}
+            for v in videos:
+                inp = cached_inputs(v.source, v.id, meta.type, meta.k, meta.flow, cache)
+                seqs[expr_type][v.id] = score_inputs(net, inp, a.device)
+                bar.advance(task)
+
+    fitted: dict[str, PostParams] = {}
+    if len(models) == 2 and a.cross_type == "auto":
+        pair = grid_search_pair(seqs["ME"], seqs["MaE"], truth, models["ME"][2].k, models["MaE"][2].k)
+        fitted = {"ME": pair.me.params, "MaE": pair.mae.params}
+        console.print(f"cross-type rule (drop ME inside MaE): ME F1 {pair.me_f1_keep:.4f} keeping, "
+                      f"{pair.me_f1_drop:.4f} dropping -> {'on' if pair.drop_inside_mae else 'off'}")
+    else:
+        for expr_type, (_, _, meta) in models.items():
+            fitted[expr_type] = grid_search(seqs[expr_type], truth, expr_type, meta.k, fixed_threshold=True).params
+
+    table = Table(title=f"lgnm-calibrate on {len(videos)} {a.dataset} videos (MEGC F1 on these videos)")
+    for col in ("type", "F1 before", "F1 after", "threshold", "tiny", "win", "order", "drop ME in MaE"):
+        table.add_column(col, justify="right")
+    before = {t: PostParams.from_dict(m.post) for t, (_, _, m) in models.items()}
+    pred_before = _with_rule({t: _spot(seqs[t], before[t], t) for t in models}, before)
+    pred_after = _with_rule({t: _spot(seqs[t], fitted[t], t) for t in models}, fitted)
+    for expr_type, (path, net, meta) in models.items():
+        f1_before = score_type(truth, pred_before[expr_type], expr_type).f1  # type: ignore[arg-type]
+        f1_after = score_type(truth, pred_after[expr_type], expr_type).f1  # type: ignore[arg-type]
+        p = fitted[expr_type]
+        table.add_row(expr_type, f"{f1_before:.4f}", f"{f1_after:.4f}", f"{p.threshold:g}", f"{p.tiny:g}",
+                      str(p.win), str(p.order), ("yes" if p.drop_inside_mae else "no") if expr_type == "ME" else "-")
+        new_meta = dataclasses.replace(
+            meta, post={**p.to_dict(), "k": meta.k},
+            trained_on=f"{meta.trained_on}; post-processing re-calibrated by lgnm-calibrate on {len(videos)} "
+                       f"{a.dataset} videos ({a.data.name})")  # fmt: skip
+        out = save_weights(net, new_meta, a.out / path.name, half=a.half)
+        console.print(f"wrote {out}")
+    console.print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
