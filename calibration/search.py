@@ -134,9 +134,13 @@ def grid_search_pair(
     fixed_threshold: bool = True,
     grids: SearchGrids = SearchGrids(),
     first_frame: int = 1,
+    mae: SearchResult | None = None,
 ) -> PairResult:
-    """Fit both types' post-processing and decide the cross-type rule on labelled videos."""
-    mae = grid_search(mae_seqs, truth, "MaE", k_mae, fixed_threshold, grids, first_frame=first_frame)
+    """Fit both types' post-processing and decide the cross-type rule on labelled videos.
+    `mae`: an already chosen MaE result (its params decide which ME intervals the rule
+    drops) instead of fitting MaE here."""
+    if mae is None:
+        mae = grid_search(mae_seqs, truth, "MaE", k_mae, fixed_threshold, grids, first_frame=first_frame)
     mae_pred = [iv for v, s in mae_seqs.items() for iv in postprocess(s, mae.params, v, "MaE", first_frame)]
     keep = grid_search(me_seqs, truth, "ME", k_me, fixed_threshold, grids, first_frame=first_frame)
     drop = grid_search(me_seqs, truth, "ME", k_me, fixed_threshold, grids, first_frame=first_frame, mae_pred=mae_pred)

@@ -26,7 +26,7 @@ from rich.table import Table
 from calibration.cross_type import drop_inside_mae
 from calibration.megc import score_type
 from calibration.postprocess import PostParams, postprocess
-from calibration.search import grid_search, grid_search_pair
+from calibration.search import SearchResult, grid_search, grid_search_pair
 from engines.weights import load_weights, save_weights
 from realtime.errors import UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
@@ -59,6 +59,43 @@ def _with_rule(pred: dict[str, list[Interval]], params: dict[str, PostParams]) -
     if "ME" in pred and "MaE" in pred and params["ME"].drop_inside_mae:
         return {**pred, "ME": drop_inside_mae(pred["ME"], pred["MaE"])}
     return pred
+
+
+def _fit(seqs: dict[str, dict[str, np.ndarray]], truth: list[Interval], models: dict, before: dict[str, PostParams],
+         cross_type: bool, console: Console) -> dict[str, PostParams]:
+    """New parameters per type; the stored ones stay unless the fit is strictly better
+    (a tie is no evidence, and the grid holds many equal-F1 combinations)."""
+
+    def f1(expr_type: str, pred: list[Interval]) -> float:
+        return score_type(truth, pred, expr_type).f1  # type: ignore[arg-type]
+
+    chosen: dict[str, PostParams] = {}
+    fits: dict[str, SearchResult] = {}
+    for expr_type, (_, _, meta) in models.items():
+        if not (expr_type == "ME" and cross_type and "MaE" in models):
+            fits[expr_type] = grid_search(seqs[expr_type], truth, expr_type, meta.k, fixed_threshold=True)
+    if "MaE" in fits:
+        mae_before = f1("MaE", _spot(seqs["MaE"], before["MaE"], "MaE"))
+        fit = fits["MaE"]
+        chosen["MaE"] = fit.params if fit.f1 > mae_before else before["MaE"]
+        fits["MaE"] = fit if fit.f1 > mae_before else SearchResult(before["MaE"], mae_before, fit.table)
+    if "ME" in models and "ME" not in fits:  # cross-type: ME fitted against the chosen MaE
+        pair = grid_search_pair(seqs["ME"], seqs["MaE"], truth, models["ME"][2].k, models["MaE"][2].k,
+                                mae=fits["MaE"])
+        fits["ME"] = pair.me
+        console.print(f"cross-type rule (drop ME inside MaE): ME F1 {pair.me_f1_keep:.4f} keeping, "
+                      f"{pair.me_f1_drop:.4f} dropping -> {'on' if pair.drop_inside_mae else 'off'}")
+    if "ME" in fits:
+        pred = _with_rule({t: _spot(seqs[t], p, t) for t, p in (("ME", before["ME"]), *chosen.items())},
+                          {**chosen, "ME": before["ME"]})
+        me_before = f1("ME", pred["ME"])
+        chosen["ME"] = fits["ME"].params if fits["ME"].f1 > me_before else before["ME"]
+    for expr_type in models:
+        if chosen[expr_type] is before[expr_type]:
+            console.print(f"{expr_type}: no parameters beat the stored ones on these videos; kept")
+    if not cross_type and "ME" in chosen:
+        chosen["ME"] = chosen["ME"].with_(drop_inside_mae=False)
+    return chosen
 
 
 @cli_entry
@@ -96,20 +133,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                 seqs[expr_type][v.id] = score_inputs(net, inp, a.device)
                 bar.advance(task)
 
-    fitted: dict[str, PostParams] = {}
-    if len(models) == 2 and a.cross_type == "auto":
-        pair = grid_search_pair(seqs["ME"], seqs["MaE"], truth, models["ME"][2].k, models["MaE"][2].k)
-        fitted = {"ME": pair.me.params, "MaE": pair.mae.params}
-        console.print(f"cross-type rule (drop ME inside MaE): ME F1 {pair.me_f1_keep:.4f} keeping, "
-                      f"{pair.me_f1_drop:.4f} dropping -> {'on' if pair.drop_inside_mae else 'off'}")
-    else:
-        for expr_type, (_, _, meta) in models.items():
-            fitted[expr_type] = grid_search(seqs[expr_type], truth, expr_type, meta.k, fixed_threshold=True).params
+    before = {t: PostParams.from_dict(m.post) for t, (_, _, m) in models.items()}
+    fitted = _fit(seqs, truth, models, before, a.cross_type == "auto", console)
 
     table = Table(title=f"lgnm-calibrate on {len(videos)} {a.dataset} videos (MEGC F1 on these videos)")
     for col in ("type", "F1 before", "F1 after", "threshold", "tiny", "win", "order", "drop ME in MaE"):
         table.add_column(col, justify="right")
-    before = {t: PostParams.from_dict(m.post) for t, (_, _, m) in models.items()}
     pred_before = _with_rule({t: _spot(seqs[t], before[t], t) for t in models}, before)
     pred_after = _with_rule({t: _spot(seqs[t], fitted[t], t) for t in models}, fitted)
     for expr_type, (path, net, meta) in models.items():
