@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import signal
 import sys
 import threading
@@ -41,9 +42,17 @@ from realtime.stats import RunStats
 from realtime.types import EXPR_TYPES, FlowSettings
 
 
-def default_weights() -> list[Path]:
+# The bundled demo pairs by the frame rate they were trained at (CAS-like, SAMM-like).
+DEMO_PREFIXES = {30.0: "demo_", 200.0: "demo200_"}
+
+
+def default_weights(fps: float | None = None) -> list[Path]:
+    """The bundled demo pair trained nearest to `fps` on a log scale (a 60 fps camera
+    gets the 30 fps pair, a 100 fps one the 200 fps pair); the 30 fps pair when the rate
+    is unknown."""
     folder = resources.files("engines") / "weights"
-    return [Path(str(folder / f"demo_{t}.safetensors")) for t in EXPR_TYPES]
+    trained = 30.0 if not fps or fps <= 0 else min(DEMO_PREFIXES, key=lambda f: abs(math.log(fps / f)))
+    return [Path(str(folder / f"{DEMO_PREFIXES[trained]}{t}.safetensors")) for t in EXPR_TYPES]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -71,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     model = p.add_argument_group("model")
     model.add_argument("--weights", type=Path, action="append",
-                       help="weights file (.safetensors, one per type; default: the demo weights)")
+                       help="weights file (.safetensors, one per type; default: the demo pair trained "
+                            "nearest to each source's fps, 30 or 200)")
     model.add_argument("--types", default="ME,MaE", help="expression types to spot (default ME,MaE)")
     model.add_argument("--backend", default="auto", choices=BACKENDS, help="scoring backend")
     model.add_argument("--engine", type=Path, action="append",
@@ -103,8 +113,31 @@ def parse_types(text: str) -> list[str]:
     return types
 
 
-def load_scorers(args: argparse.Namespace) -> list[Any]:
-    weights = args.weights or default_weights()
+class ScorerSets:
+    """The scorers a run uses. Explicit --weights: that one set for every stream. The
+    demo default: per stream, the bundled pair trained nearest to its frame rate (loaded
+    when first needed; the 30 fps pair up front so that bad options fail early)."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self._sets: dict[tuple[Path, ...], list[Any]] = {}
+        self.first = self.for_fps(None)
+
+    def for_fps(self, fps: float | None) -> list[Any]:
+        weights = self.args.weights or default_weights(fps)
+        key = tuple(weights)
+        if key not in self._sets:
+            self._sets[key] = load_scorers(self.args, weights)
+        return self._sets[key]
+
+    def close(self) -> None:
+        for scorers in self._sets.values():
+            for s in scorers:
+                s.close()
+
+
+def load_scorers(args: argparse.Namespace, weights: list[Path] | None = None) -> list[Any]:
+    weights = weights or args.weights or default_weights()
     engines = args.engine or []
     if engines and len(engines) != len(weights):
         raise UserError("--engine: give one engine per --weights file, in the same order")
@@ -186,8 +219,8 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
         raise UserError(f"--max-frames: must be >= 1, got {args.max_frames}")
     live = args.camera is not None or args.rtsp is not None
     plan = make_plan(args, console, live)  # input mistakes first: loading models takes seconds
-    scorers = load_scorers(args)
-    flow = common_flow(scorers)
+    scorer_sets = ScorerSets(args)
+    flow = common_flow(scorer_sets.first)
     pair_features = make_pair_features(args.flow, flow)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
@@ -216,11 +249,10 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
                 # the frames it processed in the summary and metrics.json.
                 stats = RunStats(stream=item.name)
                 runs.append(stats)
-                run_item(item, args, scorers, pair_features, sinks, console, stop, live, publisher, stats)
+                run_item(item, args, scorer_sets, pair_features, sinks, console, stop, live, publisher, stats)
         finally:
             wall = time.monotonic() - t0
-            for s in scorers:
-                s.close()
+            scorer_sets.close()
             # Whatever was spotted is already in predictions.csv (flushed per row) and the
             # journal; the summary is written even after a failure or Ctrl-C.
             summarise(args, console, plan, runs, collected, wall)
@@ -239,7 +271,7 @@ def make_plan(args: argparse.Namespace, console: Console, live: bool) -> ReplayP
                            fps=args.fps, demo_progress=lambda k, n: prog.update(task, completed=k, total=n))
 
 
-def run_item(item: ReplayItem | None, args: argparse.Namespace, scorers: list[Any], pair_features: Any,
+def run_item(item: ReplayItem | None, args: argparse.Namespace, scorer_sets: ScorerSets, pair_features: Any,
              sinks: list[Any], console: Console, stop: threading.Event, live: bool,
              publisher: EventPublisher | None, stats: RunStats) -> RunStats:
     """Run one stream with the dashboard (live, --video) or a progress bar (replay)."""
@@ -248,6 +280,9 @@ def run_item(item: ReplayItem | None, args: argparse.Namespace, scorers: list[An
         publisher.begin_stream(source.name)  # the stream id: file stem, folder or URL path
     if args.video or (args.replay and args.realtime):
         source = PacedSource(source)
+    scorers = scorer_sets.for_fps(source.fps)
+    if common_flow(scorers) != common_flow(scorer_sets.first):
+        raise UserError("--weights: the demo pairs use different flow settings; reinstall the package")
     setups = [setup_for_fps(s, source.fps, rolling=args.threshold == "rolling") for s in scorers]
     options = RunOptions(batch=args.batch, face_size=max(s.meta.flow.face_size for s in scorers),
                          max_frames=args.max_frames)

@@ -62,6 +62,8 @@ class RunStats:
     wall_s: float = 0.0
     backend: str = ""
     flow: str = ""
+    # per type: the K used on this stream and the fps its weights were trained at
+    models: dict[str, dict[str, float]] = field(default_factory=dict)
     times: StageTimes = field(default_factory=StageTimes)
 
     started: float = field(default_factory=time.monotonic)
@@ -87,5 +89,6 @@ class RunStats:
             "fps": round(self.fps, 2),
             "backend": self.backend,
             "flow": self.flow,
+            "models": self.models,
             "stages": self.times.summary(),
         }

@@ -219,3 +219,31 @@ def test_ctrl_c_stops_cleanly_with_journal_and_summary(media: dict, tmp_path: Pa
     events = [m for m in collector.messages if isinstance(m, EventMessage)]
     assert [d["seq"] for d in journal] == [e.seq for e in events]
     assert len(read_intervals(out / "predictions.csv")) == len(journal)
+
+
+def test_default_weights_follow_the_source_frame_rate() -> None:
+    from realtime.cli import default_weights
+
+    def prefix(fps: float | None) -> set[str]:
+        return {p.name.split("_")[0] for p in default_weights(fps)}
+
+    assert prefix(None) == prefix(25.0) == prefix(30.0) == prefix(60.0) == {"demo"}
+    assert prefix(100.0) == prefix(200.0) == prefix(500.0) == {"demo200"}
+    assert all(p.is_file() for fps in (None, 200.0) for p in default_weights(fps))
+
+
+def test_a_200_fps_replay_uses_the_200_fps_demo_pair(media: dict, tmp_path: Path) -> None:
+    """Without --weights, each stream gets the bundled pair trained nearest to its fps:
+    the 30 fps test clip the 30 fps pair, a 200 fps synthetic video the 200 fps one."""
+    from tools.synth import write_dataset
+
+    fast = tmp_path / "fast"
+    write_dataset(fast, 1, 200.0, ["astronaut"], seed=2, layout="mp4", duration_s=3)
+    runs = {}
+    for name, clip in (("slow", media["clip"]), ("fast", fast / "synth_001.mp4")):
+        out = tmp_path / name
+        assert live_main(["--replay", str(clip), "--pub", "none", "--quiet", "--max-frames", "120",
+                          "--out", str(out)]) == 0
+        runs[name] = json.loads((out / "metrics.json").read_text())["performance"]["runs"][0]["models"]
+    assert runs["slow"] == {"ME": {"k": 6, "trained_fps": 30.0}, "MaE": {"k": 18, "trained_fps": 30.0}}
+    assert runs["fast"] == {"ME": {"k": 35, "trained_fps": 200.0}, "MaE": {"k": 146, "trained_fps": 200.0}}
