@@ -287,6 +287,10 @@ def run_item(item: ReplayItem | None, args: argparse.Namespace, scorer_sets: Sco
     options = RunOptions(batch=args.batch, face_size=max(s.meta.flow.face_size for s in scorers),
                          max_frames=args.max_frames)
     show = not args.quiet and not args.json
+    types = {s.type: s for s in setups}
+    if show and "MaE" not in types and "ME" in types and types["ME"].params.drop_inside_mae:
+        console.print("note: the ME weights' cross-type rule (drop ME inside MaE) needs the MaE model; "
+                      "it is off for this run")
 
 
     if live or args.video:
