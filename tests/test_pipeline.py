@@ -79,25 +79,8 @@ def test_no_pair_spans_the_chain_break(run: dict) -> None:
         assert len(segments(frames)) == 2  # before and after the blank
 
 
-def test_online_events_equal_offline_postprocessing_of_the_same_scores(run: dict) -> None:
-    total = 0
-    for setup in run["setups"]:
-        scores = sorted((s.frame, s.score) for s in run["scores"] if s.type == setup.type)
-        frames = np.array([f for f, _ in scores])
-        values = np.array([v for _, v in scores])
-        offline = []
-        for seg in segments(frames):
-            sel = (frames >= seg[0]) & (frames <= seg[-1])
-            offline += postprocess(values[sel], setup.params, "gap_clip", setup.type, first_frame=int(seg[0]))
-        online = sorted((iv for iv in run["intervals"] if iv.type == setup.type), key=lambda iv: iv.onset)
-        offline.sort(key=lambda iv: iv.onset)
-        assert [(iv.onset, iv.offset, iv.apex) for iv in online] == [(iv.onset, iv.offset, iv.apex) for iv in offline]
-        assert np.allclose([iv.score for iv in online], [iv.score for iv in offline], atol=1e-9)
-        total += len(online)
-    assert total > 0, "the test clip should produce some intervals"
-
-
 def offline_by_segment(scores: Sequence[FrameScore], setup: TypeSetup) -> list:
+    """Offline post-processing of one type's logged scores, segment by segment."""
     own = sorted((s.frame, s.score) for s in scores if s.type == setup.type)
     frames = np.array([f for f, _ in own])
     values = np.array([v for _, v in own])
@@ -106,6 +89,17 @@ def offline_by_segment(scores: Sequence[FrameScore], setup: TypeSetup) -> list:
         sel = (frames >= seg[0]) & (frames <= seg[-1])
         out += postprocess(values[sel], setup.params, "gap_clip", setup.type, first_frame=int(seg[0]))
     return out
+
+
+def test_online_events_equal_offline_postprocessing_of_the_same_scores(run: dict) -> None:
+    total = 0
+    for setup in run["setups"]:
+        offline = sorted(offline_by_segment(run["scores"], setup), key=lambda iv: iv.onset)
+        online = sorted((iv for iv in run["intervals"] if iv.type == setup.type), key=lambda iv: iv.onset)
+        assert [(iv.onset, iv.offset, iv.apex) for iv in online] == [(iv.onset, iv.offset, iv.apex) for iv in offline]
+        assert np.allclose([iv.score for iv in online], [iv.score for iv in offline], atol=1e-9)
+        total += len(online)
+    assert total > 0, "the test clip should produce some intervals"
 
 
 def test_cross_type_rule_live_equals_offline(media: dict, run: dict) -> None:
