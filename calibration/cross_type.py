@@ -10,8 +10,9 @@ question. On held-out synthetic videos, 12 of 12 ME false positives at 30 fps an
 Why it is fitted, not fixed. Real data disagree between datasets: in the MEGC2020
 ground truth, 2 of 57 CAS(ME)^2 MEs overlap a MaE, but 50 of 159 SAMM-LV MEs do. So the
 rule is a post-processing parameter of the ME weights (`PostParams.drop_inside_mae`),
-chosen on labelled videos by `calibration.search.grid_search_pair` (`lgnm-calibrate`). It is off for weights that do not say otherwise, which is the authors'
-per-type post-processing.
+chosen on labelled videos by `calibration.search.grid_search_pair` (`lgnm-calibrate`).
+It is off for weights that do not say otherwise, which is the authors' per-type
+post-processing.
 
 Offline this is `drop_inside_mae` on whole predictions; live, `realtime.cross_type_gate`
 holds each ME interval until the MaE spotter can no longer produce an interval that
@@ -22,8 +23,9 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
+from calibration.postprocess import PostParams
 from realtime.types import Interval
 
 
@@ -51,3 +53,14 @@ def drop_inside_mae(me: Sequence[Interval], mae: Sequence[Interval]) -> list[Int
         if not overlaps_any(iv, ivs, onsets):
             kept.append(iv)
     return kept
+
+
+def apply_cross_type(
+    pred: Mapping[str, list[Interval]], params: Mapping[str, PostParams]
+) -> dict[str, list[Interval]]:
+    """Per-type predictions after the ME weights' rule, applied as the live pipeline does:
+    only when the ME parameters carry it and MaE predictions exist."""
+    out = dict(pred)
+    if "ME" in out and "MaE" in out and "ME" in params and params["ME"].drop_inside_mae:
+        out["ME"] = drop_inside_mae(out["ME"], out["MaE"])
+    return out

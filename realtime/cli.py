@@ -136,8 +136,7 @@ class ScorerSets:
                 s.close()
 
 
-def load_scorers(args: argparse.Namespace, weights: list[Path] | None = None) -> list[Any]:
-    weights = weights or args.weights or default_weights()
+def load_scorers(args: argparse.Namespace, weights: list[Path]) -> list[Any]:
     engines = args.engine or []
     if engines and len(engines) != len(weights):
         raise UserError("--engine: give one engine per --weights file, in the same order")

@@ -3,9 +3,9 @@
 ME intervals are held until the MaE spotter can no longer return an interval that
 overlaps them (its `horizon` has passed their offset, or the segment was flushed); then
 the ones overlapping a MaE interval are dropped and the rest released in their order.
-The result equals the offline rule on the same intervals, at the price of ME events
-arriving no earlier than the MaE spotter settles (its emission delay, about 3.5 s for
-CAS MaE at 30 fps). Only used when the ME weights were calibrated with the rule.
+The result equals the offline rule on the same intervals. While no MaE chunk is open the
+MaE horizon runs ahead of the ME spotter's own emission delay, so ME events wait only
+behind an open MaE (measured in the README). Only used when the ME weights carry the rule.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calibration.cross_type import drop_inside_mae
+from calibration.cross_type import apply_cross_type, drop_inside_mae
 from calibration.postprocess import PostParams, postprocess
 from calibration.search import SearchGrids, grid_search_pair
 from realtime.cross_type_gate import InsideMaeGate, settled
@@ -26,6 +26,15 @@ def test_drop_inside_mae_needs_one_shared_frame_of_the_same_video() -> None:
     kept = drop_inside_mae(me, mae)
     assert [(i.onset, i.offset) for i in kept] == [(90, 99), (151, 160), (10, 20)]
     assert drop_inside_mae(me, []) == me
+
+
+def test_apply_cross_type_follows_the_me_parameters() -> None:
+    pred = {"ME": [iv("ME", 110, 115), iv("ME", 200, 205)], "MaE": [iv("MaE", 100, 150)]}
+    on, off = PostParams(k=6, drop_inside_mae=True), PostParams(k=6)
+    assert [i.onset for i in apply_cross_type(pred, {"ME": on})["ME"]] == [200]
+    assert apply_cross_type(pred, {"ME": off})["ME"] == pred["ME"]
+    assert apply_cross_type({"ME": pred["ME"]}, {"ME": on})["ME"] == pred["ME"]  # no MaE model
+    assert apply_cross_type(pred, {"ME": on})["MaE"] == pred["MaE"]
 
 
 def test_a_long_mae_interval_is_found_behind_later_short_ones() -> None:

@@ -23,16 +23,16 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from calibration.cross_type import drop_inside_mae
+from calibration.cross_type import apply_cross_type
 from calibration.megc import score_type
-from calibration.postprocess import PostParams, postprocess
+from calibration.postprocess import PostParams
 from calibration.search import SearchResult, grid_search, grid_search_pair
 from engines.weights import load_weights, save_weights
 from realtime.errors import UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
 from realtime.types import Interval
 from tools.features_cache import cached_inputs
-from tools.train import _progress, load_videos, score_inputs
+from tools.train import _progress, load_videos, score_inputs, spot
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,17 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _spot(seqs: dict[str, np.ndarray], params: PostParams, expr_type: str) -> list[Interval]:
-    return [iv for v, s in seqs.items() for iv in postprocess(s, params, v, expr_type)]  # type: ignore[arg-type]
-
-
-def _with_rule(pred: dict[str, list[Interval]], params: dict[str, PostParams]) -> dict[str, list[Interval]]:
-    """Apply the ME weights' cross-type rule when both types are present (as live)."""
-    if "ME" in pred and "MaE" in pred and params["ME"].drop_inside_mae:
-        return {**pred, "ME": drop_inside_mae(pred["ME"], pred["MaE"])}
-    return pred
-
-
 def _fit(seqs: dict[str, dict[str, np.ndarray]], truth: list[Interval], models: dict, before: dict[str, PostParams],
          cross_type: bool, console: Console) -> dict[str, PostParams]:
     """New parameters per type; the stored ones stay unless the fit is strictly better
@@ -75,7 +64,7 @@ def _fit(seqs: dict[str, dict[str, np.ndarray]], truth: list[Interval], models: 
         if not (expr_type == "ME" and cross_type and "MaE" in models):
             fits[expr_type] = grid_search(seqs[expr_type], truth, expr_type, meta.k, fixed_threshold=True)
     if "MaE" in fits:
-        mae_before = f1("MaE", _spot(seqs["MaE"], before["MaE"], "MaE"))
+        mae_before = f1("MaE", spot(seqs["MaE"], before["MaE"], "MaE"))
         fit = fits["MaE"]
         chosen["MaE"] = fit.params if fit.f1 > mae_before else before["MaE"]
         fits["MaE"] = fit if fit.f1 > mae_before else SearchResult(before["MaE"], mae_before, fit.table)
@@ -86,8 +75,8 @@ def _fit(seqs: dict[str, dict[str, np.ndarray]], truth: list[Interval], models: 
         console.print(f"cross-type rule (drop ME inside MaE): ME F1 {pair.me_f1_keep:.4f} keeping, "
                       f"{pair.me_f1_drop:.4f} dropping -> {'on' if pair.drop_inside_mae else 'off'}")
     if "ME" in fits:
-        pred = _with_rule({t: _spot(seqs[t], p, t) for t, p in (("ME", before["ME"]), *chosen.items())},
-                          {**chosen, "ME": before["ME"]})
+        stored_me = {**chosen, "ME": before["ME"]}  # the stored ME params against the chosen MaE
+        pred = apply_cross_type({t: spot(seqs[t], p, t) for t, p in stored_me.items()}, stored_me)
         me_before = f1("ME", pred["ME"])
         chosen["ME"] = fits["ME"].params if fits["ME"].f1 > me_before else before["ME"]
     for expr_type in models:
@@ -139,8 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     table = Table(title=f"lgnm-calibrate on {len(videos)} {a.dataset} videos (MEGC F1 on these videos)")
     for col in ("type", "F1 before", "F1 after", "threshold", "tiny", "win", "order", "drop ME in MaE"):
         table.add_column(col, justify="right")
-    pred_before = _with_rule({t: _spot(seqs[t], before[t], t) for t in models}, before)
-    pred_after = _with_rule({t: _spot(seqs[t], fitted[t], t) for t in models}, fitted)
+    pred_before = apply_cross_type({t: spot(seqs[t], before[t], t) for t in models}, before)
+    pred_after = apply_cross_type({t: spot(seqs[t], fitted[t], t) for t in models}, fitted)
     for expr_type, (path, net, meta) in models.items():
         f1_before = score_type(truth, pred_before[expr_type], expr_type).f1  # type: ignore[arg-type]
         f1_after = score_type(truth, pred_after[expr_type], expr_type).f1  # type: ignore[arg-type]

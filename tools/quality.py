@@ -36,7 +36,7 @@ import cv2
 from rich.console import Console
 from rich.table import Table
 
-from calibration.cross_type import drop_inside_mae
+from calibration.cross_type import apply_cross_type
 from calibration.megc import evaluate, render_table
 from calibration.postprocess import PostParams, postprocess
 from engines.weights import load_weights
@@ -115,22 +115,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         data = heldout_dataset(a.work, fps, a.videos, duration, a.seed, faces)
         videos = _load_synth_mp4(data)
         types = [m.type for _, _, m in group]
-        drop_me = False
         truth = [iv for v in videos for iv in v.truth if iv.type in types]
         pred_by_type: dict[str, list[Interval]] = {}
+        params_by_type: dict[str, PostParams] = {}
         for path, net, meta in group:
-            params = PostParams.from_dict(meta.post)
+            params = params_by_type[meta.type] = PostParams.from_dict(meta.post)
             own = pred_by_type.setdefault(meta.type, [])
             for v in videos:
                 inp = cached_inputs(v.source, v.id, meta.type, meta.k, meta.flow, a.work / "cache")
                 own += postprocess(score_inputs(net, inp, a.device), params, v.id, meta.type)
             console.print(f"{path.name}: {meta.type} K={meta.k} @ {fps:g} fps, post {params.to_dict()}")
-            if params.drop_inside_mae:
-                drop_me = True
-        # The live pipeline applies the ME weights' cross-type rule when both types run.
-        if drop_me and "MaE" in pred_by_type and "ME" in pred_by_type:
-            pred_by_type["ME"] = drop_inside_mae(pred_by_type["ME"], pred_by_type["MaE"])
-        pred = [iv for ivs in pred_by_type.values() for iv in ivs]
+        pred = [iv for ivs in apply_cross_type(pred_by_type, params_by_type).values() for iv in ivs]
         write_intervals(a.work / f"pred_{fps:g}fps.csv", pred)
         result = evaluate(truth, pred)
         console.print(render_table(result, title=f"held-out synthetic, {fps:g} fps ({len(videos)} videos, "
