@@ -10,7 +10,8 @@ import torch
 from media import write_random_weights
 
 from engines.weights import load_weights
-from tools.calibrate import main
+from tools.calibrate import load_sets, main
+from tools.train import load_videos
 from tools.synth import write_dataset
 
 
@@ -57,3 +58,33 @@ def test_user_errors_exit_2_with_one_line(setup: dict, tmp_path: Path, capsys: p
     assert main(["--weights", mae, "--dataset", "synth", "--data", str(at200), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "200" in err and "30" in err and len(err.strip().splitlines()) == 1
+
+
+def test_pools_several_sets_with_distinct_ids(setup: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = tmp_path / "second"
+    write_dataset(other, 1, 30.0, ["grace_hopper"], seed=8, layout="mp4", duration_s=8)
+    videos = load_sets("synth", [setup["data"], other], None)
+    # Both sets name their first video synth_001: pooled, the ids carry the folder.
+    assert sorted(v.id for v in videos) == ["data/synth_001", "data/synth_002", "second/synth_001"]
+    for v in videos:
+        assert v.truth and all(iv.video == v.id for iv in v.truth)
+    own = {v.id: v for v in load_videos("synth", other, None)}
+    assert [(iv.onset, iv.offset, iv.type) for iv in videos[-1].truth] == \
+        [(iv.onset, iv.offset, iv.type) for iv in own["synth_001"].truth]
+
+    out = tmp_path / "out"
+    rc = main(["--weights", *map(str, setup["weights"]), "--dataset", "synth", "--data", str(setup["data"]),
+               str(other), "--out", str(out), "--cache", str(setup["root"] / "out" / "cache")])  # fmt: skip
+    assert rc == 0
+    assert "on 3 synth videos" in capsys.readouterr().out
+    _, meta = load_weights(out / setup["weights"][0].name)
+    assert "3 synth videos (data, second)" in meta.trained_on
+
+    twin = tmp_path / "x" / "data"
+    twin.mkdir(parents=True)
+    assert main(["--weights", str(setup["weights"][0]), "--dataset", "synth", "--data", str(setup["data"]),
+                 str(twin), "--out", str(tmp_path / "o")]) == 2  # fmt: skip
+    assert "share a name" in capsys.readouterr().err
+    assert main(["--weights", str(setup["weights"][0]), "--dataset", "CAS", "--data", str(setup["data"]), str(other),
+                 "--annotations", str(other / "truth.csv"), "--out", str(tmp_path / "o")]) == 2  # fmt: skip
+    assert "--annotations" in capsys.readouterr().err

@@ -8,7 +8,9 @@ when it strictly raises ME F1 on these videos. The weights are written again to 
 with the new parameters in their metadata; the tensors are unchanged.
 
 Use it to re-fit thresholds on more (or other) labelled videos than the training run's
-validation split, e.g. your own recordings, without retraining. Calibrating on the videos
+validation split, e.g. your own recordings, without retraining. Several labelled sets
+(`--data A B ...`, all of one --dataset kind) are pooled; their videos are then named
+`<folder>/<video>` so equal names in different sets stay apart. Calibrating on the videos
 you then report F1 on inflates the figure: keep a separate test set.
 """
 
@@ -32,15 +34,17 @@ from realtime.errors import UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
 from realtime.types import Interval
 from tools.features_cache import cached_inputs
-from tools.train import _progress, load_videos, score_inputs, spot
+from tools.train import TrainVideo, _progress, load_videos, score_inputs, spot
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lgnm-calibrate", description=__doc__.split("\n")[0].split(": ", 1)[1])
     p.add_argument("--weights", nargs="+", type=Path, required=True, help="one ME and/or one MaE weights file")
     p.add_argument("--dataset", choices=("CAS", "SAMM", "synth"), required=True)
-    p.add_argument("--data", type=Path, required=True, help="dataset root (labelled videos)")
-    p.add_argument("--annotations", type=Path, help="annotation workbook (CAS.xlsx / SAMM.xlsx)")
+    p.add_argument("--data", type=Path, nargs="+", required=True,
+                   help="dataset root(s) of labelled videos; several are pooled")
+    p.add_argument("--annotations", type=Path,
+                   help="annotation workbook (CAS.xlsx / SAMM.xlsx); with one --data only (else <root>/<dataset>.xlsx)")
     p.add_argument("--out", type=Path, required=True, help="folder for the re-calibrated weights (same names)")
     p.add_argument("--cache", type=Path, help="features cache folder (default <out>/cache)")
     p.add_argument("--cross-type", choices=("auto", "off"), default="auto",
@@ -48,6 +52,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--half", action=argparse.BooleanOptionalAction, default=True, help="store fp16 weights")
     return p
+
+
+def load_sets(dataset: str, roots: Sequence[Path], annotations: Path | None) -> list[TrainVideo]:
+    """The videos of one or more labelled sets; with several, ids become `<folder>/<id>`."""
+    if len(roots) == 1:
+        return load_videos(dataset, roots[0], annotations)
+    if annotations is not None:
+        raise UserError("--annotations: give it with one --data only; with several, each root holds its "
+                        f"{dataset}.xlsx")
+    names = [r.name for r in roots]
+    if len(set(names)) != len(names):
+        raise UserError(f"--data: two folders share a name ({', '.join(names)}); their video ids would collide")
+    videos = []
+    for root in roots:
+        for v in load_videos(dataset, root, None):
+            vid = f"{root.name}/{v.id}"
+            videos.append(dataclasses.replace(v, id=vid, subject=f"{root.name}/{v.subject}",
+                                              truth=[dataclasses.replace(iv, video=vid) for iv in v.truth]))
+    return videos
 
 
 def _fit(seqs: dict[str, dict[str, np.ndarray]], truth: list[Interval], models: dict, before: dict[str, PostParams],
@@ -102,9 +125,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise UserError("--weights: the ME and MaE files were trained at different frame rates")
     if a.out.resolve() in {p.parent.resolve() for p, _, _ in models.values()}:
         raise UserError(f"--out: {a.out} holds the input weights; write the calibrated ones elsewhere")
-    videos = load_videos(a.dataset, a.data, a.annotations)
+    videos = load_sets(a.dataset, a.data, a.annotations)
     if not videos:
-        raise UserError(f"--data: no videos found in {a.data}")
+        raise UserError(f"--data: no videos found in {' '.join(map(str, a.data))}")
     fps = next(iter(models.values()))[2].fps
     off = sorted({v.fps for v in videos if abs(v.fps - fps) > 1e-3})
     if off:
@@ -139,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         new_meta = dataclasses.replace(
             meta, post={**p.to_dict(), "k": meta.k},
             trained_on=f"{meta.trained_on}; post-processing re-calibrated by lgnm-calibrate on {len(videos)} "
-                       f"{a.dataset} videos ({a.data.name})")  # fmt: skip
+                       f"{a.dataset} videos ({', '.join(d.name for d in a.data)})")  # fmt: skip
         out = save_weights(net, new_meta, a.out / path.name, half=a.half)
         console.print(f"wrote {out}")
     console.print(table)
