@@ -129,8 +129,15 @@ def test_user_errors(argv, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def _default_sigint() -> None:
+    # A runner started in the background (`cmd &` in a script, nohup) ignores SIGINT, and
+    # a child inherits that, so Python would never raise KeyboardInterrupt: the test is
+    # about the CLI's Ctrl-C, so give the child the terminal's default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _spawn(argv: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "realtime.subscriber", *argv],
+    return subprocess.Popen([sys.executable, "-m", "realtime.subscriber", *argv], preexec_fn=_default_sigint,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
