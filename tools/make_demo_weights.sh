@@ -21,6 +21,15 @@ OUT=engines/weights
 COMMON=(--dataset synth --out "$OUT" --batch 64 --optimizer adam --folds none --val-frac 0.15
         --val-metric frame --max-neg 6000 --patience 4 --seed 0 --device cpu --threads 1)
 
+# Re-fit the post-processing of the pair $OUT/<prefix>{ME,MaE}.safetensors on labelled
+# folders (pooled) and put the result back in $OUT. Usage: recalibrate PREFIX TAG DIR...
+recalibrate() {
+  local prefix=$1 tag=$2; shift 2
+  lgnm-calibrate --weights "$OUT/${prefix}ME.safetensors" "$OUT/${prefix}MaE.safetensors" \
+    --dataset synth --data "$@" --out "$WORK/calibrated_$tag" --cache "$WORK/cache_$tag"
+  mv "$WORK/calibrated_$tag/${prefix}ME.safetensors" "$WORK/calibrated_$tag/${prefix}MaE.safetensors" "$OUT/"
+}
+
 # 1. Training videos, each with its own random appearance (--jitter: mirror, hue, colour
 #    cast, gamma, softer texture), distractors on.
 lgnm-synth --out "$WORK/synth30_train" --videos 32 --fps 30 --duration 45 \
@@ -62,12 +71,8 @@ lgnm-synth --out "$WORK/val30" --videos 16 --fps 30 --duration 40 \
   --faces astronaut grace_hopper --seed 2002 --jitter
 lgnm-synth --out "$WORK/val200" --videos 8 --fps 200 --duration 20 \
   --faces astronaut grace_hopper --seed 2003 --jitter
-for PAIR in "demo_:val30" "demo200_:val200"; do
-  PREFIX=${PAIR%%:*}; VAL=${PAIR##*:}
-  lgnm-calibrate --weights "$OUT/${PREFIX}ME.safetensors" "$OUT/${PREFIX}MaE.safetensors" \
-    --dataset synth --data "$WORK/$VAL" --out "$WORK/calibrated" --cache "$WORK/cache_$VAL"
-  mv "$WORK/calibrated/${PREFIX}ME.safetensors" "$WORK/calibrated/${PREFIX}MaE.safetensors" "$OUT/"
-done
+recalibrate demo_ val30 "$WORK/val30"
+recalibrate demo200_ val200 "$WORK/val200"
 
 # 5. 200 fps ME continued on three times the videos (48 x 20 s, seed 4: the first 16 are
 #    step 1's), from the step-2 network. It replaced the step-2 model because, with the
@@ -87,12 +92,8 @@ lgnm-synth --out "$WORK/val30b" --videos 16 --fps 30 --duration 40 \
   --faces astronaut grace_hopper --seed 2004 --jitter
 lgnm-synth --out "$WORK/val200b" --videos 12 --fps 200 --duration 20 \
   --faces astronaut grace_hopper --seed 2005 --jitter
-for PAIR in "demo_:val30" "demo200_:val200"; do
-  PREFIX=${PAIR%%:*}; VAL=${PAIR##*:}
-  lgnm-calibrate --weights "$OUT/${PREFIX}ME.safetensors" "$OUT/${PREFIX}MaE.safetensors" \
-    --dataset synth --data "$WORK/$VAL" "$WORK/${VAL}b" --out "$WORK/calibrated2" --cache "$WORK/cache_pooled_$VAL"
-  mv "$WORK/calibrated2/${PREFIX}ME.safetensors" "$WORK/calibrated2/${PREFIX}MaE.safetensors" "$OUT/"
-done
+recalibrate demo_ pooled30 "$WORK/val30" "$WORK/val30b"
+recalibrate demo200_ pooled200 "$WORK/val200" "$WORK/val200b"
 
 # 7. Quality tables on held-out synthetic videos (new seeds, mirrored/recoloured faces):
 #    the standing 6-video table and a 16-video one (its first 6 videos are the same).
