@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from scipy.ndimage import uniform_filter1d
 
 from calibration.postprocess import (
     ChunkSplitter,
@@ -175,7 +176,7 @@ def test_moilanen_threshold_used_when_no_fixed_threshold() -> None:
 
 # -- grid search (calibration/search.py) ---------------------------------------------------
 from calibration.megc import evaluate  # noqa: E402
-from calibration.search import SearchGrids, grid_search  # noqa: E402
+from calibration.search import PAPER_WINDOWS, SearchGrids, grid_search, grids_for_fps, window_grid  # noqa: E402
 
 
 def labelled_videos(k: int, n_videos: int = 3, n: int = 1200) -> tuple[dict[str, np.ndarray], list[Interval]]:
@@ -217,3 +218,40 @@ def test_grid_search_fixed_threshold_lies_between_noise_and_bumps() -> None:
 def test_grid_search_needs_data() -> None:
     with pytest.raises(ValueError):
         grid_search({}, [], "ME", k=6)
+
+
+@pytest.mark.parametrize("fps", [25.0, 30.0])
+def test_window_grid_is_the_papers_at_cas_rates(fps: float) -> None:
+    assert window_grid(fps) == PAPER_WINDOWS == SearchGrids().win
+
+
+def test_window_grid_adds_long_odd_windows_at_high_rates() -> None:
+    assert window_grid(200.0) == (9, 11, 13, 15, 31, 61, 101)  # about 0.15, 0.3 and 0.5 s
+    for fps in (50.0, 60.0, 90.0, 120.0, 200.0, 240.0, 500.0):
+        grid = window_grid(fps)
+        assert grid[:4] == PAPER_WINDOWS and list(grid) == sorted(set(grid))
+        assert all(w % 2 == 1 for w in grid) and abs(grid[-1] - 0.5 * fps) <= 1
+    with pytest.raises(ValueError):
+        window_grid(0.0)
+
+
+def test_long_windows_win_on_a_noisy_high_rate_curve() -> None:
+    """A 200 fps-like score curve: broad expression bumps under noise correlated over ~10
+    frames. The paper's 9-15 frame windows leave spurious peaks above every threshold; the
+    fps-aware grid finds a long window that removes them."""
+    k = 40
+    rng = np.random.default_rng(3)
+    half = half_width(k, 0.5)
+    seqs: dict[str, np.ndarray] = {}
+    truth: list[Interval] = []
+    for v in range(3):
+        n = 4000
+        centres = list(range(300, n - 300, 500))
+        noise = uniform_filter1d(rng.random(n), 11)
+        seqs[f"v{v}"] = 1.4 * (noise - 0.5) + 0.3 + bumps(n, centres, width=20, height=0.35)
+        truth += [Interval(f"v{v}", "ME", 1 + c + k // 2 - half, 1 + c + k // 2 + half) for c in centres]
+    paper = grid_search(seqs, truth, "ME", k, fixed_threshold=True, grids=SearchGrids(tiny=(0.5,), order=(0,)))
+    wide = grid_search(seqs, truth, "ME", k, fixed_threshold=True,
+                       grids=SearchGrids(tiny=(0.5,), order=(0,), win=grids_for_fps(200.0).win))
+    assert paper.f1 < 0.9 < wide.f1
+    assert wide.params.win > max(PAPER_WINDOWS)

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from calibration.postprocess import PostParams, postprocess, smooth
+from calibration.search import window_grid
 from realtime.spotter import TRIM_SLACK, OnlineSpotter, RollingMoilanen
 from realtime.types import Interval
 
@@ -41,7 +42,9 @@ def random_params(rng: np.random.Generator, k: int, forced_cuts: bool) -> PostPa
     params = PostParams(
         k=k,
         tiny=float(rng.choice([0.1, 0.3, 0.6])),
-        win=int(rng.choice([9, 11, 13, 15])),
+        # long windows (200 fps grid) go with long K, as at 200 fps; at short K they flatten
+        # the random curve into too few intervals to prove anything
+        win=int(rng.choice(window_grid(200) if k > 30 else window_grid(30))),
         order=int(rng.integers(0, 5)),
         threshold=0.5,
     )
@@ -59,6 +62,21 @@ def test_online_equals_offline(seed: int, k: int) -> None:
     spotter = OnlineSpotter(params, "cam", "ME")
     online = run_online(spotter, 7, scores) + spotter.flush()
     assert len(offline) > 10
+    assert_same(online, offline)
+
+
+@pytest.mark.parametrize("win", [w for w in window_grid(200) if w > 15])
+@pytest.mark.parametrize("forced_cuts", [False, True])
+def test_online_equals_offline_long_windows(win: int, forced_cuts: bool) -> None:
+    """The 200 fps grid's long smoothing windows (calibration.search.window_grid)."""
+    k = 40
+    rng = np.random.default_rng(win)
+    scores = random_scores(rng, 12000, k)
+    params = random_params(rng, k, forced_cuts).with_(win=win)
+    offline = postprocess(scores, params, "cam", "ME", first_frame=3)
+    spotter = OnlineSpotter(params, "cam", "ME")
+    online = run_online(spotter, 3, scores) + spotter.flush()
+    assert len(offline) > 5
     assert_same(online, offline)
 
 

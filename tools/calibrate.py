@@ -28,7 +28,7 @@ from rich.table import Table
 from calibration.cross_type import apply_cross_type
 from calibration.megc import score_type
 from calibration.postprocess import PostParams
-from calibration.search import SearchResult, grid_search, grid_search_pair
+from calibration.search import SearchResult, grid_search, grid_search_pair, grids_for_fps
 from engines.weights import load_weights, save_weights
 from realtime.errors import UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
@@ -83,9 +83,10 @@ def _fit(seqs: dict[str, dict[str, np.ndarray]], truth: list[Interval], models: 
 
     chosen: dict[str, PostParams] = {}
     fits: dict[str, SearchResult] = {}
+    grids = grids_for_fps(next(iter(models.values()))[2].fps)  # main() refuses pairs of two rates
     for expr_type, (_, _, meta) in models.items():
         if not (expr_type == "ME" and cross_type and "MaE" in models):
-            fits[expr_type] = grid_search(seqs[expr_type], truth, expr_type, meta.k, fixed_threshold=True)
+            fits[expr_type] = grid_search(seqs[expr_type], truth, expr_type, meta.k, fixed_threshold=True, grids=grids)
     if "MaE" in fits:
         mae_before = f1("MaE", spot(seqs["MaE"], before["MaE"], "MaE"))
         fit = fits["MaE"]
@@ -93,7 +94,7 @@ def _fit(seqs: dict[str, dict[str, np.ndarray]], truth: list[Interval], models: 
         fits["MaE"] = fit if fit.f1 > mae_before else SearchResult(before["MaE"], mae_before, fit.table)
     if "ME" in models and "ME" not in fits:  # cross-type: ME fitted against the chosen MaE
         pair = grid_search_pair(seqs["ME"], seqs["MaE"], truth, models["ME"][2].k, models["MaE"][2].k,
-                                mae=fits["MaE"])
+                                grids=grids, mae=fits["MaE"])
         fits["ME"] = pair.me
         console.print(f"cross-type rule (drop ME inside MaE): ME F1 {pair.me_f1_keep:.4f} keeping, "
                       f"{pair.me_f1_drop:.4f} dropping -> {'on' if pair.drop_inside_mae else 'off'}")

@@ -36,7 +36,7 @@ from rich.table import Table
 
 from calibration import megc
 from calibration.postprocess import PostParams, postprocess
-from calibration.search import grid_search
+from calibration.search import grid_search, grids_for_fps
 from engines.lgnmnet import LGNMNet
 from engines.weights import WeightsMeta, load_weights, save_weights
 from realtime.errors import UserError, cli_entry
@@ -214,7 +214,7 @@ def validation_f1(
         return frame_f1(np.concatenate(s), np.concatenate(lab), np.concatenate(ok)), {}
     seqs = {p.video.id: score_inputs(model, p.inputs, cfg.device) for p in val}
     truth = [iv for p in val for iv in p.video.truth_of(expr_type)]
-    result = grid_search(seqs, truth, expr_type, k, fixed_threshold=False)
+    result = grid_search(seqs, truth, expr_type, k, fixed_threshold=False, grids=grids_for_fps(val[0].video.fps))
     return float(result.f1), seqs
 
 
@@ -310,10 +310,11 @@ def train_model(
 
 
 def calibrate(
-    seqs: dict[str, np.ndarray], truth: Sequence[Interval], expr_type: ExprType, k: int
+    seqs: dict[str, np.ndarray], truth: Sequence[Interval], expr_type: ExprType, k: int, fps: float
 ) -> tuple[PostParams, float]:
-    """Post-processing parameters with a fixed (absolute) threshold, and their F1."""
-    result = grid_search(seqs, list(truth), expr_type, k, fixed_threshold=True)
+    """Post-processing parameters with a fixed (absolute) threshold, and their F1; the
+    smoothing windows searched depend on the frame rate (`calibration.search.window_grid`)."""
+    result = grid_search(seqs, list(truth), expr_type, k, fixed_threshold=True, grids=grids_for_fps(fps))
     return result.params, float(result.f1)
 
 
@@ -524,7 +525,7 @@ def run_type(
         res = train_model(train, val, expr_type, k, cfg, console, init)
         seqs = res.val_scores or {p.video.id: score_inputs(res.model, p.inputs, cfg.device) for p in train}
         cal_truth = [iv for p in (val or train) for iv in p.video.truth_of(expr_type)]
-        params, _ = calibrate(seqs, cal_truth, expr_type, k)
+        params, _ = calibrate(seqs, cal_truth, expr_type, k, fps)
         test_seqs = {p.video.id: score_inputs(res.model, p.inputs, cfg.device) for p in test}
         test_truth = [iv for p in test for iv in p.video.truth_of(expr_type)]
         counts = megc_counts(spot(test_seqs, params, expr_type), test_truth, expr_type)
@@ -539,7 +540,7 @@ def run_type(
     res = train_model(train, val, expr_type, k, cfg, console, init)
     seqs = res.val_scores or {p.video.id: score_inputs(res.model, p.inputs, cfg.device) for p in train}
     cal_truth = [iv for p in (val or train) for iv in p.video.truth_of(expr_type)]
-    params, cal_f1 = calibrate(seqs, cal_truth, expr_type, k)
+    params, cal_f1 = calibrate(seqs, cal_truth, expr_type, k, fps)
     console.print(
         f"[bold]{expr_type}[/] final: best epoch {res.best_epoch}, {res.seconds:.0f} s; calibrated on "
         f"{'validation' if val else 'training'} videos, F1 {cal_f1:.4f}, params {params.to_dict()}"
