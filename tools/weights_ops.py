@@ -1,0 +1,103 @@
+"""Derive weights from weights without training: average checkpoints, or re-time to another fps.
+
+    python -m tools.weights_ops average A.safetensors B.safetensors --out C.safetensors
+    python -m tools.weights_ops retime A.safetensors --fps 200 --out B.safetensors
+
+`average`: the element-wise mean of the tensors (BatchNorm running statistics included) of
+networks of one type, K and flow settings, e.g. a run and its `--init` continuation (a
+"model soup": averaging checkpoints of one training lineage keeps them in one basin and
+usually scores better than either). The metadata are the first file's; the post-processing
+must be fitted again (`lgnm-calibrate`), since an average scores less confidently.
+
+`retime`: the same tensors for video at another frame rate. The network saw flow over
+K / fps seconds, so K becomes round(k_seconds * fps) and the smoothing window keeps its
+duration, exactly as a live stream at that rate would use the weights; fit the
+post-processing again with `lgnm-calibrate` on labelled videos at the new rate.
+
+Both refuse what would silently score wrong (mixed types, K or flow settings) with a
+one-line error; `--out` must not be an input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from engines.lgnmnet import LGNMNet
+from engines.weights import WeightsMeta, load_weights, save_weights
+from realtime.errors import UserError, cli_entry
+from realtime.labels import k_from_seconds
+from realtime.pipeline import odd_at_least
+
+
+def average(nets: Sequence[LGNMNet], metas: Sequence[WeightsMeta]) -> tuple[LGNMNet, WeightsMeta]:
+    """Element-wise mean of the networks' state (integer counters from the first one)."""
+    if len(nets) < 2:
+        raise UserError("average: give at least two weights files")
+    first = metas[0]
+    for m in metas[1:]:
+        if (m.type, m.k, m.fps, m.flow) != (first.type, first.k, first.fps, first.flow):
+            raise UserError(f"average: {first.type} K={first.k} at {first.fps:g} fps and {m.type} K={m.k} at "
+                            f"{m.fps:g} fps (or other flow settings) cannot be averaged")
+    states = [n.state_dict() for n in nets]
+    mean = {name: torch.stack([s[name] for s in states]).mean(0) if t.is_floating_point() else t
+            for name, t in states[0].items()}
+    out = LGNMNet()
+    out.load_state_dict(mean)
+    out.eval()
+    note = f"mean of {len(nets)} checkpoints: " + " + ".join(f"[{m.trained_on}]" for m in metas)
+    return out, dataclasses.replace(first, trained_on=note)
+
+
+def retime(meta: WeightsMeta, fps: float) -> WeightsMeta:
+    """The metadata for video at `fps`, as a live stream at that rate would set it up
+    (`realtime.pipeline.setup_for_fps`): K kept in seconds, the window in time."""
+    if not fps > 0:
+        raise UserError(f"--fps: must be > 0, got {fps}")
+    k = k_from_seconds(meta.k_seconds, fps)
+    post = {**meta.post, "k": k}
+    if "win" in post:
+        post["win"] = odd_at_least(post["win"] * fps / meta.fps, int(post.get("order", 2)) + 1)
+    return dataclasses.replace(
+        meta, k=k, fps=float(fps), k_seconds=k / fps, post=post,
+        trained_on=f"{meta.trained_on} | re-timed from {meta.fps:g} fps (K {meta.k}) to {fps:g} fps (K {k})",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tools.weights_ops", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="op", required=True)
+    a = sub.add_parser("average", help="element-wise mean of checkpoints of one type, K and flow")
+    a.add_argument("weights", nargs="+", type=Path)
+    a.add_argument("--out", type=Path, required=True)
+    r = sub.add_parser("retime", help="the same network for video at another frame rate")
+    r.add_argument("weights", type=Path)
+    r.add_argument("--fps", type=float, required=True)
+    r.add_argument("--out", type=Path, required=True)
+    for s in (a, r):
+        s.add_argument("--half", action=argparse.BooleanOptionalAction, default=True, help="store fp16 weights")
+    return p
+
+
+@cli_entry
+def main(argv: Sequence[str] | None = None) -> int:
+    a = build_parser().parse_args(argv)
+    inputs = a.weights if a.op == "average" else [a.weights]
+    if a.out.resolve() in {p.resolve() for p in inputs}:
+        raise UserError(f"--out: {a.out} is one of the inputs; write elsewhere")
+    loaded = [load_weights(p) for p in inputs]
+    if a.op == "average":
+        net, meta = average([n for n, _ in loaded], [m for _, m in loaded])
+    else:
+        net, meta = loaded[0][0], retime(loaded[0][1], a.fps)
+    save_weights(net, meta, a.out, half=a.half)
+    print(f"wrote {a.out}: {meta.type}, K {meta.k} at {meta.fps:g} fps")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
