@@ -110,6 +110,12 @@ class PostParams:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
+def odd_at_least(value: float, minimum: int) -> int:
+    """A Savitzky-Golay window length: `value` rounded, at least `minimum`, made odd."""
+    n = max(minimum, int(round(value)))
+    return n if n % 2 else n + 1
+
+
 def half_width(k: int, tiny: float) -> int:
     """Frames each side of a peak: tiny*K rounded half up (never banker's rounding)."""
     return int(math.floor(tiny * k + 0.5))

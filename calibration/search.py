@@ -2,8 +2,8 @@
 
 Grid: TINY 0.1..0.6 step 0.1, P 0.6..1.0 step 0.1, WIN 9/11/13/15, ORDER 0..4 (order <
 win). The paper's windows are 30 fps windows (0.3-0.5 s); `grids_for_fps` adds windows
-of the same order of duration at higher frame rates (see `window_grid`). Each (win, order) smooths every video once; thresholds and chunking are reused
-across TINY. With `fixed_threshold=True` a fixed threshold (0.05..0.95 step 0.05) is
+of the same order of duration at higher frame rates (see `window_grid`). Each (win,
+order) smooths every video once; thresholds and chunking are reused across TINY. With `fixed_threshold=True` a fixed threshold (0.05..0.95 step 0.05) is
 searched instead of P: the live spotter needs one calibrated threshold for unknown
 subjects, since the Moilanen threshold needs the whole video.
 
@@ -24,6 +24,7 @@ from calibration.megc import score_type
 from calibration.postprocess import (
     PostParams,
     moilanen_threshold,
+    odd_at_least,
     postprocess,
     postprocess_smoothed,
     smooth,
@@ -50,14 +51,8 @@ def window_grid(fps: float) -> tuple[int, ...]:
     0.554 -> 0.738 for the same networks)."""
     if not fps > 0:
         raise ValueError(f"fps must be > 0, got {fps}")
-    longer = {_odd(s * fps) for s in LONG_WINDOW_SECONDS} - set(PAPER_WINDOWS)
+    longer = {odd_at_least(s * fps, 1) for s in LONG_WINDOW_SECONDS} - set(PAPER_WINDOWS)
     return PAPER_WINDOWS + tuple(sorted(w for w in longer if w > max(PAPER_WINDOWS)))
-
-
-def _odd(frames: float) -> int:
-    """Nearest whole frame count (halves up), made odd by adding one if even."""
-    n = int(np.floor(frames + 0.5))
-    return n if n % 2 == 1 else n + 1
 
 
 @dataclass(frozen=True)

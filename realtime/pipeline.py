@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from calibration.postprocess import PostParams
+from calibration.postprocess import PostParams, odd_at_least
 from engines.scorers import Scorer
 from realtime.cross_type_gate import InsideMaeGate, settled
 from realtime.face import FaceAligner
@@ -52,11 +52,6 @@ class TypeSetup:
     def rolling(self) -> bool:
         """No fixed threshold: the spotter uses its rolling Moilanen threshold."""
         return self.params.threshold is None
-
-
-def odd_at_least(value: float, minimum: int) -> int:
-    n = max(minimum, int(round(value)))
-    return n if n % 2 else n + 1
 
 
 def setup_for_fps(scorer: Scorer, fps: float, rolling: bool = False) -> TypeSetup:

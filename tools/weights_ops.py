@@ -27,11 +27,11 @@ from pathlib import Path
 
 import torch
 
+from calibration.postprocess import odd_at_least
 from engines.lgnmnet import LGNMNet
 from engines.weights import WeightsMeta, load_weights, save_weights
 from realtime.errors import UserError, cli_entry
 from realtime.labels import k_from_seconds
-from realtime.pipeline import odd_at_least
 
 
 def average(nets: Sequence[LGNMNet], metas: Sequence[WeightsMeta]) -> tuple[LGNMNet, WeightsMeta]:
