@@ -2,7 +2,7 @@
 torchvision is available in this environment.
 
 Layout and initialisation follow the original paper / torchvision's `mobilenet_v2().features`
-so that ImageNet weights converted from torchvision can be loaded by name if ever wanted.
+so that torchvision's ImageNet weights load by name (`engines.pretrained`, `lgnm-train --backbone-weights`).
 A 112x112 input gives a (1280, 4, 4) feature map (five stride-2 stages: 112 -> 4).
 """
 

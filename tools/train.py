@@ -5,7 +5,9 @@ What this implements (LGNMNet.md, "Labels", "Network", "Post-processing"):
   synthetic data the same formula on the synthetic truth (exact, since it is generated).
 - IRL labels; class balancing: negatives taken every `--neg-every`-th frame and capped at
   `--max-neg`, positives repeated until they roughly match the negatives (`--pos-repeat`).
-- MobileNetV2 is trained FROM SCRATCH: ImageNet weights cannot be downloaded here.
+- MobileNetV2 starts from random weights unless `--backbone-weights` gives ImageNet
+  weights (torchvision's file, fetched by the user: nothing is downloaded here), as in
+  the paper. The demo weights are trained from scratch: no such file is reachable here.
 - Adam by default (the authors' README says it beats their SGD), MagFace loss.
 - Early stopping (patience `--patience`, default 3) on the validation MEGC F1: score the
   held-out validation videos, grid-search the post-processing on them, F1 of the best
@@ -38,7 +40,8 @@ from calibration import megc
 from calibration.postprocess import PostParams, postprocess
 from calibration.search import grid_search, grids_for_fps
 from engines.lgnmnet import LGNMNet
-from engines.weights import WeightsMeta, load_weights, save_weights
+from engines.pretrained import load_backbone_state
+from engines.weights import WeightsMeta, file_sha256, load_weights, save_weights
 from realtime.errors import UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
 from realtime.labels import irl_labels, k_from_intervals
@@ -237,9 +240,11 @@ def train_model(
     cfg: TrainConfig,
     console: Console,
     init: dict[str, torch.Tensor] | None = None,
+    backbone: dict[str, torch.Tensor] | None = None,
 ) -> TrainResult:
     """Train one LGNMNet; keep the epoch with the best validation F1 (early stopping).
-    `init`: a state dict to start from (fine-tuning or continuing) instead of random."""
+    `init`: a state dict to start from (fine-tuning or continuing) instead of random;
+    `backbone`: MobileNetV2 feature weights (ImageNet) for the backbone only."""
     t0 = time.monotonic()
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -251,6 +256,8 @@ def train_model(
     model = LGNMNet()
     if init is not None:
         model.load_state_dict(init)
+    if backbone is not None:
+        model.backbone.load_state_dict(backbone)
     model = model.to(cfg.device)
     opt = make_optimizer(model, cfg)
     best_state, best_val, best_epoch, best_seqs = copy.deepcopy(model.state_dict()), -1.0, 0, {}
@@ -453,6 +460,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", type=Path,
                    help="start from these weights instead of random (same type, K and flow settings): continue a "
                         "run or fine-tune; with --folds the init weights must not have seen the test subjects")
+    p.add_argument("--backbone-weights", type=Path, metavar="FILE",
+                   help="ImageNet MobileNetV2 weights for the backbone, as in the paper: torchvision's mobilenet_v2 "
+                        "state dict (.pth, read weights-only, or .safetensors), fetched by you; the neck and head "
+                        "start from random")
     return p
 
 
@@ -473,6 +484,10 @@ def _check_args(a: argparse.Namespace) -> None:
         raise UserError(f"--annotations: {a.annotations} is not a file")
     if a.init is not None and a.type == "both":
         raise UserError("--init: weights are per type; give --type ME or --type MaE with it")
+    if a.init is not None and a.backbone_weights is not None:
+        raise UserError("--backbone-weights: --init already gives the whole network; use one of the two")
+    if a.backbone_weights is not None and not a.backbone_weights.is_file():
+        raise UserError(f"--backbone-weights: {a.backbone_weights} is not a file")
 
 
 def _fold_table(expr_type: str, rows: list[tuple[str, int, int, int]]) -> Table:
@@ -499,6 +514,16 @@ def _init_state(path: Path, expr_type: ExprType, k: int, flow: FlowSettings) -> 
     return net.state_dict()
 
 
+def _start_note(a: argparse.Namespace) -> str:
+    """Where training started, for `trained_on`: continued weights or an ImageNet backbone
+    (named with the first 12 hex digits of its sha256, the way torchvision names its files)."""
+    if a.init is not None:
+        return f", from {a.init.name}"
+    if a.backbone_weights is not None:
+        return f", backbone {a.backbone_weights.name} sha256 {file_sha256(a.backbone_weights)[:12]}"
+    return ""
+
+
 def run_type(
     videos: Sequence[TrainVideo], expr_type: ExprType, a: argparse.Namespace, cfg: TrainConfig, console: Console
 ) -> tuple[Path, tuple[int, int, int]]:
@@ -515,6 +540,7 @@ def run_type(
     cache = a.cache if a.cache is not None else a.out / "cache"
     console.print(f"[bold]{expr_type}[/]: {len(videos)} videos, {len(truth)} intervals, fps {fps:g}, K = {k}")
     init = _init_state(a.init, expr_type, k, flow) if a.init is not None else None
+    backbone = load_backbone_state(a.backbone_weights) if a.backbone_weights is not None else None
     prepared = prepare(videos, expr_type, k, flow, cache, console)
 
     rows: list[tuple[str, int, int, int]] = []
@@ -522,7 +548,7 @@ def run_type(
         test = [p for p in prepared if p.video.subject in test_subjects]
         rest = [p for p in prepared if p.video.subject not in test_subjects]
         train, val = split_validation(rest, a.val_frac, a.seed + fi)
-        res = train_model(train, val, expr_type, k, cfg, console, init)
+        res = train_model(train, val, expr_type, k, cfg, console, init, backbone)
         seqs = res.val_scores or {p.video.id: score_inputs(res.model, p.inputs, cfg.device) for p in train}
         cal_truth = [iv for p in (val or train) for iv in p.video.truth_of(expr_type)]
         params, _ = calibrate(seqs, cal_truth, expr_type, k, fps)
@@ -537,7 +563,7 @@ def run_type(
 
     # Final model: all subjects; validation videos only steer early stopping + calibration.
     train, val = split_validation(prepared, a.val_frac, a.seed)
-    res = train_model(train, val, expr_type, k, cfg, console, init)
+    res = train_model(train, val, expr_type, k, cfg, console, init, backbone)
     seqs = res.val_scores or {p.video.id: score_inputs(res.model, p.inputs, cfg.device) for p in train}
     cal_truth = [iv for p in (val or train) for iv in p.video.truth_of(expr_type)]
     params, cal_f1 = calibrate(seqs, cal_truth, expr_type, k, fps)
@@ -553,7 +579,7 @@ def run_type(
         flow=flow,
         post=params.to_dict(),
         trained_on=f"{a.dataset}:{a.data.name} ({len(videos)} videos, seed {a.seed}, best epoch {res.best_epoch}"
-        + (f", from {a.init.name})" if a.init is not None else ")"),
+        + _start_note(a) + ")",
     )
     path = save_weights(res.model, meta, a.out / f"{a.prefix}{expr_type}.safetensors", half=a.half)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
