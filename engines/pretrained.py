@@ -81,4 +81,3 @@ def _features_of(raw: dict) -> dict[str, torch.Tensor]:
         if key.startswith(FEATURES_PREFIX):
             out[key[len(FEATURES_PREFIX) :]] = value
     return out
-
