@@ -73,14 +73,30 @@ class SourceUnavailable(UserError):
     """A live source delivered no frame in `1 + max_retries` consecutive attempts."""
 
 
+NoticeCallback = Callable[[str], None]
+
+
 class FrameSource(ABC):
-    """Iterate to get frames; `close()` (any thread) stops the iteration at the next frame."""
+    """Iterate to get frames; `close()` (any thread) stops the iteration at the next frame.
+
+    `on_notice`, when set by the runner, receives one-line messages for the user about
+    the input (frames that could not be decoded, a varying frame rate, a short file);
+    `notices` keeps them all for the run's summary.
+    """
 
     name: str  # video id: file stem, folder name, URL path or "camera<N>"
     is_live: bool
 
     def __init__(self) -> None:
         self._closed = threading.Event()
+        self.on_notice: NoticeCallback | None = None
+        self.notices: list[str] = []
+
+    def notice(self, message: str) -> None:
+        """Report something the user should know about this input (one line)."""
+        self.notices.append(message)
+        if self.on_notice is not None:
+            self.on_notice(message)
 
     @property
     @abstractmethod
