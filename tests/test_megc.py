@@ -49,7 +49,8 @@ def test_counts_on_hand_made_case() -> None:
 def test_one_prediction_may_match_several_truths() -> None:
     truth = [Interval("v", "MaE", 10, 19), Interval("v", "MaE", 11, 20)]
     res = evaluate(truth, [Interval("v", "MaE", 10, 20)])
-    assert res.per_type["MaE"].tp == 2 and res.per_type["MaE"].fp == -1
+    # Both truths are found (MEGC counts matched truths); FP is clamped at 0, not -1.
+    assert res.per_type["MaE"].tp == 2 and res.per_type["MaE"].fp == 0
 
 
 def test_empty_inputs_give_zero_f1() -> None:
@@ -91,3 +92,27 @@ def test_megc2020_baseline_figures(
         assert res[key]["tp"] + res[key]["fn"] == n_truth
         assert round(res[key]["f1"], 4) == f1
     assert round(res["overall"]["f1"], 4) == overall
+
+
+def test_overlapping_truths_keep_counts_and_ratios_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Truths [10,20] and [12,22] with one prediction [11,21] matching both: MEGC's
+    `predictions - TP` would give FP -1, precision 2.0, F1 1.333. Both truths are found by
+    the one prediction (TP 2), FP is 0 (never negative), and every ratio lies in [0, 1];
+    a second, unmatched prediction in another video still counts as FP there."""
+    truth = [Interval("v", "ME", 10, 20, apex=15), Interval("v", "ME", 12, 22, apex=17),
+             Interval("w", "ME", 100, 110, apex=105)]
+    pred = [Interval("v", "ME", 11, 21, score=0.9), Interval("w", "ME", 300, 310, score=0.5)]
+    s = evaluate(truth, pred).per_type["ME"]
+    assert (s.tp, s.fp, s.fn, s.n_pred, s.n_truth) == (2, 1, 1, 2, 3)
+    assert s.precision == pytest.approx(2 / 3) and s.recall == pytest.approx(2 / 3)
+    assert s.f1 == pytest.approx(4 / 6)
+    only_v = evaluate(truth[:2], pred[:1]).overall
+    assert (only_v.tp, only_v.fp, only_v.fn) == (2, 0, 0)
+    assert only_v.precision == 1.0 and only_v.recall == 1.0 and only_v.f1 == 1.0
+    write_intervals(tmp_path / "t.csv", truth[:2], truth=True)
+    write_intervals(tmp_path / "p.csv", pred[:1])
+    assert main(["--truth", str(tmp_path / "t.csv"), "--pred", str(tmp_path / "p.csv"), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("ME", "MaE", "overall"):
+        assert out[key]["fp"] >= 0 and out[key]["fn"] >= 0
+        assert all(0.0 <= out[key][r] <= 1.0 for r in ("precision", "recall", "f1"))

@@ -159,7 +159,7 @@ def test_loso_run_type_writes_calibrated_weights(tiny: tuple, tmp_path: Path) ->
     )  # fmt: skip
     cfg = TrainConfig(epochs=1, batch=8, max_steps=1, quiet=True)
     path, pooled = run_type(train_videos, "ME", args, cfg, Console(quiet=True))
-    assert pooled[2] == 2  # each subject's one interval was a test truth once
+    assert pooled.n_truth == 2  # each subject's one interval was a test truth once
     _, meta = load_weights(path)
     k = int((EXPR[1] - EXPR[0] + 1) / 2)
     assert (meta.type, meta.k, meta.fps) == ("ME", k, 30.0)

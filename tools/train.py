@@ -182,10 +182,9 @@ def score_inputs(model: LGNMNet, inputs: CachedInputs, device: str = "cpu", batc
     return scores
 
 
-def megc_counts(pred: Sequence[Interval], truth: Sequence[Interval], expr_type: ExprType) -> tuple[int, int, int]:
-    """(TP, n_pred, n_truth) of one type by the MEGC protocol (calibration.megc)."""
-    s = megc.score_type(list(truth), list(pred), expr_type)
-    return s.tp, s.n_pred, s.n_truth
+def megc_counts(pred: Sequence[Interval], truth: Sequence[Interval], expr_type: ExprType) -> megc.TypeScore:
+    """MEGC counts of one type (calibration.megc: FP >= 0 per video, F1 in [0, 1])."""
+    return megc.score_type(list(truth), list(pred), expr_type)
 
 
 def f1_of(tp: int, n_pred: int, n_truth: int) -> float:
@@ -490,15 +489,15 @@ def _check_args(a: argparse.Namespace) -> None:
         raise UserError(f"--backbone-weights: {a.backbone_weights} is not a file")
 
 
-def _fold_table(expr_type: str, rows: list[tuple[str, int, int, int]]) -> Table:
+def _fold_table(expr_type: str, rows: list[tuple[str, megc.TypeScore]]) -> Table:
     t = Table(title=f"{expr_type}: MEGC F1 per fold (test subject scored with params calibrated on validation videos)")
     for col in ("fold (test subjects)", "TP", "pred", "GT", "F1"):
         t.add_column(col, justify="right" if col != "fold (test subjects)" else "left")
-    tp = npred = ntruth = 0
-    for name, a, b, c in rows:
-        t.add_row(name, str(a), str(b), str(c), f"{f1_of(a, b, c):.4f}")
-        tp, npred, ntruth = tp + a, npred + b, ntruth + c
-    t.add_row("[bold]pooled", str(tp), str(npred), str(ntruth), f"[bold]{f1_of(tp, npred, ntruth):.4f}")
+    pooled = megc.TypeScore(0, 0, 0, 0)
+    for name, s in rows:
+        t.add_row(name, str(s.tp), str(s.n_pred), str(s.n_truth), f"{s.f1:.4f}")
+        pooled = pooled + s
+    t.add_row("[bold]pooled", str(pooled.tp), str(pooled.n_pred), str(pooled.n_truth), f"[bold]{pooled.f1:.4f}")
     return t
 
 
@@ -526,7 +525,7 @@ def _start_note(a: argparse.Namespace) -> str:
 
 def run_type(
     videos: Sequence[TrainVideo], expr_type: ExprType, a: argparse.Namespace, cfg: TrainConfig, console: Console
-) -> tuple[Path, tuple[int, int, int]]:
+) -> tuple[Path, megc.TypeScore]:
     """Folds + final model for one type; returns (weights path, pooled LOSO counts)."""
     truth = [iv for v in videos for iv in v.truth_of(expr_type)]
     if not truth:
@@ -543,7 +542,7 @@ def run_type(
     backbone = load_backbone_state(a.backbone_weights) if a.backbone_weights is not None else None
     prepared = prepare(videos, expr_type, k, flow, cache, console)
 
-    rows: list[tuple[str, int, int, int]] = []
+    rows: list[tuple[str, megc.TypeScore]] = []
     for fi, test_subjects in enumerate(make_folds([v.subject for v in videos], a.folds)):
         test = [p for p in prepared if p.video.subject in test_subjects]
         rest = [p for p in prepared if p.video.subject not in test_subjects]
@@ -555,9 +554,9 @@ def run_type(
         test_seqs = {p.video.id: score_inputs(res.model, p.inputs, cfg.device) for p in test}
         test_truth = [iv for p in test for iv in p.video.truth_of(expr_type)]
         counts = megc_counts(spot(test_seqs, params, expr_type), test_truth, expr_type)
-        rows.append((",".join(test_subjects), *counts))
-        console.print(f"  fold {fi + 1}: test {test_subjects} F1 {f1_of(*counts):.4f} (best epoch {res.best_epoch})")
-    pooled = (sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows))
+        rows.append((",".join(test_subjects), counts))
+        console.print(f"  fold {fi + 1}: test {test_subjects} F1 {counts.f1:.4f} (best epoch {res.best_epoch})")
+    pooled = sum((s for _, s in rows), megc.TypeScore(0, 0, 0, 0))
     if rows:
         console.print(_fold_table(expr_type, rows))
 
