@@ -24,15 +24,27 @@ most `keep` intervals PER CHUNK rather than per video (a per-video cap cannot be
 decided causally by the online spotter). Each chunk carries `chunk_margin = half + 1`
 below-threshold samples around its first/last active sample, so peak detection (needs
 one lower neighbour) and interval scores (need half samples) see the same data as on the
-whole sequence. A chunk that would grow beyond `max_chunk` samples (default 60K) without a
-quiet run is cut there (bounded memory online); offline applies the identical rule, so
-offline and online agree exactly. `ChunkSplitter` is the causal state machine, and
-`split_chunks` its vectorised twin (tested equal).
+whole sequence. A chunk that reaches L = `max_chunk` samples (default 2Q) without
+a quiet run is cut (`ChunkSplitter._force_cut`): where the activity has already ended
+(at least `margin` quiet samples at its tail) exactly where a quiet run would have closed
+it, otherwise at the lowest smoothed sample of its second half (the valley between two
+expressions on a face that keeps moving), and the rest continues as the next chunk.
+This bounds the online emission delay for ANY score stream (an interval's chunk closes
+at most L - 1 samples after the interval's offset), keeps memory bounded, and keeps the
+soft-NMS cap per chunk from capping a long active stream (a chunk of 2Q samples holds
+at most ~2Q/K peaks). Offline applies the identical rule, so offline and online agree
+exactly. `ChunkSplitter` is the causal state machine; `split_chunks` takes a vectorised
+path where no cut can happen and runs the splitter itself where one does (tested equal).
+
+Invariants: every interval satisfies first_frame <= onset <= apex <= offset <= the last
+frame covered (index n - 1 + shift); `Interval` refuses anything else.
 """
 
 from __future__ import annotations
 
 import math
+from collections import deque
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
@@ -40,7 +52,7 @@ from scipy.signal import find_peaks, savgol_filter
 
 from realtime.types import ExprType, Interval, check_type
 
-MAX_CHUNK_FACTOR = 60  # default max_chunk = 60 * K samples
+MAX_CHUNK_QUIETS = 2  # default max_chunk = 2 * Q samples (the least allowed)
 
 
 @dataclass(frozen=True)
@@ -57,7 +69,7 @@ class PostParams:
     keep: int = 10  # per chunk (see module docstring)
     min_score: float = 0.1
     shift: int | None = None  # index -> frame shift; None = K // 2
-    max_chunk: int | None = None  # forced cut length; None = 60 * K
+    max_chunk: int | None = None  # forced cut length L; None = 2 * Q (module docstring)
     # ME only: drop ME intervals that overlap a spotted MaE interval (calibration.cross_type).
     drop_inside_mae: bool = False
 
@@ -93,7 +105,7 @@ class PostParams:
 
     @property
     def chunk_limit(self) -> int:
-        return MAX_CHUNK_FACTOR * self.k if self.max_chunk is None else self.max_chunk
+        return MAX_CHUNK_QUIETS * self.quiet if self.max_chunk is None else self.max_chunk
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -219,22 +231,28 @@ def soft_nms(intervals: list[Interval], sigma: float, keep: int, min_score: floa
     return kept
 
 
-def merge_overlapping(intervals: list[Interval]) -> list[Interval]:
+def merge_overlapping(
+    intervals: list[Interval], apex_of: Callable[[int, int], int] | None = None
+) -> list[Interval]:
     """Merge intervals sharing at least one frame, left to right: onset = midpoint of the
-    onsets (rounded down), offset = midpoint of the offsets (rounded up), score = max,
-    apex = the apex of the higher-scored one."""
+    onsets (rounded down), offset = midpoint of the offsets (rounded up), score = max.
+
+    The apex must stay inside the merged interval, which the higher-scored interval's
+    apex need not do ([134,160] apex 136 and [150,190] merge to [142,175]): `apex_of(onset,
+    offset)` gives it (process_chunk: the frame of the highest smoothed score inside);
+    without it, the higher-scored interval's apex is clamped into the merged interval."""
     out: list[Interval] = []
     for iv in sorted(intervals, key=lambda x: (x.onset, x.offset)):
         if out and iv.onset <= out[-1].offset:
             cur = out[-1]
             best = cur if (cur.score or 0.0) >= (iv.score or 0.0) else iv
-            out[-1] = replace(
-                cur,
-                onset=(cur.onset + iv.onset) // 2,
-                offset=-((-(cur.offset + iv.offset)) // 2),
-                score=best.score,
-                apex=best.apex,
-            )
+            onset = (cur.onset + iv.onset) // 2
+            offset = -((-(cur.offset + iv.offset)) // 2)
+            if apex_of is not None:
+                apex: int | None = apex_of(onset, offset)
+            else:
+                apex = None if best.apex is None else min(max(best.apex, onset), offset)
+            out[-1] = replace(cur, onset=onset, offset=offset, score=best.score, apex=apex)
         else:
             out.append(iv)
     return out
@@ -259,80 +277,93 @@ def process_chunk(
     candidates = []
     for lo, hi, left, right in pair_peaks(peaks, params.k, params.tiny, len(s)):
         apex = left if s[left] >= s[right] else right
+        # The smoothed curve of a probability can overshoot [0, 1] (Savitzky-Golay of order
+        # >= 2 over a saturated run); an interval's score is a probability again.
+        score = min(max(float(np.mean(s[lo : hi + 1])), 0.0), 1.0)
         candidates.append(
-            Interval(video=video, type=type, onset=offset + lo, offset=offset + hi,
-                     score=float(np.mean(s[lo : hi + 1])), apex=offset + apex)
+            Interval(video=video, type=type, onset=offset + lo, offset=offset + hi, score=score, apex=offset + apex)
         )
     kept = soft_nms(candidates, params.nms_sigma, params.keep, params.min_score)
-    return merge_overlapping(kept)
+
+    def apex_of(onset: int, end: int) -> int:
+        lo, hi = onset - offset, end - offset
+        return offset + lo + int(np.argmax(s[lo : hi + 1]))
+
+    return merge_overlapping(kept, apex_of)
 
 
 def split_chunks(
     smoothed: np.ndarray, threshold: float, q: int, margin: int, max_len: int | None = None
 ) -> list[tuple[int, int]]:
-    """Inclusive (start, end) index ranges of the chunks holding samples >= threshold.
+    """Inclusive (start, end) index ranges of the chunks holding samples >= threshold,
+    exactly as `ChunkSplitter` closes them online.
 
     Active samples separated by fewer than `q` quiet samples share a group; a group's
-    chunk spans [first - margin, last + margin] (clipped). A chunk reaching `max_len`
-    samples before its quiet run completes is cut there, exactly as `ChunkSplitter`
-    does online (the cut falls at start + max_len - 1 when that comes before
-    last + q and before the end of the data)."""
-    s = np.asarray(smoothed)
+    chunk spans [first - margin, last + margin] (clipped). A group the splitter would
+    force-cut (it stays open for `max_len` samples: its span plus the quiet wait, or the
+    data's end) is handed to the splitter itself, so the cut rule has one implementation."""
+    s = np.asarray(smoothed, dtype=np.float64)
     n = len(s)
     active = np.flatnonzero(s >= threshold)
     if active.size == 0:
         return []
     breaks = np.flatnonzero(np.diff(active) - 1 >= q)
-    firsts = np.concatenate(([0], breaks + 1))
-    lasts = np.concatenate((breaks, [active.size - 1]))
+    firsts = active[np.concatenate(([0], breaks + 1))].tolist()
+    lasts = active[np.concatenate((breaks, [active.size - 1]))].tolist()
     chunks: list[tuple[int, int]] = []
     floor = 0
-    for fi, li in zip(firsts.tolist(), lasts.tolist()):
-        g_last = int(active[li])
-        cs = max(int(active[fi]) - margin, floor)
-        ai = fi
-        while True:
-            if max_len is not None:
-                cut = cs + max_len - 1
-                if cut < g_last + q and cut <= n - 1:
-                    chunks.append((cs, cut))
-                    floor = cut + 1
-                    ai = int(np.searchsorted(active, cut, side="right"))
-                    if ai > li:
-                        break
-                    cs = max(int(active[ai]) - margin, floor)
-                    continue
-            end = min(g_last + margin, n - 1)
-            chunks.append((cs, end))
-            floor = end + 1
-            break
+    for first, last in zip(firsts, lasts):
+        start = max(first - margin, floor)
+        open_until = min(last + q - 1, n - 1)  # the last step at which the chunk is open
+        if max_len is None or open_until - start + 1 < max_len:
+            chunks.append((start, min(last + margin, n - 1)))
+        else:
+            splitter = ChunkSplitter(q, margin, max_len, lambda i, j: s[i : j + 1])
+            splitter.floor = floor
+            for t in range(first, open_until + 1):
+                chunks.extend(splitter.step(t, bool(s[t] >= threshold)))
+            if splitter.start is not None:  # the data ended with the chunk open
+                tail = splitter.finish(n)
+                assert tail is not None
+                chunks.append(tail)
+        floor = chunks[-1][1] + 1
     return chunks
 
 
 class ChunkSplitter:
     """Causal twin of `split_chunks`: feed final smoothed samples one by one; `step`
-    returns a closed chunk (start, end) or None; `finish(n)` closes the open one."""
+    returns the chunks (start, end) it closed (usually none), `finish(n)` closes the
+    open one at the end of a segment of n samples.
 
-    def __init__(self, q: int, margin: int, max_len: int | None = None) -> None:
+    `values(i, j)` returns the smoothed samples i..j (inclusive) seen so far; it is read
+    only to place a forced cut (module docstring)."""
+
+    def __init__(self, q: int, margin: int, max_len: int | None = None,
+                 values: Callable[[int, int], np.ndarray] | None = None) -> None:
+        if max_len is not None and values is None:
+            raise ValueError("a splitter with max_len needs values() to place its cuts")
         self.q = q
         self.margin = margin
         self.max_len = max_len
+        self.values = values
         self.start: int | None = None  # open chunk's first index
         self.last = -1  # last active index of the open chunk
         self.floor = 0  # first index a new chunk may use
+        self._active: deque[int] = deque()  # active indices of the open chunk
 
-    def step(self, t: int, active: bool) -> tuple[int, int] | None:
+    def step(self, t: int, active: bool) -> list[tuple[int, int]]:
         if active:
             if self.start is None:
                 self.start = max(t - self.margin, self.floor)
             self.last = t
+            self._active.append(t)
         if self.start is None:
-            return None
+            return []
         if t - self.last >= self.q:
-            return self._close(self.last + self.margin)
+            return [self._close(self.last + self.margin)]
         if self.max_len is not None and t - self.start + 1 >= self.max_len:
-            return self._close(t)
-        return None
+            return self._force_cut(t)
+        return []
 
     def finish(self, n: int) -> tuple[int, int] | None:
         """Close the open chunk at the end of a segment of n samples."""
@@ -340,11 +371,34 @@ class ChunkSplitter:
             return None
         return self._close(min(self.last + self.margin, n - 1))
 
+    def _force_cut(self, t: int) -> list[tuple[int, int]]:
+        """The open chunk reached max_len samples at step t: cut it (module docstring)."""
+        assert self.start is not None and self.max_len is not None and self.values is not None
+        if t - self.last >= self.margin:
+            return [self._close(self.last + self.margin)]  # activity over: a quiet close
+        lo = self.start + self.max_len // 2
+        window = self.values(lo, t)
+        cut = lo + len(window) - 1 - int(np.argmin(window[::-1]))  # the latest lowest sample
+        closed = [self._close_at(cut)]
+        while self._active and self._active[0] <= cut:
+            self._active.popleft()
+        if self._active:  # the rest of the activity continues as the next chunk
+            self.start = max(self._active[0] - self.margin, self.floor)
+            if t - self.last >= self.q:
+                closed.append(self._close(self.last + self.margin))
+        return closed
+
     def _close(self, end: int) -> tuple[int, int]:
+        chunk = self._close_at(end)
+        self._active.clear()
+        return chunk
+
+    def _close_at(self, end: int) -> tuple[int, int]:
+        assert self.start is not None
         chunk = (self.start, end)
         self.start = None
         self.floor = end + 1
-        return chunk  # type: ignore[return-value]
+        return chunk
 
 
 def postprocess_smoothed(

@@ -147,26 +147,57 @@ class Sink(Protocol):
 # ------------------------------------------------------------------ scoring side
 
 class FrameClock:
-    """Stream time of recent frames, to stamp events with onset_s/offset_s."""
+    """Stream time and capture time of recent frames, to stamp events with onset_s /
+    offset_s and to measure an event's latency from the capture of its offset frame."""
 
     def __init__(self, fps: float, keep: int) -> None:
         self.fps = fps
-        self._times: deque[tuple[int, float]] = deque(maxlen=keep)
+        self._times: deque[tuple[int, float, float]] = deque(maxlen=keep)  # index, t_stream, t_capture
 
-    def add(self, index: int, t_stream: float) -> None:
-        self._times.append((index, t_stream))
+    def add(self, index: int, t_stream: float, t_capture: float) -> None:
+        self._times.append((index, t_stream, t_capture))
+
+    def _held(self, index: int) -> tuple[int, float, float] | None:
+        if not self._times:
+            return None
+        pos = index - self._times[0][0]
+        if 0 <= pos < len(self._times) and self._times[pos][0] == index:
+            return self._times[pos]
+        return None  # before the window, or frame numbers with gaps (drops, holes)
 
     def at(self, index: int) -> float:
+        """Stream time (s) of frame `index`; extrapolated at the fps when not held."""
+        held = self._held(index) or next((r for r in reversed(self._times) if r[0] == index), None)
+        if held is not None:
+            return held[1]
         if not self._times:
             return (index - 1) / self.fps
-        first, t_first = self._times[0]
-        pos = index - first
-        if 0 <= pos < len(self._times) and self._times[pos][0] == index:
-            return self._times[pos][1]
-        # Not held (before the window, after a drop): extrapolate from the nearest end.
-        last, t_last = self._times[-1]
-        ref, t_ref = (first, t_first) if index < first else (last, t_last)
-        return t_ref + (index - ref) / self.fps
+        first, last = self._times[0], self._times[-1]
+        ref = first if index < first[0] else last
+        return ref[1] + (index - ref[0]) / self.fps
+
+    def captured(self, index: int) -> float | None:
+        """time.monotonic() when frame `index` was read, when held."""
+        held = self._held(index) or next((r for r in reversed(self._times) if r[0] == index), None)
+        return None if held is None else held[2]
+
+
+def make_event(stream: str, iv: Interval, clock: FrameClock, now: float) -> SpotEvent:
+    """The event of a final interval. `latency_ms` = now minus the capture time of the
+    interval's offset frame (what a user waits after the expression ended), 0 when that
+    frame is no longer held."""
+    t_offset = clock.captured(iv.offset)
+    return SpotEvent(
+        stream=stream,
+        type=iv.type,
+        onset_frame=iv.onset,
+        apex_frame=iv.apex if iv.apex is not None else (iv.onset + iv.offset) // 2,
+        offset_frame=iv.offset,
+        onset_s=round(clock.at(iv.onset), 4),
+        offset_s=round(clock.at(iv.offset), 4),
+        score=float(iv.score if iv.score is not None else 0.0),
+        latency_ms=0.0 if t_offset is None else max(0.0, (now - t_offset) * 1000.0),
+    )
 
 
 class StreamScorer:
@@ -201,12 +232,12 @@ class StreamScorer:
             self.stats.frames += 1
             self.last_frame = rec.index
             self.last_face = rec.face is not None
-            self.clock.add(rec.index, rec.t_stream)
+            self.clock.add(rec.index, rec.t_stream, rec.t_capture)
             gap = bool(self.history) and rec.index != self.history[-1].index + 1
             if rec.face is None or gap:
                 self._score(pending)
                 pending = []
-                self.break_chain(rec.t_capture)
+                self.break_chain()
                 if rec.face is None:
                     continue
             self.stats.faces += 1
@@ -216,19 +247,19 @@ class StreamScorer:
                     pending.append((setup, self.history[-1 - setup.k], rec))
         self._score(pending)
 
-    def break_chain(self, t_capture: float, count: bool = True) -> None:
+    def break_chain(self, count: bool = True) -> None:
         """No flow across this point: flush the spotters, restart the history."""
         if self.history and count:
             self.stats.chain_breaks += 1
         self.history.clear()
         # MaE first: once it is flushed, every held ME interval of the segment is decided.
         for setup in sorted(self.setups, key=lambda s: s.type != "MaE"):
-            self._emit(setup, self.spotters[setup.type].flush(), t_capture)
-        self._release(t_capture, flushed=True)
+            self._emit(setup, self.spotters[setup.type].flush())
+        self._release(flushed=True)
 
     def finish(self) -> None:
         """End of stream: everything still open becomes final."""
-        self.break_chain(time.monotonic(), count=False)
+        self.break_chain(count=False)
 
     # -- internals -----------------------------------------------------------------
     def _score(self, pending: list[tuple[TypeSetup, FrameRecord, FrameRecord]]) -> None:
@@ -250,41 +281,31 @@ class StreamScorer:
             sink.on_scores(scores)
         t0 = time.perf_counter()
         for (setup, a, b), p in zip(pending, probs):
-            self._emit(setup, self.spotters[setup.type].push(a.index, float(p)), b.t_capture)
-            self._release(b.t_capture)
+            self._emit(setup, self.spotters[setup.type].push(a.index, float(p)))
+            self._release()
         self.stats.times.add("spotter", (time.perf_counter() - t0) * 1000.0 / n)
         now = time.monotonic()
         for rec in {id(b): b for _, _, b in pending}.values():
             self.stats.times.add("latency", (now - rec.t_capture) * 1000.0)
 
-    def _release(self, t_capture: float, flushed: bool = False) -> None:
+    def _release(self, flushed: bool = False) -> None:
         """Publish the held ME intervals the MaE spotter has settled (all after a flush)."""
         if self.gate is None:
             return
         mae_horizon = float("inf") if flushed else settled(self.spotters["MaE"].horizon)
-        self._publish(self.gate.release(mae_horizon, self.spotters["ME"].horizon), t_capture)
+        self._publish(self.gate.release(mae_horizon, self.spotters["ME"].horizon))
 
-    def _emit(self, setup: TypeSetup, intervals: list[Interval], t_capture: float) -> None:
+    def _emit(self, setup: TypeSetup, intervals: list[Interval]) -> None:
         if self.gate is not None:
             if setup.type == "ME":
                 self.gate.hold(intervals)
                 return
             self.gate.add_mae(intervals)
-        self._publish(intervals, t_capture)
+        self._publish(intervals)
 
-    def _publish(self, intervals: list[Interval], t_capture: float) -> None:
+    def _publish(self, intervals: list[Interval]) -> None:
         for iv in intervals:
-            event = SpotEvent(
-                stream=self.stream,
-                type=iv.type,
-                onset_frame=iv.onset,
-                apex_frame=iv.apex if iv.apex is not None else (iv.onset + iv.offset) // 2,
-                offset_frame=iv.offset,
-                onset_s=round(self.clock.at(iv.onset), 4),
-                offset_s=round(self.clock.at(iv.offset), 4),
-                score=float(iv.score if iv.score is not None else 0.0),
-                latency_ms=max(0.0, (time.monotonic() - t_capture) * 1000.0),
-            )
+            event = make_event(self.stream, iv, self.clock, time.monotonic())
             self.stats.events += 1
             for sink in self.sinks:
                 sink.on_event(event, iv)
@@ -365,7 +386,7 @@ def run_stream(
                     if isinstance(item, SourceChange):
                         scorer.process(batch)
                         batch = []
-                        scorer.break_chain(item.t)
+                        scorer.break_chain()
                         # The change's own state: by the time the consumer gets here the
                         # source may already be back, and subscribers must see the outage.
                         for sink in sinks:

@@ -10,14 +10,18 @@ offline `postprocess` on the same segment exactly (tested sample by sample):
   same polynomial edge fit. Segments shorter than `win` are smoothed at `flush` with
   `postprocess.smooth` (shrunk window).
 - Chunks: `postprocess.ChunkSplitter` closes a chunk after Q = quiet_gap(K, tiny)
-  final smoothed samples below the threshold (or forces a cut at `max_chunk` samples,
-  default 60K, identically offline); `postprocess.process_chunk` then gives its intervals.
+  final smoothed samples below the threshold, or cuts it when it reaches L = `max_chunk`
+  samples (default 2Q; identically offline); `postprocess.process_chunk` then gives its
+  intervals.
 
-Emission delay: an interval is emitted when the score sample win//2 + Q samples after
-the chunk's last above-threshold smoothed sample arrives. The pipeline adds K frames
-of flow lag (the score of frame i needs frame i + K), so in frames after the last
-above-threshold score index: win//2 + Q + K (Q = 4K + 2*floor(tiny*K + 0.5) + 2).
-E.g. CAS ME (K=6, tiny 0.3, win 11): 5 + 32 + 6 = 43 frames = 1.4 s at 30 fps.
+Emission delay, in frames from an interval's offset frame to the frame whose capture
+releases it, for ANY score stream: at most win//2 + (L - 1) + K - K//2. (The smoothed
+sample t is final once raw sample t + win//2 arrives, which needs frame t + win//2 + K;
+a chunk closes at most L - 1 samples after any of its intervals' offset index; offset
+frames are index + K//2.) After an isolated expression it is shorter: win//2 + Q + K
+frames after its last above-threshold score. E.g. CAS ME (K=6, tiny 0.3, win 11,
+Q = 4K + 2*floor(tiny*K + 0.5) + 2 = 30, L = 60): 5 + 30 + 6 = 41 frames (1.4 s) after an
+isolated ME, never more than 5 + 59 + 3 = 67 frames (2.2 s) after any interval's offset.
 
 Segments: `push` expects consecutive frames. A chain break (no face) is signalled by
 `flush()`, after which the next pushed frame starts a new, independent segment (offline
@@ -176,7 +180,7 @@ class OnlineSpotter:
         self._sm: list[float] = []
         self._sm_base = 0
         self._n_smoothed = 0
-        self._splitter = ChunkSplitter(p.quiet, p.margin, p.chunk_limit)
+        self._splitter = ChunkSplitter(p.quiet, p.margin, p.chunk_limit, self._values)
         self._rolling = None if p.threshold is not None else RollingMoilanen(self.rolling_window, p.p)
         self._chunk_threshold = float("nan")
 
@@ -202,15 +206,20 @@ class OnlineSpotter:
         closed = self._splitter.step(t, active)
         if not was_open and self._splitter.start is not None:
             self._chunk_threshold = threshold  # type: ignore[assignment]
-        out = self._emit(closed) if closed is not None else []
+        out = [iv for chunk in closed for iv in self._emit(chunk)]
         self._trim(t)
         return out
 
+    def _values(self, i: int, j: int) -> np.ndarray:
+        """Final smoothed samples i..j (inclusive), as the splitter's cut placement reads them."""
+        return np.asarray(self._sm[i - self._sm_base : j - self._sm_base + 1], dtype=np.float64)
+
     def _emit(self, chunk: tuple[int, int]) -> list[Interval]:
-        c0, c1 = chunk
-        values = np.asarray(self._sm[c0 - self._sm_base : c1 - self._sm_base + 1], dtype=np.float64)
+        """Intervals of a closed chunk (with the threshold frozen when it opened; a chunk
+        continued after a forced cut keeps it)."""
         assert self._first_frame is not None
-        return process_chunk(values, c0, self._chunk_threshold, self.params, self.video, self.type, self._first_frame)
+        return process_chunk(self._values(*chunk), chunk[0], self._chunk_threshold, self.params, self.video,
+                             self.type, self._first_frame)
 
     def _trim(self, t: int) -> None:
         """Forget smoothed samples no future chunk can reach (bounded memory)."""

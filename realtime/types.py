@@ -35,8 +35,14 @@ class Interval:
 
     def __post_init__(self) -> None:
         check_type(self.type)
+        # 1 <= onset <= apex <= offset: every step that derives an interval must keep it
+        # (an event with its apex outside its interval fails the event schema downstream).
+        if self.onset < 1:
+            raise ValueError(f"interval onset {self.onset} < 1 (frames are 1-based)")
         if self.offset < self.onset:
             raise ValueError(f"interval offset {self.offset} < onset {self.onset}")
+        if self.apex is not None and not self.onset <= self.apex <= self.offset:
+            raise ValueError(f"interval apex {self.apex} outside [{self.onset}, {self.offset}]")
 
     @property
     def length(self) -> int:

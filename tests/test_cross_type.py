@@ -38,7 +38,7 @@ def test_apply_cross_type_follows_the_me_parameters() -> None:
 
 
 def test_a_long_mae_interval_is_found_behind_later_short_ones() -> None:
-    mae = [iv("MaE", 0, 1000), iv("MaE", 200, 210), iv("MaE", 400, 410)]
+    mae = [iv("MaE", 1, 1000), iv("MaE", 200, 210), iv("MaE", 400, 410)]
     assert drop_inside_mae([iv("ME", 500, 505)], mae) == []
 
 

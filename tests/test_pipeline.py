@@ -145,10 +145,13 @@ def test_rolling_threshold_replaces_the_calibrated_one(media: dict) -> None:
 def test_frame_clock_uses_recorded_times_and_extrapolates() -> None:
     clock = FrameClock(fps=10.0, keep=3)
     for i, t in ((5, 1.0), (6, 1.2), (7, 1.3)):
-        clock.add(i, t)
-    assert clock.at(6) == 1.2
+        clock.add(i, t, 100.0 + t)
+    assert clock.at(6) == 1.2 and clock.captured(6) == pytest.approx(101.2)
     assert clock.at(9) == pytest.approx(1.5)
     assert clock.at(4) == pytest.approx(0.9)
+    assert clock.captured(4) is None
+    clock.add(9, 1.5, 101.5)  # a hole at 8: the frame is still found by its number
+    assert clock.at(9) == 1.5 and clock.captured(9) == pytest.approx(101.5)
 
 
 def test_unknown_flow_backend_is_a_user_error() -> None:

@@ -138,15 +138,16 @@ def test_merge_overlapping_midpoints_and_max_score() -> None:
 def test_split_chunks_matches_causal_splitter(seed: int, max_len: int | None) -> None:
     s = noisy_sequence(seed, 3000, 6)
     q, m = quiet_gap(6, 0.3), half_width(6, 0.3) + 1
-    splitter = ChunkSplitter(q, m, max_len)
-    online = [c for t, v in enumerate(s) if (c := splitter.step(t, bool(v >= 0.5))) is not None]
+    splitter = ChunkSplitter(q, m, max_len, lambda i, j: s[i : j + 1])
+    online = [c for t, v in enumerate(s) for c in splitter.step(t, bool(v >= 0.5))]
     last = splitter.finish(len(s))
     online += [last] if last is not None else []
     offline = split_chunks(s, 0.5, q, m, max_len)
     assert online == offline and len(offline) > 3
     assert all(b[0] > a[1] for a, b in zip(offline, offline[1:]))  # disjoint, ordered
     if max_len is not None:
-        assert max(e - s0 + 1 for s0, e in offline) == max_len  # forced cuts happened
+        assert max(e - s0 + 1 for s0, e in offline) <= max_len
+        assert max(e - s0 + 1 for s0, e in split_chunks(s, 0.5, q, m, None)) > max_len  # cuts happened
 
 
 @pytest.mark.parametrize("seed", range(5))
