@@ -145,6 +145,34 @@ def evaluate(truth: list[Interval], pred: list[Interval]) -> MegcResult:
     return MegcResult({t: score_type(truth, pred, t) for t in sorted(EXPR_TYPES, reverse=True)})
 
 
+@dataclass(frozen=True)
+class ScoredTruth:
+    """The truth a partial run is scored on, and what was left out (and why)."""
+
+    truth: list[Interval]
+    not_replayed: list[str]  # truth videos that were not replayed
+    beyond: list[Interval]  # truth intervals ending after the last frame read of their video
+
+
+def scored_truth(truth: Iterable[Interval], last_frames: dict[str, int]) -> ScoredTruth:
+    """Restrict truth to what a run replayed: videos in `last_frames` (video id -> number
+    of the last frame read) and intervals that end by that frame. A run stopped early
+    (--max-frames, Ctrl-C, a truncated file, a failed stream) is then scored on what it
+    saw, and `lgnm-eval` on the kept truth gives the same figures."""
+    kept: list[Interval] = []
+    beyond: list[Interval] = []
+    missing: set[str] = set()
+    for iv in truth:
+        last = last_frames.get(iv.video)
+        if last is None:
+            missing.add(iv.video)
+        elif iv.offset > last:
+            beyond.append(iv)
+        else:
+            kept.append(iv)
+    return ScoredTruth(kept, sorted(missing), beyond)
+
+
 def render_table(result: MegcResult, title: str = "MEGC spotting") -> Table:
     """A rich table: one row per type and one for overall."""
     table = Table(title=title)

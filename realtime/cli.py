@@ -18,6 +18,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from contextlib import ExitStack
 from importlib import resources
 from pathlib import Path
@@ -27,10 +28,11 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from calibration.megc import evaluate, render_table
+from calibration.megc import evaluate, render_table, scored_truth
 from engines.scorers import BACKENDS, make_scorer
 from realtime.dashboard import live_view, performance_table
-from realtime.errors import UserError, cli_entry
+from realtime.intervals_csv import write_intervals
+from realtime.errors import EXIT_USER_ERROR, UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
 from realtime.pair_features import FLOW_KINDS, make_pair_features
 from realtime.pipeline import PacedSource, RunOptions, run_stream, setup_for_fps
@@ -248,14 +250,43 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
                 # the frames it processed in the summary and metrics.json.
                 stats = RunStats(stream=item.name)
                 runs.append(stats)
-                run_item(item, args, scorer_sets, pair_features, sinks, console, stop, live, publisher, stats)
+                run_isolated(item, stats, args, lambda: run_item(
+                    item, args, scorer_sets, pair_features, sinks, console, stop, live, publisher, stats))
         finally:
             wall = time.monotonic() - t0
             scorer_sets.close()
             # Whatever was spotted is already in predictions.csv (flushed per row) and the
             # journal; the summary is written even after a failure or Ctrl-C.
             summarise(args, console, plan, runs, collected, wall)
-    return 0
+    return exit_code(runs)
+
+
+def run_isolated(item: ReplayItem, stats: RunStats, args: argparse.Namespace, run_one: Any) -> None:
+    """Run one stream; a failure inside it is one `error:` line naming the stream, the
+    stream is marked failed (metrics.json), and the next stream still runs. Faults that
+    are not the user's (a bug) also leave their traceback in OUT/errors.log."""
+    try:
+        run_one()
+    except UserError as exc:
+        stats.error = str(exc)
+        print(f"error: stream {item.name}: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - one stream's fault must not end the others
+        stats.error = f"internal error: {type(exc).__name__}: {exc}"
+        log = f"; traceback in {args.out / 'errors.log'}" if args.out else ""
+        print(f"error: stream {item.name}: {stats.error}{log}", file=sys.stderr)
+        if args.out:
+            args.out.mkdir(parents=True, exist_ok=True)
+            with open(args.out / "errors.log", "a", encoding="utf-8") as fh:
+                fh.write(f"stream {item.name}:\n{traceback.format_exc()}\n")
+
+
+def exit_code(runs: list[RunStats]) -> int:
+    """0 when every stream ran to its end (or was stopped by Ctrl-C); 2 when a stream
+    failed on the user's input; 1 when one failed on an internal error."""
+    errors = [r.error for r in runs if r.error is not None]
+    if not errors:
+        return 0
+    return 1 if any(e.startswith("internal error") for e in errors) else EXIT_USER_ERROR
 
 
 def make_plan(args: argparse.Namespace, console: Console, live: bool) -> ReplayPlan:
@@ -275,8 +306,13 @@ def run_item(item: ReplayItem | None, args: argparse.Namespace, scorer_sets: Sco
              publisher: EventPublisher | None, stats: RunStats) -> RunStats:
     """Run one stream with the dashboard (live, --video) or a progress bar (replay)."""
     source = item.open()
+    if not live:
+        # One video id per dataset video: the replay's id (the truth's key: `s15_0101`
+        # for CAS(ME)^2, not its folder `15_0101disgustingteeth`) names the stream, its
+        # events and its predictions alike.
+        source.name = item.name
     if publisher is not None:
-        publisher.begin_stream(source.name)  # the stream id: file stem, folder or URL path
+        publisher.begin_stream(source.name)  # the stream id: video id or URL path
     if args.video or (args.replay and args.realtime):
         source = PacedSource(source)
     scorers = scorer_sets.for_fps(source.fps)
@@ -328,17 +364,33 @@ def run_item(item: ReplayItem | None, args: argparse.Namespace, scorer_sets: Sco
 
 def summarise(args: argparse.Namespace, console: Console, plan: ReplayPlan, runs: list[RunStats],
               collected: CollectSink, wall: float) -> None:
-    """MEGC table (when truth is known), performance table, metrics.json."""
+    """MEGC table (when truth is known), performance table, metrics.json.
+
+    A run is scored on what it replayed (`calibration.megc.scored_truth`): truth videos
+    not replayed and truth intervals after the last frame read are left out and said so;
+    with --out the scored truth is written to truth.csv, so that `lgnm-eval --truth
+    OUT/truth.csv --pred OUT/predictions.csv` gives the same table."""
     result = None
+    notes = [f"stream {r.stream}: no face found in any of its {r.frames} frames" for r in runs
+             if r.frames and not r.faces]
     if plan.has_truth:
-        truth = [iv for item in plan.items for iv in item.truth]
-        replayed = {r.stream for r in runs}
-        truth = [iv for iv in truth if iv.video in replayed]
-        result = evaluate(truth, collected.intervals)
+        scope = scored_truth(plan.all_truth(),
+                             {r.stream: r.last_frame for r in runs if r.frames})
+        result = evaluate(scope.truth, collected.intervals)
+        if scope.not_replayed:
+            shown = ", ".join(scope.not_replayed[:5]) + (" ..." if len(scope.not_replayed) > 5 else "")
+            notes.append(f"truth of {len(scope.not_replayed)} video(s) not replayed, not scored: {shown}")
+        if scope.beyond:
+            notes.append(f"{len(scope.beyond)} truth interval(s) end after the last frame read of their "
+                         "video, not scored")
+        if args.out:
+            write_intervals(args.out / "truth.csv", scope.truth, truth=True)
     metrics = {
         "megc": result.to_json() if result else None,
+        "notes": notes,
         "performance": {
             "streams": len(runs),
+            "failed": sum(r.error is not None for r in runs),
             "frames": sum(r.frames for r in runs),
             "wall_s": round(wall, 3),
             "fps": round(sum(r.frames for r in runs) / wall, 2) if wall > 0 else 0.0,
@@ -348,6 +400,8 @@ def summarise(args: argparse.Namespace, console: Console, plan: ReplayPlan, runs
     }
     if args.out:
         (args.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
     if args.json:
         sys.stdout.write(json.dumps({"summary": metrics}) + "\n")
         return

@@ -6,7 +6,10 @@ columns up by name, so any order is accepted. Frames are 1-based and inclusive.
 
 Every reading mistake raises `UserError("<file>:<line>: <what is wrong>")` (line 1 is
 the header). In truth rows an onset of 0 means "not annotated" (SAMM) and is replaced by
-the apex, as the datasets' own convention says. Frame numbers must be integers; a value such as `12.0` (integral, as
+the apex, as the datasets' own convention says. An apex outside [onset, offset] is an
+annotation slip (the MEGC2020 truth files hold 9: apex after the offset, one negative)
+and is dropped: MEGC matching uses onset and offset only, and an interval's apex must lie
+inside it. Frame numbers must be integers; a value such as `12.0` (integral, as
 spreadsheet exports write it) is accepted, `12.5` is not.
 """
 
@@ -72,6 +75,8 @@ def _parse_row(row: dict[str, str], where: str) -> Interval:
         raise UserError(f"{where}: onset {onset} < 1 (frames are 1-based)")
     if offset < onset:
         raise UserError(f"{where}: offset {offset} < onset {onset}")
+    if apex is not None and not onset <= apex <= offset:
+        apex = None  # an annotation slip (module docstring)
     score = _parse_score(row.get("score") or "", where)
     return Interval(video=video, type=kind, onset=onset, offset=offset, score=score, apex=apex)  # type: ignore[arg-type]
 

@@ -417,6 +417,7 @@ def run_stream(
         capture.stop(timeout=5.0)
         aligner.close()
         stats.dropped = ring.dropped
+        stats.last_frame = scorer.last_frame
         stats.wall_s = time.monotonic() - t_start
     for sink in sinks:
         sink.on_status(status())

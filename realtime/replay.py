@@ -34,6 +34,12 @@ class ReplayItem:
 class ReplayPlan:
     items: list[ReplayItem]
     has_truth: bool
+    # Every truth interval given (a --truth file may annotate videos not replayed: the
+    # summary names them); None: the items' own truth is all there is.
+    truth: list[Interval] | None = None
+
+    def all_truth(self) -> list[Interval]:
+        return self.truth if self.truth is not None else [iv for it in self.items for iv in it.truth]
 
 
 def _has_images(folder: Path) -> bool:
@@ -70,7 +76,8 @@ def path_items(path: Path, fps: float | None) -> list[ReplayItem]:
     return items
 
 
-def attach_truth(items: list[ReplayItem], truth_csv: Path) -> None:
+def attach_truth(items: list[ReplayItem], truth_csv: Path) -> list[Interval]:
+    """Give each item its truth from the CSV; returns every row (also of other videos)."""
     truth = read_intervals(truth_csv)
     by_video: dict[str, list[Interval]] = {}
     for iv in truth:
@@ -80,6 +87,7 @@ def attach_truth(items: list[ReplayItem], truth_csv: Path) -> None:
         raise UserError(f"--truth {truth_csv}: none of its videos ({', '.join(unknown[:3])}...) is replayed")
     for it in items:
         it.truth = by_video.get(it.name, [])
+    return truth
 
 
 def dataset_items(kind: str, root: Path, annotations: Path) -> list[ReplayItem]:
@@ -131,8 +139,5 @@ def plan_replay(target: str, *, data: Path | None, annotations: Path | None, tru
         items = dataset_items(target, data, annotations)
     else:
         items = path_items(Path(target), fps)
-        if truth is not None:
-            attach_truth(items, truth)
-    if truth is not None and target in ("demo", "CAS", "SAMM"):
-        attach_truth(items, truth)
-    return ReplayPlan(items, has_truth=target in ("demo", "CAS", "SAMM") or truth is not None)
+    given = attach_truth(items, truth) if truth is not None else None
+    return ReplayPlan(items, has_truth=target in ("demo", "CAS", "SAMM") or truth is not None, truth=given)

@@ -64,6 +64,8 @@ class RunStats:
     flow: str = ""
     # per type: the K used on this stream and the fps its weights were trained at
     models: dict[str, dict[str, float]] = field(default_factory=dict)
+    last_frame: int = 0  # number of the last frame processed (frames are 1-based)
+    error: str | None = None  # why the stream failed; None when it ran to its end
     times: StageTimes = field(default_factory=StageTimes)
 
     started: float = field(default_factory=time.monotonic)
@@ -79,7 +81,10 @@ class RunStats:
     def to_dict(self) -> dict:
         return {
             "stream": self.stream,
+            "status": "ok" if self.error is None else "failed",
+            "error": self.error,
             "frames": self.frames,
+            "last_frame": self.last_frame,
             "faces": self.faces,
             "scores": self.scores,
             "events": self.events,

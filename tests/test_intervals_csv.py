@@ -73,3 +73,14 @@ def test_streaming_writer_rows_are_readable_before_close(tmp_path: Path) -> None
     writer.close()
     with pytest.raises(ValueError):
         writer.write(Interval("cam", "ME", 1, 2))
+
+
+def test_truth_apex_outside_its_interval_is_dropped(tmp_path: Path) -> None:
+    """The MEGC2020 truth files hold rows such as `s27_0101,MaE,1221,1230,1224` (apex
+    after the offset) and a negative apex; MEGC uses onset/offset only, and an interval's
+    apex must lie inside it."""
+    path = tmp_path / "t.csv"
+    path.write_text("video,type,onset,apex,offset\ns27_0101,MaE,1221,1230,1224\n"
+                    "032_3,ME,1896,-1069,1970\nv,ME,10,12,20\n")
+    rows = read_intervals(path)
+    assert [(r.onset, r.apex, r.offset) for r in rows] == [(1221, None, 1224), (1896, None, 1970), (10, 12, 20)]

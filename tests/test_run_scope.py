@@ -1,0 +1,169 @@
+"""What a run is scored on and what one stream's failure does to the others.
+
+Real `lgnm-live` runs (in process) over real video files and a stand-in CAS(ME)^2
+layout: a partial run is scored on the frames it replayed, truth of videos not replayed
+is named and left out, OUT/truth.csv reproduces the table through `lgnm-eval`, dataset
+replays use the dataset's video ids, and a failing stream is one error line while the
+other streams run.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from calibration.megc import evaluate
+from media import write_face_clip, write_random_weights
+from realtime.cli import main as live_main
+from realtime.intervals_csv import read_intervals, write_intervals
+from realtime.types import Interval
+from tools.evaluate import main as eval_main
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    folder = tmp_path_factory.mktemp("scope")
+    clip, truth = write_face_clip(folder, "face_clip", seconds=8.0, seed=10)  # two MaE
+    return {"folder": folder, "clip": clip, "truth": truth, "truth_csv": folder / "face_clip_truth.csv",
+            "weights": write_random_weights(folder, threshold=0.5)}
+
+
+def weight_args(media: dict) -> list[str]:
+    return [a for w in media["weights"] for a in ("--weights", str(w))]
+
+
+def predictions(out: Path) -> list[Interval]:
+    path = out / "predictions.csv"
+    return read_intervals(path) if path.is_file() and path.stat().st_size else []
+
+
+def eval_json(truth: Path, pred: Path, capsys: pytest.CaptureFixture) -> dict:
+    capsys.readouterr()
+    assert eval_main(["--truth", str(truth), "--pred", str(pred), "--json"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def test_partial_run_is_scored_on_the_frames_it_replayed(media: dict, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """--max-frames N: truth after frame N is not scored (it was never seen), and
+    lgnm-eval on OUT/truth.csv gives the run's own table."""
+    truth = media["truth"]
+    assert len(truth) >= 2
+    stop = min(iv.offset for iv in truth) + 10  # the first truth interval ends by then, not the last
+    out = tmp_path / "out"
+    assert live_main(["--replay", str(media["clip"]), "--truth", str(media["truth_csv"]), *weight_args(media),
+                      "--max-frames", str(stop), "--pub", "none", "--quiet", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    metrics = json.loads((out / "metrics.json").read_text())
+    inside = [iv for iv in truth if iv.offset <= stop]
+    assert 0 < len(inside) < len(truth)
+    assert metrics["megc"]["overall"]["n_truth"] == len(inside)
+    assert f"{len(truth) - len(inside)} truth interval(s) end after the last frame read" in err
+    assert metrics["performance"]["runs"][0]["last_frame"] == stop
+    assert sorted((iv.onset, iv.offset) for iv in read_intervals(out / "truth.csv")) == \
+        sorted((iv.onset, iv.offset) for iv in inside)
+    assert eval_json(out / "truth.csv", out / "predictions.csv", capsys) == metrics["megc"]
+
+
+def test_truth_of_videos_not_replayed_is_named_and_not_scored(media: dict, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    truth_csv = tmp_path / "truth.csv"
+    other = [Interval("another_video", "MaE", 100, 140, apex=120), Interval("another_video", "ME", 300, 305, apex=302)]
+    write_intervals(truth_csv, [*media["truth"], *other], truth=True)
+    out = tmp_path / "out"
+    assert live_main(["--replay", str(media["clip"]), "--truth", str(truth_csv), *weight_args(media),
+                      "--pub", "none", "--quiet", "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "truth of 1 video(s) not replayed, not scored: another_video" in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["megc"]["overall"]["n_truth"] == len(media["truth"])
+    assert any("another_video" in n for n in metrics["notes"])
+    assert eval_json(out / "truth.csv", out / "predictions.csv", capsys) == metrics["megc"]
+    assert metrics["megc"] == evaluate(media["truth"], predictions(out)).to_json()
+
+
+def test_lgnm_eval_refuses_files_with_no_video_in_common(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Folder names against dataset ids gave F1 0.000 without a word."""
+    write_intervals(tmp_path / "t.csv", [Interval("s15_0101", "MaE", 10, 40, apex=20)], truth=True)
+    write_intervals(tmp_path / "p.csv", [Interval("15_0101disgustingteeth", "MaE", 10, 40, score=0.9)])
+    assert eval_main(["--truth", str(tmp_path / "t.csv"), "--pred", str(tmp_path / "p.csv")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --pred") and "15_0101disgustingteeth" in err and "s15_0101" in err
+
+
+def test_cas_replay_names_streams_by_the_workbooks_video_ids(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The design card's benchmark: `lgnm-synth --layout cas` then `--replay CAS`. Streams,
+    events and predictions carry `s15_0101`-style ids (the truth's keys), not folder names,
+    so the bundled demo weights are scored against the truth (they scored 0 before)."""
+    from tools.synth import write_dataset
+
+    root = tmp_path / "cas"
+    write_dataset(root, 1, 30.0, seed=5, layout="cas", duration_s=12.0)
+    truth = read_intervals(root / "truth.csv")
+    assert truth, "the stand-in clip must have truth"
+    video_id = truth[0].video
+    folders = [p.name for p in (root / "rawpic").glob("s*/*")]
+    assert folders and video_id not in folders  # the folder name differs from the id
+    out = tmp_path / "out"
+    assert live_main(["--replay", "CAS", "--data", str(root), "--annotations", str(next(root.glob("*.xlsx"))),
+                      "--out", str(out), "--pub", "none", "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["performance"]["runs"][0]["stream"] == video_id
+    assert {iv.video for iv in predictions(out)} <= {video_id}
+    assert metrics["megc"]["overall"]["n_truth"] == len(truth)
+    assert metrics["megc"]["overall"]["tp"] >= 1  # the demo weights find some of it
+
+
+def test_a_failing_stream_is_one_line_and_the_others_run(media: dict, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(media["clip"], folder / "a_good.avi")
+    (folder / "b_bad.avi").write_bytes(b"\x00" * 1000)  # not a video
+    shutil.copy(media["clip"], folder / "c_good.avi")
+    out = tmp_path / "out"
+    code = live_main(["--replay", str(folder), *weight_args(media), "--out", str(out), "--pub", "none", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    errors = [line for line in err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "stream b_bad" in errors[0] and "Traceback" not in err
+    metrics = json.loads((out / "metrics.json").read_text())
+    status = {r["stream"]: r["status"] for r in metrics["performance"]["runs"]}
+    assert status == {"a_good": "ok", "b_bad": "failed", "c_good": "ok"}
+    assert {iv.video for iv in predictions(out)} == {"a_good", "c_good"}
+
+
+def test_an_internal_fault_in_one_stream_does_not_end_the_others(media: dict, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug inside one stream (injected here: the real pipeline raises for stream b) is
+    one line naming the stream, exit 1, its traceback in OUT/errors.log, and the next
+    stream still runs."""
+    import realtime.cli as cli
+
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    for name in ("a", "b", "c"):
+        shutil.copy(media["clip"], folder / f"{name}.avi")
+    real_run_stream = cli.run_stream
+
+    def faulty(source, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if source.name == "b":
+            raise RuntimeError("injected fault")
+        return real_run_stream(source, *args, **kwargs)
+
+    monkeypatch.setattr(cli, "run_stream", faulty)
+    out = tmp_path / "out"
+    code = live_main(["--replay", str(folder), *weight_args(media), "--out", str(out), "--pub", "none",
+                      "--quiet", "--max-frames", "60"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert [ln for ln in err.splitlines() if ln.startswith("error:")] == [
+        f"error: stream b: internal error: RuntimeError: injected fault; traceback in {out / 'errors.log'}"]
+    assert "injected fault" in (out / "errors.log").read_text()
+    runs = json.loads((out / "metrics.json").read_text())["performance"]["runs"]
+    assert [(r["stream"], r["status"], r["frames"]) for r in runs] == [("a", "ok", 60), ("b", "failed", 0),
+                                                                        ("c", "ok", 60)]
