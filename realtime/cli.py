@@ -38,7 +38,8 @@ from realtime.pair_features import FLOW_KINDS, make_pair_features
 from realtime.pipeline import PacedSource, RunOptions, run_stream, setup_for_fps
 from realtime.publisher import DEFAULT_ENDPOINT, CurveServerKeys, EventPublisher
 from realtime.replay import ReplayItem, ReplayPlan, plan_replay
-from realtime.sinks import CollectSink, ConsoleSink, NullSink, PredictionsSink, PublisherSink, TraceSink
+from realtime.sinks import (CollectSink, ConsoleSink, NullSink, PredictionsSink, PublisherSink, ScoresCsvSink,
+                            TraceSink)
 from realtime.sources import open_source
 from realtime.stats import RunStats
 from realtime.types import EXPR_TYPES, FlowSettings
@@ -233,10 +234,15 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
         predictions = PredictionsSink(args.out / "predictions.csv") if args.out else None
         if predictions:
             stack.callback(predictions.close)
+        scores_csv = ScoresCsvSink(args.out / "scores.csv") if args.out else None
+        if scores_csv:
+            stack.callback(scores_csv.close)
         collected = CollectSink()
         sinks: list[Any] = [collected]
         if predictions:
             sinks.append(predictions)
+        if scores_csv:
+            sinks.append(scores_csv)
         if publisher:
             sinks.append(PublisherSink(publisher))
         if not args.quiet or args.json:

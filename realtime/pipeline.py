@@ -31,7 +31,7 @@ from realtime.ring import CaptureThread, FrameRing, RingClosed
 from realtime.sources import FrameSource, RawFrame
 from realtime.spotter import OnlineSpotter
 from realtime.stats import RunStats
-from realtime.types import ExprType, FrameRecord, FrameScore, Interval, SpotEvent
+from realtime.types import ExprType, FrameRecord, FrameScore, Interval, ScoreSample, SpotEvent
 
 STATUS_PERIOD_S = 1.0
 
@@ -143,6 +143,8 @@ class Sink(Protocol):
 
     def on_scores(self, scores: Sequence[FrameScore]) -> None: ...
 
+    def on_sample(self, stream: str, sample: ScoreSample) -> None: ...
+
 
 # ------------------------------------------------------------------ scoring side
 
@@ -214,6 +216,8 @@ class StreamScorer:
         self.history: deque[FrameRecord] = deque(maxlen=self.max_k + 1)
         # A params.threshold of None makes the spotter use its rolling Moilanen threshold.
         self.spotters = {s.type: OnlineSpotter(s.params, stream, s.type) for s in self.setups}
+        for spotter in self.spotters.values():
+            spotter.on_sample = self._sample
         # ME weights calibrated with the cross-type rule: ME intervals inside MaE ones are
         # dropped, which needs the MaE spotter running on the same stream.
         types = {s.type: s for s in self.setups}
@@ -239,6 +243,8 @@ class StreamScorer:
                 pending = []
                 self.break_chain()
                 if rec.face is None:
+                    for setup in self.setups:
+                        self._sample(ScoreSample(setup.type, rec.index, None, None, None, face=False))
                     continue
             self.stats.faces += 1
             self.history.append(rec)
@@ -287,6 +293,10 @@ class StreamScorer:
         now = time.monotonic()
         for rec in {id(b): b for _, _, b in pending}.values():
             self.stats.times.add("latency", (now - rec.t_capture) * 1000.0)
+
+    def _sample(self, sample: ScoreSample) -> None:
+        for sink in self.sinks:
+            sink.on_sample(self.stream, sample)
 
     def _release(self, flushed: bool = False) -> None:
         """Publish the held ME intervals the MaE spotter has settled (all after a flush)."""

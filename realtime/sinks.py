@@ -3,6 +3,7 @@ predictions CSV, the console and the dashboard's score traces."""
 
 from __future__ import annotations
 
+import csv
 import json
 import sys
 from collections import deque
@@ -14,7 +15,7 @@ from rich.console import Console
 
 from realtime.intervals_csv import IntervalCsvWriter
 from realtime.publisher import EventPublisher
-from realtime.types import EXPR_TYPES, FrameScore, Interval, SpotEvent
+from realtime.types import EXPR_TYPES, FrameScore, Interval, ScoreSample, SpotEvent
 
 
 class NullSink:
@@ -27,6 +28,9 @@ class NullSink:
         pass
 
     def on_scores(self, scores: Sequence[FrameScore]) -> None:
+        pass
+
+    def on_sample(self, stream: str, sample: ScoreSample) -> None:
         pass
 
 
@@ -58,6 +62,41 @@ class PredictionsSink(NullSink):
 
     def close(self) -> None:
         self.writer.close()
+
+
+SCORES_COLUMNS = ("video", "type", "frame", "raw", "smoothed", "threshold", "face", "chain_break")
+
+
+class ScoresCsvSink(NullSink):
+    """scores.csv: what the spotters saw, one row per frame and type (README, Formats).
+
+    Rows come in the order they become final (a type's smoothed score trails its raw
+    score by win//2 frames, so ME and MaE rows interleave); sort by (video, type, frame).
+    The file is flushed once a second (with each status) and on close."""
+
+    def __init__(self, path: Path) -> None:
+        self._fh = open(path, "w", newline="", encoding="utf-8")
+        self._csv = csv.writer(self._fh)
+        self._csv.writerow(SCORES_COLUMNS)
+        self._seen: set[tuple[str, str]] = set()  # (stream, type) with a segment already
+
+    def on_sample(self, stream: str, sample: ScoreSample) -> None:
+        key = (stream, sample.type)
+        chain_break = sample.segment_start and key in self._seen
+        if sample.segment_start:
+            self._seen.add(key)
+        self._csv.writerow([stream, sample.type, sample.frame, _num(sample.raw), _num(sample.smoothed),
+                            _num(sample.threshold), int(sample.face), int(chain_break)])
+
+    def on_status(self, status: dict[str, Any]) -> None:
+        self._fh.flush()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
 
 
 class CollectSink(NullSink):

@@ -43,13 +43,14 @@ and the rolling window.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 import numpy as np
 from scipy.ndimage import convolve1d
 from scipy.signal import savgol_coeffs, savgol_filter
 
 from calibration.postprocess import ChunkSplitter, PostParams, process_chunk, smooth
-from realtime.types import ExprType, Interval, check_type
+from realtime.types import ExprType, Interval, ScoreSample, check_type
 
 DEFAULT_ROLLING_FACTOR = 100  # rolling Moilanen window = 100 * K samples by default
 TRIM_SLACK = 256  # drop stale smoothed samples in batches, not one by one
@@ -102,6 +103,8 @@ class OnlineSpotter:
         self.rolling_window = rolling_window or DEFAULT_ROLLING_FACTOR * params.k
         self._hw = params.win // 2
         self._coeffs = savgol_coeffs(params.win, params.order)
+        # Called with every final sample (raw, smoothed, threshold in force): scores.csv.
+        self.on_sample: Callable[[ScoreSample], None] | None = None
         self._reset()
 
     # -- public -----------------------------------------------------------------------
@@ -206,6 +209,11 @@ class OnlineSpotter:
         closed = self._splitter.step(t, active)
         if not was_open and self._splitter.start is not None:
             self._chunk_threshold = threshold  # type: ignore[assignment]
+        if self.on_sample is not None:
+            assert self._first_frame is not None
+            raw = self._raw[t - (self._n - len(self._raw))]
+            self.on_sample(ScoreSample(self.type, self._first_frame + t, raw, value, threshold,
+                                       segment_start=t == 0))
         out = [iv for chunk in closed for iv in self._emit(chunk)]
         self._trim(t)
         return out

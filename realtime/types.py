@@ -123,6 +123,22 @@ class FrameScore:
 
 
 @dataclass(frozen=True, slots=True)
+class ScoreSample:
+    """What a spotter saw at one frame of one type (scores.csv): the raw P(expression) of
+    the pair (frame, frame + K), its final smoothed value and the threshold in force, or
+    a frame without a face (face False, no scores). `segment_start` marks the first
+    scored frame after a chain break (or of the stream)."""
+
+    type: ExprType
+    frame: int
+    raw: float | None
+    smoothed: float | None
+    threshold: float | None
+    face: bool = True
+    segment_start: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class SpotEvent:
     """A final spotted interval, as published on the event stream."""
 

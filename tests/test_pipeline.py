@@ -10,15 +10,16 @@ import dataclasses
 from collections.abc import Sequence
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from calibration.cross_type import drop_inside_mae
-from calibration.postprocess import postprocess
+from calibration.postprocess import postprocess, smooth
 from engines.scorers import make_scorer
 from media import write_face_clip, write_random_weights
 from realtime.pair_features import CpuPairFeatures, make_pair_features
 from realtime.pipeline import FrameClock, RunOptions, TypeSetup, run_stream, setup_for_fps
-from realtime.sinks import CollectSink, NullSink
+from realtime.sinks import SCORES_COLUMNS, CollectSink, NullSink, ScoresCsvSink
 from realtime.sources import VideoFileSource
 from realtime.types import FlowSettings, FrameScore
 
@@ -51,9 +52,12 @@ def run(media: dict) -> dict:
     source = VideoFileSource(media["clip"])
     setups = [setup_for_fps(s, source.fps) for s in scorers]
     collect, log = CollectSink(), ScoreLog()
-    stats = run_stream(source, setups, CpuPairFeatures(FlowSettings()), [collect, log], RunOptions(batch=8))
+    scores_csv = ScoresCsvSink(media["clip"].with_name("scores.csv"))
+    stats = run_stream(source, setups, CpuPairFeatures(FlowSettings()), [collect, log, scores_csv],
+                       RunOptions(batch=8))
+    scores_csv.close()
     return {"setups": setups, "intervals": collect.intervals, "scores": log.scores, "stats": stats,
-            "status": log.status}
+            "status": log.status, "scores_csv": pd.read_csv(media["clip"].with_name("scores.csv"))}
 
 
 def segments(frames: np.ndarray) -> list[np.ndarray]:
@@ -160,3 +164,28 @@ def test_unknown_flow_backend_is_a_user_error() -> None:
     with pytest.raises(UserError, match="--flow"):
         make_pair_features("opencl", FlowSettings())
     assert make_pair_features("cpu", FlowSettings()).name == "cpu"
+
+
+def test_scores_csv_holds_what_the_spotters_saw(run: dict) -> None:
+    """scores.csv: per frame and type the raw score (as scored), the smoothed score (the
+    offline smoothing of each segment), the threshold in force, frames without a face,
+    and the chain break after the blank."""
+    table = run["scores_csv"]
+    assert tuple(table.columns) == SCORES_COLUMNS
+    for setup in run["setups"]:
+        own = table[table.type == setup.type]
+        faceless = own[own.face == 0]
+        assert set(faceless.frame) == set(range(BLANK[0], BLANK[1] + 1))
+        assert faceless.raw.isna().all() and faceless.smoothed.isna().all()
+        scored = own[own.face == 1].sort_values("frame")
+        logged = sorted((s.frame, s.score) for s in run["scores"] if s.type == setup.type)
+        assert list(scored.frame) == [f for f, _ in logged]  # one row per scored frame
+        np.testing.assert_allclose(scored.raw, [v for _, v in logged], rtol=1e-5, atol=1e-6)
+        assert (scored.threshold == setup.params.threshold).all()
+        frames = scored.frame.to_numpy()
+        for seg in segments(frames):
+            sel = scored[(scored.frame >= seg[0]) & (scored.frame <= seg[-1])]
+            np.testing.assert_allclose(sel.smoothed, smooth(sel.raw.to_numpy(), setup.params.win,
+                                                            setup.params.order), atol=1e-4)
+        breaks = scored[scored.chain_break == 1].frame.tolist()
+        assert breaks == [segments(frames)[1][0]]  # the first scored frame after the blank
