@@ -30,6 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from calibration.megc import evaluate, render_table, scored_truth
 from engines.scorers import BACKENDS, make_scorer
+from realtime.connect import connect_first
 from realtime.dashboard import live_view, performance_table
 from realtime.intervals_csv import write_intervals
 from realtime.errors import EXIT_USER_ERROR, UserError, cli_entry
@@ -317,6 +318,8 @@ def run_item(item: ReplayItem | None, args: argparse.Namespace, scorer_sets: Sco
         # for CAS(ME)^2, not its folder `15_0101disgustingteeth`) names the stream, its
         # events and its predictions alike.
         source.name = item.name
+    if live and not connect_first(source, stop.is_set):
+        return stats  # Ctrl-C before the first frame: nothing ran; the summary follows
     if publisher is not None:
         publisher.begin_stream(source.name)  # the stream id: video id or URL path
     if args.video or (args.replay and args.realtime):

@@ -34,6 +34,7 @@ from realtime.stats import RunStats
 from realtime.types import ExprType, FrameRecord, FrameScore, Interval, ScoreSample, SpotEvent
 
 STATUS_PERIOD_S = 1.0
+STOP_GRACE_S = 0.5  # on stop(), how long the capture thread may take to let go (s)
 
 
 # ------------------------------------------------------------------ configuration
@@ -424,8 +425,11 @@ def run_stream(
                     sink.on_status(status())
         scorer.finish()
     finally:
-        capture.stop(timeout=5.0)
-        aligner.close()
+        # A stop request (Ctrl-C) must not wait out an OpenCV open or read blocked for
+        # up to the source's timeout: the daemon thread is left to die with the process.
+        capture.stop(timeout=STOP_GRACE_S if stop() else 5.0)
+        if not capture.is_alive():  # else it may still be aligning the frame it read
+            aligner.close()
         stats.dropped = ring.dropped
         stats.last_frame = scorer.last_frame
         stats.wall_s = time.monotonic() - t_start

@@ -19,8 +19,11 @@ Live sources (`CameraSource`, `RtspSource`) never end on their own: when frames 
 across reconnects, so consumers must break their frame chain on "down". After
 `max_retries` consecutive failed attempts (None: retry forever) they raise
 `SourceUnavailable`. `on_state` runs in the thread that iterates the source (the
-capture thread). `close()` may be called from any thread; it also interrupts a backoff
-wait. Each source is iterated once, by one thread.
+capture thread). `on_connection`, when set, gets one line for the user per connection
+event, from the thread that connects: each failed attempt (`waiting for camera 0 (retry
+2, next in 1 s): cannot connect`), frames arriving and frames stopping. `close()` may be
+called from any thread; it also interrupts a backoff wait, and a connection that
+completes after it is released at once. Each source is iterated once, by one thread.
 """
 
 from __future__ import annotations
@@ -249,8 +252,10 @@ class LiveSource(FrameSource):
         self._fps_override = None if fps is None else _check_fps(fps, f"{name}: fps")
         self._fps: float | None = self._fps_override
         self._state: SourceState | None = None
-        # A capture opened (and its first frame read) by `fps` before iteration began.
+        # A capture opened (and its first frame read) by `connect` before iteration began.
         self._pending: tuple[cv2.VideoCapture, np.ndarray] | None = None
+        self.on_connection: NoticeCallback | None = None
+        self._began = False  # iteration started: it owns (re)connecting from now on
 
     @abstractmethod
     def _open(self) -> cv2.VideoCapture:
@@ -266,12 +271,24 @@ class LiveSource(FrameSource):
         reported = cap.get(cv2.CAP_PROP_FPS)
         return _check_fps(reported, f"{self._describe()}: reported frame rate; pass fps")
 
+    def describe(self) -> str:
+        """The source as the user named it: the URL or `camera N`."""
+        return self._describe()
+
+    def connect(self) -> None:
+        """Open the first connection now (retries and backoff included; blocks up to
+        forever when `max_retries` is None), in the caller's thread; iteration starts on
+        it. Raises `SourceUnavailable` when retries run out or `close()` interrupts it,
+        `UserError` when the stream reports an impossible frame rate."""
+        if self._pending is None and not self._began:
+            self._pending = self._connect()
+
     @property
     def fps(self) -> float:
         """Override, else the rate the first connection reports: without an override,
-        reading this connects (with the retry policy) in the caller's thread."""
+        reading this connects (see `connect`) in the caller's thread."""
         if self._fps is None:
-            self._pending = self._connect()
+            self.connect()
         assert self._fps is not None
         return self._fps
 
@@ -280,6 +297,14 @@ class LiveSource(FrameSource):
             self._state = state
             if self.on_state is not None:
                 self.on_state(state, detail)
+
+    def _tell(self, line: str) -> None:
+        # A connection abandoned by close() (Ctrl-C) must not talk after the run's end.
+        if self.on_connection is not None and not self._closed.is_set():
+            self.on_connection(line)
+
+    def _closed_while_connecting(self) -> SourceUnavailable:
+        return SourceUnavailable(f"{self._describe()}: closed while connecting")
 
     def _try_open(self) -> tuple[cv2.VideoCapture, np.ndarray] | str:
         """An open capture and its first frame, or why there is none."""
@@ -299,12 +324,18 @@ class LiveSource(FrameSource):
         return cap, image
 
     def _connect(self) -> tuple[cv2.VideoCapture, np.ndarray]:
-        """Open and read one frame, retrying with capped exponential backoff."""
+        """Open and read one frame, retrying with capped exponential backoff (seconds:
+        backoff_s, 2 x backoff_s, ... up to backoff_max_s). Raises `SourceUnavailable`
+        after `max_retries` failed retries or when closed meanwhile."""
         delay, attempt = 0.0, 0
         while True:
-            if delay and self._closed.wait(delay):
-                raise SourceUnavailable(f"{self._describe()}: closed while reconnecting")
+            if self._closed.wait(delay):  # wait(0) only tests the flag
+                raise self._closed_while_connecting()
             got = self._try_open()
+            if self._closed.is_set():  # closed during a (possibly long) open: let go
+                if not isinstance(got, str):
+                    got[0].release()
+                raise self._closed_while_connecting()
             if not isinstance(got, str):
                 if self._fps is None:
                     try:
@@ -313,6 +344,8 @@ class LiveSource(FrameSource):
                         got[0].release()
                         raise
                 self._set_state("up", f"{self._describe()}: receiving frames")
+                self._tell(f"{self._describe()}: receiving frames"
+                           + (f" (after {attempt} retries)" if attempt else ""))
                 return got
             detail = f"{self._describe()}: {got}"
             self._set_state("down", detail)
@@ -320,9 +353,13 @@ class LiveSource(FrameSource):
                 raise SourceUnavailable(f"{detail} (gave up after {attempt} retries)")
             attempt += 1
             delay = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
+            of = "" if self.max_retries is None else f" of {self.max_retries}"
+            self._tell(f"waiting for {self._describe()} (retry {attempt}{of}, "
+                       f"next in {delay:g} s): {got}")
 
     def __iter__(self) -> Iterator[RawFrame]:
         index, t0, cap = 0, None, None
+        self._began = True
         try:
             while not self._closed.is_set():
                 if cap is None:
@@ -335,8 +372,9 @@ class LiveSource(FrameSource):
                     if not ok or image is None:
                         cap.release()
                         cap = None
-                        self._set_state("down", f"{self._describe()}: stream stopped "
-                                                "delivering frames")
+                        detail = f"{self._describe()}: stream stopped delivering frames"
+                        self._set_state("down", detail)
+                        self._tell(f"{detail}; reconnecting")
                         continue
                 t_capture = time.monotonic()
                 t0 = t_capture if t0 is None else t0

@@ -4,6 +4,7 @@ untrained nets whose score varies with the input, and a real SUB socket collecto
 
 from __future__ import annotations
 
+import signal
 import socket
 import threading
 from pathlib import Path
@@ -69,6 +70,14 @@ def sensitive_net(seed: int) -> LGNMNet:
         net(torch.randn(8, 3, 112, 112) * 0.6)
         net.head.weight[1] = net.head.weight[0] + 0.01 * torch.randn(net.head.weight.shape[1])
     return net.eval()
+
+
+def default_sigint() -> None:
+    """preexec_fn for a child that must see Ctrl-C: a runner started in the background
+    (`cmd &` in a script, nohup) ignores SIGINT and a child inherits that, so Python in
+    the child would never see it; the test is about the CLI's Ctrl-C, so give the child
+    the terminal's default."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def free_port() -> int:

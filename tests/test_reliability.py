@@ -11,14 +11,22 @@
 - Back-pressure at the pipeline level: a stuck subscriber does not stop a replay, a
   healthy one attached at the same time still gets every message, the journal has every
   event, and the stuck one sees the drops as seq gaps.
+- Ctrl-C on a live source in every state (waiting for a first connection that never
+  comes, an OpenCV open blocking, running, a read stalled, reconnecting after the server
+  died): a real `lgnm-live` process says what it is waiting for, exits 0 promptly and
+  leaves its metrics, predictions and summary.
 
-Waits poll with a generous deadline only to turn a hang into a failure; nothing asserts
-on durations.
+Waits poll with a generous deadline only to turn a hang into a failure. The one duration
+asserted is Ctrl-C's (`CTRL_C_BOUND_S`), loose enough for a loaded machine yet shorter
+than the OpenCV timeouts (5 s) and backoff (up to 8 s) a stop used to wait out.
 """
 
 from __future__ import annotations
 
 import json
+import select
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -35,7 +43,7 @@ from safetensors.torch import load_file, save_file
 import realtime.pipeline as pipeline
 from engines.engine_meta import EngineSidecar, read_sidecar, sidecar_path
 from engines.scorers import make_scorer
-from media import CLIP_SIZE, Collector, free_port, write_face_clip, write_random_weights
+from media import CLIP_SIZE, Collector, default_sigint, free_port, write_face_clip, write_random_weights
 from realtime.cli import main as live_main
 from realtime.errors import UserError
 from realtime.events import decode, decode_payload
@@ -49,6 +57,8 @@ from realtime.types import FlowSettings, FrameScore
 from tools.evaluate import main as eval_main
 
 HANG_GUARD_S = 120.0  # turns a hang into a failure; never a performance bound
+CTRL_C_BOUND_S = 4.0  # SIGINT to exit, interpreter teardown included (measured: about 1 s)
+CONNECTION_LINE = ("waiting for ", ": receiving frames", ": stream stopped delivering frames")
 
 
 def wait_for(cond: Callable[[], bool], what: str, alive: Callable[[], bool] = lambda: True) -> None:
@@ -75,10 +85,15 @@ def weight_args(media: dict) -> list[str]:
     return ["--weights", str(media["weights"][1]), "--types", "MaE"]
 
 
-def one_error_line(err: str) -> str:
+def one_error_line(err: str, after_connection_lines: bool = False) -> str:
+    """The single `error:` line of a failed run's stderr; a live source's connection
+    lines (waiting, receiving, stopped) may come before it when allowed."""
     lines = [line for line in err.splitlines() if line.strip()]
+    if after_connection_lines:
+        lines = [line for line in lines if not any(mark in line for mark in CONNECTION_LINE)]
     assert "Traceback" not in err, err
     assert len(lines) == 1 and lines[0].startswith("error: "), err
+    assert err.rstrip().splitlines()[-1] == lines[0], err  # the last word
     return lines[0]
 
 
@@ -219,8 +234,13 @@ def gone_for_good(media: dict, rtsp_server_module) -> dict:
 
 def test_server_gone_for_good_exits_2_naming_the_url(gone_for_good: dict) -> None:
     assert gone_for_good["proc"].returncode == 2, gone_for_good["stderr"]
-    line = one_error_line(gone_for_good["stderr"])
+    line = one_error_line(gone_for_good["stderr"], after_connection_lines=True)
     assert gone_for_good["url"] in line and "gave up after 1 retries" in line
+    url = gone_for_good["url"]
+    said = gone_for_good["stderr"].splitlines()
+    assert said[0] == f"{url}: receiving frames"
+    assert f"{url}: stream stopped delivering frames; reconnecting" in said
+    assert any(line.startswith(f"waiting for {url} (retry 1 of 1, next in 0.5 s): ") for line in said)
     status = gone_for_good["status"]
     assert status[-1].source == "down"  # the outage was published before the exit
     seqs = [m.seq for m in gone_for_good["messages"]]
@@ -243,6 +263,173 @@ def test_server_gone_for_good_metrics_count_the_frames_processed(gone_for_good: 
     metrics = json.loads((gone_for_good["out"] / "metrics.json").read_text())
     assert metrics["performance"]["frames"] >= 90
     assert metrics["performance"]["runs"][0]["chain_breaks"] >= 1
+
+
+# ------------------------------------------------------------------ Ctrl-C on live sources
+
+
+class LiveProcess:
+    """`lgnm-live` as a real process that sees Ctrl-C (default SIGINT), its stderr and
+    stdout read line by line as they come."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", *args], stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+        self.err: list[str] = []
+        self.out: list[str] = []
+        self.readers = [threading.Thread(target=self._read, args=(pipe, lines), daemon=True)
+                        for pipe, lines in ((self.proc.stderr, self.err), (self.proc.stdout, self.out))]
+        for reader in self.readers:
+            reader.start()
+
+    @staticmethod
+    def _read(pipe, lines: list[str]) -> None:  # type: ignore[no-untyped-def]
+        for line in pipe:
+            lines.append(line.rstrip("\n"))
+
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def wait_line(self, start: str) -> None:
+        wait_for(lambda: any(line.startswith(start) for line in self.err), f"stderr line {start!r}...",
+                 self.running)
+
+    def interrupt(self) -> float:
+        """Send SIGINT; seconds until the process exited."""
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(HANG_GUARD_S)
+        elapsed = time.monotonic() - t0
+        for reader in self.readers:
+            reader.join(10)
+        return elapsed
+
+    def kill(self) -> None:
+        if self.running():
+            self.proc.kill()
+            self.proc.wait()
+
+    def summary(self) -> dict:
+        """The --json summary line (the last line of stdout)."""
+        return json.loads(self.out[-1])["summary"]
+
+
+def assert_clean_interrupt(run: LiveProcess, elapsed: float, out: Path) -> dict:
+    """Exit 0 within the bound, no traceback, metrics.json and a valid predictions.csv;
+    returns metrics.json."""
+    stderr = "\n".join(run.err)
+    assert run.proc.returncode == 0, stderr
+    assert "Traceback" not in stderr and "error:" not in stderr, stderr
+    assert elapsed < CTRL_C_BOUND_S, f"Ctrl-C took {elapsed:.2f} s to end the run"
+    read_intervals(out / "predictions.csv")  # valid, header at least
+    return json.loads((out / "metrics.json").read_text())
+
+
+def closed_port() -> int:
+    with socket.socket() as s:  # bound, never listening: connections are refused
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("kind", ["camera", "rtsp"])
+def test_ctrl_c_while_waiting_for_a_first_connection(kind: str, media: dict, tmp_path: Path) -> None:
+    """A source that never answers, retried forever (the default): no camera device
+    can exist here (index 99; test machines have no camera at all, and a /dev/video99
+    would be a machine with a hundred of them), and nothing listens on the RTSP port.
+    The process says what it waits for and Ctrl-C ends it at once, in a backoff wait
+    (both opens fail at once, so that is where the connecting thread spends its time)."""
+    out = tmp_path / "out"
+    where = "camera 99" if kind == "camera" else f"rtsp://127.0.0.1:{closed_port()}/x"
+    source = ["--camera", "99"] if kind == "camera" else ["--rtsp", where]
+    run = LiveProcess([*source, *weight_args(media), "--pub", "none", "--quiet", "--out", str(out)])
+    try:
+        run.wait_line(f"waiting for {where} (retry 3, next in 2 s): cannot connect")
+        elapsed = run.interrupt()
+    finally:
+        run.kill()
+    metrics = assert_clean_interrupt(run, elapsed, out)
+    print(f"\n{kind}, waiting for the first connection: SIGINT to exit {elapsed:.2f} s")
+    assert [line[:line.index(" (")] for line in run.err[:3]] == [f"waiting for {where}"] * 3
+    assert run.err[-1] == f"stopped while waiting for {where}"
+    assert metrics["performance"]["frames"] == 0 and len(metrics["performance"]["runs"]) == 1
+    assert read_intervals(out / "predictions.csv") == []
+
+
+def test_ctrl_c_while_an_rtsp_open_blocks(media: dict, tmp_path: Path) -> None:
+    """A server that accepts the TCP connection and never answers: OpenCV's open blocks
+    for its whole timeout (5 s). Ctrl-C must not wait for it."""
+    out = tmp_path / "out"
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(4)  # the kernel completes handshakes; nobody accepts or answers
+        url = f"rtsp://127.0.0.1:{silent.getsockname()[1]}/x"
+        run = LiveProcess(["--rtsp", url, *weight_args(media), "--pub", "none", "--json", "--out", str(out)])
+        try:
+            wait_for(lambda: bool(select.select([silent], [], [], 0.05)[0]), "a connection attempt", run.running)
+            opened_at = time.monotonic()  # the open started here and would return 5 s later
+            time.sleep(0.3)
+            elapsed = run.interrupt()
+            exited_at = time.monotonic()
+        finally:
+            run.kill()
+    metrics = assert_clean_interrupt(run, elapsed, out)
+    print(f"\nRTSP open blocking: SIGINT to exit {elapsed:.2f} s")
+    assert exited_at - opened_at < 5.0, "the run waited for the blocked open"
+    assert run.err == [f"stopped while waiting for {url}"]  # the open never returned
+    assert metrics["performance"]["frames"] == 0
+    assert run.summary()["performance"]["frames"] == 0  # the summary is printed too
+
+
+@pytest.mark.parametrize("state", ["running", "read stalled", "reconnecting"])
+def test_ctrl_c_on_an_rtsp_stream(state: str, media: dict, tmp_path: Path, rtsp_server) -> None:
+    """A real RTSP server: Ctrl-C while frames flow, while a read blocks on a server that
+    stopped sending (SIGSTOP: the read only returns at its 5 s timeout), and while
+    reconnecting after the server died (retried forever, the default)."""
+    server = rtsp_server(media["clip"])
+    out = tmp_path / "out"
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    collector = Collector(endpoint)
+    collector.start()
+    run = LiveProcess(["--rtsp", server.url, *weight_args(media), "--pub", endpoint, "--out", str(out),
+                       "--json"])
+    try:
+        wait_for(lambda: any(s.frame >= 30 and s.face for s in collector.status()), "30 frames", run.running)
+        if state == "read stalled":
+            server.pause()
+            time.sleep(0.5)  # the capture thread is blocked in its read by now
+        elif state == "reconnecting":
+            server.stop()
+            run.wait_line(f"waiting for {server.url} (retry 2, next in 1 s): cannot connect")
+        elapsed = run.interrupt()
+    finally:
+        run.kill()
+        server.resume()
+        collector.done.set()
+        collector.join(10)
+    metrics = assert_clean_interrupt(run, elapsed, out)
+    print(f"\nRTSP {state}: SIGINT to exit {elapsed:.2f} s")
+    assert run.err[0] == f"{server.url}: receiving frames"
+    if state == "reconnecting":
+        assert f"{server.url}: stream stopped delivering frames; reconnecting" in run.err
+    frames = metrics["performance"]["frames"]
+    assert frames >= 30 and run.summary()["performance"]["frames"] == frames
+    events = collector.events()  # what was spotted before Ctrl-C, all of it in predictions.csv
+    assert [(e.event.type, e.event.onset_frame) for e in events] == \
+        [(p.type, p.onset) for p in read_intervals(out / "predictions.csv")]
+
+
+def test_retries_exhausted_before_a_first_frame_is_one_error_line(media: dict, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "out"
+    code, _, err = run_live(["--camera", "99", "--max-retries", "2", *weight_args(media), "--pub", "none",
+                             "--quiet", "--out", str(out)], capsys)
+    assert code == 2
+    assert one_error_line(err, after_connection_lines=True) == \
+        "error: camera 99: cannot connect (gave up after 2 retries)"
+    assert err.splitlines()[:2] == ["waiting for camera 99 (retry 1 of 2, next in 0.5 s): cannot connect",
+                                    "waiting for camera 99 (retry 2 of 2, next in 1 s): cannot connect"]
+    assert json.loads((out / "metrics.json").read_text())["performance"]["frames"] == 0
+
 
 
 # ------------------------------------------------------------------ bad videos

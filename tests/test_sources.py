@@ -1,10 +1,13 @@
 """Replay sources on real files and folders; CameraSource with a stand-in capture
 (no camera device exists on CI machines, so cv2.VideoCapture(index) is replaced by a
-capture over a real video file that can be made to fail)."""
+capture over a real video file that can be made to fail); connect_first (the CLI's first
+connection, visible and interruptible) on the same stand-ins."""
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 from pathlib import Path
 
 import cv2
@@ -12,6 +15,7 @@ import numpy as np
 import pytest
 
 from realtime import sources
+from realtime.connect import connect_first
 from realtime.errors import UserError
 from realtime.sources import (CameraSource, FrameFolderSource, SourceUnavailable,
                               VideoFileSource, natural_key, open_source)
@@ -201,3 +205,78 @@ def test_camera_never_opens_gives_up(make_video, monkeypatch):
     with pytest.raises(SourceUnavailable, match="gave up after 0 retries"):
         list(src)
     assert states == [("down", "camera 1: cannot connect")]
+
+
+def test_camera_connection_lines_for_the_user(make_video, monkeypatch):
+    fake = FlakyCamera(make_video(frames=30), plan=[5, 0, 0, 4])
+    monkeypatch.setattr(sources.cv2, "VideoCapture", fake)
+    lines: list[str] = []
+    src = CameraSource(0, max_retries=3, backoff_s=0.01, backoff_max_s=0.02)
+    src.on_connection = lines.append
+    with pytest.raises(SourceUnavailable):
+        list(src)
+    assert lines == [
+        "camera 0: receiving frames",
+        "camera 0: stream stopped delivering frames; reconnecting",
+        "waiting for camera 0 (retry 1 of 3, next in 0.01 s): cannot connect",
+        "waiting for camera 0 (retry 2 of 3, next in 0.02 s): cannot connect",
+        "camera 0: receiving frames (after 2 retries)",
+        "camera 0: stream stopped delivering frames; reconnecting",
+        "waiting for camera 0 (retry 1 of 3, next in 0.01 s): cannot connect",
+        "waiting for camera 0 (retry 2 of 3, next in 0.02 s): cannot connect",
+        "waiting for camera 0 (retry 3 of 3, next in 0.02 s): cannot connect",
+    ]  # the fourth failure ends it: SourceUnavailable, reported once by the CLI
+
+
+def test_connect_first_connects_in_a_thread_and_reports(make_video, monkeypatch):
+    fake = FlakyCamera(make_video(frames=30), plan=[0, 3])
+    monkeypatch.setattr(sources.cv2, "VideoCapture", fake)
+    lines: list[str] = []
+    src = CameraSource(0, max_retries=1, backoff_s=0.01)
+    assert connect_first(src, stop=lambda: False, report=lines.append)
+    assert src.fps == 30.0 and fake.opens == 2
+    assert lines == ["waiting for camera 0 (retry 1 of 1, next in 0.01 s): cannot connect",
+                     "camera 0: receiving frames (after 1 retries)"]
+    got = []
+    with pytest.raises(SourceUnavailable):
+        for frame in src:  # starts on the connection made above, then fails for good
+            got.append(frame.index)
+    assert got == [1, 2, 3] and fake.opens == 4
+
+
+def test_connect_first_raises_when_retries_run_out(make_video, monkeypatch):
+    monkeypatch.setattr(sources.cv2, "VideoCapture", FlakyCamera(make_video(), plan=[]))
+    src = CameraSource(7, max_retries=1, backoff_s=0.01)
+    with pytest.raises(SourceUnavailable, match=r"camera 7: cannot connect \(gave up after 1 retries\)"):
+        connect_first(src, stop=lambda: False, report=lambda line: None)
+
+
+class BlockingOpen:
+    """Stand-in for cv2.VideoCapture whose open blocks until released, like an RTSP
+    open to a host that accepts the connection and never answers (up to its timeout)."""
+
+    def __init__(self) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def __call__(self, *args: object) -> "FlakyCamera.Capture":
+        self.entered.set()
+        self.release.wait(60)
+        return FlakyCamera.Capture(None, 0)
+
+
+def test_connect_first_stop_does_not_wait_for_a_blocked_open(monkeypatch):
+    blocker = BlockingOpen()
+    monkeypatch.setattr(sources.cv2, "VideoCapture", blocker)
+    lines: list[str] = []
+    src = CameraSource(0)
+    try:
+        stop = threading.Event()
+        threading.Timer(0.2, lambda: blocker.entered.wait(30) and stop.set()).start()
+        t0 = time.monotonic()
+        assert not connect_first(src, stop=stop.is_set, report=lines.append)
+        # The open blocks for up to 60 s; returning within a few seconds means it was
+        # abandoned, not waited for (the bound is loose on purpose: a loaded machine).
+        assert time.monotonic() - t0 < 10
+        assert src.closed and lines == ["stopped while waiting for camera 0"]
+    finally:
+        blocker.release.set()
