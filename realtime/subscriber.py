@@ -2,13 +2,19 @@
 
 It subscribes to every `lgnm.` topic and filters locally, so that `seq` gaps mean lost
 messages (slow subscriber, network, publisher restart) rather than unsubscribed ones;
-gaps and seq resets are reported on stderr. Exit codes: 0 (done, timeout or Ctrl-C),
-1 when `--count N` messages did not arrive before `--timeout`, 2 for user errors.
+gaps and seq resets are reported on stderr. A subscriber that joins a stream midway
+first sees some seq N > 1; the N - 1 earlier messages were sent before it connected,
+which is neither a loss nor nothing, so it says so once per stream on stderr:
+`joined cam at seq 20 (19 earlier messages were sent before this subscriber connected)`,
+with `--json` as the JSON line `{"joined": {"stream": "cam", "seq": 20, "earlier": 19}}`.
+Exit codes: 0 (done, timeout or Ctrl-C), 1 when `--count N` messages did not arrive
+before `--timeout`, 2 for user errors.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +50,18 @@ class GapTracker:
             self.missed += seq - previous - 1
             return f"{stream}: missed {seq - previous - 1} messages (seq {previous} -> {seq})"
         return f"{stream}: seq went back from {previous} to {seq} (publisher restarted)"
+
+
+def joined_notice(stream: str, seq: int, as_json: bool) -> str | None:
+    """What to say when `seq` is the first message this subscriber sees of `stream`:
+    None from seq 1 (nothing came before), else how many messages it missed by joining
+    late (a text line, or a JSON line for --json)."""
+    if seq <= 1:
+        return None
+    if as_json:
+        return json.dumps({"joined": {"stream": stream, "seq": seq, "earlier": seq - 1}})
+    return (f"joined {stream} at seq {seq} ({seq - 1} earlier messages were sent before "
+            "this subscriber connected)")
 
 
 def _row_table(header: bool) -> Table:
@@ -133,6 +151,11 @@ def main(argv: list[str] | None = None) -> int:
             except MessageError as exc:
                 err.print(f"warning: skipped a malformed message: {exc}")
                 continue
+            first = msg.stream not in gaps.last  # joining late is not a gap: said apart
+            joined = joined_notice(msg.stream, msg.seq, args.json) if first else None
+            if joined is not None:
+                sys.stderr.write(joined + "\n")  # plain write: rich would wrap or style JSON
+                sys.stderr.flush()
             notice = gaps.see(msg.stream, msg.seq)
             if notice:
                 err.print(f"warning: {notice}")

@@ -16,7 +16,7 @@ import zmq
 from realtime import subscriber
 from realtime.events import decode_payload, encode_event, encode_status
 from realtime.publisher import CurveServerKeys, EventPublisher
-from realtime.subscriber import GapTracker
+from realtime.subscriber import GapTracker, joined_notice
 from realtime.types import SpotEvent
 from tools import keygen
 
@@ -53,6 +53,14 @@ def test_gap_tracker():
     assert gaps.see("b", 9) is None  # first message of another stream
     assert "publisher restarted" in gaps.see("a", 1)
     assert gaps.missed == 2
+
+
+def test_joined_notice():
+    assert joined_notice("cam", 1, as_json=False) is None  # from the start: nothing missed
+    assert joined_notice("cam", 20, as_json=False) == \
+        "joined cam at seq 20 (19 earlier messages were sent before this subscriber connected)"
+    assert json.loads(joined_notice("cam", 20, as_json=True)) == \
+        {"joined": {"stream": "cam", "seq": 20, "earlier": 19}}
 
 
 def test_json_lines_filtered_by_type(capsys):
@@ -152,6 +160,39 @@ def test_ctrl_c_exits_zero():
             proc.kill()
     assert proc.returncode == 0, err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_late_subscriber_says_where_it_joined(as_json):
+    """lgnm-sub connects after a real publisher sent 5 messages of stream cam: it says
+    once that it joined cam at seq 6, reports no loss, and says nothing for a stream it
+    sees from seq 1."""
+    with EventPublisher("tcp://127.0.0.1:*", stream="cam") as pub:
+        for i in range(4):  # nobody listens yet: these are sent to no one
+            pub.publish_event(spot(i))
+        pub.publish_status(**STATUS)
+        proc = _spawn([pub.endpoint, "--status", "--count", "4", "--timeout", "60",
+                       *(["--json"] if as_json else [])])
+        try:
+            assert pub.wait_for_subscriber(timeout=60)
+            pub.publish_event(spot(4))  # cam seq 6: the first it sees
+            pub.publish_status(**STATUS)  # cam seq 7
+            pub.begin_stream("door")
+            pub.publish_event(spot(5, stream="door"))  # door seq 1
+            pub.begin_stream("cam")
+            pub.publish_event(spot(6))  # cam seq 8
+            out, err = proc.communicate(timeout=60)
+        finally:
+            proc.kill()
+    assert proc.returncode == 0, err
+    lines = err.splitlines()
+    if as_json:
+        assert lines == ['{"joined": {"stream": "cam", "seq": 6, "earlier": 5}}']
+        assert [json.loads(line)["seq"] for line in out.splitlines()] == [6, 7, 1, 8]
+    else:
+        assert lines == ["joined cam at seq 6 (5 earlier messages were sent before this "
+                         "subscriber connected)"]
+        assert len(out.splitlines()) == 1 + 4  # header and the four messages
 
 
 def test_curve_subscriber_cli(tmp_path):
