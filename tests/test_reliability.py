@@ -16,9 +16,11 @@
   died): a real `lgnm-live` process says what it is waiting for, exits 0 promptly and
   leaves its metrics, predictions and summary.
 
-Waits poll with a generous deadline only to turn a hang into a failure. The one duration
-asserted is Ctrl-C's (`CTRL_C_BOUND_S`), loose enough for a loaded machine yet shorter
-than the OpenCV timeouts (5 s) and backoff (up to 8 s) a stop used to wait out.
+Waits poll with a generous deadline only to turn a hang into a failure. The durations
+asserted are Ctrl-C's: from SIGINT to the run's last output (`CTRL_C_OUTPUT_S`, shorter
+than the OpenCV timeouts of 5 s and the backoff of up to 8 s that a stop used to wait
+out) and to the process's exit (`CTRL_C_EXIT_S`, which adds the interpreter unloading
+torch: 0.5 to 2.5 s measured on the loaded 2-core machine).
 """
 
 from __future__ import annotations
@@ -57,7 +59,8 @@ from realtime.types import FlowSettings, FrameScore
 from tools.evaluate import main as eval_main
 
 HANG_GUARD_S = 120.0  # turns a hang into a failure; never a performance bound
-CTRL_C_BOUND_S = 4.0  # SIGINT to exit, interpreter teardown included (measured: about 1 s)
+CTRL_C_OUTPUT_S = 3.0  # SIGINT to the last line written (measured: 0.05 s, 0.6 s for a stalled read)
+CTRL_C_EXIT_S = 10.0  # SIGINT to the process's exit, interpreter teardown included
 CONNECTION_LINE = ("waiting for ", ": receiving frames", ": stream stopped delivering frames")
 
 
@@ -270,22 +273,23 @@ def test_server_gone_for_good_metrics_count_the_frames_processed(gone_for_good: 
 
 class LiveProcess:
     """`lgnm-live` as a real process that sees Ctrl-C (default SIGINT), its stderr and
-    stdout read line by line as they come."""
+    stdout read line by line as they come, each line's arrival time kept."""
 
     def __init__(self, args: list[str]) -> None:
         self.proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", *args], stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
         self.err: list[str] = []
         self.out: list[str] = []
+        self.last_line_at = 0.0  # time.monotonic() of the latest line on either stream
         self.readers = [threading.Thread(target=self._read, args=(pipe, lines), daemon=True)
                         for pipe, lines in ((self.proc.stderr, self.err), (self.proc.stdout, self.out))]
         for reader in self.readers:
             reader.start()
 
-    @staticmethod
-    def _read(pipe, lines: list[str]) -> None:  # type: ignore[no-untyped-def]
+    def _read(self, pipe, lines: list[str]) -> None:  # type: ignore[no-untyped-def]
         for line in pipe:
             lines.append(line.rstrip("\n"))
+            self.last_line_at = time.monotonic()
 
     def running(self) -> bool:
         return self.proc.poll() is None
@@ -294,15 +298,15 @@ class LiveProcess:
         wait_for(lambda: any(line.startswith(start) for line in self.err), f"stderr line {start!r}...",
                  self.running)
 
-    def interrupt(self) -> float:
-        """Send SIGINT; seconds until the process exited."""
+    def interrupt(self) -> tuple[float, float]:
+        """Send SIGINT; seconds until its last output line and until it exited."""
         t0 = time.monotonic()
         self.proc.send_signal(signal.SIGINT)
         self.proc.wait(HANG_GUARD_S)
-        elapsed = time.monotonic() - t0
+        exited = time.monotonic() - t0
         for reader in self.readers:
             reader.join(10)
-        return elapsed
+        return max(0.0, self.last_line_at - t0), exited
 
     def kill(self) -> None:
         if self.running():
@@ -314,13 +318,16 @@ class LiveProcess:
         return json.loads(self.out[-1])["summary"]
 
 
-def assert_clean_interrupt(run: LiveProcess, elapsed: float, out: Path) -> dict:
-    """Exit 0 within the bound, no traceback, metrics.json and a valid predictions.csv;
-    returns metrics.json."""
+def assert_clean_interrupt(run: LiveProcess, times: tuple[float, float], out: Path, what: str) -> dict:
+    """Exit 0 within the bounds, no traceback, metrics.json and a valid predictions.csv;
+    prints the times (pytest -s) and returns metrics.json."""
+    output_s, exit_s = times
+    print(f"\n{what}: SIGINT to last output {output_s:.2f} s, to exit {exit_s:.2f} s")
     stderr = "\n".join(run.err)
     assert run.proc.returncode == 0, stderr
     assert "Traceback" not in stderr and "error:" not in stderr, stderr
-    assert elapsed < CTRL_C_BOUND_S, f"Ctrl-C took {elapsed:.2f} s to end the run"
+    assert output_s < CTRL_C_OUTPUT_S, f"Ctrl-C took {output_s:.2f} s to end the run"
+    assert exit_s < CTRL_C_EXIT_S, f"the process took {exit_s:.2f} s to exit after Ctrl-C"
     read_intervals(out / "predictions.csv")  # valid, header at least
     return json.loads((out / "metrics.json").read_text())
 
@@ -344,11 +351,10 @@ def test_ctrl_c_while_waiting_for_a_first_connection(kind: str, media: dict, tmp
     run = LiveProcess([*source, *weight_args(media), "--pub", "none", "--quiet", "--out", str(out)])
     try:
         run.wait_line(f"waiting for {where} (retry 3, next in 2 s): cannot connect")
-        elapsed = run.interrupt()
+        times = run.interrupt()
     finally:
         run.kill()
-    metrics = assert_clean_interrupt(run, elapsed, out)
-    print(f"\n{kind}, waiting for the first connection: SIGINT to exit {elapsed:.2f} s")
+    metrics = assert_clean_interrupt(run, times, out, f"{kind}, waiting for a first connection")
     assert [line[:line.index(" (")] for line in run.err[:3]] == [f"waiting for {where}"] * 3
     assert run.err[-1] == f"stopped while waiting for {where}"
     assert metrics["performance"]["frames"] == 0 and len(metrics["performance"]["runs"]) == 1
@@ -368,13 +374,13 @@ def test_ctrl_c_while_an_rtsp_open_blocks(media: dict, tmp_path: Path) -> None:
             wait_for(lambda: bool(select.select([silent], [], [], 0.05)[0]), "a connection attempt", run.running)
             opened_at = time.monotonic()  # the open started here and would return 5 s later
             time.sleep(0.3)
-            elapsed = run.interrupt()
-            exited_at = time.monotonic()
+            interrupted_at = time.monotonic()
+            times = run.interrupt()
         finally:
             run.kill()
-    metrics = assert_clean_interrupt(run, elapsed, out)
-    print(f"\nRTSP open blocking: SIGINT to exit {elapsed:.2f} s")
-    assert exited_at - opened_at < 5.0, "the run waited for the blocked open"
+    metrics = assert_clean_interrupt(run, times, out, "RTSP open blocking")
+    done_at = interrupted_at + times[0]  # the summary, the run's last output
+    assert done_at - opened_at < 5.0, "the run waited for the blocked open"
     assert run.err == [f"stopped while waiting for {url}"]  # the open never returned
     assert metrics["performance"]["frames"] == 0
     assert run.summary()["performance"]["frames"] == 0  # the summary is printed too
@@ -400,14 +406,13 @@ def test_ctrl_c_on_an_rtsp_stream(state: str, media: dict, tmp_path: Path, rtsp_
         elif state == "reconnecting":
             server.stop()
             run.wait_line(f"waiting for {server.url} (retry 2, next in 1 s): cannot connect")
-        elapsed = run.interrupt()
+        times = run.interrupt()
     finally:
         run.kill()
         server.resume()
         collector.done.set()
         collector.join(10)
-    metrics = assert_clean_interrupt(run, elapsed, out)
-    print(f"\nRTSP {state}: SIGINT to exit {elapsed:.2f} s")
+    metrics = assert_clean_interrupt(run, times, out, f"RTSP {state}")
     assert run.err[0] == f"{server.url}: receiving frames"
     if state == "reconnecting":
         assert f"{server.url}: stream stopped delivering frames; reconnecting" in run.err
