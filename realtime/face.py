@@ -29,6 +29,7 @@ mean of FaceMesh on skimage's astronaut and matplotlib's grace_hopper, made symm
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 
 import cv2
@@ -36,9 +37,19 @@ import mediapipe as mp
 import numpy as np
 
 from realtime.errors import UserError
+from realtime.face_search import (
+    N_LANDMARKS,  # noqa: F401 (part of this module's interface)
+    FaceBox,
+    FaceCount,
+    box_of_landmarks,
+    choose_face,
+    detect_faces,
+    is_listed,
+    landmarks_on_crop,
+    mesh_landmarks,
+)
 from realtime.types import AlignedFace
 
-N_LANDMARKS = 468
 
 LEFT_BROW = np.array([70, 63, 105, 66, 107, 55, 65, 52, 53, 46], dtype=np.int32)
 RIGHT_BROW = np.array([336, 296, 334, 293, 300, 276, 283, 282, 295, 285], dtype=np.int32)
@@ -89,15 +100,8 @@ def detect_landmarks(bgr: np.ndarray, mesh) -> np.ndarray | None:  # noqa: ANN00
     """
     if isinstance(mesh, FaceLandmarker):
         mesh = mesh.mesh
-    frame = as_bgr(bgr)
-    result = mesh.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    if not result.multi_face_landmarks:
-        return None
-    points = result.multi_face_landmarks[0].landmark
-    # mediapipe normalises x by the width and y by the height of the image.
-    h, w = frame.shape[:2]
-    xy = np.array([(p.x, p.y) for p in points[:N_LANDMARKS]], dtype=np.float32)
-    return xy * np.array([w, h], dtype=np.float32)
+    faces = mesh_landmarks(mesh, cv2.cvtColor(as_bgr(bgr), cv2.COLOR_BGR2RGB))
+    return faces[0] if faces else None
 
 
 def template_points(size: int) -> np.ndarray:
@@ -168,16 +172,18 @@ def align_face(frame: np.ndarray, landmarks: np.ndarray, size: int = 224) -> Ali
 
 
 class FaceLandmarker:
-    """Owns one mediapipe FaceMesh graph (one face, no iris refinement).
+    """Owns one mediapipe FaceMesh graph (no iris refinement).
 
-    static_image_mode=False tracks the face across video frames (faster, steadier);
-    True runs the detector on every image (independent photos).
+    static_image_mode=False tracks faces across video frames (faster, steadier);
+    True runs the detector on every image (independent photos). `max_faces` is how many
+    faces the graph returns; `detect` gives the first.
     """
 
-    def __init__(self, static_image_mode: bool = False, min_detection_confidence: float = 0.5) -> None:
+    def __init__(self, static_image_mode: bool = False, min_detection_confidence: float = 0.5,
+                 max_faces: int = 1) -> None:
         self.mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=static_image_mode,
-            max_num_faces=1,
+            max_num_faces=max_faces,
             refine_landmarks=False,
             min_detection_confidence=min_detection_confidence,
             min_tracking_confidence=0.5,
@@ -186,6 +192,10 @@ class FaceLandmarker:
     def detect(self, bgr: np.ndarray) -> np.ndarray | None:
         """(468,2) float32 landmarks in frame pixels, or None when no face is found."""
         return detect_landmarks(bgr, self.mesh)
+
+    def detect_all(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """Every face of an RGB uint8 frame, each (468,2) float32 frame pixels."""
+        return mesh_landmarks(self.mesh, rgb)
 
     def close(self) -> None:
         self.mesh.close()
@@ -202,25 +212,160 @@ class FaceLandmarker:
 # The brief's name for the same wrapper.
 FaceMesh = FaceLandmarker
 
+NoticeCallback = Callable[[str], None]
+MAX_FACES = 4  # faces the whole-frame FaceMesh returns, to count them and choose one
+LARGE_FACE = 0.2  # a face wider than this x the frame's long side is back on the whole-frame path
+RECOUNT_FRAMES = 30  # while a small face is tracked on its crop, recount faces this often
+
 
 class FaceAligner:
-    """Landmarks + similarity alignment for one stream (owns its FaceMesh graph)."""
+    """Landmarks + similarity alignment of one face per frame of one stream.
 
-    def __init__(self, size: int = 224, static_image_mode: bool = False) -> None:
+    Ordinary faces: FaceMesh on the whole frame (it tracks them from frame to frame).
+    When it finds none, the full-range detector searches the frame and its tiles and
+    FaceMesh runs on an upscaled crop around the face found; that face is then tracked
+    on a crop around its last landmarks until it is lost or grows past LARGE_FACE.
+
+    Several faces: the largest is analysed when tracking starts, then the one nearest the
+    previous face. When that face leaves, the largest remaining one is taken and that
+    frame returns None, so no flow is ever computed between two people.
+
+    `notices` keeps one-line messages for the user (how many faces are in view and which
+    one is analysed, the first small face), each also passed to `on_notice` when set.
+    """
+
+    def __init__(self, size: int = 224, static_image_mode: bool = False,
+                 on_notice: NoticeCallback | None = None) -> None:
         if size < 32:
             raise UserError(f"face size must be at least 32 px, got {size}")
         self.size = size
-        self.landmarker = FaceLandmarker(static_image_mode=static_image_mode)
+        self.on_notice = on_notice
+        self.notices: list[str] = []
+        self.landmarker = FaceLandmarker(static_image_mode=static_image_mode, max_faces=MAX_FACES)
+        # Separate graphs: a tracking FaceMesh keeps state about the images it is given.
+        self.crop_mesh = FaceLandmarker(static_image_mode=static_image_mode)
+        self.detector = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+        self.count = FaceCount()
+        self.previous: FaceBox | None = None  # the analysed face in the last frame that had one
+        self.on_crop = False  # tracking a small face on its crop
+        self._had_face = False
+        self._since_count = 0
+        self._told_small = False
 
     def align(self, bgr: np.ndarray) -> AlignedFace | None:
-        """Aligned face of this frame, or None when no face is found (never guessed)."""
-        landmarks = self.landmarker.detect(bgr)
+        """Aligned face of this frame, or None when no face is found (never guessed) or
+        when the analysed face changed to another person on this frame."""
+        frame = as_bgr(bgr)
+        landmarks = self.landmarks(frame)
         if landmarks is None:
             return None
-        return align_face(bgr, landmarks, self.size)
+        return align_face(frame, landmarks, self.size)
+
+    def landmarks(self, bgr: np.ndarray) -> np.ndarray | None:
+        """(468,2) float32 frame-pixel landmarks of the analysed face of a (H,W,3) uint8
+        BGR frame, or None (no face, or the analysed face changed on this frame)."""
+        found = self._crop_track(bgr) if self.on_crop else None
+        if found is None:
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            found = self._whole_frame(rgb)
+            if found is None:
+                found = self._search(bgr, rgb)
+        had_face, self._had_face = self._had_face, found is not None
+        if found is None:
+            return None
+        landmarks, switched = found
+        self.previous = box_of_landmarks(landmarks)
+        # A switch right after a frame of the other face breaks the chain here.
+        return None if switched and had_face else landmarks
+
+    # -- the three ways to a face ------------------------------------------------------
+    def _whole_frame(self, rgb: np.ndarray) -> tuple[np.ndarray, bool] | None:
+        faces = self.landmarker.detect_all(rgb)
+        if not faces:
+            return None
+        self.on_crop = False
+        boxes = [box_of_landmarks(f) for f in faces]
+        index, switched = choose_face(boxes, self.previous)
+        self._tell_count(len(faces), boxes, index, weight=1)
+        if switched:
+            self._notice(f"the analysed face left; now analysing {self._which(boxes, index)}")
+        return faces[index], switched
+
+    def _search(self, bgr: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, bool] | None:
+        boxes = detect_faces(self.detector, rgb)
+        if not boxes:
+            return None
+        index, switched = choose_face(boxes, self.previous)
+        landmarks = landmarks_on_crop(self.crop_mesh.mesh, bgr, boxes[index])
+        if landmarks is None:
+            return None
+        self.on_crop = True
+        self._since_count = 0
+        # The search is a whole look at the frame: its count needs no confirmation.
+        self._tell_count(len(boxes), boxes, index, weight=self.count.hold)
+        if switched:
+            self._notice(f"the analysed face left; now analysing {self._which(boxes, index)}")
+        self._tell_small(bgr, box_of_landmarks(landmarks))
+        return landmarks, switched
+
+    def _crop_track(self, bgr: np.ndarray) -> tuple[np.ndarray, bool] | None:
+        assert self.previous is not None
+        landmarks = landmarks_on_crop(self.crop_mesh.mesh, bgr, self.previous)
+        if landmarks is None:
+            self.on_crop = False
+            return None
+        box = box_of_landmarks(landmarks)
+        _, switched = choose_face([box], self.previous)
+        if switched:  # the crop slid onto someone else: search the frame again
+            self.on_crop = False
+            return None
+        self.on_crop = box.w < LARGE_FACE * max(bgr.shape[:2])
+        self._since_count += 1
+        if self._since_count >= RECOUNT_FRAMES:
+            self._recount(bgr, box)
+        return landmarks, False
+
+    # -- notices -------------------------------------------------------------------------
+    def _recount(self, bgr: np.ndarray, tracked: FaceBox) -> None:
+        """How many faces are in view while one is tracked on its crop (the detector may
+        miss the small tracked face, which is there all the same)."""
+        self._since_count = 0
+        boxes = detect_faces(self.detector, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+        if not is_listed(tracked, boxes):
+            boxes.append(tracked)
+        index = min(range(len(boxes)), key=lambda i: np.hypot(boxes[i].cx - tracked.cx, boxes[i].cy - tracked.cy))
+        self._tell_count(len(boxes), boxes, index, weight=self.count.hold)
+
+    def _tell_count(self, n: int, boxes: list[FaceBox], index: int, weight: int) -> None:
+        changed = self.count.observe(n, weight)
+        if changed is None:
+            return
+        if changed == 1:
+            self._notice(f"1 face in view; analysing it ({boxes[index].describe()})")
+        else:
+            self._notice(f"{changed} faces in view; analysing {self._which(boxes, index)}")
+
+    @staticmethod
+    def _which(boxes: list[FaceBox], index: int) -> str:
+        largest = max(boxes, key=lambda b: b.size) is boxes[index]
+        return f"{'the largest' if largest else 'the one tracked so far'} ({boxes[index].describe()})"
+
+    def _tell_small(self, bgr: np.ndarray, box: FaceBox) -> None:
+        if self._told_small:
+            return
+        self._told_small = True
+        h, w = bgr.shape[:2]
+        self._notice(f"small face ({box.w:.0f} px wide in a {w}x{h} frame): landmarks from an upscaled crop")
+
+    def _notice(self, message: str) -> None:
+        self.notices.append(message)
+        if self.on_notice is not None:
+            self.on_notice(message)
 
     def close(self) -> None:
         self.landmarker.close()
+        self.crop_mesh.close()
+        self.detector.close()
 
     def __enter__(self) -> FaceAligner:
         return self
