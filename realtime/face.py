@@ -44,6 +44,7 @@ from realtime.face_search import (
     box_of_landmarks,
     choose_face,
     detect_faces,
+    distinct,
     is_listed,
     landmarks_on_crop,
     mesh_landmarks,
@@ -248,6 +249,7 @@ class FaceAligner:
         self.count = FaceCount()
         self.previous: FaceBox | None = None  # the analysed face in the last frame that had one
         self.on_crop = False  # tracking a small face on its crop
+        self.searches = 0  # detector searches of a whole frame and its tiles (the costly step)
         self._had_face = False
         self._since_count = 0
         self._told_small = False
@@ -285,6 +287,8 @@ class FaceAligner:
             return None
         self.on_crop = False
         boxes = [box_of_landmarks(f) for f in faces]
+        keep = distinct(boxes)
+        faces, boxes = [faces[i] for i in keep], [boxes[i] for i in keep]
         index, switched = choose_face(boxes, self.previous)
         self._tell_count(len(faces), boxes, index, weight=1)
         if switched:
@@ -292,6 +296,7 @@ class FaceAligner:
         return faces[index], switched
 
     def _search(self, bgr: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, bool] | None:
+        self.searches += 1
         boxes = detect_faces(self.detector, rgb)
         if not boxes:
             return None

@@ -188,6 +188,16 @@ def choose_face(boxes: list[FaceBox], previous: FaceBox | None) -> tuple[int, bo
     return largest, True
 
 
+def distinct(boxes: list[FaceBox]) -> list[int]:
+    """Indices of the boxes that are not a repeat of an earlier one (FaceMesh can return a
+    face twice, from its tracked box and a fresh detection, when the face changes size)."""
+    kept: list[int] = []
+    for i, box in enumerate(boxes):
+        if all(_overlap_of_smaller(box, boxes[k]) < DUPLICATE_OVERLAP for k in kept):
+            kept.append(i)
+    return kept
+
+
 def is_listed(box: FaceBox, boxes: list[FaceBox]) -> bool:
     """Whether one of `boxes` is the face `box` (centre within SAME_FACE_JUMP x its size)."""
     return any(np.hypot(b.cx - box.cx, b.cy - box.cy) <= SAME_FACE_JUMP * box.size for b in boxes)
