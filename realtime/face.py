@@ -48,6 +48,7 @@ from realtime.face_search import (
     is_listed,
     landmarks_on_crop,
     mesh_landmarks,
+    search_tiles,
 )
 from realtime.types import AlignedFace
 
@@ -217,6 +218,7 @@ NoticeCallback = Callable[[str], None]
 MAX_FACES = 4  # faces the whole-frame FaceMesh returns, to count them and choose one
 LARGE_FACE = 0.2  # a face wider than this x the frame's long side is back on the whole-frame path
 RECOUNT_FRAMES = 30  # while a small face is tracked on its crop, recount faces this often
+SEARCH_EVERY = 5  # frames between detector searches of a view with no face
 
 
 class FaceAligner:
@@ -225,11 +227,15 @@ class FaceAligner:
     Ordinary faces: FaceMesh on the whole frame (it tracks them from frame to frame).
     When it finds none, the full-range detector searches the frame and its tiles and
     FaceMesh runs on an upscaled crop around the face found; that face is then tracked
-    on a crop around its last landmarks until it is lost or grows past LARGE_FACE.
+    on a crop around its last landmarks until it is lost or grows past LARGE_FACE. A view
+    where that search found nothing is searched again SEARCH_EVERY frames later (a small
+    face that appears is found within that many frames); a lost face at once. Frames
+    too small for search tiles (short side < 720 px) only use FaceMesh, as before.
 
     Several faces: the largest is analysed when tracking starts, then the one nearest the
     previous face. When that face leaves, the largest remaining one is taken and that
-    frame returns None, so no flow is ever computed between two people.
+    frame returns None, so no flow is ever computed between two people. With
+    static_image_mode=True every image is independent: the largest face, no tracking.
 
     `notices` keeps one-line messages for the user (how many faces are in view and which
     one is analysed, the first small face), each also passed to `on_notice` when set.
@@ -240,6 +246,7 @@ class FaceAligner:
         if size < 32:
             raise UserError(f"face size must be at least 32 px, got {size}")
         self.size = size
+        self.static = static_image_mode
         self.on_notice = on_notice
         self.notices: list[str] = []
         self.landmarker = FaceLandmarker(static_image_mode=static_image_mode, max_faces=MAX_FACES)
@@ -250,6 +257,7 @@ class FaceAligner:
         self.previous: FaceBox | None = None  # the analysed face in the last frame that had one
         self.on_crop = False  # tracking a small face on its crop
         self.searches = 0  # detector searches of a whole frame and its tiles (the costly step)
+        self._search_wait = 0  # frames until an empty view is searched again
         self._had_face = False
         self._since_count = 0
         self._told_small = False
@@ -266,12 +274,17 @@ class FaceAligner:
     def landmarks(self, bgr: np.ndarray) -> np.ndarray | None:
         """(468,2) float32 frame-pixel landmarks of the analysed face of a (H,W,3) uint8
         BGR frame, or None (no face, or the analysed face changed on this frame)."""
+        if self.static:  # independent images: no face carries over from the last one
+            self.previous, self.on_crop, self._had_face, self._search_wait = None, False, False, 0
         found = self._crop_track(bgr) if self.on_crop else None
         if found is None:
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             found = self._whole_frame(rgb)
-            if found is None:
+            if found is None and self._may_search(bgr):
                 found = self._search(bgr, rgb)
+                # An empty view is searched again SEARCH_EVERY frames later, not on each
+                # frame: a 4K search costs ~60 ms, more than a live frame period.
+                self._search_wait = 0 if found is not None else SEARCH_EVERY - 1
         had_face, self._had_face = self._had_face, found is not None
         if found is None:
             return None
@@ -281,6 +294,16 @@ class FaceAligner:
         return None if switched and had_face else landmarks
 
     # -- the three ways to a face ------------------------------------------------------
+    def _may_search(self, bgr: np.ndarray) -> bool:
+        """Whether this frame gets a detector search. Frames too small for tiles never do:
+        on the whole frame the full-range detector reaches no smaller face than FaceMesh."""
+        if not search_tiles(bgr.shape[1], bgr.shape[0]):
+            return False
+        if self._search_wait > 0:
+            self._search_wait -= 1
+            return False
+        return True
+
     def _whole_frame(self, rgb: np.ndarray) -> tuple[np.ndarray, bool] | None:
         faces = self.landmarker.detect_all(rgb)
         if not faces:
@@ -352,6 +375,8 @@ class FaceAligner:
 
     @staticmethod
     def _which(boxes: list[FaceBox], index: int) -> str:
+        if len(boxes) == 1:
+            return f"the only face in view ({boxes[index].describe()})"
         largest = max(boxes, key=lambda b: b.size) is boxes[index]
         return f"{'the largest' if largest else 'the one tracked so far'} ({boxes[index].describe()})"
 

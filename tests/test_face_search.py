@@ -100,15 +100,17 @@ def test_small_face_is_tracked_on_its_crop_in_every_frame(photos) -> None:
 def test_lost_small_face_is_searched_again(photos) -> None:
     patch = face_patch(photos["astronaut"], 232)
     blank = np.full((UHD[1], UHD[0], 3), 96, np.uint8)
+    first, _ = frame_with(UHD, (patch, 600, 400))
+    moved, (truth,) = frame_with(UHD, (patch, 2800, 1300))
     with fl.FaceAligner(size=112) as aligner:
-        first, _ = frame_with(UHD, (patch, 600, 400))
-        moved, (truth,) = frame_with(UHD, (patch, 2800, 1300))
         assert aligner.landmarks(first) is not None
-        assert aligner.landmarks(blank) is None
-        again = aligner.landmarks(moved)
+        assert aligner.landmarks(blank) is None  # lost: searched at once, nothing there
+        # an empty view is searched again SEARCH_EVERY frames later
+        found = [aligner.landmarks(moved) for _ in range(fl.SEARCH_EVERY)]
         searches = aligner.searches
-    assert again is not None and np.median(errors(again, truth)) < 3.0
-    assert searches == 3  # first frame, the blank one, the face at its new place
+    assert [f is None for f in found] == [True] * (fl.SEARCH_EVERY - 1) + [False]
+    assert np.median(errors(found[-1], truth)) < 3.0
+    assert searches == 3  # the first frame, the blank one, the face at its new place
 
 
 # ---------------------------------------------------------------------- several faces
@@ -145,7 +147,7 @@ def test_when_the_analysed_face_leaves_the_switch_breaks_the_chain(photos) -> No
         after = [aligner.landmarks(alone) for _ in range(4)]
         notices = list(aligner.notices)
     assert all(lm is not None and np.median(errors(lm, astronaut)) < 3.0 for lm in after)
-    assert any(n.startswith("the analysed face left; now analysing the largest") for n in notices)
+    assert any(n.startswith("the analysed face left; now analysing the only face in view (at x=") for n in notices)
     assert notices[-1].startswith("1 face in view; analysing it")
 
 
@@ -158,6 +160,32 @@ def test_two_small_faces_in_4k_are_counted(photos) -> None:
     assert all(lm is not None and np.median(errors(lm, hopper)) < 3.0 for lm in found)
     assert notices[0].startswith("2 faces in view; analysing the largest (at x=")
     assert sum(n.startswith("2 faces") for n in notices) == 1
+
+
+def test_a_face_that_joins_a_tracked_small_face_is_counted(photos, monkeypatch) -> None:
+    monkeypatch.setattr(fl, "RECOUNT_FRAMES", 4)
+    hopper = face_patch(photos["grace_hopper"], 232)
+    astronaut = face_patch(photos["astronaut"], 260)
+    with fl.FaceAligner(size=112) as aligner:
+        for i in range(10):
+            placed = [(hopper, 700, 600)] + ([(astronaut, 2600, 900)] if i >= 2 else [])
+            frame, (truth, *_) = frame_with(UHD, *placed)
+            landmarks = aligner.landmarks(frame)
+            assert landmarks is not None and np.median(errors(landmarks, truth)) < 3.0, f"frame {i}"
+        notices = [n for n in aligner.notices if not n.startswith("small face")]
+        searches = aligner.searches
+    assert searches == 1  # the newcomer is counted, the tracked face kept
+    assert notices == [notices[0]] and notices[0].startswith("2 faces in view; analysing the one tracked so far")
+
+
+def test_static_images_are_independent(photos) -> None:
+    hopper, _ = frame_with((1280, 720), (face_patch(photos["grace_hopper"], 180), 100, 100))
+    astro, (truth,) = frame_with((1280, 720), (face_patch(photos["astronaut"], 150), 800, 200))
+    with fl.FaceAligner(size=112, static_image_mode=True) as aligner:
+        assert aligner.align(hopper) is not None
+        landmarks = aligner.landmarks(astro)
+        assert landmarks is not None and np.median(errors(landmarks, truth)) < 3.0
+        assert aligner.notices == []
 
 
 # ---------------------------------------------------------------------- no face, ordinary faces
