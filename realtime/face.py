@@ -1,4 +1,6 @@
-"""Face landmarks (mediapipe FaceMesh, 468 points), similarity alignment, landmark groups.
+"""Face landmarks (mediapipe FaceMesh, 468 points), similarity alignment, landmark groups,
+and `FaceAligner`: which face of a frame is analysed and how its landmarks are found
+(FaceMesh on the whole frame; small faces via `realtime.face_search`).
 
 The authors detect 106 landmarks with FaceX-Zoo; mediapipe's FaceMesh (bundled in the
 0.10.21 wheel, works offline) gives 468. The groups the pre-processing needs are mapped

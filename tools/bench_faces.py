@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             after, found_after = run_after(frames, 112)
             table.add_row(name, f"{np.median(before):.1f}", f"{max(before):.1f}", f"{found_before}/{n}",
                           f"{np.median(after):.1f}", f"{after[0]:.1f}", f"{found_after}/{n}")
-    Console().print(table)
+    Console(width=150).print(table)
     return 0
 
 
