@@ -46,10 +46,12 @@ from realtime.face_search import (
     box_of_landmarks,
     choose_face,
     detect_faces,
-    distinct,
+    detector_boxes,
     is_listed,
     landmarks_on_crop,
+    merge_boxes,
     mesh_landmarks,
+    nearest,
     search_tiles,
 )
 from realtime.types import AlignedFace
@@ -217,27 +219,32 @@ class FaceLandmarker:
 FaceMesh = FaceLandmarker
 
 NoticeCallback = Callable[[str], None]
-MAX_FACES = 4  # faces the whole-frame FaceMesh returns, to count them and choose one
+MESH_REACH = 0.1  # FaceMesh alone finds faces from about this x the frame's long side
 LARGE_FACE = 0.2  # a face wider than this x the frame's long side is back on the whole-frame path
-RECOUNT_FRAMES = 30  # while a small face is tracked on its crop, recount faces this often
+COUNT_EVERY = 30  # frames between counts of the faces in view while one is tracked
+CONFIRM_EVERY = 2  # frames between counts while a changed count waits for confirmation
 SEARCH_EVERY = 5  # frames between detector searches of a view with no face
 
 
 class FaceAligner:
     """Landmarks + similarity alignment of one face per frame of one stream.
 
-    Ordinary faces: FaceMesh on the whole frame (it tracks them from frame to frame).
-    When it finds none, the full-range detector searches the frame and its tiles and
-    FaceMesh runs on an upscaled crop around the face found; that face is then tracked
-    on a crop around its last landmarks until it is lost or grows past LARGE_FACE. A view
-    where that search found nothing is searched again SEARCH_EVERY frames later (a small
-    face that appears is found within that many frames); a lost face at once. Frames
-    too small for search tiles (short side < 720 px) only use FaceMesh, as before.
+    Ordinary faces: FaceMesh on the whole frame (it tracks them from frame to frame),
+    exactly as before small faces were handled. When it finds none, the full-range
+    detector searches the frame and its tiles and FaceMesh runs on an upscaled crop
+    around the face found; that face is then tracked on a crop around its last landmarks
+    until it is lost or grows past LARGE_FACE. A view where that search found nothing is
+    searched again SEARCH_EVERY frames later (a small face that appears is found within
+    that many frames); a lost face at once. Frames too small for search tiles (short side
+    < 720 px) only use FaceMesh, as before.
 
-    Several faces: the largest is analysed when tracking starts, then the one nearest the
-    previous face. When that face leaves, the largest remaining one is taken and that
-    frame returns None, so no flow is ever computed between two people. With
-    static_image_mode=True every image is independent: the largest face, no tracking.
+    Several faces: when tracking starts, FaceMesh's own (short-range) detector counts the
+    faces, with the full-range search, and the largest is analysed (on a crop when
+    FaceMesh took another one), then the same face while it is tracked. When it leaves,
+    the largest remaining one is taken and that frame returns None, so no flow is ever
+    computed between two people. Faces are recounted every COUNT_EVERY frames; a changed
+    count is told once it has been seen 3 times in a row. With static_image_mode=True
+    every image is independent: the largest face, no tracking.
 
     `notices` keeps one-line messages for the user (how many faces are in view and which
     one is analysed, the first small face), each also passed to `on_notice` when set.
@@ -251,14 +258,17 @@ class FaceAligner:
         self.static = static_image_mode
         self.on_notice = on_notice
         self.notices: list[str] = []
-        self.landmarker = FaceLandmarker(static_image_mode=static_image_mode, max_faces=MAX_FACES)
+        self.landmarker = FaceLandmarker(static_image_mode=static_image_mode)
         # Separate graphs: a tracking FaceMesh keeps state about the images it is given.
         self.crop_mesh = FaceLandmarker(static_image_mode=static_image_mode)
         self.detector = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+        # FaceMesh's own detector model: counts the faces FaceMesh could track.
+        self.counter = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5)
         self.count = FaceCount()
         self.previous: FaceBox | None = None  # the analysed face in the last frame that had one
-        self.on_crop = False  # tracking a small face on its crop
+        self.on_crop = False  # tracking the face on a crop around its last landmarks
         self.searches = 0  # detector searches of a whole frame and its tiles (the costly step)
+        self._pinned = False  # on a crop because FaceMesh on the frame took another face
         self._search_wait = 0  # frames until an empty view is searched again
         self._had_face = False
         self._since_count = 0
@@ -281,7 +291,7 @@ class FaceAligner:
         found = self._crop_track(bgr) if self.on_crop else None
         if found is None:
             rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-            found = self._whole_frame(rgb)
+            found = self._whole_frame(bgr, rgb)
             if found is None and self._may_search(bgr):
                 found = self._search(bgr, rgb)
                 # An empty view is searched again SEARCH_EVERY frames later, not on each
@@ -306,19 +316,35 @@ class FaceAligner:
             return False
         return True
 
-    def _whole_frame(self, rgb: np.ndarray) -> tuple[np.ndarray, bool] | None:
+    def _whole_frame(self, bgr: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, bool] | None:
         faces = self.landmarker.detect_all(rgb)
         if not faces:
             return None
-        self.on_crop = False
-        boxes = [box_of_landmarks(f) for f in faces]
-        keep = distinct(boxes)
-        faces, boxes = [faces[i] for i in keep], [boxes[i] for i in keep]
-        index, switched = choose_face(boxes, self.previous)
-        self._tell_count(len(faces), boxes, index, weight=1)
-        if switched:
+        self.on_crop = self._pinned = False
+        landmarks, box = faces[0], box_of_landmarks(faces[0])
+        switched = self._had_face and choose_face([box], self.previous)[1]
+        if switched or not self._had_face:
+            return self._start(bgr, rgb, landmarks, switched)
+        self._maybe_count(rgb, box)
+        return landmarks, False
+
+    def _start(self, bgr: np.ndarray, rgb: np.ndarray, landmarks: np.ndarray,
+               switched: bool) -> tuple[np.ndarray, bool]:
+        """Tracking (re)starts on the whole-frame path: count the faces in view and take
+        the largest, or after a gap the face nearest the one analysed before it."""
+        tracked = box_of_landmarks(landmarks)
+        boxes = self._faces_in_view(rgb, tracked)
+        index, left = choose_face(boxes, None if switched else self.previous)
+        if switched or (left and len(boxes) > 1):  # one face back after a gap: nothing to say
             self._notice(f"the analysed face left; now analysing {self._which(boxes, index)}")
-        return faces[index], switched
+        self._tell_count(boxes, index, weight=self.count.hold)
+        if index != nearest(boxes, tracked):
+            # FaceMesh took another face than the one to analyse: follow ours on its crop.
+            other = landmarks_on_crop(self.crop_mesh.mesh, bgr, boxes[index])
+            if other is not None:
+                self.on_crop = self._pinned = True
+                return other, switched or left
+        return landmarks, switched or left
 
     def _search(self, bgr: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, bool] | None:
         self.searches += 1
@@ -331,43 +357,47 @@ class FaceAligner:
             return None
         self.on_crop = True
         self._since_count = 0
-        # The search is a whole look at the frame: its count needs no confirmation.
-        self._tell_count(len(boxes), boxes, index, weight=self.count.hold)
-        if switched:
+        if switched and (self._had_face or len(boxes) > 1):
             self._notice(f"the analysed face left; now analysing {self._which(boxes, index)}")
+        # The search is a whole look at the frame: its count needs no confirmation.
+        self._tell_count(boxes, index, weight=self.count.hold)
         self._tell_small(bgr, box_of_landmarks(landmarks))
         return landmarks, switched
 
     def _crop_track(self, bgr: np.ndarray) -> tuple[np.ndarray, bool] | None:
         assert self.previous is not None
         landmarks = landmarks_on_crop(self.crop_mesh.mesh, bgr, self.previous)
-        if landmarks is None:
-            self.on_crop = False
+        box = box_of_landmarks(landmarks) if landmarks is not None else None
+        # Lost, or the crop slid onto someone else: look at the whole frame again.
+        if box is None or choose_face([box], self.previous)[1]:
+            self.on_crop = self._pinned = False
             return None
-        box = box_of_landmarks(landmarks)
-        _, switched = choose_face([box], self.previous)
-        if switched:  # the crop slid onto someone else: search the frame again
-            self.on_crop = False
-            return None
-        self.on_crop = box.w < LARGE_FACE * max(bgr.shape[:2])
-        self._since_count += 1
-        if self._since_count >= RECOUNT_FRAMES:
-            self._recount(bgr, box)
+        self.on_crop = self._pinned or box.w < LARGE_FACE * max(bgr.shape[:2])
+        self._maybe_count(bgr, box, bgr=True)
         return landmarks, False
 
-    # -- notices -------------------------------------------------------------------------
-    def _recount(self, bgr: np.ndarray, tracked: FaceBox) -> None:
-        """How many faces are in view while one is tracked on its crop (the detector may
-        miss the small tracked face, which is there all the same)."""
-        self._since_count = 0
-        boxes = detect_faces(self.detector, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
-        if not is_listed(tracked, boxes):
-            boxes.append(tracked)
-        index = min(range(len(boxes)), key=lambda i: np.hypot(boxes[i].cx - tracked.cx, boxes[i].cy - tracked.cy))
-        self._tell_count(len(boxes), boxes, index, weight=self.count.hold)
+    # -- counting --------------------------------------------------------------------------
+    def _maybe_count(self, image: np.ndarray, tracked: FaceBox, bgr: bool = False) -> None:
+        """Count the faces in view every COUNT_EVERY frames (a search costs ~60 ms on a
+        4K frame), every CONFIRM_EVERY frames while a new count awaits confirmation."""
+        self._since_count += 1
+        due = CONFIRM_EVERY if self.count.pending else COUNT_EVERY
+        if self._since_count < due:
+            return
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if bgr else image
+        boxes = self._faces_in_view(rgb, tracked)
+        self._tell_count(boxes, nearest(boxes, tracked), weight=1)
 
-    def _tell_count(self, n: int, boxes: list[FaceBox], index: int, weight: int) -> None:
-        changed = self.count.observe(n, weight)
+    def _faces_in_view(self, rgb: np.ndarray, tracked: FaceBox) -> list[FaceBox]:
+        """The faces FaceMesh's own detector and the full-range search see, merged, with
+        the tracked face added when both missed it (it is there all the same)."""
+        self._since_count = 0
+        boxes = merge_boxes(detector_boxes(self.counter, rgb) + detect_faces(self.detector, rgb))
+        return boxes if is_listed(tracked, boxes) else [*boxes, tracked]
+
+    # -- notices -------------------------------------------------------------------------
+    def _tell_count(self, boxes: list[FaceBox], index: int, weight: int) -> None:
+        changed = self.count.observe(len(boxes), weight)
         if changed is None:
             return
         if changed == 1:
@@ -383,10 +413,11 @@ class FaceAligner:
         return f"{'the largest' if largest else 'the one tracked so far'} ({boxes[index].describe()})"
 
     def _tell_small(self, bgr: np.ndarray, box: FaceBox) -> None:
-        if self._told_small:
+        """Once per stream, when a face FaceMesh alone would not find is analysed."""
+        h, w = bgr.shape[:2]
+        if self._told_small or box.w >= MESH_REACH * max(h, w):
             return
         self._told_small = True
-        h, w = bgr.shape[:2]
         self._notice(f"small face ({box.w:.0f} px wide in a {w}x{h} frame): landmarks from an upscaled crop")
 
     def _notice(self, message: str) -> None:
@@ -398,6 +429,7 @@ class FaceAligner:
         self.landmarker.close()
         self.crop_mesh.close()
         self.detector.close()
+        self.counter.close()
 
     def __enter__(self) -> FaceAligner:
         return self

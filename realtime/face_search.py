@@ -188,14 +188,9 @@ def choose_face(boxes: list[FaceBox], previous: FaceBox | None) -> tuple[int, bo
     return largest, True
 
 
-def distinct(boxes: list[FaceBox]) -> list[int]:
-    """Indices of the boxes that are not a repeat of an earlier one (FaceMesh can return a
-    face twice, from its tracked box and a fresh detection, when the face changes size)."""
-    kept: list[int] = []
-    for i, box in enumerate(boxes):
-        if all(_overlap_of_smaller(box, boxes[k]) < DUPLICATE_OVERLAP for k in kept):
-            kept.append(i)
-    return kept
+def nearest(boxes: list[FaceBox], box: FaceBox) -> int:
+    """Index of the box whose centre is nearest `box`'s (`boxes` not empty)."""
+    return int(np.argmin([np.hypot(b.cx - box.cx, b.cy - box.cy) for b in boxes]))
 
 
 def is_listed(box: FaceBox, boxes: list[FaceBox]) -> bool:
@@ -212,6 +207,11 @@ class FaceCount:
         self.reported = 1  # one face is the normal case: nothing to say about it
         self._candidate = 1
         self._seen = 0
+
+    @property
+    def pending(self) -> bool:
+        """A count other than the reported one was seen and awaits confirmation."""
+        return self._candidate != self.reported
 
     def observe(self, n: int, weight: int = 1) -> int | None:
         """Record a count (weight: how many observations it is worth); the new count when

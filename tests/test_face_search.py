@@ -137,6 +137,19 @@ def test_two_faces_the_largest_is_analysed_and_kept(photos) -> None:
     assert notices[0].startswith("2 faces in view; analysing the largest (at x=")
 
 
+def test_when_facemesh_takes_the_smaller_face_the_largest_is_followed_on_its_crop(photos, monkeypatch) -> None:
+    frame, (hopper, astronaut) = two_faces(photos, 200, 150)
+    with fl.FaceAligner(size=112) as aligner:
+        # FaceMesh picks by detector score, not size: make it take the astronaut
+        monkeypatch.setattr(aligner.landmarker, "detect_all", lambda rgb: [astronaut.copy()])
+        found = [aligner.landmarks(frame) for _ in range(5)]
+        pinned = aligner.on_crop
+        notices = list(aligner.notices)
+    assert all(lm is not None and np.median(errors(lm, hopper)) < 3.0 for lm in found)
+    assert pinned
+    assert notices == [notices[0]] and notices[0].startswith("2 faces in view; analysing the largest (at x=")
+
+
 def test_when_the_analysed_face_leaves_the_switch_breaks_the_chain(photos) -> None:
     with fl.FaceAligner(size=112) as aligner:
         for _ in range(4):
@@ -148,7 +161,7 @@ def test_when_the_analysed_face_leaves_the_switch_breaks_the_chain(photos) -> No
         notices = list(aligner.notices)
     assert all(lm is not None and np.median(errors(lm, astronaut)) < 3.0 for lm in after)
     assert any(n.startswith("the analysed face left; now analysing the only face in view (at x=") for n in notices)
-    assert notices[-1].startswith("1 face in view; analysing it")
+    assert notices[-1].startswith("1 face in view; analysing it (at x=")
 
 
 def test_two_small_faces_in_4k_are_counted(photos) -> None:
@@ -163,7 +176,7 @@ def test_two_small_faces_in_4k_are_counted(photos) -> None:
 
 
 def test_a_face_that_joins_a_tracked_small_face_is_counted(photos, monkeypatch) -> None:
-    monkeypatch.setattr(fl, "RECOUNT_FRAMES", 4)
+    monkeypatch.setattr(fl, "COUNT_EVERY", 2)
     hopper = face_patch(photos["grace_hopper"], 232)
     astronaut = face_patch(photos["astronaut"], 260)
     with fl.FaceAligner(size=112) as aligner:

@@ -82,6 +82,7 @@ def run_after(frames: Frames, face_size: int) -> tuple[list[float], int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=30)
+    parser.add_argument("--reps", type=int, default=3, help="before/after runs, interleaved (a busy CPU drifts)")
     args = parser.parse_args(argv)
     n = args.frames
     cases = {
@@ -92,16 +93,26 @@ def main(argv: list[str] | None = None) -> int:
         "3840x2160, no face": no_face(n, (3840, 2160)),
         "1920x1080, 120 px face": small_face(n, (1920, 1080), 120),
     }
-    table = Table(title=f"align ms per frame ({n} frames; first frame = search / graph start)")
-    for col in ("case", "before p50", "before max", "before faces", "after p50", "after first", "after faces"):
+    table = Table(title=f"align ms per frame: {n} frames x {args.reps} runs; p50/mean without each run's "
+                        "first frame (graph start, search)")
+    for col in ("case", "before p50", "before mean", "before faces", "after p50", "after mean", "after first",
+                "after faces"):
         table.add_column(col, justify="left" if col == "case" else "right")
     with filtered_native_stderr():
         for name, frames in cases.items():
-            before, found_before = run_before(frames, 112)
-            after, found_after = run_after(frames, 112)
-            table.add_row(name, f"{np.median(before):.1f}", f"{max(before):.1f}", f"{found_before}/{n}",
-                          f"{np.median(after):.1f}", f"{after[0]:.1f}", f"{found_after}/{n}")
-    Console(width=150).print(table)
+            runs: dict[str, list[tuple[list[float], int]]] = {"before": [], "after": []}
+            for _ in range(args.reps):
+                runs["before"].append(run_before(frames, 112))
+                runs["after"].append(run_after(frames, 112))
+            row = [name]
+            for key in ("before", "after"):
+                rest = np.concatenate([ms[1:] for ms, _ in runs[key]])
+                row += [f"{np.median(rest):.1f}", f"{rest.mean():.1f}"]
+                if key == "after":
+                    row.append(f"{np.median([ms[0] for ms, _ in runs[key]]):.0f}")
+                row.append(f"{min(found for _, found in runs[key])}/{n}")
+            table.add_row(*row)
+    Console(width=160).print(table)
     return 0
 
 
