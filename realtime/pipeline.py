@@ -344,9 +344,10 @@ def run_stream(
 
     Live sources drop the oldest frames when scoring falls behind (counted); files and
     folders never drop. A status dict goes to the sinks once a second.
-    Notices about the faces (how many are in view and which is analysed, a small face;
-    at the end, frames without a face) are kept in `stats.notices` and, as they arise,
-    passed to `on_notice` (called from the capture thread, except the last one).
+    Notices about the faces (how many are in view and which is analysed, a small face)
+    are kept in `stats.notices` and passed to `on_notice` as they arise (from the capture
+    thread); at the end `stats.face_coverage()`, when there were frames without a face,
+    is appended to `stats.notices` only (it belongs in the run's summary).
     """
     stats = stats or RunStats()
     stats.stream = source.name
@@ -440,8 +441,8 @@ def run_stream(
         stats.last_frame = scorer.last_frame
         stats.wall_s = time.monotonic() - t_start
         coverage = stats.face_coverage()
-        if coverage is not None:
-            notice(coverage)
+        if coverage is not None:  # for the summary: not passed to on_notice
+            stats.notices.append(coverage)
     for sink in sinks:
         sink.on_status(status())
     return stats

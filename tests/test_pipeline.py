@@ -89,7 +89,8 @@ def test_a_stream_without_any_face_says_so(media: dict, tmp_path) -> None:
     stats = run_stream(VideoFileSource(clip), [setup_for_fps(s, 30.0) for s in scorers],
                        CpuPairFeatures(FlowSettings()), [CollectSink()], RunOptions(batch=8), on_notice=told.append)
     assert stats.frames == 90 and stats.faces == 0 and stats.scores == 0
-    assert told == stats.notices == ["no face found in any of its 90 frames: nothing could be spotted"]
+    assert stats.notices == ["no face found in any of its 90 frames: nothing could be spotted"]
+    assert told == []  # the coverage is for the summary, not a live notice
 
 
 def test_no_pair_spans_the_chain_break(run: dict) -> None:
