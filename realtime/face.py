@@ -1,4 +1,6 @@
-"""Face landmarks (mediapipe FaceMesh, 468 points), similarity alignment, landmark groups.
+"""Face landmarks (mediapipe FaceMesh, 468 points), similarity alignment, landmark groups,
+and `FaceAligner`: which face of a frame is analysed and how its landmarks are found
+(FaceMesh on the whole frame; small faces via `realtime.face_search`).
 
 The authors detect 106 landmarks with FaceX-Zoo; mediapipe's FaceMesh (bundled in the
 0.10.21 wheel, works offline) gives 468. The groups the pre-processing needs are mapped
@@ -29,6 +31,7 @@ mean of FaceMesh on skimage's astronaut and matplotlib's grace_hopper, made symm
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 
 import cv2
@@ -36,9 +39,23 @@ import mediapipe as mp
 import numpy as np
 
 from realtime.errors import UserError
+from realtime.face_search import (
+    N_LANDMARKS,  # noqa: F401 (part of this module's interface)
+    FaceBox,
+    FaceCount,
+    box_of_landmarks,
+    choose_face,
+    detect_faces,
+    detector_boxes,
+    is_listed,
+    landmarks_on_crop,
+    merge_boxes,
+    mesh_landmarks,
+    nearest,
+    search_tiles,
+)
 from realtime.types import AlignedFace
 
-N_LANDMARKS = 468
 
 LEFT_BROW = np.array([70, 63, 105, 66, 107, 55, 65, 52, 53, 46], dtype=np.int32)
 RIGHT_BROW = np.array([336, 296, 334, 293, 300, 276, 283, 282, 295, 285], dtype=np.int32)
@@ -89,15 +106,8 @@ def detect_landmarks(bgr: np.ndarray, mesh) -> np.ndarray | None:  # noqa: ANN00
     """
     if isinstance(mesh, FaceLandmarker):
         mesh = mesh.mesh
-    frame = as_bgr(bgr)
-    result = mesh.process(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-    if not result.multi_face_landmarks:
-        return None
-    points = result.multi_face_landmarks[0].landmark
-    # mediapipe normalises x by the width and y by the height of the image.
-    h, w = frame.shape[:2]
-    xy = np.array([(p.x, p.y) for p in points[:N_LANDMARKS]], dtype=np.float32)
-    return xy * np.array([w, h], dtype=np.float32)
+    faces = mesh_landmarks(mesh, cv2.cvtColor(as_bgr(bgr), cv2.COLOR_BGR2RGB))
+    return faces[0] if faces else None
 
 
 def template_points(size: int) -> np.ndarray:
@@ -168,16 +178,18 @@ def align_face(frame: np.ndarray, landmarks: np.ndarray, size: int = 224) -> Ali
 
 
 class FaceLandmarker:
-    """Owns one mediapipe FaceMesh graph (one face, no iris refinement).
+    """Owns one mediapipe FaceMesh graph (no iris refinement).
 
-    static_image_mode=False tracks the face across video frames (faster, steadier);
-    True runs the detector on every image (independent photos).
+    static_image_mode=False tracks faces across video frames (faster, steadier);
+    True runs the detector on every image (independent photos). `max_faces` is how many
+    faces the graph returns; `detect` gives the first.
     """
 
-    def __init__(self, static_image_mode: bool = False, min_detection_confidence: float = 0.5) -> None:
+    def __init__(self, static_image_mode: bool = False, min_detection_confidence: float = 0.5,
+                 max_faces: int = 1) -> None:
         self.mesh = mp.solutions.face_mesh.FaceMesh(
             static_image_mode=static_image_mode,
-            max_num_faces=1,
+            max_num_faces=max_faces,
             refine_landmarks=False,
             min_detection_confidence=min_detection_confidence,
             min_tracking_confidence=0.5,
@@ -186,6 +198,10 @@ class FaceLandmarker:
     def detect(self, bgr: np.ndarray) -> np.ndarray | None:
         """(468,2) float32 landmarks in frame pixels, or None when no face is found."""
         return detect_landmarks(bgr, self.mesh)
+
+    def detect_all(self, rgb: np.ndarray) -> list[np.ndarray]:
+        """Every face of an RGB uint8 frame, each (468,2) float32 frame pixels."""
+        return mesh_landmarks(self.mesh, rgb)
 
     def close(self) -> None:
         self.mesh.close()
@@ -202,25 +218,218 @@ class FaceLandmarker:
 # The brief's name for the same wrapper.
 FaceMesh = FaceLandmarker
 
+NoticeCallback = Callable[[str], None]
+MESH_REACH = 0.1  # FaceMesh alone finds faces from about this x the frame's long side
+LARGE_FACE = 0.2  # a face wider than this x the frame's long side is back on the whole-frame path
+COUNT_EVERY = 30  # frames between counts of the faces in view while one is tracked
+CONFIRM_EVERY = 2  # frames between counts while a changed count waits for confirmation
+SEARCH_EVERY = 5  # frames between detector searches of a view with no face
+
 
 class FaceAligner:
-    """Landmarks + similarity alignment for one stream (owns its FaceMesh graph)."""
+    """Landmarks + similarity alignment of one face per frame of one stream.
 
-    def __init__(self, size: int = 224, static_image_mode: bool = False) -> None:
+    Ordinary faces: FaceMesh on the whole frame (it tracks them from frame to frame),
+    exactly as before small faces were handled. When it finds none, the full-range
+    detector searches the frame and its tiles and FaceMesh runs on an upscaled crop
+    around the face found; that face is then tracked on a crop around its last landmarks
+    until it is lost or grows past LARGE_FACE. A view where that search found nothing is
+    searched again SEARCH_EVERY frames later (a small face that appears is found within
+    that many frames); a lost face at once. Frames too small for search tiles (short side
+    < 720 px) only use FaceMesh, as before.
+
+    Several faces: when tracking starts, FaceMesh's own (short-range) detector counts the
+    faces, with the full-range search, and the largest is analysed (on a crop when
+    FaceMesh took another one), then the same face while it is tracked. When it leaves,
+    the largest remaining one is taken and that frame returns None, so no flow is ever
+    computed between two people. Faces are recounted every COUNT_EVERY frames; a changed
+    count is told once it has been seen 3 times in a row. With static_image_mode=True
+    every image is independent: the largest face, no tracking.
+
+    `notices` keeps one-line messages for the user (how many faces are in view and which
+    one is analysed, the first small face), each also passed to `on_notice` when set.
+    """
+
+    def __init__(self, size: int = 224, static_image_mode: bool = False,
+                 on_notice: NoticeCallback | None = None) -> None:
         if size < 32:
             raise UserError(f"face size must be at least 32 px, got {size}")
         self.size = size
+        self.static = static_image_mode
+        self.on_notice = on_notice
+        self.notices: list[str] = []
         self.landmarker = FaceLandmarker(static_image_mode=static_image_mode)
+        # Separate graphs: a tracking FaceMesh keeps state about the images it is given.
+        self.crop_mesh = FaceLandmarker(static_image_mode=static_image_mode)
+        self.detector = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
+        # FaceMesh's own detector model: counts the faces FaceMesh could track.
+        self.counter = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5)
+        self.count = FaceCount()
+        self.previous: FaceBox | None = None  # the analysed face in the last frame that had one
+        self.on_crop = False  # tracking the face on a crop around its last landmarks
+        self.searches = 0  # detector searches of a whole frame and its tiles (the costly step)
+        self._pinned = False  # on a crop because FaceMesh on the frame took another face
+        self._search_wait = 0  # frames until an empty view is searched again
+        self._had_face = False
+        self._since_count = 0
+        self._told_small = False
 
     def align(self, bgr: np.ndarray) -> AlignedFace | None:
-        """Aligned face of this frame, or None when no face is found (never guessed)."""
-        landmarks = self.landmarker.detect(bgr)
+        """Aligned face of this frame, or None when no face is found (never guessed) or
+        when the analysed face changed to another person on this frame."""
+        frame = as_bgr(bgr)
+        landmarks = self.landmarks(frame)
         if landmarks is None:
             return None
-        return align_face(bgr, landmarks, self.size)
+        return align_face(frame, landmarks, self.size)
+
+    def landmarks(self, bgr: np.ndarray) -> np.ndarray | None:
+        """(468,2) float32 frame-pixel landmarks of the analysed face of a (H,W,3) uint8
+        BGR frame, or None (no face, or the analysed face changed on this frame)."""
+        if self.static:  # independent images: no face carries over from the last one
+            self.previous, self.on_crop, self._had_face, self._search_wait = None, False, False, 0
+        found = self._crop_track(bgr) if self.on_crop else None
+        if found is None:
+            rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            found = self._whole_frame(bgr, rgb)
+            if found is None and self._may_search(bgr):
+                found = self._search(bgr, rgb)
+                # An empty view is searched again SEARCH_EVERY frames later, not on each
+                # frame: a 4K search costs ~60 ms, more than a live frame period.
+                self._search_wait = 0 if found is not None else SEARCH_EVERY - 1
+        had_face, self._had_face = self._had_face, found is not None
+        if found is None:
+            return None
+        landmarks, switched = found
+        self.previous = box_of_landmarks(landmarks)
+        # A switch right after a frame of the other face breaks the chain here.
+        return None if switched and had_face else landmarks
+
+    # -- the three ways to a face ------------------------------------------------------
+    def _may_search(self, bgr: np.ndarray) -> bool:
+        """Whether this frame gets a detector search. Frames too small for tiles never do:
+        on the whole frame the full-range detector reaches no smaller face than FaceMesh."""
+        if not search_tiles(bgr.shape[1], bgr.shape[0]):
+            return False
+        if self._search_wait > 0:
+            self._search_wait -= 1
+            return False
+        return True
+
+    def _whole_frame(self, bgr: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, bool] | None:
+        faces = self.landmarker.detect_all(rgb)
+        if not faces:
+            return None
+        self.on_crop = self._pinned = False
+        landmarks, box = faces[0], box_of_landmarks(faces[0])
+        switched = self._had_face and choose_face([box], self.previous)[1]
+        if switched or not self._had_face:
+            return self._start(bgr, rgb, landmarks, switched)
+        self._maybe_count(rgb, box)
+        return landmarks, False
+
+    def _start(self, bgr: np.ndarray, rgb: np.ndarray, landmarks: np.ndarray,
+               switched: bool) -> tuple[np.ndarray, bool]:
+        """Tracking (re)starts on the whole-frame path: count the faces in view and take
+        the largest, or after a gap the face nearest the one analysed before it."""
+        tracked = box_of_landmarks(landmarks)
+        boxes = self._faces_in_view(rgb, tracked)
+        index, left = choose_face(boxes, None if switched else self.previous)
+        if switched or (left and len(boxes) > 1):  # one face back after a gap: nothing to say
+            self._notice(f"the analysed face left; now analysing {self._which(boxes, index)}")
+        self._tell_count(boxes, index, weight=self.count.hold)
+        if index != nearest(boxes, tracked):
+            # FaceMesh took another face than the one to analyse: follow ours on its crop.
+            other = landmarks_on_crop(self.crop_mesh.mesh, bgr, boxes[index])
+            if other is not None:
+                self.on_crop = self._pinned = True
+                return other, switched or left
+        return landmarks, switched or left
+
+    def _search(self, bgr: np.ndarray, rgb: np.ndarray) -> tuple[np.ndarray, bool] | None:
+        self.searches += 1
+        boxes = detect_faces(self.detector, rgb)
+        if not boxes:
+            return None
+        index, switched = choose_face(boxes, self.previous)
+        landmarks = landmarks_on_crop(self.crop_mesh.mesh, bgr, boxes[index])
+        if landmarks is None:
+            return None
+        self.on_crop = True
+        self._since_count = 0
+        if switched and (self._had_face or len(boxes) > 1):
+            self._notice(f"the analysed face left; now analysing {self._which(boxes, index)}")
+        # The search is a whole look at the frame: its count needs no confirmation.
+        self._tell_count(boxes, index, weight=self.count.hold)
+        self._tell_small(bgr, box_of_landmarks(landmarks))
+        return landmarks, switched
+
+    def _crop_track(self, bgr: np.ndarray) -> tuple[np.ndarray, bool] | None:
+        assert self.previous is not None
+        landmarks = landmarks_on_crop(self.crop_mesh.mesh, bgr, self.previous)
+        box = box_of_landmarks(landmarks) if landmarks is not None else None
+        # Lost, or the crop slid onto someone else: look at the whole frame again.
+        if box is None or choose_face([box], self.previous)[1]:
+            self.on_crop = self._pinned = False
+            return None
+        self.on_crop = self._pinned or box.w < LARGE_FACE * max(bgr.shape[:2])
+        self._maybe_count(bgr, box, bgr=True)
+        return landmarks, False
+
+    # -- counting --------------------------------------------------------------------------
+    def _maybe_count(self, image: np.ndarray, tracked: FaceBox, bgr: bool = False) -> None:
+        """Count the faces in view every COUNT_EVERY frames (a search costs ~60 ms on a
+        4K frame), every CONFIRM_EVERY frames while a new count awaits confirmation."""
+        self._since_count += 1
+        due = CONFIRM_EVERY if self.count.pending else COUNT_EVERY
+        if self._since_count < due:
+            return
+        rgb = cv2.cvtColor(image, cv2.COLOR_BGR2RGB) if bgr else image
+        boxes = self._faces_in_view(rgb, tracked)
+        self._tell_count(boxes, nearest(boxes, tracked), weight=1)
+
+    def _faces_in_view(self, rgb: np.ndarray, tracked: FaceBox) -> list[FaceBox]:
+        """The faces FaceMesh's own detector and the full-range search see, merged, with
+        the tracked face added when both missed it (it is there all the same)."""
+        self._since_count = 0
+        boxes = merge_boxes(detector_boxes(self.counter, rgb) + detect_faces(self.detector, rgb))
+        return boxes if is_listed(tracked, boxes) else [*boxes, tracked]
+
+    # -- notices -------------------------------------------------------------------------
+    def _tell_count(self, boxes: list[FaceBox], index: int, weight: int) -> None:
+        changed = self.count.observe(len(boxes), weight)
+        if changed is None:
+            return
+        if changed == 1:
+            self._notice(f"1 face in view; analysing it ({boxes[index].describe()})")
+        else:
+            self._notice(f"{changed} faces in view; analysing {self._which(boxes, index)}")
+
+    @staticmethod
+    def _which(boxes: list[FaceBox], index: int) -> str:
+        if len(boxes) == 1:
+            return f"the only face in view ({boxes[index].describe()})"
+        largest = max(boxes, key=lambda b: b.size) is boxes[index]
+        return f"{'the largest' if largest else 'the one tracked so far'} ({boxes[index].describe()})"
+
+    def _tell_small(self, bgr: np.ndarray, box: FaceBox) -> None:
+        """Once per stream, when a face FaceMesh alone would not find is analysed."""
+        h, w = bgr.shape[:2]
+        if self._told_small or box.w >= MESH_REACH * max(h, w):
+            return
+        self._told_small = True
+        self._notice(f"small face ({box.w:.0f} px wide in a {w}x{h} frame): landmarks from an upscaled crop")
+
+    def _notice(self, message: str) -> None:
+        self.notices.append(message)
+        if self.on_notice is not None:
+            self.on_notice(message)
 
     def close(self) -> None:
         self.landmarker.close()
+        self.crop_mesh.close()
+        self.detector.close()
+        self.counter.close()
 
     def __enter__(self) -> FaceAligner:
         return self

@@ -339,11 +339,16 @@ def run_stream(
     stats: RunStats | None = None,
     stop: Callable[[], bool] = lambda: False,
     status_extra: Callable[[], dict[str, Any]] = dict,
+    on_notice: Callable[[str], None] | None = None,
 ) -> RunStats:
     """Run one stream to its end (or until `stop()`), returns its statistics.
 
     Live sources drop the oldest frames when scoring falls behind (counted); files and
     folders never drop. A status dict goes to the sinks once a second.
+    Notices about the faces (how many are in view and which is analysed, a small face)
+    are kept in `stats.notices` and passed to `on_notice` as they arise (from the capture
+    thread); at the end `stats.face_coverage()`, when there were frames without a face,
+    is appended to `stats.notices` only (it belongs in the run's summary).
     """
     stats = stats or RunStats()
     stats.stream = source.name
@@ -364,7 +369,13 @@ def run_stream(
     if hasattr(source, "on_state"):
         source.on_state = on_state  # type: ignore[attr-defined]
     scorer = StreamScorer(source.name, setups, pair_features, source.fps, sinks, stats)
-    aligner = FaceAligner(size=options.face_size)
+
+    def notice(message: str) -> None:
+        stats.notices.append(message)
+        if on_notice is not None:
+            on_notice(message)
+
+    aligner = FaceAligner(size=options.face_size, on_notice=notice)
     capture = CaptureThread(source, ring, FrameProcessor(aligner, pair_features, stats))
     t_start = time.monotonic()
     next_status = t_start + STATUS_PERIOD_S
@@ -433,6 +444,9 @@ def run_stream(
         stats.dropped = ring.dropped
         stats.last_frame = scorer.last_frame
         stats.wall_s = time.monotonic() - t_start
+        coverage = stats.face_coverage()
+        if coverage is not None:  # for the summary: not passed to on_notice
+            stats.notices.append(coverage)
     for sink in sinks:
         sink.on_status(status())
     return stats

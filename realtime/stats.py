@@ -67,6 +67,9 @@ class RunStats:
     last_frame: int = 0  # number of the last frame processed (frames are 1-based)
     error: str | None = None  # why the stream failed; None when it ran to its end
     times: StageTimes = field(default_factory=StageTimes)
+    # one-line messages for the user about this stream (faces in view, face coverage),
+    # in the order they arose; appended from the capture thread (list.append is atomic)
+    notices: list[str] = field(default_factory=list)
 
     started: float = field(default_factory=time.monotonic)
 
@@ -77,6 +80,17 @@ class RunStats:
     def fps_so_far(self) -> float:
         elapsed = time.monotonic() - self.started
         return self.frames / elapsed if elapsed > 0 else 0.0
+
+    def face_coverage(self) -> str | None:
+        """A notice when the stream had frames without a face (None when every frame had
+        one, or there were no frames): those frames are neither scored nor spotted."""
+        if self.frames == 0 or self.faces >= self.frames:
+            return None
+        if self.faces == 0:
+            return f"no face found in any of its {self.frames} frames: nothing could be spotted"
+        share = 100.0 * self.faces / self.frames
+        return (f"face found in {self.faces} of {self.frames} frames ({share:.0f}%); "
+                "frames without a face were not scored")
 
     def to_dict(self) -> dict:
         return {
@@ -95,5 +109,6 @@ class RunStats:
             "backend": self.backend,
             "flow": self.flow,
             "models": self.models,
+            "notices": list(self.notices),
             "stages": self.times.summary(),
         }

@@ -74,6 +74,25 @@ def test_every_frame_is_read_and_the_blank_breaks_the_chain(run: dict) -> None:
     assert stats.dropped == 0  # replay never drops
 
 
+def test_summary_notices_the_frames_without_a_face(run: dict) -> None:
+    stats = run["stats"]
+    share = round(100 * stats.faces / 300)
+    expected = f"face found in {stats.faces} of 300 frames ({share}%); frames without a face were not scored"
+    assert stats.notices == [expected]  # one face in view: nothing else to say
+    assert stats.to_dict()["notices"] == [expected]
+
+
+def test_a_stream_without_any_face_says_so(media: dict, tmp_path) -> None:
+    clip, _ = write_face_clip(tmp_path, "empty", seconds=3.0, blank=(1, 90))
+    scorers = [make_scorer(w, "cpu") for w in media["weights"]]
+    told: list[str] = []
+    stats = run_stream(VideoFileSource(clip), [setup_for_fps(s, 30.0) for s in scorers],
+                       CpuPairFeatures(FlowSettings()), [CollectSink()], RunOptions(batch=8), on_notice=told.append)
+    assert stats.frames == 90 and stats.faces == 0 and stats.scores == 0
+    assert stats.notices == ["no face found in any of its 90 frames: nothing could be spotted"]
+    assert told == []  # the coverage is for the summary, not a live notice
+
+
 def test_no_pair_spans_the_chain_break(run: dict) -> None:
     for setup in run["setups"]:
         frames = np.array(sorted(s.frame for s in run["scores"] if s.type == setup.type))
