@@ -318,6 +318,16 @@ def run_item(item: ReplayItem | None, args: argparse.Namespace, scorer_sets: Sco
         # for CAS(ME)^2, not its folder `15_0101disgustingteeth`) names the stream, its
         # events and its predictions alike.
         source.name = item.name
+    def notify(message: str) -> None:
+        """What the source or the face aligner says about the input (capture thread); the
+        same lines reach metrics.json through RunStats.notices."""
+        print(f"note: stream {source.name}: {message}", file=sys.stderr, flush=True)
+
+    def source_notice(message: str) -> None:
+        stats.notices.append(message)
+        notify(message)
+
+    source.on_notice = source_notice
     if live and not connect_first(source, stop.is_set):
         return stats  # Ctrl-C before the first frame: nothing ran; the summary follows
     if publisher is not None:
@@ -354,7 +364,7 @@ def run_item(item: ReplayItem | None, args: argparse.Namespace, scorer_sets: Sco
 
         with view if view is not None else contextlib.nullcontext():
             return run_stream(source, setups, pair_features, [*sinks, trace, Refresh()], options, stats,
-                              stop=stop.is_set, status_extra=latency)
+                              stop=stop.is_set, status_extra=latency, on_notice=notify)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[fps]:.0f} fps"), TimeRemainingColumn(),
                   console=console, transient=True, disable=not show) as progress:
@@ -368,7 +378,7 @@ def run_item(item: ReplayItem | None, args: argparse.Namespace, scorer_sets: Sco
                 progress.update(task, completed=stats.frames, fps=status.get("fps", 0.0))
 
         return run_stream(source, setups, pair_features, [*sinks, Advance()], options, stats,
-                          stop=stop.is_set)
+                          stop=stop.is_set, on_notice=notify)
 
 
 def summarise(args: argparse.Namespace, console: Console, plan: ReplayPlan, runs: list[RunStats],
@@ -380,8 +390,7 @@ def summarise(args: argparse.Namespace, console: Console, plan: ReplayPlan, runs
     with --out the scored truth is written to truth.csv, so that `lgnm-eval --truth
     OUT/truth.csv --pred OUT/predictions.csv` gives the same table."""
     result = None
-    notes = [f"stream {r.stream}: no face found in any of its {r.frames} frames" for r in runs
-             if r.frames and not r.faces]
+    notes = [f"stream {r.stream}: {r.face_coverage()}" for r in runs if r.face_coverage()]
     if plan.has_truth:
         scope = scored_truth(plan.all_truth(),
                              {r.stream: r.last_frame for r in runs if r.frames})

@@ -1,0 +1,231 @@
+"""Where real faces and the synthetic training faces part ways, stage by stage.
+
+    python -m tools.real_motion_check --tracks ../shared/reference/real-motion
+
+Inputs compared (no images of real people exist here, only their landmark tracks):
+- the real tracks themselves (landmark jitter only: their motion as FaceMesh saw it);
+- a synthetic clip of the training generator (lgnm-synth, distractors on), split into
+  frames far from any expression ("synth neutral") and pairs inside MaE / ME truth;
+- a bundled face photo driven by each real track (tools/synthesis/real_motion.py):
+  the still clips `real_s*` (a face doing nothing) and the talking clips `real_d*`.
+
+Stages, per input (pairs (i, i+K) at the weights' K; px are px of the 112-px face):
+- landmark jitter: frame-to-frame step of the alignment points (eye corners, nose), % IOD;
+- alignment residual: |mean flow in the nose box| (what the head-motion removal subtracts);
+- ROI flow: 95th percentile of |flow - nose-box mean| over the brow and mouth boxes
+  without the eyes (what the value channel shows after head-motion removal);
+- stretched: share of pairs whose ROI magnitude span exceeds the value floor (their value
+  is min-max stretched to 0..255; below the floor it keeps an absolute scale);
+- P >= thr: share of frames whose raw score reaches the type's calibrated threshold;
+- events/min: spotted intervals per minute after the weights' post-processing.
+Prints a rich table; nothing is asserted (a measurement, not a test).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from calibration.postprocess import postprocess
+from engines.scorers import make_scorer
+from realtime import features
+from realtime.errors import cli_entry
+from realtime.face import ALIGN_POINTS, FaceLandmarker, align_face
+from realtime.native_log import native_stderr_filtered
+from realtime.pipeline import setup_for_fps
+from realtime.types import AlignedFace, Interval
+
+DEFAULT_WEIGHTS = ("demo_ME", "demo_MaE")
+
+
+@dataclass
+class StageStats:
+    """Per-input accumulators (lists of per-frame or per-pair values)."""
+
+    jitter: list[float] = field(default_factory=list)  # % IOD
+    residual: dict[str, list[float]] = field(default_factory=lambda: {"ME": [], "MaE": []})
+    roi_p95: dict[str, list[float]] = field(default_factory=lambda: {"ME": [], "MaE": []})
+    stretched: dict[str, list[bool]] = field(default_factory=lambda: {"ME": [], "MaE": []})
+    above: dict[str, list[bool]] = field(default_factory=lambda: {"ME": [], "MaE": []})
+    events: dict[str, int] = field(default_factory=lambda: {"ME": 0, "MaE": 0})
+    seconds: float = 0.0
+
+
+def landmark_jitter(landmarks: Iterable[np.ndarray | None]) -> list[float]:
+    """Frame-to-frame step of the alignment points, median over the points, % of IOD."""
+    out, prev = [], None
+    for lm in landmarks:
+        if lm is not None and prev is not None:
+            iod = float(np.linalg.norm(lm[263] - lm[33]))
+            step = np.linalg.norm(lm[ALIGN_POINTS] - prev[ALIGN_POINTS], axis=1)
+            out.append(100.0 * float(np.median(step)) / iod)
+        prev = lm
+    return out
+
+
+def pair_measures(a: features.FlowFrame, b: features.FlowFrame, floor: float,
+                  settings: object) -> tuple[float, float, bool, np.ndarray]:
+    """(alignment residual px, ROI p95 px after nose subtraction, stretched?, network input)."""
+    flow = features.compute_flow(a.grey, b.grey, settings)  # type: ignore[arg-type]
+    x0, y0, x1, y1 = a.geometry.nose_box
+    nose = flow[y0:y1, x0:x1].reshape(-1, 2).mean(axis=0)
+    region = features.value_region(a.geometry)
+    rel = np.linalg.norm(flow - nose, axis=2)[region]
+    mag = np.linalg.norm(flow, axis=2)[region]
+    x = features.encode_pair(flow, a.geometry, settings)  # type: ignore[arg-type]
+    return float(np.linalg.norm(nose)), float(np.percentile(rel, 95)), bool(mag.max() - mag.min() > floor), x
+
+
+def measure(name: str, frames: Iterator[np.ndarray], fps: float, scorers: list, keep: set[int] | None = None,
+            console: Console | None = None) -> StageStats:
+    """Run the stages over one frame sequence. `keep`: only pairs whose first frame is in
+    it count (e.g. pairs inside MaE truth); None: every pair."""
+    setups = {s.type: setup_for_fps(s, fps) for s in scorers}
+    settings = scorers[0].meta.flow
+    stats = StageStats()
+    lms: list[np.ndarray | None] = []
+    products: list[features.FlowFrame | None] = []
+    with FaceLandmarker() as mesh:
+        for img in frames:
+            lm = mesh.detect(img)
+            lms.append(lm)
+            face: AlignedFace | None = align_face(img, lm, settings.face_size) if lm is not None else None
+            products.append(features.flow_frame(face, settings) if face is not None else None)
+    stats.jitter = landmark_jitter(lms)
+    stats.seconds = len(products) / fps
+    for t, setup in setups.items():
+        xs, idx = [], []
+        for i in range(len(products) - setup.k):
+            a, b = products[i], products[i + setup.k]
+            if a is None or b is None:
+                continue
+            res, p95, stretched, x = pair_measures(a, b, settings.value_floor, settings)
+            xs.append(x)
+            idx.append(i)
+            if keep is None or (i + 1) in keep:
+                stats.residual[t].append(res)
+                stats.roi_p95[t].append(p95)
+                stats.stretched[t].append(stretched)
+        if not xs:
+            continue
+        scores = np.concatenate([setup.scorer.score(np.stack(xs[j : j + 64])) for j in range(0, len(xs), 64)])
+        thr = setup.params.threshold if setup.params.threshold is not None else 0.5
+        stats.above[t] = [bool(s >= thr) for i, s in zip(idx, scores) if keep is None or (i + 1) in keep]
+        if keep is None:
+            stats.events[t] = len(postprocess(scores, setup.params, name, t))  # type: ignore[arg-type]
+    if console:
+        console.log(f"{name}: {len(products)} frames")
+    return stats
+
+
+def synthetic_inputs(fps: float, seconds: float, seed: int) -> tuple[list[np.ndarray], list[Interval]]:
+    from tools.synth import SynthConfig, generate_video
+
+    video = generate_video(SynthConfig(name="synth", fps=fps, duration_s=seconds, size=(640, 480),
+                                       face="grace_hopper"), seed)
+    return list(video.frames()), list(video.truth)
+
+
+def driven_frames(track_path: Path, fps: float, seconds: float, seed: int, face: str = "grace_hopper",
+                  noise: float = 2.0) -> Iterator[np.ndarray]:
+    """A bundled face photo moved by a real track (ping-pong to `seconds`), with sensor noise."""
+    from tools.synthesis.faces import compose_scene, load_face
+    from tools.synthesis.real_motion import MotionDriver, load_track
+
+    rng = np.random.default_rng(seed)
+    scene = compose_scene(load_face(face), 640, 480, float(rng.uniform(150, 210)), rng)
+    driver = MotionDriver(scene, load_track(track_path).at_fps(fps))
+    for i in range(1, int(round(seconds * fps)) + 1):
+        img = driver.render(i).astype(np.int16) + rng.normal(0, noise, scene.image.shape).round().astype(np.int16)
+        yield np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _pct(values: list, q: float | None = None) -> str:
+    if not values:
+        return "-"
+    if q is None:
+        return f"{100.0 * float(np.mean(values)):.0f}%"
+    return f"{np.percentile(values, q):.2f}"
+
+
+def render(rows: list[tuple[str, StageStats]], thresholds: dict[str, float]) -> Table:
+    table = Table(title="real vs synthetic, stage by stage (px at the 112-px face; ME | MaE)")
+    for col in ("input", "landmark jitter %IOD p50/p90", "align residual px p50", "ROI flow p95 px p50",
+                "stretched", f"P >= thr ({thresholds['ME']:.2f} | {thresholds['MaE']:.2f})", "events/min"):
+        table.add_column(col, justify="left" if col == "input" else "right")
+    for name, s in rows:
+        per = lambda d, f: " | ".join(f(d[t]) for t in ("ME", "MaE"))  # noqa: E731
+        ev = " | ".join(f"{60.0 * s.events[t] / s.seconds:.1f}" if s.seconds and s.above[t] else "-"
+                        for t in ("ME", "MaE"))
+        table.add_row(name, f"{_pct(s.jitter, 50)} / {_pct(s.jitter, 90)}" if s.jitter else "-",
+                      per(s.residual, lambda v: _pct(v, 50)), per(s.roi_p95, lambda v: _pct(v, 50)),
+                      per(s.stretched, _pct), per(s.above, _pct), ev)
+    return table
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m tools.real_motion_check", description=__doc__.split("\n\n")[0])
+    p.add_argument("--tracks", type=Path, required=True, help="folder of real_*.npz landmark tracks")
+    p.add_argument("--weights", type=Path, nargs=2, metavar=("ME", "MaE"), help="weights (default: the 30 fps demo pair)")
+    p.add_argument("--seconds", type=float, default=20.0, help="length of each driven clip (tracks play back and forth)")
+    p.add_argument("--synth-seconds", type=float, default=40.0, help="length of the synthetic clip")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+@cli_entry
+@native_stderr_filtered
+def main(argv: list[str] | None = None) -> int:
+    from importlib import resources
+
+    from tools.synthesis.real_motion import load_track, track_files
+
+    a = build_parser().parse_args(argv)
+    folder = resources.files("engines") / "weights"
+    weights = a.weights or [Path(str(folder / f"{w}.safetensors")) for w in DEFAULT_WEIGHTS]
+    scorers = [make_scorer(w, "cpu") for w in weights]
+    fps = 30.0
+    console = Console(stderr=True)
+    rows: list[tuple[str, StageStats]] = []
+    tracks = track_files(a.tracks)
+    real = StageStats()
+    for path in tracks:
+        disp = load_track(path).displacement
+        real.jitter += landmark_jitter(list(disp * 100.0))  # IOD units -> any unit: the step is relative
+    rows.append(("real tracks (landmarks only)", real))
+    frames, truth = synthetic_inputs(fps, a.synth_seconds, a.seed)
+    near = set()
+    for iv in truth:
+        near.update(range(iv.onset - 2 * 18, iv.offset + 2 * 18))
+    neutral = set(range(1, len(frames) + 1)) - near
+    rows.append(("synth neutral (training generator)", measure("synth", iter(frames), fps, scorers, neutral, console)))
+    for kind in ("MaE", "ME"):
+        inside = {f for iv in truth if iv.type == kind for f in range(iv.onset - 6, iv.offset + 1)}
+        rows.append((f"synth inside {kind} truth", measure("synth", iter(frames), fps, scorers, inside, console)))
+    for group, prefix in (("still", "real_s"), ("talking", "real_d")):
+        pooled = StageStats()
+        for path in [p for p in tracks if p.stem.startswith(prefix)]:
+            s = measure(path.stem, driven_frames(path, fps, a.seconds, a.seed), fps, scorers, None, console)
+            pooled.jitter += s.jitter
+            pooled.seconds += s.seconds
+            for t in ("ME", "MaE"):
+                pooled.residual[t] += s.residual[t]
+                pooled.roi_p95[t] += s.roi_p95[t]
+                pooled.stretched[t] += s.stretched[t]
+                pooled.above[t] += s.above[t]
+                pooled.events[t] += s.events[t]
+        rows.append((f"face driven by real {group} tracks", pooled))
+    thresholds = {s.type: s.meta.post.get("threshold") or 0.5 for s in scorers}
+    Console().print(render(rows, thresholds))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
