@@ -317,6 +317,8 @@ def run_item(item: ReplayItem | None, args: argparse.Namespace, scorer_sets: Sco
         # for CAS(ME)^2, not its folder `15_0101disgustingteeth`) names the stream, its
         # events and its predictions alike.
         source.name = item.name
+    source.on_notice = lambda message: console.print(f"warning: {message}", markup=False, highlight=False,
+                                                     soft_wrap=True)  # damaged frames, a short file...
     if publisher is not None:
         publisher.begin_stream(source.name)  # the stream id: video id or URL path
     if args.video or (args.replay and args.realtime):
@@ -355,7 +357,7 @@ def run_item(item: ReplayItem | None, args: argparse.Namespace, scorer_sets: Sco
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[fps]:.0f} fps"), TimeRemainingColumn(),
                   console=console, transient=True, disable=not show) as progress:
-        task = progress.add_task(item.name, total=item.n_frames, fps=0.0)
+        task = progress.add_task(item.name, total=item.n_frames or source.n_frames, fps=0.0)
 
         class Advance(NullSink):
             def on_scores(self, scores: Any) -> None:
