@@ -9,15 +9,21 @@ shows as a jump in `index`; the pipeline breaks its frame chain there.
 Video files (`VideoFileSource`, read with PyAV/FFmpeg):
 - index: the rank of the frame's presentation timestamp (pts) among the pts of all the
   video packets in the file, counted by a demux pass that does not decode (a damaged
-  frame keeps its place; frames after it keep their numbers). A file whose packets carry
-  no timestamps is numbered by decode order.
+  frame keeps its place; frames after it keep their numbers).
+  Where the timestamps are not presentation times (none at all, e.g. a raw .h264
+  stream, or decode-order stamps, e.g. H.264 with B-frames in an AVI: the first
+  decoded frames' pts do not increase), frames are numbered in the order they are
+  decoded and a packet that fails to decode takes the next number (frames in the
+  decoder's reordering window may then be placed a few frames off; the count after
+  them is right).
 - t_stream: `(pts - first pts) x time_base` (seconds from the first frame), so a
-  variable-rate file keeps its real times; with an `fps` override, `(index - 1) / fps`.
-- fps (nominal; sets K downstream): the container's base rate (FFmpeg's r_frame_rate,
-  the rate all timestamps are multiples of) when it is in (0, 1000] and at least a
-  quarter of the frame intervals are one base tick (+-10%); else 1 / the median frame
-  interval. A rate that varies (5th-95th percentile of the per-interval rates more
-  than 10% apart) is noticed.
+  variable-rate file keeps its real times; with an `fps` override or without usable
+  timestamps, `(index - 1) / fps`.
+- fps (nominal; sets K downstream): the container's base rate (FFmpeg's guessed rate:
+  r_frame_rate, the rate all timestamps are multiples of, corrected for codecs that
+  count fields) when it is in (0, 1000] and at least a quarter of the frame intervals
+  are one base tick (+-10%); else 1 / the median frame interval. A rate that varies
+  (5th-95th percentile of the per-interval rates more than 10% apart) is noticed.
 - rotation: a display matrix (phone videos stored sideways) is applied in multiples of
   90 degrees, so frames come out upright; flips in the matrix are not applied.
 - `n_frames`: the frame count the container declares (None when it declares none).
@@ -83,6 +89,7 @@ SourceKind = Literal["file", "folder", "camera", "rtsp"]
 SOURCE_KINDS: tuple[str, ...] = ("file", "folder", "camera", "rtsp")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 MAX_PLAUSIBLE_FPS = 1000.0  # FFmpeg reports RTP clock rates (90000) when it cannot tell
+PTS_PROBE_FRAMES = 32  # decoded frames whose pts must increase (several B-frame groups)
 # FFmpeg's own log lines ("[tcp @ 0x..] Connection refused", "[mjpeg @ 0x..] bad data")
 # would reach the user's terminal between our status and our one-line errors, which
 # already say what happened (a reconnecting source, a truncated file). OpenCV reads this
@@ -232,6 +239,7 @@ class VideoTiming:
     the range of rates when the rate varies."""
 
     pts: np.ndarray  # int64, sorted unique
+    in_order: bool  # decoded frames carry these pts in display order: frames are ranked by them
     time_base: float  # seconds per tick
     packets: int  # video packets read (with data)
     declared: int | None  # frame count the container declares
@@ -284,7 +292,9 @@ class VideoFileSource(FrameSource):
         else:
             self._fps = _check_fps(self.timing.fps if self.timing.fps is not None else math.nan,
                                    f"{self.path}: the file's frame rate; pass fps to override")
-        self._rank = {int(p): i for i, p in enumerate(self.timing.pts, start=1)}
+        # frame pts -> frame number; empty: numbered in decode order (module docstring)
+        self._rank = ({int(p): i for i, p in enumerate(self.timing.pts, start=1)}
+                      if self.timing.in_order else {})
         self._first_pts = int(self.timing.pts[0]) if self.timing.pts.size else 0
 
     @property
@@ -312,25 +322,38 @@ class VideoFileSource(FrameSource):
             container, stream = self._open()
             try:
                 declared = int(stream.frames) if stream.frames and stream.frames > 0 else None
-                base = stream.base_rate or stream.guessed_rate
+                # FFmpeg's guess: the base rate (r_frame_rate) corrected for codecs that
+                # count fields (raw H.264 says 60 for 30 fps), else the base rate.
+                base = stream.guessed_rate or stream.base_rate
                 time_base = float(stream.time_base) if stream.time_base else 0.0
                 pts: list[int | None] = []
+                # The first frames are decoded too: their pts must increase for the pts to
+                # be display times (an AVI stamps H.264 B-frames in decode order).
+                probed: list[int | None] = []
                 try:
                     for packet in container.demux(stream):
                         if packet.size and not packet.is_discard:
-                            pts.append(packet.pts if packet.pts is not None else packet.dts)
+                            pts.append(packet.pts)
+                        if len(probed) < PTS_PROBE_FRAMES and len(pts) <= 2 * PTS_PROBE_FRAMES:
+                            try:
+                                probed.extend(frame.pts for frame in packet.decode())
+                            except (av.error.FFmpegError, OSError):
+                                pass  # a damaged frame: the probe goes on with the next
                 except (av.error.FFmpegError, OSError):
                     pass  # a damaged or truncated tail: the packets before it count
             finally:
                 container.close()
         if not pts:
             raise UserError(f"{self.path}: video has no decodable frame")
-        stamped = None if any(p is None for p in pts) or time_base <= 0 else np.unique(np.asarray(pts, np.int64))
-        if stamped is None:  # no timestamps: numbered by decode order, times from the rate
-            fps, _ = nominal_fps(float(base) if base else None, np.empty(0))
-            return VideoTiming(np.empty(0, np.int64), 0.0, len(pts), declared, fps, None)
-        fps, varies = nominal_fps(float(base) if base else None, np.diff(stamped) * time_base)
-        return VideoTiming(stamped, time_base, len(pts), declared, fps, varies)
+        rate = float(base) if base else None
+        if any(p is None for p in pts) or time_base <= 0:  # no timestamps: the rate alone
+            fps, _ = nominal_fps(rate, np.empty(0))
+            return VideoTiming(np.empty(0, np.int64), False, 0.0, len(pts), declared, fps, None)
+        stamped = np.unique(np.asarray(pts, np.int64))
+        in_order = all(p is not None for p in probed) and all(
+            a < b for a, b in zip(probed, probed[1:]))  # type: ignore[operator]
+        fps, varies = nominal_fps(rate, np.diff(stamped) * time_base)
+        return VideoTiming(stamped, in_order, time_base, len(pts), declared, fps, varies if in_order else None)
 
     def __iter__(self) -> Iterator[RawFrame]:
         """Iterate once: the file is decoded front to back."""
@@ -339,6 +362,10 @@ class VideoFileSource(FrameSource):
             low, high = timing.varies
             self.notice(f"{self.path.name}: frame rate varies ({low:.1f}-{high:.1f} fps); times come "
                         f"from the frame timestamps, K is set for {self._fps:g} fps")
+        if not self._rank:
+            self.notice(f"{self.path.name}: no display-order frame timestamps (a raw stream, or "
+                        "B-frames in an AVI?); frames are numbered in decode order and times are "
+                        f"(frame - 1) / {self._fps:g} fps")
         size, last, delivered, skipped = None, 0, 0, 0
         undecoded: list[int] = []
         with _quiet_ffmpeg():
@@ -355,7 +382,10 @@ class VideoFileSource(FrameSource):
                 except av.error.EOFError:
                     break
                 except (av.error.FFmpegError, OSError):
-                    continue  # a damaged packet: its frame shows as a gap in the ranks
+                    if not self._rank:  # decode order: the lost frame takes the next number
+                        last += 1
+                        undecoded.append(last)
+                    continue  # (ranked: its frame shows as a gap in the ranks)
                 for frame in frames:
                     image = _upright(frame.to_ndarray(format="bgr24"), frame.rotation)
                     t_capture = time.monotonic()
@@ -383,6 +413,7 @@ class VideoFileSource(FrameSource):
         truncated = self.n_frames is not None and timing.packets < self.n_frames
         if not truncated:  # (a truncated file's last packet is partial: its ending says it)
             undecoded.extend(range(last + 1, (len(self._rank) or timing.packets) + 1))
+        undecoded = sorted(set(undecoded))
         if undecoded:
             self.notice(f"{self.path.name}: {len(undecoded)} {_frames_word(len(undecoded))} could not "
                         f"be decoded ({_spans(undecoded)}); the others keep their numbers and the "

@@ -207,6 +207,7 @@ def test_camera_never_opens_gives_up(make_video, monkeypatch):
 # Each input below is written by the test itself (real video files, real frame folders).
 
 import fractions  # noqa: E402
+import itertools  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
@@ -306,6 +307,22 @@ def test_damaged_frames_keep_the_numbering(make_video, tmp_path):
         assert by_index[i].t_stream == pytest.approx((i - 1) / 30)
     assert src.notices == ["damaged.avi: 2 frames could not be decoded (120, 201); the others keep "
                            "their numbers and the frame chain breaks at each gap"]
+
+
+@pytest.mark.skipif("libx264" not in av.codecs_available, reason="this PyAV build has no libx264")
+def test_h264_b_frames_in_avi_are_numbered_in_display_order(tmp_path):
+    # AVI stamps packets in decode order, so the decoded B-frames' pts go backwards: those
+    # stamps are not display times and the frames are numbered in the order they come out.
+    path = write_av(tmp_path / "b.avi", [small(i) for i in range(60)], codec="libx264")
+    with av.open(str(path)) as container:
+        assert any(a > b for a, b in itertools.pairwise(f.pts for f in container.decode(video=0)))
+    src = VideoFileSource(path)
+    frames = list(src)
+    assert [f.index for f in frames] == list(range(1, 61)) and src.fps == 30.0
+    shown = [int(f.image[:16, :16].mean()) for f in frames]  # pattern i shows (i * 8) % 256
+    assert all(abs(v - (i * 8) % 256) <= 6 for i, v in enumerate(shown)), shown
+    assert frames[-1].t_stream == pytest.approx(59 / 30)
+    assert len(src.notices) == 1 and "numbered in decode order" in src.notices[0]
 
 
 def test_rotated_phone_video_comes_out_upright(tmp_path):
