@@ -466,12 +466,10 @@ class Numbering:
         return [n for n in range(numbers[0], numbers[-1] + 1) if n not in held]
 
 
-def number_frames(files: Sequence[Path], numbers: Sequence[int | None] | None = None) -> Numbering:
+def number_frames(files: Sequence[Path]) -> Numbering:
     """Number frame files by the number their names end with (the module docstring's
-    rule): `numbers` gives them when the caller parsed the names itself (dataset
-    layouts); None where a name has none."""
-    if numbers is None:
-        numbers = [int(m.group(1)) if (m := TRAILING_NUMBER.search(p.stem)) else None for p in files]
+    rule), or by position when the names do not give usable numbers."""
+    numbers = [int(m.group(1)) if (m := TRAILING_NUMBER.search(p.stem)) else None for p in files]
     by_position = [(i, p) for i, p in enumerate(sorted(files, key=lambda p: natural_key(p.name)), start=1)]
     if not files:
         return Numbering([])

@@ -5,6 +5,7 @@ capture over a real video file that can be made to fail)."""
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import cv2
@@ -454,3 +455,42 @@ def test_hidden_files_are_not_frames_nor_videos(make_video, tmp_path):
     hidden_dir = videos / ".frames"
     _write_numbered(hidden_dir, [1, 2])
     assert [item.name for item in path_items(videos, 30)] == ["a"]
+
+
+class _Timed(sources.FrameSource):
+    """Frames at given stream times (a variable-rate file, a folder numbered from 5000)."""
+
+    is_live = False
+
+    def __init__(self, times: list[tuple[int, float]]) -> None:
+        super().__init__()
+        self.name, self.times = "timed", times
+
+    @property
+    def fps(self) -> float:
+        return 30.0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for index, t in self.times:
+            yield sources.RawFrame(index, 0.0, t, np.zeros((2, 2, 3), np.uint8))
+
+
+def test_paced_replay_follows_stream_times():
+    from realtime.pipeline import PacedSource
+
+    # numbered from 5000 (no wait for the 4999 frames before it), then a 0.2 s gap
+    paced = PacedSource(_Timed([(5000, 4999 / 30), (5001, 5000 / 30), (5007, 5000 / 30 + 0.2)]))
+    start = time.monotonic()
+    got = [(raw.index, raw.t_capture - start) for raw in paced]
+    assert [i for i, _ in got] == [5000, 5001, 5007]
+    assert got[0][1] < 0.1 and got[2][1] >= 0.2 - 0.005 and got[2][1] < 2.0
+
+
+def test_frame_clock_finds_times_across_holes():
+    from realtime.pipeline import FrameClock
+
+    clock = FrameClock(30.0, keep=16)
+    for index, t in [(1, 0.0), (2, 1 / 30), (5, 0.5), (6, 0.55), (7, 0.6)]:
+        clock.add(index, t)
+    assert clock.at(5) == 0.5 and clock.at(7) == 0.6 and clock.at(2) == 1 / 30
+    assert clock.at(8) == pytest.approx(0.6 + 1 / 30)  # not held: extrapolated from the end
