@@ -106,8 +106,8 @@ class FrameProcessor:
 
 class PacedSource(FrameSource):
     """Delivers a file source's frames no earlier than their stream times (`--realtime`):
-    t_stream, not index / fps, so a variable-rate file plays at its own pace and a hole in
-    the numbering is not waited for twice."""
+    t_stream, not index / fps, so a variable-rate file plays at its own pace and a folder
+    numbered from 5000 does not first wait 4999 frame times."""
 
     def __init__(self, inner: FrameSource, speed: float = 1.0) -> None:
         super().__init__()

@@ -491,6 +491,6 @@ def test_frame_clock_finds_times_across_holes():
 
     clock = FrameClock(30.0, keep=16)
     for index, t in [(1, 0.0), (2, 1 / 30), (5, 0.5), (6, 0.55), (7, 0.6)]:
-        clock.add(index, t)
+        clock.add(index, t, t)
     assert clock.at(5) == 0.5 and clock.at(7) == 0.6 and clock.at(2) == 1 / 30
     assert clock.at(8) == pytest.approx(0.6 + 1 / 30)  # not held: extrapolated from the end
