@@ -247,7 +247,8 @@ class VideoTiming:
     varies: tuple[float, float] | None  # (lowest, highest) fps when it varies
 
 
-def nominal_fps(base_rate: float | None, intervals_s: np.ndarray) -> tuple[float | None, tuple[float, float] | None]:
+def nominal_fps(base_rate: float | None,
+                intervals_s: np.ndarray) -> tuple[float | None, tuple[float, float] | None]:
     """The nominal frame rate and, when the rate varies, its (low, high) range.
 
     Nominal: the container's base rate when it is plausible, i.e. in (0, 1000] and at
@@ -317,7 +318,8 @@ class VideoFileSource(FrameSource):
         return container, stream
 
     def _scan(self) -> VideoTiming:
-        """Demux every video packet once, without decoding: the file's frame places."""
+        """Demux every video packet once: the file's frame places (only the first few
+        packets are decoded, to see whether the pts are in display order)."""
         with _quiet_ffmpeg():
             container, stream = self._open()
             try:
@@ -373,26 +375,27 @@ class VideoFileSource(FrameSource):
         try:
             packets = container.demux(stream)
             while not self._closed.is_set():
-                try:
-                    with _quiet_ffmpeg():
+                with _quiet_ffmpeg():
+                    try:
                         packet = next(packets, None)
-                        if packet is None:
-                            break
+                    except (av.error.FFmpegError, OSError):
+                        packet = None  # a damaged or truncated tail: the file ends here
+                    if packet is None:
+                        break
+                    try:
                         frames = packet.decode()
-                except av.error.EOFError:
-                    break
-                except (av.error.FFmpegError, OSError):
-                    if not self._rank:  # decode order: the lost frame takes the next number
-                        last += 1
-                        undecoded.append(last)
-                    continue  # (ranked: its frame shows as a gap in the ranks)
+                    except (av.error.FFmpegError, OSError):
+                        if not self._rank:  # decode order: the lost frame takes the next number
+                            last += 1
+                            undecoded.append(last)
+                        continue  # (ranked: its frame shows as a gap in the ranks)
                 for frame in frames:
-                    image = _upright(frame.to_ndarray(format="bgr24"), frame.rotation)
-                    t_capture = time.monotonic()
                     index = self._rank.get(frame.pts, 0) if self._rank else last + 1
                     if index <= last:
                         skipped += 1  # a timestamp outside the packets' or a repeated one
                         continue
+                    image = _upright(frame.to_ndarray(format="bgr24"), frame.rotation)
+                    t_capture = time.monotonic()
                     if index > last + 1:
                         undecoded.extend(range(last + 1, index))
                     if self._override is not None or not self._rank:
