@@ -318,16 +318,17 @@ def run_item(item: ReplayItem | None, args: argparse.Namespace, scorer_sets: Sco
         # for CAS(ME)^2, not its folder `15_0101disgustingteeth`) names the stream, its
         # events and its predictions alike.
         source.name = item.name
-    def notify(message: str) -> None:
-        """What the source or the face aligner says about the input (capture thread); the
-        same lines reach metrics.json through RunStats.notices."""
+    def note(message: str) -> None:
+        """What the face tracker notices (capture thread); also kept in RunStats.notices."""
         print(f"note: stream {source.name}: {message}", file=sys.stderr, flush=True)
 
-    def source_notice(message: str) -> None:
+    def warn(message: str) -> None:
+        """What the source says about its input (damaged frames, a short file, a hole in
+        the numbering): one `warning:` line each, also with --quiet; kept for metrics.json."""
         stats.notices.append(message)
-        notify(message)
+        print(f"warning: {message}", file=sys.stderr, flush=True)
 
-    source.on_notice = source_notice
+    source.on_notice = warn
     if live and not connect_first(source, stop.is_set):
         return stats  # Ctrl-C before the first frame: nothing ran; the summary follows
     if publisher is not None:
@@ -364,11 +365,11 @@ def run_item(item: ReplayItem | None, args: argparse.Namespace, scorer_sets: Sco
 
         with view if view is not None else contextlib.nullcontext():
             return run_stream(source, setups, pair_features, [*sinks, trace, Refresh()], options, stats,
-                              stop=stop.is_set, status_extra=latency, on_notice=notify)
+                              stop=stop.is_set, status_extra=latency, on_notice=note)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[fps]:.0f} fps"), TimeRemainingColumn(),
                   console=console, transient=True, disable=not show) as progress:
-        task = progress.add_task(item.name, total=item.n_frames, fps=0.0)
+        task = progress.add_task(item.name, total=item.n_frames or source.n_frames, fps=0.0)
 
         class Advance(NullSink):
             def on_scores(self, scores: Any) -> None:
@@ -378,7 +379,7 @@ def run_item(item: ReplayItem | None, args: argparse.Namespace, scorer_sets: Sco
                 progress.update(task, completed=stats.frames, fps=status.get("fps", 0.0))
 
         return run_stream(source, setups, pair_features, [*sinks, Advance()], options, stats,
-                          stop=stop.is_set, on_notice=notify)
+                          stop=stop.is_set, on_notice=note)
 
 
 def summarise(args: argparse.Namespace, console: Console, plan: ReplayPlan, runs: list[RunStats],

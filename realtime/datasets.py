@@ -12,6 +12,14 @@ Annotation rules, applied to both workbooks:
   apex; the end is max(apex, offset) (the authors' rule, which also covers a missing
   offset); a missing apex becomes the midpoint of onset and end.
 
+Frame numbers are the numbers in the file names (`img120.jpg`, `006_1_0120.jpg` -> frame
+120; a video numbered from 0 is shifted to start at 1); hidden files and folders (name
+starting with '.', e.g. macOS `._006_1_0001.jpg`) are skipped; two files with the same
+number are a `UserError`. A hole in the numbering is a `UserError` by default (training
+labels frames by position, so it needs every frame); `allow_gaps=True` (replays) keeps
+the numbers, and the replay's frame source notices the hole and breaks the frame chain
+there, as for any frame folder.
+
 Loading enumerates the frame folders on disk, so videos without annotated expressions
 are kept (with empty truth). Annotated videos whose frame folder is absent are skipped;
 each skip is logged as a warning on this module's logger and listed in the result of
@@ -24,7 +32,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +40,7 @@ import openpyxl
 
 from realtime.errors import UserError
 from realtime.intervals_csv import write_intervals
+from realtime.sources import is_hidden
 from realtime.types import ExprType, Interval
 
 log = logging.getLogger(__name__)
@@ -51,13 +60,21 @@ CAS_CODE_FALLBACK = {"disgust1": "0101"}
 
 @dataclass
 class VideoRecord:
-    """One long video: ordered frame files (frame n is frames[n - 1]) and its truth."""
+    """One long video: its frame files in order, their frame numbers and its truth.
+
+    `numbers[i]` is the frame number of `frames[i]`; without holes (the default, see
+    the module docstring) frame n is `frames[n - 1]`."""
 
     id: str
     subject: str
     fps: float
     frames: list[Path]
     truth: list[Interval]
+    numbers: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.numbers:
+            self.numbers = list(range(1, len(self.frames) + 1))
 
 
 # ---------------------------------------------------------------- cell helpers
@@ -272,21 +289,26 @@ def read_samm_annotations(xlsx: Path) -> dict[str, list[Interval]]:
 # ---------------------------------------------------------------- frame folders
 
 
-def _numbered_frames(folder: Path, pattern: re.Pattern[str]) -> list[Path]:
-    """Frame files of a video ordered by their number, which must run 1..N."""
+def _numbered_frames(folder: Path, pattern: re.Pattern[str], allow_gaps: bool) -> list[tuple[int, Path]]:
+    """(frame number, file) of a video's frames, by number (rules: module docstring)."""
     numbered = []
     for path in folder.iterdir():
         match = pattern.match(path.name)
-        if match and path.is_file():
+        if match and not is_hidden(path) and path.is_file():
             numbered.append((int(match.group(1)), path))
     if not numbered:
         raise UserError(f"{folder}: video folder has no frames")
     numbered.sort()
+    for (a, first), (b, second) in zip(numbered, numbered[1:]):
+        if a == b:
+            raise UserError(f"{folder}: {first.name} and {second.name} are both frame {a}")
+    if numbered[0][0] == 0:  # numbered from 0: frame 1 is the first file
+        numbered = [(n + 1, p) for n, p in numbered]
     numbers = [n for n, _ in numbered]
-    if numbers != list(range(1, len(numbers) + 1)):
+    if not allow_gaps and numbers != list(range(1, len(numbers) + 1)):
         gap = next(i for i, n in enumerate(numbers, start=1) if n != i)
         raise UserError(f"{folder}: frames are not numbered 1..{len(numbers)} (frame {gap} missing)")
-    return [p for _, p in numbered]
+    return numbered
 
 
 def _frames_root(root: Path, child: str) -> Path:
@@ -300,8 +322,8 @@ def _frames_root(root: Path, child: str) -> Path:
 def _cas_video_dirs(root: Path) -> dict[str, Path]:
     """{`s15_0101`: rawpic/s15/15_0101...} for every video folder on disk."""
     found: dict[str, Path] = {}
-    for subject in sorted(p for p in root.iterdir() if p.is_dir()):
-        for folder in sorted(p for p in subject.iterdir() if p.is_dir()):
+    for subject in sorted(p for p in root.iterdir() if p.is_dir() and not is_hidden(p)):
+        for folder in sorted(p for p in subject.iterdir() if p.is_dir() and not is_hidden(p)):
             match = CAS_VIDEO_DIR.match(folder.name)
             if not match:
                 log.warning("%s: not a CAS(ME)^2 video folder name, ignored", folder)
@@ -314,33 +336,39 @@ def _cas_video_dirs(root: Path) -> dict[str, Path]:
 
 
 def _samm_video_dirs(root: Path) -> dict[str, Path]:
-    return {p.name: p for p in sorted(root.iterdir()) if p.is_dir() and SAMM_VIDEO_DIR.match(p.name)}
+    return {p.name: p for p in sorted(root.iterdir())
+            if p.is_dir() and not is_hidden(p) and SAMM_VIDEO_DIR.match(p.name)}
 
 
 def _records(
-    dirs: dict[str, Path], truth: dict[str, list[Interval]], pattern: re.Pattern[str], fps: float
+    dirs: dict[str, Path], truth: dict[str, list[Interval]], pattern: re.Pattern[str], fps: float,
+    allow_gaps: bool,
 ) -> list[VideoRecord]:
     for video in sorted(set(truth) - set(dirs)):
         log.warning("annotated video %s has no frame folder; skipped", video)
-    return [
-        VideoRecord(id=video, subject=video.rsplit("_", 1)[0], fps=fps,
-                    frames=_numbered_frames(folder, pattern), truth=truth.get(video, []))
-        for video, folder in sorted(dirs.items())
-    ]  # fmt: skip
+    records = []
+    for video, folder in sorted(dirs.items()):
+        numbered = _numbered_frames(folder, pattern, allow_gaps)
+        records.append(VideoRecord(id=video, subject=video.rsplit("_", 1)[0], fps=fps,
+                                   frames=[p for _, p in numbered], truth=truth.get(video, []),
+                                   numbers=[n for n, _ in numbered]))
+    return records
 
 
-def load_cas(root: Path, annotations: Path) -> list[VideoRecord]:
-    """All CAS(ME)^2 videos under `root` (`rawpic` or the folder holding it), sorted by id."""
+def load_cas(root: Path, annotations: Path, *, allow_gaps: bool = False) -> list[VideoRecord]:
+    """All CAS(ME)^2 videos under `root` (`rawpic` or the folder holding it), sorted by id.
+    `allow_gaps`: keep videos with holes in their frame numbering (module docstring)."""
     truth = read_cas_annotations(annotations)
     frames_root = _frames_root(root, "rawpic")
-    return _records(_cas_video_dirs(frames_root), truth, CAS_FRAME, CAS_FPS)
+    return _records(_cas_video_dirs(frames_root), truth, CAS_FRAME, CAS_FPS, allow_gaps)
 
 
-def load_samm(root: Path, annotations: Path) -> list[VideoRecord]:
-    """All SAMM-LV videos under `root` (`SAMM_longvideos` or the folder holding it)."""
+def load_samm(root: Path, annotations: Path, *, allow_gaps: bool = False) -> list[VideoRecord]:
+    """All SAMM-LV videos under `root` (`SAMM_longvideos` or the folder holding it).
+    `allow_gaps`: keep videos with holes in their frame numbering (module docstring)."""
     truth = read_samm_annotations(annotations)
     frames_root = _frames_root(root, "SAMM_longvideos")
-    return _records(_samm_video_dirs(frames_root), truth, SAMM_FRAME, SAMM_FPS)
+    return _records(_samm_video_dirs(frames_root), truth, SAMM_FRAME, SAMM_FPS, allow_gaps)
 
 
 def missing_videos(records: Iterable[VideoRecord], truth: dict[str, list[Interval]]) -> list[str]:

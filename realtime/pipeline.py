@@ -106,13 +106,16 @@ class FrameProcessor:
 
 
 class PacedSource(FrameSource):
-    """Delivers a file source's frames no faster than its fps (`--realtime`)."""
+    """Delivers a file source's frames no earlier than their stream times (`--realtime`):
+    t_stream, not index / fps, so a variable-rate file plays at its own pace and a folder
+    numbered from 5000 does not first wait 4999 frame times."""
 
     def __init__(self, inner: FrameSource, speed: float = 1.0) -> None:
         super().__init__()
         self.inner = inner
         self.name = inner.name
         self.is_live = inner.is_live
+        self.n_frames = inner.n_frames
         self.speed = speed
 
     @property
@@ -120,9 +123,10 @@ class PacedSource(FrameSource):
         return self.inner.fps
 
     def __iter__(self):  # type: ignore[no-untyped-def]
-        t0 = time.monotonic()
+        t0, first = time.monotonic(), None
         for raw in self.inner:
-            due = t0 + (raw.index - 1) / (self.inner.fps * self.speed)
+            first = raw.t_stream if first is None else first
+            due = t0 + (raw.t_stream - first) / self.speed
             delay = due - time.monotonic()
             if delay > 0:
                 time.sleep(delay)

@@ -1,5 +1,9 @@
 """What `--replay demo|CAS|SAMM|PATH` and `--video PATH` replay: a list of streams, each
-a source to open and the ground truth when it is known."""
+a source to open and the ground truth when it is known.
+
+Hidden files and folders (name starting with '.', e.g. macOS `._clip.mp4`) are never
+taken for videos or frame folders. Dataset videos keep their frame numbers across holes
+in the numbering (the source notices each hole and the frame chain breaks there)."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from pathlib import Path
 from realtime.datasets import load_cas, load_samm
 from realtime.errors import UserError
 from realtime.intervals_csv import read_intervals
-from realtime.sources import IMAGE_SUFFIXES, FrameFolderSource, FrameSource, VideoFileSource
+from realtime.sources import FrameFolderSource, FrameSource, VideoFileSource, image_files, is_hidden
 from realtime.types import Interval
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
@@ -43,7 +47,7 @@ class ReplayPlan:
 
 
 def _has_images(folder: Path) -> bool:
-    return any(p.suffix.lower() in IMAGE_SUFFIXES for p in folder.iterdir() if p.is_file())
+    return bool(image_files(folder))
 
 
 def _video_item(path: Path, fps: float | None) -> ReplayItem:
@@ -53,8 +57,7 @@ def _video_item(path: Path, fps: float | None) -> ReplayItem:
 def _folder_item(path: Path, fps: float | None) -> ReplayItem:
     if fps is None:
         raise UserError(f"{path}: a frame folder needs --fps")
-    n = sum(1 for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
-    return ReplayItem(path.name, lambda: FrameFolderSource(path, fps), n_frames=n)
+    return ReplayItem(path.name, lambda: FrameFolderSource(path, fps), n_frames=len(image_files(path)))
 
 
 def path_items(path: Path, fps: float | None) -> list[ReplayItem]:
@@ -66,7 +69,7 @@ def path_items(path: Path, fps: float | None) -> list[ReplayItem]:
     if _has_images(path):
         return [_folder_item(path, fps)]
     items: list[ReplayItem] = []
-    for child in sorted(path.iterdir()):
+    for child in sorted(p for p in path.iterdir() if not is_hidden(p)):
         if child.is_file() and child.suffix.lower() in VIDEO_SUFFIXES:
             items.append(_video_item(child, fps))
         elif child.is_dir() and _has_images(child):
@@ -91,12 +94,15 @@ def attach_truth(items: list[ReplayItem], truth_csv: Path) -> list[Interval]:
 
 
 def dataset_items(kind: str, root: Path, annotations: Path) -> list[ReplayItem]:
-    records = (load_cas if kind == "CAS" else load_samm)(root, annotations)
+    records = (load_cas if kind == "CAS" else load_samm)(root, annotations, allow_gaps=True)
     if not records:
         raise UserError(f"--data {root}: no {kind} videos found")
+    # The stream is named by the video id (`s15_0101`), as the truth is, not by its folder
+    # (`15_0101disgustingteeth`), and reads exactly the frames the layout names.
     return [
-        ReplayItem(r.id, (lambda r=r: FrameFolderSource(r.frames[0].parent, r.fps)), list(r.truth),
-                   n_frames=len(r.frames))
+        ReplayItem(r.id, (lambda r=r: FrameFolderSource(r.frames[0].parent, r.fps, name=r.id,
+                                                        frames=list(zip(r.numbers, r.frames)))),
+                   list(r.truth), n_frames=len(r.frames))
         for r in records
     ]
 

@@ -1,45 +1,86 @@
 """Frame sources: video file, frame folder, camera and RTSP stream.
 
-Every source is an iterable of `RawFrame`s with 1-based `index`, `t_capture`
-(time.monotonic() when read) and `t_stream` (seconds: `(index - 1) / fps` for files and
-folders, wall-clock seconds since the first frame for live sources).
+Every source is an iterable of `RawFrame`s with a 1-based `index`, `t_capture`
+(time.monotonic() when read) and `t_stream` (seconds on the stream's own time line).
+A frame's index is its place in the source, never a count of what was decoded, so a
+frame that is missing (a hole in a folder's numbering, a damaged frame in a video)
+shows as a jump in `index`; the pipeline breaks its frame chain there.
 
-Replay sources (`VideoFileSource`, `FrameFolderSource`) end when the input ends:
-- a file OpenCV cannot open, or one with no decodable frame, raises `UserError`;
-- a truncated/corrupted file ends cleanly at the first frame that cannot be decoded
-  (decoders cannot tell "truncated" from "ended"; every frame before it is delivered);
+Video files (`VideoFileSource`, read with PyAV/FFmpeg):
+- index: the rank of the frame's presentation timestamp (pts) among the pts of all the
+  video packets in the file, counted by a demux pass that does not decode (a damaged
+  frame keeps its place; frames after it keep their numbers).
+  Where the timestamps are not presentation times (none at all, e.g. a raw .h264
+  stream, or decode-order stamps, e.g. H.264 with B-frames in an AVI: the first
+  decoded frames' pts do not increase), frames are numbered in the order they are
+  decoded and a packet that fails to decode takes the next number (frames in the
+  decoder's reordering window may then be placed a few frames off; the count after
+  them is right).
+- t_stream: `(pts - first pts) x time_base` (seconds from the first frame), so a
+  variable-rate file keeps its real times; with an `fps` override or without usable
+  timestamps, `(index - 1) / fps`.
+- fps (nominal; sets K downstream): the container's base rate (FFmpeg's guessed rate:
+  r_frame_rate, the rate all timestamps are multiples of, corrected for codecs that
+  count fields) when it is in (0, 1000] and at least a quarter of the frame intervals
+  are one base tick (+-10%); else 1 / the median frame interval. A rate that varies
+  (5th-95th percentile of the per-interval rates more than 10% apart) is noticed.
+- rotation: a display matrix (phone videos stored sideways) is applied in multiples of
+  90 degrees, so frames come out upright; flips in the matrix are not applied.
+- `n_frames`: the frame count the container declares (None when it declares none).
+
+Endings and damage (one-line notices through `FrameSource.notice`, never FFmpeg's own
+log, which is silenced):
+- a file FFmpeg cannot open, without a video stream, or with no decodable frame raises
+  `UserError` naming the file;
+- a frame that cannot be decoded is skipped and named in a notice; the numbering after
+  it is unchanged;
+- a file that ends before its declared frame count (truncated) ends cleanly after the
+  last readable frame, with a notice "read N of M declared frames";
 - a frame whose size differs from the first frame's raises `UserError` naming the frame
-  (the aligned-face pipeline tolerates it, but it always means a spliced/broken input);
-- an unreadable image in a folder raises `UserError` naming the file.
+  (the aligned-face pipeline tolerates it, but it always means a spliced/broken input).
+
+Frame folders (`FrameFolderSource`): one image per frame; hidden files (name starting
+with '.', e.g. macOS `._img1.jpg`) are skipped. A frame's index is the number at the end
+of its file name (`img120.jpg` -> 120, `006_1_0120.jpg` -> 120; a folder numbered from 0
+is shifted by one so it starts at 1), so a hole in the numbering is a jump in `index`
+and is noticed. When the names do not give usable numbers (a name without a trailing
+number, two files with the same number, or numbers spread over more than twice as many
+values as there are files, e.g. timestamps), the files are numbered 1..N by position in
+natural order, with a notice. t_stream is `(index - 1) / fps`. An unreadable image
+raises `UserError` naming the file.
 
 Live sources (`CameraSource`, `RtspSource`) never end on their own: when frames stop
 (server gone, stall past the read timeout, end of stream) they report
 `on_state("down", detail)`, reconnect with capped exponential backoff and report
 `on_state("up", detail)` once a frame arrives again. The frame index keeps increasing
-across reconnects, so consumers must break their frame chain on "down". After
-`max_retries` consecutive failed attempts (None: retry forever) they raise
-`SourceUnavailable`. `on_state` runs in the thread that iterates the source (the
-capture thread). `on_connection`, when set, gets one line for the user per connection
-event, from the thread that connects: each failed attempt (`waiting for camera 0 (retry
-2, next in 1 s): cannot connect`), frames arriving and frames stopping. `close()` may be
-called from any thread; it also interrupts a backoff wait, and a connection that
-completes after it is released at once. Each source is iterated once, by one thread.
+by one per delivered frame across reconnects, so consumers must break their frame chain
+on "down"; t_stream is wall-clock seconds since the first frame. After `max_retries`
+consecutive failed attempts (None: retry forever) they raise `SourceUnavailable`.
+`on_state` runs in the thread that iterates the source (the capture thread).
+`on_connection`, when set, gets one line for the user per connection event, from the
+thread that connects: each failed attempt (`waiting for camera 0 (retry 2, next in 1 s):
+cannot connect`), frames arriving and frames stopping. `close()` may be called from any
+thread; it also interrupts a backoff wait, and a connection that completes after it is
+released at once. Each source is iterated once, by one thread.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import re
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
+import av
+import av.logging
 import cv2
 import numpy as np
 
@@ -51,6 +92,7 @@ SourceKind = Literal["file", "folder", "camera", "rtsp"]
 SOURCE_KINDS: tuple[str, ...] = ("file", "folder", "camera", "rtsp")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 MAX_PLAUSIBLE_FPS = 1000.0  # FFmpeg reports RTP clock rates (90000) when it cannot tell
+PTS_PROBE_FRAMES = 32  # decoded frames whose pts must increase (several B-frame groups)
 # FFmpeg's own log lines ("[tcp @ 0x..] Connection refused", "[mjpeg @ 0x..] bad data")
 # would reach the user's terminal between our status and our one-line errors, which
 # already say what happened (a reconnecting source, a truncated file). OpenCV reads this
@@ -66,7 +108,7 @@ CV_LOG_SILENT = 0
 class RawFrame:
     """One decoded frame as it leaves a source."""
 
-    index: int  # 1-based, increasing by one per delivered frame (also across reconnects)
+    index: int  # 1-based place in the source; jumps over missing frames (module doc)
     t_capture: float  # time.monotonic() right after the read
     t_stream: float  # seconds on the stream's own time line
     image: np.ndarray  # (H, W, 3) uint8 BGR
@@ -89,6 +131,7 @@ class FrameSource(ABC):
 
     name: str  # video id: file stem, folder name, URL path or "camera<N>"
     is_live: bool
+    n_frames: int | None = None  # frames the source declares it holds (None: unknown, live)
 
     def __init__(self) -> None:
         self._closed = threading.Event()
@@ -137,8 +180,105 @@ def same_size(size: tuple[int, ...] | None, image: np.ndarray, index: int, where
     return image.shape
 
 
+# FFmpeg's (PyAV's) log is process-wide: silenced while any file source is inside
+# FFmpeg, restored when none is. Damage and endings are reported by our own notices and
+# one-line errors; FFmpeg's lines ("[mjpeg @ 0x..] No JPEG data found", "moov atom not
+# found") would repeat them in its own words, on fd 2, between our lines.
+_av_quiet_lock = threading.Lock()
+_av_quiet_depth = 0
+_av_saved_level: int | None = None
+
+
+@contextlib.contextmanager
+def _quiet_ffmpeg() -> Iterator[None]:
+    global _av_quiet_depth, _av_saved_level
+    with _av_quiet_lock:
+        if _av_quiet_depth == 0:
+            _av_saved_level = av.logging.get_level()
+            av.logging.set_level(None)  # PyAV: drop every FFmpeg log line
+        _av_quiet_depth += 1
+    try:
+        yield
+    finally:
+        with _av_quiet_lock:
+            _av_quiet_depth -= 1
+            if _av_quiet_depth == 0 and _av_saved_level is not None:
+                av.logging.set_level(_av_saved_level)
+
+
+def _spans(numbers: Sequence[int], most: int = 6) -> str:
+    """`[120, 121, 200]` -> "120-121, 200" (the first `most` runs, then a count)."""
+    runs: list[list[int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    text = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in runs[:most])
+    return text + (f" and {len(runs) - most} more runs" if len(runs) > most else "")
+
+
+def _frames_word(count: int) -> str:
+    return "frame" if count == 1 else "frames"
+
+
+def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
+    """Apply a display matrix's rotation (degrees counter-clockwise, as FFmpeg and PyAV's
+    `VideoFrame.rotation` give it) to the decoded image, in steps of 90 degrees."""
+    quarter = round(rotation / 90.0) % 4
+    if quarter == 1:
+        return cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE)
+    if quarter == 2:
+        return cv2.rotate(image, cv2.ROTATE_180)
+    if quarter == 3:
+        return cv2.rotate(image, cv2.ROTATE_90_CLOCKWISE)
+    return image
+
+
+@dataclass(frozen=True)
+class VideoTiming:
+    """What the demux pass learned: presentation timestamps in stream ticks (sorted,
+    unique; empty when the packets carry none), the tick in seconds, the nominal fps and
+    the range of rates when the rate varies."""
+
+    pts: np.ndarray  # int64, sorted unique
+    in_order: bool  # decoded frames carry these pts in display order: frames are ranked by them
+    time_base: float  # seconds per tick
+    packets: int  # video packets read (with data)
+    declared: int | None  # frame count the container declares
+    fps: float | None  # None: neither the container nor the timestamps give a rate
+    varies: tuple[float, float] | None  # (lowest, highest) fps when it varies
+
+
+def nominal_fps(base_rate: float | None,
+                intervals_s: np.ndarray) -> tuple[float | None, tuple[float, float] | None]:
+    """The nominal frame rate and, when the rate varies, its (low, high) range.
+
+    Nominal: the container's base rate when it is plausible, i.e. in (0, 1000] and at
+    least a quarter of the frame intervals are one tick of it (+-10%); else 1 / the
+    median interval. A 30 fps clip that drops to 15 fps for its second half is 30 (its
+    base rate; the mean rate, 20, is no rate the camera ran at). Varies: the 5th and
+    95th percentiles of the per-interval rates are more than 10% apart (a 1 ms
+    timestamp clock at 30 fps, 33/34 ms, does not count)."""
+    intervals = intervals_s[np.isfinite(intervals_s) & (intervals_s > 0)]
+    fps = None
+    if base_rate is not None and math.isfinite(base_rate) and 0 < base_rate <= MAX_PLAUSIBLE_FPS:
+        on_tick = np.abs(intervals * base_rate - 1.0) <= 0.1
+        if intervals.size == 0 or on_tick.mean() >= 0.25:
+            fps = float(base_rate)
+    if fps is None and intervals.size:
+        fps = float(1.0 / np.median(intervals))
+    varies = None
+    if intervals.size >= 2:
+        low, high = (float(r) for r in np.percentile(1.0 / intervals, [5, 95]))
+        if high > 1.1 * low:
+            varies = (low, high)
+    return fps, varies
+
+
 class VideoFileSource(FrameSource):
-    """A video file read with OpenCV (FFmpeg backend); fps from the file unless given."""
+    """A video file read with PyAV (FFmpeg); numbering, times, fps, rotation and endings
+    as in the module docstring. `fps` overrides the file's rate (and its clock)."""
 
     is_live = False
 
@@ -148,48 +288,148 @@ class VideoFileSource(FrameSource):
         if not self.path.is_file():
             raise UserError(f"{self.path}: no such video file")
         self.name = self.path.stem
-        self._iterating = False
-        self._cap = cv2.VideoCapture(str(self.path), cv2.CAP_FFMPEG)
-        if not self._cap.isOpened():
-            self._cap.release()
-            raise UserError(f"{self.path}: cannot open video (unsupported or corrupted)")
-        if fps is None:
-            fps = self._cap.get(cv2.CAP_PROP_FPS)
-            what = f"{self.path}: the file's frame rate; pass fps to override"
+        self._override = None if fps is None else _check_fps(fps, f"{self.path}: fps")
+        self.timing = self._scan()
+        self.n_frames: int | None = self.timing.declared
+        if self._override is not None:
+            self._fps = self._override
         else:
-            what = f"{self.path}: fps"
-        try:
-            self._fps = _check_fps(fps, what)
-        except UserError:
-            self._cap.release()
-            raise
+            self._fps = _check_fps(self.timing.fps if self.timing.fps is not None else math.nan,
+                                   f"{self.path}: the file's frame rate; pass fps to override")
+        # frame pts -> frame number; empty: numbered in decode order (module docstring)
+        self._rank = ({int(p): i for i, p in enumerate(self.timing.pts, start=1)}
+                      if self.timing.in_order else {})
+        self._first_pts = int(self.timing.pts[0]) if self.timing.pts.size else 0
 
     @property
     def fps(self) -> float:
         return self._fps
 
-    def __iter__(self) -> Iterator[RawFrame]:
-        """Iterate once: the file is read front to back."""
-        cap, size, index = self._cap, None, 0
-        self._iterating = True
+    def _open(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
         try:
-            while not self._closed.is_set():
-                ok, image = cap.read()
-                t_capture = time.monotonic()
-                if not ok or image is None:
-                    break  # end of file, or a truncated tail: a clean end (module doc)
-                index += 1
-                size = same_size(size, image, index, self.path)
-                yield RawFrame(index, t_capture, (index - 1) / self._fps, image)
-            if index == 0 and not self._closed.is_set():
-                raise UserError(f"{self.path}: video has no decodable frame")
-        finally:
-            cap.release()
+            container = av.open(str(self.path), "r")
+        except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise UserError(f"{self.path}: cannot open video (unsupported or corrupted: {reason})") from None
+        if not container.streams.video:
+            container.close()
+            raise UserError(f"{self.path}: cannot open video (no video stream in it)")
+        stream = container.streams.video[0]
+        if stream.codec_context is None or stream.codec_context.codec is None:
+            container.close()
+            raise UserError(f"{self.path}: cannot open video (no decoder for its codec)")
+        return container, stream
 
-    def close(self) -> None:
-        super().close()
-        if not self._iterating:  # else the reading thread releases it (not thread-safe)
-            self._cap.release()
+    def _scan(self) -> VideoTiming:
+        """Demux every video packet once: the file's frame places (only the first few
+        packets are decoded, to see whether the pts are in display order)."""
+        with _quiet_ffmpeg():
+            container, stream = self._open()
+            try:
+                declared = int(stream.frames) if stream.frames and stream.frames > 0 else None
+                # FFmpeg's guess: the base rate (r_frame_rate) corrected for codecs that
+                # count fields (raw H.264 says 60 for 30 fps), else the base rate.
+                base = stream.guessed_rate or stream.base_rate
+                time_base = float(stream.time_base) if stream.time_base else 0.0
+                pts: list[int | None] = []
+                # The first frames are decoded too: their pts must increase for the pts to
+                # be display times (an AVI stamps H.264 B-frames in decode order).
+                probed: list[int | None] = []
+                try:
+                    for packet in container.demux(stream):
+                        if packet.size and not packet.is_discard:
+                            pts.append(packet.pts)
+                        if len(probed) < PTS_PROBE_FRAMES and len(pts) <= 2 * PTS_PROBE_FRAMES:
+                            try:
+                                probed.extend(frame.pts for frame in packet.decode())
+                            except (av.error.FFmpegError, OSError):
+                                pass  # a damaged frame: the probe goes on with the next
+                except (av.error.FFmpegError, OSError):
+                    pass  # a damaged or truncated tail: the packets before it count
+            finally:
+                container.close()
+        if not pts:
+            raise UserError(f"{self.path}: video has no decodable frame")
+        rate = float(base) if base else None
+        if any(p is None for p in pts) or time_base <= 0:  # no timestamps: the rate alone
+            fps, _ = nominal_fps(rate, np.empty(0))
+            return VideoTiming(np.empty(0, np.int64), False, 0.0, len(pts), declared, fps, None)
+        stamped = np.unique(np.asarray(pts, np.int64))
+        in_order = all(p is not None for p in probed) and all(
+            a < b for a, b in zip(probed, probed[1:]))  # type: ignore[operator]
+        fps, varies = nominal_fps(rate, np.diff(stamped) * time_base)
+        return VideoTiming(stamped, in_order, time_base, len(pts), declared, fps, varies if in_order else None)
+
+    def __iter__(self) -> Iterator[RawFrame]:
+        """Iterate once: the file is decoded front to back."""
+        timing = self.timing
+        if timing.varies is not None and self._override is None:
+            low, high = timing.varies
+            self.notice(f"{self.path.name}: frame rate varies ({low:.1f}-{high:.1f} fps); times come "
+                        f"from the frame timestamps, K is set for {self._fps:g} fps")
+        if not self._rank:
+            self.notice(f"{self.path.name}: no display-order frame timestamps (a raw stream, or "
+                        "B-frames in an AVI?); frames are numbered in decode order and times are "
+                        f"(frame - 1) / {self._fps:g} fps")
+        size, last, delivered, skipped = None, 0, 0, 0
+        undecoded: list[int] = []
+        with _quiet_ffmpeg():
+            container, stream = self._open()
+        try:
+            packets = container.demux(stream)
+            while not self._closed.is_set():
+                with _quiet_ffmpeg():
+                    try:
+                        packet = next(packets, None)
+                    except (av.error.FFmpegError, OSError):
+                        packet = None  # a damaged or truncated tail: the file ends here
+                    if packet is None:
+                        break
+                    try:
+                        frames = packet.decode()
+                    except (av.error.FFmpegError, OSError):
+                        if not self._rank:  # decode order: the lost frame takes the next number
+                            last += 1
+                            undecoded.append(last)
+                        continue  # (ranked: its frame shows as a gap in the ranks)
+                for frame in frames:
+                    index = self._rank.get(frame.pts, 0) if self._rank else last + 1
+                    if index <= last:
+                        skipped += 1  # a timestamp outside the packets' or a repeated one
+                        continue
+                    image = _upright(frame.to_ndarray(format="bgr24"), frame.rotation)
+                    t_capture = time.monotonic()
+                    if index > last + 1:
+                        undecoded.extend(range(last + 1, index))
+                    if self._override is not None or not self._rank:
+                        t_stream = (index - 1) / self._fps
+                    else:
+                        t_stream = (frame.pts - self._first_pts) * timing.time_base
+                    size = same_size(size, image, index, self.path)
+                    last, delivered = index, delivered + 1
+                    yield RawFrame(index, t_capture, t_stream, image)
+                    if self._closed.is_set():
+                        return
+        finally:
+            container.close()
+        if self._closed.is_set():
+            return
+        if delivered == 0:
+            raise UserError(f"{self.path}: video has no decodable frame")
+        truncated = self.n_frames is not None and timing.packets < self.n_frames
+        if not truncated:  # (a truncated file's last packet is partial: its ending says it)
+            undecoded.extend(range(last + 1, (len(self._rank) or timing.packets) + 1))
+        undecoded = sorted(set(undecoded))
+        if undecoded:
+            self.notice(f"{self.path.name}: {len(undecoded)} {_frames_word(len(undecoded))} could not "
+                        f"be decoded ({_spans(undecoded)}); the others keep their numbers and the "
+                        "frame chain breaks at each gap")
+        if skipped:
+            self.notice(f"{self.path.name}: {skipped} decoded {_frames_word(skipped)} had no place "
+                        "among the file's timestamps and were skipped")
+        if truncated and delivered < self.n_frames:
+            self.notice(f"{self.path.name}: read {delivered} of {self.n_frames} declared frames; "
+                        "the file ends early (truncated?)")
 
 
 def natural_key(name: str) -> tuple:
@@ -198,32 +438,114 @@ def natural_key(name: str) -> tuple:
                  for part in re.split(r"(\d+)", name))
 
 
+def is_hidden(path: Path) -> bool:
+    """A hidden file or folder (name starting with '.'): macOS `._img1.jpg` resource
+    forks, `.DS_Store`; never a frame or a video."""
+    return path.name.startswith(".")
+
+
+def image_files(folder: Path) -> list[Path]:
+    """The visible image files of a folder (IMAGE_SUFFIXES), in natural order."""
+    return sorted((p for p in folder.iterdir()
+                   if not is_hidden(p) and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
+                  key=lambda p: natural_key(p.name))
+
+
+TRAILING_NUMBER = re.compile(r"(\d+)$")
+
+
+@dataclass(frozen=True)
+class Numbering:
+    """Frame numbers for a folder's files: `frames` sorted by number; `why_position` says
+    why the names were not used (then the numbers are 1..N by position)."""
+
+    frames: list[tuple[int, Path]]
+    why_position: str | None = None
+
+    @property
+    def missing(self) -> list[int]:
+        """Numbers absent between the first and the last frame (holes)."""
+        numbers = [n for n, _ in self.frames]
+        if not numbers:
+            return []
+        held = set(numbers)
+        return [n for n in range(numbers[0], numbers[-1] + 1) if n not in held]
+
+
+def number_frames(files: Sequence[Path]) -> Numbering:
+    """Number frame files by the number their names end with (the module docstring's
+    rule), or by position when the names do not give usable numbers."""
+    numbers = [int(m.group(1)) if (m := TRAILING_NUMBER.search(p.stem)) else None for p in files]
+    by_position = [(i, p) for i, p in enumerate(sorted(files, key=lambda p: natural_key(p.name)), start=1)]
+    if not files:
+        return Numbering([])
+    unnumbered = [p for p, n in zip(files, numbers) if n is None]
+    if unnumbered:
+        return Numbering(by_position, f"{unnumbered[0].name} has no number at the end of its name")
+    seen: dict[int, Path] = {}
+    for p, n in zip(files, numbers):
+        if n in seen:
+            return Numbering(by_position, f"{seen[n].name} and {p.name} both have number {n}")
+        seen[n] = p
+    shift = 1 if min(seen) == 0 else 0  # a folder numbered from 0: frame 1 is the first file
+    frames = sorted((n + shift, p) for n, p in seen.items())
+    span = frames[-1][0] - frames[0][0] + 1
+    if span > 2 * len(frames):
+        return Numbering(by_position, f"the numbers in the names ({frames[0][0] - shift}.."
+                                      f"{frames[-1][0] - shift}) are too sparse for {len(frames)} frames")
+    return Numbering(frames)
+
+
 class FrameFolderSource(FrameSource):
-    """A folder of image files, one per frame, in natural order; frame i is the i-th file."""
+    """A folder of image files, one per frame, numbered by the numbers in their names
+    (module docstring). `frames` gives the (number, file) list instead of listing the
+    folder (dataset layouts with their own naming); `name` overrides the folder name."""
 
     is_live = False
 
-    def __init__(self, path: str | Path, fps: float) -> None:
+    def __init__(self, path: str | Path, fps: float, *, frames: Sequence[tuple[int, Path]] | None = None,
+                 name: str | None = None) -> None:
         super().__init__()
         self.path = Path(path)
         if not self.path.is_dir():
             raise UserError(f"{self.path}: no such frame folder")
-        self.name = self.path.name
+        self.name = name or self.path.name
         self._fps = _check_fps(fps, f"{self.path}: fps")
-        self.files = sorted((p for p in self.path.iterdir()
-                             if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
-                            key=lambda p: natural_key(p.name))
-        if not self.files:
-            raise UserError(f"{self.path}: folder holds no image files "
-                            f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+        if frames is None:
+            files = image_files(self.path)
+            if not files:
+                raise UserError(f"{self.path}: folder holds no image files "
+                                f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+            self.numbering = number_frames(files)
+        else:
+            if not frames:
+                raise UserError(f"{self.path}: folder holds no frames")
+            self.numbering = Numbering(sorted(frames))
+        self.files = [p for _, p in self.numbering.frames]
+        self.n_frames = len(self.files)
 
     @property
     def fps(self) -> float:
         return self._fps
 
+    def _announce(self) -> None:
+        numbering, where = self.numbering, self.path.name
+        if numbering.why_position is not None:
+            self.notice(f"{where}: frames numbered 1..{len(self.files)} by position in the folder "
+                        f"({numbering.why_position})")
+            return
+        first = numbering.frames[0][0]
+        if first != 1:
+            self.notice(f"{where}: frame numbers start at {first} (the numbers in the file names)")
+        missing = numbering.missing
+        if missing:
+            self.notice(f"{where}: {len(missing)} {_frames_word(len(missing))} missing from the "
+                        f"numbering ({_spans(missing)}); the frame chain breaks at each hole")
+
     def __iter__(self) -> Iterator[RawFrame]:
+        self._announce()
         size = None
-        for index, file in enumerate(self.files, start=1):
+        for index, file in self.numbering.frames:
             if self._closed.is_set():
                 return
             image = cv2.imread(str(file), cv2.IMREAD_COLOR)

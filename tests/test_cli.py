@@ -142,6 +142,32 @@ def test_frame_folder_needs_fps(tmp_path: Path, media: dict, capsys: pytest.Capt
     assert code == 2 and "--fps" in err
 
 
+def test_source_notices_are_printed_as_warnings(media: dict, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture) -> None:
+    """A frame folder with a hole: the numbers are kept, the chain breaks, the user is told."""
+    import cv2
+
+    from realtime.sources import VideoFileSource
+
+    folder = tmp_path / "holey"
+    folder.mkdir()
+    with VideoFileSource(media["clip"]) as src:
+        for raw in src:
+            if raw.index > 40:
+                break
+            if raw.index != 20:
+                cv2.imwrite(str(folder / f"img{raw.index}.png"), raw.image)
+    out = tmp_path / "out"
+    code = live_main(["--replay", str(folder), "--fps", "30", *weight_args(media), "--pub", "none",
+                      "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().err
+    assert "warning: holey: 1 frame missing from the numbering (20); the frame chain breaks at each hole" \
+        in printed
+    run = json.loads((out / "metrics.json").read_text())["performance"]["runs"][0]
+    assert run["frames"] == 39 and run["chain_breaks"] >= 1
+
+
 def test_a_bad_second_video_keeps_the_first_videos_predictions(media: dict, tmp_path: Path,
                                                                capsys: pytest.CaptureFixture) -> None:
     folder = tmp_path / "videos"

@@ -251,3 +251,58 @@ def test_real_workbooks(name: str, reader: object, k_me: int, k_mae: int) -> Non
         pairs = list(zip(ivs, ref_by_video[video], strict=True))
         differing = [(m, r) for m, r in pairs if _rows([m]) != _rows([r])]
         assert all(_explained(m, r, raw_onset[id(r)]) for m, r in differing), differing
+
+
+def test_hole_in_the_numbering_is_kept_for_replays(tmp_path: Path) -> None:
+    """A frame missing from a dataset video: training refuses it (it labels frames by
+    position), a replay keeps the file numbers, notices the hole and breaks there."""
+    from realtime.replay import dataset_items
+
+    cas = write_cas_layout(tmp_path / "cas", _standins())
+    (cas.root / "s15" / "15_0101disgustingteeth" / "img5.jpg").unlink()
+    _expect_user_error(lambda: load_cas(cas.root, cas.annotations), "15_0101", "frame 5 missing")
+    record = next(r for r in load_cas(cas.root, cas.annotations, allow_gaps=True) if r.id == "s15_0101")
+    assert record.numbers == [1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 12]
+    item = next(it for it in dataset_items("CAS", cas.root, cas.annotations) if it.name == "s15_0101")
+    source = item.open()
+    frames = list(source)
+    assert source.name == "s15_0101"  # the truth's video id, not the folder name
+    assert [f.index for f in frames] == record.numbers
+    assert abs(int(frames[4].image.mean()) - (11 * 6) % 256) <= 3  # img6 is frame 6
+    assert frames[4].t_stream == pytest.approx(5 / CAS_FPS)
+    assert source.notices == ["15_0101disgustingteeth: 1 frame missing from the numbering (5); "
+                              "the frame chain breaks at each hole"]
+
+    samm = write_samm_layout(tmp_path / "samm", _standins())
+    (samm.root / "015_1" / "015_1_0007.jpg").unlink()
+    record = next(r for r in load_samm(samm.root, samm.annotations, allow_gaps=True) if r.id == "015_1")
+    assert record.numbers == [1, 2, 3, 4, 5, 6, 8, 9, 10, 11, 12]
+
+
+def test_hidden_files_are_not_frames(tmp_path: Path) -> None:
+    """macOS copies leave `._name` resource forks beside each file and folder."""
+    samm = write_samm_layout(tmp_path / "samm", _standins())
+    video = samm.root / "015_1"
+    (video / "._015_1_0001.jpg").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    (samm.root / "._015_1").mkdir()  # a hidden folder named like a video
+    records = load_samm(samm.root, samm.annotations)
+    assert [r.id for r in records] == ["015_1", "015_3", "016_2"]
+    assert [p.name for p in records[0].frames][:2] == ["015_1_0001.jpg", "015_1_0002.jpg"]
+    cas = write_cas_layout(tmp_path / "cas", _standins())
+    (cas.root / "s15" / "15_0101disgustingteeth" / "._img1.jpg").write_bytes(b"\x00\x05\x16\x07")
+    (cas.root / ".Trashes").mkdir()
+    assert len(next(r for r in load_cas(cas.root, cas.annotations) if r.id == "s15_0101").frames) == 12
+
+
+def test_duplicate_and_zero_based_frame_numbers(tmp_path: Path) -> None:
+    samm = write_samm_layout(tmp_path / "samm", _standins())
+    video = samm.root / "015_3"
+    shutil.copy(video / "015_3_0001.jpg", video / "015_3_01.jpg")
+    _expect_user_error(lambda: load_samm(samm.root, samm.annotations), "015_3", "are both frame 1")
+    (video / "015_3_01.jpg").unlink()
+    for n in (1, 2, 3):  # renumbered 0..2
+        (video / f"015_3_{n:04d}.jpg").rename(video / f"015_3_{n - 1:04d}.jpg.tmp")
+    for p in video.glob("*.tmp"):
+        p.rename(p.with_suffix(""))
+    record = next(r for r in load_samm(samm.root, samm.annotations) if r.id == "015_3")
+    assert record.numbers == [1, 2, 3] and record.frames[0].name == "015_3_0000.jpg"

@@ -280,3 +280,294 @@ def test_connect_first_stop_does_not_wait_for_a_blocked_open(monkeypatch):
         assert src.closed and lines == ["stopped while waiting for camera 0"]
     finally:
         blocker.release.set()
+
+# ---------------------------------------------------------------- frame identity and endings
+# Each input below is written by the test itself (real video files, real frame folders).
+
+import fractions  # noqa: E402
+import itertools  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import av  # noqa: E402
+
+from conftest import pattern_frame  # noqa: E402
+from realtime.labels import k_from_seconds  # noqa: E402
+from realtime.replay import path_items  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write_av(path: Path, images: list[np.ndarray], pts: list[int] | None = None, rate: int = 30,
+             codec: str = "mpeg4", rotation: int | None = None, faststart: bool = False) -> Path:
+    """Write `images` (BGR) with PyAV, frame i at `pts[i]` ticks of 1/rate s (default i)."""
+    options = {"movflags": "faststart"} if faststart else {}
+    with av.open(str(path), "w", options=options) as container:
+        stream = container.add_stream(codec, rate=rate)
+        stream.height, stream.width = images[0].shape[:2]
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        tick = fractions.Fraction(1, rate)  # the muxer changes stream.time_base once it starts
+        stream.time_base = stream.codec_context.time_base = tick
+        stream.bit_rate = 8_000_000  # near-lossless at these sizes: content is compared
+        if rotation is not None:
+            stream.set_display_rotation(rotation)
+        for i, image in enumerate(images):
+            frame = av.VideoFrame.from_ndarray(image, format="bgr24")
+            frame.pts = i if pts is None else pts[i]
+            frame.time_base = tick
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def small(i: int) -> np.ndarray:
+    return pattern_frame(i, 64, 48)
+
+
+def test_variable_frame_rate_nominal_fps_and_pts_times(tmp_path):
+    # 150 frames at 30 fps, then 150 at 15 fps: the mean rate (20.13) is no rate it ran at.
+    pts = list(range(150)) + [150 + 2 * i for i in range(150)]
+    path = write_av(tmp_path / "clip.mp4", [small(i) for i in range(300)], pts)
+    src = VideoFileSource(path)
+    assert src.fps == 30.0 and src.n_frames == 300
+    assert k_from_seconds(6 / 30, src.fps) == 6  # K as trained at 30 fps, not 4
+    frames = list(src)
+    assert [f.index for f in frames] == list(range(1, 301))
+    assert frames[149].t_stream == pytest.approx(149 / 30)
+    assert frames[150].t_stream == pytest.approx(150 / 30)
+    assert frames[299].t_stream == pytest.approx((150 + 2 * 149) / 30)  # 14.93 s, not 9.97
+    assert src.notices == ["clip.mp4: frame rate varies (15.0-30.0 fps); times come from the frame "
+                           "timestamps, K is set for 30 fps"]
+
+
+def test_constant_rate_video_has_no_notice_and_override_sets_the_clock(tmp_path):
+    path = write_av(tmp_path / "cfr.mp4", [small(i) for i in range(40)], rate=25)
+    src = VideoFileSource(path)
+    frames = list(src)
+    assert src.fps == 25.0 and src.notices == [] and frames[-1].t_stream == pytest.approx(39 / 25)
+    frames = list(VideoFileSource(path, fps=50))
+    assert frames[-1].t_stream == pytest.approx(39 / 50)
+
+
+def test_nominal_fps_rule():
+    thirty, fifteen = np.full(100, 1 / 30), np.full(100, 1 / 15)
+    assert sources.nominal_fps(30.0, np.r_[thirty, fifteen]) == (30.0, pytest.approx((15.0, 30.0)))
+    # a base rate no interval matches (LCM of 30 and 25) gives way to the median interval
+    fps, varies = sources.nominal_fps(150.0, np.r_[np.full(60, 1 / 25), thirty])
+    assert fps == pytest.approx(30.0) and varies == pytest.approx((25.0, 30.0))
+    # a 1 ms timestamp clock at 30 fps (33/34 ms) is not a varying rate
+    assert sources.nominal_fps(30.0, np.tile([0.033, 0.033, 0.034], 30)) == (30.0, None)
+    assert sources.nominal_fps(None, np.empty(0)) == (None, None)
+
+
+def _packets(path: Path) -> list[tuple[int, int]]:
+    """(byte offset, size) of each video packet's data, from a demux pass."""
+    with av.open(str(path)) as container:
+        return [(p.pos, p.size) for p in container.demux(container.streams.video[0]) if p.size]
+
+
+def test_damaged_frames_keep_the_numbering(make_video, tmp_path):
+    path = make_video("clip.avi", frames=300, size=(64, 48))
+    data = bytearray(path.read_bytes())
+    packets = _packets(path)
+    for frame in (120, 201):  # their JPEG data zeroed in place: undecodable, same length
+        pos, size = packets[frame - 1]
+        data[pos:pos + size] = bytes(size)
+    damaged = tmp_path / "damaged.avi"
+    damaged.write_bytes(bytes(data))
+    src = VideoFileSource(damaged)
+    frames = list(src)
+    expected = [i for i in range(1, 301) if i not in (120, 201)]
+    assert [f.index for f in frames] == expected
+    by_index = {f.index: f for f in frames}
+    for i in (119, 121, 202, 300):  # frame i shows pattern i - 1 (written 0-based)
+        assert abs(int(by_index[i].image[:16, :16].mean()) - ((i - 1) * 8) % 256) <= 6
+        assert by_index[i].t_stream == pytest.approx((i - 1) / 30)
+    assert src.notices == ["damaged.avi: 2 frames could not be decoded (120, 201); the others keep "
+                           "their numbers and the frame chain breaks at each gap"]
+
+
+@pytest.mark.skipif("libx264" not in av.codecs_available, reason="this PyAV build has no libx264")
+def test_h264_b_frames_in_avi_are_numbered_in_display_order(tmp_path):
+    # AVI stamps packets in decode order, so the decoded B-frames' pts go backwards: those
+    # stamps are not display times and the frames are numbered in the order they come out.
+    path = write_av(tmp_path / "b.avi", [small(i) for i in range(60)], codec="libx264")
+    with av.open(str(path)) as container:
+        assert any(a > b for a, b in itertools.pairwise(f.pts for f in container.decode(video=0)))
+    src = VideoFileSource(path)
+    frames = list(src)
+    assert [f.index for f in frames] == list(range(1, 61)) and src.fps == 30.0
+    shown = [int(f.image[:16, :16].mean()) for f in frames]  # pattern i shows (i * 8) % 256
+    assert all(abs(v - (i * 8) % 256) <= 6 for i, v in enumerate(shown)), shown
+    assert frames[-1].t_stream == pytest.approx(59 / 30)
+    assert len(src.notices) == 1 and "numbered in decode order" in src.notices[0]
+
+
+def test_rotated_phone_video_comes_out_upright(tmp_path):
+    upright = np.zeros((64, 48, 3), np.uint8)  # portrait, one bright corner block
+    upright[:16, :16] = 250
+    upright[48:, 32:] = 120
+    stored = cv2.rotate(upright, cv2.ROTATE_90_COUNTERCLOCKWISE)  # the sensor's landscape
+    # rotation -90: the display turns the stored image 90 degrees clockwise (`rotate=90`)
+    path = write_av(tmp_path / "phone.mp4", [stored] * 5, rotation=-90)
+    frames = list(VideoFileSource(path))
+    assert len(frames) == 5 and frames[0].image.shape == upright.shape
+    diff = np.abs(frames[0].image.astype(int) - upright).mean()
+    assert diff < 4, diff
+    # turned the wrong way (counter-clockwise) it would be upside down
+    assert np.abs(frames[0].image.astype(int) - cv2.rotate(upright, cv2.ROTATE_180)).mean() > 15
+
+
+def test_truncated_mp4_says_how_many_declared_frames_were_read(tmp_path):
+    rng = np.random.default_rng(3)  # noise: every frame's packet has about the same size
+    images = [rng.integers(0, 256, (48, 64, 3), dtype=np.uint8) for _ in range(300)]
+    whole = write_av(tmp_path / "whole.mp4", images, faststart=True)  # index first
+    cut = tmp_path / "clip.mp4"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.35)])
+    src = VideoFileSource(cut)
+    frames = list(src)
+    n = len(frames)
+    assert src.n_frames == 300 and 50 < n < 150
+    assert [f.index for f in frames] == list(range(1, n + 1))
+    assert src.notices == [f"clip.mp4: read {n} of 300 declared frames; the file ends early (truncated?)"]
+    whole_src = VideoFileSource(whole)
+    assert sum(1 for _ in whole_src) == 300 and whole_src.notices == []
+
+
+OPEN_SOURCE = """
+import sys
+from realtime.errors import UserError
+from realtime.sources import VideoFileSource
+try:
+    source = VideoFileSource(sys.argv[1])
+    print(sum(1 for _ in source), len(source.notices))
+except UserError as exc:
+    print(f"error: {exc}", file=sys.stderr)
+"""
+
+
+def _stderr_of_open(path: Path) -> tuple[str, str]:
+    """stdout and stderr (the process's fd 2, so FFmpeg's and OpenCV's own lines count)."""
+    done = subprocess.run([sys.executable, "-c", OPEN_SOURCE, str(path)], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(REPO)})
+    return done.stdout, done.stderr
+
+
+@pytest.mark.parametrize("case", ["junk", "no_index", "damaged"])
+def test_unreadable_or_damaged_video_prints_only_our_line(case, make_video, tmp_path):
+    if case == "junk":
+        path = tmp_path / "junk.avi"
+        path.write_bytes(np.random.default_rng(0).integers(0, 256, 50_000, dtype=np.uint8).tobytes())
+    elif case == "no_index":  # an mp4 cut before its index (moov at the end)
+        path = make_video("clip.mp4", frames=30, fourcc="mp4v")
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    else:
+        path = make_video("clip.avi", frames=30, size=(64, 48))
+        data = bytearray(path.read_bytes())
+        pos, size = _packets(path)[10]
+        data[pos:pos + size] = bytes(size)
+        path.write_bytes(bytes(data))
+    out, err = _stderr_of_open(path)
+    if case == "damaged":
+        assert (out, err) == ("29 1\n", "")  # decoded on, FFmpeg's complaint silenced
+        return
+    assert out == ""
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith(f"error: {path}: cannot open video"), err
+
+
+def _write_numbered(folder: Path, numbers: list[int], pattern: str = "img{}.png") -> None:
+    folder.mkdir()
+    for n in numbers:
+        assert cv2.imwrite(str(folder / pattern.format(n)), np.full((8, 8, 3), n % 256, np.uint8))
+
+
+def test_folder_hole_keeps_file_numbers(tmp_path):
+    folder = tmp_path / "v"
+    _write_numbered(folder, [n for n in range(1, 301) if n != 120])
+    src = FrameFolderSource(folder, 30)
+    assert src.n_frames == 299
+    frames = list(src)
+    assert [f.index for f in frames] == [n for n in range(1, 301) if n != 120]
+    after = frames[119]
+    assert after.index == 121 and after.image[0, 0, 0] == 121 and after.t_stream == pytest.approx(120 / 30)
+    assert src.notices == ["v: 1 frame missing from the numbering (120); the frame chain breaks at each hole"]
+
+
+def test_folder_numbered_from_zero_starts_at_one(tmp_path):
+    folder = tmp_path / "z"
+    _write_numbered(folder, list(range(0, 5)), "frame_{:05d}.png")
+    src = FrameFolderSource(folder, 30)
+    frames = list(src)
+    assert [f.index for f in frames] == [1, 2, 3, 4, 5] and frames[0].image[0, 0, 0] == 0
+    assert src.notices == []
+
+
+@pytest.mark.parametrize("names, why", [
+    (["a.png", "b.png", "c.png"], "a.png has no number at the end of its name"),
+    (["img1.png", "img01.png", "img2.png"], "both have number 1"),
+    (["t1700000000.png", "t1700000400.png", "t1700000800.png"], "too sparse for 3 frames"),
+])
+def test_folder_without_usable_numbers_is_numbered_by_position(tmp_path, names, why):
+    folder = tmp_path / "p"
+    _write_folder(folder, names)
+    src = FrameFolderSource(folder, 30)
+    assert [f.index for f in src] == [1, 2, 3]
+    assert len(src.notices) == 1 and src.notices[0].startswith("p: frames numbered 1..3 by position")
+    assert why in src.notices[0]
+
+
+def test_hidden_files_are_not_frames_nor_videos(make_video, tmp_path):
+    folder = tmp_path / "v"
+    _write_numbered(folder, [1, 2, 3], "img{}.jpg")
+    (folder / "._img1.jpg").write_bytes(b"\x00\x05\x16\x07AppleDouble resource fork")
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    src = FrameFolderSource(folder, 30)
+    assert [f.index for f in src] == [1, 2, 3] and src.notices == []
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    make_video("videos/a.avi", frames=3)
+    (videos / "._a.avi").write_bytes(b"\x00\x05\x16\x07")
+    hidden_dir = videos / ".frames"
+    _write_numbered(hidden_dir, [1, 2])
+    assert [item.name for item in path_items(videos, 30)] == ["a"]
+
+
+class _Timed(sources.FrameSource):
+    """Frames at given stream times (a variable-rate file, a folder numbered from 5000)."""
+
+    is_live = False
+
+    def __init__(self, times: list[tuple[int, float]]) -> None:
+        super().__init__()
+        self.name, self.times = "timed", times
+
+    @property
+    def fps(self) -> float:
+        return 30.0
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        for index, t in self.times:
+            yield sources.RawFrame(index, 0.0, t, np.zeros((2, 2, 3), np.uint8))
+
+
+def test_paced_replay_follows_stream_times():
+    from realtime.pipeline import PacedSource
+
+    # numbered from 5000 (no wait for the 4999 frames before it), then a 0.2 s gap
+    paced = PacedSource(_Timed([(5000, 4999 / 30), (5001, 5000 / 30), (5007, 5000 / 30 + 0.2)]))
+    start = time.monotonic()
+    got = [(raw.index, raw.t_capture - start) for raw in paced]
+    assert [i for i, _ in got] == [5000, 5001, 5007]
+    assert got[0][1] < 0.1 and got[2][1] >= 0.2 - 0.005 and got[2][1] < 2.0
+
+
+def test_frame_clock_finds_times_across_holes():
+    from realtime.pipeline import FrameClock
+
+    clock = FrameClock(30.0, keep=16)
+    for index, t in [(1, 0.0), (2, 1 / 30), (5, 0.5), (6, 0.55), (7, 0.6)]:
+        clock.add(index, t, t)
+    assert clock.at(5) == 0.5 and clock.at(7) == 0.6 and clock.at(2) == 1 / 30
+    assert clock.at(8) == pytest.approx(0.6 + 1 / 30)  # not held: extrapolated from the end
