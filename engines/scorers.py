@@ -16,7 +16,7 @@ import torch
 
 from engines.lgnmnet import EXPRESSION_CLASS, ExpressionProbability, LGNMNet
 from engines.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx_bytes
-from engines.weights import WeightsMeta, load_weights
+from engines.weights import MODEL_FLOW_MAGNITUDE, WeightsMeta, load_weights, read_meta
 from realtime.errors import UserError
 from realtime.types import ExprType
 
@@ -193,9 +193,18 @@ def make_scorer(weights_path: str | Path, backend: str = "auto", engine_path: st
 
     auto: TensorRT when an engine is given and TensorRT + CUDA are usable, else torch
     CUDA when a GPU is present, else the faster CPU backend.
+
+    The kind of scorer comes from the weights' metadata (`WeightsMeta.model`): a
+    training-free flow-magnitude baseline (`engines.baseline`) is numpy on the CPU for
+    every backend (it has no network; `engine_path` is not used for it), so a run may pair
+    it with LGNMNet weights on any backend.
     """
     if backend not in BACKENDS:
         raise UserError(f"--backend: must be one of {', '.join(BACKENDS)}, got {backend!r}")
+    if read_meta(weights_path).model == MODEL_FLOW_MAGNITUDE:
+        from engines.baseline import FlowMagnitudeScorer
+
+        return FlowMagnitudeScorer(weights_path)
     if backend == "auto":
         if engine_path is not None and tensorrt_usable():
             backend = "tensorrt"

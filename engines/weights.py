@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path
 
+import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
@@ -23,7 +24,11 @@ from realtime.errors import UserError
 from realtime.types import ExprType, FlowSettings, check_type
 
 META_KEY = "lgnm"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # LGNMNet weights (written without `model`, readable by older programs)
+BASELINE_FORMAT_VERSION = 2  # flow-magnitude baselines: older programs refuse them by version
+MODEL_LGNMNET = "lgnmnet"
+MODEL_FLOW_MAGNITUDE = "flow_magnitude"  # training-free baseline, engines/baseline.py
+MODELS = (MODEL_LGNMNET, MODEL_FLOW_MAGNITUDE)
 
 
 def _utc_now() -> str:
@@ -47,10 +52,18 @@ class WeightsMeta:
     trained_on: str = ""
     created: str = field(default_factory=_utc_now)
     format_version: int = FORMAT_VERSION
+    # Which scorer the file is for: "lgnmnet" (tensors of the network; files without the
+    # field) or "flow_magnitude" (no tensors; `model_params` {"fraction", "e0"}).
+    model: str = MODEL_LGNMNET
+    model_params: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         d = {f.name: getattr(self, f.name) for f in fields(self)}
         d["flow"] = self.flow.to_dict()
+        if self.model == MODEL_LGNMNET and not self.model_params:
+            del d["model"], d["model_params"]  # LGNMNet files stay as before
+        else:
+            d["format_version"] = max(self.format_version, BASELINE_FORMAT_VERSION)
         return d
 
     @classmethod
@@ -62,8 +75,8 @@ class WeightsMeta:
         version = d.get("format_version", FORMAT_VERSION)
         if not _is_int(version):
             raise TypeError(f"format_version must be an integer, got {version!r}")
-        if version > FORMAT_VERSION:
-            raise ValueError(f"format_version {version} is newer than this program ({FORMAT_VERSION})")
+        if version > BASELINE_FORMAT_VERSION:
+            raise ValueError(f"format_version {version} is newer than this program ({BASELINE_FORMAT_VERSION})")
         if not isinstance(d.get("flow"), dict):
             raise TypeError(f"flow must be a JSON object, got {d.get('flow')!r}")
         d["flow"] = _checked_flow(FlowSettings.from_dict(d["flow"]))
@@ -87,6 +100,7 @@ class WeightsMeta:
             if not isinstance(getattr(meta, name), str):
                 raise TypeError(f"{name} must be a string, got {getattr(meta, name)!r}")
         _check_post(meta.post, meta.k)
+        _check_model(meta.model, meta.model_params)
         return meta
 
 
@@ -111,6 +125,21 @@ def _checked_flow(flow: FlowSettings) -> FlowSettings:
     if flow.face_size < 32:
         raise ValueError(f"flow.face_size must be >= 32 px, got {flow.face_size}")
     return flow
+
+
+def _check_model(model: object, params: object) -> None:
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
+    if not isinstance(params, dict):
+        raise TypeError(f"model_params must be a JSON object, got {params!r}")
+    allowed = {"fraction", "e0"} if model == MODEL_FLOW_MAGNITUDE else set()
+    unknown = set(params) - allowed
+    if unknown:
+        raise ValueError(f"model_params of {model}: unknown {', '.join(sorted(unknown))}")
+    for name, value in params.items():
+        if not _is_real(value) or value <= 0 or (name == "fraction" and value > 1):
+            raise ValueError(f"model_params.{name} must be a finite number > 0{' and <= 1' if name == 'fraction' else ''}, "
+                             f"got {value!r}")
 
 
 def _check_post(post: object, k: int) -> None:
@@ -138,8 +167,10 @@ def _check_post(post: object, k: int) -> None:
     PostParams.from_dict({**post, "k": k})  # unknown names, odd window, order < win, ...
 
 
-def save_weights(model: LGNMNet, meta: WeightsMeta, path: str | Path, half: bool = False) -> Path:
-    """Write `model`'s state and `meta` to a safetensors file (fp16 storage if `half`)."""
+def save_weights(model: torch.nn.Module, meta: WeightsMeta, path: str | Path, half: bool = False) -> Path:
+    """Write `model`'s state and `meta` to a safetensors file (fp16 storage if `half`).
+    A flow-magnitude baseline (`engines.baseline.FlowMagnitudeNet`) has no state: the
+    file holds the metadata only (about 1 kB)."""
     path = Path(path)
     tensors = {}
     for name, t in model.state_dict().items():
@@ -159,10 +190,14 @@ def read_meta(path: str | Path) -> WeightsMeta:
 
 
 def load_weights(path: str | Path, device: str = "cpu") -> tuple[LGNMNet, WeightsMeta]:
-    """(LGNMNet in eval mode, fp32, on `device`; its metadata). Bad files -> UserError."""
+    """(LGNMNet in eval mode, fp32, on `device`; its metadata). Bad files -> UserError,
+    and so is a flow-magnitude baseline: it has no network (see `load_model`)."""
     path = Path(path)
     with _open(path) as f:
         meta = _meta_of(path, f.metadata())
+        if meta.model != MODEL_LGNMNET:
+            raise UserError(f"{path}: a training-free {meta.model} baseline, not LGNMNet weights "
+                            "(it has no network to load, export or train)")
         try:
             state = {k: f.get_tensor(k) for k in f.keys()}
         except (SafetensorError, RuntimeError, OSError) as exc:
@@ -175,6 +210,18 @@ def load_weights(path: str | Path, device: str = "cpu") -> tuple[LGNMNet, Weight
         first = str(exc).splitlines()[0]
         raise UserError(f"{path}: tensors do not match the LGNMNet architecture ({first})") from exc
     return model.to(device).eval(), meta
+
+
+def load_model(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, WeightsMeta]:
+    """Any scorer's offline model and metadata: LGNMNet (`load_weights`) or, for a
+    flow-magnitude baseline, `engines.baseline.FlowMagnitudeNet`. Both have
+    `predict_proba((N,3,S,S) tensor) -> (N,)` and `eval()`, and `save_weights` writes both."""
+    meta = read_meta(path)
+    if meta.model == MODEL_FLOW_MAGNITUDE:
+        from engines.baseline import FlowMagnitudeNet
+
+        return FlowMagnitudeNet(meta).eval(), meta
+    return load_weights(path, device)
 
 
 def file_sha256(path: str | Path) -> str:

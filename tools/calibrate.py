@@ -7,6 +7,10 @@ runs per type. Given an ME and a MaE file, it also decides the cross-type rule
 when it strictly raises ME F1 on these videos. The weights are written again to --out
 with the new parameters in their metadata; the tensors are unchanged.
 
+The training-free flow-magnitude baseline (`engines/baseline.py`, weights holding only
+metadata) is calibrated the same way: its scores come from its formula, and its
+metadata-only file is written again with the new parameters.
+
 Use it to re-fit thresholds on more (or other) labelled videos than the training run's
 validation split, e.g. your own recordings, without retraining. Several labelled sets
 (`--data A B ...`, all of one --dataset kind) are pooled; their videos are then named
@@ -29,7 +33,7 @@ from calibration.cross_type import apply_cross_type
 from calibration.megc import score_type
 from calibration.postprocess import PostParams
 from calibration.search import SearchResult, grid_search, grid_search_pair, grids_for_fps
-from engines.weights import load_weights, save_weights
+from engines.weights import load_model, save_weights
 from realtime.errors import UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
 from realtime.types import Interval
@@ -118,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console()
     models = {}
     for path in a.weights:
-        net, meta = load_weights(path, a.device)
+        net, meta = load_model(path, a.device)  # LGNMNet or the flow-magnitude baseline
         if meta.type in models:
             raise UserError(f"--weights: two {meta.type} files ({models[meta.type][0]} and {path})")
         models[meta.type] = (path, net, meta)

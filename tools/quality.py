@@ -18,6 +18,11 @@ and the demo weights were trained on both, so the held-out set differs in two wa
    `--faces img1.jpg img2.jpg ...` for the latter.
 Distractors (blinks, head motion, light changes, noise, mp4 compression) are on.
 
+`--compare` scores the training-free flow-magnitude baseline (`engines/baseline.py`) on
+the same held-out videos and prints it beside the trained weights in one table: by
+default the bundled `baseline_*` files at each frame rate of --weights (a rate without a
+bundled baseline pair gets none), or the files given after `--compare`.
+
 Each weights file is scored offline with its own K, flow settings and stored
 post-processing parameters (fixed threshold), plus the ME weights' cross-type rule when
 they carry it (as the live pipeline does); per type and overall MEGC F1 are printed
@@ -39,16 +44,18 @@ from rich.table import Table
 from calibration.cross_type import apply_cross_type
 from calibration.megc import evaluate, render_table
 from calibration.postprocess import PostParams, postprocess
-from engines.weights import load_weights
+from engines.weights import MODEL_FLOW_MAGNITUDE, WeightsMeta, load_model
 from realtime.errors import UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
 from realtime.intervals_csv import write_intervals
 from realtime.types import Interval
 from tools.features_cache import cached_inputs
 from tools.synthesis.faces import BUILTIN_FACES, Appearance, builtin_bgr
-from tools.train import _load_synth_mp4, score_inputs
+from tools.train import TrainVideo, _load_synth_mp4, score_inputs
 
 GOALS = {30.0: 0.85, 200.0: 0.75}
+# The bundled training-free baseline pairs by the frame rate they were calibrated at.
+BASELINE_PREFIXES = {30.0: "baseline_", 200.0: "baseline200_"}
 
 
 # Fixed held-out looks. Training-time jitter (`lgnm-synth --jitter`, Appearance.draw)
@@ -84,6 +91,15 @@ def heldout_dataset(work: Path, fps: float, n: int, duration: float, seed: int, 
     return out
 
 
+def bundled_baselines() -> list[Path]:
+    """The bundled flow-magnitude baseline files that exist (any frame rate)."""
+    from importlib import resources
+
+    folder = Path(str(resources.files("engines") / "weights"))
+    return [folder / f"{prefix}{t}.safetensors" for prefix in BASELINE_PREFIXES.values()
+            for t in ("ME", "MaE") if (folder / f"{prefix}{t}.safetensors").is_file()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.quality", description=__doc__.split("\n")[0])
     p.add_argument("--weights", nargs="+", type=Path, required=True, help="weights files (grouped by their fps)")
@@ -92,8 +108,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="seconds per video (default 40 at 30 fps, 20 at 200)")
     p.add_argument("--seed", type=int, default=1001, help="dataset seed; must differ from the training seed")
     p.add_argument("--faces", nargs="+", help="face images (default: mirrored/recoloured variants of the bundled ones)")
+    p.add_argument("--compare", nargs="*", type=Path, default=None, metavar="BASELINE",
+                   help="also score the training-free flow-magnitude baseline on the same videos, side by side "
+                        "(default files: the bundled baseline_* pair at each frame rate)")
     p.add_argument("--device", default="cpu")
     return p
+
+
+Model = tuple[Path, object, WeightsMeta]
+
+
+def score_group(group: Sequence[Model], videos: Sequence[TrainVideo], a: argparse.Namespace,
+                console: Console, tag: str):  # noqa: ANN201 (calibration.megc's result)
+    """MEGC result of one set of weights (one file per type) on `videos`, offline, as the
+    live pipeline would spot them (stored post-processing, cross-type rule)."""
+    types = [m.type for _, _, m in group]
+    truth = [iv for v in videos for iv in v.truth if iv.type in types]
+    pred_by_type: dict[str, list[Interval]] = {}
+    params_by_type: dict[str, PostParams] = {}
+    fps = group[0][2].fps
+    for path, net, meta in group:
+        params = params_by_type[meta.type] = PostParams.from_dict(meta.post)
+        own = pred_by_type.setdefault(meta.type, [])
+        for v in videos:
+            inp = cached_inputs(v.source, v.id, meta.type, meta.k, meta.flow, a.work / "cache")
+            own += postprocess(score_inputs(net, inp, a.device), params, v.id, meta.type)  # type: ignore[arg-type]
+        console.print(f"{path.name}: {meta.model} {meta.type} K={meta.k} @ {fps:g} fps, post {params.to_dict()}")
+    pred = [iv for ivs in apply_cross_type(pred_by_type, params_by_type).values() for iv in ivs]
+    write_intervals(a.work / f"pred_{fps:g}fps{tag}.csv", pred)
+    return evaluate(truth, pred), types
+
+
+def _by_fps(models: Sequence[Model], what: str) -> dict[float, list[Model]]:
+    groups: dict[float, list[Model]] = {}
+    for m in models:
+        groups.setdefault(m[2].fps, []).append(m)
+    for fps, group in groups.items():
+        if len({m.type for _, _, m in group}) != len(group):
+            raise UserError(f"{what}: two files of the same type at {fps:g} fps")
+    return groups
 
 
 @cli_entry
@@ -101,40 +154,37 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     console = Console()
-    models = [(path, *load_weights(path, a.device)) for path in a.weights]
+    models = [(path, *load_model(path, a.device)) for path in a.weights]
+    baselines: list[Model] = []
+    if a.compare is not None:
+        baselines = [(path, *load_model(path, a.device)) for path in (a.compare or bundled_baselines())]
+        for path, _, meta in baselines:
+            if meta.model != MODEL_FLOW_MAGNITUDE:
+                console.print(f"note: --compare {path} is {meta.model} weights, compared all the same")
     faces = a.faces or heldout_faces(a.work / "faces")
     summary = Table(title="Quality on held-out synthetic videos (MEGC F1, IoU >= 0.5)")
-    for col in ("fps", "videos", "MaE F1", "ME F1", "overall F1", "goal", "met"):
+    for col in ("fps", "videos", "scorer", "MaE F1", "ME F1", "overall F1", "goal", "met"):
         summary.add_column(col, justify="right")
-    for fps in sorted({m.fps for _, _, m in models}):
-        group = [(p, net, m) for p, net, m in models if m.fps == fps]
-        if len({m.type for _, _, m in group}) != len(group):
-            raise UserError(f"--weights: two files of the same type at {fps:g} fps")
+    base_groups = _by_fps(baselines, "--compare")
+    for fps, group in sorted(_by_fps(models, "--weights").items()):
         duration = a.duration if a.duration is not None else (40.0 if fps < 100 else 20.0)
         t0 = time.monotonic()
         data = heldout_dataset(a.work, fps, a.videos, duration, a.seed, faces)
         videos = _load_synth_mp4(data)
-        types = [m.type for _, _, m in group]
-        truth = [iv for v in videos for iv in v.truth if iv.type in types]
-        pred_by_type: dict[str, list[Interval]] = {}
-        params_by_type: dict[str, PostParams] = {}
-        for path, net, meta in group:
-            params = params_by_type[meta.type] = PostParams.from_dict(meta.post)
-            own = pred_by_type.setdefault(meta.type, [])
-            for v in videos:
-                inp = cached_inputs(v.source, v.id, meta.type, meta.k, meta.flow, a.work / "cache")
-                own += postprocess(score_inputs(net, inp, a.device), params, v.id, meta.type)
-            console.print(f"{path.name}: {meta.type} K={meta.k} @ {fps:g} fps, post {params.to_dict()}")
-        pred = [iv for ivs in apply_cross_type(pred_by_type, params_by_type).values() for iv in ivs]
-        write_intervals(a.work / f"pred_{fps:g}fps.csv", pred)
-        result = evaluate(truth, pred)
-        console.print(render_table(result, title=f"held-out synthetic, {fps:g} fps ({len(videos)} videos, "
-                                                 f"{time.monotonic() - t0:.0f} s)"))  # fmt: skip
-        goal = GOALS.get(float(fps))
-        f1s = {t: (f"{result.per_type[t].f1:.4f}" if t in types else "-") for t in ("MaE", "ME")}
-        overall = result.overall.f1
-        summary.add_row(f"{fps:g}", str(len(videos)), f1s["MaE"], f1s["ME"], f"{overall:.4f}",
-                        "-" if goal is None else f">= {goal}", "-" if goal is None else ("yes" if overall >= goal else "no"))  # fmt: skip
+        rows = [("", group)] + ([("_baseline", base_groups[fps])] if fps in base_groups else [])
+        for tag, members in rows:
+            result, types = score_group(members, videos, a, console, tag)
+            name = " + ".join(p.stem for p, _, _ in members)
+            console.print(render_table(result, title=f"{name}: held-out synthetic, {fps:g} fps ({len(videos)} "
+                                                     f"videos, {time.monotonic() - t0:.0f} s)"))  # fmt: skip
+            goal = GOALS.get(float(fps))
+            f1s = {t: (f"{result.per_type[t].f1:.4f}" if t in types else "-") for t in ("MaE", "ME")}
+            overall = result.overall.f1
+            summary.add_row(f"{fps:g}", str(len(videos)), name, f1s["MaE"], f1s["ME"], f"{overall:.4f}",
+                            "-" if goal is None else f">= {goal}",
+                            "-" if goal is None else ("yes" if overall >= goal else "no"))  # fmt: skip
+        if a.compare is not None and fps not in base_groups:
+            console.print(f"note: no baseline at {fps:g} fps to compare with")
     console.print(summary)
     return 0
 
