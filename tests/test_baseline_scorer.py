@@ -192,11 +192,13 @@ def test_offline_scoring_of_cached_inputs(baseline_file: Path) -> None:
 
 # ------------------------------------------------------------------ bundled files and the CLI
 
-def test_bundled_baseline_pair() -> None:
-    for name, type_, k in (("baseline_ME", "ME", 6), ("baseline_MaE", "MaE", 18)):
-        meta = read_meta(BUNDLED / f"{name}.safetensors")
-        assert (meta.model, meta.type, meta.k, meta.fps) == (MODEL_FLOW_MAGNITUDE, type_, k, 30.0)
-        assert meta.flow == read_meta(BUNDLED / f"demo_{type_}.safetensors").flow  # one flow per stream
+@pytest.mark.parametrize(("prefix", "fps", "ks"), [("baseline_", 30.0, (6, 18)), ("baseline200_", 200.0, (40, 146))])
+def test_bundled_baseline_pairs(prefix: str, fps: float, ks: tuple[int, int]) -> None:
+    for type_, k in zip(("ME", "MaE"), ks):
+        meta = read_meta(BUNDLED / f"{prefix}{type_}.safetensors")
+        assert (meta.model, meta.type, meta.k, meta.fps) == (MODEL_FLOW_MAGNITUDE, type_, k, fps)
+        demo = "demo_" if fps == 30.0 else "demo200_"
+        assert meta.flow == read_meta(BUNDLED / f"{demo}{type_}.safetensors").flow  # one flow per stream
         assert meta.post.get("threshold") is not None
 
 

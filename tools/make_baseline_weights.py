@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     folder = Path(__file__).resolve().parents[1] / "engines" / "weights"
     like = a.like or [folder / "demo_ME.safetensors", folder / "demo_MaE.safetensors"]
     metas = [read_meta(p) for p in like]
-    if sorted(m.type for m in metas) != ["MaE", "ME"] or metas[0].fps != metas[1].fps:
+    if {m.type for m in metas} != {"ME", "MaE"} or metas[0].fps != metas[1].fps:
         raise UserError("--like: give one ME and one MaE file of one frame rate")
     videos = load_sets("synth", a.data, None)
     if not videos:

@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     faces = a.faces or heldout_faces(a.work / "faces")
     summary = Table(title="Quality on held-out synthetic videos (MEGC F1, IoU >= 0.5)")
     for col in ("fps", "videos", "scorer", "MaE F1", "ME F1", "overall F1", "goal", "met"):
-        summary.add_column(col, justify="right")
+        summary.add_column(col, justify="right", no_wrap=col == "scorer")
     base_groups = _by_fps(baselines, "--compare")
     for fps, group in sorted(_by_fps(models, "--weights").items()):
         duration = a.duration if a.duration is not None else (40.0 if fps < 100 else 20.0)
