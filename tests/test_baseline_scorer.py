@@ -216,3 +216,36 @@ def test_cli_replays_with_the_baseline_weights(tmp_path: Path, capsys: pytest.Ca
     assert "numpy-flow-magnitude" in json.dumps(run)
     assert metrics["megc"] is not None
     assert (out / "predictions.csv").is_file()
+
+
+# ------------------------------------------------------------------ offline tools
+
+def test_lgnm_calibrate_refits_the_baseline(baseline_file: Path, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from tools.calibrate import main as calibrate
+    from tools.synth import write_dataset
+
+    write_dataset(tmp_path / "data", 1, 30.0, ["astronaut"], seed=7, layout="mp4", duration_s=6)
+    mae = tmp_path / "w" / "bl_MaE.safetensors"
+    save_weights(FlowMagnitudeNet(meta_of("MaE")), meta_of("MaE"), mae)
+    assert calibrate(["--weights", str(baseline_file), str(mae), "--dataset", "synth",
+                      "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out")]) == 0
+    assert "cross-type rule" in capsys.readouterr().out
+    for src in (baseline_file, mae):
+        before, after = read_meta(src), read_meta(tmp_path / "out" / src.name)
+        assert after.model == MODEL_FLOW_MAGNITUDE and after.model_params == before.model_params
+        assert (after.type, after.k, after.fps, after.flow) == (before.type, before.k, before.fps, before.flow)
+        assert "lgnm-calibrate" in after.trained_on and after.post["threshold"] is not None
+
+
+def test_quality_compares_trained_and_baseline_side_by_side(tmp_path: Path,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    from tools.quality import main as quality
+
+    trained = write_random_weights(tmp_path / "w")
+    assert quality(["--weights", *map(str, trained), "--work", str(tmp_path / "q"), "--videos", "1",
+                    "--duration", "5", "--compare"]) == 0
+    out = capsys.readouterr().out
+    summary = out[out.index("Quality on held-out"):]
+    assert "random_ME + random_MaE" in summary and "baseline_ME + baseline_MaE" in summary
+    assert (tmp_path / "q" / "pred_30fps_baseline.csv").is_file()
