@@ -138,8 +138,8 @@ def _check_model(model: object, params: object) -> None:
         raise ValueError(f"model_params of {model}: unknown {', '.join(sorted(unknown))}")
     for name, value in params.items():
         if not _is_real(value) or value <= 0 or (name == "fraction" and value > 1):
-            raise ValueError(f"model_params.{name} must be a finite number > 0{' and <= 1' if name == 'fraction' else ''}, "
-                             f"got {value!r}")
+            upper = " and <= 1" if name == "fraction" else ""
+            raise ValueError(f"model_params.{name} must be a finite number > 0{upper}, got {value!r}")
 
 
 def _check_post(post: object, k: int) -> None:
