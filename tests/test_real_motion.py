@@ -60,3 +60,42 @@ def test_tracks_load_resample_and_play_back_and_forth(tmp_path: Path) -> None:
     assert [pingpong(k, 4) for k in range(8)] == [0, 1, 2, 3, 2, 1, 0, 1]
     with pytest.raises(UserError, match="no such motion track"):
         load_track(tmp_path / "nope.npz")
+
+
+def write_track(path: Path, track: MotionTrack) -> Path:
+    disp = np.concatenate([track.displacement, np.zeros((*track.displacement.shape[:2], 1), np.float32)], axis=2)
+    np.savez(path, displacement=disp.astype(np.float16), face_found=np.ones(track.n_frames, bool),
+             fps=np.float32(track.fps))
+    return path
+
+
+def test_training_videos_driven_by_a_real_track_keep_their_truth(tmp_path: Path) -> None:
+    """lgnm-synth --real-motion: the face moves by the track (motion that is not an
+    expression), the truth is the one of the same seed without it, and it is seeded."""
+    from tools.synth import SynthConfig, generate_video
+
+    track = write_track(tmp_path / "real_t.npz", synthetic_track(60))
+    plain = generate_video(SynthConfig(name="v", fps=30.0, duration_s=8.0, size=(320, 240)), 4)
+    config = SynthConfig(name="v", fps=30.0, duration_s=8.0, size=(320, 240), real_motion=(str(track),))
+    moved, again = generate_video(config, 4), generate_video(config, 4)
+    assert moved.truth == plain.truth and moved.motion is not None
+    assert again.motion is not None
+    assert (moved.motion.track.name, moved.motion.start, moved.motion.scale) == \
+        (again.motion.track.name, again.motion.start, again.motion.scale)
+    frames = [(plain.frame(i), moved.frame(i)) for i in (5, 25)]
+    assert np.array_equal(moved.frame(25), again.frame(25))
+    diffs = [float(np.abs(a.astype(int) - b.astype(int)).mean()) for a, b in frames]
+    assert max(diffs) > 1.0  # the head really moved
+
+
+def test_lgnm_synth_real_motion_option(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from tools.synth import main
+
+    track = write_track(tmp_path / "real_t.npz", synthetic_track(30))
+    assert main(["--out", str(tmp_path / "out"), "--videos", "1", "--duration", "5", "--real-motion",
+                 str(tmp_path)]) == 0
+    rows = (tmp_path / "out" / "real_motion.csv").read_text().splitlines()
+    assert rows[0] == "video,track,start_frame,scale" and rows[1].startswith("synth_001,real_t,")
+    assert main(["--out", str(tmp_path / "o2"), "--real-motion", str(tmp_path / "none.npz")]) == 2
+    assert "none.npz" in capsys.readouterr().err
+    assert track.is_file()
