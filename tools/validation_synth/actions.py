@@ -195,16 +195,16 @@ PROTOTYPES: tuple[tuple[str, ...], ...] = (
 
 
 # Units that fold the mesh (lips through each other, lids through the eye) when pushed
-# as far as the others: their share of an event's amplitude.
-GAIN = {"AU5": 0.5, "AU7": 0.6, "AU10": 0.6, "AU24": 0.35}
+# as far as the others: their largest peak displacement, IOD units (above any ME's).
+CAP = {"AU5": 0.05, "AU7": 0.06, "AU10": 0.07, "AU24": 0.04}
 
 
 def unit_field(name: str, p: np.ndarray, sides: str = "LR") -> np.ndarray:
-    """(470,2) field of one unit on the given sides, max vertex displacement GAIN (1 by default)."""
+    """(470,2) field of one unit on the given sides, max vertex displacement 1."""
     _, fn = UNITS[name]
     field = _sides(fn, p, sides)
     peak = float(np.max(np.linalg.norm(field, axis=1)))
-    return field * (GAIN.get(name, 1.0) / peak) if peak > 0 else field
+    return field / peak if peak > 0 else field
 
 
 def to_canvas(field: np.ndarray, landmarks: np.ndarray) -> np.ndarray:

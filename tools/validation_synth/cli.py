@@ -22,11 +22,13 @@ EPILOG = f"""\
 what is rendered:
   Real face photos animated by a piecewise-affine warp over a Delaunay mesh of their
   468 FaceMesh landmarks (+ eye centres, a ring around the head, the frame border).
-  Expressions are FACS-like action units (AU1, 2, 4, 5, 6, 7, 9, 10, 12, 15, 17, 20, 24,
-  26), alone, in prototypes (smile, surprise, anger, disgust, sadness, fear, frown,
-  pressed lips) or random combinations, often one-sided, with lagged asymmetric
-  rise / hold / decay profiles. ME: 0.2-0.5 s, one region (brow, eye, nose or mouth),
-  peak 1.2-3 %% of the inter-ocular distance (IOD); MaE: 0.5-4 s, peak 5-14 %% IOD.
+  Expressions are FACS-like action units: AU1 inner brow raise, AU2 outer brow raise,
+  AU4 brow lower, AU5 upper lid raise, AU6 cheek raise, AU7 lid tighten, AU9 nose
+  wrinkle, AU10 upper lip raise, AU12 lip corner pull, AU15 lip corner depress, AU17
+  chin raise, AU20 lip stretch, AU24 lip press, AU26 jaw drop; alone, in prototypes
+  (smile, surprise, anger, disgust, sadness, fear, frown, pressed lips) or random
+  combinations, sometimes one-sided, with lagged asymmetric rise / hold / decay profiles. ME: 0.25-0.5 s of motion, one or two units of one region (brow, eye, nose or mouth),
+  peak 1.5-3.2 %% of the inter-ocular distance (IOD); MaE: 0.5-4 s, peak 5-14 %% IOD.
   Events do not overlap; start-to-start spacing is 0.5-1.5 x --mean-spacing.
   Frame sizes: 640x480 at 30 fps, 352x288 at 200 fps; IOD 45-110 px (30 fps) or
   32-64 px (200 fps), roll up to 10 degrees, random position; faces may be mirrored.

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from scipy import sparse
 from scipy.spatial import Delaunay
 
 
@@ -21,8 +22,7 @@ from scipy.spatial import Delaunay
 class Mesh:
     points: np.ndarray  # (N,2) float64 vertices on the neutral canvas
     triangles: np.ndarray  # (T,3) int32
-    vertex_of: np.ndarray  # (H*W,3) int32: the three vertices of each pixel's triangle
-    weights: np.ndarray  # (H*W,3) float32 barycentric weights
+    blend: sparse.csr_matrix  # (H*W, N) barycentric weights of each pixel's three vertices
     size: tuple[int, int]  # (W, H)
 
 
@@ -62,7 +62,9 @@ def build_mesh(points: np.ndarray, size: tuple[int, int]) -> Mesh:
     rel = np.stack([xx.ravel(), yy.ravel()], 1) - a[owner]
     lam = np.einsum("pij,pj->pi", inv[owner], rel)
     weights = np.column_stack([1 - lam.sum(1), lam]).astype(np.float32)
-    return Mesh(points=pts, triangles=tri, vertex_of=tri[owner], weights=weights, size=(width, height))
+    rows = np.repeat(np.arange(width * height), 3)
+    blend = sparse.csr_matrix((weights.ravel(), (rows, tri[owner].ravel())), shape=(width * height, len(pts)))
+    return Mesh(points=pts, triangles=tri, blend=blend, size=(width, height))
 
 
 def _nearest_covered(covered: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
@@ -75,9 +77,8 @@ def _nearest_covered(covered: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray,
 def dense_field(mesh: Mesh, vertex_disp: np.ndarray) -> np.ndarray:
     """(H,W,2) float32 forward displacement blended from (N,2) vertex displacements."""
     width, height = mesh.size
-    disp = np.asarray(vertex_disp, dtype=np.float32)
-    field = np.einsum("pk,pkc->pc", mesh.weights, disp[mesh.vertex_of])
-    return field.reshape(height, width, 2)
+    field = mesh.blend @ np.asarray(vertex_disp, dtype=np.float32)
+    return np.ascontiguousarray(field.reshape(height, width, 2), dtype=np.float32)
 
 
 def warp(image: np.ndarray, mesh: Mesh, vertex_disp: np.ndarray, iterations: int = 3) -> np.ndarray:

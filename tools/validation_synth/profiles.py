@@ -21,9 +21,9 @@ import numpy as np
 from tools.validation_synth import actions
 
 VISIBLE = 0.05  # fraction of the event's peak displacement where motion counts as visible
-ME_SECONDS = (0.2, 0.5)
+ME_SECONDS = (0.25, 0.5)  # motion from first to last moving frame; truth (5 % threshold) is a bit shorter
 MAE_SECONDS = (0.5, 4.0)
-ME_AMPLITUDE = (0.012, 0.03)  # IOD units: ~0.7-1.9 px at a 112 px aligned face (62 px IOD)
+ME_AMPLITUDE = (0.015, 0.032)  # IOD units: ~0.9-2 px at a 112 px aligned face (62 px IOD)
 MAE_AMPLITUDE = (0.05, 0.14)
 
 
@@ -82,10 +82,11 @@ class Event:
     def displacement(self, t: float) -> np.ndarray:
         """(470,2) face-frame displacement in IOD units at time t."""
         out = np.zeros((actions.N_VERTICES, 2))
-        for (_, _, weight, prof), f in zip(self.units, self.fields):
+        for (name, _, weight, prof), f in zip(self.units, self.fields):
             level = float(prof(np.array([t]))[0])
             if level:
-                out += (self.amplitude * weight * level) * f
+                peak = min(self.amplitude * weight, actions.CAP.get(name, np.inf))
+                out += (peak * level) * f
         return out
 
 
@@ -124,13 +125,15 @@ def random_event(rng: np.random.Generator, kind: str, start: float, fps: float) 
 
 
 def schedule(rng: np.random.Generator, seconds: float, fps: float, mean_spacing: float, me_fraction: float) -> list[Event]:
-    """Non-overlapping events: first after 1-2 s, start-to-start spacing around `mean_spacing`."""
+    """Non-overlapping events: the first after 1-2 s (less in clips under 10 s), then
+    start-to-start spacing 0.5-1.5 x `mean_spacing`, at least 0.7 s of rest between."""
     events: list[Event] = []
-    t = rng.uniform(1.0, 2.0)
+    t = rng.uniform(min(1.0, 0.1 * seconds), min(2.0, 0.2 * seconds))
+    margin = min(0.5, 0.1 * seconds)
     while True:
         kind = "ME" if rng.random() < me_fraction else "MaE"
         event = random_event(rng, kind, t, fps)
-        if event.end > seconds - 0.5:
+        if event.end > seconds - margin:
             break
         events.append(event)
         spacing = rng.uniform(0.5, 1.5) * mean_spacing

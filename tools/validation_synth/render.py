@@ -115,7 +115,7 @@ def render_video(path: Path, name: str, face: faces.Face, rng: np.random.Generat
             if light is not None:
                 frame = light.apply(frame, k, ramp)
             if noise_sigma:
-                frame = frame + noise_rng.normal(0, noise_sigma, frame.shape).astype(np.float32)
+                frame = frame + noise_sigma * noise_rng.standard_normal(frame.shape, dtype=np.float32)
             writer.send(np.ascontiguousarray(np.clip(np.rint(frame), 0, 255).astype(np.uint8)))
     finally:
         writer.close()
