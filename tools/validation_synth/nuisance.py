@@ -36,6 +36,7 @@ class Track:
 
     head: np.ndarray  # (T,2,3) affine: face-frame point q -> A q + b
     vertices: np.ndarray  # (T,470,2) non-rigid part (lids, talking)
+    source: str = "none"  # where it came from
 
 
 def load_clip(directory: Path, name: str) -> tuple[np.ndarray, float]:
@@ -87,7 +88,8 @@ def real_track(rng: np.random.Generator, directory: Path, template: np.ndarray, 
         _, talk_rest = fit_head(template[:468], gaussian_filter1d(talk, 1.0, axis=0))
         talk_rest = _resample(talk_rest, talk_fps, fps, frames, rng.uniform(0, len(talk) - 1))
         vertices[:, MOUTH_AND_JAW] += talk_gain * talk_rest[:, MOUTH_AND_JAW]
-    return Track(head=head, vertices=vertices)
+    source = name + (f" + {talk_gain:g} x {talk_name} mouth" if talk_gain > 0 else "")
+    return Track(head=head, vertices=vertices, source=source)
 
 
 def synthetic_track(rng: np.random.Generator, fps: float, frames: int, head_gain: float) -> Track:
@@ -105,7 +107,8 @@ def synthetic_track(rng: np.random.Generator, fps: float, frames: int, head_gain
     head[:, 0, 0], head[:, 0, 1], head[:, 1, 0], head[:, 1, 1] = c, -s, s, c
     head[:, 0, 2], head[:, 1, 2] = wave(0.4), wave(0.25)
     identity = np.array([[1.0, 0, 0], [0, 1.0, 0]])
-    return Track(head=identity + head_gain * (head - identity), vertices=np.zeros((frames, actions.N_VERTICES, 2)))
+    return Track(head=identity + head_gain * (head - identity), vertices=np.zeros((frames, actions.N_VERTICES, 2)),
+                 source="synthetic drift")
 
 
 def still_track(frames: int) -> Track:
@@ -122,15 +125,16 @@ def _bursts(rng: np.random.Generator, seconds: float, mean_gap: float, duration:
     return out
 
 
-def blinks(rng: np.random.Generator, p: np.ndarray, fps: float, frames: int) -> np.ndarray:
-    """(T,470,2) upper lids close onto the lower lids (fast close, slower open)."""
+def blinks(rng: np.random.Generator, p: np.ndarray, fps: float, frames: int) -> tuple[np.ndarray, list]:
+    """(T,470,2) upper lids close onto the lower lids (fast close, slower open); (start, s) list."""
     out = np.zeros((frames, actions.N_VERTICES, 2))
     lids = []
     for upper, lower in zip(actions.UPPER_LID, actions.LOWER_LID):
         match = lower[np.argmin(np.abs(p[upper, 0][:, None] - p[lower, 0][None]), axis=1)]
         lids.append((upper, match, p[match] - p[upper]))
     t = np.arange(frames) / fps
-    for start, dur in _bursts(rng, frames / fps, rng.uniform(2.5, 6.0), (0.12, 0.35)):
+    bursts = _bursts(rng, frames / fps, rng.uniform(2.5, 6.0), (0.12, 0.35))
+    for start, dur in bursts:
         closing = rng.uniform(0.3, 0.45) * dur
         depth = rng.uniform(0.7, 1.0)
         u = t - start
@@ -139,26 +143,28 @@ def blinks(rng: np.random.Generator, p: np.ndarray, fps: float, frames: int) -> 
         for upper, lower, opening in lids:
             out[:, upper] += level[:, None, None] * 0.85 * opening[None]
             out[:, lower] -= level[:, None, None] * 0.15 * opening[None]
-    return out
+    return out, bursts
 
 
-def gaze(rng: np.random.Generator, fps: float, frames: int) -> np.ndarray:
+def gaze(rng: np.random.Generator, fps: float, frames: int) -> tuple[np.ndarray, list]:
     """(T,470,2): both eye centres jump together (40 ms saccades), hold, jump again."""
     out = np.zeros((frames, actions.N_VERTICES, 2))
     t = np.arange(frames) / fps
     current = np.zeros(2)
-    for start, _ in _bursts(rng, frames / fps, rng.uniform(1.5, 5.0), (0.04, 0.04)):
+    bursts = _bursts(rng, frames / fps, rng.uniform(1.5, 5.0), (0.04, 0.04))
+    for start, _ in bursts:
         target = np.zeros(2) if rng.random() < 0.4 else np.array([rng.uniform(-0.05, 0.05), rng.uniform(-0.015, 0.015)])
         step = np.clip((t - start) / 0.04, 0, 1)[:, None]
         out[:, 468:470] += (step * (target - current))[:, None, :]
         current = target
-    return out
+    return out, bursts
 
 
 @dataclass(frozen=True)
 class Lighting:
     gain: np.ndarray  # (T,)
     side: np.ndarray  # (T,) horizontal gradient: gain varies by +-side across the frame
+    changes: list  # (start s, duration s) of the gradual changes
 
     def apply(self, frame: np.ndarray, k: int, ramp: np.ndarray) -> np.ndarray:
         return frame * (self.gain[k] * (1.0 + self.side[k] * ramp))
@@ -168,9 +174,10 @@ def lighting(rng: np.random.Generator, fps: float, frames: int) -> Lighting:
     t = np.arange(frames) / fps
     gain = 1 + 0.03 * np.sin(2 * np.pi * rng.uniform(0.02, 0.1) * t + rng.uniform(0, 6.3))
     side = np.zeros(frames)
-    for start, dur in _bursts(rng, frames / fps, rng.uniform(8, 20), (0.3, 2.0)):
+    bursts = _bursts(rng, frames / fps, rng.uniform(8, 20), (0.3, 2.0))
+    for start, dur in bursts:
         ramp = np.clip((t - start) / dur, 0, 1)
         ramp = ramp * ramp * (3 - 2 * ramp)
         gain = gain * (1 + rng.uniform(-0.12, 0.12) * ramp)
         side = side + rng.uniform(-0.1, 0.1) * ramp
-    return Lighting(gain=gain, side=side)
+    return Lighting(gain=gain, side=side, changes=bursts)

@@ -84,15 +84,23 @@ def render_video(path: Path, name: str, face: faces.Face, rng: np.random.Generat
     if not opts.negatives:
         track = nuisance.still_track(frames)
         extra = np.zeros((frames, actions.N_VERTICES, 2))
-        light, noise_sigma = None, 0.0
+        light, noise_sigma, negatives = None, 0.0, {}
     else:
         if opts.real_motion is not None:
             track = nuisance.real_track(rng, opts.real_motion, p, opts.fps, frames, opts.head_gain, opts.talk_gain)
         else:
             track = nuisance.synthetic_track(rng, opts.fps, frames, opts.head_gain)
-        extra = nuisance.blinks(rng, p, opts.fps, frames) + nuisance.gaze(rng, opts.fps, frames)
+        lids, blink_times = nuisance.blinks(rng, p, opts.fps, frames)
+        eyes, gaze_times = nuisance.gaze(rng, opts.fps, frames)
+        extra = lids + eyes
         light = nuisance.lighting(rng, opts.fps, frames)
         noise_sigma = rng.uniform(0.5, 2.5)
+
+        def frames_of(bursts: list) -> list[list[int]]:  # 1-based first and last frame
+            return [[int(s * opts.fps) + 1, min(frames, int(np.ceil((s + d) * opts.fps)) + 1)] for s, d in bursts
+                    if s * opts.fps < frames]
+        negatives = {"head": track.source, "head_gain": opts.head_gain, "blinks": frames_of(blink_times),
+                     "gaze_shifts": frames_of(gaze_times), "light_changes": frames_of(light.changes)}
     noise_rng = np.random.default_rng(rng.integers(2**63))
     ramp = (np.arange(width, dtype=np.float32) / width - 0.5)[None, :, None]
 
@@ -134,6 +142,6 @@ def render_video(path: Path, name: str, face: faces.Face, rng: np.random.Generat
             "peak_px": round(float(magnitude[j].max() * iod), 2),
         })
     meta = {"video": name, "face": face.name, "fps": opts.fps, "size": [width, height], "frames": frames,
-            "iod_px": round(iod, 1), "negatives": opts.negatives, "noise_sigma": round(float(noise_sigma), 2),
-            "events": described}
+            "iod_px": round(iod, 1), "noise_sigma": round(float(noise_sigma), 2),
+            "events": described, "negatives": negatives}
     return Rendered(truth=truth, meta=meta)
