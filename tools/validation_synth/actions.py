@@ -63,10 +63,16 @@ def _mask(indices: np.ndarray | tuple) -> np.ndarray:
     return m
 
 
+BROW_LOWER_EDGE = (LEFT_BROW[5:], RIGHT_BROW[5:])
+
+
 def _above_eyes(p: np.ndarray) -> np.ndarray:
-    """Forehead and brows: fades out over the upper lids."""
+    """Forehead and brows move fully, upper lids not at all; the skin between them is
+    stretched evenly (a smoothstep from the lid top up to the brow's lower edge)."""
     lid_top = min(p[UPPER_LID[0], 1].min(), p[UPPER_LID[1], 1].min())
-    return _sigmoid((lid_top - 0.02 - p[:, 1]) / 0.025)
+    brow = max(p[BROW_LOWER_EDGE[0], 1].mean(), p[BROW_LOWER_EDGE[1], 1].mean())
+    u = np.clip((lid_top - p[:, 1]) / max(lid_top - brow, 0.03), 0, 1)
+    return u * u * (3 - 2 * u)
 
 
 def _sides(fn: Callable[[np.ndarray, int], np.ndarray], p: np.ndarray, sides: str) -> np.ndarray:

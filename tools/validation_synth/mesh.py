@@ -1,11 +1,10 @@
 """Piecewise-affine warp over a Delaunay mesh.
 
-The mesh is built once per video on the neutral canvas: for every pixel, the triangle
-holding it and its barycentric weights. A frame's warp is given as one displacement per
-vertex (canvas pixels, forward: where that point of the neutral face moves to). The dense
-forward field is the barycentric blend of the vertex displacements; the backward map
-x -> y with y + d(y) = x is found by fixed-point iteration (d is smooth and small next to
-the triangle sizes, so two to three steps converge), then the canvas is resampled.
+The mesh is triangulated once per video on the neutral canvas. A frame's warp is given
+as one displacement per vertex (canvas pixels, forward: where that point of the neutral
+face moves to). Each frame the moved mesh is rasterised (which triangle holds each output
+pixel) and every pixel is mapped back through its triangle's affine map to the neutral
+canvas, which is then resampled: an exact inverse, however much a triangle is stretched.
 """
 
 from __future__ import annotations
@@ -14,7 +13,6 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from scipy import sparse
 from scipy.spatial import Delaunay
 
 
@@ -22,7 +20,6 @@ from scipy.spatial import Delaunay
 class Mesh:
     points: np.ndarray  # (N,2) float64 vertices on the neutral canvas
     triangles: np.ndarray  # (T,3) int32
-    blend: sparse.csr_matrix  # (H*W, N) barycentric weights of each pixel's three vertices
     size: tuple[int, int]  # (W, H)
 
 
@@ -38,58 +35,47 @@ def border_points(width: int, height: int, per_side: int = 8) -> np.ndarray:
 
 
 def build_mesh(points: np.ndarray, size: tuple[int, int]) -> Mesh:
-    """Triangulate `points` (which must include the border) and raster the canvas."""
-    width, height = size
+    """Triangulate `points` (which must include the border points)."""
     pts = np.asarray(points, dtype=np.float64)
-    tri = Delaunay(pts).simplices.astype(np.int32)
-    owner = np.full((height, width), -1, np.int32)
-    for k, (a, b, c) in enumerate(tri):
-        poly = np.round(pts[[a, b, c]] * 16).astype(np.int32)
-        cv2.fillConvexPoly(owner, poly, int(k), lineType=cv2.LINE_8, shift=4)
-    if (owner < 0).any():  # sliver gaps: take the nearest covered pixel's triangle
-        missing = owner < 0
-        _, (iy, ix) = _nearest_covered(~missing)
-        owner[missing] = owner[iy[missing], ix[missing]]
-    owner = owner.ravel()
-    a, b, c = (pts[tri[:, j]] for j in range(3))
-    m = np.stack([b - a, c - a], axis=2)  # (T,2,2): columns b-a, c-a
-    det = m[:, 0, 0] * m[:, 1, 1] - m[:, 0, 1] * m[:, 1, 0]
+    return Mesh(points=pts, triangles=Delaunay(pts).simplices.astype(np.int32), size=size)
+
+
+def _affines(dst: np.ndarray, src: np.ndarray, tri: np.ndarray) -> np.ndarray:
+    """(T,2,3) affine of each triangle mapping its moved corners onto its neutral ones."""
+    d0, s0 = dst[tri[:, 0]], src[tri[:, 0]]
+    dm = np.stack([dst[tri[:, 1]] - d0, dst[tri[:, 2]] - d0], axis=2)  # (T,2,2) columns
+    sm = np.stack([src[tri[:, 1]] - s0, src[tri[:, 2]] - s0], axis=2)
+    det = dm[:, 0, 0] * dm[:, 1, 1] - dm[:, 0, 1] * dm[:, 1, 0]
     det = np.where(np.abs(det) < 1e-9, 1e-9, det)
-    inv = np.empty_like(m)
-    inv[:, 0, 0], inv[:, 1, 1] = m[:, 1, 1] / det, m[:, 0, 0] / det
-    inv[:, 0, 1], inv[:, 1, 0] = -m[:, 0, 1] / det, -m[:, 1, 0] / det
-    yy, xx = np.mgrid[0:height, 0:width]
-    rel = np.stack([xx.ravel(), yy.ravel()], 1) - a[owner]
-    lam = np.einsum("pij,pj->pi", inv[owner], rel)
-    weights = np.column_stack([1 - lam.sum(1), lam]).astype(np.float32)
-    rows = np.repeat(np.arange(width * height), 3)
-    blend = sparse.csr_matrix((weights.ravel(), (rows, tri[owner].ravel())), shape=(width * height, len(pts)))
-    return Mesh(points=pts, triangles=tri, blend=blend, size=(width, height))
+    inv = np.empty_like(dm)
+    inv[:, 0, 0], inv[:, 1, 1] = dm[:, 1, 1] / det, dm[:, 0, 0] / det
+    inv[:, 0, 1], inv[:, 1, 0] = -dm[:, 0, 1] / det, -dm[:, 1, 0] / det
+    lin = sm @ inv  # neutral = s0 + lin @ (moved - d0)
+    return np.concatenate([lin, (s0 - np.einsum("tij,tj->ti", lin, d0))[:, :, None]], axis=2)
 
 
-def _nearest_covered(covered: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
-    from scipy.ndimage import distance_transform_edt
-
-    dist, idx = distance_transform_edt(~covered, return_indices=True)
-    return dist, (idx[0], idx[1])
-
-
-def dense_field(mesh: Mesh, vertex_disp: np.ndarray) -> np.ndarray:
-    """(H,W,2) float32 forward displacement blended from (N,2) vertex displacements."""
+def backward_map(mesh: Mesh, vertex_disp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(map_x, map_y) float32: for each output pixel, where to sample the neutral canvas."""
     width, height = mesh.size
-    field = mesh.blend @ np.asarray(vertex_disp, dtype=np.float32)
-    return np.ascontiguousarray(field.reshape(height, width, 2), dtype=np.float32)
+    dst = mesh.points + np.asarray(vertex_disp, dtype=np.float64)
+    owner = np.full((height, width), -1, np.int32)
+    corners = np.round(dst * 16).astype(np.int32)
+    for k, t in enumerate(mesh.triangles):
+        cv2.fillConvexPoly(owner, corners[t], k, lineType=cv2.LINE_8, shift=4)
+    affine = _affines(dst, mesh.points, mesh.triangles).astype(np.float32)
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    hole = owner < 0  # only where a folded mesh leaves a gap: keep the pixel
+    idx = np.where(hole, 0, owner)
+    a = affine[idx]  # (H,W,2,3)
+    map_x = a[..., 0, 0] * xx + a[..., 0, 1] * yy + a[..., 0, 2]
+    map_y = a[..., 1, 0] * xx + a[..., 1, 1] * yy + a[..., 1, 2]
+    map_x[hole], map_y[hole] = xx[hole], yy[hole]
+    return map_x, map_y
 
 
-def warp(image: np.ndarray, mesh: Mesh, vertex_disp: np.ndarray, iterations: int = 3) -> np.ndarray:
-    """The canvas with each vertex moved by its displacement (backward resampling)."""
-    width, height = mesh.size
+def warp(image: np.ndarray, mesh: Mesh, vertex_disp: np.ndarray) -> np.ndarray:
+    """The canvas with each vertex moved by its displacement."""
     if not np.any(vertex_disp):
         return image.copy()
-    field = dense_field(mesh, vertex_disp)
-    grid_x, grid_y = np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-    map_x, map_y = grid_x - field[..., 0], grid_y - field[..., 1]
-    for _ in range(iterations - 1):
-        at = cv2.remap(field, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        map_x, map_y = grid_x - at[..., 0], grid_y - at[..., 1]
+    map_x, map_y = backward_map(mesh, vertex_disp)
     return cv2.remap(image, map_x, map_y, cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT101)
