@@ -21,6 +21,7 @@ class Mesh:
     points: np.ndarray  # (N,2) float64 vertices on the neutral canvas
     triangles: np.ndarray  # (T,3) int32
     size: tuple[int, int]  # (W, H)
+    grid: np.ndarray  # (2,H,W) float32 pixel coordinates (y, x)
 
 
 def border_points(width: int, height: int, per_side: int = 8) -> np.ndarray:
@@ -37,7 +38,8 @@ def border_points(width: int, height: int, per_side: int = 8) -> np.ndarray:
 def build_mesh(points: np.ndarray, size: tuple[int, int]) -> Mesh:
     """Triangulate `points` (which must include the border points)."""
     pts = np.asarray(points, dtype=np.float64)
-    return Mesh(points=pts, triangles=Delaunay(pts).simplices.astype(np.int32), size=size)
+    grid = np.mgrid[0 : size[1], 0 : size[0]].astype(np.float32)
+    return Mesh(points=pts, triangles=Delaunay(pts).simplices.astype(np.int32), size=size, grid=grid)
 
 
 def _affines(dst: np.ndarray, src: np.ndarray, tri: np.ndarray) -> np.ndarray:
@@ -63,7 +65,7 @@ def backward_map(mesh: Mesh, vertex_disp: np.ndarray) -> tuple[np.ndarray, np.nd
     for k, t in enumerate(mesh.triangles):
         cv2.fillConvexPoly(owner, corners[t], k, lineType=cv2.LINE_8, shift=4)
     affine = _affines(dst, mesh.points, mesh.triangles).astype(np.float32)
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    yy, xx = mesh.grid
     hole = owner < 0  # only where a folded mesh leaves a gap: keep the pixel
     idx = np.where(hole, 0, owner)
     a = affine[idx]  # (H,W,2,3)
