@@ -27,8 +27,10 @@ what is rendered:
   wrinkle, AU10 upper lip raise, AU12 lip corner pull, AU15 lip corner depress, AU17
   chin raise, AU20 lip stretch, AU24 lip press, AU26 jaw drop; alone, in prototypes
   (smile, surprise, anger, disgust, sadness, fear, frown, pressed lips) or random
-  combinations, sometimes one-sided, with lagged asymmetric rise / hold / decay profiles. ME: 0.25-0.5 s of motion, one or two units of one region (brow, eye, nose or mouth),
-  peak 1.5-3.2 %% of the inter-ocular distance (IOD); MaE: 0.5-4 s, peak 5-14 %% IOD.
+  combinations, sometimes one-sided, with lagged asymmetric rise / hold / decay
+  profiles. ME: 0.25-0.5 s of motion, one or two units of one region (brow, eye, nose
+  or mouth), peak 1.5-3.2 % of the inter-ocular distance (IOD); MaE: 0.5-4 s of
+  motion, peak 5-14 % IOD (lip press, lid and upper-lip units capped lower).
   Events do not overlap; start-to-start spacing is 0.5-1.5 x --mean-spacing.
   Frame sizes: 640x480 at 30 fps, 352x288 at 200 fps; IOD 45-110 px (30 fps) or
   32-64 px (200 fps), roll up to 10 degrees, random position; faces may be mirrored.
@@ -43,13 +45,15 @@ faces (default): two public-domain White House portraits bundled in
   tools/validation_synth/faces/ (see its README.md), plus mahotas' demo photo
   luispedro.jpg when the `validation` extra is installed. --faces replaces them.
 
-output: DIR/<video>.mp4, DIR/truth.csv (video,type,onset,apex,offset; 1-based inclusive
-  frames; onset/offset = last/first frame below 5 %% of the event's peak displacement
-  around the apex) and DIR/manifest.json (face, size, units, peak px per event).
+output: DIR/valsynth_s<seed>_<index>.mp4, DIR/truth.csv (video,type,onset,apex,offset;
+  1-based inclusive frames; onset/offset = last/first frame below 5 % of the event's
+  peak displacement around the apex) and DIR/manifest.json (face, size, units, peak px per event;
+  head-motion source and the frames of blinks, gaze shifts and light changes).
   The same arguments and seed give the same frames and files.
 
 errors: one line `error: ...` on stderr, exit status 2.
 default real-motion folder: {DEFAULT_REAL_MOTION}
+  (when it is absent, the head drift is synthetic; manifest.json says which was used)
 """
 
 
