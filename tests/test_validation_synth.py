@@ -37,9 +37,8 @@ def _generate(out: Path, *extra: str) -> None:
 
 @pytest.fixture(scope="module")
 def twin_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """The same 1.5 s clip (negatives on, real head motion when shared/ is there) twice;
-    seed 4 draws a macro-expression."""
-    args = ("--videos", "1", "--seconds", "1.5", "--seed", "4", "--me-fraction", "0.5")
+    """The same 1.2 s clip (negatives on, real head motion when shared/ is there) twice."""
+    args = ("--videos", "1", "--seconds", "1.2", "--seed", "4", "--me-fraction", "1")
     first, second = tmp_path_factory.mktemp("a"), tmp_path_factory.mktemp("b")
     _generate(first, *args)
     _generate(second, *args)
@@ -47,10 +46,10 @@ def twin_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 @pytest.fixture(scope="module")
-def calm_me(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2.5 s clip with only micro-expressions and no negatives at all."""
+def calm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 4 s clip with no negatives at all; seed 11 draws one ME and one MaE."""
     out = tmp_path_factory.mktemp("calm")
-    _generate(out, "--seconds", "2.5", "--seed", "5", "--me-fraction", "1", "--no-negatives", "--mean-spacing", "1.2")
+    _generate(out, "--seconds", "4", "--seed", "11", "--me-fraction", "0.5", "--no-negatives", "--mean-spacing", "1.2")
     return out
 
 
@@ -63,15 +62,15 @@ def test_same_seed_same_bytes(twin_runs: tuple[Path, Path]) -> None:
         assert (first / name).read_bytes() == (second / name).read_bytes(), name
 
 
-def test_other_seed_other_video(twin_runs: tuple[Path, Path], tmp_path: Path) -> None:
-    _generate(tmp_path, "--videos", "1", "--seconds", "1", "--seed", "12")
+def test_other_seed_other_video(twin_runs: tuple[Path, Path], calm: Path) -> None:
     a = _frames(next(twin_runs[0].glob("*.mp4")))[0]
-    b = _frames(next(tmp_path.glob("*.mp4")))[0]
+    b = _frames(next(calm.glob("*.mp4")))[0]
     assert a.shape != b.shape or np.abs(a.astype(int) - b.astype(int)).mean() > 2
 
 
-def test_truth_well_formed(twin_runs: tuple[Path, Path], calm_me: Path) -> None:
-    for folder in (twin_runs[0], calm_me):
+def test_truth_well_formed(twin_runs: tuple[Path, Path], calm: Path) -> None:
+    kinds = set()
+    for folder in (twin_runs[0], calm):
         header = (folder / "truth.csv").read_text().splitlines()[0]
         assert header == "video,type,onset,apex,offset"
         manifest = json.loads((folder / "manifest.json").read_text())["videos"]
@@ -83,17 +82,19 @@ def test_truth_well_formed(twin_runs: tuple[Path, Path], calm_me: Path) -> None:
             n = len(_frames(folder / f"{row.video}.mp4"))
             assert n == frames[row.video]
             assert 1 <= row.onset < row.apex < row.offset <= n
+            kinds.add(row.type)
             seconds = (row.offset - row.onset) / 30.0
             if row.type == "ME":
                 assert seconds <= 0.5
             else:
                 assert 0.25 <= seconds <= 4.0
+    assert kinds == {"ME", "MaE"}
 
 
-def test_motion_inside_truth_exceeds_outside(calm_me: Path) -> None:
-    truth = read_intervals(calm_me / "truth.csv")
-    assert truth and all(r.type == "ME" for r in truth)
-    frames = [f.astype(np.float32) for f in _frames(calm_me / f"{truth[0].video}.mp4")]
+def test_motion_inside_truth_exceeds_outside(calm: Path) -> None:
+    truth = read_intervals(calm / "truth.csv")
+    assert {r.type for r in truth} == {"ME", "MaE"}
+    frames = [f.astype(np.float32) for f in _frames(calm / f"{truth[0].video}.mp4")]
     with FaceLandmarker(static_image_mode=True) as mesh:
         lm = mesh.detect(frames[0].astype(np.uint8))
     assert lm is not None
