@@ -111,6 +111,14 @@ def random_event(rng: np.random.Generator, kind: str, start: float, fps: float) 
             names = list(actions.PROTOTYPES[rng.integers(len(actions.PROTOTYPES))])
         else:
             names = list(rng.choice(list(actions.UNITS), size=rng.integers(1, 4), replace=False))
+        # The leading unit (full weight) carries the amplitude: it must be one that is
+        # not capped below the MaE range (a lone lip press would move like an ME).
+        free = [n for n in names if n not in actions.CAP]
+        if free:
+            names.remove(free[0])
+            names.insert(0, free[0])
+        else:
+            names.insert(0, str(rng.choice([n for n in actions.UNITS if n not in actions.CAP])))
         amplitude = rng.uniform(*MAE_AMPLITUDE)
         asymmetric_p = 0.2
     sides = _sides(rng, asymmetric_p)  # one side for the whole event (e.g. a smirk)
