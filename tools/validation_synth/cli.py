@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -142,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}.mp4: face {result.meta['face']}, IOD {result.meta['iod_px']} px, "
                       f"{n_me} ME + {len(result.truth) - n_me} MaE, {time.perf_counter() - started:.1f} s", flush=True)
     write_intervals(args.out / "truth.csv", truth, truth=True)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(args.out / "truth.csv", 0o666 & ~umask)  # the temp file it was renamed from was 0600
     (args.out / "manifest.json").write_text(json.dumps({"seed": args.seed, "videos": manifest}, indent=1) + "\n")
     if not args.quiet:
         print(f"wrote {args.videos} video(s) and {len(truth)} truth rows to {args.out}")
