@@ -169,7 +169,8 @@ def test_loso_run_type_writes_calibrated_weights(tiny: tuple, tmp_path: Path) ->
 
 def test_init_continues_from_weights_and_refuses_other_features(tiny: tuple, tmp_path: Path) -> None:
     """--init: training starts from the given weights (so a zero-step run returns them
-    unchanged), and weights of another type, K or flow settings are refused."""
+    unchanged) and keeps their K (a new data set's K formula may differ by one); weights
+    of another type, frame rate or flow settings are refused."""
     from realtime.errors import UserError
     from tools.train import _init_state
 
@@ -177,7 +178,8 @@ def test_init_continues_from_weights_and_refuses_other_features(tiny: tuple, tmp
     start = train_model(prepared[:1], [], "ME", K, TrainConfig(epochs=1, batch=8, max_steps=2, quiet=True), Console(quiet=True))
     meta = WeightsMeta(type="ME", k=K, fps=30.0, k_seconds=K / 30.0, flow=FlowSettings(), post={"k": K, "threshold": 0.5})
     path = save_weights(start.model, meta, tmp_path / "init.safetensors", half=False)
-    state = _init_state(path, "ME", K, FlowSettings())
+    state, init_k = _init_state(path, "ME", 30.0, FlowSettings())
+    assert init_k == K
     frozen = TrainConfig(epochs=1, batch=8, lr=1e-12, max_steps=1, quiet=True)  # one step that moves nothing
     res = train_model(prepared[:1], [], "ME", K, frozen, Console(quiet=True), init=state)
     a, b = score_inputs(start.model, prepared[1].inputs), score_inputs(res.model, prepared[1].inputs)
@@ -186,8 +188,8 @@ def test_init_continues_from_weights_and_refuses_other_features(tiny: tuple, tmp
     fresh = train_model(prepared[:1], [], "ME", K, frozen, Console(quiet=True))
     assert np.abs(score_inputs(fresh.model, prepared[1].inputs) - a).max() > np.abs(b - a).max()
     with pytest.raises(UserError, match="MaE"):
-        _init_state(path, "MaE", K, FlowSettings())
-    with pytest.raises(UserError, match="K = 3"):
-        _init_state(path, "ME", K + 1, FlowSettings())
+        _init_state(path, "MaE", 30.0, FlowSettings())
+    with pytest.raises(UserError, match="200 fps"):
+        _init_state(path, "ME", 200.0, FlowSettings())
     with pytest.raises(UserError, match="flow settings"):
-        _init_state(path, "ME", K, FlowSettings(value_floor=0.25))
+        _init_state(path, "ME", 30.0, FlowSettings(value_floor=0.25))

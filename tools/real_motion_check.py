@@ -173,7 +173,8 @@ def render(rows: list[tuple[str, StageStats]], thresholds: dict[str, float]) -> 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.real_motion_check", description=__doc__.split("\n\n")[0])
-    p.add_argument("--tracks", type=Path, required=True, help="folder of real_*.npz landmark tracks")
+    p.add_argument("--tracks", type=Path, nargs="+", required=True,
+                   help="real_*.npz landmark tracks, or folders of them (real_s*: still, real_d*: talking)")
     p.add_argument("--weights", type=Path, nargs=2, metavar=("ME", "MaE"), help="weights (default: the 30 fps demo pair)")
     p.add_argument("--seconds", type=float, default=20.0, help="length of each driven clip (tracks play back and forth)")
     p.add_argument("--synth-seconds", type=float, default=40.0, help="length of the synthetic clip")
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     fps = 30.0
     console = Console(stderr=True)
     rows: list[tuple[str, StageStats]] = []
-    tracks = track_files(a.tracks)
+    tracks = [f for p in a.tracks for f in (track_files(p) if p.is_dir() else [p])]
     for group, prefix in (("still", "real_s"), ("talking", "real_d")):
         real = StageStats()
         for path in [p for p in tracks if p.stem.startswith(prefix)]:

@@ -501,16 +501,21 @@ def _fold_table(expr_type: str, rows: list[tuple[str, megc.TypeScore]]) -> Table
     return t
 
 
-def _init_state(path: Path, expr_type: ExprType, k: int, flow: FlowSettings) -> dict[str, torch.Tensor]:
-    """State dict of --init weights, refused unless their features are this run's."""
+def _init_state(path: Path, expr_type: ExprType, fps: float, flow: FlowSettings) -> tuple[dict[str, torch.Tensor], int]:
+    """State dict and K of --init weights, refused unless their features are this run's.
+
+    A continued network keeps its K (the pair offset it learned): a new data set's K
+    formula gives K +- 1 by sampling alone (18 vs 19 for two synthetic sets), and changing
+    the pair would change what the network sees."""
     net, meta = load_weights(path)
     if meta.type != expr_type:
         raise UserError(f"--init: {path} holds {meta.type} weights, this run trains {expr_type}")
-    if meta.k != k:
-        raise UserError(f"--init: {path} was trained with K = {meta.k}, these data give K = {k}")
+    if abs(meta.fps - fps) > 1e-6:
+        raise UserError(f"--init: {path} was trained at {meta.fps:g} fps, these videos are {fps:g} fps "
+                        "(re-time it first: python -m tools.weights_ops retime)")
     if meta.flow != flow:
         raise UserError(f"--init: {path} was trained on other flow settings ({meta.flow.to_dict()})")
-    return net.state_dict()
+    return net.state_dict(), meta.k
 
 
 def _start_note(a: argparse.Namespace) -> str:
@@ -537,8 +542,13 @@ def run_type(
     k = k_from_intervals(truth)
     flow = FlowSettings()
     cache = a.cache if a.cache is not None else a.out / "cache"
+    init = None
+    if a.init is not None:
+        init, init_k = _init_state(a.init, expr_type, fps, flow)
+        if init_k != k:
+            console.print(f"{expr_type}: K = {init_k} from --init (these data alone would give {k})")
+        k = init_k
     console.print(f"[bold]{expr_type}[/]: {len(videos)} videos, {len(truth)} intervals, fps {fps:g}, K = {k}")
-    init = _init_state(a.init, expr_type, k, flow) if a.init is not None else None
     backbone = load_backbone_state(a.backbone_weights) if a.backbone_weights is not None else None
     prepared = prepare(videos, expr_type, k, flow, cache, console)
 
