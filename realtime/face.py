@@ -268,7 +268,8 @@ class FaceAligner:
             raise UserError(f"fps must be > 0, got {fps}")
         self.size = size
         self.fps = fps
-        self.filter = OneEuroLandmarks(landmark_filter) if landmark_filter is not None and not static_image_mode else None
+        use_filter = landmark_filter is not None and not static_image_mode
+        self.filter = OneEuroLandmarks(landmark_filter) if use_filter else None
         self._frames = 0  # align() calls: the clock when no stream time is given
         self.static = static_image_mode
         self.on_notice = on_notice
