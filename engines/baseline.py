@@ -54,7 +54,7 @@ import torch
 
 from engines.weights import BASELINE_FORMAT_VERSION, MODEL_FLOW_MAGNITUDE, WeightsMeta, read_meta
 from realtime.errors import UserError
-from realtime.types import ExprType
+from realtime.types import ExprType, FlowSettings
 
 DEFAULT_FRACTION = 1.0
 DEFAULT_E0 = 10.0
@@ -141,14 +141,13 @@ class FlowMagnitudeNet(torch.nn.Module):
 
 
 def baseline_meta(type_: ExprType, k: int, fps: float, fraction: float, e0: float, post: dict,
-                  trained_on: str = "") -> WeightsMeta:
-    """Metadata of flow-magnitude weights with the default flow settings (like the demo
-    weights), `post` the post-processing parameters."""
-    from realtime.types import FlowSettings
-
+                  trained_on: str = "", flow: FlowSettings | None = None) -> WeightsMeta:
+    """Metadata of flow-magnitude weights, `post` the post-processing parameters, `flow`
+    the flow settings (default `FlowSettings()`; tools/make_baseline_weights.py passes the
+    demo weights' own, so that a stream computes one flow for both kinds)."""
     if not (0.0 < fraction <= 1.0 and math.isfinite(e0) and e0 > 0):
         raise ValueError(f"need 0 < fraction <= 1 and e0 > 0, got {fraction}, {e0}")
-    return WeightsMeta(type=type_, k=k, fps=fps, k_seconds=k / fps, flow=FlowSettings(), post={**post, "k": k},
+    return WeightsMeta(type=type_, k=k, fps=fps, k_seconds=k / fps, flow=flow or FlowSettings(), post={**post, "k": k},
                        score="1-exp(-roi_energy/e0)", trained_on=trained_on, model=MODEL_FLOW_MAGNITUDE,
                        model_params={"fraction": float(fraction), "e0": float(e0)},
                        format_version=BASELINE_FORMAT_VERSION)

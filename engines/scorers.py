@@ -9,19 +9,18 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
+from engines.backends import BACKENDS, Backend  # noqa: F401 (re-exported)
 from engines.lgnmnet import EXPRESSION_CLASS, ExpressionProbability, LGNMNet
 from engines.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx_bytes
 from engines.weights import MODEL_FLOW_MAGNITUDE, WeightsMeta, load_weights, read_meta
 from realtime.errors import UserError
 from realtime.types import ExprType
 
-Backend = Literal["auto", "tensorrt", "cuda", "cpu"]
-BACKENDS: tuple[str, ...] = ("auto", "tensorrt", "cuda", "cpu")
 LIVE_BATCHES: tuple[int, ...] = (1, 64)  # live: one new pair per frame; replay: chunks of 64
 
 

@@ -54,7 +54,8 @@ from realtime.face_search import (
     nearest,
     search_tiles,
 )
-from realtime.types import AlignedFace
+from realtime.landmark_filter import OneEuroLandmarks
+from realtime.types import AlignedFace, LandmarkFilter
 
 
 LEFT_BROW = np.array([70, 63, 105, 66, 107, 55, 65, 52, 53, 46], dtype=np.int32)
@@ -248,13 +249,28 @@ class FaceAligner:
 
     `notices` keeps one-line messages for the user (how many faces are in view and which
     one is analysed, the first small face), each also passed to `on_notice` when set.
+
+    `landmark_filter` (from the weights' FlowSettings; None: off) smooths the analysed
+    face's landmarks over time (One Euro, realtime/landmark_filter.py) between FaceMesh and
+    the alignment, so the crop, the ROI boxes and the eye masks all use the filtered ones.
+    `align(bgr, t_stream)` gives the frame's stream time in seconds; without it frames are
+    taken as 1/fps apart. The filter restarts wherever `align` returns None (no face,
+    another person) and is never used with static_image_mode (independent images).
+    Face tracking itself (which face, where to look next) keeps the raw landmarks.
     """
 
     def __init__(self, size: int = 224, static_image_mode: bool = False,
-                 on_notice: NoticeCallback | None = None) -> None:
+                 on_notice: NoticeCallback | None = None,
+                 landmark_filter: LandmarkFilter | None = None, fps: float = 30.0) -> None:
         if size < 32:
             raise UserError(f"face size must be at least 32 px, got {size}")
+        if not fps > 0:
+            raise UserError(f"fps must be > 0, got {fps}")
         self.size = size
+        self.fps = fps
+        use_filter = landmark_filter is not None and not static_image_mode
+        self.filter = OneEuroLandmarks(landmark_filter) if use_filter else None
+        self._frames = 0  # align() calls: the clock when no stream time is given
         self.static = static_image_mode
         self.on_notice = on_notice
         self.notices: list[str] = []
@@ -274,13 +290,22 @@ class FaceAligner:
         self._since_count = 0
         self._told_small = False
 
-    def align(self, bgr: np.ndarray) -> AlignedFace | None:
+    def align(self, bgr: np.ndarray, t_stream: float | None = None) -> AlignedFace | None:
         """Aligned face of this frame, or None when no face is found (never guessed) or
-        when the analysed face changed to another person on this frame."""
+        when the analysed face changed to another person on this frame.
+
+        `t_stream`: the frame's time on its stream (s), used by the landmark filter;
+        None: (number of frames aligned before this one) / fps."""
         frame = as_bgr(bgr)
+        t = self._frames / self.fps if t_stream is None else float(t_stream)
+        self._frames += 1
         landmarks = self.landmarks(frame)
         if landmarks is None:
+            if self.filter is not None:
+                self.filter.reset()  # a chain break: never smooth across it
             return None
+        if self.filter is not None:
+            landmarks = self.filter(landmarks, t)
         return align_face(frame, landmarks, self.size)
 
     def landmarks(self, bgr: np.ndarray) -> np.ndarray | None:

@@ -14,10 +14,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from realtime import features
+from realtime.choices import FLOW_KINDS  # noqa: F401 (re-exported)
 from realtime.errors import UserError
 from realtime.types import AlignedFace, FlowSettings
 
-FLOW_KINDS = ("auto", "cpu", "cuda")
 
 
 class PairFeatures(Protocol):

@@ -24,6 +24,7 @@ import numpy as np
 from calibration.postprocess import PostParams, odd_at_least
 from engines.scorers import Scorer
 from realtime.cross_type_gate import InsideMaeGate, settled
+from realtime.errors import UserError
 from realtime.face import FaceAligner
 from realtime.labels import k_from_seconds
 from realtime.pair_features import PairFeatures
@@ -31,7 +32,7 @@ from realtime.ring import CaptureThread, FrameRing, RingClosed
 from realtime.sources import FrameSource, RawFrame
 from realtime.spotter import OnlineSpotter
 from realtime.stats import RunStats
-from realtime.types import ExprType, FrameRecord, FrameScore, Interval, ScoreSample, SpotEvent
+from realtime.types import ExprType, FrameRecord, FrameScore, Interval, LandmarkFilter, ScoreSample, SpotEvent
 
 STATUS_PERIOD_S = 1.0
 STOP_GRACE_S = 0.5  # on stop(), how long the capture thread may take to let go (s)
@@ -96,7 +97,7 @@ class FrameProcessor:
 
     def __call__(self, raw: RawFrame) -> FrameRecord:
         t0 = time.perf_counter()
-        face = self.aligner.align(raw.image)
+        face = self.aligner.align(raw.image, raw.t_stream)
         t1 = time.perf_counter()
         products = self.pair_features.prepare(face) if face is not None else None
         t2 = time.perf_counter()
@@ -326,12 +327,29 @@ class StreamScorer:
                 sink.on_event(event, iv)
 
 
+FROM_WEIGHTS = "weights"
+
+
 @dataclass
 class RunOptions:
     batch: int = 16  # most frames scored together (replay: fills; live: what is waiting)
     ring_capacity: int = 64
     face_size: int = 112
     max_frames: int | None = None  # stop after this many frames (exactly)
+    # Landmark filter of the face aligner: "weights" takes it from the scorers'
+    # metadata (FlowSettings.landmark_filter, what they were trained with; the default),
+    # or a LandmarkFilter / None (off) to override it (benchmarks, tests).
+    landmark_filter: LandmarkFilter | None | str = FROM_WEIGHTS
+
+
+def landmark_filter_of(setups: Sequence[TypeSetup]) -> LandmarkFilter | None:
+    """The landmark filter the weights of a stream were trained with; all must agree,
+    since one stream aligns each frame once for every type."""
+    filters = {s.scorer.meta.flow.landmark_filter for s in setups}
+    if len(filters) > 1:
+        raise UserError("the ME and MaE weights were trained with different landmark filters; "
+                        "one stream aligns each frame once, so train them alike")
+    return filters.pop() if filters else None
 
 
 def run_stream(
@@ -379,7 +397,12 @@ def run_stream(
         if on_notice is not None:
             on_notice(message)
 
-    aligner = FaceAligner(size=options.face_size, on_notice=notice)
+    landmark_filter = (landmark_filter_of(setups) if options.landmark_filter == FROM_WEIGHTS
+                       else options.landmark_filter)
+    if isinstance(landmark_filter, str):
+        raise UserError(f"landmark filter must be {FROM_WEIGHTS!r}, None or a LandmarkFilter, got {landmark_filter!r}")
+    aligner = FaceAligner(size=options.face_size, on_notice=notice, landmark_filter=landmark_filter,
+                          fps=source.fps if source.fps and source.fps > 0 else 30.0)
     capture = CaptureThread(source, ring, FrameProcessor(aligner, pair_features, stats))
     t_start = time.monotonic()
     next_status = t_start + STATUS_PERIOD_S

@@ -34,11 +34,11 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
+from realtime.choices import DEFAULT_ENDPOINT  # noqa: F401 (re-exported)
 from realtime.errors import UserError
 from realtime.events import EVENT_SCHEMA, encode_status, event_dict, event_topic
 from realtime.types import SpotEvent
 
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
 FSYNC_EVERY = 16
 LINGER_MS = 200  # on close, give queued messages this long to leave, then drop them
 JOURNAL_TAIL_BYTES = 1 << 16  # the last complete line is within this many bytes

@@ -6,6 +6,7 @@ as in both datasets' annotations. Intervals are inclusive at both ends.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -50,6 +51,44 @@ class Interval:
 
 
 @dataclass(frozen=True, slots=True)
+class LandmarkFilter:
+    """One Euro filter parameters of the landmarks (realtime/landmark_filter.py).
+
+    cutoff(t) = min_cutoff + beta x |smoothed landmark speed|, speed in inter-ocular
+    distances (IOD) per second, so the same values fit a face of any size in pixels.
+    """
+
+    min_cutoff: float  # Hz: cutoff of a still landmark (lower: steadier, more lag)
+    beta: float  # Hz per IOD/s: how fast the cutoff opens with speed (higher: less lag)
+    d_cutoff: float = 1.0  # Hz: cutoff of the low-pass on the speed itself
+
+    def __post_init__(self) -> None:
+        for name in ("min_cutoff", "beta", "d_cutoff"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise TypeError(f"landmark_filter.{name} must be a finite number, got {value!r}")
+        if self.min_cutoff <= 0 or self.d_cutoff <= 0 or self.beta < 0:
+            raise ValueError(f"landmark_filter needs min_cutoff > 0, d_cutoff > 0, beta >= 0, got {self.to_dict()}")
+
+    def to_dict(self) -> dict:
+        return {"min_cutoff": self.min_cutoff, "beta": self.beta, "d_cutoff": self.d_cutoff}
+
+    @classmethod
+    def from_dict(cls, d: object) -> LandmarkFilter:
+        if not isinstance(d, dict):
+            raise TypeError(f"landmark_filter must be a JSON object or null, got {d!r}")
+        unknown = set(d) - {"min_cutoff", "beta", "d_cutoff"}
+        if unknown:
+            raise ValueError(f"unknown landmark_filter settings: {sorted(unknown)}")
+        return cls(**d)
+
+
+# What new training uses (lgnm-train): chosen and measured in tools/bench_landmark_filter.py
+# and README (Method notes, Landmarks). Weights without the field ran no filter.
+DEFAULT_LANDMARK_FILTER = LandmarkFilter(min_cutoff=1.0, beta=2.0, d_cutoff=1.0)
+
+
+@dataclass(frozen=True, slots=True)
 class FlowSettings:
     """Dense-flow algorithm and parameters; stored in the weights so that training and
     inference always compute the same features."""
@@ -77,9 +116,14 @@ class FlowSettings:
     # micro-expressions and below most macro-expression apexes; 0.25 (the first demo
     # weights) only kept still-face noise dark.
     value_floor: float = 3.0
+    # Temporal filter of the landmarks before alignment (One Euro), or None: no filter.
+    # Weights written before this field existed load as None (what they were trained on).
+    landmark_filter: LandmarkFilter | None = None
 
     def to_dict(self) -> dict:
-        return {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        d = {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        d["landmark_filter"] = None if self.landmark_filter is None else self.landmark_filter.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> FlowSettings:
@@ -87,6 +131,9 @@ class FlowSettings:
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown flow settings: {sorted(unknown)}")
+        d = dict(d)
+        if d.get("landmark_filter") is not None:
+            d["landmark_filter"] = LandmarkFilter.from_dict(d["landmark_filter"])
         return cls(**d)
 
 

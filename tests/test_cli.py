@@ -205,11 +205,13 @@ def test_rtsp_stream_from_a_real_server_on_loopback(media: dict, rtsp_server, tm
     assert proc.returncode == 0, proc.stderr
     status = [m for m in collector.messages if isinstance(m, StatusMessage)]
     assert status, "no status message reached the subscriber"
-    assert status[-1].frame == 120 and status[-1].face
-    assert status[-1].source == "up" and status[-1].extra["flow"] == "cpu"
+    assert status[-1].source == "up" and status[-1].extra["flow"] == "cpu" and status[-1].face
     metrics = json.loads((out / "metrics.json").read_text())
     run = metrics["performance"]["runs"][0]
     assert run["frames"] == 120 and run["faces"] > 100  # the face survives the RTSP round trip
+    # A live source drops frames when scoring falls behind (a loaded machine): the last
+    # frame's number is then beyond 120, and status says the same number as metrics.json.
+    assert status[-1].frame == run["last_frame"] >= 120 and status[-1].dropped == run["dropped"]
 
 
 def test_ctrl_c_stops_cleanly_with_journal_and_summary(media: dict, tmp_path: Path) -> None:

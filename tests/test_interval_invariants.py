@@ -11,6 +11,7 @@ bound after its offset, however long the stream stays active.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -131,3 +132,15 @@ def test_a_stream_that_never_goes_quiet_is_spotted_throughout() -> None:
     assert max(iv.offset for _, iv in online) > n - params.chunk_limit
     first_release = released[0][0]
     assert first_release < 2 * params.chunk_limit  # not at the end of the stream
+
+
+def test_latency_is_measured_from_the_capture_of_the_offset_frame() -> None:
+    """latency_ms = emission time - capture time of the interval's offset frame (what a
+    user waits after the expression ended), not of the last frame the score needed."""
+    clock = FrameClock(fps=30.0, keep=100)
+    for i in range(1, 101):
+        clock.add(i, (i - 1) / 30.0, 50.0 + i / 30.0)  # frame i captured at 50 + i/30 s
+    iv = Interval("cam", "MaE", 20, 40, score=0.9, apex=30)
+    event = make_event("cam", iv, clock, now=50.0 + 100 / 30.0)
+    assert event.latency_ms == pytest.approx((100 - 40) / 30.0 * 1000.0)
+    assert (event.onset_s, event.offset_s) == (round(19 / 30.0, 4), round(39 / 30.0, 4))

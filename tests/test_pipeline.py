@@ -7,6 +7,7 @@ score sequence the pipeline produced (same parameters), segment by segment.
 from __future__ import annotations
 
 import dataclasses
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -208,3 +209,56 @@ def test_scores_csv_holds_what_the_spotters_saw(run: dict) -> None:
                                                             setup.params.order), atol=1e-4)
         breaks = scored[scored.chain_break == 1].frame.tolist()
         assert breaks == [segments(frames)[1][0]]  # the first scored frame after the blank
+
+
+def test_a_face_that_keeps_moving_gets_its_events_within_the_bound() -> None:
+    """A talking face (a bundled photo whose lips and jaw move at 4 Hz, driven by
+    tools.synthesis.real_motion) keeps the shipped ME model above threshold: every event
+    must still arrive within win//2 + (L - 1) + K - K//2 frames of its offset frame, long
+    before the stream ends (the chunk used to stay open until the end)."""
+    from realtime.cli import default_weights
+    from realtime.sources import FrameSource, RawFrame
+    from tools.synthesis.faces import compose_scene, load_face
+    from tools.synthesis.real_motion import MotionDriver, MotionTrack
+
+    n, fps = 450, 30.0
+    t = np.arange(n) / fps
+    disp = np.zeros((n, 468, 2), np.float32)
+    lips = [0, 13, 14, 17, 37, 39, 40, 61, 78, 80, 81, 82, 84, 87, 88, 91, 95, 146, 178, 181, 185, 191, 267,
+            269, 270, 291, 308, 310, 311, 312, 314, 317, 318, 321, 324, 375, 402, 405, 409, 415, 152, 148, 176]
+    disp[:, lips, 1] += (0.06 * (0.5 + 0.5 * np.sin(2 * np.pi * 4.0 * t)))[:, None]
+    driver = MotionDriver(compose_scene(load_face("grace_hopper"), 320, 240, 100.0, np.random.default_rng(2)),
+                          MotionTrack("talk", fps, disp))
+
+    class Talking(FrameSource):
+        is_live = False
+        name = "talk"
+
+        @property
+        def fps(self) -> float:
+            return fps
+
+        def __iter__(self):  # noqa: ANN204
+            for i in range(1, n + 1):
+                yield RawFrame(i, time.monotonic(), (i - 1) / fps, driver.render(i))
+
+    class Arrivals(NullSink):
+        def __init__(self) -> None:
+            self.newest = 0  # newest frame captured when an event arrives
+            self.events: list[tuple[str, int, int]] = []
+
+        def on_scores(self, scores: Sequence[FrameScore]) -> None:
+            k = {s.type: s.k for s in setups}
+            self.newest = max([self.newest, *(s.frame + k[s.type] for s in scores)])
+
+        def on_event(self, event, interval) -> None:  # noqa: ANN001
+            self.events.append((event.type, event.offset_frame, self.newest))
+
+    scorers = [make_scorer(w, "cpu") for w in default_weights(fps)]
+    setups = [setup_for_fps(s, fps) for s in scorers]
+    arrivals = Arrivals()
+    run_stream(Talking(), setups, CpuPairFeatures(scorers[0].meta.flow), [arrivals], RunOptions())
+    bound = {s.type: s.params.win // 2 + s.params.chunk_limit - 1 + s.k - s.k // 2 for s in setups}
+    early = [(ty, off, at) for ty, off, at in arrivals.events if at < n]  # not at the final flush
+    assert len(early) >= 5 and early[0][2] < n // 3
+    assert all(at - off <= bound[ty] for ty, off, at in early), (early, bound)

@@ -142,20 +142,20 @@ def test_an_internal_fault_in_one_stream_does_not_end_the_others(media: dict, tm
     """A bug inside one stream (injected here: the real pipeline raises for stream b) is
     one line naming the stream, exit 1, its traceback in OUT/errors.log, and the next
     stream still runs."""
-    import realtime.cli as cli
+    import realtime.runner as runner
 
     folder = tmp_path / "videos"
     folder.mkdir()
     for name in ("a", "b", "c"):
         shutil.copy(media["clip"], folder / f"{name}.avi")
-    real_run_stream = cli.run_stream
+    real_run_stream = runner.run_stream
 
     def faulty(source, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
         if source.name == "b":
             raise RuntimeError("injected fault")
         return real_run_stream(source, *args, **kwargs)
 
-    monkeypatch.setattr(cli, "run_stream", faulty)
+    monkeypatch.setattr(runner, "run_stream", faulty)
     out = tmp_path / "out"
     code = live_main(["--replay", str(folder), *weight_args(media), "--out", str(out), "--pub", "none",
                       "--quiet", "--max-frames", "60"])

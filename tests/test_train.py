@@ -13,9 +13,9 @@ from rich.console import Console
 
 from engines.weights import WeightsMeta, load_weights, save_weights
 from realtime import features as features_mod
-from realtime.face import FaceLandmarker
+from realtime.face import FaceAligner, FaceLandmarker
 from realtime.labels import irl_labels
-from realtime.types import FlowSettings, Interval
+from realtime.types import DEFAULT_LANDMARK_FILTER, FlowSettings, Interval
 from tools import features_cache
 from tools.train import Prepared, TrainConfig, TrainVideo, balanced_indices, score_inputs, train_model
 
@@ -164,12 +164,38 @@ def test_loso_run_type_writes_calibrated_weights(tiny: tuple, tmp_path: Path) ->
     k = int((EXPR[1] - EXPR[0] + 1) / 2)
     assert (meta.type, meta.k, meta.fps) == ("ME", k, 30.0)
     assert meta.post["k"] == k and meta.post["threshold"] is not None
-    assert meta.flow == FlowSettings()
+    # New weights use the landmark filter and say so (lgnm-live applies it from here).
+    assert meta.flow == FlowSettings(landmark_filter=DEFAULT_LANDMARK_FILTER)
+
+
+def test_features_cache_applies_the_landmark_filter(tiny: tuple) -> None:
+    """The cache aligns with the weights' landmark filter exactly as the live FaceAligner
+    does (stream times (frame - 1) / fps), and filtered and raw faces never share a key."""
+    _, cache, videos = tiny
+    on = FlowSettings(landmark_filter=DEFAULT_LANDMARK_FILTER)
+    assert features_cache.settings_hash(on) != features_cache.settings_hash(FlowSettings())
+    frames = videos[0]
+    raw_path = features_cache._faces_path(cache, "v0", 112, frames)
+    filt_path = features_cache._faces_path(cache, "v0", 112, frames, DEFAULT_LANDMARK_FILTER, 30.0)
+    assert raw_path != filt_path
+    assert filt_path != features_cache._faces_path(cache, "v0", 112, frames, DEFAULT_LANDMARK_FILTER, 25.0)
+    inp = features_cache.cached_inputs(frames, "v0", "ME", K, on, cache, fps=30.0)
+    assert filt_path.exists()
+    faces = features_cache.cached_faces(frames, "v0", 112, cache, DEFAULT_LANDMARK_FILTER, 30.0)
+    with FaceAligner(112, landmark_filter=DEFAULT_LANDMARK_FILTER) as aligner:
+        live = [aligner.align(f, i / 30.0) for i, f in enumerate(frames)]
+    assert all(a is not None and b is not None for a, b in zip(faces, live))
+    for a, b in zip(faces, live):
+        np.testing.assert_allclose(a.matrix, b.matrix, atol=1e-9)
+    raw = features_cache.cached_faces(frames, "v0", 112, cache)
+    assert max(np.abs(a.matrix - b.matrix).max() for a, b in zip(faces, raw)) > 1e-6
+    assert int(inp.valid.sum()) == len(frames) - K
 
 
 def test_init_continues_from_weights_and_refuses_other_features(tiny: tuple, tmp_path: Path) -> None:
     """--init: training starts from the given weights (so a zero-step run returns them
-    unchanged), and weights of another type, K or flow settings are refused."""
+    unchanged) and keeps their K (a new data set's K formula may differ by one); weights
+    of another type, frame rate or flow settings are refused."""
     from realtime.errors import UserError
     from tools.train import _init_state
 
@@ -177,7 +203,8 @@ def test_init_continues_from_weights_and_refuses_other_features(tiny: tuple, tmp
     start = train_model(prepared[:1], [], "ME", K, TrainConfig(epochs=1, batch=8, max_steps=2, quiet=True), Console(quiet=True))
     meta = WeightsMeta(type="ME", k=K, fps=30.0, k_seconds=K / 30.0, flow=FlowSettings(), post={"k": K, "threshold": 0.5})
     path = save_weights(start.model, meta, tmp_path / "init.safetensors", half=False)
-    state = _init_state(path, "ME", K, FlowSettings())
+    state, init_k = _init_state(path, "ME", 30.0, FlowSettings())
+    assert init_k == K
     frozen = TrainConfig(epochs=1, batch=8, lr=1e-12, max_steps=1, quiet=True)  # one step that moves nothing
     res = train_model(prepared[:1], [], "ME", K, frozen, Console(quiet=True), init=state)
     a, b = score_inputs(start.model, prepared[1].inputs), score_inputs(res.model, prepared[1].inputs)
@@ -186,8 +213,10 @@ def test_init_continues_from_weights_and_refuses_other_features(tiny: tuple, tmp
     fresh = train_model(prepared[:1], [], "ME", K, frozen, Console(quiet=True))
     assert np.abs(score_inputs(fresh.model, prepared[1].inputs) - a).max() > np.abs(b - a).max()
     with pytest.raises(UserError, match="MaE"):
-        _init_state(path, "MaE", K, FlowSettings())
-    with pytest.raises(UserError, match="K = 3"):
-        _init_state(path, "ME", K + 1, FlowSettings())
+        _init_state(path, "MaE", 30.0, FlowSettings())
+    with pytest.raises(UserError, match="200 fps"):
+        _init_state(path, "ME", 200.0, FlowSettings())
     with pytest.raises(UserError, match="flow settings"):
-        _init_state(path, "ME", K, FlowSettings(value_floor=0.25))
+        _init_state(path, "ME", 30.0, FlowSettings(value_floor=0.25))
+    with pytest.raises(UserError, match="landmark filter differs"):
+        _init_state(path, "ME", 30.0, FlowSettings(landmark_filter=DEFAULT_LANDMARK_FILTER))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from safetensors.torch import save_file
 from engines.lgnmnet import LGNMNet
 from engines.weights import WeightsMeta, file_sha256, load_weights, read_meta, save_weights
 from realtime.errors import UserError
-from realtime.types import FlowSettings
+from realtime.types import DEFAULT_LANDMARK_FILTER, FlowSettings, LandmarkFilter
 
 
 def _meta() -> WeightsMeta:
@@ -136,7 +137,11 @@ def test_shipped_demo_weights_match_the_current_feature_defaults(path: Path) -> 
     a change of FlowSettings defaults without retraining would silently feed them inputs
     they never saw."""
     model, meta = load_weights(path)
-    assert meta.flow == FlowSettings(), f"{path.name}: retrain with tools/make_demo_weights.sh"
+    # The landmark filter is whatever the weights were trained with (lgnm-live applies
+    # theirs): none for the weights shipped before it, the training default after.
+    assert meta.flow.landmark_filter in (None, DEFAULT_LANDMARK_FILTER), path.name
+    assert replace(meta.flow, landmark_filter=None) == FlowSettings(), \
+        f"{path.name}: retrain with tools/make_demo_weights.sh"
     assert meta.fps in (30.0, 200.0) and meta.k == meta.post["k"] and meta.post["threshold"] is not None
     assert path.name.startswith("demo200_" if meta.fps == 200 else "demo_") and path.stem.endswith(meta.type)
     with torch.no_grad():
@@ -146,3 +151,37 @@ def test_shipped_demo_weights_match_the_current_feature_defaults(path: Path) -> 
 
 def test_demo_weights_are_shipped_for_both_types() -> None:
     assert {p.name for p in SHIPPED} >= {"demo_ME.safetensors", "demo_MaE.safetensors"}
+
+
+def test_landmark_filter_round_trips(tmp_path: Path) -> None:
+    meta = _meta()
+    meta.flow = FlowSettings(landmark_filter=LandmarkFilter(min_cutoff=0.5, beta=3.0, d_cutoff=2.0))
+    path = save_weights(LGNMNet(), meta, tmp_path / "f.safetensors")
+    assert read_meta(path) == meta
+    assert read_meta(path).flow.landmark_filter == LandmarkFilter(0.5, 3.0, 2.0)
+
+
+def test_weights_without_the_field_load_without_a_filter(tmp_path: Path) -> None:
+    """Weights written before the landmark filter existed have no `landmark_filter` in
+    their flow settings: they load as no filter, i.e. the inputs they were trained on."""
+    d = _meta().to_dict()
+    del d["flow"]["landmark_filter"]
+    old = tmp_path / "old.safetensors"
+    save_file(LGNMNet().state_dict(), str(old), metadata={"lgnm": json.dumps(d)})
+    _, meta = load_weights(old)
+    assert meta.flow.landmark_filter is None and meta.flow == FlowSettings(winsize=12)
+    d["flow"]["landmark_filter"] = None  # written as null: the same
+    save_file(LGNMNet().state_dict(), str(old), metadata={"lgnm": json.dumps(d)})
+    assert read_meta(old).flow.landmark_filter is None
+
+
+@pytest.mark.parametrize("value", [{"min_cutoff": 1.0}, {"min_cutoff": -1.0, "beta": 1.0},
+                                   {"min_cutoff": 1.0, "beta": "x"}, {"min_cutoff": 1.0, "beta": 1.0, "gain": 2},
+                                   "on", 1])
+def test_bad_landmark_filter_is_a_user_error(tmp_path: Path, value: object) -> None:
+    d = _meta().to_dict()
+    d["flow"]["landmark_filter"] = value
+    bad = tmp_path / "bad.safetensors"
+    save_file({"a": torch.zeros(2)}, str(bad), metadata={"lgnm": json.dumps(d)})
+    with pytest.raises(UserError, match="bad.safetensors.*invalid"):
+        read_meta(bad)

@@ -146,7 +146,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             task = bar.add_task(f"scores {expr_type} K={meta.k}", total=len(videos))
             seqs[expr_type] = {}
             for v in videos:
-                inp = cached_inputs(v.source, v.id, meta.type, meta.k, meta.flow, cache)
+                inp = cached_inputs(v.source, v.id, meta.type, meta.k, meta.flow, cache, fps=v.fps)
                 seqs[expr_type][v.id] = score_inputs(net, inp, a.device)
                 bar.advance(task)
 

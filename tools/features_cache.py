@@ -10,8 +10,15 @@ Two levels, because the expensive parts differ in what they depend on:
    plus a `(N,)` validity mask. Row i (0-based) is the pair (frame i+1, frame i+1+K).
 
 Cache keys include a hash of the flow settings and of the feature code itself
-(`realtime/face.py`, `realtime/features.py`), so editing the feature code never silently
-reuses stale inputs. A second run with the same key loads the files and computes nothing.
+(`realtime/face.py`, `realtime/landmark_filter.py`, `realtime/features.py`), so editing
+the feature code never silently reuses stale inputs. A second run with the same key loads
+the files and computes nothing.
+
+Landmark filter: `settings.landmark_filter` (the weights' FlowSettings) is applied while
+aligning, exactly as `lgnm-live` does (FaceAligner with the frames' stream times, here
+(frame - 1) / fps of the video), so training sees the inputs inference computes. The
+aligned faces' key includes the filter (and the fps it ran at), the pair inputs' key
+includes it through the flow settings.
 """
 
 from __future__ import annotations
@@ -30,8 +37,9 @@ import numpy as np
 
 from realtime import face as face_mod
 from realtime import features as features_mod
+from realtime import landmark_filter as landmark_filter_mod
 from realtime.errors import UserError
-from realtime.types import AlignedFace, ExprType, FlowSettings
+from realtime.types import AlignedFace, ExprType, FlowSettings, LandmarkFilter
 
 INPUT_SHAPE = (3, 112, 112)
 # Bump when the on-disk layout of this module changes.
@@ -63,7 +71,7 @@ def _code_hash() -> str:
     # The features depend on this code as much as on the settings; hashing the source
     # makes a cache built by an older version of the feature code miss instead of lie.
     h = hashlib.sha1()
-    for mod in (face_mod, features_mod):
+    for mod in (face_mod, landmark_filter_mod, features_mod):
         h.update(inspect.getsource(mod).encode())
     return h.hexdigest()[:10]
 
@@ -121,8 +129,12 @@ def _source_fingerprint(source: FrameSource) -> str:
     return h.hexdigest()[:12]
 
 
-def _make_aligner(size: int):  # noqa: ANN202 (the aligner type lives in realtime.face)
-    return face_mod.FaceAligner(size)
+DEFAULT_FPS = 30.0  # frame times of a video whose rate is not given
+
+
+def _make_aligner(size: int, landmark_filter: LandmarkFilter | None = None,
+                  fps: float = DEFAULT_FPS):  # noqa: ANN202 (the aligner type lives in realtime.face)
+    return face_mod.FaceAligner(size, landmark_filter=landmark_filter, fps=fps)
 
 
 def _close(aligner: object) -> None:
@@ -131,17 +143,29 @@ def _close(aligner: object) -> None:
         close()
 
 
-def align_video(source: FrameSource, size: int) -> list[AlignedFace | None]:
-    """Align every frame once with a fresh (tracking) FaceAligner."""
-    aligner = _make_aligner(size)
+def align_video(source: FrameSource, size: int, landmark_filter: LandmarkFilter | None = None,
+                fps: float | None = None) -> list[AlignedFace | None]:
+    """Align every frame once with a fresh (tracking) FaceAligner; with a landmark filter,
+    frame i (0-based) is at stream time i / fps (DEFAULT_FPS when not given)."""
+    fps = fps or DEFAULT_FPS
+    aligner = _make_aligner(size, landmark_filter, fps)
     try:
-        return [aligner.align(frame) for frame in iter_frames(source)]
+        return [aligner.align(frame, i / fps) for i, frame in enumerate(iter_frames(source))]
     finally:
         _close(aligner)
 
 
-def _faces_path(cache_dir: Path, video_id: str, size: int, source: FrameSource) -> Path:
-    key = hashlib.sha1(f"{_source_fingerprint(source)}|{_code_hash()}|{CACHE_FORMAT}".encode()).hexdigest()[:12]
+def _filter_key(landmark_filter: LandmarkFilter | None, fps: float | None) -> str:
+    """What the aligned faces depend on besides the frames and the code."""
+    if landmark_filter is None:
+        return "nofilter"
+    return json.dumps({"filter": landmark_filter.to_dict(), "fps": fps or DEFAULT_FPS}, sort_keys=True)
+
+
+def _faces_path(cache_dir: Path, video_id: str, size: int, source: FrameSource,
+                landmark_filter: LandmarkFilter | None = None, fps: float | None = None) -> Path:
+    key = hashlib.sha1(f"{_source_fingerprint(source)}|{_code_hash()}|{CACHE_FORMAT}|"
+                       f"{_filter_key(landmark_filter, fps)}".encode()).hexdigest()[:12]
     return cache_dir / f"{_safe(video_id)}__faces{size}__{key}.npz"
 
 
@@ -168,15 +192,17 @@ def _load_faces(path: Path) -> list[AlignedFace | None]:
     return [AlignedFace(grey[i], marks[i], mats[i]) if valid[i] else None for i in range(len(valid))]
 
 
-def cached_faces(source: FrameSource, video_id: str, size: int, cache_dir: Path | None) -> list[AlignedFace | None]:
-    """Aligned faces of every frame, from the cache when present."""
+def cached_faces(source: FrameSource, video_id: str, size: int, cache_dir: Path | None,
+                 landmark_filter: LandmarkFilter | None = None, fps: float | None = None) -> list[AlignedFace | None]:
+    """Aligned faces of every frame (landmarks filtered when `landmark_filter` is given),
+    from the cache when present."""
     if cache_dir is None:
-        return align_video(source, size)
+        return align_video(source, size, landmark_filter, fps)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    path = _faces_path(cache_dir, video_id, size, source)
+    path = _faces_path(cache_dir, video_id, size, source, landmark_filter, fps)
     if path.exists():
         return _load_faces(path)
-    faces = align_video(source, size)
+    faces = align_video(source, size, landmark_filter, fps)
     _save_faces(path, faces, size)
     return faces
 
@@ -215,18 +241,25 @@ def cached_inputs(
     settings: FlowSettings,
     cache_dir: Path | None,
     progress: Callable[[int], None] | None = None,
+    fps: float | None = None,
 ) -> CachedInputs:
-    """Pair inputs of one video and type; computed once, then memory-mapped from disk."""
+    """Pair inputs of one video and type; computed once, then memory-mapped from disk.
+
+    `fps`: the video's frame rate (the landmark filter's frame times; DEFAULT_FPS when
+    None). It only matters when `settings.landmark_filter` is set."""
+    if settings.landmark_filter is None:
+        fps = None  # no filter: the frame times change nothing, nor the cache key
     if cache_dir is None:
-        faces = cached_faces(source, video_id, settings.face_size, None)
+        faces = cached_faces(source, video_id, settings.face_size, None, settings.landmark_filter, fps)
         x, valid = compute_inputs(faces, k, settings, progress)
         return CachedInputs(video_id, expr_type, k, x, valid)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"{_safe(video_id)}__{expr_type}__K{k}__{settings_hash(settings)}__{_source_fingerprint(source)}"
+    key = settings_hash(settings) if fps is None else f"{settings_hash(settings)}_{fps:g}fps"
+    stem = f"{_safe(video_id)}__{expr_type}__K{k}__{key}__{_source_fingerprint(source)}"
     x_path, v_path = cache_dir / f"{stem}.x.npy", cache_dir / f"{stem}.valid.npy"
     if x_path.exists() and v_path.exists():
         return CachedInputs(video_id, expr_type, k, np.load(x_path, mmap_mode="r"), np.load(v_path))
-    faces = cached_faces(source, video_id, settings.face_size, cache_dir)
+    faces = cached_faces(source, video_id, settings.face_size, cache_dir, settings.landmark_filter, fps)
     x, valid = compute_inputs(faces, k, settings, progress)
     # Write to temp names then rename, valid last: its presence marks a complete entry.
     for path, arr in ((x_path, x), (v_path, valid)):

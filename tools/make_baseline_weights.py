@@ -4,8 +4,8 @@
         [--like engines/weights/demo_ME.safetensors engines/weights/demo_MaE.safetensors] \\
         [--prefix baseline_] [--work /tmp/lgnm-baseline]
 
-No training. Per type, with the K and frame rate of the `--like` weights (default: the
-30 fps demo pair, K 6 and 18) and the default flow settings:
+No training. Per type, with the K, frame rate and flow settings of the `--like` weights
+(default: the 30 fps demo pair, K 6 and 18):
 1. the ROI energy of every pair of the labelled validation videos (`lgnm-synth` mp4
    layout, several folders pooled) is computed from the cached network inputs;
 2. the measure's two numbers are chosen on those videos: the pooled `fraction` of the
@@ -51,7 +51,7 @@ def energies(videos: Sequence, meta: WeightsMeta, fraction: float, cache: Path) 
     """(N,) ROI energy per video, 0 where the pair is invalid (no face / past the end)."""
     out = {}
     for v in videos:
-        inp = cached_inputs(v.source, v.id, meta.type, meta.k, meta.flow, cache)
+        inp = cached_inputs(v.source, v.id, meta.type, meta.k, meta.flow, cache, fps=v.fps)
         e = np.zeros(inp.n_frames, np.float32)
         rows = np.flatnonzero(inp.valid)
         for s in range(0, len(rows), 256):
@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta = baseline_meta(like_meta.type, like_meta.k, fps, fraction, round(e0, 4),
                              PostParams(k=like_meta.k, threshold=t).to_dict(),
                              trained_on=f"training-free; fraction and e0 chosen on {len(videos)} synth videos "
-                                        f"({', '.join(d.name for d in a.data)})")
+                                        f"({', '.join(d.name for d in a.data)})", flow=like_meta.flow)
         from engines.baseline import FlowMagnitudeNet
 
         written.append(save_weights(FlowMagnitudeNet(meta), meta, stage / f"{a.prefix}{like_meta.type}.safetensors"))

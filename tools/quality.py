@@ -131,7 +131,7 @@ def score_group(group: Sequence[Model], videos: Sequence[TrainVideo], a: argpars
         params = params_by_type[meta.type] = PostParams.from_dict(meta.post)
         own = pred_by_type.setdefault(meta.type, [])
         for v in videos:
-            inp = cached_inputs(v.source, v.id, meta.type, meta.k, meta.flow, a.work / "cache")
+            inp = cached_inputs(v.source, v.id, meta.type, meta.k, meta.flow, a.work / "cache", fps=v.fps)
             own += postprocess(score_inputs(net, inp, a.device), params, v.id, meta.type)  # type: ignore[arg-type]
         console.print(f"{path.name}: {meta.model} {meta.type} K={meta.k} @ {fps:g} fps, post {params.to_dict()}")
     pred = [iv for ivs in apply_cross_type(pred_by_type, params_by_type).values() for iv in ivs]

@@ -58,14 +58,15 @@ class StageStats:
     seconds: float = 0.0
 
 
-def landmark_jitter(landmarks: Iterable[np.ndarray | None]) -> list[float]:
-    """Frame-to-frame step of the alignment points, median over the points, % of IOD."""
+def landmark_jitter(landmarks: Iterable[np.ndarray | None], iod: float | None = None) -> list[float]:
+    """Frame-to-frame step of the alignment points, median over the points, % of IOD
+    (each frame's own IOD unless `iod` is given: tracks of displacements have none)."""
     out, prev = [], None
     for lm in landmarks:
         if lm is not None and prev is not None:
-            iod = float(np.linalg.norm(lm[263] - lm[33]))
+            scale = iod if iod is not None else float(np.linalg.norm(lm[263] - lm[33]))
             step = np.linalg.norm(lm[ALIGN_POINTS] - prev[ALIGN_POINTS], axis=1)
-            out.append(100.0 * float(np.median(step)) / iod)
+            out.append(100.0 * float(np.median(step)) / scale)
         prev = lm
     return out
 
@@ -172,7 +173,8 @@ def render(rows: list[tuple[str, StageStats]], thresholds: dict[str, float]) -> 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.real_motion_check", description=__doc__.split("\n\n")[0])
-    p.add_argument("--tracks", type=Path, required=True, help="folder of real_*.npz landmark tracks")
+    p.add_argument("--tracks", type=Path, nargs="+", required=True,
+                   help="real_*.npz landmark tracks, or folders of them (real_s*: still, real_d*: talking)")
     p.add_argument("--weights", type=Path, nargs=2, metavar=("ME", "MaE"), help="weights (default: the 30 fps demo pair)")
     p.add_argument("--seconds", type=float, default=20.0, help="length of each driven clip (tracks play back and forth)")
     p.add_argument("--synth-seconds", type=float, default=40.0, help="length of the synthetic clip")
@@ -194,12 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     fps = 30.0
     console = Console(stderr=True)
     rows: list[tuple[str, StageStats]] = []
-    tracks = track_files(a.tracks)
-    real = StageStats()
-    for path in tracks:
-        disp = load_track(path).displacement
-        real.jitter += landmark_jitter(list(disp * 100.0))  # IOD units -> any unit: the step is relative
-    rows.append(("real tracks (landmarks only)", real))
+    tracks = [f for p in a.tracks for f in (track_files(p) if p.is_dir() else [p])]
+    for group, prefix in (("still", "real_s"), ("talking", "real_d")):
+        real = StageStats()
+        for path in [p for p in tracks if p.stem.startswith(prefix)]:
+            real.jitter += landmark_jitter(list(load_track(path).displacement), iod=1.0)  # IOD units
+        rows.append((f"real {group} tracks (landmarks only)", real))
     frames, truth = synthetic_inputs(fps, a.synth_seconds, a.seed)
     near = set()
     for iv in truth:

@@ -32,6 +32,7 @@ from realtime.types import EXPR_TYPES, Interval
 from tools import dataset_layout as dl
 from tools.synthesis.distractors import Distractor, DistractorTrack, make_distractors
 from tools.synthesis.faces import BUILTIN_FACES, Appearance, FacePhoto, Scene, compose_scene, load_face, restyle
+from tools.synthesis.real_motion import RealMotion, load_track, track_files
 from tools.synthesis.render import Renderer
 from tools.synthesis.timeline import DurationModel, Event, ScheduleSettings, durations_for, schedule_events, truth_of
 
@@ -58,6 +59,11 @@ class SynthConfig:
     jitter: bool = False  # a random appearance per video (mirror, colour, gamma, texture)
     schedule: ScheduleSettings = field(default_factory=ScheduleSettings)
     durations: DurationModel | None = None  # None -> durations_for(fps)
+    # Real landmark tracks (real_*.npz) driving the face on top of everything else: one
+    # per video, from a random frame, its non-rigid part scaled by a factor drawn from
+    # real_motion_scale. They carry no truth: talking, blinks, gaze, head turns, jitter.
+    real_motion: tuple[str, ...] = ()
+    real_motion_scale: tuple[float, float] = (0.4, 1.0)
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -83,6 +89,7 @@ class SynthVideo:
     scene: Scene  # the still first frame before expressions, head motion, light, noise
     track: DistractorTrack
     noise_seed: np.random.SeedSequence
+    motion: RealMotion | None = None
     _renderer: Renderer | None = field(default=None, repr=False)
 
     @property
@@ -98,7 +105,7 @@ class SynthVideo:
     def renderer(self) -> Renderer:
         if self._renderer is None:
             rng = np.random.default_rng(self.noise_seed)
-            self._renderer = Renderer(self.scene, self.events, self.track, self.n_frames, rng)
+            self._renderer = Renderer(self.scene, self.events, self.track, self.n_frames, rng, self.motion)
         return self._renderer
 
     def release(self) -> None:
@@ -138,8 +145,8 @@ def generate_video(config: SynthConfig, seed: int, photo: FacePhoto | None = Non
     _check_config(config)
     _check_seed(seed)
     photo = photo if photo is not None else load_face(config.face)
-    # spawn(5)[:4] == spawn(4): the fifth stream was added without changing older videos.
-    scene_ss, event_ss, distractor_ss, noise_ss, look_ss = np.random.SeedSequence(seed).spawn(5)
+    # spawn(n)[:m] == spawn(m): streams were added without changing older videos.
+    scene_ss, event_ss, distractor_ss, noise_ss, look_ss, motion_ss = np.random.SeedSequence(seed).spawn(6)
     if config.jitter:
         photo = restyle(photo, Appearance.draw(np.random.default_rng(look_ss)))
     scene_rng = np.random.default_rng(scene_ss)
@@ -153,7 +160,11 @@ def generate_video(config: SynthConfig, seed: int, photo: FacePhoto | None = Non
     else:
         track = DistractorTrack.still(n)
     truth = [truth_of(e, config.name) for e in events]
-    return SynthVideo(config.name, config.fps, n, truth, events, track.items, scene, track, noise_ss)
+    motion = None
+    if config.real_motion:
+        tracks = [load_track(p).at_fps(config.fps) for p in config.real_motion]
+        motion = RealMotion.draw(np.random.default_rng(motion_ss), tracks, config.real_motion_scale)
+    return SynthVideo(config.name, config.fps, n, truth, events, track.items, scene, track, noise_ss, motion)
 
 
 def write_mp4(path: Path, frames: Iterator[np.ndarray], fps: float, size: tuple[int, int]) -> int:
@@ -168,6 +179,19 @@ def write_mp4(path: Path, frames: Iterator[np.ndarray], fps: float, size: tuple[
     finally:
         writer.release()
     return count
+
+
+def expand_tracks(paths: Sequence[str | Path]) -> tuple[str, ...]:
+    """Track files from files and folders (a folder gives its real_*.npz), checked."""
+    out: list[str] = []
+    for p in map(Path, paths):
+        found = track_files(p) if p.is_dir() else [p]
+        if not found:
+            raise UserError(f"--real-motion: {p} holds no real_*.npz track")
+        for f in found:
+            load_track(f)  # a bad file fails here, naming it
+        out += [str(f) for f in found]
+    return tuple(out)
 
 
 def _write_distractors_csv(path: Path, rows: list[tuple[str, Distractor]]) -> None:
@@ -208,12 +232,15 @@ def write_dataset(
     distractors: bool = True,
     jitter: bool = False,
     on_frame: Callable[[str, int, int], None] | None = None,
+    real_motion: Sequence[str | Path] = (),
 ) -> DatasetSummary:
     """Write n_videos synthetic videos (faces used in turn) and their truth.
 
     mp4: out_dir/synth_NNN.mp4 + truth.csv; cas/samm: the real folder layout + workbook
     (+ truth.csv with the layout's video ids). distractors.csv lists blinks / head moves /
     light ramps for analysis. on_frame(video, frame, n_frames) reports progress.
+    `real_motion`: real landmark tracks (files, or folders of real_*.npz) driving the
+    faces (SynthConfig.real_motion); real_motion.csv says which track each video shows.
     """
     if layout not in LAYOUTS:
         raise UserError(f"--layout: must be one of {', '.join(LAYOUTS)}, got {layout!r}")
@@ -227,7 +254,9 @@ def write_dataset(
         raise UserError(f"{out}: exists and is not a folder")
     duration = duration_s if duration_s is not None else (60.0 if fps < 100 else 30.0)
     photos = [load_face(f) for f in face_images]  # fail early on a bad face path
+    tracks = expand_tracks(real_motion)
     out.mkdir(parents=True, exist_ok=True)
+    motions: list[tuple[str, RealMotion]] = []
 
     names: list[str] = []
     truth: list[Interval] = []
@@ -239,9 +268,12 @@ def write_dataset(
         subject, index = _layout_ids(layout, i)
         probe = dl.StandInVideo(subject, index, [])
         name = {"mp4": f"synth_{i + 1:03d}", "cas": dl.cas_video_id(probe), "samm": dl.samm_video_id(probe)}[layout]
-        config = SynthConfig(name=name, fps=fps, duration_s=duration, distractors=distractors, jitter=jitter)
+        config = SynthConfig(name=name, fps=fps, duration_s=duration, distractors=distractors, jitter=jitter,
+                             real_motion=tracks)
         video = generate_video(config, int(np.random.SeedSequence([seed, i]).generate_state(1)[0]), photos[i % len(photos)])
         names.append(name)
+        if video.motion is not None:
+            motions.append((name, video.motion))
         truth += video.truth
         noted += [(name, d) for d in video.distractors]
 
@@ -263,6 +295,11 @@ def write_dataset(
         dl.write_samm_layout(out, standins)
     write_intervals(out / "truth.csv", truth, truth=True)
     _write_distractors_csv(out / "distractors.csv", noted)
+    if motions:
+        with open(out / "real_motion.csv", "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(["video", "track", "start_frame", "scale"])
+            w.writerows([(v, m.track.name, m.start + 1, f"{m.scale:.3f}") for v, m in motions])
     return DatasetSummary(names, truth, total, time.perf_counter() - t0, n_videos * duration / 60)
 
 
@@ -278,6 +315,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-distractors", action="store_true", help="no blinks, head motion, light changes or noise")
     p.add_argument("--jitter", action="store_true",
                    help="a random appearance per video: mirror, hue, colour cast, gamma, softer texture (training data)")
+    p.add_argument("--real-motion", nargs="+", default=(), metavar="TRACK",
+                   help="real landmark tracks (real_*.npz files or folders of them) driving the faces: talking, "
+                        "blinks, gaze, head turns and jitter of real faces, as motion that is not an expression")
     return p
 
 
@@ -300,7 +340,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             progress.advance(task)
 
         summary = write_dataset(args.out, args.videos, float(args.fps), args.faces, args.seed, args.layout,
-                                duration, not args.no_distractors, args.jitter, on_frame)  # fmt: skip
+                                duration, not args.no_distractors, args.jitter, on_frame,
+                                args.real_motion)  # fmt: skip
     rate = summary.frames / max(summary.seconds, 1e-9)
     console.print(f"wrote {len(summary.videos)} video(s), {summary.frames} frames in {summary.seconds:.1f} s "
                   f"({rate:.0f} frames/s) to {args.out}")  # fmt: skip

@@ -45,7 +45,7 @@ from engines.weights import WeightsMeta, file_sha256, load_weights, save_weights
 from realtime.errors import UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
 from realtime.labels import irl_labels, k_from_intervals
-from realtime.types import EXPR_TYPES, ExprType, FlowSettings, Interval
+from realtime.types import DEFAULT_LANDMARK_FILTER, EXPR_TYPES, ExprType, FlowSettings, Interval
 from tools.features_cache import CachedInputs, FrameSource, cached_inputs
 
 
@@ -113,7 +113,7 @@ def prepare(
     with _progress(console) as bar:
         task = bar.add_task(f"features {expr_type} K={k}", total=len(videos))
         for v in videos:
-            inp = cached_inputs(v.source, v.id, expr_type, k, flow, cache)
+            inp = cached_inputs(v.source, v.id, expr_type, k, flow, cache, fps=v.fps)
             labels = irl_labels(inp.n_frames, k, v.truth_of(expr_type)) & inp.valid
             out.append(Prepared(v, inp, labels))
             bar.advance(task)
@@ -456,6 +456,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="per model: stop after the epoch that would overrun this budget (0 = no limit)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
     p.add_argument("--half", action=argparse.BooleanOptionalAction, default=True, help="store fp16 weights")
+    p.add_argument("--no-landmark-filter", action="store_true",
+                   help="align on the raw FaceMesh landmarks (as weights before the filter did); by default new "
+                        "weights use the One Euro landmark filter (min_cutoff 1 Hz, beta 2, d_cutoff 1 Hz) and "
+                        "record it in their metadata")
     p.add_argument("--init", type=Path,
                    help="start from these weights instead of random (same type, K and flow settings): continue a "
                         "run or fine-tune; with --folds the init weights must not have seen the test subjects")
@@ -501,16 +505,23 @@ def _fold_table(expr_type: str, rows: list[tuple[str, megc.TypeScore]]) -> Table
     return t
 
 
-def _init_state(path: Path, expr_type: ExprType, k: int, flow: FlowSettings) -> dict[str, torch.Tensor]:
-    """State dict of --init weights, refused unless their features are this run's."""
+def _init_state(path: Path, expr_type: ExprType, fps: float, flow: FlowSettings) -> tuple[dict[str, torch.Tensor], int]:
+    """State dict and K of --init weights, refused unless their features are this run's.
+
+    A continued network keeps its K (the pair offset it learned): a new data set's K
+    formula gives K +- 1 by sampling alone (18 vs 19 for two synthetic sets), and changing
+    the pair would change what the network sees."""
     net, meta = load_weights(path)
     if meta.type != expr_type:
         raise UserError(f"--init: {path} holds {meta.type} weights, this run trains {expr_type}")
-    if meta.k != k:
-        raise UserError(f"--init: {path} was trained with K = {meta.k}, these data give K = {k}")
+    if abs(meta.fps - fps) > 1e-6:
+        raise UserError(f"--init: {path} was trained at {meta.fps:g} fps, these videos are {fps:g} fps "
+                        "(re-time it first: python -m tools.weights_ops retime)")
     if meta.flow != flow:
-        raise UserError(f"--init: {path} was trained on other flow settings ({meta.flow.to_dict()})")
-    return net.state_dict()
+        hint = (" (its landmark filter differs: see --no-landmark-filter)"
+                if meta.flow.landmark_filter != flow.landmark_filter else "")
+        raise UserError(f"--init: {path} was trained on other flow settings ({meta.flow.to_dict()}){hint}")
+    return net.state_dict(), meta.k
 
 
 def _start_note(a: argparse.Namespace) -> str:
@@ -535,10 +546,17 @@ def run_type(
         raise UserError(f"videos of {a.data} mix frame rates {sorted(fps_set)}; train one rate at a time")
     fps = fps_set.pop()
     k = k_from_intervals(truth)
-    flow = FlowSettings()
+    # New weights record the landmark filter their inputs were computed with (on unless
+    # --no-landmark-filter); lgnm-live applies the same one from their metadata.
+    flow = FlowSettings(landmark_filter=None if a.no_landmark_filter else DEFAULT_LANDMARK_FILTER)
     cache = a.cache if a.cache is not None else a.out / "cache"
+    init = None
+    if a.init is not None:
+        init, init_k = _init_state(a.init, expr_type, fps, flow)
+        if init_k != k:
+            console.print(f"{expr_type}: K = {init_k} from --init (these data alone would give {k})")
+        k = init_k
     console.print(f"[bold]{expr_type}[/]: {len(videos)} videos, {len(truth)} intervals, fps {fps:g}, K = {k}")
-    init = _init_state(a.init, expr_type, k, flow) if a.init is not None else None
     backbone = load_backbone_state(a.backbone_weights) if a.backbone_weights is not None else None
     prepared = prepare(videos, expr_type, k, flow, cache, console)
 

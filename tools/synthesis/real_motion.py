@@ -85,6 +85,22 @@ def track_files(folder: str | Path, prefix: str = "real_") -> list[Path]:
     return sorted(Path(folder).glob(f"{prefix}*.npz"))
 
 
+@dataclass(frozen=True)
+class RealMotion:
+    """A real track as a training video uses it: which track, from which of its frames
+    (frame i of the video shows track frame i + start, played back and forth) and how
+    strongly its non-rigid part is applied."""
+
+    track: MotionTrack
+    start: int = 0
+    scale: float = 1.0
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator, tracks: list[MotionTrack], scale: tuple[float, float]) -> RealMotion:
+        track = tracks[int(rng.integers(len(tracks)))]
+        return cls(track, int(rng.integers(max(1, track.n_frames))), float(rng.uniform(*scale)))
+
+
 def pingpong(k: int, n: int) -> int:
     """Index k of 0, 1, ..., n-1, n-2, ..., 1, 0, 1, ... (a track played back and forth)."""
     if n <= 1:
@@ -132,7 +148,7 @@ class MotionDriver:
         residual = dst - (src @ m[:, :2].T + m[:, 2])
         return m, residual * self.scale
 
-    def _residual_field(self, residual: np.ndarray) -> np.ndarray:
+    def residual_field(self, residual: np.ndarray) -> np.ndarray:
         """(h, w, 2) float32 displacement over the face box."""
         interp = LinearNDInterpolator(self.tri, residual, fill_value=0.0)
         coarse = interp(self.grid).reshape(*self.grid_shape, 2).astype(np.float32)
@@ -145,7 +161,7 @@ class MotionDriver:
         m, residual = self.motion(i)
         img = self.scene.image.copy()
         x0, y0, x1, y1 = self.box
-        field = self._residual_field(residual)
+        field = self.residual_field(residual)
         img[y0:y1, x0:x1] = cv2.remap(self.scene.image, self.xs - field[..., 0], self.ys - field[..., 1],
                                       cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         if not np.allclose(m, [[1, 0, 0], [0, 1, 0]], atol=1e-6):

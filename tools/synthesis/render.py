@@ -12,6 +12,7 @@ from tools.synthesis.actions import (
 )  # fmt: skip
 from tools.synthesis.distractors import DistractorTrack
 from tools.synthesis.faces import Scene
+from tools.synthesis.real_motion import MotionDriver, RealMotion
 from tools.synthesis.timeline import Event
 
 _NOISE_BANK = 3  # noise planes per video; a random crop of one per frame
@@ -23,7 +24,8 @@ class Renderer:
     buffers (reused across frames, so one Renderer must not be shared by threads)."""
 
     def __init__(
-        self, scene: Scene, events: list[Event], track: DistractorTrack, n_frames: int, rng: np.random.Generator
+        self, scene: Scene, events: list[Event], track: DistractorTrack, n_frames: int, rng: np.random.Generator,
+        motion: RealMotion | None = None,
     ) -> None:
         self.scene = scene
         self.track = track
@@ -58,15 +60,22 @@ class Renderer:
         self.head_box = (max(0, xs_.min() - reach), max(0, ys_.min() - reach),
                          min(w, xs_.max() + 1 + reach), min(h, ys_.max() + 1 + reach))  # fmt: skip
         self.ramp = np.arange(256, dtype=np.float32) / 255.0
+        # Real motion (talking, blinks, gaze, head turns, jitter of a real face) on top.
+        self.motion = motion
+        self.driver = None if motion is None else MotionDriver(scene, motion.track, motion.scale)
 
-    def _expression(self, i: int) -> np.ndarray:
-        """Scene with the expression and blink fields of frame i (1-based) applied."""
+    def _expression(self, i: int, residual: np.ndarray | None = None) -> np.ndarray:
+        """Scene with the expression and blink fields of frame i (1-based) applied, plus
+        the non-rigid part of the real motion (`residual`, landmark displacements px)."""
         active = np.nonzero(self.amps[:, i - 1])[0]
         closure = float(self.track.closure[i - 1])
-        if len(active) == 0 and closure <= 0:
+        if len(active) == 0 and closure <= 0 and residual is None:
             return self.scene.image
         field = self.field
         field.fill(0)
+        if residual is not None:
+            assert self.driver is not None
+            self._add_residual(field, self.driver.residual_field(residual))
         for k in active:
             field += self.amps[k, i - 1] * self.bases[k]
         if closure > 0:
@@ -82,10 +91,28 @@ class Renderer:
         )  # fmt: skip
         return out
 
-    def _move_head(self, img: np.ndarray, tx: float, ty: float, angle: float, scale: float) -> np.ndarray:
-        """Similarity-transform the head (about the face centre) over the static background."""
+    def _add_residual(self, field: np.ndarray, residual_field: np.ndarray) -> None:
+        """Add the real motion's field (over the driver's face box) into the ROI field."""
+        assert self.driver is not None
+        bx0, by0, bx1, by1 = self.driver.box
+        x0, y0 = max(bx0, self.roi.x0), max(by0, self.roi.y0)
+        x1, y1 = min(bx1, self.roi.x1), min(by1, self.roi.y1)
+        if x1 > x0 and y1 > y0:
+            field[y0 - self.roi.y0 : y1 - self.roi.y0, x0 - self.roi.x0 : x1 - self.roi.x0] += \
+                residual_field[y0 - by0 : y1 - by0, x0 - bx0 : x1 - bx0]
+
+    def _move_head(self, img: np.ndarray, tx: float, ty: float, angle: float, scale: float,
+                   pre: np.ndarray | None = None) -> np.ndarray:
+        """Similarity-transform the head (about the face centre) over the static background;
+        `pre` (2x3, frame px) moves it first (the real motion's rigid part)."""
         x0, y0, x1, y1 = self.head_box
+        if pre is not None:
+            # The moved head can leave the box the distractors alone can reach.
+            h, w = img.shape[:2]
+            x0, y0, x1, y1 = 0, 0, w, h
         m = cv2.getRotationMatrix2D((float(self.centre[0]), float(self.centre[1])), angle, scale)
+        if pre is not None:
+            m = (np.vstack([m, [0, 0, 1]]) @ np.vstack([pre, [0, 0, 1]]))[:2]
         m[:, 2] += (tx - x0, ty - y0)  # the box's own coordinates: output (0,0) is (x0,y0)
         size = (x1 - x0, y1 - y0)
         head = cv2.warpAffine(img, m, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
@@ -99,10 +126,11 @@ class Renderer:
         if not 1 <= i <= self.n_frames:
             raise IndexError(f"frame {i} outside 1..{self.n_frames}")
         t = self.track
-        img = self._expression(i)
+        pre, residual = (None, None) if self.driver is None else self.driver.motion(i + self.motion.start)
+        img = self._expression(i, residual)
         k = i - 1
-        if t.tx[k] or t.ty[k] or t.angle[k] or t.scale[k] != 1:
-            img = self._move_head(img, float(t.tx[k]), float(t.ty[k]), float(t.angle[k]), float(t.scale[k]))
+        if pre is not None or t.tx[k] or t.ty[k] or t.angle[k] or t.scale[k] != 1:
+            img = self._move_head(img, float(t.tx[k]), float(t.ty[k]), float(t.angle[k]), float(t.scale[k]), pre)
         if t.gain[k] != 1 or t.gamma[k] != 1:
             lut = np.clip(255.0 * np.power(self.ramp, t.gamma[k]) * t.gain[k], 0, 255).astype(np.uint8)
             img = cv2.LUT(img, lut)

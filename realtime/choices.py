@@ -1,0 +1,7 @@
+"""Option values shared by the command line and the modules that act on them, kept free
+of heavy imports so that `lgnm-live --help` answers at once."""
+
+from __future__ import annotations
+
+FLOW_KINDS: tuple[str, ...] = ("auto", "cpu", "cuda")  # --flow: realtime.pair_features
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"  # --pub: realtime.publisher

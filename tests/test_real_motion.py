@@ -1,0 +1,101 @@
+"""Real-motion driving (tools/synthesis/real_motion.py): a face photo moved by a real
+landmark track. FaceMesh on the rendered frames must find the landmarks where the driver
+put them, and the motion must follow the track (a real track is generated here: the
+shared tracks are optional)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from realtime.errors import UserError
+from realtime.face import FaceLandmarker
+from tools.synthesis.faces import compose_scene, load_face
+from tools.synthesis.real_motion import MotionDriver, MotionTrack, load_track, pingpong
+
+
+def synthetic_track(n: int = 40) -> MotionTrack:
+    """A head drift to the right (rigid) and a jaw drop (non-rigid), in IOD units."""
+    disp = np.zeros((n, 468, 2), np.float32)
+    t = np.linspace(0, 1, n, dtype=np.float32)
+    disp[..., 0] += 0.15 * t[:, None]  # the whole face moves right by 0.15 IOD
+    jaw = [152, 148, 176, 149, 150, 377, 400, 378, 379, 17, 84, 314, 14, 87, 317]
+    disp[:, jaw, 1] += 0.08 * np.sin(np.pi * t)[:, None]
+    return MotionTrack("synthetic", 30.0, disp)
+
+
+@pytest.fixture(scope="module")
+def scene():  # noqa: ANN201
+    return compose_scene(load_face("grace_hopper"), 640, 480, 200.0, np.random.default_rng(1))
+
+
+def test_facemesh_finds_the_landmarks_where_the_driver_put_them(scene) -> None:  # noqa: ANN001
+    driver = MotionDriver(scene, synthetic_track())
+    errors, moved = [], []
+    with FaceLandmarker() as mesh:
+        first = mesh.detect(driver.render(1))
+        for i in (1, 10, 20, 30, 40):
+            found = mesh.detect(driver.render(i))
+            assert found is not None
+            errors.append(float(np.median(np.linalg.norm(found - driver.landmarks(i), axis=1))))
+            moved.append(float(np.median(found[:, 0] - first[:, 0])))
+    iod = driver.iod
+    assert max(errors) < 0.04 * iod  # within 4% of the IOD (a few px at 111 px)
+    assert moved[-1] == pytest.approx(0.15 * iod, abs=0.04 * iod)  # the drift happened
+    chin = driver.landmarks(20)[152] - driver.landmarks(20).mean(axis=0)
+    chin0 = driver.landmarks(1)[152] - driver.landmarks(1).mean(axis=0)
+    assert chin[1] - chin0[1] > 0.05 * iod  # the jaw dropped relative to the face
+
+
+def test_tracks_load_resample_and_play_back_and_forth(tmp_path: Path) -> None:
+    track = synthetic_track(25)
+    np.savez(tmp_path / "real_x.npz", displacement=np.concatenate(
+        [track.displacement, np.zeros((25, 468, 1), np.float32)], axis=2).astype(np.float16),
+        face_found=np.ones(25, bool), fps=np.float32(25.0))
+    loaded = load_track(tmp_path / "real_x.npz")
+    assert loaded.n_frames == 25 and loaded.fps == 25.0
+    assert loaded.at_fps(30.0).n_frames == 30
+    assert [pingpong(k, 4) for k in range(8)] == [0, 1, 2, 3, 2, 1, 0, 1]
+    with pytest.raises(UserError, match="no such motion track"):
+        load_track(tmp_path / "nope.npz")
+
+
+def write_track(path: Path, track: MotionTrack) -> Path:
+    disp = np.concatenate([track.displacement, np.zeros((*track.displacement.shape[:2], 1), np.float32)], axis=2)
+    np.savez(path, displacement=disp.astype(np.float16), face_found=np.ones(track.n_frames, bool),
+             fps=np.float32(track.fps))
+    return path
+
+
+def test_training_videos_driven_by_a_real_track_keep_their_truth(tmp_path: Path) -> None:
+    """lgnm-synth --real-motion: the face moves by the track (motion that is not an
+    expression), the truth is the one of the same seed without it, and it is seeded."""
+    from tools.synth import SynthConfig, generate_video
+
+    track = write_track(tmp_path / "real_t.npz", synthetic_track(60))
+    plain = generate_video(SynthConfig(name="v", fps=30.0, duration_s=8.0, size=(320, 240)), 4)
+    config = SynthConfig(name="v", fps=30.0, duration_s=8.0, size=(320, 240), real_motion=(str(track),))
+    moved, again = generate_video(config, 4), generate_video(config, 4)
+    assert moved.truth == plain.truth and moved.motion is not None
+    assert again.motion is not None
+    assert (moved.motion.track.name, moved.motion.start, moved.motion.scale) == \
+        (again.motion.track.name, again.motion.start, again.motion.scale)
+    frames = [(plain.frame(i), moved.frame(i)) for i in (5, 25)]
+    assert np.array_equal(moved.frame(25), again.frame(25))
+    diffs = [float(np.abs(a.astype(int) - b.astype(int)).mean()) for a, b in frames]
+    assert max(diffs) > 1.0  # the head really moved
+
+
+def test_lgnm_synth_real_motion_option(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from tools.synth import main
+
+    track = write_track(tmp_path / "real_t.npz", synthetic_track(30))
+    assert main(["--out", str(tmp_path / "out"), "--videos", "1", "--duration", "5", "--real-motion",
+                 str(tmp_path)]) == 0
+    rows = (tmp_path / "out" / "real_motion.csv").read_text().splitlines()
+    assert rows[0] == "video,track,start_frame,scale" and rows[1].startswith("synth_001,real_t,")
+    assert main(["--out", str(tmp_path / "o2"), "--real-motion", str(tmp_path / "none.npz")]) == 2
+    assert "none.npz" in capsys.readouterr().err
+    assert track.is_file()

@@ -1,0 +1,3 @@
+from tools.validation_synth.cli import main
+
+raise SystemExit(main())
