@@ -235,6 +235,30 @@ def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
     return image
 
 
+def frame_numbers(pts: np.ndarray, time_base: float, fps: float | None) -> np.ndarray:
+    """1-based frame numbers of sorted unique pts: their rank, plus the frames a jump in
+    the timestamps says are missing.
+
+    A demuxer can lose whole packets of a damaged file (an MKV cluster), leaving no trace
+    but the jump: a step longer than 2.5 x the frame interval there (the nominal one, or
+    the step before it where the rate is lower) stands for round(step / interval) - 1
+    lost frames, so the frames after
+    the damage keep their places (and the chain breaks there). A variable rate doubling
+    its interval (30 -> 15 fps) stays under the factor; a single lost frame is not seen
+    (the step is only 2x)."""
+    n = len(pts)
+    if n < 2 or not fps or time_base <= 0:
+        return np.arange(1, n + 1)
+    steps = np.diff(pts).astype(np.float64) * time_base
+    nominal = 1.0 / fps
+    previous = np.concatenate(([nominal], steps[:-1]))
+    # The frame interval there: the nominal one, or the step before where the rate is
+    # clearly lower (ms timestamps jitter 33/34 ms around 33.3: the nominal is exact).
+    interval = np.where(previous > 1.5 * nominal, previous, nominal)
+    lost = np.where(steps > 2.5 * interval, np.rint(steps / interval) - 1, 0).astype(np.int64)
+    return np.concatenate(([1], 2 + np.arange(n - 1) + np.cumsum(lost)))
+
+
 @dataclass(frozen=True)
 class VideoTiming:
     """What the demux pass learned: presentation timestamps in stream ticks (sorted,
@@ -297,7 +321,8 @@ class VideoFileSource(FrameSource):
             self._fps = _check_fps(self.timing.fps if self.timing.fps is not None else math.nan,
                                    f"{self.path}: the file's frame rate; pass fps to override")
         # frame pts -> frame number; empty: numbered in decode order (module docstring)
-        self._rank = ({int(p): i for i, p in enumerate(self.timing.pts, start=1)}
+        numbers = frame_numbers(self.timing.pts, self.timing.time_base, self.timing.fps)
+        self._rank = ({int(p): int(n) for p, n in zip(self.timing.pts, numbers)}
                       if self.timing.in_order else {})
         self._first_pts = int(self.timing.pts[0]) if self.timing.pts.size else 0
 

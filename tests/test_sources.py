@@ -571,3 +571,50 @@ def test_frame_clock_finds_times_across_holes():
         clock.add(index, t, t)
     assert clock.at(5) == 0.5 and clock.at(7) == 0.6 and clock.at(2) == 1 / 30
     assert clock.at(8) == pytest.approx(0.6 + 1 / 30)  # not held: extrapolated from the end
+
+
+def test_frames_lost_by_the_demuxer_keep_their_places(tmp_path):
+    """A damaged MKV: the demuxer drops a whole cluster, so no packet of the lost frames
+    is left; only the jump in the timestamps says they existed. The frames after the
+    damage keep their numbers (their timestamps say where they are), the lost ones are
+    named in a notice, and the chain breaks there (the index jumps)."""
+    import av
+
+    path = tmp_path / "clip.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.options = {"bf": "3", "g": "10", "crf": "5"}
+        for i in range(100):
+            img = np.full((48, 64, 3), (i * 7) % 256, np.uint8)
+            img[:, i % 64] = 255
+            for packet in stream.encode(av.VideoFrame.from_ndarray(img, format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    data = bytearray(path.read_bytes())
+    mid = len(data) // 2
+    data[mid : mid + 300] = bytes(np.random.default_rng(0).integers(0, 256, 300, dtype=np.uint8))
+    damaged = tmp_path / "damaged.mkv"
+    damaged.write_bytes(bytes(data))
+    src = VideoFileSource(damaged)
+    notes: list[str] = []
+    src.on_notice = notes.append
+    frames = [(raw.index, raw.t_stream) for raw in src]
+    indices = [i for i, _ in frames]
+    assert 30 < len(frames) < 100 and indices[-1] == 100  # the last frame keeps its number
+    assert all(abs(t * 30.0 + 1 - i) < 0.6 for i, t in frames)  # every number fits its time
+    jumps = [(a, b) for a, b in zip(indices, indices[1:]) if b != a + 1]
+    assert jumps and any("could not be decoded" in n for n in notes)
+
+
+def test_frame_numbers_from_timestamps() -> None:
+    from realtime.sources import frame_numbers
+
+    tb = 1 / 1000  # ms ticks, 33/34 ms steps at 30 fps
+    pts = np.round(np.arange(10) * 1000 / 30).astype(np.int64)
+    assert frame_numbers(pts, tb, 30.0).tolist() == list(range(1, 11))
+    lost = np.delete(pts, [4, 5, 6])  # three lost frames
+    assert frame_numbers(lost, tb, 30.0).tolist() == [1, 2, 3, 4, 8, 9, 10]
+    vfr = np.concatenate([pts, pts[-1] + np.round(np.arange(1, 6) * 1000 / 15).astype(np.int64)])
+    assert frame_numbers(vfr, tb, 30.0).tolist() == list(range(1, 16))  # 30 -> 15 fps is no loss
