@@ -330,6 +330,16 @@ class StreamScorer:
 FROM_WEIGHTS = "weights"
 
 
+def _salvage(scorer: StreamScorer, batch: list[FrameRecord]) -> None:
+    """Score and finalise what a failing stream had read; a second fault while doing so
+    must not hide the first, which the caller re-raises."""
+    try:
+        scorer.process(batch)
+        scorer.finish()
+    except Exception:  # noqa: BLE001, S110 - the original failure is the one reported
+        pass
+
+
 @dataclass
 class RunOptions:
     batch: int = 16  # most frames scored together (replay: fills; live: what is waiting)
@@ -455,6 +465,13 @@ def run_stream(
             except RingClosed:
                 scorer.process(batch)
                 break
+            except Exception:
+                # The source failed (an unreadable frame, a source that gave up): the
+                # frames read before it are still scored, and every interval of them becomes
+                # final and is published, as at the end of a stream (the run is scored up
+                # to the last frame read); then the failure is reported.
+                _salvage(scorer, batch)
+                raise
             scorer.process(batch)
             now = time.monotonic()
             if now >= next_status:

@@ -167,3 +167,35 @@ def test_an_internal_fault_in_one_stream_does_not_end_the_others(media: dict, tm
     runs = json.loads((out / "metrics.json").read_text())["performance"]["runs"]
     assert [(r["stream"], r["status"], r["frames"]) for r in runs] == [("a", "ok", 60), ("b", "failed", 0),
                                                                         ("c", "ok", 60)]
+
+
+def test_a_stream_failing_midway_keeps_what_it_spotted(media: dict, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    """An unreadable frame 181 in a frame folder: the stream fails (one error line, exit
+    2), but the intervals of frames 1-180 are final and published exactly as a run that
+    stopped after frame 180 (found by review: they were lost, yet their truth was scored)."""
+    import cv2
+
+    from realtime.sources import VideoFileSource
+
+    intact, broken = tmp_path / "intact" / "face_clip", tmp_path / "broken" / "face_clip"  # the truth's id
+    intact.mkdir(parents=True)
+    broken.mkdir(parents=True)
+    with VideoFileSource(media["clip"]) as src:
+        for raw in src:
+            if raw.index > 200:
+                break
+            for folder in (intact, broken):
+                cv2.imwrite(str(folder / f"img{raw.index}.png"), raw.image)
+    (broken / "img181.png").write_bytes(b"not an image")
+    runs = {}
+    for name, folder, extra in (("broken", broken, []), ("stopped", intact, ["--max-frames", "180"])):
+        out = tmp_path / f"out_{name}"
+        code = live_main(["--replay", str(folder), "--fps", "30", "--truth", str(media["truth_csv"]),
+                          *weight_args(media), "--out", str(out), "--pub", "none", "--quiet", *extra])
+        runs[name] = (code, predictions(out), json.loads((out / "metrics.json").read_text()))
+    assert runs["broken"][0] == 2 and runs["stopped"][0] == 0
+    assert "img181.png" in capsys.readouterr().err
+    assert runs["broken"][1] == runs["stopped"][1]  # the same final intervals
+    assert runs["broken"][2]["megc"] == runs["stopped"][2]["megc"]
+    assert runs["broken"][2]["performance"]["runs"][0]["last_frame"] == 180
