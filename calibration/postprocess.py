@@ -37,7 +37,8 @@ exactly. `ChunkSplitter` is the causal state machine; `split_chunks` takes a vec
 path where no cut can happen and runs the splitter itself where one does (tested equal).
 
 Invariants: every interval satisfies first_frame <= onset <= apex <= offset <= the last
-frame covered (index n - 1 + shift); `Interval` refuses anything else.
+frame covered (index n - 1 + shift), with a score in [0, 1] (clipped: smoothing can
+overshoot); `Interval` refuses an onset < 1 or an apex outside its interval.
 """
 
 from __future__ import annotations

@@ -76,6 +76,13 @@ def path_items(path: Path, fps: float | None) -> list[ReplayItem]:
             items.append(_folder_item(child, fps))
     if not items:
         raise UserError(f"{path}: no video files or frame folders in it")
+    names = [it.name for it in items]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        # A video id names a stream, its predictions and its truth: two inputs with one
+        # id (clip.mp4 and clip.mkv, or a clip.mp4 beside a folder clip/) would mix.
+        raise UserError(f"{path}: several inputs share the video id {dup[0]!r} (file stem or folder name); "
+                        "rename one")
     return items
 
 

@@ -309,9 +309,13 @@ def summarise(args: argparse.Namespace, console: Console, plan: ReplayPlan, runs
         scope = scored_truth(plan.all_truth(),
                              {r.stream: r.last_frame for r in runs if r.frames})
         result = evaluate(scope.truth, collected.intervals)
-        if scope.not_replayed:
-            shown = ", ".join(scope.not_replayed[:5]) + (" ..." if len(scope.not_replayed) > 5 else "")
-            notes.append(f"truth of {len(scope.not_replayed)} video(s) not replayed, not scored: {shown}")
+        failed = {r.stream for r in runs if r.error is not None and not r.frames}
+        for why, names in (("whose stream failed before its first frame", [v for v in scope.not_replayed
+                                                                            if v in failed]),
+                           ("not replayed", [v for v in scope.not_replayed if v not in failed])):
+            if names:
+                shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
+                notes.append(f"truth of {len(names)} video(s) {why}, not scored: {shown}")
         if scope.beyond:
             notes.append(f"{len(scope.beyond)} truth interval(s) end after the last frame read of their "
                          "video, not scored")

@@ -136,6 +136,17 @@ def test_a_failing_stream_is_one_line_and_the_others_run(media: dict, tmp_path: 
     assert {iv.video for iv in predictions(out)} == {"a_good", "c_good"}
 
 
+def test_inputs_sharing_a_video_id_are_refused(media: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """clip.avi beside clip.mkv would be two streams named `clip` sharing one truth."""
+    folder = tmp_path / "dup"
+    folder.mkdir()
+    shutil.copy(media["clip"], folder / "clip.avi")
+    shutil.copy(media["clip"], folder / "clip.mkv")
+    code = live_main(["--replay", str(folder), *weight_args(media), "--pub", "none", "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "share the video id 'clip'" in err
+
+
 def test_an_internal_fault_in_one_stream_does_not_end_the_others(media: dict, tmp_path: Path,
                                                                   capsys: pytest.CaptureFixture,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
