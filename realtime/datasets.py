@@ -10,7 +10,7 @@ Annotation rules, applied to both workbooks:
 - frame numbers are rounded to the nearest integer (SAMM has decimal frame numbers);
 - 0 means missing (SAMM also writes -1 for a few apexes): a missing onset becomes the
   apex; the end is max(apex, offset) (the authors' rule, which also covers a missing
-  offset); a missing apex becomes the midpoint of onset and end.
+  offset); a missing apex, or one outside [onset, end], becomes the midpoint of onset and end.
 
 Frame numbers are the numbers in the file names (`img120.jpg`, `006_1_0120.jpg` -> frame
 120; a video numbered from 0 is shifted to start at 1); hidden files and folders (name
@@ -129,7 +129,9 @@ def _make_interval(video: str, kind: ExprType, onset: int, apex: int, offset: in
         raise UserError(f"{where}: onset and apex are both missing")
     if end < start:
         raise UserError(f"{where}: end frame {end} is before onset {start}")
-    peak = apex if apex > 0 else (start + end) // 2
+    # A missing apex, or one before the onset (an annotation slip: an interval's apex lies
+    # inside it), becomes the midpoint, as for SAMM's -1.
+    peak = apex if start <= apex <= end else (start + end) // 2
     return Interval(video=video, type=kind, onset=start, offset=end, apex=peak)
 
 
