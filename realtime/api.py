@@ -1,0 +1,139 @@
+"""Python entry point (notebooks, scripts): run the spotter on a video file, a frame folder
+or frames you already hold, and iterate over what it finds.
+
+    from realtime.api import spot
+
+    for event in spot("interview.mp4"):
+        print(event.type, event.onset_frame, event.offset_frame, event.score)
+
+`spot` runs the same streaming pipeline as `lgnm-live` (same weights, alignment, flow,
+post-processing; offline == online) in a background thread and yields each `SpotEvent`
+as it becomes final; with `scores=True` it also yields every `ScoreSample` (the rows of
+scores.csv). Closing the iterator early stops the run. A problem with the input raises
+`realtime.errors.UserError` from the iterator, naming the file or argument.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from realtime.errors import UserError
+from realtime.sinks import NullSink
+from realtime.sources import FrameFolderSource, FrameSource, RawFrame, VideoFileSource
+from realtime.types import EXPR_TYPES, Interval, ScoreSample, SpotEvent
+
+_DONE = object()
+
+
+class ArraySource(FrameSource):
+    """Frames held in memory ((H, W, 3) uint8 BGR, or (H, W) grey) at a given fps;
+    frame n is the n-th item, its time (n - 1) / fps."""
+
+    is_live = False
+
+    def __init__(self, frames: Iterable[np.ndarray], fps: float, name: str = "frames") -> None:
+        super().__init__()
+        if not fps or fps <= 0:
+            raise UserError(f"fps: frames held in memory need their frame rate, got {fps!r}")
+        self._frames, self._fps, self.name = frames, float(fps), name
+
+    @property
+    def fps(self) -> float:
+        return self._fps
+
+    def __iter__(self) -> Iterator[RawFrame]:
+        import time
+
+        for index, image in enumerate(self._frames, start=1):
+            if self.closed:
+                return
+            if image.ndim == 2:
+                image = np.repeat(image[..., None], 3, axis=2)
+            yield RawFrame(index, time.monotonic(), (index - 1) / self._fps, image)
+
+
+class _QueueSink(NullSink):
+    def __init__(self, out: queue.Queue, samples: bool) -> None:
+        self.out, self.samples = out, samples
+
+    def on_event(self, event: SpotEvent, interval: Interval) -> None:
+        self.out.put(event)
+
+    def on_sample(self, stream: str, sample: ScoreSample) -> None:
+        if self.samples:
+            self.out.put(sample)
+
+
+def open_input(source: str | Path | Iterable[np.ndarray], fps: float | None) -> FrameSource:
+    """A file or a frame folder by path (a folder needs fps), or frames in memory (need fps)."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if path.is_dir():
+            if fps is None:
+                raise UserError(f"{path}: a frame folder needs fps")
+            return FrameFolderSource(path, fps)
+        return VideoFileSource(path, fps=fps)
+    return ArraySource(source, fps if fps is not None else 0.0)
+
+
+def spot(source: str | Path | Iterable[np.ndarray], *, fps: float | None = None,
+         weights: Sequence[str | Path] | None = None, types: Sequence[str] = EXPR_TYPES,
+         scores: bool = False) -> Iterator[SpotEvent | ScoreSample]:
+    """Spot expressions in `source`; yields `SpotEvent`s (and `ScoreSample`s with
+    scores=True) in the order they become final.
+
+    source: a video file, a frame folder (fps required) or an iterable of (H, W, 3) uint8
+    BGR frames (fps required). weights: one file per type (default: the bundled demo pair
+    trained nearest to the source's fps). types: a subset of ("ME", "MaE").
+    Raises UserError for bad input (from the first `next()`)."""
+    from engines.scorers import make_scorer
+    from realtime.cli import default_weights
+    from realtime.pair_features import make_pair_features
+    from realtime.pipeline import RunOptions, run_stream, setup_for_fps
+
+    wanted = set(types)
+    if not wanted or wanted - set(EXPR_TYPES):
+        raise UserError(f"types: expected ME and/or MaE, got {list(types)!r}")
+    stream = open_input(source, fps)
+    scorers = [make_scorer(Path(w), "cpu") for w in (weights or default_weights(stream.fps))]
+    scorers = [s for s in scorers if s.type in wanted]
+    if {s.type for s in scorers} != wanted:
+        raise UserError(f"weights: need one file for each of {sorted(wanted)}")
+    flows = {s.meta.flow for s in scorers}
+    if len(flows) != 1:
+        raise UserError("weights: the ME and MaE weights use different flow settings")
+    setups = [setup_for_fps(s, stream.fps) for s in scorers]
+    out: queue.Queue = queue.Queue(maxsize=4096)
+    stop = threading.Event()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            run_stream(stream, setups, make_pair_features("cpu", flows.pop()), [_QueueSink(out, scores)],
+                       RunOptions(face_size=max(s.meta.flow.face_size for s in scorers)), stop=stop.is_set)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            failure.append(exc)
+        finally:
+            out.put(_DONE)
+
+    worker = threading.Thread(target=run, name="lgnm-spot", daemon=True)
+    worker.start()
+    try:
+        while (item := out.get()) is not _DONE:
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # let the run see the stop; drain so it never blocks on put
+            try:
+                out.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        for s in scorers:
+            s.close()
+    if failure:
+        raise failure[0]

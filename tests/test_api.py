@@ -1,0 +1,69 @@
+"""The Python API (realtime/api.py), including the README's example run as written: it
+yields exactly the intervals `lgnm-live` writes for the same clip."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from media import write_face_clip
+from realtime.api import spot
+from realtime.cli import main as live_main
+from realtime.errors import UserError
+from realtime.intervals_csv import read_intervals
+from realtime.sources import VideoFileSource
+from realtime.types import ScoreSample, SpotEvent
+
+README = Path(__file__).parents[1] / "README.md"
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path, _ = write_face_clip(tmp_path_factory.mktemp("api"), "api_clip", seconds=8.0, seed=10)
+    return path
+
+
+def readme_example() -> str:
+    text = README.read_text()
+    section = text[text.index("## Python API"):]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)  # type: ignore[union-attr]
+
+
+def test_the_readme_example_prints_what_lgnm_live_writes(clip: Path, tmp_path: Path) -> None:
+    code = readme_example().replace('"interview.mp4"', repr(str(clip)))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the documented example itself
+    lines = [ln.split() for ln in printed.getvalue().splitlines()]
+    assert live_main(["--replay", str(clip), "--pub", "none", "--quiet", "--out", str(tmp_path / "o")]) == 0
+    written = read_intervals(tmp_path / "o" / "predictions.csv")
+    assert lines and [(t, int(on), int(off)) for t, on, _, off, _ in lines] == \
+        [(iv.type, iv.onset, iv.offset) for iv in written]
+
+
+def test_frames_in_memory_scores_and_early_close(clip: Path) -> None:
+    frames = [raw.image for raw in VideoFileSource(clip)]
+    from_file = [e for e in spot(clip) if isinstance(e, SpotEvent)]
+    from_memory = [e for e in spot(frames, fps=30.0)]
+    assert [(e.type, e.onset_frame, e.offset_frame) for e in from_memory] == \
+        [(e.type, e.onset_frame, e.offset_frame) for e in from_file]
+    items = spot(clip, scores=True)
+    first = [next(items) for _ in range(20)]
+    items.close()  # stops the run; must not hang
+    assert all(isinstance(s, ScoreSample) for s in first) and first[0].frame == 1
+    grey = [f[..., 1] for f in frames[:60]]
+    assert all(isinstance(e, SpotEvent) for e in spot(grey, fps=30.0))
+
+
+def test_bad_input_is_a_user_error(clip: Path, tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="frame rate"):
+        next(spot([np.zeros((48, 64, 3), np.uint8)]))
+    with pytest.raises(UserError, match="no such video file"):
+        next(spot(tmp_path / "nope.mp4"))
+    with pytest.raises(UserError, match="types"):
+        next(spot(clip, types=("XE",)))
