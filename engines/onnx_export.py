@@ -73,10 +73,11 @@ def onnx_metadata(path: str | Path) -> dict[str, str]:
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="Export LGNMNet weights to ONNX")
-    ap.add_argument("--weights", required=True)
-    ap.add_argument("--out", required=True)
-    ap.add_argument("--opset", type=int, default=OPSET)
+    ap = argparse.ArgumentParser(prog="lgnm-export-onnx", description="Export LGNMNet weights to ONNX "
+                                 "(input (N,3,112,112) float32, output (N,) P(expression))")
+    ap.add_argument("--weights", required=True, help="LGNMNet .safetensors weights file")
+    ap.add_argument("--out", required=True, help="ONNX file to write")
+    ap.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
     args = ap.parse_args(argv)
     print(export_onnx(args.weights, args.out, args.opset))
     return 0

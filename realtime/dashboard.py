@@ -76,7 +76,8 @@ def performance_table(runs: Sequence[RunStats], wall_s: float) -> Table:
             p50, p99 = merged[stage]
             # Read -> both scores; in an unpaced replay the reader runs ahead, so this
             # includes the time a frame waits in the ring (use --realtime for camera-like).
-            label = "per-frame latency (read -> scores)" if stage == "latency" else f"{stage} (per frame)"
+            label = ("read -> scores, incl. queueing (unpaced replay: the reader runs ahead)"
+                     if stage == "latency" else f"{stage} (per frame)")
             table.add_row(label, f"p50 {p50:.2f} ms  p99 {p99:.2f} ms")
     return table
 
