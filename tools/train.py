@@ -429,28 +429,31 @@ def _progress(console: Console, disable: bool = False) -> Progress:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lgnm-train", description=__doc__.split("\n")[0])
-    p.add_argument("--dataset", required=True, choices=["CAS", "SAMM", "synth"])
+    p = argparse.ArgumentParser(prog="lgnm-train", description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--dataset", required=True, choices=["CAS", "SAMM", "synth"],
+                   help="CAS(ME)^2 or SAMM-LV in their real layouts (with --annotations), or lgnm-synth output")
     p.add_argument("--data", required=True, type=Path, help="dataset root")
     p.add_argument("--annotations", type=Path, help="annotation workbook (CAS.xlsx / SAMM.xlsx)")
-    p.add_argument("--type", default="both", choices=["ME", "MaE", "both"])
+    p.add_argument("--type", default="both", choices=["ME", "MaE", "both"], help="expression type(s) to train")
     p.add_argument("--out", required=True, type=Path, help="output folder for <prefix><type>.safetensors")
-    p.add_argument("--prefix", default="lgnm_", help="weights file name prefix (default lgnm_)")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
-    p.add_argument("--folds", default="loso", help="loso | N | none (default loso)")
+    p.add_argument("--prefix", default="lgnm_", help="weights file name prefix")
+    p.add_argument("--epochs", type=int, default=10, help="most epochs per model")
+    p.add_argument("--batch", type=int, default=256, help="training batch size")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate")
+    p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"],
+                   help="adam (the authors' README) or sgd (their script: momentum 0.9, wd 5e-4, StepLR)")
+    p.add_argument("--folds", default="loso", help="loso | N | none")
     p.add_argument("--val-frac", type=float, default=0.2, help="share of training videos held out for early stopping + calibration")
     p.add_argument("--val-metric", default="megc", choices=["megc", "frame"],
                    help="early-stopping metric: MEGC F1 after a post-processing grid search (default) or frame F1")
     p.add_argument("--val-stride", type=int, default=1, help="frame metric: score every n-th validation frame")
-    p.add_argument("--patience", type=int, default=3)
+    p.add_argument("--patience", type=int, default=3, help="early stop after this many epochs without gain")
     p.add_argument("--cache", type=Path, help="features cache folder (default <out>/cache)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--neg-every", type=int, default=4)
-    p.add_argument("--max-neg", type=int, default=25000)
+    p.add_argument("--seed", type=int, default=0, help="seed of folds, sampling and initialisation")
+    p.add_argument("--neg-every", type=int, default=4, help="keep every n-th negative frame (IRL label 0)")
+    p.add_argument("--max-neg", type=int, default=25000, help="at most this many negatives per model")
     p.add_argument("--pos-repeat", type=int, default=0, help="0 = balance automatically")
     p.add_argument("--max-minutes", type=float, default=0.0,
                    help="per model: stop after the epoch that would overrun this budget (0 = no limit)")
@@ -461,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "weights use the One Euro landmark filter (min_cutoff 1 Hz, beta 2, d_cutoff 1 Hz) and "
                         "record it in their metadata")
     p.add_argument("--init", type=Path,
-                   help="start from these weights instead of random (same type, K and flow settings): continue a "
+                   help="start from these weights instead of random (same type, fps and flow settings; their K is kept): continue a "
                         "run or fine-tune; with --folds the init weights must not have seen the test subjects")
     p.add_argument("--backbone-weights", type=Path, metavar="FILE",
                    help="ImageNet MobileNetV2 weights for the backbone, as in the paper: torchvision's mobilenet_v2 "
