@@ -1,8 +1,11 @@
 """Interval CSV files: `video,type,onset,offset[,score]`; ground truth adds `apex`.
 
-Column order follows the MEGC2020 reference files: predictions are
-`video,type,onset,offset,score`, truth is `video,type,onset,apex,offset`. Readers look
-columns up by name, so any order is accepted. Frames are 1-based and inclusive.
+Column order follows the MEGC2020 reference files: predictions start
+`video,type,onset,offset,score` and add `apex,onset_s,offset_s` (the apex frame and the
+times of the onset and offset frames in seconds, as in the events; empty where the writer
+had no frame clock), truth is `video,type,onset,apex,offset`. Readers look columns up by
+name, so any order is accepted and extra columns are ignored. Frames are 1-based and
+inclusive.
 
 Every reading mistake raises `UserError("<file>:<line>: <what is wrong>")` (line 1 is
 the header). In truth rows an onset of 0 means "not annotated" (SAMM) and is replaced by
@@ -28,7 +31,7 @@ from realtime.errors import UserError
 from realtime.types import EXPR_TYPES, Interval
 
 REQUIRED_COLUMNS = ("video", "type", "onset", "offset")
-PRED_COLUMNS = ("video", "type", "onset", "offset", "score")
+PRED_COLUMNS = ("video", "type", "onset", "offset", "score", "apex", "onset_s", "offset_s")
 TRUTH_COLUMNS = ("video", "type", "onset", "apex", "offset")
 
 
@@ -115,7 +118,9 @@ def _read_rows(path: Path, fh: IO[str]) -> list[Interval]:
     return out
 
 
-def _row(interval: Interval, columns: tuple[str, ...]) -> list[str]:
+def _row(interval: Interval, columns: tuple[str, ...],
+         times: tuple[float, float] | None = None) -> list[str]:
+    """One row's fields; `times` = (onset_s, offset_s), the frame clock's times."""
     values = {
         "video": interval.video,
         "type": interval.type,
@@ -123,6 +128,8 @@ def _row(interval: Interval, columns: tuple[str, ...]) -> list[str]:
         "offset": str(interval.offset),
         "apex": "" if interval.apex is None else str(interval.apex),
         "score": "" if interval.score is None else repr(float(interval.score)),
+        "onset_s": "" if times is None else repr(float(times[0])),
+        "offset_s": "" if times is None else repr(float(times[1])),
     }
     return [values[c] for c in columns]
 
@@ -168,10 +175,11 @@ class IntervalCsvWriter:
         self._fh.flush()
         self.count = 0
 
-    def write(self, interval: Interval) -> None:
+    def write(self, interval: Interval, times: tuple[float, float] | None = None) -> None:
+        """Append one interval; `times` = (onset_s, offset_s) in seconds, when known."""
         if self._fh is None:
             raise ValueError(f"{self.path}: writer is closed")
-        _writerow(self._fh, _row(interval, PRED_COLUMNS))
+        _writerow(self._fh, _row(interval, PRED_COLUMNS, times))
         self._fh.flush()
         self.count += 1
 

@@ -8,6 +8,7 @@ import json
 import sys
 from collections import deque
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +58,9 @@ class PredictionsSink(NullSink):
         self.intervals: list[Interval] = []
 
     def on_event(self, event: SpotEvent, interval: Interval) -> None:
-        self.writer.write(interval)
+        # The row says what the event says: its apex (the midpoint where the interval
+        # carries none) and the frame clock's times.
+        self.writer.write(replace(interval, apex=event.apex_frame), (event.onset_s, event.offset_s))
         self.intervals.append(interval)
 
     def close(self) -> None:

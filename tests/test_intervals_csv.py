@@ -66,8 +66,11 @@ def test_streaming_writer_rows_are_readable_before_close(tmp_path: Path) -> None
     path = tmp_path / "live" / "pred.csv"
     writer = IntervalCsvWriter(path)
     assert read_intervals(path) == []
-    writer.write(Interval("cam", "ME", 5, 9, score=0.5, apex=7))
-    assert read_intervals(path) == [Interval("cam", "ME", 5, 9, score=0.5)]
+    writer.write(Interval("cam", "ME", 5, 9, score=0.5, apex=7), times=(0.1333, 0.2667))
+    assert read_intervals(path) == [Interval("cam", "ME", 5, 9, score=0.5, apex=7)]  # predictions keep the apex
+    header, row = path.read_text().splitlines()
+    assert header == "video,type,onset,offset,score,apex,onset_s,offset_s"
+    assert row == "cam,ME,5,9,0.5,7,0.1333,0.2667"
     writer.write(Interval("cam", "MaE", 20, 40, score=0.75))
     assert len(read_intervals(path)) == 2 and writer.count == 2
     writer.close()
