@@ -146,7 +146,7 @@ class EventPublisher:
                  journal: Path | None = None, curve: CurveServerKeys | None = None,
                  sndhwm: int = 1000) -> None:
         if not stream:
-            raise UserError("--stream: must not be empty")
+            raise ValueError("EventPublisher stream: the stream id must not be empty")
         if curve is None and not is_loopback(endpoint):
             raise UserError(f"{endpoint}: binding beyond loopback requires CurveZMQ keys "
                             "(--curve-secret FILE and --curve-clients DIR; see lgnm-keygen)")
@@ -194,7 +194,7 @@ class EventPublisher:
         """Publish the following messages as `stream`; its seq continues from the journal
         (or from where this publisher left it), so it stays gapless per stream."""
         if not stream:
-            raise UserError("--stream: must not be empty")
+            raise ValueError("EventPublisher stream: the stream id must not be empty")
         with self._lock:
             if stream == self.stream:
                 return

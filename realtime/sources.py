@@ -830,4 +830,4 @@ def open_source(kind: str, value: str, *, fps: float | None = None, width: int |
     if kind == "rtsp":
         return RtspSource(value, fps, max_retries=max_retries, on_state=on_state,
                           backoff_s=backoff_s, backoff_max_s=backoff_max_s)
-    raise UserError(f"--source: unknown kind {kind!r} (one of {', '.join(SOURCE_KINDS)})")
+    raise ValueError(f"open_source kind: unknown source kind {kind!r} (one of {', '.join(SOURCE_KINDS)})")

@@ -141,7 +141,7 @@ def test_open_source_kinds(make_video, tmp_path):
         open_source("camera", "front")
     with pytest.raises(UserError, match="not an rtsp:// URL"):
         open_source("rtsp", "http://example.org/x")
-    with pytest.raises(UserError, match="--source: unknown kind"):
+    with pytest.raises(ValueError, match="unknown source kind"):
         open_source("webcam", "0")
 
 
