@@ -86,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--curve-secret", type=Path, help="server secret key file (CurveZMQ)")
     out.add_argument("--curve-clients", type=Path, help="folder of authorised client public keys")
     out.add_argument("--out", type=Path, help="write predictions.csv and metrics.json here")
+    out.add_argument("--save-inputs", metavar="FRAMES",
+                     help="with --out: write what the model saw for the pairs starting at these frames "
+                          "(e.g. 120,300-310): aligned faces, flow HS image and network input as PNGs "
+                          "in OUT/inputs/<stream>/")
     out.add_argument("--quiet", action="store_true", help="no dashboard, progress or event lines")
     out.add_argument("--json", action="store_true", help="events and the final summary as JSON lines")
     return p

@@ -17,6 +17,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -26,6 +27,7 @@ from engines.scorers import Scorer
 from realtime.cross_type_gate import InsideMaeGate, settled
 from realtime.errors import UserError
 from realtime.face import FaceAligner
+from realtime.input_images import InputSaver, safe_name
 from realtime.labels import k_from_seconds
 from realtime.pair_features import PairFeatures
 from realtime.ring import CaptureThread, FrameRing, RingClosed
@@ -212,8 +214,9 @@ class StreamScorer:
     """Scores one stream incrementally and drives one online spotter per type."""
 
     def __init__(self, stream: str, setups: Sequence[TypeSetup], pair_features: PairFeatures,
-                 fps: float, sinks: Sequence[Sink], stats: RunStats) -> None:
+                 fps: float, sinks: Sequence[Sink], stats: RunStats, saver: InputSaver | None = None) -> None:
         self.stream = stream
+        self.saver = saver
         self.setups = list(setups)
         self.pair_features = pair_features
         self.sinks = list(sinks)
@@ -280,6 +283,10 @@ class StreamScorer:
         n = len(pending)
         with self.stats.times.time("pair_inputs", per=n):
             x = self.pair_features.inputs([(a.products, b.products) for _, a, b in pending])
+        if self.saver is not None:
+            for i, (setup, a, b) in enumerate(pending):
+                if self.saver.wants(a.index):
+                    self.saver.save(setup.type, a, b, x[i])
         probs = np.empty(n, np.float32)
         for setup in self.setups:
             idx = [i for i, (s, _, _) in enumerate(pending) if s is setup]
@@ -350,6 +357,10 @@ class RunOptions:
     # metadata (FlowSettings.landmark_filter, what they were trained with; the default),
     # or a LandmarkFilter / None (off) to override it (benchmarks, tests).
     landmark_filter: LandmarkFilter | None | str = FROM_WEIGHTS
+    # --save-inputs: write the images of the pairs starting at these frames into
+    # inputs_dir/<stream>/ (realtime/input_images.py).
+    save_inputs: frozenset[int] = frozenset()
+    inputs_dir: Path | None = None
 
 
 def landmark_filter_of(setups: Sequence[TypeSetup]) -> LandmarkFilter | None:
@@ -400,7 +411,9 @@ def run_stream(
 
     if hasattr(source, "on_state"):
         source.on_state = on_state  # type: ignore[attr-defined]
-    scorer = StreamScorer(source.name, setups, pair_features, source.fps, sinks, stats)
+    saver = (InputSaver(options.inputs_dir / safe_name(source.name), options.save_inputs,
+                        setups[0].scorer.meta.flow) if options.inputs_dir and options.save_inputs else None)
+    scorer = StreamScorer(source.name, setups, pair_features, source.fps, sinks, stats, saver)
 
     def notice(message: str) -> None:
         stats.notices.append(message)

@@ -25,11 +25,13 @@ from realtime.cli import default_weights
 from realtime.connect import connect_first
 from realtime.dashboard import live_view, performance_table
 from realtime.errors import EXIT_USER_ERROR, UserError
+from realtime.input_images import parse_frames
 from realtime.intervals_csv import write_intervals
 from realtime.pair_features import make_pair_features
 from realtime.pipeline import PacedSource, RunOptions, run_stream, setup_for_fps
 from realtime.publisher import CurveServerKeys, EventPublisher
 from realtime.replay import ReplayItem, ReplayPlan, plan_replay
+from realtime.replay_log import ReplayLog
 from realtime.sinks import (CollectSink, ConsoleSink, NullSink, PredictionsSink, PublisherSink, ScoresCsvSink,
                             TraceSink)
 from realtime.sources import open_source
@@ -128,7 +130,17 @@ def live_item(args: argparse.Namespace) -> ReplayItem:
     return ReplayItem(f"{kind}{value}" if kind == "camera" else value, opener)
 
 
+def save_inputs(args: argparse.Namespace) -> frozenset[int]:
+    """The frames of `--save-inputs` (empty without it); it needs --out."""
+    if args.save_inputs is None:
+        return frozenset()
+    if args.out is None:
+        raise UserError("--save-inputs: needs --out (the images go to OUT/inputs/<stream>/)")
+    return parse_frames(args.save_inputs)
+
+
 def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> int:
+    save_inputs(args)  # an option mistake answers before anything loads
     if args.batch < 1:
         raise UserError(f"--batch: must be >= 1, got {args.batch}")
     if args.max_frames is not None and args.max_frames < 1:
@@ -161,6 +173,9 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
             sinks.append(PublisherSink(publisher))
         if not args.quiet or args.json:
             sinks.append(ConsoleSink(console, as_json=args.json))
+        # Not a terminal (a log file, CI): no progress bar can show, a line per video does.
+        log = ReplayLog([it.n_frames for it in items]) \
+            if not live and not args.quiet and not args.json and not console.is_terminal else None
         t0 = time.monotonic()
         try:
             for item in items:
@@ -170,8 +185,12 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
                 # the frames it processed in the summary and metrics.json.
                 stats = RunStats(stream=item.name)
                 runs.append(stats)
+                t_item = time.monotonic()
                 run_isolated(item, stats, args, lambda: run_item(
                     item, args, scorer_sets, pair_features, sinks, console, stop, live, publisher, stats))
+                if log is not None:
+                    console.print(log.finish(item.name, stats.frames, time.monotonic() - t_item, stats.error),
+                                  highlight=False, soft_wrap=True)
         finally:
             wall = time.monotonic() - t0
             scorer_sets.close()
@@ -253,7 +272,8 @@ def run_item(item: ReplayItem | None, args: argparse.Namespace, scorer_sets: Sco
         raise UserError("--weights: the demo pairs use different flow settings; reinstall the package")
     setups = [setup_for_fps(s, source.fps, rolling=args.threshold == "rolling") for s in scorers]
     options = RunOptions(batch=args.batch, face_size=max(s.meta.flow.face_size for s in scorers),
-                         max_frames=args.max_frames)
+                         max_frames=args.max_frames, save_inputs=save_inputs(args),
+                         inputs_dir=args.out / "inputs" if args.out else None)
     show = not args.quiet and not args.json
     types = {s.type: s for s in setups}
     if show and "MaE" not in types and "ME" in types and types["ME"].params.drop_inside_mae:

@@ -75,6 +75,23 @@ def test_journal_holds_every_event(replay_run: dict) -> None:
     assert [d["seq"] for d in docs] == [e.seq for e in events]
 
 
+def test_predictions_csv_says_what_the_events_say(replay_run: dict) -> None:
+    """predictions.csv carries each event's apex and times (README, Formats), row by row."""
+    import csv
+
+    with (replay_run["out"] / "predictions.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    docs = [json.loads(line) for line in (replay_run["out"] / "events.jsonl").read_text().splitlines()]
+    assert rows and len(rows) == len(docs)
+    for row, doc in zip(rows, docs):
+        assert (row["type"], int(row["onset"]), int(row["apex"]), int(row["offset"])) == \
+            (doc["type"], doc["onset_frame"], doc["apex_frame"], doc["offset_frame"])
+        assert float(row["onset_s"]) == doc["onset_s"] and float(row["offset_s"]) == doc["offset_s"]
+        assert float(row["score"]) == pytest.approx(doc["score"])
+        # 30 fps clip: a frame's time is (n - 1) / fps
+        assert float(row["onset_s"]) == pytest.approx((int(row["onset"]) - 1) / 30.0, abs=1e-3)
+
+
 def test_metrics_json_agrees_with_lgnm_eval(replay_run: dict, media: dict, capsys: pytest.CaptureFixture) -> None:
     metrics = json.loads((replay_run["out"] / "metrics.json").read_text())
     assert metrics["performance"]["frames"] == 240
@@ -279,3 +296,57 @@ def test_a_200_fps_replay_uses_the_200_fps_demo_pair(media: dict, tmp_path: Path
     want = {t: read_meta(bundled / f"demo200_{t}.safetensors") for t in ("ME", "MaE")}
     assert runs["fast"] == {t: {"k": m.k, "trained_fps": 200.0} for t, m in want.items()}
     assert want["ME"].k != 6 and want["MaE"].k != 18  # not the 30 fps pair's K
+
+
+def test_save_inputs_writes_what_the_model_saw(media: dict, tmp_path: Path) -> None:
+    """--save-inputs: four PNGs per chosen pair and type; the saved network input, fed to
+    the model, gives the raw score the run wrote in scores.csv (it is what the model saw)."""
+    import csv
+
+    import cv2
+    import numpy as np
+
+    from engines.scorers import make_scorer
+    from realtime.features import normalise
+
+    out = tmp_path / "out"
+    code = live_main(["--replay", str(media["clip"]), *weight_args(media), "--out", str(out), "--pub", "none",
+                      "--quiet", "--save-inputs", "40,60-61", "--max-frames", "90"])
+    assert code == 0
+    folder = out / "inputs" / "face_clip"
+    ks = {read_meta(w).type: read_meta(w).k for w in media["weights"]}
+    expected = {f"{t}_{i}-{i + k}_{part}.png" for t, k in ks.items() for i in (40, 60, 61)
+                for part in ("face_a", "face_b", "flow_hs", "input")}
+    assert {p.name for p in folder.iterdir()} == expected
+    with (out / "scores.csv").open(newline="") as fh:
+        raw = {(r["type"], int(r["frame"])): float(r["raw"]) for r in csv.DictReader(fh) if r["raw"]}
+    for weights in media["weights"]:
+        meta = read_meta(weights)
+        scorer = make_scorer(weights, "cpu")
+        for i in (40, 60, 61):
+            image = cv2.imread(str(folder / f"{meta.type}_{i}-{i + meta.k}_input.png"), cv2.IMREAD_COLOR)
+            assert image.shape == (112, 112, 3)
+            score = float(scorer.score(normalise(image)[None])[0])
+            assert score == pytest.approx(raw[(meta.type, i)], rel=1e-4, abs=1e-6)
+        face = cv2.imread(str(folder / f"{meta.type}_40-{40 + meta.k}_face_a.png"), cv2.IMREAD_UNCHANGED)
+        assert face.ndim == 2 and face.std() > 5  # a grey face crop, not a blank
+        hs = cv2.imread(str(folder / f"{meta.type}_40-{40 + meta.k}_flow_hs.png"), cv2.IMREAD_COLOR)
+        assert hs.ndim == 3 and np.ptp(hs) > 0
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--save-inputs", "9-3"], "--save-inputs: '9-3'"),
+    (["--save-inputs", "ten"], "--save-inputs: 'ten' is not a frame number"),
+    (["--save-inputs", "0"], "--save-inputs: '0'"),
+])
+def test_save_inputs_mistakes_are_one_line(media: dict, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                           extra: list[str], needle: str) -> None:
+    code = live_main(["--replay", str(media["clip"]), "--out", str(tmp_path / "o"), "--pub", "none", *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and "Traceback" not in err
+
+
+def test_save_inputs_needs_out(media: dict, capsys: pytest.CaptureFixture) -> None:
+    code = live_main(["--replay", str(media["clip"]), "--pub", "none", "--save-inputs", "5"])
+    err = capsys.readouterr().err
+    assert code == 2 and "--save-inputs: needs --out" in err

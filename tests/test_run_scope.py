@@ -210,3 +210,32 @@ def test_a_stream_failing_midway_keeps_what_it_spotted(media: dict, tmp_path: Pa
     assert runs["broken"][1] == runs["stopped"][1]  # the same final intervals
     assert runs["broken"][2]["megc"] == runs["stopped"][2]["megc"]
     assert runs["broken"][2]["performance"]["runs"][0]["last_frame"] == 180
+
+
+def test_a_replay_logs_a_line_per_video_when_output_is_not_a_terminal(
+        media: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Under capture stdout is not a terminal: no progress bar can show, so each finished
+    video prints one `replay i/N` line with its frames, rate, state and an ETA."""
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    shutil.copy(media["clip"], folder / "a_good.avi")
+    (folder / "b_bad.avi").write_bytes(b"\x00" * 1000)
+    shutil.copy(media["clip"], folder / "c_good.avi")
+    code = live_main(["--replay", str(folder), *weight_args(media), "--pub", "none", "--max-frames", "45"])
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("replay ")]
+    assert code == 2 and len(lines) == 3, lines
+    assert lines[0].startswith("replay 1/3 a_good: 45 frames in ") and ", ok; 2 left, ETA " in lines[0]
+    assert lines[1].startswith("replay 2/3 b_bad: 0 frames in ") and ", failed; 1 left" in lines[1]
+    assert lines[2].startswith("replay 3/3 c_good: 45 frames in ") and "left" not in lines[2]
+
+
+def test_replay_log_eta_uses_frames_when_every_count_is_known() -> None:
+    from realtime.replay_log import ReplayLog
+
+    log = ReplayLog([100, 300, 600])
+    log.finish("a", 100, 2.0, None)  # 50 fps so far
+    assert log.eta_s() == pytest.approx(900 / 50)
+    by_videos = ReplayLog([100, None, 600])
+    by_videos.finish("a", 100, 2.0, None)
+    assert by_videos.eta_s() == pytest.approx(2 * 2.0)  # two videos left at 2 s each
+    assert ReplayLog([10]).eta_s() is None

@@ -1,0 +1,98 @@
+"""`--save-inputs FRAMES`: what the model saw for chosen pairs, as PNG files.
+
+For each chosen frame i and each type (K of that type at the stream's fps), the pair
+(i, i + K) is written to `OUT/inputs/<stream>/` as:
+
+- `<type>_<i>-<i+K>_face_a.png`, `..._face_b.png`: the aligned grey faces of both frames
+  (the crops the flow is computed on, at the aligner's size);
+- `..._flow_hs.png`: the HS image of the pair's flow over the whole face at flow size
+  (hue = direction, value = magnitude normalised as the weights say), before the nose
+  subtraction, the eye masks and the ROI selection; computed by the CPU reference
+  (`realtime.features`) whichever flow backend ran;
+- `..._input.png`: the 112x112 network input itself (brows on top, mouth below), the
+  array the scorer received turned back into pixels (x * 128 + 127.5, exact: the input
+  is made from uint8 pixels), so feeding it to the model gives the run's raw score.
+
+Frame numbers are 1-based stream frame numbers, as in scores.csv (a pair is listed under
+its first frame i; its interval frames are i + K//2, see README, Method notes).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from realtime import features
+from realtime.errors import UserError
+from realtime.types import FlowSettings, FrameRecord
+
+_PART = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+MAX_FRAMES = 100_000  # a typo such as 1-10000000 must not fill the disk
+
+
+def parse_frames(text: str, option: str = "--save-inputs") -> frozenset[int]:
+    """`"120,300-310"` -> {120, 300, ..., 310}. Raises UserError naming `option` for
+    anything that is not a comma-separated list of frame numbers >= 1 and ranges A-B."""
+    frames: set[int] = set()
+    for part in text.split(","):
+        match = _PART.match(part)
+        if not match:
+            raise UserError(f"{option}: {part.strip()!r} is not a frame number or a range A-B "
+                            "(e.g. 120,300-310)")
+        first = int(match.group(1))
+        last = int(match.group(2) or first)
+        if first < 1 or last < first:
+            raise UserError(f"{option}: {part.strip()!r}: frames are 1-based and a range runs A <= B")
+        if len(frames) + last - first + 1 > MAX_FRAMES:
+            raise UserError(f"{option}: more than {MAX_FRAMES} frames asked for")
+        frames.update(range(first, last + 1))
+    return frozenset(frames)
+
+
+def safe_name(stream: str) -> str:
+    """A folder name for a stream id (an RTSP URL holds '/' and ':')."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", stream).strip("._") or "stream"
+
+
+def input_pixels(x: np.ndarray) -> np.ndarray:
+    """(3,S,S) float32 network input -> (S,S,3) uint8 BGR, the inverse of
+    `features.normalise` ((pixel - 127.5) / 128)."""
+    if x.ndim != 3 or x.shape[0] != 3:
+        raise ValueError(f"network input must be (3,S,S), got {x.shape}")
+    return np.clip(np.rint(x * 128.0 + 127.5), 0, 255).astype(np.uint8).transpose(1, 2, 0).copy()
+
+
+class InputSaver:
+    """Writes the PNGs of the chosen pairs of one stream (module docstring)."""
+
+    def __init__(self, folder: Path, frames: frozenset[int], settings: FlowSettings) -> None:
+        self.folder = folder
+        self.frames = frames
+        self.settings = settings
+        self.written = 0
+
+    def wants(self, frame: int) -> bool:
+        return frame in self.frames
+
+    def save(self, type_: str, a: FrameRecord, b: FrameRecord, x: np.ndarray) -> None:
+        """Write the four PNGs of the pair (a, b) of `type_`; `x` (3,112,112) is the
+        network input the scorer received for it."""
+        if a.face is None or b.face is None:
+            return  # never paired: a pair needs a face in both frames
+        self.folder.mkdir(parents=True, exist_ok=True)
+        stem = self.folder / f"{type_}_{a.index}-{b.index}"
+        fa = features.flow_frame(a.face, self.settings)
+        fb = features.flow_frame(b.face, self.settings)
+        flow = features.compute_flow(fa.grey, fb.grey, self.settings)
+        within = (features.value_region(fa.geometry) if self.settings.value_range == "roi" else None)
+        hs = features.encode_hs(flow, self.settings.clip, within if within is not None and within.any() else None,
+                                self.settings.value_floor)
+        for suffix, image in (("face_a", a.face.grey), ("face_b", b.face.grey), ("flow_hs", hs),
+                              ("input", input_pixels(x))):
+            path = Path(f"{stem}_{suffix}.png")
+            if not cv2.imwrite(str(path), image):
+                raise UserError(f"--save-inputs: could not write {path}")
+        self.written += 1
