@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import sys
 import threading
@@ -110,5 +111,27 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGINT, previous)
 
 
+# Threads that may be inside a native OpenCV/FFmpeg call that Ctrl-C abandoned.
+NATIVE_THREAD_PREFIXES = ("capture-", "connect-")
+
+
+def entry() -> None:
+    """The `lgnm-live` process: `main`, then exit with its code.
+
+    When Ctrl-C abandoned a read or open blocked in FFmpeg (a server that stopped sending),
+    that thread is still inside OpenCV's C++ code. Python's finalisation ends such a
+    daemon thread with pthread_exit when it returns, and the forced unwind through C++
+    frames calls std::terminate: "terminate called without an active exception", SIGABRT
+    (CPython gh-87135). By then everything is written and closed (`main` has returned),
+    so the process leaves without finalising.
+    """
+    code = main()
+    if any(t.is_alive() and t.name.startswith(NATIVE_THREAD_PREFIXES) for t in threading.enumerate()):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
