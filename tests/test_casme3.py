@@ -74,8 +74,9 @@ def test_stand_in_round_trip(tmp_path: Path) -> None:
             record = records[vid]
             assert record.fps == CASME3_FPS and record.subject == vid.rsplit("_", 1)[0]
             assert _rows(record.truth) == _rows(video.truth) and all(iv.video == vid for iv in record.truth)
-            levels = [int(round(cv2.imread(str(p)).mean())) for p in record.frames]
-            assert np.abs(np.array(levels) - [int(f.mean()) for f in video.frames]).max() <= 2  # type: ignore[union-attr]
+            levels = np.array([round(cv2.imread(str(p)).mean()) for p in record.frames])
+            expected = [int(f.mean()) for f in video.frames]  # type: ignore[union-attr]
+            assert np.abs(levels - expected).max() <= 2
     # 10.jpg comes after 9.jpg, not after 1.jpg
     assert [p.name for p in records["spNO.1_a"].frames[8:]] == ["9.jpg", "10.jpg", "11.jpg", "12.jpg"]
 
@@ -182,3 +183,15 @@ def test_lgnm_train_casme3_a_few_steps(synth: dict, tmp_path: Path) -> None:
     assert (meta.type, meta.fps, meta.k) == ("ME", CASME3_FPS, k_from_intervals(truth_me))
     assert meta.trained_on.startswith("CASME3:set (2 videos")
     assert meta.post["threshold"] is not None
+
+
+def test_cli_bad_workbook_is_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    layout = write_casme3_layout(tmp_path, _standins())
+    missing = tmp_path / "missing.xlsx"
+    assert live_main(["--replay", "CASME3", "--data", str(layout.root), "--annotations", str(missing),
+                      "--pub", "none"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "missing.xlsx" in err
+    assert live_main(["--replay", "CASME3", "--data", str(tmp_path / "none"), "--annotations",
+                      str(layout.annotations), "--pub", "none"]) == 2
+    assert "none: dataset folder not found" in capsys.readouterr().err

@@ -6,7 +6,8 @@ offset profile whose visible frames are the truth (tools/synthesis/timeline.py);
 blinks, head drift / turns / nods, illumination ramps, sensor noise and video
 compression are added as distractors that carry no truth. Same seed -> same frames and
 truth. Output: mp4 files + truth CSV (`video,type,onset,apex,offset`), or the
-CAS(ME)^2 / SAMM-LV folder layouts with their workbooks (tools/dataset_layout.py).
+CAS(ME)^2 / SAMM-LV / CAS(ME)^3 Part A folder layouts with their workbooks
+(tools/dataset_layout.py).
 
     lgnm-synth --out synth/ --videos 10                       # 60 s, 30 fps, 640x480 mp4
     lgnm-synth --out samm/ --fps 200 --layout samm --videos 4 # 30 s, 200 fps, 352x288 jpgs
@@ -236,7 +237,7 @@ def write_dataset(
 ) -> DatasetSummary:
     """Write n_videos synthetic videos (faces used in turn) and their truth.
 
-    mp4: out_dir/synth_NNN.mp4 + truth.csv; cas/samm: the real folder layout + workbook
+    mp4: out_dir/synth_NNN.mp4 + truth.csv; cas/samm/casme3: the real folder layout + workbook(s)
     (+ truth.csv with the layout's video ids). distractors.csv lists blinks / head moves /
     light ramps for analysis. on_frame(video, frame, n_frames) reports progress.
     `real_motion`: real landmark tracks (files, or folders of real_*.npz) driving the
@@ -314,7 +315,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="seconds per video (default 60 at 30 fps, 30 at 200)")
     p.add_argument("--faces", nargs="+", default=list(BUILTIN_FACES), help="face images (or astronaut, grace_hopper)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--layout", choices=LAYOUTS, default="mp4", help="mp4 + truth.csv, or the CAS / SAMM / CAS(ME)^3 (casme3) folder layout")
+    p.add_argument("--layout", choices=LAYOUTS, default="mp4",
+                   help="mp4 + truth.csv, or the CAS / SAMM / CAS(ME)^3 (casme3) folder layout")
     p.add_argument("--no-distractors", action="store_true", help="no blinks, head motion, light changes or noise")
     p.add_argument("--jitter", action="store_true",
                    help="a random appearance per video: mirror, hue, colour cast, gamma, softer texture (training data)")

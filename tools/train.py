@@ -492,7 +492,8 @@ def _check_args(a: argparse.Namespace) -> None:
         raise UserError(f"--device {a.device}: CUDA is not available on this machine")
     if not (a.device == "cpu" or a.device.startswith("cuda")):
         raise UserError(f"--device: must be cpu or cuda[:N], got {a.device!r}")
-    if a.annotations is not None and not (a.annotations.is_file() or (a.dataset == "CASME3" and a.annotations.is_dir())):
+    folder_ok = a.dataset == "CASME3"  # Part A: the folder of its ME and MaE workbooks (realtime.casme3)
+    if a.annotations is not None and not (a.annotations.is_file() or (folder_ok and a.annotations.is_dir())):
         raise UserError(f"--annotations: {a.annotations} is not a file")
     if a.init is not None and a.type == "both":
         raise UserError("--init: weights are per type; give --type ME or --type MaE with it")
