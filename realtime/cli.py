@@ -6,6 +6,7 @@ dataset replay; publish them over ZeroMQ as they become final.
     lgnm-live --video clip.mp4           a file played at its own frame rate
     lgnm-live --replay demo              built-in synthetic demo with its truth (MEGC table)
     lgnm-live --replay CAS --data ROOT --annotations CAS.xlsx --out runs/cas
+    lgnm-live --replay MEGC --data TESTSET --out runs/test   challenge test set -> submission CSVs
 
 This module only parses the command line: torch, OpenCV, mediapipe and scipy are imported
 by `realtime.runner` once a run needs them, so `--help` and option mistakes answer at once.
@@ -52,14 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     one.add_argument("--camera", metavar="N", help="OpenCV camera device index")
     one.add_argument("--rtsp", metavar="URL", help="RTSP (or any FFmpeg) stream URL")
     one.add_argument("--video", metavar="PATH", help="a video file, played at its frame rate")
-    one.add_argument("--replay", metavar="demo|CAS|SAMM|PATH",
-                     help="replay as fast as possible: the built-in demo, a dataset, or a video "
-                          "file / frame folder / folder of either")
+    one.add_argument("--replay", metavar="demo|CAS|SAMM|CASME3|MEGC|PATH",
+                     help="replay as fast as possible: the built-in demo, a dataset (CASME3: CAS(ME)^3 "
+                          "Part A), an MEGC challenge test set (writes its submission files to --out), "
+                          "or a video file / frame folder / folder of either")
     src.add_argument("--width", type=int, help="camera frame width")
     src.add_argument("--height", type=int, help="camera frame height")
-    src.add_argument("--fps", type=float, help="camera fps, or the fps of frame folders")
-    src.add_argument("--data", type=Path, help="dataset root for --replay CAS|SAMM")
-    src.add_argument("--annotations", type=Path, help="dataset workbook for --replay CAS|SAMM")
+    src.add_argument("--fps", type=float, help="camera fps, or the fps of frame folders (--replay MEGC: of "
+                                               "every clip; default 200 for SAMM-style ids, else 30)")
+    src.add_argument("--data", type=Path, help="dataset root for --replay CAS|SAMM|CASME3, test set for MEGC")
+    src.add_argument("--annotations", type=Path,
+                     help="dataset workbook for --replay CAS|SAMM|CASME3 (CASME3: a workbook or a folder of them)")
     src.add_argument("--truth", type=Path, help="truth CSV (video,type,onset,apex,offset) for --replay PATH")
     src.add_argument("--realtime", action="store_true", help="pace a replay at the source fps")
     src.add_argument("--max-frames", type=int, default=None, metavar="N",

@@ -242,17 +242,34 @@ def read_cas_annotations(xlsx: Path) -> dict[str, list[Interval]]:
 # ---------------------------------------------------------------- SAMM-LV
 
 
-def _samm_header(sheet: Any, path: Path) -> tuple[int, dict[str, int]]:
-    """Find the header row (the one naming `Filename`) and the required columns."""
+def header_columns(sheet: Any, path: Path, columns: dict[str, tuple[str, ...]]) -> tuple[int, dict[str, int]] | None:
+    """Find a sheet's header row and where each required column is.
+
+    `columns` maps each column's name (as error messages say it) to the header cells that
+    name it (any case, e.g. `{"Subject": ("subject", "sub")}`). The header is the first of
+    the first rows holding a cell of the FIRST column's names; None when no row does.
+    Raises a UserError naming the file, the sheet and the columns it lacks."""
+    names_of = {c: {a.lower() for a in aliases} for c, aliases in columns.items()}
+    marker = next(iter(names_of.values()))
     rows = sheet.iter_rows(max_row=SAMM_HEADER_SEARCH_ROWS, values_only=True)
     for r, row in enumerate(rows, start=1):
-        names = [str(c).strip().lower() if c is not None else "" for c in row]
-        if "filename" in names:
-            missing = [c for c in SAMM_COLUMNS if c.lower() not in names]
+        cells = [str(c).strip().lower() if c is not None else "" for c in row]
+        if marker & set(cells):
+            missing = [c for c, aliases in names_of.items() if not aliases & set(cells)]
             if missing:
                 raise UserError(f"{path}: sheet {sheet.title!r} lacks column(s) {', '.join(missing)}")
-            return r, {c: names.index(c.lower()) for c in SAMM_COLUMNS}
-    raise UserError(f"{path}: no header row with a 'Filename' column in sheet {sheet.title!r}")
+            return r, {c: next(i for i, cell in enumerate(cells) if cell in aliases)
+                       for c, aliases in names_of.items()}
+    return None
+
+
+def _samm_header(sheet: Any, path: Path) -> tuple[int, dict[str, int]]:
+    """Find the header row (the one naming `Filename`) and the required columns."""
+    order = ("Filename", *(c for c in SAMM_COLUMNS if c != "Filename"))
+    found = header_columns(sheet, path, {c: (c,) for c in order})
+    if found is None:
+        raise UserError(f"{path}: no header row with a 'Filename' column in sheet {sheet.title!r}")
+    return found
 
 
 

@@ -193,3 +193,20 @@ class IntervalCsvWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def write_csv_atomic(path: str | Path, header: list[str], rows: Iterable[list[str]]) -> None:
+    """Write a whole CSV of any columns atomically (temp file + rename), rows quoted as
+    `write_intervals` quotes them (other formats of intervals: challenge submissions)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
+            _writerow(fh, header)
+            for row in rows:
+                _writerow(fh, row)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,4 +1,4 @@
-"""What `--replay demo|CAS|SAMM|PATH` and `--video PATH` replay: a list of streams, each
+"""What `--replay demo|CAS|SAMM|CASME3|MEGC|PATH` and `--video PATH` replay: a list of streams, each
 a source to open and the ground truth when it is known.
 
 Hidden files and folders (name starting with '.', e.g. macOS `._clip.mp4`) are never
@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from realtime.datasets import load_cas, load_samm
+from realtime.dataset_loaders import LOADERS, load_dataset
 from realtime.errors import UserError
 from realtime.intervals_csv import read_intervals
+from realtime.megc_testset import Submission, find_clips
 from realtime.sources import FrameFolderSource, FrameSource, VideoFileSource, image_files, is_hidden
 from realtime.types import Interval
 
@@ -41,6 +42,8 @@ class ReplayPlan:
     # Every truth interval given (a --truth file may annotate videos not replayed: the
     # summary names them); None: the items' own truth is all there is.
     truth: list[Interval] | None = None
+    # A challenge test set (--replay MEGC): writes its submission files after the run.
+    submission: Submission | None = None
 
     def all_truth(self) -> list[Interval]:
         return self.truth if self.truth is not None else [iv for it in self.items for iv in it.truth]
@@ -101,7 +104,7 @@ def attach_truth(items: list[ReplayItem], truth_csv: Path) -> list[Interval]:
 
 
 def dataset_items(kind: str, root: Path, annotations: Path) -> list[ReplayItem]:
-    records = (load_cas if kind == "CAS" else load_samm)(root, annotations, allow_gaps=True)
+    records = load_dataset(kind, root, annotations, allow_gaps=True)
     if not records:
         raise UserError(f"--data {root}: no {kind} videos found")
     # The stream is named by the video id (`s15_0101`), as the truth is, not by its folder
@@ -146,11 +149,25 @@ def plan_replay(target: str, *, data: Path | None, annotations: Path | None, tru
                 fps: float | None, demo_progress: Callable[[int, int], None] | None = None) -> ReplayPlan:
     if target == "demo":
         items = demo_items(demo_progress)
-    elif target in ("CAS", "SAMM"):
+    elif target in LOADERS:
         if data is None or annotations is None:
             raise UserError(f"--replay {target}: needs --data ROOT and --annotations FILE")
         items = dataset_items(target, data, annotations)
+    elif target == "MEGC":
+        return megc_plan(data, fps, truth)
     else:
         items = path_items(Path(target), fps)
     given = attach_truth(items, truth) if truth is not None else None
-    return ReplayPlan(items, has_truth=target in ("demo", "CAS", "SAMM") or truth is not None, truth=given)
+    return ReplayPlan(items, has_truth=target in ("demo", *LOADERS) or truth is not None, truth=given)
+
+
+def megc_plan(data: Path | None, fps: float | None, truth: Path | None) -> ReplayPlan:
+    """An unlabelled MEGC test set (realtime.megc_testset): its clips, no truth, and the
+    submission to write after the run."""
+    if data is None:
+        raise UserError("--replay MEGC: needs --data ROOT (the test set's folder of clip folders)")
+    if truth is not None:
+        raise UserError("--replay MEGC: a test set has no truth; replay its folder as --replay PATH --truth FILE")
+    clips = find_clips(data, fps)
+    return ReplayPlan([_folder_item(c.folder, c.fps) for c in clips], has_truth=False,
+                      submission=Submission(clips))

@@ -147,6 +147,8 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
         raise UserError(f"--max-frames: must be >= 1, got {args.max_frames}")
     live = args.camera is not None or args.rtsp is not None
     plan = make_plan(args, console, live)  # input mistakes first: loading models takes seconds
+    if plan.submission is not None and not args.out:
+        raise UserError("--replay MEGC: needs --out DIR (the submission files are written there)")
     scorer_sets = ScorerSets(args)
     flow = common_flow(scorer_sets.first)
     pair_features = make_pair_features(args.flow, flow)
@@ -197,6 +199,9 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
             # Whatever was spotted is already in predictions.csv (flushed per row) and the
             # journal; the summary is written even after a failure or Ctrl-C.
             summarise(args, console, plan, runs, collected, wall)
+            if plan.submission is not None:  # a challenge test set (realtime.megc_testset)
+                for path in plan.submission.write(collected.intervals, args.out):
+                    print(f"wrote {path} (MEGC submission)", file=sys.stderr)
     return exit_code(runs)
 
 

@@ -38,17 +38,18 @@ from realtime.errors import UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
 from realtime.types import Interval
 from tools.features_cache import cached_inputs
-from tools.train import TrainVideo, _progress, load_videos, score_inputs, spot
+from tools.train import DATASETS, TrainVideo, _progress, load_videos, score_inputs, spot
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lgnm-calibrate", description=__doc__.split("\n")[0].split(": ", 1)[1])
     p.add_argument("--weights", nargs="+", type=Path, required=True, help="one ME and/or one MaE weights file")
-    p.add_argument("--dataset", choices=("CAS", "SAMM", "synth"), required=True)
+    p.add_argument("--dataset", choices=(*DATASETS, "synth"), required=True)
     p.add_argument("--data", type=Path, nargs="+", required=True,
                    help="dataset root(s) of labelled videos; several are pooled")
     p.add_argument("--annotations", type=Path,
-                   help="annotation workbook (CAS.xlsx / SAMM.xlsx); with one --data only (else <root>/<dataset>.xlsx)")
+                   help="annotation workbook (CAS.xlsx / SAMM.xlsx; CASME3: a workbook or a folder of them); with one "
+                        "--data only (else <root>/<dataset>.xlsx)")
     p.add_argument("--out", type=Path, required=True, help="folder for the re-calibrated weights (same names)")
     p.add_argument("--cache", type=Path, help="features cache folder (default <out>/cache)")
     p.add_argument("--cross-type", choices=("auto", "off"), default="auto",

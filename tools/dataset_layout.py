@@ -1,4 +1,4 @@
-"""Write stand-in datasets in exactly the real CAS(ME)^2 and SAMM-LV layouts.
+"""Write stand-in datasets in exactly the real CAS(ME)^2, SAMM-LV and CAS(ME)^3 layouts.
 
 The real datasets are licensed and absent here, so tests and the synthetic video
 generator produce stand-ins that `realtime.datasets.load_cas` / `load_samm` read with the
@@ -14,9 +14,15 @@ SAMM-LV (200 fps)::
     <root>/SAMM_longvideos/006_1/006_1_0001.jpg ... 006_1_NNNN.jpg
     <root>/SAMM.xlsx  sheet "FACS_Movement_Only", header on row 1
 
+CAS(ME)^3 Part A (30 fps; `realtime.casme3`)::
+
+    <root>/part_A/spNO.1/a/color/1.jpg ... N.jpg
+    <root>/annotation/cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx          sheet "label"
+    <root>/annotation/cas(me)3_part_A_MaE_label_JpgIndex_v2_emotion.xlsx sheet "Sheet1"
+
 One `StandInVideo` list can be written in both layouts (frames given as a list; an
 iterator can be written once). The `video` field of the truth intervals is ignored: the
-id comes from the layout (`cas_video_id`, `samm_video_id`).
+id comes from the layout (`cas_video_id`, `samm_video_id`, `casme3_video_id`).
 """
 
 from __future__ import annotations
@@ -50,15 +56,21 @@ SAMM_HEADER = (
     "Subject", "Filename", "Inducement Code", "Onset", "Apex", "Offset", "Duration",
     "Type", "Action Units", "Notes",
 )  # fmt: skip
+# CAS(ME)^3 Part A: one workbook per type, header on row 1 (realtime.casme3).
+CASME3_ME_BOOK = "cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx"
+CASME3_MAE_BOOK = "cas(me)3_part_A_MaE_label_JpgIndex_v2_emotion.xlsx"
+CASME3_ME_HEADER = ("Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion")
+CASME3_MAE_HEADER = ("sub", "seq", "onset", "apex", "offset", "emotion")
 
 
 @dataclass
 class StandInVideo:
     """One stand-in long video.
 
-    subject: real-style subject number (CAS folder `s{subject}`, SAMM `{subject:03d}`).
+    subject: real-style subject number (CAS folder `s{subject}`, SAMM `{subject:03d}`,
+        CAS(ME)^3 `spNO.{subject}`).
     index: 1-based video index of that subject (CAS: the index-th real video code,
-        SAMM: the `_index` suffix).
+        SAMM: the `_index` suffix, CAS(ME)^3: the index-th letter, 1 -> `a`).
     frames: BGR (or grey) uint8 images, frame 1 first.
     truth: annotated intervals (1-based, inclusive); apex defaults to the midpoint.
     """
@@ -195,4 +207,49 @@ def write_samm_layout(root: Path, videos: Sequence[StandInVideo], quality: int =
         _write_frames(frames_root / vid, v.frames, lambda n, vid=vid: f"{vid}_{n:04d}.jpg", quality)
     annotations = Path(root) / "SAMM.xlsx"
     _samm_workbook(videos, annotations)
+    return StandInLayout(frames_root, annotations, ids)
+
+
+def casme3_letter(index: int) -> str:
+    """The CAS(ME)^3 video name of a subject's index-th video: 1 -> `a` ... 26 -> `z`."""
+    if not 1 <= index <= 26:
+        raise ValueError(f"CAS(ME)^3 stand-in video index must be 1..26, got {index}")
+    return chr(ord("a") + index - 1)
+
+
+def casme3_video_id(video: StandInVideo) -> str:
+    """The id the CAS(ME)^3 reader gives this video (`spNO.1_a`)."""
+    return f"spNO.{video.subject}_{casme3_letter(video.index)}"
+
+
+def _casme3_workbooks(videos: Sequence[StandInVideo], folder: Path) -> tuple[Path, Path]:
+    """Part A's two workbooks in their real layouts: MEs in sheet "label", MaEs in "Sheet1"."""
+    folder.mkdir(parents=True, exist_ok=True)
+    books = []
+    for name, sheet_name, header, kind in ((CASME3_ME_BOOK, "label", CASME3_ME_HEADER, "ME"),
+                                           (CASME3_MAE_BOOK, "Sheet1", CASME3_MAE_HEADER, "MaE")):
+        wb = openpyxl.Workbook()
+        sheet = wb.active
+        sheet.title = sheet_name
+        sheet.append(list(header))
+        for v in videos:
+            for iv in (iv for iv in v.truth if iv.type == kind):
+                row = [f"spNO.{v.subject}", casme3_letter(v.index), iv.onset, _apex(iv), iv.offset]
+                sheet.append(row + (["4+7", "others", "others"] if kind == "ME" else ["others"]))
+        wb.save(folder / name)
+        books.append(folder / name)
+    return books[0], books[1]
+
+
+def write_casme3_layout(root: Path, videos: Sequence[StandInVideo], quality: int = 95) -> StandInLayout:
+    """Write `videos` as CAS(ME)^3 Part A: `root/part_A/spNO.{subject}/{letter}/color/{n}.jpg`
+    and the two workbooks in `root/annotation/` (StandInLayout.annotations: that folder)."""
+    ids = [casme3_video_id(v) for v in videos]
+    _check_unique(ids)
+    frames_root = Path(root) / "part_A"
+    for v in videos:
+        folder = frames_root / f"spNO.{v.subject}" / casme3_letter(v.index) / "color"
+        _write_frames(folder, v.frames, lambda n: f"{n}.jpg", quality)
+    annotations = Path(root) / "annotation"
+    _casme3_workbooks(videos, annotations)
     return StandInLayout(frames_root, annotations, ids)

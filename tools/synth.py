@@ -6,7 +6,8 @@ offset profile whose visible frames are the truth (tools/synthesis/timeline.py);
 blinks, head drift / turns / nods, illumination ramps, sensor noise and video
 compression are added as distractors that carry no truth. Same seed -> same frames and
 truth. Output: mp4 files + truth CSV (`video,type,onset,apex,offset`), or the
-CAS(ME)^2 / SAMM-LV folder layouts with their workbooks (tools/dataset_layout.py).
+CAS(ME)^2 / SAMM-LV / CAS(ME)^3 Part A folder layouts with their workbooks
+(tools/dataset_layout.py).
 
     lgnm-synth --out synth/ --videos 10                       # 60 s, 30 fps, 640x480 mp4
     lgnm-synth --out samm/ --fps 200 --layout samm --videos 4 # 30 s, 200 fps, 352x288 jpgs
@@ -36,7 +37,7 @@ from tools.synthesis.real_motion import RealMotion, load_track, track_files
 from tools.synthesis.render import Renderer
 from tools.synthesis.timeline import DurationModel, Event, ScheduleSettings, durations_for, schedule_events, truth_of
 
-LAYOUTS = ("mp4", "cas", "samm")
+LAYOUTS = ("mp4", "cas", "samm", "casme3")
 
 
 def default_size(fps: float) -> tuple[int, int]:
@@ -203,10 +204,10 @@ def _write_distractors_csv(path: Path, rows: list[tuple[str, Distractor]]) -> No
 
 
 def _layout_ids(layout: str, i: int) -> tuple[int, int]:
-    """(subject, index) of the i-th video (0-based) in the CAS / SAMM stand-in layouts:
-    CAS subjects have up to 9 videos (the real codes), SAMM ones up to 7."""
-    per = 9 if layout == "cas" else 7
-    return (15 if layout == "cas" else 6) + i // per, i % per + 1
+    """(subject, index) of the i-th video (0-based) in the stand-in layouts: CAS subjects
+    have up to 9 videos (the real codes), SAMM ones up to 7, CAS(ME)^3 ones 13 (a..m)."""
+    per = {"cas": 9, "casme3": 13}.get(layout, 7)
+    return {"cas": 15, "casme3": 1}.get(layout, 6) + i // per, i % per + 1
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,7 @@ def write_dataset(
 ) -> DatasetSummary:
     """Write n_videos synthetic videos (faces used in turn) and their truth.
 
-    mp4: out_dir/synth_NNN.mp4 + truth.csv; cas/samm: the real folder layout + workbook
+    mp4: out_dir/synth_NNN.mp4 + truth.csv; cas/samm/casme3: the real folder layout + workbook(s)
     (+ truth.csv with the layout's video ids). distractors.csv lists blinks / head moves /
     light ramps for analysis. on_frame(video, frame, n_frames) reports progress.
     `real_motion`: real landmark tracks (files, or folders of real_*.npz) driving the
@@ -267,7 +268,8 @@ def write_dataset(
     for i in range(n_videos):
         subject, index = _layout_ids(layout, i)
         probe = dl.StandInVideo(subject, index, [])
-        name = {"mp4": f"synth_{i + 1:03d}", "cas": dl.cas_video_id(probe), "samm": dl.samm_video_id(probe)}[layout]
+        name = {"mp4": f"synth_{i + 1:03d}", "cas": dl.cas_video_id(probe), "samm": dl.samm_video_id(probe),
+                "casme3": dl.casme3_video_id(probe)}[layout]
         config = SynthConfig(name=name, fps=fps, duration_s=duration, distractors=distractors, jitter=jitter,
                              real_motion=tracks)
         video = generate_video(config, int(np.random.SeedSequence([seed, i]).generate_state(1)[0]), photos[i % len(photos)])
@@ -293,6 +295,8 @@ def write_dataset(
         dl.write_cas_layout(out, standins)
     elif layout == "samm":
         dl.write_samm_layout(out, standins)
+    elif layout == "casme3":
+        dl.write_casme3_layout(out, standins)
     write_intervals(out / "truth.csv", truth, truth=True)
     _write_distractors_csv(out / "distractors.csv", noted)
     if motions:
@@ -311,7 +315,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--duration", type=float, default=None, help="seconds per video (default 60 at 30 fps, 30 at 200)")
     p.add_argument("--faces", nargs="+", default=list(BUILTIN_FACES), help="face images (or astronaut, grace_hopper)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--layout", choices=LAYOUTS, default="mp4", help="mp4 + truth.csv, or CAS / SAMM folder layout")
+    p.add_argument("--layout", choices=LAYOUTS, default="mp4",
+                   help="mp4 + truth.csv, or the CAS / SAMM / CAS(ME)^3 (casme3) folder layout")
     p.add_argument("--no-distractors", action="store_true", help="no blinks, head motion, light changes or noise")
     p.add_argument("--jitter", action="store_true",
                    help="a random appearance per video: mirror, hue, colour cast, gamma, softer texture (training data)")

@@ -42,6 +42,7 @@ from calibration.search import grid_search, grids_for_fps
 from engines.lgnmnet import LGNMNet
 from engines.pretrained import load_backbone_state
 from engines.weights import WeightsMeta, file_sha256, load_weights, save_weights
+from realtime.dataset_loaders import LOADERS, load_dataset
 from realtime.errors import UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
 from realtime.labels import irl_labels, k_from_intervals
@@ -364,8 +365,12 @@ def make_folds(subjects: Sequence[str], folds: str) -> list[list[str]]:
 # ---------------------------------------------------------------------------- datasets
 
 
+DATASETS = tuple(LOADERS)  # the real layouts: CAS, SAMM, CASME3
+
+
 def load_videos(dataset: str, data: Path, annotations: Path | None) -> list[TrainVideo]:
-    """Videos of CAS(ME)^2, SAMM-LV (real layouts) or a synthetic set (`lgnm-synth`).
+    """Videos of CAS(ME)^2, SAMM-LV, CAS(ME)^3 Part A (real layouts; CASME3's annotations
+    may be a folder of workbooks, realtime.casme3) or a synthetic set (`lgnm-synth`).
 
     Synthetic sets in the CAS/SAMM layouts are read by the real readers; the mp4 layout
     (synth_NNN.mp4 + truth.csv) has no subjects, so each video is its own subject there.
@@ -373,22 +378,20 @@ def load_videos(dataset: str, data: Path, annotations: Path | None) -> list[Trai
     if not data.exists():
         raise UserError(f"--data: {data} does not exist")
     if dataset == "synth":
-        for name, layout in (("CAS.xlsx", "CAS"), ("SAMM.xlsx", "SAMM")):
-            if (data / name).is_file():
+        for name, layout in (("CAS.xlsx", "CAS"), ("SAMM.xlsx", "SAMM"), ("annotation", "CASME3")):
+            if (data / name).exists():
                 return load_videos(layout, data, annotations or data / name)
         return _load_synth_mp4(data)
-    if dataset in ("CAS", "SAMM"):
-        from realtime import datasets
-
+    if dataset in DATASETS:
         if annotations is None:
             annotations = data / f"{dataset}.xlsx"
             if not annotations.is_file():
                 raise UserError(f"--annotations: give the {dataset} workbook ({annotations} not found)")
-        loader = datasets.load_cas if dataset == "CAS" else datasets.load_samm
         return [
-            TrainVideo(r.id, str(r.subject), float(r.fps), list(r.frames), list(r.truth)) for r in loader(data, annotations)
+            TrainVideo(r.id, str(r.subject), float(r.fps), list(r.frames), list(r.truth))
+            for r in load_dataset(dataset, data, annotations)
         ]
-    raise UserError(f"--dataset: must be CAS, SAMM or synth, got {dataset!r}")
+    raise UserError(f"--dataset: must be {', '.join(DATASETS)} or synth, got {dataset!r}")
 
 
 def _load_synth_mp4(data: Path) -> list[TrainVideo]:
@@ -431,10 +434,13 @@ def _progress(console: Console, disable: bool = False) -> Progress:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lgnm-train", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--dataset", required=True, choices=["CAS", "SAMM", "synth"],
-                   help="CAS(ME)^2 or SAMM-LV in their real layouts (with --annotations), or lgnm-synth output")
+    p.add_argument("--dataset", required=True, choices=[*DATASETS, "synth"],
+                   help="CAS(ME)^2, SAMM-LV or CAS(ME)^3 Part A (CASME3) in their real layouts (with "
+                        "--annotations), or lgnm-synth output")
     p.add_argument("--data", required=True, type=Path, help="dataset root")
-    p.add_argument("--annotations", type=Path, help="annotation workbook (CAS.xlsx / SAMM.xlsx)")
+    p.add_argument("--annotations", type=Path,
+                   help="annotation workbook (CAS.xlsx / SAMM.xlsx; CASME3: a workbook or the folder of Part A's "
+                        "ME and MaE workbooks)")
     p.add_argument("--type", default="both", choices=["ME", "MaE", "both"], help="expression type(s) to train")
     p.add_argument("--out", required=True, type=Path, help="output folder for <prefix><type>.safetensors")
     p.add_argument("--prefix", default="lgnm_", help="weights file name prefix")
@@ -486,7 +492,8 @@ def _check_args(a: argparse.Namespace) -> None:
         raise UserError(f"--device {a.device}: CUDA is not available on this machine")
     if not (a.device == "cpu" or a.device.startswith("cuda")):
         raise UserError(f"--device: must be cpu or cuda[:N], got {a.device!r}")
-    if a.annotations is not None and not a.annotations.is_file():
+    folder_ok = a.dataset == "CASME3"  # Part A: the folder of its ME and MaE workbooks (realtime.casme3)
+    if a.annotations is not None and not (a.annotations.is_file() or (folder_ok and a.annotations.is_dir())):
         raise UserError(f"--annotations: {a.annotations} is not a file")
     if a.init is not None and a.type == "both":
         raise UserError("--init: weights are per type; give --type ME or --type MaE with it")
