@@ -387,6 +387,7 @@ def run_stream(
     stats.backend = ",".join(sorted({s.scorer.backend for s in setups}))
     stats.flow = pair_features.name
     stats.models = {s.type: {"k": s.k, "trained_fps": s.scorer.meta.fps} for s in setups}
+    stats.source_fps = float(source.fps) if source.fps and source.fps > 0 else None
     mode = "live" if source.is_live else "replay"
     # Replay: a short ring, so the reader stays just ahead of scoring (a long queue would
     # only add waiting time to every frame's latency); live: room to absorb hiccups.
