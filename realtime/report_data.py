@@ -50,7 +50,9 @@ class VideoRun:
 
     `fps` is the stream's frame rate (metrics.json `source_fps`), None for a run written
     before that field existed; frame n (1-based) is then at (n - 1) / fps seconds.
-    `k` maps each type to the K it ran with. `no_face` holds the frames (sorted) without
+    `k` maps each type to the K it ran with, `shift` to the frames from a score index to
+    the frames of the intervals it produces (metrics.json `models`; K//2 where a run
+    written before that field does not say). `no_face` holds the frames (sorted) without
     a face. `truth` is None when the run had no truth, else this video's scored truth."""
 
     name: str
@@ -60,6 +62,7 @@ class VideoRun:
     last_frame: int
     fps: float | None
     k: dict[str, int]
+    shift: dict[str, int]
     notices: list[str]
     traces: dict[str, TypeTrace]
     no_face: np.ndarray
@@ -186,6 +189,7 @@ def _video(run: dict[str, Any], rows: pd.DataFrame, predictions: list[Interval],
     name = run["stream"]
     models = run.get("models") or {}
     k = {t: int(m["k"]) for t, m in models.items() if isinstance(m, dict) and "k" in m}
+    shift = {t: int(models[t].get("shift", k[t] // 2)) for t in k}
     fps = run.get("source_fps")
     traces = {}
     scored = rows[rows["face"] == 1]
@@ -198,7 +202,7 @@ def _video(run: dict[str, Any], rows: pd.DataFrame, predictions: list[Interval],
         name=name, status=run["status"], error=run.get("error"),
         frames=int(run.get("frames") or 0), last_frame=int(run.get("last_frame") or 0),
         fps=float(fps) if isinstance(fps, (int, float)) and fps > 0 else None,
-        k=k, notices=[str(n) for n in run.get("notices") or []], traces=traces,
+        k=k, shift=shift, notices=[str(n) for n in run.get("notices") or []], traces=traces,
         no_face=np.unique(rows["frame"][rows["face"] == 0].to_numpy()),
         predictions=[iv for iv in predictions if iv.video == name],
         truth=None if truth is None else [iv for iv in truth if iv.video == name],

@@ -5,12 +5,15 @@ intervals with their TP / FP / FN marks, chain breaks and frames without a face.
 Frames and time: frame n (1-based) is drawn at (n - 1) / fps seconds, fps being the
 stream's frame rate (metrics.json `source_fps`), and an inclusive interval [a, b] spans
 (a - 1) / fps to b / fps, so a one-frame interval has the width of one frame. Without a
-known fps the x axis is in frames. Scores: the score of frame i belongs to the pair
-(i, i + K), whose motion is centred at i + K/2, and the spotter reports the intervals it
-finds at the score index + K//2 (README, Method notes). So each score is drawn at frame
-i + K//2 (its type's K): a peak of the curve then sits over the interval it produced and
-over the expression in the video, which is what a reader compares. Chain breaks and
-frames without a face are events of the video itself and are drawn at their own frames.
+known fps the x axis is in frames. A video file's frames carry their own timestamps:
+for a variable-rate file (n - 1) / fps is its nominal time; the frame numbers on the top
+axis are exact. Scores: the score of frame i belongs to the pair (i, i + K), whose
+motion is centred at i + K/2, and the spotter reports the intervals it finds at the
+score index + K//2 (README, Method notes; metrics.json `models` holds this shift). So
+each score is drawn at frame i + shift (K//2 of its type's K): a peak of the curve then
+sits over the interval it produced and over the expression in the video, which is what
+a reader compares. Chain breaks and frames without a face are events of the video
+itself and are drawn at their own frames.
 
 Drawn with matplotlib's object API on an Agg canvas (no pyplot: no global backend
 state, no display needed).
@@ -59,8 +62,19 @@ def plotted_types(video: VideoRun) -> list[str]:
 
 
 def video_png(video: VideoRun, marks: dict[str, TypeMarks] | None, dpi: int = 110) -> bytes | None:
-    """PNG bytes of the video's figure, or None when it has nothing to draw (a stream
-    that failed before its first frame). `marks` per type, None when the run had no truth."""
+    """PNG bytes of `video_figure`, or None when there is nothing to draw."""
+    fig = video_figure(video, marks)
+    if fig is None:
+        return None
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def video_figure(video: VideoRun, marks: dict[str, TypeMarks] | None) -> Figure | None:
+    """The video's figure (one axis per type in `plotted_types`, in that order), or None
+    when it has nothing to draw (a stream that failed before its first frame). `marks`
+    per type, None when the run had no truth."""
     types = plotted_types(video)
     last = max([video.last_frame] + [iv.offset for iv in video.predictions + (video.truth or [])])
     if not types or last < 1:
@@ -81,14 +95,12 @@ def video_png(video: VideoRun, marks: dict[str, TypeMarks] | None, dpi: int = 11
         axes[0].set_title(axes[0].get_title(loc="left"), loc="left", fontsize=10, pad=26)  # above the frame axis
     fig.suptitle(video.name + ("  (stream failed)" if video.failed else ""), fontsize=12)
     fig.legend(handles=_legend(marks is not None), loc="outside lower center", ncol=5, fontsize=8, frameon=False)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
+    return fig
 
 
 def _draw_type(ax: Axes, video: VideoRun, t: str, marks: TypeMarks | None, axis: FrameAxis) -> None:
     k = video.k.get(t)
-    shift = k // 2 if k else 0
+    shift = video.shift.get(t, 0)
     _no_face(ax, video.no_face, axis)
     truth = marks.truth if marks else []
     for iv, tp in zip(truth, marks.truth_tp if marks else []):
@@ -96,17 +108,17 @@ def _draw_type(ax: Axes, video: VideoRun, t: str, marks: TypeMarks | None, axis:
     trace = video.traces.get(t)
     if trace is not None:
         x = axis.x(trace.frame + shift)
-        ax.plot(*_gapped(x, trace.frame, trace.raw), color=COLOURS["raw"], lw=0.8)
-        ax.plot(*_gapped(x, trace.frame, trace.smoothed), color=COLOURS["smoothed"], lw=1.6)
+        ax.plot(*_gapped(x, trace.frame, trace.raw), color=COLOURS["raw"], lw=0.8, gid="raw")
+        ax.plot(*_gapped(x, trace.frame, trace.smoothed), color=COLOURS["smoothed"], lw=1.6, gid="smoothed")
         ax.plot(*_gapped(x, trace.frame, trace.threshold), color=COLOURS["threshold"], lw=1.0, ls="--",
-                drawstyle="steps-mid")
+                drawstyle="steps-mid", gid="threshold")
         for frame in trace.chain_breaks:
-            ax.axvline(float(axis.x(frame)), color=COLOURS["break"], lw=0.9, ls=":")
+            ax.axvline(float(axis.x(frame)), color=COLOURS["break"], lw=0.9, ls=":", gid="chain_break")
     preds = marks.pred if marks else [iv for iv in video.predictions if iv.type == t]
     pred_colours = [COLOURS["tp" if hit else "fp"] for hit in marks.pred_hit] if marks else [COLOURS["pred"]] * len(preds)
-    _lane(ax, preds, pred_colours, PRED_LANE, axis)
+    _lane(ax, preds, pred_colours, PRED_LANE, axis, "pred")
     if marks:
-        _lane(ax, truth, [COLOURS["tp" if tp else "fn"] for tp in marks.truth_tp], TRUTH_LANE, axis)
+        _lane(ax, truth, [COLOURS["tp" if tp else "fn"] for tp in marks.truth_tp], TRUTH_LANE, axis, "truth")
     lanes = blended_transform_factory(ax.transAxes, ax.transData)
     for (y, h), label in ((PRED_LANE, "pred"), (TRUTH_LANE, "truth" if marks else "")):
         ax.text(-0.004, y + h / 2, label, transform=lanes, ha="right", va="center", fontsize=8)
@@ -135,14 +147,15 @@ def _no_face(ax: Axes, frames: np.ndarray, axis: FrameAxis) -> None:
         return
     cuts = np.flatnonzero(np.diff(frames) != 1) + 1
     for run in np.split(frames, cuts):
-        ax.axvspan(float(axis.x(run[0])), float(axis.x(run[-1] + 1)), color=COLOURS["no_face"], alpha=0.35, lw=0)
+        ax.axvspan(float(axis.x(run[0])), float(axis.x(run[-1] + 1)), color=COLOURS["no_face"], alpha=0.35, lw=0,
+                   gid="no_face")
 
 
 def _lane(ax: Axes, intervals: Sequence[Interval], colours: Sequence[str], lane: tuple[float, float],
-          axis: FrameAxis) -> None:
+          axis: FrameAxis, gid: str) -> None:
     if intervals:
         spans = [(float(axis.x(iv.onset)), float(axis.x(iv.offset + 1) - axis.x(iv.onset))) for iv in intervals]
-        ax.broken_barh(spans, lane, facecolors=list(colours), edgecolor="black", linewidth=0.4)
+        ax.broken_barh(spans, lane, facecolors=list(colours), edgecolor="black", linewidth=0.4, gid=gid)
 
 
 def _legend(with_truth: bool) -> list:

@@ -62,7 +62,8 @@ class RunStats:
     wall_s: float = 0.0
     backend: str = ""
     flow: str = ""
-    # per type: the K used on this stream and the fps its weights were trained at
+    # per type: the K used on this stream, the fps its weights were trained at and the
+    # shift from score index to interval frames (K//2 unless the weights set another)
     models: dict[str, dict[str, float]] = field(default_factory=dict)
     # the stream's frame rate (frames per second of the source, not of processing): what
     # sets K, and what maps frame n to (n - 1) / source_fps seconds (lgnm-report)
