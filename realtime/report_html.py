@@ -114,7 +114,7 @@ def _index(run: RunFiles, marks: dict[str, dict[str, TypeMarks] | None]) -> str:
         head += "<th>TP</th><th>FP</th><th>FN</th>"
     rows = []
     for i, v in enumerate(run.videos):
-        status = f'<span class="failed">failed</span>' if v.failed else "ok"
+        status = '<span class="failed">failed</span>' if v.failed else "ok"
         row = (f'<tr><td><a href="#{anchor(i, v.name)}">{escape(v.name)}</a></td><td>{status}</td>'
                f"<td>{v.frames}</td><td>{_fps(v)}</td><td>{len(v.predictions)}</td>")
         video_marks = marks.get(v.name)

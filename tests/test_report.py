@@ -350,3 +350,20 @@ def test_match_matrix_is_the_rule_count_matched_truth_counts() -> None:
     assert m.shape == (2, 3)
     assert m.tolist() == [[frame_iou(t, p) >= 0.5 for p in pred] for t in truth]
     assert match_matrix([], pred).shape == (0, 3) and match_matrix(truth, []).shape == (2, 0)
+
+
+def test_extra_prediction_columns_are_ignored(truth_run: Path, tmp_path: Path) -> None:
+    """predictions.csv is read by column name: columns added later (apex, seconds) change nothing."""
+    run = tmp_path / "run"
+    shutil.copytree(truth_run, run)
+    table = pd.read_csv(run / "predictions.csv")
+    assert len(table) > 0
+    table.insert(3, "apex", table["onset"])
+    table["onset_s"] = (table["onset"] - 1) / 30.0
+    table["offset_s"] = table["offset"] / 30.0
+    table.to_csv(run / "predictions.csv", index=False)
+    assert report_main([str(run)]) == 0
+    before, after = read_run(truth_run), read_run(run)
+    assert [(iv.video, iv.type, iv.onset, iv.offset) for v in after.videos for iv in v.predictions] == \
+        [(iv.video, iv.type, iv.onset, iv.offset) for v in before.videos for iv in v.predictions]
+    assert sections(page_of(run)) == sections(page_of(truth_run))
