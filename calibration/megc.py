@@ -42,18 +42,24 @@ def frame_iou(a: Interval, b: Interval) -> float:
     return inter / (a.length + b.length - inter)
 
 
-def count_matched_truth(truth: list[Interval], pred: list[Interval], iou: float = IOU_MATCH) -> int:
-    """Number of truth intervals that some prediction overlaps with IoU >= `iou`
-    (all intervals of one video and type)."""
+def match_matrix(truth: list[Interval], pred: list[Interval], iou: float = IOU_MATCH) -> np.ndarray:
+    """(len(truth), len(pred)) bool array: entry [i, j] is True when prediction j matches
+    truth i (IoU >= `iou`, frames inclusive; intervals of one video and type)."""
     if not truth or not pred:
-        return 0
+        return np.zeros((len(truth), len(pred)), dtype=bool)
     t_on = np.array([t.onset for t in truth], dtype=np.int64)[:, None]
     t_off = np.array([t.offset for t in truth], dtype=np.int64)[:, None]
     p_on = np.array([p.onset for p in pred], dtype=np.int64)[None, :]
     p_off = np.array([p.offset for p in pred], dtype=np.int64)[None, :]
     inter = np.clip(np.minimum(t_off, p_off) - np.maximum(t_on, p_on) + 1, 0, None)
     union = (t_off - t_on + 1) + (p_off - p_on + 1) - inter
-    return int(np.count_nonzero((inter / union >= iou).any(axis=1)))
+    return inter / union >= iou
+
+
+def count_matched_truth(truth: list[Interval], pred: list[Interval], iou: float = IOU_MATCH) -> int:
+    """Number of truth intervals that some prediction overlaps with IoU >= `iou`
+    (all intervals of one video and type)."""
+    return int(np.count_nonzero(match_matrix(truth, pred, iou).any(axis=1)))
 
 
 @dataclass(frozen=True)

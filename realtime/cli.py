@@ -90,11 +90,14 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--journal", type=Path, help="append every event as a JSON line here too")
     out.add_argument("--curve-secret", type=Path, help="server secret key file (CurveZMQ)")
     out.add_argument("--curve-clients", type=Path, help="folder of authorised client public keys")
-    out.add_argument("--out", type=Path, help="write predictions.csv and metrics.json here")
+    out.add_argument("--out", type=Path, help="write predictions.csv, scores.csv and metrics.json here")
     out.add_argument("--save-inputs", metavar="FRAMES",
                      help="with --out: write what the model saw for the pairs starting at these frames "
                           "(e.g. 120,300-310): aligned faces, flow HS image and network input as PNGs "
                           "in OUT/inputs/<stream>/")
+    out.add_argument("--report", action="store_true",
+                     help="at the end, write OUT/report/report.html (one page: scores, intervals, MEGC table) "
+                          "and a PNG per video (needs --out; the same as lgnm-report OUT)")
     out.add_argument("--quiet", action="store_true", help="no dashboard, progress or event lines")
     out.add_argument("--json", action="store_true", help="events and the final summary as JSON lines")
     return p

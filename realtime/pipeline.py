@@ -397,7 +397,11 @@ def run_stream(
     stats.stream = source.name
     stats.backend = ",".join(sorted({s.scorer.backend for s in setups}))
     stats.flow = pair_features.name
-    stats.models = {s.type: {"k": s.k, "trained_fps": s.scorer.meta.fps} for s in setups}
+    # shift: score index -> frame of the intervals (K//2 unless the weights say otherwise),
+    # so that a reader of scores.csv (lgnm-report) can line scores up with intervals
+    stats.models = {s.type: {"k": s.k, "trained_fps": s.scorer.meta.fps, "shift": s.params.frame_shift}
+                    for s in setups}
+    stats.source_fps = float(source.fps) if source.fps and source.fps > 0 else None
     mode = "live" if source.is_live else "replay"
     # Replay: a short ring, so the reader stays just ahead of scoring (a long queue would
     # only add waiting time to every frame's latency); live: room to absorb hiccups.

@@ -145,6 +145,8 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
         raise UserError(f"--batch: must be >= 1, got {args.batch}")
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError(f"--max-frames: must be >= 1, got {args.max_frames}")
+    if args.report and not args.out:
+        raise UserError("--report: needs --out DIR (the report is made from the files written there)")
     live = args.camera is not None or args.rtsp is not None
     plan = make_plan(args, console, live)  # input mistakes first: loading models takes seconds
     if plan.submission is not None and not args.out:
@@ -202,7 +204,18 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
             if plan.submission is not None:  # a challenge test set (realtime.megc_testset)
                 for path in plan.submission.write(collected.intervals, args.out):
                     print(f"wrote {path} (MEGC submission)", file=sys.stderr)
+    if args.report:
+        write_run_report(args.out)
     return exit_code(runs)
+
+
+def write_run_report(out: Path) -> None:
+    """--report: the page and PNGs of what the run just wrote to `out` (after the
+    summary, so a failed stream or Ctrl-C is in it too)."""
+    from realtime.report import write_report  # matplotlib only when asked for
+
+    files = write_report(out)
+    print(f"report: {files.page}", file=sys.stderr)
 
 
 def run_isolated(item: ReplayItem, stats: RunStats, args: argparse.Namespace, run_one: Any) -> None:

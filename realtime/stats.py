@@ -62,8 +62,12 @@ class RunStats:
     wall_s: float = 0.0
     backend: str = ""
     flow: str = ""
-    # per type: the K used on this stream and the fps its weights were trained at
+    # per type: the K used on this stream, the fps its weights were trained at and the
+    # shift from score index to interval frames (K//2 unless the weights set another)
     models: dict[str, dict[str, float]] = field(default_factory=dict)
+    # the stream's frame rate (frames per second of the source, not of processing): what
+    # sets K, and what maps frame n to (n - 1) / source_fps seconds (lgnm-report)
+    source_fps: float | None = None
     last_frame: int = 0  # number of the last frame processed (frames are 1-based)
     error: str | None = None  # why the stream failed; None when it ran to its end
     times: StageTimes = field(default_factory=StageTimes)
@@ -109,6 +113,7 @@ class RunStats:
             "backend": self.backend,
             "flow": self.flow,
             "models": self.models,
+            "source_fps": None if self.source_fps is None else round(self.source_fps, 6),
             "notices": list(self.notices),
             "stages": self.times.summary(),
         }

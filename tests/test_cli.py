@@ -291,10 +291,11 @@ def test_a_200_fps_replay_uses_the_200_fps_demo_pair(media: dict, tmp_path: Path
         assert live_main(["--replay", str(clip), "--pub", "none", "--quiet", "--max-frames", "120",
                           "--out", str(out)]) == 0
         runs[name] = json.loads((out / "metrics.json").read_text())["performance"]["runs"][0]["models"]
-    assert runs["slow"] == {"ME": {"k": 6, "trained_fps": 30.0}, "MaE": {"k": 18, "trained_fps": 30.0}}
+    assert runs["slow"] == {"ME": {"k": 6, "trained_fps": 30.0, "shift": 3},
+                            "MaE": {"k": 18, "trained_fps": 30.0, "shift": 9}}
     bundled = Path(__file__).resolve().parents[1] / "engines" / "weights"
     want = {t: read_meta(bundled / f"demo200_{t}.safetensors") for t in ("ME", "MaE")}
-    assert runs["fast"] == {t: {"k": m.k, "trained_fps": 200.0} for t, m in want.items()}
+    assert runs["fast"] == {t: {"k": m.k, "trained_fps": 200.0, "shift": m.k // 2} for t, m in want.items()}
     assert want["ME"].k != 6 and want["MaE"].k != 18  # not the 30 fps pair's K
 
 
