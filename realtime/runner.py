@@ -101,16 +101,19 @@ def common_flow(scorers: list[Any]) -> FlowSettings:
 
 
 def open_publisher(args: argparse.Namespace, stack: ExitStack, stream: str) -> EventPublisher | None:
+    """The publisher: a ZeroMQ socket (--pub), or with --pub none only the numbering
+    that --journal needs (None when nothing needs it)."""
+    endpoint: str | None = args.pub
     if args.pub.lower() == "none":
-        if args.journal:
-            raise UserError("--journal: needs the publisher (drop --pub none)")
-        return None
+        if not args.journal:
+            return None
+        endpoint = None
     curve = None
     if args.curve_secret or args.curve_clients:
         if not (args.curve_secret and args.curve_clients):
             raise UserError("--curve-secret and --curve-clients go together")
         curve = CurveServerKeys(args.curve_secret, args.curve_clients)
-    pub = EventPublisher(args.pub, stream=stream, journal=args.journal, curve=curve)
+    pub = EventPublisher(endpoint, stream=stream, journal=args.journal, curve=curve)
     stack.callback(pub.close)
     return pub
 
