@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--journal", type=Path, help="append every event as a JSON line here too")
     out.add_argument("--curve-secret", type=Path, help="server secret key file (CurveZMQ)")
     out.add_argument("--curve-clients", type=Path, help="folder of authorised client public keys")
-    out.add_argument("--out", type=Path, help="write predictions.csv and metrics.json here")
+    out.add_argument("--out", type=Path,
+                     help="write predictions.csv, scores.csv, metrics.json and eaf/VIDEO.eaf (ELAN) here")
     out.add_argument("--quiet", action="store_true", help="no dashboard, progress or event lines")
     out.add_argument("--json", action="store_true", help="events and the final summary as JSON lines")
     return p

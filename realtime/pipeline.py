@@ -384,6 +384,7 @@ def run_stream(
     """
     stats = stats or RunStats()
     stats.stream = source.name
+    stats.source_fps = source.fps
     stats.backend = ",".join(sorted({s.scorer.backend for s in setups}))
     stats.flow = pair_features.name
     stats.models = {s.type: {"k": s.k, "trained_fps": s.scorer.meta.fps} for s in setups}

@@ -30,8 +30,8 @@ from realtime.pair_features import make_pair_features
 from realtime.pipeline import PacedSource, RunOptions, run_stream, setup_for_fps
 from realtime.publisher import CurveServerKeys, EventPublisher
 from realtime.replay import ReplayItem, ReplayPlan, plan_replay
-from realtime.sinks import (CollectSink, ConsoleSink, NullSink, PredictionsSink, PublisherSink, ScoresCsvSink,
-                            TraceSink)
+from realtime.sinks import (CollectSink, ConsoleSink, EafSink, NullSink, PredictionsSink, PublisherSink,
+                            ScoresCsvSink, TraceSink)
 from realtime.sources import open_source
 from realtime.stats import RunStats
 from realtime.types import EXPR_TYPES, FlowSettings
@@ -154,10 +154,13 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
         scores_csv = ScoresCsvSink(args.out / "scores.csv") if args.out else None
         if scores_csv:
             stack.callback(scores_csv.close)
+        eaf = EafSink(args.out / "eaf") if args.out else None
         collected = CollectSink()
         sinks: list[Any] = [collected]
         if predictions:
             sinks.append(predictions)
+        if eaf:
+            sinks.append(eaf)
         if scores_csv:
             sinks.append(scores_csv)
         if publisher:
@@ -171,10 +174,14 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
                     break
                 # Appended before the run: a stream that ends in an error still counts
                 # the frames it processed in the summary and metrics.json.
-                stats = RunStats(stream=item.name)
+                stats = RunStats(stream=item.name, media=str(item.media.resolve()) if item.media else None)
                 runs.append(stats)
-                run_isolated(item, stats, args, lambda: run_item(
-                    item, args, scorer_sets, pair_features, sinks, console, stop, live, publisher, stats))
+                try:
+                    run_isolated(item, stats, args, lambda: run_item(
+                        item, args, scorer_sets, pair_features, sinks, console, stop, live, publisher, stats))
+                finally:
+                    if eaf:
+                        write_stream_eaf(eaf, item, stats, plan.has_truth)
         finally:
             wall = time.monotonic() - t0
             scorer_sets.close()
@@ -201,6 +208,17 @@ def run_isolated(item: ReplayItem, stats: RunStats, args: argparse.Namespace, ru
             args.out.mkdir(parents=True, exist_ok=True)
             with open(args.out / "errors.log", "a", encoding="utf-8") as fh:
                 fh.write(f"stream {item.name}:\n{traceback.format_exc()}\n")
+
+
+def write_stream_eaf(eaf: EafSink, item: ReplayItem, stats: RunStats, has_truth: bool) -> None:
+    """The stream's .eaf, with the truth it is scored on (as truth.csv: intervals that end
+    by the last frame read) when the run has truth. A failure to write is one `error:`
+    line; the other outputs stand."""
+    truth = scored_truth(item.truth, {stats.stream: stats.last_frame}).truth if has_truth else None
+    try:
+        eaf.end_stream(stats, truth)
+    except OSError as exc:
+        print(f"error: stream {stats.stream}: cannot write its .eaf ({exc})", file=sys.stderr)
 
 
 def exit_code(runs: list[RunStats]) -> int:

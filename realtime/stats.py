@@ -65,6 +65,8 @@ class RunStats:
     # per type: the K used on this stream and the fps its weights were trained at
     models: dict[str, dict[str, float]] = field(default_factory=dict)
     last_frame: int = 0  # number of the last frame processed (frames are 1-based)
+    source_fps: float | None = None  # the stream's frame rate (sets K; times of frames)
+    media: str | None = None  # the video file replayed, None for frame folders and live sources
     error: str | None = None  # why the stream failed; None when it ran to its end
     times: StageTimes = field(default_factory=StageTimes)
     # one-line messages for the user about this stream (faces in view, face coverage),
@@ -99,6 +101,8 @@ class RunStats:
             "error": self.error,
             "frames": self.frames,
             "last_frame": self.last_frame,
+            "source_fps": self.source_fps,
+            "media": self.media,
             "faces": self.faces,
             "scores": self.scores,
             "events": self.events,
