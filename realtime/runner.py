@@ -26,6 +26,7 @@ from realtime.connect import connect_first
 from realtime.dashboard import live_view, performance_table
 from realtime.errors import EXIT_USER_ERROR, UserError
 from realtime.intervals_csv import write_intervals
+from realtime.lsl import LslMarkerOutlet, LslSettings
 from realtime.pair_features import make_pair_features
 from realtime.pipeline import PacedSource, RunOptions, run_stream, setup_for_fps
 from realtime.publisher import CurveServerKeys, EventPublisher
@@ -100,12 +101,29 @@ def common_flow(scorers: list[Any]) -> FlowSettings:
     return flows.pop()
 
 
-def open_publisher(args: argparse.Namespace, stack: ExitStack, stream: str) -> EventPublisher | None:
+def open_lsl(args: argparse.Namespace, stack: ExitStack, stop: threading.Event) -> LslMarkerOutlet | None:
+    """The LSL outlet of --lsl (None without it), after waiting --lsl-wait for a consumer."""
+    if args.lsl is None:
+        return None
+    outlet = LslMarkerOutlet(LslSettings(args.lsl, args.lsl_wait))
+    stack.callback(outlet.close)
+    if args.lsl_wait > 0:
+        print(f"lsl: waiting up to {args.lsl_wait:g} s for a consumer of stream {args.lsl!r}",
+              file=sys.stderr, flush=True)
+        if not outlet.wait_for_consumer(stop.is_set) and not stop.is_set():
+            print(f"warning: lsl: no consumer of stream {args.lsl!r} after {args.lsl_wait:g} s; "
+                  "markers sent before one connects are lost", file=sys.stderr, flush=True)
+    return outlet
+
+
+def open_publisher(args: argparse.Namespace, stack: ExitStack, stream: str,
+                   lsl: LslMarkerOutlet | None = None) -> EventPublisher | None:
     """The publisher: a ZeroMQ socket (--pub), or with --pub none only the numbering
-    that --journal needs (None when nothing needs it)."""
+    that --journal and --lsl need (None when nothing needs it)."""
+    listeners = [lsl.send] if lsl is not None else []
     endpoint: str | None = args.pub
     if args.pub.lower() == "none":
-        if not args.journal:
+        if not args.journal and not listeners:
             return None
         endpoint = None
     curve = None
@@ -113,7 +131,7 @@ def open_publisher(args: argparse.Namespace, stack: ExitStack, stream: str) -> E
         if not (args.curve_secret and args.curve_clients):
             raise UserError("--curve-secret and --curve-clients go together")
         curve = CurveServerKeys(args.curve_secret, args.curve_clients)
-    pub = EventPublisher(endpoint, stream=stream, journal=args.journal, curve=curve)
+    pub = EventPublisher(endpoint, stream=stream, journal=args.journal, curve=curve, listeners=listeners)
     stack.callback(pub.close)
     return pub
 
@@ -136,6 +154,8 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
         raise UserError(f"--batch: must be >= 1, got {args.batch}")
     if args.max_frames is not None and args.max_frames < 1:
         raise UserError(f"--max-frames: must be >= 1, got {args.max_frames}")
+    if args.lsl is None and args.lsl_wait:
+        raise UserError("--lsl-wait: needs --lsl")
     live = args.camera is not None or args.rtsp is not None
     plan = make_plan(args, console, live)  # input mistakes first: loading models takes seconds
     scorer_sets = ScorerSets(args)
@@ -147,7 +167,8 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
     runs: list[RunStats] = []
     items = [live_item(args)] if live else plan.items
     with ExitStack() as stack:
-        publisher = open_publisher(args, stack, items[0].name)
+        lsl = open_lsl(args, stack, stop)
+        publisher = open_publisher(args, stack, items[0].name, lsl)
         predictions = PredictionsSink(args.out / "predictions.csv") if args.out else None
         if predictions:
             stack.callback(predictions.close)

@@ -1,5 +1,6 @@
 """Where the pipeline's events, scores and status go: the ZeroMQ publisher, the
-predictions CSV, the ELAN files, the console and the dashboard's score traces."""
+predictions CSV, the ELAN files, the console and the dashboard's score traces.
+(Lab Streaming Layer markers follow the publisher: realtime/lsl.py.)"""
 
 from __future__ import annotations
 
