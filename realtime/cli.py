@@ -86,11 +86,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     out = p.add_argument_group("output")
     out.add_argument("--pub", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
-                     help=f"ZeroMQ PUB endpoint (default {DEFAULT_ENDPOINT}); 'none' to disable")
+                     help=f"ZeroMQ PUB endpoint (default {DEFAULT_ENDPOINT}); 'none': no socket "
+                          "(--journal and --lsl still work)")
     out.add_argument("--journal", type=Path, help="append every event as a JSON line here too")
     out.add_argument("--curve-secret", type=Path, help="server secret key file (CurveZMQ)")
     out.add_argument("--curve-clients", type=Path, help="folder of authorised client public keys")
-    out.add_argument("--out", type=Path, help="write predictions.csv, scores.csv and metrics.json here")
+    out.add_argument("--lsl", nargs="?", const="lgnm-live", default=None, metavar="NAME",
+                     help="also send every event as a JSON string marker on a Lab Streaming Layer outlet "
+                          "(type Markers, name NAME, default lgnm-live; stamped with the LSL time the onset "
+                          "frame was read)")
+    out.add_argument("--lsl-wait", type=float, default=0.0, metavar="SECONDS",
+                     help="with --lsl: wait up to SECONDS for an LSL consumer (a recorder) before the first "
+                          "frame; markers sent while none is connected are lost (default 0: do not wait)")
+    out.add_argument("--out", type=Path, help="write predictions.csv, scores.csv, metrics.json and eaf/VIDEO.eaf (ELAN) here")
     out.add_argument("--save-inputs", metavar="FRAMES",
                      help="with --out: write what the model saw for the pairs starting at these frames "
                           "(e.g. 120,300-310): aligned faces, flow HS image and network input as PNGs "

@@ -1,4 +1,4 @@
-"""Keep mediapipe's native start-up notices off the user's terminal.
+"""Keep mediapipe's (and liblsl's) native start-up notices off the user's terminal.
 
 mediapipe's C++ graph (TensorFlow Lite, absl) writes notices such as "INFO: Created
 TensorFlow Lite XNNPACK delegate" and "W0000 ... inference_feedback_manager" straight to
@@ -23,7 +23,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 NOISE = re.compile(
     rb"^(INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog"
-    rb"|[IWE]\d{4} [\d:. ]+\s+\d+ [a-z_]+\.cc:\d+\])"
+    rb"|[IWE]\d{4} [\d:. ]+\s+\d+ [a-z_]+\.cc:\d+\]"
+    # liblsl (--lsl) announces its configuration and build at its first use, as INFO
+    # lines (loguru); its warnings and errors still pass.
+    rb"|\d{4}-\d\d-\d\d [\d:.]+ \(\s*[\d.]+s\) \[[^\]]*\]\s+\S+\.cpp:\d+\s+INFO\|)"
 )
 
 

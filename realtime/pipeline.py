@@ -207,6 +207,8 @@ def make_event(stream: str, iv: Interval, clock: FrameClock, now: float) -> Spot
         offset_s=round(clock.at(iv.offset), 4),
         score=float(iv.score if iv.score is not None else 0.0),
         latency_ms=0.0 if t_offset is None else max(0.0, (now - t_offset) * 1000.0),
+        onset_captured=clock.captured(iv.onset),
+        offset_captured=t_offset,
     )
 
 

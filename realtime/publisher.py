@@ -14,6 +14,12 @@ so a machine crash loses at most that many events while a process crash loses no
 On open, a torn last line (crash mid-write) is cut off, and `seq` continues after the
 last seq in the journal.
 
+Without a ZeroMQ socket (`endpoint=None`, `lgnm-live --pub none` with `--journal` or
+`--lsl`) the publisher still numbers every message and writes the journal. Listeners
+(`listeners=[fn]`, e.g. the LSL outlet of realtime/lsl.py) get each event's JSON body as
+published, `fn(event, body)`, in seq order: the same bytes as the ZeroMQ frame and the
+journal line.
+
 Security: binding anything but loopback (127.0.0.0/8, ::1, localhost, ipc://,
 inproc://) requires CurveZMQ keys: the server's secret key file and a directory of the
 authorised clients' public keys, enforced by a ZAP ThreadAuthenticator.
@@ -27,6 +33,7 @@ import os
 import threading
 import time
 from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -137,17 +144,20 @@ def last_journal_seq(path: Path, stream: str) -> int:
     return journal_seqs(path).get(stream, 0)
 
 
-class EventPublisher:
-    """Publishes events and status of one stream at a time over one socket; a replay of
-    many videos moves on with `begin_stream` (each stream has its own seq); use as a
-    context manager."""
+EventListener = Callable[[SpotEvent, bytes], None]
 
-    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, *, stream: str,
+
+class EventPublisher:
+    """Publishes events and status of one stream at a time over one socket (none when
+    `endpoint` is None); a replay of many videos moves on with `begin_stream` (each
+    stream has its own seq); use as a context manager."""
+
+    def __init__(self, endpoint: str | None = DEFAULT_ENDPOINT, *, stream: str,
                  journal: Path | None = None, curve: CurveServerKeys | None = None,
-                 sndhwm: int = 1000) -> None:
+                 sndhwm: int = 1000, listeners: Sequence[EventListener] = ()) -> None:
         if not stream:
             raise ValueError("EventPublisher stream: the stream id must not be empty")
-        if curve is None and not is_loopback(endpoint):
+        if endpoint is not None and curve is None and not is_loopback(endpoint):
             raise UserError(f"{endpoint}: binding beyond loopback requires CurveZMQ keys "
                             "(--curve-secret FILE and --curve-clients DIR; see lgnm-keygen)")
         self.stream = stream
@@ -158,6 +168,10 @@ class EventPublisher:
         self._seq = 0
         self._seqs: dict[str, int] = {}  # last seq of the streams published before this one
         self._subscriptions = 0
+        self._listeners = list(listeners)
+        self._ctx: zmq.Context | None = None
+        self._auth: ThreadAuthenticator | None = None
+        self._socket: zmq.Socket | None = None
         keys = curve.load() if curve is not None else None  # before anything needs closing
         if journal is not None:
             journal = Path(journal)
@@ -168,8 +182,10 @@ class EventPublisher:
                 self._journal_path: Path | None = journal
             except OSError as exc:
                 raise UserError(f"--journal {journal}: {exc.strerror}") from None
-        self._ctx: zmq.Context | None = zmq.Context()
-        self._auth: ThreadAuthenticator | None = None
+        if endpoint is None:
+            self.endpoint = "none"
+            return
+        self._ctx = zmq.Context()
         self._socket = self._ctx.socket(zmq.XPUB)
         try:
             self._socket.setsockopt(zmq.LINGER, LINGER_MS)
@@ -236,6 +252,8 @@ class EventPublisher:
 
     def _drain_subscriptions(self, wait_ms: int) -> None:
         """Read the subscription notices XPUB queues (unbounded if never read)."""
+        if self._socket is None:
+            return
         while self._socket.poll(wait_ms, zmq.POLLIN):
             # b"\x01<topic>" per subscription (XPUB_VERBOSE: also repeated topics),
             # b"\x00<topic>" per unsubscription.
@@ -254,6 +272,8 @@ class EventPublisher:
             self._seq = seq  # numbered (and journaled) even if the socket drops it
             self._write_journal(payload)
             self._send([event_topic(event.type), payload])
+            for listener in self._listeners:
+                listener(event, payload)
             return seq
 
     def publish_status(self, *, frame: int, fps: float, dropped: int, face: bool, backend: str,
@@ -269,6 +289,8 @@ class EventPublisher:
             return seq
 
     def _send(self, frames: list[bytes]) -> None:
+        if self._socket is None:
+            return
         self._drain_subscriptions(0)
         try:
             self._socket.send_multipart(frames, zmq.NOBLOCK)

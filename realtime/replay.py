@@ -33,6 +33,7 @@ class ReplayItem:
     open: Callable[[], FrameSource]
     truth: list[Interval] = field(default_factory=list)
     n_frames: int | None = None
+    media: Path | None = None  # the video file (linked from .eaf exports); None for frame folders
 
 
 @dataclass
@@ -54,7 +55,7 @@ def _has_images(folder: Path) -> bool:
 
 
 def _video_item(path: Path, fps: float | None) -> ReplayItem:
-    return ReplayItem(path.stem, lambda: VideoFileSource(path, fps=fps))
+    return ReplayItem(path.stem, lambda: VideoFileSource(path, fps=fps), media=path)
 
 
 def _folder_item(path: Path, fps: float | None) -> ReplayItem:

@@ -27,13 +27,14 @@ from realtime.dashboard import live_view, performance_table
 from realtime.errors import EXIT_USER_ERROR, UserError
 from realtime.input_images import parse_frames
 from realtime.intervals_csv import write_intervals
+from realtime.lsl import LslMarkerOutlet, LslSettings
 from realtime.pair_features import make_pair_features
 from realtime.pipeline import PacedSource, RunOptions, run_stream, setup_for_fps
 from realtime.publisher import CurveServerKeys, EventPublisher
 from realtime.replay import ReplayItem, ReplayPlan, plan_replay
 from realtime.replay_log import ReplayLog
-from realtime.sinks import (CollectSink, ConsoleSink, NullSink, PredictionsSink, PublisherSink, ScoresCsvSink,
-                            TraceSink)
+from realtime.sinks import (CollectSink, ConsoleSink, EafSink, NullSink, PredictionsSink, PublisherSink,
+                            ScoresCsvSink, TraceSink)
 from realtime.sources import open_source
 from realtime.stats import RunStats
 from realtime.types import EXPR_TYPES, FlowSettings
@@ -102,17 +103,37 @@ def common_flow(scorers: list[Any]) -> FlowSettings:
     return flows.pop()
 
 
-def open_publisher(args: argparse.Namespace, stack: ExitStack, stream: str) -> EventPublisher | None:
-    if args.pub.lower() == "none":
-        if args.journal:
-            raise UserError("--journal: needs the publisher (drop --pub none)")
+def open_lsl(args: argparse.Namespace, stack: ExitStack, stop: threading.Event) -> LslMarkerOutlet | None:
+    """The LSL outlet of --lsl (None without it), after waiting --lsl-wait for a consumer."""
+    if args.lsl is None:
         return None
+    outlet = LslMarkerOutlet(LslSettings(args.lsl, args.lsl_wait))
+    stack.callback(outlet.close)
+    if args.lsl_wait > 0:
+        print(f"lsl: waiting up to {args.lsl_wait:g} s for a consumer of stream {args.lsl!r}",
+              file=sys.stderr, flush=True)
+        if not outlet.wait_for_consumer(stop.is_set) and not stop.is_set():
+            print(f"warning: lsl: no consumer of stream {args.lsl!r} after {args.lsl_wait:g} s; "
+                  "markers sent before one connects are lost", file=sys.stderr, flush=True)
+    return outlet
+
+
+def open_publisher(args: argparse.Namespace, stack: ExitStack, stream: str,
+                   lsl: LslMarkerOutlet | None = None) -> EventPublisher | None:
+    """The publisher: a ZeroMQ socket (--pub), or with --pub none only the numbering
+    that --journal and --lsl need (None when nothing needs it)."""
+    listeners = [lsl.send] if lsl is not None else []
+    endpoint: str | None = args.pub
+    if args.pub.lower() == "none":
+        if not args.journal and not listeners:
+            return None
+        endpoint = None
     curve = None
     if args.curve_secret or args.curve_clients:
         if not (args.curve_secret and args.curve_clients):
             raise UserError("--curve-secret and --curve-clients go together")
         curve = CurveServerKeys(args.curve_secret, args.curve_clients)
-    pub = EventPublisher(args.pub, stream=stream, journal=args.journal, curve=curve)
+    pub = EventPublisher(endpoint, stream=stream, journal=args.journal, curve=curve, listeners=listeners)
     stack.callback(pub.close)
     return pub
 
@@ -147,6 +168,8 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
         raise UserError(f"--max-frames: must be >= 1, got {args.max_frames}")
     if args.report and not args.out:
         raise UserError("--report: needs --out DIR (the report is made from the files written there)")
+    if args.lsl is None and args.lsl_wait:
+        raise UserError("--lsl-wait: needs --lsl")
     live = args.camera is not None or args.rtsp is not None
     plan = make_plan(args, console, live)  # input mistakes first: loading models takes seconds
     if plan.submission is not None and not args.out:
@@ -160,17 +183,21 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
     runs: list[RunStats] = []
     items = [live_item(args)] if live else plan.items
     with ExitStack() as stack:
-        publisher = open_publisher(args, stack, items[0].name)
+        lsl = open_lsl(args, stack, stop)
+        publisher = open_publisher(args, stack, items[0].name, lsl)
         predictions = PredictionsSink(args.out / "predictions.csv") if args.out else None
         if predictions:
             stack.callback(predictions.close)
         scores_csv = ScoresCsvSink(args.out / "scores.csv") if args.out else None
         if scores_csv:
             stack.callback(scores_csv.close)
+        eaf = EafSink(args.out / "eaf") if args.out else None
         collected = CollectSink()
         sinks: list[Any] = [collected]
         if predictions:
             sinks.append(predictions)
+        if eaf:
+            sinks.append(eaf)
         if scores_csv:
             sinks.append(scores_csv)
         if publisher:
@@ -187,11 +214,15 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
                     break
                 # Appended before the run: a stream that ends in an error still counts
                 # the frames it processed in the summary and metrics.json.
-                stats = RunStats(stream=item.name)
+                stats = RunStats(stream=item.name, media=str(item.media.resolve()) if item.media else None)
                 runs.append(stats)
                 t_item = time.monotonic()
-                run_isolated(item, stats, args, lambda: run_item(
-                    item, args, scorer_sets, pair_features, sinks, console, stop, live, publisher, stats))
+                try:
+                    run_isolated(item, stats, args, lambda: run_item(
+                        item, args, scorer_sets, pair_features, sinks, console, stop, live, publisher, stats))
+                finally:
+                    if eaf:
+                        write_stream_eaf(eaf, item, stats, plan.has_truth)
                 if log is not None:
                     console.print(log.finish(item.name, stats.frames, time.monotonic() - t_item, stats.error),
                                   highlight=False, soft_wrap=True)
@@ -235,6 +266,17 @@ def run_isolated(item: ReplayItem, stats: RunStats, args: argparse.Namespace, ru
             args.out.mkdir(parents=True, exist_ok=True)
             with open(args.out / "errors.log", "a", encoding="utf-8") as fh:
                 fh.write(f"stream {item.name}:\n{traceback.format_exc()}\n")
+
+
+def write_stream_eaf(eaf: EafSink, item: ReplayItem, stats: RunStats, has_truth: bool) -> None:
+    """The stream's .eaf, with the truth it is scored on (as truth.csv: intervals that end
+    by the last frame read) when the run has truth. A failure to write is one `error:`
+    line; the other outputs stand."""
+    truth = scored_truth(item.truth, {stats.stream: stats.last_frame}).truth if has_truth else None
+    try:
+        eaf.end_stream(stats, truth)
+    except OSError as exc:
+        print(f"error: stream {stats.stream}: cannot write its .eaf ({exc})", file=sys.stderr)
 
 
 def exit_code(runs: list[RunStats]) -> int:

@@ -1,5 +1,6 @@
 """Where the pipeline's events, scores and status go: the ZeroMQ publisher, the
-predictions CSV, the console and the dashboard's score traces."""
+predictions CSV, the ELAN files, the console and the dashboard's score traces.
+(Lab Streaming Layer markers follow the publisher: realtime/lsl.py.)"""
 
 from __future__ import annotations
 
@@ -14,8 +15,10 @@ from typing import Any
 
 from rich.console import Console
 
+from realtime.eaf import EafDocument, TimedInterval, eaf_name, span_from_times, timed_from_frames, write_eaf
 from realtime.intervals_csv import IntervalCsvWriter
 from realtime.publisher import EventPublisher
+from realtime.stats import RunStats
 from realtime.types import EXPR_TYPES, FrameScore, Interval, ScoreSample, SpotEvent
 
 
@@ -65,6 +68,41 @@ class PredictionsSink(NullSink):
 
     def close(self) -> None:
         self.writer.close()
+
+
+class EafSink(NullSink):
+    """One ELAN file per stream, `folder/<video id>.eaf` (layout: realtime/eaf.py).
+
+    Events are timed by their stream times (`onset_s`, `offset_s`; the offset frame ends
+    1 / fps later) and kept per stream; `end_stream` writes the stream's file once it
+    has ended (also after a failure or Ctrl-C), with its truth when the run has one.
+    A process killed mid-stream leaves no .eaf for that stream; `lgnm-export-eaf` makes
+    it from predictions.csv."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self._events: dict[str, list[SpotEvent]] = {}
+        self.written: list[Path] = []
+
+    def on_event(self, event: SpotEvent, interval: Interval) -> None:
+        self._events.setdefault(event.stream, []).append(event)
+
+    def end_stream(self, stats: RunStats, truth: list[Interval] | None) -> Path | None:
+        """Write the .eaf of the stream `stats` describes (None: the stream never opened,
+        so there is no frame rate to time it by). `truth` None: no truth tiers."""
+        fps = stats.source_fps
+        if not fps or not stats.stream:
+            return None
+        predictions = [
+            TimedInterval(Interval(e.stream, e.type, e.onset_frame, e.offset_frame, e.score, e.apex_frame),
+                          *span_from_times(e.onset_s, e.offset_s, fps))
+            for e in self._events.pop(stats.stream, [])
+        ]
+        doc = EafDocument(stats.stream, predictions, None if truth is None else timed_from_frames(truth, fps),
+                          Path(stats.media) if stats.media else None)
+        path = write_eaf(self.folder / eaf_name(stats.stream), doc)
+        self.written.append(path)
+        return path
 
 
 SCORES_COLUMNS = ("video", "type", "frame", "raw", "smoothed", "threshold", "face", "chain_break")

@@ -69,6 +69,7 @@ class RunStats:
     # sets K, and what maps frame n to (n - 1) / source_fps seconds (lgnm-report)
     source_fps: float | None = None
     last_frame: int = 0  # number of the last frame processed (frames are 1-based)
+    media: str | None = None  # the video file replayed, None for frame folders and live sources
     error: str | None = None  # why the stream failed; None when it ran to its end
     times: StageTimes = field(default_factory=StageTimes)
     # one-line messages for the user about this stream (faces in view, face coverage),
@@ -103,6 +104,8 @@ class RunStats:
             "error": self.error,
             "frames": self.frames,
             "last_frame": self.last_frame,
+            "source_fps": None if self.source_fps is None else round(self.source_fps, 6),
+            "media": self.media,
             "faces": self.faces,
             "scores": self.scores,
             "events": self.events,
@@ -113,7 +116,6 @@ class RunStats:
             "backend": self.backend,
             "flow": self.flow,
             "models": self.models,
-            "source_fps": None if self.source_fps is None else round(self.source_fps, 6),
             "notices": list(self.notices),
             "stages": self.times.summary(),
         }

@@ -7,7 +7,7 @@ as in both datasets' annotations. Intervals are inclusive at both ends.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -187,7 +187,12 @@ class ScoreSample:
 
 @dataclass(frozen=True, slots=True)
 class SpotEvent:
-    """A final spotted interval, as published on the event stream."""
+    """A final spotted interval, as published on the event stream.
+
+    `onset_captured` / `offset_captured`: time.monotonic() (s) at which lgnm-live read
+    the onset / offset frame, None when unknown (an event decoded from a message, a frame
+    no longer held). They are not part of the message; the LSL outlet stamps markers
+    with them (realtime/lsl.py) and they take no part in comparisons."""
 
     stream: str
     type: ExprType
@@ -198,3 +203,5 @@ class SpotEvent:
     offset_s: float
     score: float
     latency_ms: float
+    onset_captured: float | None = field(default=None, compare=False, repr=False)
+    offset_captured: float | None = field(default=None, compare=False, repr=False)

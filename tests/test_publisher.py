@@ -160,3 +160,22 @@ def test_event_of_other_stream_refused():
         with pytest.raises(ValueError, match="stream"):
             pub.publish_event(spot(0, stream="other"))
         assert pub.seq == 0
+
+
+def test_without_a_socket_it_numbers_journals_and_feeds_listeners(tmp_path):
+    """`--pub none` with --journal or --lsl: no ZeroMQ socket, the same seq numbering,
+    journal lines, and each listener gets the exact body the journal holds, in order."""
+    journal = tmp_path / "events.jsonl"
+    heard: list[tuple[SpotEvent, bytes]] = []
+    with EventPublisher(None, stream="cam", journal=journal,
+                        listeners=[lambda event, body: heard.append((event, body))]) as pub:
+        assert pub.endpoint == "none"
+        assert pub.publish_event(spot(0)) == 1
+        assert pub.publish_status(**STATUS) == 2
+        assert pub.publish_event(spot(1)) == 3
+        assert pub.wait_for_subscriber(0.05) is False
+        assert pub.pub_dropped == 0
+    lines = journal.read_bytes().splitlines()
+    assert [body for _, body in heard] == lines
+    assert [event for event, _ in heard] == [spot(0), spot(1)]
+    assert [decode_payload(line).seq for line in lines] == [1, 3]

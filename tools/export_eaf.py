@@ -1,0 +1,126 @@
+"""`lgnm-export-eaf`: ELAN .eaf files (one per video) from an existing run folder or a
+predictions CSV, for runs made without them or to add truth or a video link.
+
+    lgnm-export-eaf runs/cas                      # runs/cas/predictions.csv (+ truth.csv) -> runs/cas/eaf/
+    lgnm-export-eaf --pred P.csv --fps 30 --truth T.csv --media videos/ --out eaf/
+
+Times come from the frame numbers at the stream's frame rate: frame n spans
+[(n - 1) / fps, n / fps] (see realtime/eaf.py); the rate is `--fps`, else the run's
+metrics.json (`source_fps` of each stream). A video file is linked from `--media` (a
+file, or a folder searched for VIDEO.mp4 etc.), else from metrics.json (`media`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from realtime.eaf import EafDocument, eaf_name, timed_from_frames, write_eaf
+from realtime.errors import UserError, cli_entry
+from realtime.intervals_csv import read_intervals
+from realtime.replay import VIDEO_SUFFIXES
+from realtime.types import Interval
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFacts:
+    """What a run's metrics.json says about one stream (None: not recorded)."""
+
+    fps: float | None = None
+    media: Path | None = None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lgnm-export-eaf", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", nargs="?", type=Path,
+                   help="an lgnm-live --out folder (its predictions.csv, truth.csv and metrics.json)")
+    p.add_argument("--pred", type=Path, help="predictions CSV (video,type,onset,offset[,score][,apex]); "
+                                             "default RUN/predictions.csv")
+    p.add_argument("--truth", type=Path, help="truth CSV for truth tiers; default RUN/truth.csv when present")
+    p.add_argument("--fps", type=float, help="frame rate of the videos (default: metrics.json's source_fps)")
+    p.add_argument("--media", type=Path, help="the video file, or a folder holding VIDEO.<ext> per video, "
+                                              "to link (default: metrics.json's media)")
+    p.add_argument("--out", type=Path, help="folder for VIDEO.eaf (default RUN/eaf)")
+    return p
+
+
+def run_facts(run: Path | None) -> dict[str, StreamFacts]:
+    """Per stream, the fps and video file a run's metrics.json records (runs written before
+    these fields existed record neither)."""
+    path = run / "metrics.json" if run is not None else None
+    if path is None or not path.is_file():
+        return {}
+    try:
+        runs = json.loads(path.read_text(encoding="utf-8"))["performance"]["runs"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: not an lgnm-live metrics.json ({exc})") from None
+    facts = {}
+    for r in runs:
+        fps, media = r.get("source_fps"), r.get("media")
+        facts[r.get("stream", "")] = StreamFacts(float(fps) if fps else None, Path(media) if media else None)
+    return facts
+
+
+def find_media(media: Path | None, video: str, n_videos: int) -> Path | None:
+    """--media for `video`: the file itself (one video), or VIDEO.<video ext> in the folder."""
+    if media is None:
+        return None
+    if media.is_file():
+        if n_videos > 1:
+            raise UserError(f"--media {media}: one file for {n_videos} videos; give a folder")
+        return media
+    if not media.is_dir():
+        raise UserError(f"--media {media}: no such file or folder")
+    found = [p for p in sorted(media.iterdir()) if p.stem == video and p.suffix.lower() in VIDEO_SUFFIXES]
+    return found[0] if found else None
+
+
+def export(pred: list[Interval], truth: list[Interval] | None, out: Path, *, fps: float | None,
+           facts: dict[str, StreamFacts], media: Path | None) -> list[tuple[Path, int, int]]:
+    """Write one .eaf per video of `pred` and `truth`; returns (path, predictions, truth)
+    per file. UserError when a video's frame rate is unknown."""
+    videos = sorted({iv.video for iv in pred} | {iv.video for iv in truth or []} |
+                    {v for v in facts if v})
+    written = []
+    for video in videos:
+        rate = fps or facts.get(video, StreamFacts()).fps
+        if not rate or rate <= 0:
+            raise UserError(f"{video}: frame rate unknown (metrics.json records none); give --fps")
+        link = find_media(media, video, len(videos)) if media is not None else facts.get(video, StreamFacts()).media
+        p = [iv for iv in pred if iv.video == video]
+        t = None if truth is None else [iv for iv in truth if iv.video == video]
+        doc = EafDocument(video, timed_from_frames(p, rate), None if t is None else timed_from_frames(t, rate), link)
+        written.append((write_eaf(out / eaf_name(video), doc), len(p), len(t or [])))
+    return written
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.run is None and args.pred is None:
+        raise UserError("give a run folder or --pred FILE")
+    if args.run is not None and not args.run.is_dir():
+        raise UserError(f"{args.run}: no such run folder")
+    if args.fps is not None and not args.fps > 0:
+        raise UserError(f"--fps: must be > 0, got {args.fps}")
+    pred_path = args.pred or args.run / "predictions.csv"
+    truth_path = args.truth
+    if truth_path is None and args.run is not None and (args.run / "truth.csv").is_file():
+        truth_path = args.run / "truth.csv"
+    out = args.out or (args.run / "eaf" if args.run is not None else None)
+    if out is None:
+        raise UserError("--out: needed with --pred (where to write the .eaf files)")
+    pred = read_intervals(pred_path)
+    truth = read_intervals(truth_path) if truth_path is not None else None
+    for path, n_pred, n_truth in export(pred, truth, out, fps=args.fps, facts=run_facts(args.run), media=args.media):
+        extra = f", {n_truth} truth" if truth is not None else ""
+        print(f"wrote {path} ({n_pred} predictions{extra})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
