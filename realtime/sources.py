@@ -76,15 +76,16 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-import av
-import av.logging
 import cv2
 import numpy as np
 
 from realtime.errors import UserError
+
+if TYPE_CHECKING:  # PyAV is imported where a video file is opened: a GPU check or a
+    import av  # frame-folder run needs no FFmpeg build, and `--help` stays fast
 
 SourceState = Literal["down", "up"]
 StateCallback = Callable[[SourceState, str], None]
@@ -192,6 +193,7 @@ _av_saved_level: int | None = None
 @contextlib.contextmanager
 def _quiet_ffmpeg() -> Iterator[None]:
     global _av_quiet_depth, _av_saved_level
+    import av.logging  # noqa: PLC0415 (lazy, see the imports)
     with _av_quiet_lock:
         if _av_quiet_depth == 0:
             _av_saved_level = av.logging.get_level()
@@ -331,6 +333,8 @@ class VideoFileSource(FrameSource):
         return self._fps
 
     def _open(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+        import av  # noqa: PLC0415 (lazy, see the imports)
+
         try:
             container = av.open(str(self.path), "r")
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
@@ -348,6 +352,8 @@ class VideoFileSource(FrameSource):
     def _scan(self) -> VideoTiming:
         """Demux every video packet once: the file's frame places (only the first few
         packets are decoded, to see whether the pts are in display order)."""
+        import av  # noqa: PLC0415 (lazy, see the imports)
+
         with _quiet_ffmpeg():
             container, stream = self._open()
             try:
@@ -387,6 +393,8 @@ class VideoFileSource(FrameSource):
 
     def __iter__(self) -> Iterator[RawFrame]:
         """Iterate once: the file is decoded front to back."""
+        import av  # noqa: PLC0415 (lazy, see the imports)
+
         timing = self.timing
         if timing.varies is not None and self._override is None:
             low, high = timing.varies
