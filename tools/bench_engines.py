@@ -10,11 +10,12 @@ the values) in a temporary folder and says so.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--iters", type=int, default=50, help="timed batch-1 calls per type")
     ap.add_argument("--batch-iters", type=int, default=5, help="timed batch-64 calls per type")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     args = ap.parse_args(argv)
     if args.iters < 1 or args.batch_iters < 1:
         raise UserError("--iters/--batch-iters: must be >= 1")
@@ -138,14 +140,18 @@ def main(argv: list[str] | None = None) -> int:
         engines = {"ME": args.engine_me, "MaE": args.engine_mae}
         rows: list[Result] = []
         for name, make in available_factories(engines).items():
-            console.print(f"[dim]benchmarking {name} ...[/dim]")
+            if not args.json:
+                console.print(f"[dim]benchmarking {name} ...[/dim]")
             scorers = {t: make(weights[t], t) for t in ("ME", "MaE")}
             try:
                 rows += bench_pair(scorers, args.iters, args.batch_iters)
             finally:
                 for s in scorers.values():
                     s.close()
-    render(rows, console, note)
+    if args.json:
+        print(json.dumps({"note": note, "results": [asdict(r) for r in rows]}))
+    else:
+        render(rows, console, note)
     return 0
 
 

@@ -352,3 +352,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   f"({rate:.0f} frames/s) to {args.out}")  # fmt: skip
     console.print("events per minute: " + ", ".join(f"{t} {summary.per_minute(t):.1f}" for t in EXPR_TYPES))
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
