@@ -214,7 +214,10 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
                     break
                 # Appended before the run: a stream that ends in an error still counts
                 # the frames it processed in the summary and metrics.json.
-                stats = RunStats(stream=item.name, media=str(item.media.resolve()) if item.media else None)
+                # The video file an .eaf links: not with --fps, whose frame times no longer
+                # follow the file's own timestamps (ELAN would play it out of step).
+                media = str(item.media.resolve()) if item.media and args.fps is None else None
+                stats = RunStats(stream=item.name, media=media)
                 runs.append(stats)
                 t_item = time.monotonic()
                 try:

@@ -13,12 +13,14 @@ file, or a folder searched for VIDEO.mp4 etc.), else from metrics.json (`media`)
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.eaf import EafDocument, eaf_name, timed_from_frames, write_eaf
+from realtime.eaf import (EafDocument, TimedInterval, eaf_name, span_from_frames, span_from_times,
+                          timed_from_frames, write_eaf)
 from realtime.errors import UserError, cli_entry
 from realtime.intervals_csv import read_intervals
 from realtime.replay import VIDEO_SUFFIXES
@@ -40,7 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an lgnm-live --out folder (its predictions.csv, truth.csv and metrics.json)")
     p.add_argument("--pred", type=Path, help="predictions CSV (video,type,onset,offset[,score][,apex]); "
                                              "default RUN/predictions.csv")
-    p.add_argument("--truth", type=Path, help="truth CSV for truth tiers; default RUN/truth.csv when present")
+    p.add_argument("--truth", type=Path, help="truth CSV for truth tiers; default RUN/truth.csv when the run "
+                                              "was scored (metrics.json has a MEGC table)")
     p.add_argument("--fps", type=float, help="frame rate of the videos (default: metrics.json's source_fps)")
     p.add_argument("--media", type=Path, help="the video file, or a folder holding VIDEO.<ext> per video, "
                                               "to link (default: metrics.json's media)")
@@ -65,6 +68,42 @@ def run_facts(run: Path | None) -> dict[str, StreamFacts]:
     return facts
 
 
+def run_was_scored(run: Path) -> bool:
+    """True when the run's metrics.json holds a MEGC table: only then is RUN/truth.csv this
+    run's truth (a truth.csv left by an earlier run into the same folder is not)."""
+    try:
+        return json.loads((run / "metrics.json").read_text(encoding="utf-8")).get("megc") is not None
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def prediction_times(path: Path) -> dict[tuple[str, str, int, int], tuple[float, float]]:
+    """(video, type, onset, offset) -> (onset_s, offset_s) from the time columns
+    lgnm-live writes into predictions.csv: the frames' real times (a variable-rate file
+    keeps them). Rows without usable times are left out (timed by frame numbers)."""
+    times = {}
+    with path.open(newline="", encoding="utf-8-sig") as fh:
+        for row in csv.DictReader(fh):
+            try:
+                key = (row["video"].strip(), row["type"].strip(), int(float(row["onset"])), int(float(row["offset"])))
+                times[key] = (float(row["onset_s"]), float(row["offset_s"]))
+            except (KeyError, TypeError, ValueError):
+                continue
+    return times
+
+
+def timed(intervals: list[Interval], fps: float,
+          times: dict[tuple[str, str, int, int], tuple[float, float]]) -> list[TimedInterval]:
+    """Each interval timed by its recorded frame times where known, else by its frame
+    numbers at `fps` (the same spans the live .eaf writer gives)."""
+    out = []
+    for iv in intervals:
+        t = times.get((iv.video, iv.type, iv.onset, iv.offset))
+        span = span_from_times(t[0], t[1], fps) if t else span_from_frames(iv.onset, iv.offset, fps)
+        out.append(TimedInterval(iv, *span))
+    return out
+
+
 def find_media(media: Path | None, video: str, n_videos: int) -> Path | None:
     """--media for `video`: the file itself (one video), or VIDEO.<video ext> in the folder."""
     if media is None:
@@ -80,11 +119,14 @@ def find_media(media: Path | None, video: str, n_videos: int) -> Path | None:
 
 
 def export(pred: list[Interval], truth: list[Interval] | None, out: Path, *, fps: float | None,
-           facts: dict[str, StreamFacts], media: Path | None) -> list[tuple[Path, int, int]]:
-    """Write one .eaf per video of `pred` and `truth`; returns (path, predictions, truth)
-    per file. UserError when a video's frame rate is unknown."""
-    videos = sorted({iv.video for iv in pred} | {iv.video for iv in truth or []} |
-                    {v for v in facts if v})
+           facts: dict[str, StreamFacts], media: Path | None,
+           times: dict[tuple[str, str, int, int], tuple[float, float]] | None = None) -> list[tuple[Path, int, int]]:
+    """Write one .eaf per video of `pred` and `truth` and per stream of the run with a
+    known frame rate; returns (path, predictions, truth) per file. UserError when a video
+    with intervals has no known frame rate (a stream that failed before its first frame,
+    with no intervals and no rate, gets no file)."""
+    with_intervals = {iv.video for iv in pred} | {iv.video for iv in truth or []}
+    videos = sorted(with_intervals | {v for v, f in facts.items() if v and (fps or f.fps)})
     written = []
     for video in videos:
         rate = fps or facts.get(video, StreamFacts()).fps
@@ -93,7 +135,7 @@ def export(pred: list[Interval], truth: list[Interval] | None, out: Path, *, fps
         link = find_media(media, video, len(videos)) if media is not None else facts.get(video, StreamFacts()).media
         p = [iv for iv in pred if iv.video == video]
         t = None if truth is None else [iv for iv in truth if iv.video == video]
-        doc = EafDocument(video, timed_from_frames(p, rate), None if t is None else timed_from_frames(t, rate), link)
+        doc = EafDocument(video, timed(p, rate, times or {}), None if t is None else timed_from_frames(t, rate), link)
         written.append((write_eaf(out / eaf_name(video), doc), len(p), len(t or [])))
     return written
 
@@ -109,14 +151,17 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"--fps: must be > 0, got {args.fps}")
     pred_path = args.pred or args.run / "predictions.csv"
     truth_path = args.truth
-    if truth_path is None and args.run is not None and (args.run / "truth.csv").is_file():
+    if truth_path is None and args.run is not None and (args.run / "truth.csv").is_file() \
+            and run_was_scored(args.run):
         truth_path = args.run / "truth.csv"
     out = args.out or (args.run / "eaf" if args.run is not None else None)
     if out is None:
         raise UserError("--out: needed with --pred (where to write the .eaf files)")
     pred = read_intervals(pred_path)
     truth = read_intervals(truth_path) if truth_path is not None else None
-    for path, n_pred, n_truth in export(pred, truth, out, fps=args.fps, facts=run_facts(args.run), media=args.media):
+    written = export(pred, truth, out, fps=args.fps, facts=run_facts(args.run), media=args.media,
+                     times=prediction_times(pred_path))
+    for path, n_pred, n_truth in written:
         extra = f", {n_truth} truth" if truth is not None else ""
         print(f"wrote {path} ({n_pred} predictions{extra})")
     return 0
