@@ -67,7 +67,11 @@ def video_id(subject: str, video: str) -> str:
 
 
 def _workbook_type(path: Path) -> ExprType | None:
-    name = f"_{path.stem.lower()}_".replace("(", "_").replace(")", "_")
+    """ME or MaE from the workbook's name (`..._ME_label...`, `..._MaE_label...`), None when
+    it does not say. The dataset's own name, `cas(me)3` / `cas(me)^3`, holds an "(me)"
+    that is not a type: it is taken out first."""
+    stem = re.sub(r"cas\(me\)\^?3", "casme3", path.stem.lower())
+    name = f"_{stem}_".replace("(", "_").replace(")", "_")
     return next((kind for token, kind in WORKBOOK_TYPE if token in name), None)  # type: ignore[misc]
 
 

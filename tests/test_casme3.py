@@ -195,3 +195,13 @@ def test_cli_bad_workbook_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Capt
     assert live_main(["--replay", "CASME3", "--data", str(tmp_path / "none"), "--annotations",
                       str(layout.annotations), "--pub", "none"]) == 2
     assert "none: dataset folder not found" in capsys.readouterr().err
+
+
+def test_the_datasets_own_name_is_not_a_type() -> None:
+    """`cas(me)3` holds "(me)": a workbook named only after the dataset does not say its type."""
+    from realtime.casme3 import _workbook_type
+
+    assert _workbook_type(Path("cas(me)3_part_A_label_JpgIndex_v2.xlsx")) is None
+    assert _workbook_type(Path("cas(me)^3_part_A_label.xlsx")) is None
+    assert _workbook_type(Path("cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx")) == "ME"
+    assert _workbook_type(Path("cas(me)3_part_A_MaE_label_JpgIndex_v2_emotion.xlsx")) == "MaE"
