@@ -238,6 +238,12 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
             if plan.submission is not None:  # a challenge test set (realtime.megc_testset)
                 for path in plan.submission.write(collected.intervals, args.out):
                     print(f"wrote {path} (MEGC submission)", file=sys.stderr)
+                missing = [r.stream for r in runs if r.error is not None]
+                missing += [it.name for it in items[len(runs):]]  # not reached: Ctrl-C
+                if missing:
+                    print(f"warning: the MEGC submission is incomplete: {len(missing)} of {len(items)} clips "
+                          f"failed or were not replayed ({', '.join(missing[:5])}"
+                          f"{', ...' if len(missing) > 5 else ''}); they have no rows", file=sys.stderr)
     if args.report:
         write_run_report(args.out)
     return exit_code(runs)

@@ -112,6 +112,7 @@ def test_replay_writes_the_submission_of_its_predictions(test_set: dict, tmp_pat
     assert code == 0
     err = capsys.readouterr().err
     assert f"wrote {out / 'cas_pred.csv'} (MEGC submission)" in err
+    assert "incomplete" not in err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["megc"] is None  # no truth
     runs = {r["stream"]: r for r in metrics["performance"]["runs"]}
@@ -136,6 +137,23 @@ def test_replay_writes_the_submission_of_its_predictions(test_set: dict, tmp_pat
     _, cas_rows = _read_submission(out / "cas_pred.csv")
     assert [r[1:] for r in cas_rows if r[0] == "sub01"] == [
         [str(int(r[1]) + 1), str(int(r[2]) + 1), r[3]] for r in cas_rows if r[0] == "sub02"]
+
+
+def test_a_clip_that_fails_makes_the_submission_say_it_is_incomplete(
+        test_set: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    root = tmp_path / "testset"
+    shutil.copytree(test_set["root"] / "CAS_Test" / "sub01", root / "CAS_Test" / "sub01")
+    broken = root / "CAS_Test" / "sub09"
+    broken.mkdir()
+    for n in range(1, 4):
+        (broken / f"{n}.jpg").write_bytes(b"not a jpeg")
+    weights = [a for w in test_set["weights"] for a in ("--weights", str(w))]
+    code = live_main(["--replay", "MEGC", "--data", str(root), *weights, "--out", str(tmp_path / "out"),
+                      "--pub", "none", "--quiet", "--max-frames", "30"])
+    err = capsys.readouterr().err
+    assert code == 2 and "error: stream sub09" in err
+    assert "warning: the MEGC submission is incomplete: 1 of 2 clips failed or were not replayed (sub09)" in err
+    assert (tmp_path / "out" / "cas_pred.csv").is_file()  # what was spotted is still written
 
 
 def test_megc_replay_needs_out_and_data(test_set: dict, capsys: pytest.CaptureFixture) -> None:
