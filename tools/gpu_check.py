@@ -57,33 +57,40 @@ def run_step(name: str, cmd: list[str], work: Path, limit: int) -> tuple[int, st
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=limit)
     except subprocess.TimeoutExpired as exc:
-        log.write_text(f"$ {' '.join(cmd)}\n(timed out after {limit} s)\n{exc.stdout or ''}{exc.stderr or ''}")
+        # TimeoutExpired carries bytes even with text=True
+        partial = "".join(x.decode(errors="replace") if isinstance(x, bytes) else (x or "")
+                          for x in (exc.stdout, exc.stderr))
+        log.write_text(f"$ {' '.join(cmd)}\n(timed out after {limit} s)\n{partial}")
         return 124, ""
     log.write_text(f"$ {' '.join(cmd)}\n{proc.stdout}\n{proc.stderr}")
     return proc.returncode, proc.stdout
 
 
-def environment() -> tuple[list[Row], bool]:
-    """Rows describing the machine; True when torch and CuPy both see a CUDA GPU."""
+def environment() -> tuple[list[Row], bool, bool]:
+    """Rows describing the machine; (rows, torch sees a CUDA GPU, CuPy sees one).
+
+    On a machine with a GPU, CuPy or mediapipe failing is a finding (row not ok): the CUDA
+    flow needs CuPy, and every replay and most tests need mediapipe (FaceMesh).
+    """
     rows = []
     try:
         import torch
 
         cuda = torch.cuda.is_available()
         name = torch.cuda.get_device_name(0) if cuda else "none"
-        rows.append(Row("GPU (torch)", gpu=name, result=f"torch {torch.__version__}, CUDA {torch.version.cuda}",
-                        ok=True))
+        rows.append(Row("GPU (torch)", gpu=name, result=f"torch {torch.__version__}, CUDA {torch.version.cuda}"))
     except Exception as exc:  # noqa: BLE001 - any failure is a finding
         cuda = False
         rows.append(Row("GPU (torch)", result=f"torch unusable: {exc}", ok=False))
+    gpu_here = cuda or shutil.which("nvidia-smi") is not None
     try:
         import cupy
 
         n = int(cupy.cuda.runtime.getDeviceCount())
-        rows.append(Row("CuPy", gpu=f"{n} device(s)", result=f"cupy {cupy.__version__}"))
+        rows.append(Row("CuPy", gpu=f"{n} device(s)", result=f"cupy {cupy.__version__}", ok=n > 0 or not gpu_here))
     except Exception as exc:  # noqa: BLE001
         n = 0
-        rows.append(Row("CuPy", result=f"not usable: {type(exc).__name__}: {exc}"[:120]))
+        rows.append(Row("CuPy", result=f"not usable: {type(exc).__name__}: {exc}"[:120], ok=not gpu_here))
     nvcc = shutil.which("nvcc")
     version = (subprocess.run([nvcc, "--version"], capture_output=True, text=True).stdout.strip().splitlines()[-1]
                if nvcc else "not found")
@@ -91,13 +98,14 @@ def environment() -> tuple[list[Row], bool]:
     import numpy
 
     rows.append(Row("numpy", result=numpy.__version__))
-    for module in ("mediapipe", "tensorrt", "pycuda.driver", "av"):
+    for module, needed in (("mediapipe", True), ("tensorrt", False), ("pycuda.driver", False), ("av", False)):
         try:
             __import__(module)
             rows.append(Row(f"import {module}", result="ok"))
         except Exception as exc:  # noqa: BLE001
-            rows.append(Row(f"import {module}", result=f"absent: {type(exc).__name__}: {exc}"[:120]))
-    return rows, cuda and n > 0
+            rows.append(Row(f"import {module}", result=f"absent: {type(exc).__name__}: {exc}"[:120],
+                            ok=not (needed and gpu_here)))
+    return rows, cuda, n > 0
 
 
 def junit_counts(path: Path) -> dict[str, int]:
@@ -211,14 +219,16 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     args.work.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
-    rows, gpu = environment()
-    if gpu or args.force:
+    rows, torch_gpu, cupy_gpu = environment()
+    if torch_gpu or cupy_gpu or args.force:
+        # Every step runs when either sees the GPU: one broken half must not hide the other
+        # (a CuPy failure still leaves the torch scorers to measure), and its rows say why.
         rows.append(gpu_tests(args.work))
         rows += flow_speed(args.work)
         rows.append(scorer_speed(args.work))
         rows += end_to_end(args.work, args.seconds)
     else:
-        rows.append(Row("GPU steps", result="skipped: no CUDA GPU usable by both torch and CuPy"))
+        rows.append(Row("GPU steps", result="skipped: neither torch nor CuPy sees a CUDA GPU"))
     title = f"lgnm-live GPU check ({time.monotonic() - t0:.0f} s, {os.cpu_count()} CPU cores)"
     Console(width=200).print(render(rows, title))
     (args.work / "gpu_check.json").write_text(json.dumps([asdict(r) for r in rows], indent=1))
