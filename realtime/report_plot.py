@@ -71,34 +71,57 @@ def video_png(video: VideoRun, marks: dict[str, TypeMarks] | None, dpi: int = 11
     return buf.getvalue()
 
 
+ROW_SECONDS = 40.0  # a row of the figure shows at most this much video ...
+MAX_ROWS = 12  # ... unless that would make more rows than this (then rows get longer)
+
+
+def row_spans(last: int, fps: float | None) -> list[tuple[int, int]]:
+    """Inclusive frame ranges of the figure's rows: a long video is drawn as several rows
+    of ROW_SECONDS each (at most MAX_ROWS), so a 0.5 s micro-expression stays several
+    pixels wide instead of shrinking to less than one in a single row."""
+    rate = fps or 30.0
+    per_row = max(ROW_SECONDS * rate, last / MAX_ROWS)
+    n = max(1, int(np.ceil(last / per_row)))
+    bounds = np.linspace(0, last, n + 1).round().astype(int)
+    return [(int(a) + 1, int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
+
 def video_figure(video: VideoRun, marks: dict[str, TypeMarks] | None) -> Figure | None:
-    """The video's figure (one axis per type in `plotted_types`, in that order), or None
-    when it has nothing to draw (a stream that failed before its first frame). `marks`
-    per type, None when the run had no truth."""
+    """The video's figure, or None when it has nothing to draw (a stream that failed
+    before its first frame). One axis per type in `plotted_types` (in that order) for each
+    row of `row_spans`, row by row; every axis holds the whole video's data and shows its
+    row's frames. `marks` per type, None when the run had no truth."""
     types = plotted_types(video)
     last = max([video.last_frame] + [iv.offset for iv in video.predictions + (video.truth or [])])
     if not types or last < 1:
         return None
     axis = FrameAxis(video.fps)
-    seconds = last / (video.fps or 30.0)
-    fig = Figure(figsize=(float(np.clip(8 + seconds / 5, 10, 28)), 0.9 + 2.6 * len(types)), layout="constrained")
+    rows = row_spans(last, video.fps)
+    seconds = (rows[0][1] - rows[0][0] + 1) / (video.fps or 30.0)
+    fig = Figure(figsize=(float(np.clip(8 + seconds / 5, 10, 28)), 0.9 + 2.6 * len(types) * len(rows)),
+                 layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(len(types), 1, sharex=True, squeeze=False)[:, 0]
-    for ax, t in zip(axes, types):
-        _draw_type(ax, video, t, marks.get(t) if marks is not None else None, axis)
-        ax.set_xlim(0.0, float(axis.x(last + 1)))
-    axes[-1].set_xlabel(axis.label + ("" if video.fps else "  (stream fps unknown: frames)"))
-    if video.fps:
-        fps = video.fps
-        top = axes[0].secondary_xaxis("top", functions=(lambda s: s * fps + 1.0, lambda f: (f - 1.0) / fps))
-        top.set_xlabel("frame", fontsize=9, labelpad=1)
-        axes[0].set_title(axes[0].get_title(loc="left"), loc="left", fontsize=10, pad=26)  # above the frame axis
+    axes = fig.subplots(len(types) * len(rows), 1, squeeze=False)[:, 0]
+    for r, (first, end) in enumerate(rows):
+        for j, t in enumerate(types):
+            ax = axes[r * len(types) + j]
+            _draw_type(ax, video, t, marks.get(t) if marks is not None else None, axis,
+                       part=None if len(rows) == 1 else (r + 1, len(rows)))
+            ax.set_xlim(float(axis.x(first)), float(axis.x(end + 1)))
+            if j == len(types) - 1:
+                ax.set_xlabel(axis.label + ("" if video.fps else "  (stream fps unknown: frames)"))
+            if j == 0 and video.fps:
+                fps = video.fps
+                top = ax.secondary_xaxis("top", functions=(lambda s: s * fps + 1.0, lambda f: (f - 1.0) / fps))
+                top.set_xlabel("frame", fontsize=9, labelpad=1)
+                ax.set_title(ax.get_title(loc="left"), loc="left", fontsize=10, pad=26)  # above the frame axis
     fig.suptitle(video.name + ("  (stream failed)" if video.failed else ""), fontsize=12)
     fig.legend(handles=_legend(marks is not None), loc="outside lower center", ncol=5, fontsize=8, frameon=False)
     return fig
 
 
-def _draw_type(ax: Axes, video: VideoRun, t: str, marks: TypeMarks | None, axis: FrameAxis) -> None:
+def _draw_type(ax: Axes, video: VideoRun, t: str, marks: TypeMarks | None, axis: FrameAxis,
+               part: tuple[int, int] | None = None) -> None:
     k = video.k.get(t)
     shift = video.shift.get(t, 0)
     _no_face(ax, video.no_face, axis)
@@ -126,6 +149,8 @@ def _draw_type(ax: Axes, video: VideoRun, t: str, marks: TypeMarks | None, axis:
     ax.set_yticks([0.0, 0.25, 0.5, 0.75, 1.0])
     ax.set_ylabel(f"{t} score")
     title = f"{t}" + (f"  (K = {k}; the score of frame i is drawn at i + {shift})" if k else "")
+    if part is not None:
+        title += f"   row {part[0]} of {part[1]}"
     if marks:
         s = marks.score
         title += f"   TP {s.tp}  FP {s.fp}  FN {s.fn}"

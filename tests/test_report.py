@@ -167,6 +167,35 @@ def test_marks_follow_the_megc_rule_and_add_up_to_metrics_json(truth_run: Path) 
     assert n_truth > 0  # the clips' truth was scored
 
 
+def test_long_videos_are_drawn_in_rows() -> None:
+    """A 148 s CAS(ME)^2 video: 4 rows of 37 s; an hour at 30 fps: 12 rows (the cap); the
+    rows cover every frame once, in order."""
+    from realtime.report_plot import row_spans
+
+    for last, fps, n in ((4440, 30.0, 4), (108_000, 30.0, 12), (150, 30.0, 1), (7100, 200.0, 1)):
+        rows = row_spans(last, fps)
+        assert len(rows) == n and rows[0][0] == 1 and rows[-1][1] == last
+        assert all(b + 1 == c for (_, b), (c, _) in zip(rows, rows[1:]))
+
+
+def test_a_video_longer_than_a_row_gets_an_axis_per_type_and_row(truth_run: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    from realtime import report_plot
+
+    monkeypatch.setattr(report_plot, "ROW_SECONDS", 2.0)  # the clips are a few seconds long
+    run = read_run(truth_run)
+    video = next(v for v in run.videos if v.name != "c_bad")
+    fig = video_figure(video, run_marks(run)[video.name])
+    types = plotted_types(video)
+    rows = report_plot.row_spans(max([video.last_frame] + [iv.offset for iv in video.predictions + video.truth]),
+                                 video.fps)
+    assert len(rows) > 1 and len(fig.axes) >= len(types) * len(rows)
+    main = [ax for ax in fig.axes if ax.get_ylabel()]  # the score axes (not the frame axes on top)
+    assert [ax.get_ylabel() for ax in main] == [f"{t} score" for _ in rows for t in types]
+    spans = [main[i * len(types)].get_xlim() for i in range(len(rows))]
+    assert spans[0][0] == 0.0 and all(abs(a[1] - b[0]) < 1e-9 for a, b in zip(spans, spans[1:]))
+
+
 def test_scores_are_drawn_over_the_intervals_they_produce(truth_run: Path) -> None:
     """Each score of frame i is drawn at frame i + K//2 (seconds: (i + K//2 - 1) / fps),
     the frames the spotter gives its intervals; so inside every predicted interval the
