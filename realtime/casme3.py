@@ -32,7 +32,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from realtime.datasets import (VideoRecord, _frame_number, _frames_root, _is_blank, _load_workbook, _make_interval,
+from realtime.datasets import (VideoRecord, _cells, _frame_number, _frames_root, _load_workbook, _make_interval,
                                _records, header_columns, log)
 from realtime.errors import UserError
 from realtime.sources import is_hidden
@@ -97,6 +97,9 @@ def _row_type(value: Any, where: str) -> ExprType:
     raise UserError(f"{where}: expression type {value!r} is neither macro- nor micro-expression")
 
 
+TYPE_KEY = "\0type"  # the type column's cell, beside the named columns (no header is named so)
+
+
 def _rows(path: Path) -> Iterator[Interval]:
     """Every annotated event of one workbook."""
     wb = _load_workbook(path)
@@ -106,20 +109,15 @@ def _rows(path: Path) -> Iterator[Interval]:
         if type_col is None and fixed is None:
             raise UserError(f"{path}: cannot tell ME from MaE: no {'/'.join(TYPE_COLUMN)} column and the file "
                             "name says neither _ME_ nor _MaE_")
-        rows = sheet.iter_rows(min_row=header_row + 1, values_only=True)
-        for r, row in enumerate(rows, start=header_row + 1):
-            if _is_blank(row):
-                continue
-            where = f"{path}: sheet {sheet.title!r} row {r}"
-            cell = {c: row[i] if i < len(row) else None for c, i in col.items()}
+        columns = col if type_col is None else {**col, TYPE_KEY: type_col}
+        for where, cell in _cells(sheet, header_row, columns, path):
             subject = subject_id(cell["Subject"])
             if subject is None:
                 raise UserError(f"{where}: subject {cell['Subject']!r} is not like spNO.1")
             video = str(cell["Filename"]).strip() if cell["Filename"] is not None else ""
             if not video or "/" in video or "\\" in video:
                 raise UserError(f"{where}: Filename {cell['Filename']!r} is not a video name like 'a'")
-            kind = _row_type(row[type_col] if type_col < len(row) else None, where) \
-                if type_col is not None else fixed
+            kind = _row_type(cell[TYPE_KEY], where) if type_col is not None else fixed
             onset, apex, offset = (_frame_number(cell[c], where) for c in ("Onset", "Apex", "Offset"))
             yield _make_interval(video_id(subject, video), kind, onset, apex, offset, where)  # type: ignore[arg-type]
     finally:

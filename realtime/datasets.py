@@ -154,6 +154,16 @@ def _is_blank(row: tuple) -> bool:
     return all(c is None or (isinstance(c, str) and not c.strip()) for c in row)
 
 
+def _cells(sheet: Any, header_row: int, col: dict[str, int], path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, {column: value}) for each non-blank row below the header; `where` names
+    the file, sheet and row for error messages."""
+    rows = sheet.iter_rows(min_row=header_row + 1, values_only=True)
+    for r, row in enumerate(rows, start=header_row + 1):
+        if _is_blank(row):
+            continue
+        yield f"{path}: sheet {sheet.title!r} row {r}", {c: row[i] if i < len(row) else None for c, i in col.items()}
+
+
 # ---------------------------------------------------------------- CAS(ME)^2
 
 
@@ -287,12 +297,7 @@ def _samm_rows(path: Path) -> Iterator[Interval]:
     try:
         sheet = wb[wb.sheetnames[0]]
         header_row, col = _samm_header(sheet, path)
-        rows = sheet.iter_rows(min_row=header_row + 1, values_only=True)
-        for r, row in enumerate(rows, start=header_row + 1):
-            if _is_blank(row):
-                continue
-            where = f"{path}: sheet {sheet.title!r} row {r}"
-            cell = {c: row[i] if i < len(row) else None for c, i in col.items()}
+        for where, cell in _cells(sheet, header_row, col, path):
             video = _samm_video(cell["Filename"], where)
             onset, apex, offset = (_frame_number(cell[c], where) for c in ("Onset", "Apex", "Offset"))
             yield _make_interval(video, _expr_type(cell["Type"], where), onset, apex, offset, where)
