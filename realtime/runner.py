@@ -175,6 +175,11 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
     if plan.submission is not None and not args.out:
         raise UserError("--replay MEGC: needs --out DIR (the submission files are written there)")
     scorer_sets = ScorerSets(args)
+    if args.weights is None and args.replay != "demo" and not args.quiet:
+        # What a user of the defaults must know before trusting the events (README, Real faces).
+        print("note: the bundled demo weights were trained on synthetic faces only; on real faces they "
+              "take most facial motion (talking, blinks, a still face's jitter) for expressions. Train on "
+              "labelled real videos (lgnm-train) and pass --weights for real use.", file=sys.stderr)
     flow = common_flow(scorer_sets.first)
     pair_features = make_pair_features(args.flow, flow)
     if args.out:

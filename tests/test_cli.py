@@ -351,3 +351,12 @@ def test_save_inputs_needs_out(media: dict, capsys: pytest.CaptureFixture) -> No
     code = live_main(["--replay", str(media["clip"]), "--pub", "none", "--save-inputs", "5"])
     err = capsys.readouterr().err
     assert code == 2 and "--save-inputs: needs --out" in err
+
+
+def test_the_default_weights_say_they_are_synthetic(media: dict, capsys: pytest.CaptureFixture) -> None:
+    """Run on the user's own input with the bundled weights, lgnm-live says what they are
+    (trained on synthetic faces only); with weights of one's own it does not."""
+    assert live_main(["--replay", str(media["clip"]), "--pub", "none", "--max-frames", "20"]) == 0
+    assert "note: the bundled demo weights were trained on synthetic faces only" in capsys.readouterr().err
+    assert live_main(["--replay", str(media["clip"]), *weight_args(media), "--pub", "none", "--max-frames", "20"]) == 0
+    assert "bundled demo weights" not in capsys.readouterr().err
