@@ -85,12 +85,18 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--batch", type=int, default=16, help="most frames scored in one model call")
 
     out = p.add_argument_group("output")
-    out.add_argument("--pub", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
-                     help=f"ZeroMQ PUB endpoint (default {DEFAULT_ENDPOINT}); 'none': no socket "
-                          "(--journal and --lsl still work)")
+    where = out.add_mutually_exclusive_group()
+    where.add_argument("--pub", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
+                       help=f"ZeroMQ PUB endpoint (default {DEFAULT_ENDPOINT}); 'none': no socket "
+                            "(--journal and --lsl still work)")
+    where.add_argument("--connect", metavar="ENDPOINT",
+                       help="publish into an lgnm-proxy at ENDPOINT (its --publishers side) instead of binding")
     out.add_argument("--journal", type=Path, help="append every event as a JSON line here too")
-    out.add_argument("--curve-secret", type=Path, help="server secret key file (CurveZMQ)")
+    out.add_argument("--curve-secret", type=Path,
+                     help="server secret key file (CurveZMQ); with --connect: this publisher's own secret key")
     out.add_argument("--curve-clients", type=Path, help="folder of authorised client public keys")
+    out.add_argument("--curve-server-key", type=Path, metavar="FILE",
+                     help="with --connect: the proxy's public key file (--curve-secret: this publisher's own)")
     out.add_argument("--lsl", nargs="?", const="lgnm-live", default=None, metavar="NAME",
                      help="also send every event as a JSON string marker on a Lab Streaming Layer outlet "
                           "(type Markers, name NAME, default lgnm-live; stamped with the LSL time the onset "

@@ -37,6 +37,7 @@ from realtime.sinks import (CollectSink, ConsoleSink, EafSink, NullSink, Predict
                             ScoresCsvSink, TraceSink)
 from realtime.sources import open_source
 from realtime.stats import RunStats
+from realtime.upstream import open_upstream, wait_for_proxy
 from realtime.types import EXPR_TYPES, FlowSettings
 
 
@@ -123,6 +124,10 @@ def open_publisher(args: argparse.Namespace, stack: ExitStack, stream: str,
     """The publisher: a ZeroMQ socket (--pub), or with --pub none only the numbering
     that --journal and --lsl need (None when nothing needs it)."""
     listeners = [lsl.send] if lsl is not None else []
+    upstream = open_upstream(args, stream, listeners)  # --connect: into an lgnm-proxy
+    if upstream is not None:
+        stack.callback(upstream.close)
+        return upstream
     endpoint: str | None = args.pub
     if args.pub.lower() == "none":
         if not args.journal and not listeners:
@@ -185,6 +190,8 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
     with ExitStack() as stack:
         lsl = open_lsl(args, stack, stop)
         publisher = open_publisher(args, stack, items[0].name, lsl)
+        if getattr(args, "connect", None) and publisher is not None:
+            wait_for_proxy(publisher, stop)
         predictions = PredictionsSink(args.out / "predictions.csv") if args.out else None
         if predictions:
             stack.callback(predictions.close)
