@@ -27,6 +27,7 @@ from rich.console import Console
 
 from engines.backends import BACKENDS
 from realtime.choices import DEFAULT_ENDPOINT, FLOW_KINDS
+from realtime.ray_options import LOCAL
 from realtime.errors import cli_entry
 from realtime.native_log import native_stderr_filtered
 from realtime.types import EXPR_TYPES
@@ -68,6 +69,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--realtime", action="store_true", help="pace a replay at the source fps")
     src.add_argument("--max-frames", type=int, default=None, metavar="N",
                      help="stop after N frames of each stream (tests, benchmarks)")
+    src.add_argument("--ray", nargs="?", const=LOCAL, default=None, metavar="ADDRESS",
+                     help="with --replay: one task per video on a Ray cluster (no ADDRESS: a local one; "
+                          "'auto': this machine's `ray start` cluster; HOST:PORT or ray://HOST:10001); "
+                          "needs pip install 'lgnm-live[ray]'")
     src.add_argument("--max-retries", type=int, default=None,
                      help="live sources: reconnect attempts before giving up (default: forever)")
 

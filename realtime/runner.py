@@ -31,6 +31,7 @@ from realtime.lsl import LslMarkerOutlet, LslSettings
 from realtime.pair_features import make_pair_features
 from realtime.pipeline import PacedSource, RunOptions, run_stream, setup_for_fps
 from realtime.publisher import CurveServerKeys, EventPublisher
+from realtime.ray_options import check_ray_options
 from realtime.replay import ReplayItem, ReplayPlan, plan_replay
 from realtime.replay_log import ReplayLog
 from realtime.sinks import (CollectSink, ConsoleSink, EafSink, NullSink, PredictionsSink, PublisherSink,
@@ -175,6 +176,7 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
         raise UserError("--report: needs --out DIR (the report is made from the files written there)")
     if args.lsl is None and args.lsl_wait:
         raise UserError("--lsl-wait: needs --lsl")
+    check_ray_options(args)
     live = args.camera is not None or args.rtsp is not None
     plan = make_plan(args, console, live)  # input mistakes first: loading models takes seconds
     if plan.submission is not None and not args.out:
@@ -216,7 +218,11 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
             if not live and not args.quiet and not args.json and not console.is_terminal else None
         t0 = time.monotonic()
         try:
-            for item in items:
+            if getattr(args, "ray", None) is not None:  # one task per video on a Ray cluster
+                from realtime.ray_replay import run_on_ray
+
+                run_on_ray(items, args, sinks, publisher, eaf, plan.has_truth, runs, console, stop)
+            for item in items if getattr(args, "ray", None) is None else ():
                 if stop.is_set():
                     break
                 # Appended before the run: a stream that ends in an error still counts
