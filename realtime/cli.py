@@ -73,6 +73,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --replay: one task per video on a Ray cluster (no ADDRESS: a local one; "
                           "'auto': this machine's `ray start` cluster; HOST:PORT or ray://HOST:10001); "
                           "needs pip install 'lgnm-live[ray]'")
+    src.add_argument("--stream", metavar="NAME",
+                     help="--camera/--rtsp: the stream id in events and outputs (default cameraN or the URL "
+                          "path); make it unique when several hosts publish into one lgnm-proxy")
     src.add_argument("--max-retries", type=int, default=None,
                      help="live sources: reconnect attempts before giving up (default: forever)")
 

@@ -151,10 +151,14 @@ def live_item(args: argparse.Namespace) -> ReplayItem:
         kind, value = "rtsp", args.rtsp
 
     def opener():  # noqa: ANN202
-        return open_source(kind, value, fps=args.fps, width=args.width, height=args.height,
-                           max_retries=args.max_retries)
+        source = open_source(kind, value, fps=args.fps, width=args.width, height=args.height,
+                             max_retries=args.max_retries)
+        if getattr(args, "stream", None):  # --stream: ids unique across the hosts of a proxy
+            source.name = args.stream
+        return source
 
-    return ReplayItem(f"{kind}{value}" if kind == "camera" else value, opener)
+    name = getattr(args, "stream", None) or (f"{kind}{value}" if kind == "camera" else value)
+    return ReplayItem(name, opener)
 
 
 def save_inputs(args: argparse.Namespace) -> frozenset[int]:
@@ -174,6 +178,8 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
         raise UserError(f"--max-frames: must be >= 1, got {args.max_frames}")
     if args.report and not args.out:
         raise UserError("--report: needs --out DIR (the report is made from the files written there)")
+    if getattr(args, "stream", None) is not None and (args.camera is None and args.rtsp is None or not args.stream):
+        raise UserError("--stream: names a live stream (--camera or --rtsp) and must not be empty")
     if args.lsl is None and args.lsl_wait:
         raise UserError("--lsl-wait: needs --lsl")
     check_ray_options(args)

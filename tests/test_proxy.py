@@ -169,3 +169,27 @@ def test_connect_and_pub_exclude_each_other(media: dict, capsys: pytest.CaptureF
     with pytest.raises(SystemExit) as exit_:
         live_main(["--replay", str(media["clips"][0]), "--connect", "tcp://127.0.0.1:1", "--pub", "none"])
     assert exit_.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_stream_names_a_live_source(tmp_path: Path) -> None:
+    """--stream: the id a camera or RTSP stream publishes under (cameraN / the URL path
+    would be the same on every host feeding one proxy)."""
+    from realtime.cli import build_parser
+    from realtime.runner import live_item
+
+    args = build_parser().parse_args(["--rtsp", "rtsp://127.0.0.1:1/cam", "--stream", "door_2", "--max-retries", "0"])
+    item = live_item(args)
+    source = item.open()
+    try:
+        assert item.name == source.name == "door_2"
+    finally:
+        source.close()
+    plain = live_item(build_parser().parse_args(["--rtsp", "rtsp://127.0.0.1:1/cam", "--max-retries", "0"]))
+    assert plain.name == "rtsp://127.0.0.1:1/cam"
+
+
+@pytest.mark.parametrize("argv", [["--replay", "demo", "--stream", "x"], ["--camera", "0", "--stream", ""]])
+def test_stream_mistakes_are_one_line(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    assert live_main([*argv, "--pub", "none"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --stream:") and err.count("\n") == 1
