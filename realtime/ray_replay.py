@@ -42,8 +42,7 @@ from typing import Any
 
 from rich.console import Console
 
-from realtime.errors import UserError
-from realtime.ray_options import LOCAL, RAY_MISSING
+from realtime.ray_cluster import connect, import_ray
 from realtime.replay import ReplayItem
 from realtime.ray_task import StreamFailure, StreamOutcome, replay_item
 from realtime.runner import run_isolated, write_stream_eaf
@@ -51,29 +50,6 @@ from realtime.stats import RunStats
 
 RETRIES = 1
 GPU_SHARE = 0.25
-
-
-def import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise UserError(RAY_MISSING) from None
-    return ray
-
-
-def connect(ray: Any, address: str) -> bool:
-    """Join or start the cluster; True when this call started Ray (then shut it down)."""
-    if ray.is_initialized():
-        return False
-    try:
-        if address == LOCAL:
-            ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)
-        else:
-            ray.init(address=address, log_to_driver=False, configure_logging=False)
-    except Exception as exc:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ValueError ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"--ray {address}: cannot start or join the cluster ({first})") from None
-    return True
 
 
 @dataclass
