@@ -27,9 +27,9 @@ from rich.console import Console
 
 from engines.backends import BACKENDS
 from realtime.choices import DEFAULT_ENDPOINT, FLOW_KINDS
-from realtime.ray_options import LOCAL
 from realtime.errors import cli_entry
 from realtime.native_log import native_stderr_filtered
+from realtime.ray_options import LOCAL
 from realtime.types import EXPR_TYPES
 
 

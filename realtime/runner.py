@@ -38,8 +38,8 @@ from realtime.sinks import (CollectSink, ConsoleSink, EafSink, NullSink, Predict
                             ScoresCsvSink, TraceSink)
 from realtime.sources import open_source
 from realtime.stats import RunStats
-from realtime.upstream import open_upstream, wait_for_proxy
 from realtime.types import EXPR_TYPES, FlowSettings
+from realtime.upstream import open_upstream, wait_for_proxy
 
 
 def parse_types(text: str) -> list[str]:
