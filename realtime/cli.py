@@ -29,6 +29,7 @@ from engines.backends import BACKENDS
 from realtime.choices import DEFAULT_ENDPOINT, FLOW_KINDS
 from realtime.errors import cli_entry
 from realtime.native_log import native_stderr_filtered
+from realtime.ray_options import LOCAL
 from realtime.types import EXPR_TYPES
 
 
@@ -68,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--realtime", action="store_true", help="pace a replay at the source fps")
     src.add_argument("--max-frames", type=int, default=None, metavar="N",
                      help="stop after N frames of each stream (tests, benchmarks)")
+    src.add_argument("--ray", nargs="?", const=LOCAL, default=None, metavar="ADDRESS",
+                     help="with --replay: one task per video on a Ray cluster (no ADDRESS: a local one; "
+                          "'auto': this machine's `ray start` cluster; HOST:PORT or ray://HOST:10001); "
+                          "needs pip install 'lgnm-live[ray]'")
+    src.add_argument("--stream", metavar="NAME",
+                     help="--camera/--rtsp: the stream id in events and outputs (default cameraN or the URL "
+                          "path); make it unique when several hosts publish into one lgnm-proxy")
     src.add_argument("--max-retries", type=int, default=None,
                      help="live sources: reconnect attempts before giving up (default: forever)")
 
@@ -85,12 +93,18 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--batch", type=int, default=16, help="most frames scored in one model call")
 
     out = p.add_argument_group("output")
-    out.add_argument("--pub", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
-                     help=f"ZeroMQ PUB endpoint (default {DEFAULT_ENDPOINT}); 'none': no socket "
-                          "(--journal and --lsl still work)")
+    where = out.add_mutually_exclusive_group()
+    where.add_argument("--pub", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
+                       help=f"ZeroMQ PUB endpoint (default {DEFAULT_ENDPOINT}); 'none': no socket "
+                            "(--journal and --lsl still work)")
+    where.add_argument("--connect", metavar="ENDPOINT",
+                       help="publish into an lgnm-proxy at ENDPOINT (its --publishers side) instead of binding")
     out.add_argument("--journal", type=Path, help="append every event as a JSON line here too")
-    out.add_argument("--curve-secret", type=Path, help="server secret key file (CurveZMQ)")
+    out.add_argument("--curve-secret", type=Path,
+                     help="server secret key file (CurveZMQ); with --connect: this publisher's own secret key")
     out.add_argument("--curve-clients", type=Path, help="folder of authorised client public keys")
+    out.add_argument("--curve-server-key", type=Path, metavar="FILE",
+                     help="with --connect: the proxy's public key file (--curve-secret: this publisher's own)")
     out.add_argument("--lsl", nargs="?", const="lgnm-live", default=None, metavar="NAME",
                      help="also send every event as a JSON string marker on a Lab Streaming Layer outlet "
                           "(type Markers, name NAME, default lgnm-live; stamped with the LSL time the onset "

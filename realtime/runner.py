@@ -31,6 +31,7 @@ from realtime.lsl import LslMarkerOutlet, LslSettings
 from realtime.pair_features import make_pair_features
 from realtime.pipeline import PacedSource, RunOptions, run_stream, setup_for_fps
 from realtime.publisher import CurveServerKeys, EventPublisher
+from realtime.ray_options import check_ray_options
 from realtime.replay import ReplayItem, ReplayPlan, plan_replay
 from realtime.replay_log import ReplayLog
 from realtime.sinks import (CollectSink, ConsoleSink, EafSink, NullSink, PredictionsSink, PublisherSink,
@@ -38,6 +39,7 @@ from realtime.sinks import (CollectSink, ConsoleSink, EafSink, NullSink, Predict
 from realtime.sources import open_source
 from realtime.stats import RunStats
 from realtime.types import EXPR_TYPES, FlowSettings
+from realtime.upstream import open_upstream, wait_for_proxy
 
 
 def parse_types(text: str) -> list[str]:
@@ -123,6 +125,10 @@ def open_publisher(args: argparse.Namespace, stack: ExitStack, stream: str,
     """The publisher: a ZeroMQ socket (--pub), or with --pub none only the numbering
     that --journal and --lsl need (None when nothing needs it)."""
     listeners = [lsl.send] if lsl is not None else []
+    upstream = open_upstream(args, stream, listeners)  # --connect: into an lgnm-proxy
+    if upstream is not None:
+        stack.callback(upstream.close)
+        return upstream
     endpoint: str | None = args.pub
     if args.pub.lower() == "none":
         if not args.journal and not listeners:
@@ -145,10 +151,14 @@ def live_item(args: argparse.Namespace) -> ReplayItem:
         kind, value = "rtsp", args.rtsp
 
     def opener():  # noqa: ANN202
-        return open_source(kind, value, fps=args.fps, width=args.width, height=args.height,
-                           max_retries=args.max_retries)
+        source = open_source(kind, value, fps=args.fps, width=args.width, height=args.height,
+                             max_retries=args.max_retries)
+        if getattr(args, "stream", None):  # --stream: ids unique across the hosts of a proxy
+            source.name = args.stream
+        return source
 
-    return ReplayItem(f"{kind}{value}" if kind == "camera" else value, opener)
+    name = getattr(args, "stream", None) or (f"{kind}{value}" if kind == "camera" else value)
+    return ReplayItem(name, opener)
 
 
 def save_inputs(args: argparse.Namespace) -> frozenset[int]:
@@ -168,8 +178,11 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
         raise UserError(f"--max-frames: must be >= 1, got {args.max_frames}")
     if args.report and not args.out:
         raise UserError("--report: needs --out DIR (the report is made from the files written there)")
+    if getattr(args, "stream", None) is not None and (args.camera is None and args.rtsp is None or not args.stream):
+        raise UserError("--stream: names a live stream (--camera or --rtsp) and must not be empty")
     if args.lsl is None and args.lsl_wait:
         raise UserError("--lsl-wait: needs --lsl")
+    check_ray_options(args)
     live = args.camera is not None or args.rtsp is not None
     plan = make_plan(args, console, live)  # input mistakes first: loading models takes seconds
     if plan.submission is not None and not args.out:
@@ -190,6 +203,8 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
     with ExitStack() as stack:
         lsl = open_lsl(args, stack, stop)
         publisher = open_publisher(args, stack, items[0].name, lsl)
+        if getattr(args, "connect", None) and publisher is not None:
+            wait_for_proxy(publisher, stop)
         predictions = PredictionsSink(args.out / "predictions.csv") if args.out else None
         if predictions:
             stack.callback(predictions.close)
@@ -214,7 +229,11 @@ def run(args: argparse.Namespace, console: Console, stop: threading.Event) -> in
             if not live and not args.quiet and not args.json and not console.is_terminal else None
         t0 = time.monotonic()
         try:
-            for item in items:
+            if getattr(args, "ray", None) is not None:  # one task per video on a Ray cluster
+                from realtime.ray_replay import run_on_ray
+
+                run_on_ray(items, args, sinks, publisher, eaf, plan.has_truth, runs, console, stop)
+            for item in items if getattr(args, "ray", None) is None else ():
                 if stop.is_set():
                     break
                 # Appended before the run: a stream that ends in an error still counts

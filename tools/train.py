@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib.util
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,6 +46,7 @@ from engines.weights import WeightsMeta, file_sha256, load_weights, save_weights
 from realtime.dataset_loaders import LOADERS, load_dataset
 from realtime.errors import UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
+from realtime.ray_options import RAY_MISSING
 from realtime.labels import irl_labels, k_from_intervals
 from realtime.types import DEFAULT_LANDMARK_FILTER, EXPR_TYPES, ExprType, FlowSettings, Interval
 from tools.features_cache import CachedInputs, FrameSource, cached_inputs
@@ -464,6 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-minutes", type=float, default=0.0,
                    help="per model: stop after the epoch that would overrun this budget (0 = no limit)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch default)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="LOSO/N folds side by side on a Ray cluster (no ADDRESS: a local one; 'auto', HOST:PORT, "
+                        "ray://HOST:10001); the final model is trained here. Same table as without it for the "
+                        "same --seed and --threads")
     p.add_argument("--half", action=argparse.BooleanOptionalAction, default=True, help="store fp16 weights")
     p.add_argument("--no-landmark-filter", action="store_true",
                    help="align on the raw FaceMesh landmarks (as weights before the filter did); by default new "
@@ -499,6 +505,8 @@ def _check_args(a: argparse.Namespace) -> None:
         raise UserError("--init: weights are per type; give --type ME or --type MaE with it")
     if a.init is not None and a.backbone_weights is not None:
         raise UserError("--backbone-weights: --init already gives the whole network; use one of the two")
+    if a.ray is not None and importlib.util.find_spec("ray") is None:  # before hours of features
+        raise UserError(RAY_MISSING)
     if a.backbone_weights is not None and not a.backbone_weights.is_file():
         raise UserError(f"--backbone-weights: {a.backbone_weights} is not a file")
 
@@ -544,6 +552,26 @@ def _start_note(a: argparse.Namespace) -> str:
     return ""
 
 
+def run_fold(
+    fi: int, test_subjects: list[str], prepared: Sequence[Prepared], expr_type: ExprType, k: int, fps: float,
+    a: argparse.Namespace, cfg: TrainConfig, console: Console,
+    init: dict[str, torch.Tensor] | None, backbone: dict[str, torch.Tensor] | None,
+) -> tuple[list[str], megc.TypeScore, int]:
+    """Fold `fi`: train on the other subjects, calibrate on their validation videos, score
+    the test subjects; returns (test subjects, MEGC counts, best epoch)."""
+    test = [p for p in prepared if p.video.subject in test_subjects]
+    rest = [p for p in prepared if p.video.subject not in test_subjects]
+    train, val = split_validation(rest, a.val_frac, a.seed + fi)
+    res = train_model(train, val, expr_type, k, cfg, console, init, backbone)
+    seqs = res.val_scores or {p.video.id: score_inputs(res.model, p.inputs, cfg.device) for p in train}
+    cal_truth = [iv for p in (val or train) for iv in p.video.truth_of(expr_type)]
+    params, _ = calibrate(seqs, cal_truth, expr_type, k, fps)
+    test_seqs = {p.video.id: score_inputs(res.model, p.inputs, cfg.device) for p in test}
+    test_truth = [iv for p in test for iv in p.video.truth_of(expr_type)]
+    counts = megc_counts(spot(test_seqs, params, expr_type), test_truth, expr_type)
+    return test_subjects, counts, res.best_epoch
+
+
 def run_type(
     videos: Sequence[TrainVideo], expr_type: ExprType, a: argparse.Namespace, cfg: TrainConfig, console: Console
 ) -> tuple[Path, megc.TypeScore]:
@@ -571,19 +599,18 @@ def run_type(
     prepared = prepare(videos, expr_type, k, flow, cache, console)
 
     rows: list[tuple[str, megc.TypeScore]] = []
-    for fi, test_subjects in enumerate(make_folds([v.subject for v in videos], a.folds)):
-        test = [p for p in prepared if p.video.subject in test_subjects]
-        rest = [p for p in prepared if p.video.subject not in test_subjects]
-        train, val = split_validation(rest, a.val_frac, a.seed + fi)
-        res = train_model(train, val, expr_type, k, cfg, console, init, backbone)
-        seqs = res.val_scores or {p.video.id: score_inputs(res.model, p.inputs, cfg.device) for p in train}
-        cal_truth = [iv for p in (val or train) for iv in p.video.truth_of(expr_type)]
-        params, _ = calibrate(seqs, cal_truth, expr_type, k, fps)
-        test_seqs = {p.video.id: score_inputs(res.model, p.inputs, cfg.device) for p in test}
-        test_truth = [iv for p in test for iv in p.video.truth_of(expr_type)]
-        counts = megc_counts(spot(test_seqs, params, expr_type), test_truth, expr_type)
+    folds = make_folds([v.subject for v in videos], a.folds)
+    if getattr(a, "ray", None) is not None:  # folds side by side on a Ray cluster (tools/ray_folds.py)
+        from tools.ray_folds import FoldJob, run_folds_on_ray
+
+        job = FoldJob(videos, expr_type, k, fps, flow, cache, a, cfg, init, backbone)
+        results = run_folds_on_ray(job, folds)
+    else:
+        results = (run_fold(fi, ts, prepared, expr_type, k, fps, a, cfg, console, init, backbone)
+                   for fi, ts in enumerate(folds))
+    for fi, (test_subjects, counts, best_epoch) in enumerate(results):
         rows.append((",".join(test_subjects), counts))
-        console.print(f"  fold {fi + 1}: test {test_subjects} F1 {counts.f1:.4f} (best epoch {res.best_epoch})")
+        console.print(f"  fold {fi + 1}: test {test_subjects} F1 {counts.f1:.4f} (best epoch {best_epoch})")
     pooled = sum((s for _, s in rows), megc.TypeScore(0, 0, 0, 0))
     if rows:
         console.print(_fold_table(expr_type, rows))
