@@ -43,10 +43,10 @@ from engines.lgnmnet import LGNMNet
 from engines.pretrained import load_backbone_state
 from engines.weights import WeightsMeta, file_sha256, load_weights, save_weights
 from realtime.dataset_loaders import LOADERS, load_dataset
-from realtime.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
 from realtime.labels import irl_labels, k_from_intervals
-from realtime.types import DEFAULT_LANDMARK_FILTER, EXPR_TYPES, ExprType, FlowSettings, Interval
+from realtime.common.types import DEFAULT_LANDMARK_FILTER, EXPR_TYPES, ExprType, FlowSettings, Interval
 from tools.features_cache import CachedInputs, FrameSource, cached_inputs
 
 
