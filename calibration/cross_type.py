@@ -26,7 +26,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
 from calibration.postprocess import PostParams
-from realtime.types import Interval
+from realtime.common.types import Interval
 
 
 def overlaps_any(iv: Interval, others_sorted: Sequence[Interval], onsets: Sequence[int]) -> bool:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 
 NOISE_CORRELATION = 0.3  # mean neighbour-pixel correlation below this = noise
 NORMALISED_LIMIT = 1.01  # (p - 127.5) / 128 lies in [-0.996, 0.996]

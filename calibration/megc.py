@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from rich.table import Table
 
-from realtime.types import EXPR_TYPES, ExprType, Interval
+from realtime.common.types import EXPR_TYPES, ExprType, Interval
 
 IOU_MATCH = 0.5
 

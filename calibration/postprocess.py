@@ -51,7 +51,7 @@ from dataclasses import asdict, dataclass, fields, replace
 import numpy as np
 from scipy.signal import find_peaks, savgol_filter
 
-from realtime.types import ExprType, Interval, check_type
+from realtime.common.types import ExprType, Interval, check_type
 
 MAX_CHUNK_QUIETS = 2  # default max_chunk = 2 * Q samples (the least allowed)
 

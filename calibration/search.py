@@ -29,7 +29,7 @@ from calibration.postprocess import (
     postprocess_smoothed,
     smooth,
 )
-from realtime.types import ExprType, Interval
+from realtime.common.types import ExprType, Interval
 
 
 def _steps(lo: float, hi: float, step: float) -> tuple[float, ...]:

@@ -1,5 +1,6 @@
-"""Scoring backend names (`--backend`), kept free of heavy imports (torch) so that the
-command line can list them without loading a model."""
+"""Backend names of the scorer (`--backend`) and of the dense flow (`--flow`), kept free
+of heavy imports (torch, CuPy) so that the command line can list them without loading
+anything."""
 
 from __future__ import annotations
 
@@ -7,3 +8,6 @@ from typing import Literal
 
 Backend = Literal["auto", "tensorrt", "cuda", "cpu"]
 BACKENDS: tuple[str, ...] = ("auto", "tensorrt", "cuda", "cpu")
+
+FlowKind = Literal["auto", "cpu", "cuda"]
+FLOW_KINDS: tuple[str, ...] = ("auto", "cpu", "cuda")  # --flow: engines.pair_features

@@ -20,7 +20,7 @@ labelled validation videos by `tools/make_baseline_weights.py` and `lgnm-calibra
 
 The measure, from the network input the other scorers get (one seam):
 x (N,3,S,S) float32 = (img - norm_mean) / norm_std, img the ROI image (BGR, 0..255)
-after HS encoding, head-motion removal and eye masking (`realtime.features.encode_pair`).
+after HS encoding, head-motion removal and eye masking (`engines.features.encode_pair`).
 1. img = x * norm_std + norm_mean (128 and 127.5), clipped to 0..255.
 2. v = max over the 3 channels, per pixel, (N,S,S). For the HS image (saturation 255)
    max(B,G,R) equals the HSV value exactly, i.e. the flow magnitude
@@ -52,9 +52,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engines.scorer_input import check_batch
 from engines.weights import BASELINE_FORMAT_VERSION, MODEL_FLOW_MAGNITUDE, WeightsMeta, read_meta
-from realtime.errors import UserError
-from realtime.types import ExprType, FlowSettings
+from realtime.common.errors import UserError
+from realtime.common.types import ExprType, FlowSettings
 
 DEFAULT_FRACTION = 1.0
 DEFAULT_E0 = 10.0
@@ -114,8 +115,6 @@ class FlowMagnitudeScorer:
         self.type: ExprType = self.meta.type
 
     def score(self, x: np.ndarray) -> np.ndarray:
-        from engines.scorers import check_batch  # scorers imports this module
-
         x = check_batch(x, self.meta.roi_size)
         return flow_magnitude_scores(x, self.meta)
 

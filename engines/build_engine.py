@@ -15,7 +15,7 @@ from pathlib import Path
 from engines.engine_meta import PRECISIONS, EngineSidecar, Precision, write_sidecar
 from engines.onnx_export import INPUT_NAME, export_onnx_bytes
 from engines.weights import file_sha256, read_meta
-from realtime.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry
 
 WORKSPACE_BYTES = 1 << 30  # 1 GiB of builder scratch: ample for MobileNetV2 at batch <= 256
 

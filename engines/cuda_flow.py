@@ -6,8 +6,8 @@ of `capacity` slots: `push_frames` uploads each frame once and computes them onc
 pair that uses the frame (t-K_ME -> t, t-K_MaE -> t, replay batches) only runs the
 per-pair iterations. Kernels are loaded from engines/kernels/*.cu at run time.
 
-`CudaPairFeatures` is the realtime.pair_features seam (prepare a face once, batch pair
-inputs); `make_flow` picks this engine or its CPU twin (`CpuFarneback`, the cv2 chain).
+`CudaPairFeatures` plugs into the flow seam (engines/pair_features.py: prepare a face
+once, batch pair inputs), whose `make_pair_features` decides when it is used.
 
 Backends:
   "cupy": CuPy RawModule (NVRTC), the GPU path.
@@ -36,12 +36,14 @@ import cv2
 import numpy as np
 
 from engines import farneback_ref as fr
-from realtime.errors import UserError
-from realtime.types import FlowSettings
+from engines import features
+from engines.features import ROI_SIZE, FaceGeometry, FlowFrame
+from realtime.common.errors import UserError
+from realtime.common.types import FlowSettings
 
 KERNEL_DIR = Path(__file__).with_name("kernels")
 KERNEL_FILES = ("farneback.cu", "encode.cu")
-ROI_OUT = 112  # network input side (realtime.features.ROI_SIZE)
+ROI_OUT = ROI_SIZE  # network input side
 ROI_TAPS = 8  # max source taps per output pixel along one axis (a 224-px box into 56 rows needs 5)
 NVRTC_OPTIONS = ("--fmad=false", "--std=c++14")  # no FMA contraction: match numpy/OpenCV rounding
 BLOCK = (16, 16, 1)
@@ -236,7 +238,7 @@ def _sparse(w: np.ndarray, taps: int) -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=256)
 def roi_taps(src_w: int, src_h: int, dst_w: int = ROI_OUT, dst_h: int = ROI_OUT // 2,
              taps: int = ROI_TAPS) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(mode, xi, xw, yi, yw) reproducing realtime.features.select_roi's uint8 cv::resize of
+    """(mode, xi, xw, yi, yw) reproducing engines.features.select_roi's uint8 cv::resize of
     a src_w x src_h box (INTER_AREA when shrinking, else INTER_LINEAR). Depends on the box
     size only, so it is cached."""
     shrink = src_h > dst_h or src_w > dst_w
@@ -277,23 +279,20 @@ class FrameEncodeTables:
     yw: np.ndarray  # (2, ROI_OUT/2, T) float32
 
 
-def value_region(geometry: Any, size: int, value_range: str) -> np.ndarray:
-    """(S,S) uint8 region of the HS value min/max, as realtime.features.encode_pair picks
+def value_region(geometry: FaceGeometry, size: int, value_range: str) -> np.ndarray:
+    """(S,S) uint8 region of the HS value min/max, as engines.features.encode_pair picks
     it: "pair" = everywhere (authors); "roi" = brow and mouth boxes minus the grown eyes,
     everywhere when that is empty."""
     if value_range not in ("pair", "roi"):
         raise UserError(f"flow value_range must be pair or roi, got {value_range!r}")
     if value_range == "pair":
         return np.ones((size, size), np.uint8)
-    region = np.zeros((size, size), np.uint8)
-    for x0, y0, x1, y1 in (geometry.brow_box, geometry.mouth_box):
-        region[y0:y1, x0:x1] = 1
-    cv2.fillPoly(region, [geometry.left_eye, geometry.right_eye], 0)
-    return region if region.any() else np.ones_like(region)
+    region = features.value_region(geometry)
+    return region.astype(np.uint8) if region.any() else np.ones((size, size), np.uint8)
 
 
-def encode_tables(geometry: Any, size: int, value_range: str = "pair") -> FrameEncodeTables:
-    """Tables for `realtime.features.FaceGeometry` (duck-typed to keep this module light)."""
+def encode_tables(geometry: FaceGeometry, size: int, value_range: str = "pair") -> FrameEncodeTables:
+    """Tables of one frame's `engines.features.FaceGeometry` for the encoding kernels."""
     if geometry.size != size:
         raise ValueError(f"geometry is for {geometry.size} px, flow is {size} px")
     mask = np.zeros((size, size), np.uint8)
@@ -327,15 +326,24 @@ class _Level:
 
 # ---------------------------------------------------------------- the engine
 
+def why_not_implemented(settings: FlowSettings) -> str | None:
+    """Why the kernels cannot compute the flow `settings` ask for (None: they can). The
+    kernels are OpenCV Farneback with a Gaussian window; DIS and TV-L1 run on the CPU."""
+    if settings.algorithm != "farneback":
+        return f"the CUDA flow implements farneback only, the weights use {settings.algorithm!r} flow"
+    if not settings.gaussian_window:
+        return "the CUDA flow implements Farneback's Gaussian window only, the weights use the box window"
+    return None
+
+
 class CudaFarneback:
     """Batched Farneback + encoding on the device, with a ring of per-frame products."""
 
     def __init__(self, settings: FlowSettings, max_pairs: int = 64, capacity: int = 256,
                  backend: BackendName = "cupy") -> None:
-        if settings.algorithm != "farneback":
-            raise UserError(f"the CUDA flow implements farneback only, weights use {settings.algorithm!r}")
-        if not settings.gaussian_window:
-            raise UserError("the CUDA flow implements the Gaussian window only (gaussian_window=true)")
+        why_not = why_not_implemented(settings)
+        if why_not is not None:
+            raise UserError(why_not)
         if max_pairs < 1 or capacity < 2:
             raise ValueError("max_pairs must be >= 1 and capacity >= 2")
         self.settings = settings
@@ -518,7 +526,7 @@ class CudaFarneback:
 
     def encode_batch(self, flows: Any, slots_a: Sequence[int]) -> Any:
         """(N,S,S,2) device flows + each pair's first-frame slot -> (N,3,112,112) float32
-        network inputs on the device (realtime.features.encode_pair with the settings'
+        network inputs on the device (engines.features.encode_pair with the settings'
         value_range / value_floor)."""
         xp, launch, S, n = self.backend.xp, self.backend.launch, self.size, len(slots_a)
         if tuple(flows.shape) != (n, S, S, 2):
@@ -567,11 +575,11 @@ class DeviceFrame:
     overwritten ring slot can be refilled) and the id its device products were pushed as."""
 
     frame_id: int
-    flow_frame: Any  # realtime.features.FlowFrame
+    flow_frame: FlowFrame
 
 
 class CudaPairFeatures:
-    """realtime.pair_features.PairFeatures on the GPU: `prepare` pushes a face's products
+    """engines.pair_features.PairFeatures on the GPU: `prepare` pushes a face's products
     to the device ring once; `inputs` runs flow + encoding for a batch of pairs.
 
     A pair whose frame was overwritten in the ring (more than `capacity` frames pushed
@@ -608,9 +616,7 @@ class CudaPairFeatures:
         return slot
 
     def prepare(self, face: Any) -> DeviceFrame:
-        from realtime.features import flow_frame  # noqa: PLC0415 (keeps this module light)
-
-        ff = flow_frame(face, self.settings)
+        ff = features.flow_frame(face, self.settings)
         with self._lock:
             frame = DeviceFrame(self._next_id, ff)
             self._next_id += 1
@@ -642,80 +648,3 @@ class CudaPairFeatures:
     def inputs(self, pairs: Sequence[tuple[DeviceFrame, DeviceFrame]]) -> np.ndarray:
         """(N,3,112,112) float32 on the host."""
         return self.engine.to_numpy(self.inputs_device(pairs))
-
-
-# ---------------------------------------------------------------- CPU twin + selection
-
-class CpuFarneback:
-    """The project's CPU chain behind the same interface: cv2 Farneback per pair and
-    realtime.features encoding; per-frame 'products' are the grey frames themselves."""
-
-    def __init__(self, settings: FlowSettings, capacity: int = 256) -> None:
-        self.settings = settings
-        self.capacity = capacity
-        self.size = settings.face_size
-        self._frames: list[tuple[np.ndarray, Any] | None] = [None] * capacity
-        self._next = 0
-
-    def push_frame(self, grey: np.ndarray, geometry: Any = None) -> int:
-        return self.push_frames([grey], [geometry])[0]
-
-    def push_frames(self, greys: Sequence[np.ndarray], geometries: Sequence[Any] | None = None) -> list[int]:
-        geometries = [None] * len(greys) if geometries is None else geometries
-        slots = []
-        for g, geo in zip(greys, geometries, strict=True):
-            if g.shape != (self.size, self.size) or g.dtype != np.uint8:
-                raise ValueError(f"frames must be ({self.size},{self.size}) uint8, got {g.shape} {g.dtype}")
-            self._frames[self._next] = (g, geo)
-            slots.append(self._next)
-            self._next = (self._next + 1) % self.capacity
-        return slots
-
-    def _frame(self, slot: int) -> tuple[np.ndarray, Any]:
-        f = self._frames[slot] if 0 <= slot < self.capacity else None
-        if f is None:
-            raise ValueError(f"slot {slot} holds no frame")
-        return f
-
-    def flow(self, slot_a: int, slot_b: int) -> np.ndarray:
-        from realtime.features import compute_flow  # noqa: PLC0415 (keeps engines importable alone)
-
-        return compute_flow(self._frame(slot_a)[0], self._frame(slot_b)[0], self.settings)
-
-    def flow_batch(self, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
-        return np.stack([self.flow(a, b) for a, b in pairs]) if pairs else np.empty((0, self.size, self.size, 2), f32)
-
-    def encode_batch(self, flows: np.ndarray, slots_a: Sequence[int]) -> np.ndarray:
-        from realtime.features import encode_pair  # noqa: PLC0415
-
-        return np.stack([encode_pair(f, self._frame(s)[1], self.settings) for f, s in zip(flows, slots_a, strict=True)])
-
-    def pair_inputs(self, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
-        return self.encode_batch(self.flow_batch(pairs), [a for a, _ in pairs])
-
-    def to_numpy(self, a: Any) -> np.ndarray:
-        return np.asarray(a)
-
-
-FlowKind = Literal["auto", "cpu", "cuda"]
-
-
-def make_flow(kind: str, settings: FlowSettings, max_pairs: int = 64, capacity: int = 256) -> CudaFarneback | CpuFarneback:
-    """'cpu': the cv2 chain; 'cuda': CudaFarneback (UserError when no GPU/CuPy);
-    'auto': CUDA when a GPU is present and the kernels compile, else CPU."""
-    if kind == "cpu":
-        return CpuFarneback(settings, capacity)
-    if kind not in ("auto", "cuda"):
-        raise UserError(f"unknown flow device {kind!r} (choose auto, cpu or cuda)")
-    usable = settings.algorithm == "farneback" and settings.gaussian_window
-    if kind == "cuda" or (usable and cuda_available()):
-        if kind == "cuda" and not cuda_available():
-            raise UserError("--flow cuda: no CUDA device or CuPy is not installed")
-        try:
-            return CudaFarneback(settings, max_pairs, capacity, backend="cupy")
-        except UserError:
-            raise
-        except Exception as exc:  # noqa: BLE001 - kernel compile failure on an odd driver
-            if kind == "cuda":
-                raise UserError(f"--flow cuda: kernels failed to build: {exc}") from exc
-    return CpuFarneback(settings, capacity)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from realtime.types import FlowSettings
+from realtime.common.types import FlowSettings
 
 MIN_SIZE = 32  # OpenCV stops adding levels once a side would fall under this
 BORDER_WEIGHTS = np.array([0.14, 0.14, 0.4472, 0.4472, 0.4472], np.float32)

@@ -18,7 +18,7 @@ import torch
 
 from engines.lgnmnet import ExpressionProbability
 from engines.weights import file_sha256, load_weights
-from realtime.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry
 
 INPUT_NAME = "roi"
 OUTPUT_NAME = "p_expression"

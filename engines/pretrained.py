@@ -22,7 +22,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from engines.mobilenetv2 import mobilenet_v2_features
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 
 FEATURES_PREFIX = "features."
 

@@ -16,10 +16,11 @@ import torch
 
 from engines.backends import BACKENDS, Backend  # noqa: F401 (re-exported)
 from engines.lgnmnet import EXPRESSION_CLASS, ExpressionProbability, LGNMNet
+from engines.scorer_input import check_batch
 from engines.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx_bytes
 from engines.weights import MODEL_FLOW_MAGNITUDE, WeightsMeta, load_weights, read_meta
-from realtime.errors import UserError
-from realtime.types import ExprType
+from realtime.common.errors import UserError
+from realtime.common.types import ExprType
 
 LIVE_BATCHES: tuple[int, ...] = (1, 64)  # live: one new pair per frame; replay: chunks of 64
 
@@ -33,16 +34,6 @@ class Scorer(Protocol):
     def score(self, x: np.ndarray) -> np.ndarray: ...  # (N,3,S,S) float32 -> (N,) float32
 
     def close(self) -> None: ...
-
-
-def check_batch(x: np.ndarray, roi_size: int) -> np.ndarray:
-    """Validate a score() batch; returns it C-contiguous. Wrong input is a programming
-    error of the caller (not a user mistake), hence ValueError."""
-    if not isinstance(x, np.ndarray) or x.dtype != np.float32:
-        raise ValueError(f"scorer input must be a float32 ndarray, got {getattr(x, 'dtype', type(x))}")
-    if x.ndim != 4 or x.shape[1:] != (3, roi_size, roi_size):
-        raise ValueError(f"scorer input must be (N,3,{roi_size},{roi_size}), got {x.shape}")
-    return np.ascontiguousarray(x)
 
 
 class TorchCpuScorer:

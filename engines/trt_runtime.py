@@ -17,9 +17,9 @@ import numpy as np
 
 from engines.engine_meta import check_engine_compat, read_sidecar
 from engines.onnx_export import INPUT_NAME, OUTPUT_NAME
-from engines.scorers import check_batch
+from engines.scorer_input import check_batch
 from engines.weights import WeightsMeta, file_sha256, read_meta
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 
 
 def live_gpu_facts() -> tuple[str, str]:

@@ -20,8 +20,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from engines.lgnmnet import LGNMNet
-from realtime.errors import UserError
-from realtime.types import ExprType, FlowSettings, check_type
+from realtime.common.errors import UserError
+from realtime.common.types import ExprType, FlowSettings, check_type
 
 META_KEY = "lgnm"
 FORMAT_VERSION = 1  # LGNMNet weights (written without `model`, readable by older programs)
@@ -193,7 +193,7 @@ def read_meta(path: str | Path) -> WeightsMeta:
 
 def load_weights(path: str | Path, device: str = "cpu") -> tuple[LGNMNet, WeightsMeta]:
     """(LGNMNet in eval mode, fp32, on `device`; its metadata). Bad files -> UserError,
-    and so is a flow-magnitude baseline: it has no network (see `load_model`)."""
+    and so is a flow-magnitude baseline: it has no network (see `engines.models.load_model`)."""
     path = Path(path)
     with _open(path) as f:
         meta = _meta_of(path, f.metadata())
@@ -212,18 +212,6 @@ def load_weights(path: str | Path, device: str = "cpu") -> tuple[LGNMNet, Weight
         first = str(exc).splitlines()[0]
         raise UserError(f"{path}: tensors do not match the LGNMNet architecture ({first})") from exc
     return model.to(device).eval(), meta
-
-
-def load_model(path: str | Path, device: str = "cpu") -> tuple[torch.nn.Module, WeightsMeta]:
-    """Any scorer's offline model and metadata: LGNMNet (`load_weights`) or, for a
-    flow-magnitude baseline, `engines.baseline.FlowMagnitudeNet`. Both have
-    `predict_proba((N,3,S,S) tensor) -> (N,)` and `eval()`, and `save_weights` writes both."""
-    meta = read_meta(path)
-    if meta.model == MODEL_FLOW_MAGNITUDE:
-        from engines.baseline import FlowMagnitudeNet
-
-        return FlowMagnitudeNet(meta).eval(), meta
-    return load_weights(path, device)
 
 
 def file_sha256(path: str | Path) -> str:

@@ -10,7 +10,7 @@ or frames you already hold, and iterate over what it finds.
 post-processing; offline == online) in a background thread and yields each `SpotEvent`
 as it becomes final; with `scores=True` it also yields every `ScoreSample` (the rows of
 scores.csv). Closing the iterator early stops the run. A problem with the input raises
-`realtime.errors.UserError` from the iterator, naming the file or argument.
+`realtime.common.errors.UserError` from the iterator, naming the file or argument.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.sinks import NullSink
 from realtime.sources import FrameFolderSource, FrameSource, RawFrame, VideoFileSource
-from realtime.types import EXPR_TYPES, Interval, ScoreSample, SpotEvent
+from realtime.common.types import EXPR_TYPES, Interval, ScoreSample, SpotEvent
 
 _DONE = object()
 
@@ -92,8 +92,8 @@ def spot(source: str | Path | Iterable[np.ndarray], *, fps: float | None = None,
     trained nearest to the source's fps). types: a subset of ("ME", "MaE").
     Raises UserError for bad input (from the first `next()`)."""
     from engines.scorers import make_scorer
-    from realtime.cli import default_weights
-    from realtime.pair_features import make_pair_features
+    from engines.demo_weights import default_weights
+    from engines.pair_features import make_pair_features
     from realtime.pipeline import RunOptions, run_stream, setup_for_fps
 
     wanted = set(types)

@@ -34,9 +34,9 @@ from typing import Any
 
 from realtime.datasets import (VideoRecord, _cells, _frame_number, _frames_root, _load_workbook, _make_interval,
                                _records, header_columns, log)
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.sources import is_hidden
-from realtime.types import ExprType, Interval
+from realtime.common.types import ExprType, Interval
 
 CASME3_FPS = 30.0
 CASME3_FRAME = re.compile(r"^(\d+)\.jpg$", re.IGNORECASE)

@@ -3,5 +3,4 @@ of heavy imports so that `lgnm-live --help` answers at once."""
 
 from __future__ import annotations
 
-FLOW_KINDS: tuple[str, ...] = ("auto", "cpu", "cuda")  # --flow: realtime.pair_features
 DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"  # --pub: realtime.publisher

@@ -15,35 +15,23 @@ by `realtime.runner` once a run needs them, so `--help` and option mistakes answ
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import signal
 import sys
 import threading
-from importlib import resources
 from pathlib import Path
+from typing import cast
 
 from rich.console import Console
 
-from engines.backends import BACKENDS
-from realtime.choices import DEFAULT_ENDPOINT, FLOW_KINDS
-from realtime.errors import cli_entry
+from engines.backends import BACKENDS, FLOW_KINDS
+from realtime.choices import DEFAULT_ENDPOINT
+from realtime.common.errors import cli_entry
+from realtime.common.errors import UserError
+from realtime.common.types import EXPR_TYPES, ExprType
 from realtime.native_log import native_stderr_filtered
 from realtime.ray_options import LOCAL
-from realtime.types import EXPR_TYPES
-
-
-# The bundled demo pairs by the frame rate they were trained at (CAS-like, SAMM-like).
-DEMO_PREFIXES = {30.0: "demo_", 200.0: "demo200_"}
-
-
-def default_weights(fps: float | None = None) -> list[Path]:
-    """The bundled demo pair trained nearest to `fps` on a log scale (a 60 fps camera
-    gets the 30 fps pair, a 100 fps one the 200 fps pair); the 30 fps pair when the rate
-    is unknown."""
-    folder = resources.files("engines") / "weights"
-    trained = 30.0 if not fps or fps <= 0 else min(DEMO_PREFIXES, key=lambda f: abs(math.log(fps / f)))
-    return [Path(str(folder / f"{DEMO_PREFIXES[trained]}{t}.safetensors")) for t in EXPR_TYPES]
+from realtime.run_config import ConfigError, RunConfig, parse_frames
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -125,17 +113,53 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+# RunConfig parameters set by an option of another name (the rest: --max-frames sets max_frames).
+OPTION_OF = {"paced": "--realtime", "engines": "--engine", "source": "a source"}
+
+
+def option_name(parameter: str) -> str:
+    """The option that sets a RunConfig parameter."""
+    return OPTION_OF.get(parameter, "--" + parameter.replace("_", "-"))
+
+
+def parse_types(text: str) -> tuple[ExprType, ...]:
+    """`--types ME,MaE` -> ("ME", "MaE")."""
+    types = [t.strip() for t in text.split(",") if t.strip()]
+    if not types or any(t not in EXPR_TYPES for t in types):
+        raise UserError(f"--types: expected ME, MaE or ME,MaE, got {text!r}")
+    return cast(tuple[ExprType, ...], tuple(dict.fromkeys(types)))  # checked above; repeats once
+
+
+def config_from_args(args: argparse.Namespace) -> RunConfig:
+    """The run the parsed options ask for; a mistake is a UserError naming the options."""
+    save_inputs = frozenset() if args.save_inputs is None else parse_frames(args.save_inputs)
+    try:
+        return RunConfig(
+            camera=args.camera, rtsp=args.rtsp, video=args.video, replay=args.replay, width=args.width,
+            height=args.height, fps=args.fps, data=args.data, annotations=args.annotations, truth=args.truth,
+            paced=args.realtime, max_frames=args.max_frames, max_retries=args.max_retries,
+            weights=tuple(args.weights or ()), types=parse_types(args.types), backend=args.backend,
+            engines=tuple(args.engine or ()), flow=args.flow, threshold=args.threshold, batch=args.batch,
+            pub=args.pub, journal=args.journal, curve_secret=args.curve_secret, curve_clients=args.curve_clients,
+            lsl=args.lsl, lsl_wait=args.lsl_wait, out=args.out, save_inputs=save_inputs, report=args.report,
+            quiet=args.quiet, json=args.json, stream=args.stream, ray=args.ray, connect=args.connect,
+            curve_server_key=args.curve_server_key,
+        )
+    except ConfigError as exc:
+        raise exc.with_names({p: option_name(p) for p in exc.params}) from None
+
+
 @cli_entry
 @native_stderr_filtered
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    console = Console(stderr=args.json, quiet=args.quiet and not args.json)
+    config = config_from_args(build_parser().parse_args(argv))
+    console = Console(stderr=config.json, quiet=config.quiet and not config.json)
     stop = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         from realtime import runner  # the heavy imports, once the options parsed
 
-        return runner.run(args, console, stop)
+        return runner.run(config, console, stop)
     finally:
         signal.signal(signal.SIGINT, previous)
 

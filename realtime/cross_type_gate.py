@@ -14,7 +14,7 @@ import math
 from collections.abc import Sequence
 
 from calibration.cross_type import overlaps_any
-from realtime.types import Interval
+from realtime.common.types import Interval
 
 
 class InsideMaeGate:

@@ -27,12 +27,12 @@ def live_view(trace: TraceSink, thresholds: dict[str, float | None]) -> Panel:
     head = Table.grid(padding=(0, 2))
     for _ in range(6):
         head.add_column()
-    face = "[green]face[/]" if st.get("face") else "[red]no face[/]"
-    source = "[green]up[/]" if st.get("source", "up") == "up" else "[red]down[/]"
+    face = "[green]face[/]" if st is not None and st.face else "[red]no face[/]"
+    source = "[green]up[/]" if st is None or st.source == "up" else "[red]down[/]"
     head.add_row(
-        f"stream [bold]{st.get('stream', '-')}[/]", f"frame {st.get('frame', 0)}",
-        f"{st.get('fps', 0.0):.1f} fps", face, f"source {source}",
-        f"dropped {st.get('dropped', 0)}  backend {st.get('backend', '-')}/{st.get('flow', '-')}",
+        f"stream [bold]{st.stream if st else '-'}[/]", f"frame {st.frame if st else 0}",
+        f"{st.fps if st else 0.0:.1f} fps", face, f"source {source}",
+        f"dropped {st.dropped if st else 0}  backend {st.backend if st else '-'}/{st.flow if st else '-'}",
     )
     traces = Table.grid(padding=(0, 1))
     traces.add_column(width=4)
@@ -49,7 +49,7 @@ def live_view(trace: TraceSink, thresholds: dict[str, float | None]) -> Panel:
     for ev in list(trace.events)[::-1]:
         events.add_row(ev.type, f"{ev.onset_frame}-{ev.offset_frame}", f"{ev.onset_s:.2f}-{ev.offset_s:.2f}",
                        f"{ev.score:.2f}", f"{ev.latency_ms:.0f} ms")
-    latency = st.get("latency_ms")
+    latency = st.extra.get("latency_ms") if st is not None else None
     lat = f"latency p50 {latency:.1f} ms" if isinstance(latency, (int, float)) else ""
     return Panel(Group(head, Text(lat, style="dim"), traces, events), title="lgnm-live", border_style="blue")
 

@@ -38,10 +38,10 @@ from typing import Any
 
 import openpyxl
 
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.intervals_csv import write_intervals
 from realtime.sources import is_hidden
-from realtime.types import ExprType, Interval
+from realtime.common.types import ExprType, Interval
 
 log = logging.getLogger(__name__)
 

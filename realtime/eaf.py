@@ -28,7 +28,7 @@ from pathlib import Path
 
 from pympi import Elan
 
-from realtime.types import Interval
+from realtime.common.types import Interval
 
 PRED_TIER = "lgnm {type}"
 TRUTH_TIER = "truth {type}"

@@ -1,37 +1,7 @@
-"""User-facing errors: one clear line naming the file or option, exit code 2."""
+"""Old path of the user-facing errors, kept for users' code: they live in
+`realtime.common.errors` (the bottom layer). Nothing inside the project imports this
+module (tests/test_layers.py)."""
 
-from __future__ import annotations
+from realtime.common.errors import EXIT_USER_ERROR, UserError, cli_entry
 
-import functools
-import sys
-from collections.abc import Callable
-from typing import TypeVar
-
-EXIT_USER_ERROR = 2
-
-F = TypeVar("F", bound=Callable[..., int | None])
-
-
-class UserError(Exception):
-    """A mistake in the user's input (file, option, data): reported without a traceback."""
-
-
-def cli_entry(func: F) -> F:
-    """Wrap a CLI `main` so that a UserError becomes `error: ...` on stderr and exit 2.
-
-    Whatever the command already produced (events written, predictions flushed) is the
-    command's own responsibility to flush in `finally` blocks before the error propagates.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-        try:
-            code = func(*args, **kwargs)
-        except UserError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return EXIT_USER_ERROR
-        except BrokenPipeError:
-            return 0
-        return 0 if code is None else code
-
-    return wrapper  # type: ignore[return-value]
+__all__ = ["EXIT_USER_ERROR", "UserError", "cli_entry"]

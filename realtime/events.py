@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import jsonschema
 
-from realtime.types import ExprType, SpotEvent, check_type
+from realtime.common.types import ExprType, SpotEvent, check_type
 
 EVENT_SCHEMA = "lgnm.event/1"
 STATUS_SCHEMA = "lgnm.status/1"

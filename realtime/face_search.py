@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-N_LANDMARKS = 468
+from engines.landmarks import N_LANDMARKS
+
 CROP_PX = 256  # crop side given to FaceMesh: its landmark model reads a 192 px face box
 CROP_SPAN = 2.0  # crop side in face widths: room for the ROI FaceMesh grows around a face
 TILE_FRACTION = 2 / 3  # tile side / the frame's short side

@@ -8,7 +8,7 @@ For each chosen frame i and each type (K of that type at the stream's fps), the 
 - `..._flow_hs.png`: the HS image of the pair's flow over the whole face at flow size
   (hue = direction, value = magnitude normalised as the weights say), before the nose
   subtraction, the eye masks and the ROI selection; computed by the CPU reference
-  (`realtime.features`) whichever flow backend ran;
+  (`engines.features`) whichever flow backend ran;
 - `..._input.png`: the 112x112 network input itself (brows on top, mouth below), the
   array the scorer received turned back into pixels (x * 128 + 127.5, exact: the input
   is made from uint8 pixels), so feeding it to the model gives the run's raw score.
@@ -25,32 +25,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime import features
-from realtime.errors import UserError
-from realtime.types import FlowSettings, FrameRecord
-
-_PART = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
-MAX_FRAMES = 100_000  # a typo such as 1-10000000 must not fill the disk
-
-
-def parse_frames(text: str, option: str = "--save-inputs") -> frozenset[int]:
-    """`"120,300-310"` -> {120, 300, ..., 310}. Raises UserError naming `option` for
-    anything that is not a comma-separated list of frame numbers >= 1 and ranges A-B."""
-    frames: set[int] = set()
-    for part in text.split(","):
-        match = _PART.match(part)
-        if not match:
-            raise UserError(f"{option}: {part.strip()!r} is not a frame number or a range A-B "
-                            "(e.g. 120,300-310)")
-        first = int(match.group(1))
-        last = int(match.group(2) or first)
-        if first < 1 or last < first:
-            raise UserError(f"{option}: {part.strip()!r}: frames are 1-based and a range runs A <= B")
-        if len(frames) + last - first + 1 > MAX_FRAMES:
-            raise UserError(f"{option}: more than {MAX_FRAMES} frames asked for")
-        frames.update(range(first, last + 1))
-    return frozenset(frames)
-
+from engines import features
+from realtime.common.errors import UserError
+from realtime.common.types import FlowSettings, FrameRecord
 
 def safe_name(stream: str) -> str:
     """A folder name for a stream id (an RTSP URL holds '/' and ':')."""

@@ -27,8 +27,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
-from realtime.errors import UserError
-from realtime.types import EXPR_TYPES, Interval
+from realtime.common.errors import UserError
+from realtime.common.types import EXPR_TYPES, Interval
 
 REQUIRED_COLUMNS = ("video", "type", "onset", "offset")
 PRED_COLUMNS = ("video", "type", "onset", "offset", "score", "apex", "onset_s", "offset_s")

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from realtime.errors import UserError
-from realtime.types import Interval
+from realtime.common.errors import UserError
+from realtime.common.types import Interval
 
 
 def _single_type(intervals: Sequence[Interval]) -> None:

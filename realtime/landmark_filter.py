@@ -19,7 +19,7 @@ raise) follows with little lag. Choices here:
 - Causal: the output at t depends on inputs up to t only. `reset()` on a chain break (no
   face, another person); a gap longer than `max_gap_s` or time going backwards restarts it.
 
-Parameters (`DEFAULT_LANDMARK_FILTER` in realtime/types.py, what new training uses):
+Parameters (`DEFAULT_LANDMARK_FILTER` in realtime/common/types.py, what new training uses):
 min_cutoff 1.0 Hz, beta 2.0 Hz per IOD/s, d_cutoff 1.0 Hz (the paper's usual d_cutoff).
 Measured with tools/bench_landmark_filter.py (README, Method notes, Landmarks):
 - jitter, on the real FaceMesh tracks of shared/reference/real-motion (alignment points,
@@ -45,7 +45,7 @@ import math
 
 import numpy as np
 
-from realtime.types import LandmarkFilter
+from realtime.common.types import LandmarkFilter
 
 EYE_CORNERS = (33, 263)  # outer eye corners: the IOD the speed is measured in
 MAX_GAP_S = 1.0  # a longer gap between two faces restarts the filter

@@ -39,8 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from realtime.errors import UserError
-from realtime.types import SpotEvent
+from realtime.common.errors import UserError
+from realtime.common.types import SpotEvent
 
 DEFAULT_NAME = "lgnm-live"
 STREAM_TYPE = "Markers"

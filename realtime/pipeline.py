@@ -18,23 +18,24 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from calibration.postprocess import PostParams, odd_at_least
 from engines.scorers import Scorer
 from realtime.cross_type_gate import InsideMaeGate, settled
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.face import FaceAligner
 from realtime.input_images import InputSaver, safe_name
 from realtime.labels import k_from_seconds
-from realtime.pair_features import PairFeatures
+from engines.pair_features import PairFeatures
 from realtime.ring import CaptureThread, FrameRing, RingClosed
 from realtime.sources import FrameSource, RawFrame
 from realtime.spotter import OnlineSpotter
 from realtime.stats import RunStats
-from realtime.types import ExprType, FrameRecord, FrameScore, Interval, LandmarkFilter, ScoreSample, SpotEvent
+from realtime.common.types import (ExprType, FrameRecord, FrameScore, Interval, LandmarkFilter, ScoreSample, SpotEvent,
+                                   StreamStatus)
 
 STATUS_PERIOD_S = 1.0
 STOP_GRACE_S = 0.5  # on stop(), how long the capture thread may take to let go (s)
@@ -84,7 +85,7 @@ def setup_for_fps(scorer: Scorer, fps: float, rolling: bool = False) -> TypeSetu
 class SourceChange:
     """A live source went down or came back: breaks the frame chain."""
 
-    state: str  # "down" | "up"
+    state: Literal["up", "down"]
     detail: str
     t: float
 
@@ -108,46 +109,12 @@ class FrameProcessor:
         return FrameRecord(raw.index, raw.t_capture, raw.t_stream, face, products)
 
 
-class PacedSource(FrameSource):
-    """Delivers a file source's frames no earlier than their stream times (`--realtime`):
-    t_stream, not index / fps, so a variable-rate file plays at its own pace and a folder
-    numbered from 5000 does not first wait 4999 frame times."""
-
-    def __init__(self, inner: FrameSource, speed: float = 1.0) -> None:
-        super().__init__()
-        self.inner = inner
-        self.name = inner.name
-        self.is_live = inner.is_live
-        self.n_frames = inner.n_frames
-        self.speed = speed
-
-    @property
-    def fps(self) -> float:
-        return self.inner.fps
-
-    def __iter__(self):  # type: ignore[no-untyped-def]
-        t0, first = time.monotonic(), None
-        for raw in self.inner:
-            first = raw.t_stream if first is None else first
-            due = t0 + (raw.t_stream - first) / self.speed
-            delay = due - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            if self.closed:
-                return
-            yield RawFrame(raw.index, time.monotonic(), raw.t_stream, raw.image)
-
-    def close(self) -> None:
-        super().close()
-        self.inner.close()
-
-
 # ------------------------------------------------------------------ sinks
 
 class Sink(Protocol):
     def on_event(self, event: SpotEvent, interval: Interval) -> None: ...
 
-    def on_status(self, status: dict[str, Any]) -> None: ...
+    def on_status(self, status: StreamStatus) -> None: ...
 
     def on_scores(self, scores: Sequence[FrameScore]) -> None: ...
 
@@ -389,7 +356,7 @@ def run_stream(
     """Run one stream to its end (or until `stop()`), returns its statistics.
 
     Live sources drop the oldest frames when scoring falls behind (counted); files and
-    folders never drop. A status dict goes to the sinks once a second.
+    folders never drop. A StreamStatus goes to the sinks once a second.
     Notices about the faces (how many are in view and which is analysed, a small face)
     are kept in `stats.notices` and passed to `on_notice` as they arise (from the capture
     thread); at the end `stats.face_coverage()`, when there were frames without a face,
@@ -409,9 +376,9 @@ def run_stream(
     # only add waiting time to every frame's latency); live: room to absorb hiccups.
     capacity = options.ring_capacity if source.is_live else options.batch
     ring: FrameRing[FrameRecord | SourceChange] = FrameRing(capacity, mode)
-    source_state = {"state": "up"}
+    source_state: dict[str, Literal["up", "down"]] = {"state": "up"}
 
-    def on_state(state: str, detail: str) -> None:  # called from the capture thread
+    def on_state(state: Literal["up", "down"], detail: str) -> None:  # called from the capture thread
         source_state["state"] = state
         ring.put(SourceChange(state, detail, time.monotonic()))
 
@@ -436,19 +403,11 @@ def run_stream(
     t_start = time.monotonic()
     next_status = t_start + STATUS_PERIOD_S
 
-    def status(source_now: str | None = None) -> dict[str, Any]:
+    def status(source_now: Literal["up", "down"] | None = None) -> StreamStatus:
         elapsed = max(time.monotonic() - t_start, 1e-9)
-        return {
-            "stream": source.name,
-            "frame": scorer.last_frame,
-            "fps": round(stats.frames / elapsed, 2),
-            "dropped": ring.dropped,
-            "face": scorer.last_face,
-            "backend": stats.backend,
-            "flow": stats.flow,
-            "source": source_now or source_state["state"],
-            **status_extra(),
-        }
+        return StreamStatus(stream=source.name, frame=scorer.last_frame, fps=round(stats.frames / elapsed, 2),
+                            dropped=ring.dropped, face=scorer.last_face, backend=stats.backend, flow=stats.flow,
+                            source=source_now or source_state["state"], extra=status_extra())
 
     def room() -> int:
         return options.batch if options.max_frames is None else min(options.batch, options.max_frames - stats.frames)

@@ -30,7 +30,7 @@ from pathlib import Path
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from realtime.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry
 from realtime.publisher import is_loopback, load_secret_key
 
 PUBLISHERS_ENDPOINT = "tcp://127.0.0.1:5557"

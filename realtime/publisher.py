@@ -42,9 +42,9 @@ import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
 from realtime.choices import DEFAULT_ENDPOINT  # noqa: F401 (re-exported)
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.events import EVENT_SCHEMA, encode_status, event_dict, event_topic
-from realtime.types import SpotEvent
+from realtime.common.types import SpotEvent
 
 FSYNC_EVERY = 16
 LINGER_MS = 200  # on close, give queued messages this long to leave, then drop them

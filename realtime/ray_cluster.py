@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.ray_options import LOCAL, RAY_MISSING
 
 

@@ -31,7 +31,6 @@ prints (warnings, notes) comes back with its result and is printed here.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import sys
 import threading
@@ -43,10 +42,11 @@ from typing import Any
 from rich.console import Console
 
 from realtime.ray_cluster import connect, import_ray
-from realtime.replay import ReplayItem
 from realtime.ray_task import StreamFailure, StreamOutcome, replay_item
-from realtime.runner import run_isolated, write_stream_eaf
+from realtime.replay import ReplayItem
+from realtime.run_config import RunConfig
 from realtime.stats import RunStats
+from realtime.stream_runner import run_isolated, write_stream_eaf
 
 RETRIES = 1
 GPU_SHARE = 0.25
@@ -109,32 +109,32 @@ def lost_task(index: int, item: ReplayItem, exc: Exception) -> StreamOutcome:
     return StreamOutcome(index, [], stats, failure=StreamFailure(error, str(exc)))
 
 
-def task_resources(ray: Any, args: argparse.Namespace) -> dict[str, float]:
+def task_resources(ray: Any, config: RunConfig) -> dict[str, float]:
     gpus = ray.cluster_resources().get("GPU", 0)
-    return {"num_cpus": 1, "num_gpus": GPU_SHARE if gpus and args.backend != "cpu" else 0}
+    return {"num_cpus": 1, "num_gpus": GPU_SHARE if gpus and config.backend != "cpu" else 0}
 
 
-def run_on_ray(items: Sequence[ReplayItem], args: argparse.Namespace, sinks: Sequence[Any], publisher: Any,
+def run_on_ray(items: Sequence[ReplayItem], config: RunConfig, sinks: Sequence[Any], publisher: Any,
                eaf: Any, has_truth: bool, runs: list[RunStats], console: Console, stop: threading.Event) -> None:
     """Run every item as a Ray task and feed the results to `sinks` in item order,
     appending each stream's RunStats to `runs` (as the single-process loop does)."""
     ray = import_ray()
-    started = connect(ray, args.ray)
+    started = connect(ray, config.ray)
     try:
-        task = ray.remote(replay_item).options(max_retries=0, **task_resources(ray, args))
-        args_ref = ray.put(args)
+        task = ray.remote(replay_item).options(max_retries=0, **task_resources(ray, config))
+        config_ref = ray.put(config)
         attempts = [0] * len(items)
         pending: dict[Any, int] = {}
 
         def submit(i: int) -> None:
             attempts[i] += 1
-            pending[task.remote(i, items[i], args_ref)] = i
+            pending[task.remote(i, items[i], config_ref)] = i
 
         for i in range(len(items)):
             submit(i)
         outcomes: list[StreamOutcome | None] = [None] * len(items)
         progress = ClusterProgress([it.n_frames for it in items])
-        show = not args.quiet and not args.json
+        show = config.shows_progress
         fed = 0
         while pending and not stop.is_set():
             done, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
@@ -154,19 +154,19 @@ def run_on_ray(items: Sequence[ReplayItem], args: argparse.Namespace, sinks: Seq
                     console.print(progress.finish(items[i].name, outcome.stats, outcome.failure is not None),
                                   highlight=False, soft_wrap=True)
             while fed < len(items) and outcomes[fed] is not None:
-                feed(items[fed], outcomes[fed], args, sinks, publisher, eaf, has_truth, runs)  # type: ignore[arg-type]
+                feed(items[fed], outcomes[fed], config, sinks, publisher, eaf, has_truth, runs)  # type: ignore[arg-type]
                 fed += 1
         for ref in pending:  # Ctrl-C: what is still running is not waited for
             ray.cancel(ref, force=True)
         for i in range(fed, len(items)):
             if outcomes[i] is not None:
-                feed(items[i], outcomes[i], args, sinks, publisher, eaf, has_truth, runs)  # type: ignore[arg-type]
+                feed(items[i], outcomes[i], config, sinks, publisher, eaf, has_truth, runs)  # type: ignore[arg-type]
     finally:
         if started:
             ray.shutdown()
 
 
-def feed(item: ReplayItem, outcome: StreamOutcome, args: argparse.Namespace, sinks: Sequence[Any],
+def feed(item: ReplayItem, outcome: StreamOutcome, config: RunConfig, sinks: Sequence[Any],
          publisher: Any, eaf: Any, has_truth: bool, runs: list[RunStats]) -> None:
     """One finished stream into the run, as the single-process loop handles one."""
     stats = outcome.stats
@@ -175,7 +175,7 @@ def feed(item: ReplayItem, outcome: StreamOutcome, args: argparse.Namespace, sin
         sys.stderr.write(outcome.stderr)
         sys.stderr.flush()
     try:
-        run_isolated(item, stats, args, lambda: replay_calls(outcome, sinks, publisher))
+        run_isolated(item, stats, config.out, lambda: replay_calls(outcome, sinks, publisher))
     finally:
         if eaf:
             write_stream_eaf(eaf, item, stats, has_truth)

@@ -10,19 +10,19 @@ Nothing here imports Ray: the task body is a plain function (tests call it direc
 
 from __future__ import annotations
 
-import argparse
 import io
 import pickle
 import threading
 import traceback
 from contextlib import redirect_stderr
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from realtime.errors import UserError
+from realtime.common.errors import UserError
+from realtime.common.types import Interval, ScoreSample, SpotEvent
 from realtime.replay import ReplayItem
+from realtime.run_config import RunConfig
 from realtime.stats import RunStats
-from realtime.types import Interval, ScoreSample, SpotEvent
 
 # A recorded sink call: ("begin", stream) | ("event", SpotEvent, Interval) |
 # ("status", dict) | ("sample", stream, ScoreSample). Scores per batch (`on_scores`) feed
@@ -43,8 +43,8 @@ class RecordingSink:
     def on_event(self, event: SpotEvent, interval: Interval) -> None:
         self.calls.append(("event", event, interval))
 
-    def on_status(self, status: dict[str, Any]) -> None:
-        self.calls.append(("status", dict(status)))
+    def on_status(self, status: Any) -> None:  # a realtime.pipeline.StreamStatus (frozen)
+        self.calls.append(("status", status))
 
     def on_scores(self, scores: Any) -> None:
         pass
@@ -102,25 +102,26 @@ class StreamOutcome:
 _SCORERS: dict[bytes, Any] = {}  # per worker process: weights load once, not per video
 
 
-def _scorer_sets(args: argparse.Namespace) -> Any:
-    from realtime.runner import ScorerSets
+def _scorer_sets(config: RunConfig) -> Any:
+    from realtime.stream_runner import ScorerSets
 
-    key = pickle.dumps((args.weights, args.engine, args.backend, args.types))
+    key = pickle.dumps((config.weights, config.engines, config.backend, config.types))
     if key not in _SCORERS:
-        _SCORERS[key] = ScorerSets(args)
+        _SCORERS[key] = ScorerSets(config)
     return _SCORERS[key]
 
 
-def replay_item(index: int, item: ReplayItem, args: argparse.Namespace) -> StreamOutcome:
+def replay_item(index: int, item: ReplayItem, config: RunConfig) -> StreamOutcome:
     """Run `item` as `lgnm-live --replay` runs each stream (no console, no progress bar,
     stderr captured); never raises for the stream's own failure (it is returned)."""
     from rich.console import Console
 
-    from realtime.pair_features import make_pair_features
-    from realtime.runner import common_flow, run_item
+    from engines.pair_features import make_pair_features
+    from realtime.stream_runner import RunContext, common_flow, run_item
 
-    quiet = argparse.Namespace(**{**vars(args), "quiet": True, "json": False})
-    stats = RunStats(stream=item.name, media=str(item.media.resolve()) if item.media else None)
+    quiet = replace(config, quiet=True, json=False)
+    media = str(item.media.resolve()) if item.media and config.fps is None else None
+    stats = RunStats(stream=item.name, media=media)
     recorder = RecordingSink()
     failure = None
     captured = io.StringIO()
@@ -128,8 +129,9 @@ def replay_item(index: int, item: ReplayItem, args: argparse.Namespace) -> Strea
         try:
             scorer_sets = _scorer_sets(quiet)
             pair_features = make_pair_features(quiet.flow, common_flow(scorer_sets.first))
-            run_item(item, quiet, scorer_sets, pair_features, [recorder], Console(quiet=True),
-                     threading.Event(), False, recorder, stats)  # type: ignore[arg-type]
+            context = RunContext(quiet, scorer_sets, pair_features, [recorder], Console(quiet=True),
+                                 threading.Event(), recorder)  # type: ignore[arg-type]
+            run_item(item, context, stats)
         except Exception as exc:  # noqa: BLE001 - one stream's fault is its result
             failure = StreamFailure.capture(exc)
     return StreamOutcome(index, recorder.calls, stats, captured.getvalue(), failure)

@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from realtime.dataset_loaders import LOADERS, load_dataset
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.intervals_csv import read_intervals
 from realtime.megc_testset import Submission, find_clips
 from realtime.sources import FrameFolderSource, FrameSource, VideoFileSource, image_files, is_hidden
-from realtime.types import Interval
+from realtime.common.types import Interval
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 DEMO_SEED = 20261126  # never used for the demo weights' training data (tools/make_demo_weights.sh)
@@ -125,12 +125,12 @@ def demo_dir() -> Path:
 
 def demo_items(progress: Callable[[int, int], None] | None = None) -> list[ReplayItem]:
     """The built-in demo: a synthetic face video with exact truth, generated once (seeded,
-    no download) and cached; see tools/synth.py."""
+    no download) and cached; see realtime/synthesis/generate.py."""
     folder = demo_dir()
     video = folder / "synth_001.mp4"
     truth_csv = folder / "truth.csv"
     if not (video.is_file() and truth_csv.is_file()):
-        from tools.synth import write_dataset
+        from realtime.synthesis.generate import write_dataset
 
         tmp = folder.with_name(folder.name + ".partial")
         on_frame = (lambda _v, k, n: progress(k, n)) if progress else None

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry
 from realtime.report_data import RunFiles, read_run
 from realtime.report_html import VideoFigure, render_page
 from realtime.report_marks import TypeMarks, mark_type

@@ -19,10 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.intervals_csv import read_intervals
 from realtime.sinks import SCORES_COLUMNS
-from realtime.types import EXPR_TYPES, Interval
+from realtime.common.types import EXPR_TYPES, Interval
 
 RUN_FILES = ("metrics.json", "scores.csv", "predictions.csv")
 

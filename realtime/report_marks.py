@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from calibration.megc import TypeScore, match_matrix, score_type
-from realtime.types import Interval
+from realtime.common.types import Interval
 
 
 @dataclass(frozen=True)

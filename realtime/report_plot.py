@@ -34,7 +34,7 @@ from matplotlib.transforms import blended_transform_factory
 
 from realtime.report_data import VideoRun
 from realtime.report_marks import TypeMarks
-from realtime.types import Interval
+from realtime.common.types import Interval
 
 TYPE_ORDER = ("MaE", "ME")  # the MEGC table's order
 COLOURS = {"raw": "#9ecae1", "smoothed": "#08519c", "threshold": "#d62728", "tp": "#2ca02c",

@@ -8,7 +8,7 @@ import csv
 import json
 import sys
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +19,7 @@ from realtime.eaf import EafDocument, TimedInterval, eaf_name, span_from_times, 
 from realtime.intervals_csv import IntervalCsvWriter
 from realtime.publisher import EventPublisher
 from realtime.stats import RunStats
-from realtime.types import EXPR_TYPES, FrameScore, Interval, ScoreSample, SpotEvent
+from realtime.common.types import EXPR_TYPES, FrameScore, Interval, ScoreSample, SpotEvent, StreamStatus
 
 
 class NullSink:
@@ -28,7 +28,7 @@ class NullSink:
     def on_event(self, event: SpotEvent, interval: Interval) -> None:
         pass
 
-    def on_status(self, status: dict[str, Any]) -> None:
+    def on_status(self, status: StreamStatus) -> None:
         pass
 
     def on_scores(self, scores: Sequence[FrameScore]) -> None:
@@ -47,9 +47,8 @@ class PublisherSink(NullSink):
     def on_event(self, event: SpotEvent, interval: Interval) -> None:
         self.publisher.publish_event(event)
 
-    def on_status(self, status: dict[str, Any]) -> None:
-        fields = {k: v for k, v in status.items() if k != "stream"}  # the publisher's own
-        self.publisher.publish_status(**fields)
+    def on_status(self, status: StreamStatus) -> None:
+        self.publisher.publish_status(**status.message_fields())  # the stream is the publisher's own
 
 
 class PredictionsSink(NullSink):
@@ -129,7 +128,7 @@ class ScoresCsvSink(NullSink):
         self._csv.writerow([stream, sample.type, sample.frame, _num(sample.raw), _num(sample.smoothed),
                             _num(sample.threshold), int(sample.face), int(chain_break)])
 
-    def on_status(self, status: dict[str, Any]) -> None:
+    def on_status(self, status: StreamStatus) -> None:
         self._fh.flush()
 
     def close(self) -> None:
@@ -182,7 +181,7 @@ class TraceSink(NullSink):
     def __init__(self, length: int = 120) -> None:
         self.scores = {t: deque(maxlen=length) for t in EXPR_TYPES}
         self.events: deque[SpotEvent] = deque(maxlen=8)
-        self.status: dict[str, Any] = {}
+        self.status: StreamStatus | None = None  # the latest
 
     def on_scores(self, scores: Sequence[FrameScore]) -> None:
         for s in scores:
@@ -191,5 +190,23 @@ class TraceSink(NullSink):
     def on_event(self, event: SpotEvent, interval: Interval) -> None:
         self.events.append(event)
 
-    def on_status(self, status: dict[str, Any]) -> None:
-        self.status = dict(status)
+    def on_status(self, status: StreamStatus) -> None:
+        self.status = status
+
+
+class CallbackSink(NullSink):
+    """Calls a function on each status and/or each batch of scores: how a progress bar or
+    the dashboard follows a run."""
+
+    def __init__(self, on_status: Callable[[StreamStatus], object] | None = None,
+                 on_scores: Callable[[Sequence[FrameScore]], object] | None = None) -> None:
+        self._on_status = on_status
+        self._on_scores = on_scores
+
+    def on_status(self, status: StreamStatus) -> None:
+        if self._on_status is not None:
+            self._on_status(status)
+
+    def on_scores(self, scores: Sequence[FrameScore]) -> None:
+        if self._on_scores is not None:
+            self._on_scores(scores)

@@ -82,7 +82,7 @@ from urllib.parse import urlsplit
 import cv2
 import numpy as np
 
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 
 if TYPE_CHECKING:  # PyAV is imported where a video file is opened: a GPU check or a
     import av  # frame-folder run needs no FFmpeg build, and `--help` stays fast
@@ -839,3 +839,37 @@ def open_source(kind: str, value: str, *, fps: float | None = None, width: int |
         return RtspSource(value, fps, max_retries=max_retries, on_state=on_state,
                           backoff_s=backoff_s, backoff_max_s=backoff_max_s)
     raise ValueError(f"open_source kind: unknown source kind {kind!r} (one of {', '.join(SOURCE_KINDS)})")
+
+
+class PacedSource(FrameSource):
+    """Delivers a file source's frames no earlier than their stream times (`--realtime`):
+    t_stream, not index / fps, so a variable-rate file plays at its own pace and a folder
+    numbered from 5000 does not first wait 4999 frame times."""
+
+    def __init__(self, inner: FrameSource, speed: float = 1.0) -> None:
+        super().__init__()
+        self.inner = inner
+        self.name = inner.name
+        self.is_live = inner.is_live
+        self.n_frames = inner.n_frames
+        self.speed = speed
+
+    @property
+    def fps(self) -> float:
+        return self.inner.fps
+
+    def __iter__(self) -> Iterator[RawFrame]:
+        t0, first = time.monotonic(), None
+        for raw in self.inner:
+            first = raw.t_stream if first is None else first
+            due = t0 + (raw.t_stream - first) / self.speed
+            delay = due - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            if self.closed:
+                return
+            yield RawFrame(raw.index, time.monotonic(), raw.t_stream, raw.image)
+
+    def close(self) -> None:
+        super().close()
+        self.inner.close()

@@ -50,7 +50,7 @@ from scipy.ndimage import convolve1d
 from scipy.signal import savgol_coeffs, savgol_filter
 
 from calibration.postprocess import ChunkSplitter, PostParams, process_chunk, smooth
-from realtime.types import ExprType, Interval, ScoreSample, check_type
+from realtime.common.types import ExprType, Interval, ScoreSample, check_type
 
 DEFAULT_ROLLING_FACTOR = 100  # rolling Moilanen window = 100 * K samples by default
 TRIM_SLACK = 256  # drop stale smoothed samples in batches, not one by one

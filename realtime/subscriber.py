@@ -23,7 +23,7 @@ import zmq
 from rich.console import Console
 from rich.table import Table
 
-from realtime.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry
 from realtime.events import (TOPIC_PREFIX, EventMessage, Message, MessageError, StatusMessage,
                              decode, utc_now_iso)
 from realtime.publisher import DEFAULT_ENDPOINT, load_public_key, load_secret_key

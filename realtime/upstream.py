@@ -24,7 +24,7 @@ from pathlib import Path
 
 import zmq
 
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.publisher import EventListener, EventPublisher, is_loopback, load_public_key, load_secret_key
 
 CONNECT_WAIT_S = 5.0

@@ -14,10 +14,10 @@ import pytest
 from media import write_face_clip
 from realtime.api import spot
 from realtime.cli import main as live_main
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.intervals_csv import read_intervals
 from realtime.sources import VideoFileSource
-from realtime.types import ScoreSample, SpotEvent
+from realtime.common.types import ScoreSample, SpotEvent
 
 README = Path(__file__).parents[1] / "README.md"
 

@@ -12,7 +12,7 @@ from media import write_random_weights
 from engines.weights import load_weights
 from tools.calibrate import load_sets, main
 from tools.train import load_videos
-from tools.synth import write_dataset
+from realtime.synthesis.generate import write_dataset
 
 
 @pytest.fixture(scope="module")

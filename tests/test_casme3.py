@@ -18,11 +18,11 @@ from engines.weights import read_meta
 from media import write_random_weights
 from realtime.casme3 import CASME3_FPS, load_casme3, read_casme3_annotations
 from realtime.cli import main as live_main
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.intervals_csv import read_intervals
 from realtime.labels import k_from_intervals
-from realtime.types import Interval
-from tools.dataset_layout import (CASME3_MAE_BOOK, CASME3_ME_BOOK, StandInVideo, casme3_video_id,
+from realtime.common.types import Interval
+from realtime.synthesis.layouts import (CASME3_MAE_BOOK, CASME3_ME_BOOK, StandInVideo, casme3_video_id,
                                   write_casme3_layout)
 
 SYNTH_SEED = 17  # two 5 s videos: spNO.1_a holds an ME (frames 37-50), spNO.1_b a MaE (68-90)
@@ -143,7 +143,7 @@ def test_bad_input_is_one_line_naming_the_file(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    from tools.synth import write_dataset
+    from realtime.synthesis.generate import write_dataset
 
     root = tmp_path_factory.mktemp("casme3")
     summary = write_dataset(root / "set", 2, 30.0, seed=SYNTH_SEED, layout="casme3", duration_s=5.0)

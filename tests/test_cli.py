@@ -106,7 +106,7 @@ def test_metrics_json_agrees_with_lgnm_eval(replay_run: dict, media: dict, capsy
 @pytest.mark.parametrize("layout", ["cas", "samm"])
 def test_dataset_replay_on_stand_in_layouts(layout: str, media: dict, tmp_path: Path,
                                             capsys: pytest.CaptureFixture) -> None:
-    from tools.synth import write_dataset
+    from realtime.synthesis.generate import write_dataset
 
     fps = 30.0 if layout == "cas" else 200.0
     seconds = 4.0 if layout == "cas" else 3.0
@@ -268,7 +268,7 @@ def test_ctrl_c_stops_cleanly_with_journal_and_summary(media: dict, tmp_path: Pa
 
 
 def test_default_weights_follow_the_source_frame_rate() -> None:
-    from realtime.cli import default_weights
+    from engines.demo_weights import default_weights
 
     def prefix(fps: float | None) -> set[str]:
         return {p.name.split("_")[0] for p in default_weights(fps)}
@@ -281,7 +281,7 @@ def test_default_weights_follow_the_source_frame_rate() -> None:
 def test_a_200_fps_replay_uses_the_200_fps_demo_pair(media: dict, tmp_path: Path) -> None:
     """Without --weights, each stream gets the bundled pair trained nearest to its fps:
     the 30 fps test clip the 30 fps pair, a 200 fps synthetic video the 200 fps one."""
-    from tools.synth import write_dataset
+    from realtime.synthesis.generate import write_dataset
 
     fast = tmp_path / "fast"
     write_dataset(fast, 1, 200.0, ["astronaut"], seed=2, layout="mp4", duration_s=3)
@@ -308,7 +308,7 @@ def test_save_inputs_writes_what_the_model_saw(media: dict, tmp_path: Path) -> N
     import numpy as np
 
     from engines.scorers import make_scorer
-    from realtime.features import normalise
+    from engines.features import normalise
 
     out = tmp_path / "out"
     code = live_main(["--replay", str(media["clip"]), *weight_args(media), "--out", str(out), "--pub", "none",

@@ -11,7 +11,7 @@ from calibration.postprocess import PostParams, postprocess
 from calibration.search import SearchGrids, grid_search_pair
 from realtime.cross_type_gate import InsideMaeGate, settled
 from realtime.spotter import OnlineSpotter
-from realtime.types import Interval
+from realtime.common.types import Interval
 from test_spotter import random_params, random_scores
 
 

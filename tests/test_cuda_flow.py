@@ -1,5 +1,5 @@
 """CUDA flow + encoding: kernels compile for sm_80/sm_90; the same .cu sources built for
-the host reproduce the numpy Farneback port and realtime.features' encoding; GPU runs
+the host reproduce the numpy Farneback port and engines.features' encoding; GPU runs
 (marked gpu) check the device against both."""
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import pytest
 
 from engines import cuda_flow as cf
 from engines import farneback_ref as fr
-from realtime import features as ft
-from realtime.errors import UserError
-from realtime.types import FlowSettings
+from engines import features as ft
+from realtime.common.errors import UserError
+from realtime.common.types import FlowSettings
 
 KERNELS = Path(cf.__file__).with_name("kernels")
 GREY_TOL = 2.0 / 128.0  # 2 grey levels in normalised units
@@ -179,21 +179,6 @@ def test_cuda_available_is_a_bool() -> None:
     assert isinstance(cf.cuda_available(), bool)
 
 
-def test_make_flow_cpu_and_errors() -> None:
-    s = FlowSettings()
-    eng = cf.make_flow("cpu", s)
-    assert isinstance(eng, cf.CpuFarneback)
-    a = astronaut_face(112)
-    sa, sb = eng.push_frames([a, warp(a, 1, 0, 0)], [geometry(112), None])
-    assert eng.pair_inputs([(sa, sb)]).shape == (1, 3, 112, 112)
-    with pytest.raises(UserError):
-        cf.make_flow("gpu", s)
-    if not cf.cuda_available():
-        assert isinstance(cf.make_flow("auto", s), cf.CpuFarneback)
-        with pytest.raises(UserError):
-            cf.make_flow("cuda", s)
-
-
 def test_rejects_settings_it_does_not_implement(host_available: None) -> None:
     with pytest.raises(UserError):
         cf.CudaFarneback(FlowSettings(algorithm="dis"), backend="host")
@@ -257,7 +242,7 @@ def test_host_launch_covers_only_its_grid(host_available: None) -> None:
 
 
 def test_pair_features_seam_refills_evicted_frames(host_available: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    """CudaPairFeatures (realtime.pair_features seam) with a ring smaller than the frames
+    """CudaPairFeatures (the engines.pair_features seam) with a ring smaller than the frames
     in flight: evicted frames are pushed again and every pair still gets its own input."""
     s = FlowSettings()
     geo = geometry(112)

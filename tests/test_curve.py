@@ -10,10 +10,10 @@ import pytest
 import zmq
 import zmq.utils.monitor
 
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.events import decode
 from realtime.publisher import CurveServerKeys, EventPublisher
-from realtime.types import SpotEvent
+from realtime.common.types import SpotEvent
 from tools import keygen
 
 

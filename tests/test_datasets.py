@@ -23,11 +23,11 @@ from realtime.datasets import (
     read_cas_annotations,
     read_samm_annotations,
 )
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.intervals_csv import read_intervals
 from realtime.labels import k_from_intervals
-from realtime.types import Interval
-from tools.dataset_layout import (
+from realtime.common.types import Interval
+from realtime.synthesis.layouts import (
     StandInVideo,
     cas_video_id,
     samm_video_id,

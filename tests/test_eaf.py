@@ -16,7 +16,7 @@ from media import write_face_clip, write_random_weights
 from realtime.eaf import (EafDocument, TimedInterval, annotation_value, eaf_name, span_from_frames, span_from_times,
                           timed_from_frames, write_eaf)
 from realtime.intervals_csv import read_intervals
-from realtime.types import Interval
+from realtime.common.types import Interval
 
 
 def tier_data(path: Path) -> dict[str, list[tuple[int, int, str]]]:

@@ -9,7 +9,7 @@ import pytest
 import skimage.data
 
 from realtime import face as fl
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 
 
 @pytest.fixture(scope="module")
@@ -179,7 +179,7 @@ def _matrix_steps(mats: np.ndarray) -> np.ndarray:
 
 
 def test_landmark_filter_steadies_the_alignment(clip_frames: list[np.ndarray]) -> None:
-    from realtime.types import DEFAULT_LANDMARK_FILTER
+    from realtime.common.types import DEFAULT_LANDMARK_FILTER
 
     raw = _matrix_steps(_matrices(clip_frames, None))
     filt = _matrix_steps(_matrices(clip_frames, DEFAULT_LANDMARK_FILTER))
@@ -191,7 +191,7 @@ def test_landmark_filter_steadies_the_alignment(clip_frames: list[np.ndarray]) -
 
 
 def test_landmark_filter_restarts_after_a_frame_without_face(clip_frames: list[np.ndarray]) -> None:
-    from realtime.types import DEFAULT_LANDMARK_FILTER
+    from realtime.common.types import DEFAULT_LANDMARK_FILTER
 
     blank = np.full_like(clip_frames[0], 128)
     with fl.FaceAligner(size=112, landmark_filter=DEFAULT_LANDMARK_FILTER) as aligner, \
@@ -209,7 +209,7 @@ def test_landmark_filter_restarts_after_a_frame_without_face(clip_frames: list[n
 
 
 def test_static_images_are_never_filtered(hopper) -> None:
-    from realtime.types import DEFAULT_LANDMARK_FILTER
+    from realtime.common.types import DEFAULT_LANDMARK_FILTER
 
     with fl.FaceAligner(size=112, static_image_mode=True, landmark_filter=DEFAULT_LANDMARK_FILTER) as aligner:
         assert aligner.filter is None

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from engines import farneback_ref as fr
-from realtime.types import FlowSettings
+from realtime.common.types import FlowSettings
 
 S = FlowSettings()
 EPE_MAX = 1e-3  # measured ~1e-6 px; 0.1 px is the project requirement, keep margin visible

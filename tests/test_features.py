@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from realtime import face as fl
-from realtime import features as ft
-from realtime.errors import UserError
-from realtime.types import AlignedFace, FlowSettings
+from engines import features as ft
+from realtime.common.errors import UserError
+from realtime.common.types import AlignedFace, FlowSettings
 
 SETTINGS = FlowSettings()
 

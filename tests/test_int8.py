@@ -1,6 +1,6 @@
 """INT8 calibration data feeding and cache reuse (plain Python, no TensorRT needed).
 
-The ROIs are real pre-processed inputs: realtime.features.pair_input of a real face photo
+The ROIs are real pre-processed inputs: engines.features.pair_input of a real face photo
 (matplotlib's grace_hopper.jpg, real FaceMesh landmarks) against copies of it with the
 mouth or brow region moved by various small offsets. The TensorRT adapter test needs
 tensorrt and CUDA and is skipped elsewhere.
@@ -18,9 +18,9 @@ import torch
 
 from calibration.int8 import CalibrationBatches, CalibrationCache, make_trt_calibrator, neighbour_correlation
 from realtime import face as fl
-from realtime import features as ft
-from realtime.errors import UserError
-from realtime.types import AlignedFace, FlowSettings
+from engines import features as ft
+from realtime.common.errors import UserError
+from realtime.common.types import AlignedFace, FlowSettings
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ from calibration.postprocess import PostParams, merge_overlapping, postprocess
 from realtime.events import encode_event
 from realtime.pipeline import FrameClock, make_event
 from realtime.spotter import OnlineSpotter
-from realtime.types import Interval
+from realtime.common.types import Interval
 
 
 def score_stream(seed: int, n: int, k: int, kind: str) -> np.ndarray:

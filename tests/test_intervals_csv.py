@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.intervals_csv import IntervalCsvWriter, read_intervals, write_intervals
-from realtime.types import Interval
+from realtime.common.types import Interval
 
 
 def _write(tmp_path: Path, text: str) -> Path:

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.labels import irl_labels, k_from_intervals, k_from_seconds
-from realtime.types import Interval
+from realtime.common.types import Interval
 
 
 def _iv(onset: int, offset: int, kind: str = "ME") -> Interval:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from realtime.landmark_filter import OneEuroLandmarks, eye_distance, filter_track
-from realtime.types import DEFAULT_LANDMARK_FILTER, FlowSettings, LandmarkFilter
+from realtime.common.types import DEFAULT_LANDMARK_FILTER, FlowSettings, LandmarkFilter
 
 FPS = 30.0
 S = DEFAULT_LANDMARK_FILTER

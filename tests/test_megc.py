@@ -9,7 +9,7 @@ import pytest
 
 from calibration.megc import evaluate, frame_iou, render_table
 from realtime.intervals_csv import write_intervals
-from realtime.types import Interval
+from realtime.common.types import Interval
 from tools.evaluate import main
 
 SHARED = Path(__file__).parents[1].parent / "shared" / "reference" / "megc2020"

@@ -14,10 +14,10 @@ import pytest
 
 from media import write_random_weights
 from realtime.cli import main as live_main
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.intervals_csv import read_intervals
 from realtime.megc_testset import HEADER, ChallengeClip, Submission, clip_fps, find_clips
-from realtime.types import Interval
+from realtime.common.types import Interval
 
 
 def _folder(path: Path, names: list[str]) -> Path:
@@ -77,7 +77,7 @@ def test_submission_rows(tmp_path: Path) -> None:
 def test_set(tmp_path_factory: pytest.TempPathFactory) -> dict:
     """A CAS(ME)^3-style clip `sub01` (30 fps, img1.jpg...), the same frames numbered from
     0 as `sub02`, and a SAMM-style clip `002_4` (200 fps), from synthetic face videos."""
-    from tools.synth import write_dataset
+    from realtime.synthesis.generate import write_dataset
 
     work = tmp_path_factory.mktemp("megc")
     write_dataset(work / "cas", 1, 30.0, seed=17, layout="cas", duration_s=5.0)

@@ -1,6 +1,6 @@
 """ONNX export: the graph checks, carries the metadata, and ONNX Runtime (real, CPU EP)
 agrees with torch within 1e-4, on random inputs and on a real pre-processed input:
-realtime.features.pair_input of a real face photo (matplotlib's grace_hopper.jpg, real
+engines.features.pair_input of a real face photo (matplotlib's grace_hopper.jpg, real
 FaceMesh landmarks and alignment) and the same photo with the mouth region moved 2 px
 down (a local "expression" motion, no head motion).
 """
@@ -22,9 +22,9 @@ from engines.lgnmnet import LGNMNet
 from engines.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx, onnx_metadata
 from engines.weights import WeightsMeta, file_sha256, save_weights
 from realtime import face as fl
-from realtime import features as ft
-from realtime.errors import UserError
-from realtime.types import AlignedFace, FlowSettings
+from engines import features as ft
+from realtime.common.errors import UserError
+from realtime.common.types import AlignedFace, FlowSettings
 from media import sensitive_net
 
 

@@ -18,11 +18,11 @@ from calibration.cross_type import drop_inside_mae
 from calibration.postprocess import postprocess, smooth
 from engines.scorers import make_scorer
 from media import write_face_clip, write_random_weights
-from realtime.pair_features import CpuPairFeatures, make_pair_features
+from engines.pair_features import CpuPairFeatures
 from realtime.pipeline import FrameClock, RunOptions, TypeSetup, run_stream, setup_for_fps
 from realtime.sinks import SCORES_COLUMNS, CollectSink, NullSink, ScoresCsvSink
 from realtime.sources import VideoFileSource
-from realtime.types import FlowSettings, FrameScore
+from realtime.common.types import FlowSettings, FrameScore, StreamStatus
 
 BLANK = (121, 140)  # frames without a face in the middle of the clip
 
@@ -30,12 +30,12 @@ BLANK = (121, 140)  # frames without a face in the middle of the clip
 class ScoreLog(NullSink):
     def __init__(self) -> None:
         self.scores: list[FrameScore] = []
-        self.status: list[dict] = []
+        self.status: list[StreamStatus] = []
 
     def on_scores(self, scores: Sequence[FrameScore]) -> None:
         self.scores.extend(scores)
 
-    def on_status(self, status: dict) -> None:
+    def on_status(self, status: StreamStatus) -> None:
         self.status.append(status)
 
 
@@ -148,8 +148,8 @@ def test_cross_type_rule_live_equals_offline(media: dict, run: dict) -> None:
 
 def test_status_reports_frames_backend_and_source(run: dict) -> None:
     last = run["status"][-1]
-    assert last["frame"] == 300 and last["source"] == "up"
-    assert last["backend"].startswith("onnxruntime") and last["flow"] == "cpu"
+    assert last.frame == 300 and last.source == "up"
+    assert last.backend.startswith("onnxruntime") and last.flow == "cpu"
 
 
 def test_k_scales_with_the_source_fps(media: dict) -> None:
@@ -176,14 +176,6 @@ def test_frame_clock_uses_recorded_times_and_extrapolates() -> None:
     assert clock.captured(4) is None
     clock.add(9, 1.5, 101.5)  # a hole at 8: the frame is still found by its number
     assert clock.at(9) == 1.5 and clock.captured(9) == pytest.approx(101.5)
-
-
-def test_unknown_flow_backend_is_a_user_error() -> None:
-    from realtime.errors import UserError
-
-    with pytest.raises(UserError, match="--flow"):
-        make_pair_features("opencl", FlowSettings())
-    assert make_pair_features("cpu", FlowSettings()).name == "cpu"
 
 
 def test_scores_csv_holds_what_the_spotters_saw(run: dict) -> None:
@@ -213,13 +205,13 @@ def test_scores_csv_holds_what_the_spotters_saw(run: dict) -> None:
 
 def test_a_face_that_keeps_moving_gets_its_events_within_the_bound() -> None:
     """A talking face (a bundled photo whose lips and jaw move at 4 Hz, driven by
-    tools.synthesis.real_motion) keeps the shipped ME model above threshold: every event
+    realtime.synthesis.real_motion) keeps the shipped ME model above threshold: every event
     must still arrive within win//2 + (L - 1) + K - K//2 frames of its offset frame, long
     before the stream ends (the chunk used to stay open until the end)."""
-    from realtime.cli import default_weights
+    from engines.demo_weights import default_weights
     from realtime.sources import FrameSource, RawFrame
-    from tools.synthesis.faces import compose_scene, load_face
-    from tools.synthesis.real_motion import MotionDriver, MotionTrack
+    from realtime.synthesis.faces import compose_scene, load_face
+    from realtime.synthesis.real_motion import MotionDriver, MotionTrack
 
     n, fps = 450, 30.0
     t = np.arange(n) / fps

@@ -11,12 +11,12 @@ import pytest
 
 from engines.weights import WeightsMeta
 from realtime import pipeline
-from realtime.errors import UserError
-from realtime.pair_features import CpuPairFeatures
+from realtime.common.errors import UserError
+from engines.pair_features import CpuPairFeatures
 from realtime.pipeline import RunOptions, landmark_filter_of, run_stream, setup_for_fps
 from realtime.sinks import NullSink
 from realtime.sources import FrameSource, RawFrame
-from realtime.types import DEFAULT_LANDMARK_FILTER, FlowSettings, LandmarkFilter
+from realtime.common.types import DEFAULT_LANDMARK_FILTER, FlowSettings, LandmarkFilter
 
 TIMES = [0.0, 1 / 30, 2 / 30, 5 / 30, 6 / 30]  # frames 3-4 dropped: uneven steps
 

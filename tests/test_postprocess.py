@@ -23,7 +23,7 @@ from calibration.postprocess import (
     soft_nms,
     split_chunks,
 )
-from realtime.types import Interval
+from realtime.common.types import Interval
 
 
 def bumps(n: int, centres: list[int], width: float, height: float = 0.9) -> np.ndarray:

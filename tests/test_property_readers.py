@@ -4,7 +4,7 @@
   byte string gives `UserError("<file>:<line>: ...")` and never another exception, and the
   line it names is the first bad one (the file cut just before it reads fine).
 - Annotation workbooks: random valid CAS(ME)^2 / SAMM-LV rows written by
-  tools/dataset_layout.py's workbook writers read back exactly; any garbage in any cell
+  realtime/synthesis/layouts.py's workbook writers read back exactly; any garbage in any cell
   gives a clean result or a UserError naming the workbook, never another exception.
 
 The event encoder/decoder already has hypothesis round-trip and garbage tests in
@@ -26,10 +26,10 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from realtime.datasets import read_cas_annotations, read_samm_annotations
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.intervals_csv import IntervalCsvWriter, read_intervals, write_intervals
-from realtime.types import Interval
-from tools.dataset_layout import (StandInVideo, _cas_workbook, _samm_workbook, cas_video_id,
+from realtime.common.types import Interval
+from realtime.synthesis.layouts import (StandInVideo, _cas_workbook, _samm_workbook, cas_video_id,
                                   samm_video_id)
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -18,7 +18,7 @@ from realtime.cli import main as live_main
 from realtime.events import EventMessage, decode
 from realtime.proxy import EventProxy, ProxyConfig, ProxySide
 from realtime.proxy import main as proxy_main
-from realtime.types import SpotEvent
+from realtime.common.types import SpotEvent
 from realtime.upstream import CurveClientKeys, ProxyPublisher
 from tools import keygen
 

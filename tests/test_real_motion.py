@@ -1,4 +1,4 @@
-"""Real-motion driving (tools/synthesis/real_motion.py): a face photo moved by a real
+"""Real-motion driving (realtime/synthesis/real_motion.py): a face photo moved by a real
 landmark track. FaceMesh on the rendered frames must find the landmarks where the driver
 put them, and the motion must follow the track (a real track is generated here: the
 shared tracks are optional)."""
@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.face import FaceLandmarker
-from tools.synthesis.faces import compose_scene, load_face
-from tools.synthesis.real_motion import MotionDriver, MotionTrack, load_track, pingpong
+from realtime.synthesis.faces import compose_scene, load_face
+from realtime.synthesis.real_motion import MotionDriver, MotionTrack, load_track, pingpong
 
 
 def synthetic_track(n: int = 40) -> MotionTrack:
@@ -72,7 +72,7 @@ def write_track(path: Path, track: MotionTrack) -> Path:
 def test_training_videos_driven_by_a_real_track_keep_their_truth(tmp_path: Path) -> None:
     """lgnm-synth --real-motion: the face moves by the track (motion that is not an
     expression), the truth is the one of the same seed without it, and it is seeded."""
-    from tools.synth import SynthConfig, generate_video
+    from realtime.synthesis.generate import SynthConfig, generate_video
 
     track = write_track(tmp_path / "real_t.npz", synthetic_track(60))
     plain = generate_video(SynthConfig(name="v", fps=30.0, duration_s=8.0, size=(320, 240)), 4)

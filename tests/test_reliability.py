@@ -47,15 +47,15 @@ from engines.engine_meta import EngineSidecar, read_sidecar, sidecar_path
 from engines.scorers import make_scorer
 from media import CLIP_SIZE, Collector, default_sigint, free_port, write_face_clip, write_random_weights
 from realtime.cli import main as live_main
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.events import decode, decode_payload
 from realtime.intervals_csv import read_intervals
-from realtime.pair_features import CpuPairFeatures
+from engines.pair_features import CpuPairFeatures
 from realtime.pipeline import RunOptions, run_stream, setup_for_fps
 from realtime.publisher import EventPublisher
 from realtime.sinks import CollectSink, NullSink, PublisherSink
 from realtime.sources import RtspSource, SourceUnavailable, VideoFileSource
-from realtime.types import FlowSettings, FrameScore
+from realtime.common.types import FlowSettings, FrameScore, StreamStatus
 from tools.evaluate import main as eval_main
 
 HANG_GUARD_S = 120.0  # turns a hang into a failure; never a performance bound
@@ -104,11 +104,11 @@ class Recorder(NullSink):
     """Every status and score the pipeline hands its sinks (thread-safe enough: lists)."""
 
     def __init__(self) -> None:
-        self.status: list[dict] = []
+        self.status: list[StreamStatus] = []
         self.scores: list[FrameScore] = []
 
-    def on_status(self, status: dict) -> None:
-        self.status.append(dict(status))
+    def on_status(self, status: StreamStatus) -> None:
+        self.status.append(status)
 
     def on_scores(self, scores: Sequence[FrameScore]) -> None:
         self.scores.extend(scores)
@@ -139,13 +139,13 @@ def test_rtsp_outage_breaks_the_chain_and_the_pipeline_recovers(media: dict, rts
     alive = worker.is_alive
 
     def seen(state: str, after: int = 0, frame: int = 0) -> bool:
-        return any(s["source"] == state and s["frame"] >= frame for s in rec.status[after:])
+        return any(s.source == state and s.frame >= frame for s in rec.status[after:])
 
     wait_for(lambda: seen("up", frame=2 * max_k), "frames from the first connection", alive)
     server.stop()
     wait_for(lambda: seen("down"), "status source=down after the server was killed", alive)
-    down_at = next(i for i, s in enumerate(rec.status) if s["source"] == "down")
-    last_before = rec.status[down_at]["frame"]  # every frame up to here was processed
+    down_at = next(i for i, s in enumerate(rec.status) if s.source == "down")
+    last_before = rec.status[down_at].frame  # every frame up to here was processed
     server.start()  # same port
     wait_for(lambda: seen("up", down_at, last_before + 2 * max_k), "frames after the restart", alive)
     server.stop()  # gone for good: 3 retries, then SourceUnavailable
@@ -154,7 +154,7 @@ def test_rtsp_outage_breaks_the_chain_and_the_pipeline_recovers(media: dict, rts
 
     err = result.get("error")
     assert isinstance(err, SourceUnavailable) and server.url in str(err), result
-    states = [s["source"] for s in rec.status]
+    states = [s.source for s in rec.status]
     first_down = states.index("down")
     assert "up" in states[first_down:], "no status source=up after the restart"
     assert states[-1] == "down"
@@ -203,7 +203,7 @@ def test_fast_reconnect_still_publishes_down_then_up(media: dict) -> None:
     assert stats.chain_breaks == 1  # the chain itself is broken correctly
     frames = sorted(s.frame for s in rec.scores)
     assert not [f for f in frames if f <= 40 < f + setups[0].k]
-    states = [s["source"] for s in rec.status]
+    states = [s.source for s in rec.status]
     assert "down" in states and "up" in states[states.index("down"):]
 
 

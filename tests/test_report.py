@@ -30,7 +30,7 @@ from realtime.report import main as report_main
 from realtime.report import png_names, run_marks
 from realtime.report_data import read_run
 from realtime.report_plot import FrameAxis, plotted_types, video_figure
-from realtime.types import FlowSettings, Interval
+from realtime.common.types import FlowSettings, Interval
 
 BLANK = (60, 75)  # frames of b_gap without a face
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.ring import CaptureThread, FrameRing, RingClosed
 from realtime.sources import FrameSource, RawFrame, VideoFileSource
 

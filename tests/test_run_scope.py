@@ -19,7 +19,7 @@ from calibration.megc import evaluate
 from media import write_face_clip, write_random_weights
 from realtime.cli import main as live_main
 from realtime.intervals_csv import read_intervals, write_intervals
-from realtime.types import Interval
+from realtime.common.types import Interval
 from tools.evaluate import main as eval_main
 
 
@@ -98,7 +98,7 @@ def test_cas_replay_names_streams_by_the_workbooks_video_ids(tmp_path: Path, cap
     """The design card's benchmark: `lgnm-synth --layout cas` then `--replay CAS`. Streams,
     events and predictions carry `s15_0101`-style ids (the truth's keys), not folder names,
     so the bundled demo weights are scored against the truth (they scored 0 before)."""
-    from tools.synth import write_dataset
+    from realtime.synthesis.generate import write_dataset
 
     root = tmp_path / "cas"
     write_dataset(root, 1, 30.0, seed=5, layout="cas", duration_s=12.0)
@@ -153,7 +153,7 @@ def test_an_internal_fault_in_one_stream_does_not_end_the_others(media: dict, tm
     """A bug inside one stream (injected here: the real pipeline raises for stream b) is
     one line naming the stream, exit 1, its traceback in OUT/errors.log, and the next
     stream still runs."""
-    import realtime.runner as runner
+    import realtime.stream_runner as runner
 
     folder = tmp_path / "videos"
     folder.mkdir()

@@ -12,8 +12,8 @@ import torch
 from engines.engine_meta import EngineSidecar, check_engine_compat
 from engines.scorers import OnnxRuntimeScorer, Scorer, TorchCpuScorer, TorchCudaScorer, make_scorer
 from engines.weights import WeightsMeta, save_weights
-from realtime.errors import UserError
-from realtime.types import FlowSettings
+from realtime.common.errors import UserError
+from realtime.common.types import FlowSettings
 from media import sensitive_net
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

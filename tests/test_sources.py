@@ -16,7 +16,7 @@ import pytest
 
 from realtime import sources
 from realtime.connect import connect_first
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.sources import (CameraSource, FrameFolderSource, SourceUnavailable,
                               VideoFileSource, natural_key, open_source)
 
@@ -436,7 +436,7 @@ def test_truncated_mp4_says_how_many_declared_frames_were_read(tmp_path):
 
 OPEN_SOURCE = """
 import sys
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.sources import VideoFileSource
 try:
     source = VideoFileSource(sys.argv[1])
@@ -553,7 +553,7 @@ class _Timed(sources.FrameSource):
 
 
 def test_paced_replay_follows_stream_times():
-    from realtime.pipeline import PacedSource
+    from realtime.sources import PacedSource
 
     # numbered from 5000 (no wait for the 4999 frames before it), then a 0.2 s gap
     paced = PacedSource(_Timed([(5000, 4999 / 30), (5001, 5000 / 30), (5007, 5000 / 30 + 0.2)]))

@@ -18,8 +18,8 @@ from engines.build_engine import build_serialized_engine, default_engine_path, m
 from engines.engine_meta import check_engine_compat, read_sidecar, sidecar_path, write_sidecar
 from engines.lgnmnet import LGNMNet
 from engines.weights import WeightsMeta, file_sha256, save_weights
-from realtime.errors import UserError
-from realtime.types import FlowSettings
+from realtime.common.errors import UserError
+from realtime.common.types import FlowSettings
 from media import sensitive_net
 
 FACTS = dict(tensorrt_version="10.3.0", gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0")

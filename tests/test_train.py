@@ -12,10 +12,10 @@ import torch
 from rich.console import Console
 
 from engines.weights import WeightsMeta, load_weights, save_weights
-from realtime import features as features_mod
+from engines import features as features_mod
 from realtime.face import FaceAligner, FaceLandmarker
 from realtime.labels import irl_labels
-from realtime.types import DEFAULT_LANDMARK_FILTER, FlowSettings, Interval
+from realtime.common.types import DEFAULT_LANDMARK_FILTER, FlowSettings, Interval
 from tools import features_cache
 from tools.train import Prepared, TrainConfig, TrainVideo, balanced_indices, score_inputs, train_model
 
@@ -196,7 +196,7 @@ def test_init_continues_from_weights_and_refuses_other_features(tiny: tuple, tmp
     """--init: training starts from the given weights (so a zero-step run returns them
     unchanged) and keeps their K (a new data set's K formula may differ by one); weights
     of another type, frame rate or flow settings are refused."""
-    from realtime.errors import UserError
+    from realtime.common.errors import UserError
     from tools.train import _init_state
 
     prepared, _, _ = tiny

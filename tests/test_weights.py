@@ -12,8 +12,8 @@ from safetensors.torch import save_file
 
 from engines.lgnmnet import LGNMNet
 from engines.weights import WeightsMeta, file_sha256, load_weights, read_meta, save_weights
-from realtime.errors import UserError
-from realtime.types import DEFAULT_LANDMARK_FILTER, FlowSettings, LandmarkFilter
+from realtime.common.errors import UserError
+from realtime.common.types import DEFAULT_LANDMARK_FILTER, FlowSettings, LandmarkFilter
 
 
 def _meta() -> WeightsMeta:

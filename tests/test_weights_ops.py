@@ -12,7 +12,7 @@ from engines.lgnmnet import LGNMNet
 from engines.scorers import make_cpu_scorer
 from engines.weights import WeightsMeta, load_weights, read_meta, save_weights
 from realtime.pipeline import setup_for_fps
-from realtime.types import FlowSettings
+from realtime.common.types import FlowSettings
 from tools import weights_ops
 
 

@@ -21,9 +21,9 @@ import numpy as np
 
 from engines import cuda_flow as cf
 from engines import farneback_ref as fr
-from realtime import features as ft
-from realtime.errors import UserError, cli_entry
-from realtime.types import FlowSettings
+from engines import features as ft
+from realtime.common.errors import UserError, cli_entry
+from realtime.common.types import FlowSettings
 
 
 def synthetic_face(n: int, seed: int) -> list[np.ndarray]:

@@ -26,8 +26,8 @@ from rich.table import Table
 from engines.lgnmnet import LGNMNet
 from engines.scorers import OnnxRuntimeScorer, Scorer, TorchCpuScorer, TorchCudaScorer, tensorrt_usable
 from engines.weights import WeightsMeta, save_weights
-from realtime.errors import UserError, cli_entry
-from realtime.types import FlowSettings
+from realtime.common.errors import UserError, cli_entry
+from realtime.common.types import FlowSettings
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,8 +26,8 @@ from rich.console import Console
 from rich.table import Table
 
 from realtime import face as fl
-from realtime import features as ft
-from realtime.types import FlowSettings
+from engines import features as ft
+from realtime.common.types import FlowSettings
 
 ALGORITHMS = ("farneback", "dis", "tvl1")
 SIZES = (112, 224)

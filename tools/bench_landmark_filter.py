@@ -25,7 +25,7 @@ import numpy as np
 
 from realtime.face import ALIGN_POINTS, CROP_SPAN_IOD, LEFT_BROW, MOUTH, RIGHT_BROW
 from realtime.landmark_filter import filter_track
-from realtime.types import DEFAULT_LANDMARK_FILTER, LandmarkFilter
+from realtime.common.types import DEFAULT_LANDMARK_FILTER, LandmarkFilter
 
 TRACKS = "/work/shared/reference/real-motion"
 FACE_PX = 112

@@ -2,7 +2,7 @@
 
     python -m tools.bench_pipeline [--seconds 20] [--video FILE] [--weights ME MaE]
 
-Measured in the same run, on a 640x480 30 fps synthetic face video (tools.synth):
+Measured in the same run, on a 640x480 30 fps synthetic face video (realtime.synthesis):
 - replay, unpaced: end-to-end throughput of lgnm-live's pipeline (both types);
 - replay paced at 2x real time (60 fps): per-frame latency, from the frame being read
   to both its scores being available (p50 / p99);
@@ -28,32 +28,29 @@ from rich.table import Table
 
 from engines.scorers import make_scorer
 from realtime.face import FaceAligner
-from realtime.features import pair_input
+from engines.features import pair_input
 from realtime.native_log import filtered_native_stderr
-from realtime.pair_features import CpuPairFeatures
-from realtime.pipeline import PacedSource, RunOptions, run_stream, setup_for_fps
+from engines.pair_features import CpuPairFeatures
+from realtime.pipeline import RunOptions, run_stream, setup_for_fps
 from realtime.sinks import CollectSink
-from realtime.sources import VideoFileSource
+from realtime.sources import PacedSource, VideoFileSource
 from realtime.stats import RunStats
 
 
 def make_video(folder: Path, seconds: float) -> Path:
-    from tools.synth import write_dataset
+    from realtime.synthesis.generate import write_dataset
 
     write_dataset(folder, 1, 30.0, face_images=("grace_hopper",), seed=424242, duration_s=seconds)
     return folder / "synth_001.mp4"
 
 
 def default_weights(folder: Path) -> tuple[list[Path], str]:
-    from realtime.cli import default_weights as shipped
+    from engines.demo_weights import default_weights as shipped
 
     weights = shipped()
     if all(w.is_file() for w in weights):
         return weights, "demo weights"
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from media import write_random_weights
+    from tools.sample_media import write_random_weights
 
     return write_random_weights(folder), "untrained weights (demo weights not built)"
 
@@ -97,7 +94,7 @@ def seed_run(video: Path, scorers: list, frames: int) -> tuple[int, float]:
     224 px with nothing reused between the pairs a frame is in, batched model calls."""
     from dataclasses import replace
 
-    from realtime.features import compute_flow, encode_pair, resize_landmarks
+    from engines.features import compute_flow, encode_pair, resize_landmarks
 
     source = VideoFileSource(video)
     images = [raw.image for raw, _ in zip(source, range(frames))]

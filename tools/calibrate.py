@@ -33,10 +33,11 @@ from calibration.cross_type import apply_cross_type
 from calibration.megc import score_type
 from calibration.postprocess import PostParams
 from calibration.search import SearchResult, grid_search, grid_search_pair, grids_for_fps
-from engines.weights import load_model, save_weights
-from realtime.errors import UserError, cli_entry
+from engines.models import load_model
+from engines.weights import save_weights
+from realtime.common.errors import UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
-from realtime.types import Interval
+from realtime.common.types import Interval
 from tools.features_cache import cached_inputs
 from tools.train import DATASETS, TrainVideo, _progress, load_videos, score_inputs, spot
 

@@ -9,9 +9,9 @@ import sys
 from rich.console import Console
 
 from calibration.megc import evaluate, render_table
-from realtime.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry
 from realtime.intervals_csv import read_intervals
-from realtime.types import Interval
+from realtime.common.types import Interval
 
 
 def build_parser() -> argparse.ArgumentParser:

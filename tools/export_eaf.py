@@ -21,10 +21,10 @@ from pathlib import Path
 
 from realtime.eaf import (EafDocument, TimedInterval, eaf_name, span_from_frames, span_from_times,
                           timed_from_frames, write_eaf)
-from realtime.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry
 from realtime.intervals_csv import read_intervals
 from realtime.replay import VIDEO_SUFFIXES
-from realtime.types import Interval
+from realtime.common.types import Interval
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,10 +36,10 @@ import cv2
 import numpy as np
 
 from realtime import face as face_mod
-from realtime import features as features_mod
+from engines import features as features_mod
 from realtime import landmark_filter as landmark_filter_mod
-from realtime.errors import UserError
-from realtime.types import AlignedFace, ExprType, FlowSettings, LandmarkFilter
+from realtime.common.errors import UserError
+from realtime.common.types import AlignedFace, ExprType, FlowSettings, LandmarkFilter
 
 INPUT_SHAPE = (3, 112, 112)
 # Bump when the on-disk layout of this module changes.

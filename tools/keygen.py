@@ -15,7 +15,7 @@ from pathlib import Path
 
 import zmq.auth
 
-from realtime.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry
 
 
 def write_key_pair(directory: Path, name: str) -> tuple[Path, Path]:

@@ -37,7 +37,7 @@ from calibration.megc import score_type
 from calibration.postprocess import PostParams, postprocess
 from engines.baseline import baseline_meta, energy_to_score, roi_energy
 from engines.weights import WeightsMeta, read_meta, save_weights
-from realtime.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
 from tools.features_cache import cached_inputs
 from tools.calibrate import load_sets

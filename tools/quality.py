@@ -44,13 +44,14 @@ from rich.table import Table
 from calibration.cross_type import apply_cross_type
 from calibration.megc import evaluate, render_table
 from calibration.postprocess import PostParams, postprocess
-from engines.weights import MODEL_FLOW_MAGNITUDE, WeightsMeta, load_model
-from realtime.errors import UserError, cli_entry
+from engines.models import load_model
+from engines.weights import MODEL_FLOW_MAGNITUDE, WeightsMeta
+from realtime.common.errors import UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
 from realtime.intervals_csv import write_intervals
-from realtime.types import Interval
+from realtime.common.types import Interval
 from tools.features_cache import cached_inputs
-from tools.synthesis.faces import BUILTIN_FACES, Appearance, builtin_bgr
+from realtime.synthesis.faces import BUILTIN_FACES, Appearance, builtin_bgr
 from tools.train import TrainVideo, _load_synth_mp4, score_inputs
 
 GOALS = {30.0: 0.85, 200.0: 0.75}
@@ -81,7 +82,7 @@ def heldout_faces(folder: Path) -> list[Path]:
 
 def heldout_dataset(work: Path, fps: float, n: int, duration: float, seed: int, faces: Sequence[str | Path]) -> Path:
     """Generate (once) the held-out synthetic set for one frame rate."""
-    from tools.synth import write_dataset
+    from realtime.synthesis.generate import write_dataset
 
     # The folder name carries every input, so other faces never reuse a stale set.
     tag = hashlib.sha1("|".join(str(f) for f in faces).encode()).hexdigest()[:8]

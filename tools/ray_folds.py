@@ -21,7 +21,7 @@ local folder of that name (correct, but the feature time is spent per fold).
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -30,9 +30,9 @@ import torch
 from rich.console import Console
 
 from calibration import megc
-from realtime.errors import UserError
+from realtime.common.errors import UserError
+from realtime.common.types import ExprType, FlowSettings
 from realtime.ray_cluster import connect, import_ray
-from realtime.types import ExprType, FlowSettings
 
 FoldResult = tuple[list[str], megc.TypeScore, int]
 
@@ -51,18 +51,20 @@ class FoldJob:
     cfg: Any  # tools.train.TrainConfig
     init: dict[str, torch.Tensor] | None
     backbone: dict[str, torch.Tensor] | None
+    # tools.train.prepare and tools.train.run_fold, handed over (Ray pickles them by
+    # reference) so that this module and tools.train do not import each other
+    prepare: Callable[..., Any]
+    run_fold: Callable[..., FoldResult]
 
 
 def fold_task(job: FoldJob, fi: int, test_subjects: list[str], threads: int) -> FoldResult:
     """One fold on a worker: the features (from the cache), then `run_fold`."""
-    from tools.train import prepare, run_fold
-
     torch.set_num_threads(threads)
     console = Console(quiet=True)
     device = "cuda" if job.cfg.device.startswith("cuda") else job.cfg.device  # Ray's GPU is cuda:0 there
     cfg = replace(job.cfg, quiet=True, device=device)
-    prepared = prepare(job.videos, job.expr_type, job.k, job.flow, job.cache, console)
-    return run_fold(fi, test_subjects, prepared, job.expr_type, job.k, job.fps, job.args, cfg, console,
+    prepared = job.prepare(job.videos, job.expr_type, job.k, job.flow, job.cache, console)
+    return job.run_fold(fi, test_subjects, prepared, job.expr_type, job.k, job.fps, job.args, cfg, console,
                     job.init, job.backbone)
 
 

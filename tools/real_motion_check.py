@@ -6,7 +6,7 @@ Inputs compared (no images of real people exist here, only their landmark tracks
 - the real tracks themselves (landmark jitter only: their motion as FaceMesh saw it);
 - a synthetic clip of the training generator (lgnm-synth, distractors on), split into
   frames far from any expression ("synth neutral") and pairs inside MaE / ME truth;
-- a bundled face photo driven by each real track (tools/synthesis/real_motion.py):
+- a bundled face photo driven by each real track (realtime/synthesis/real_motion.py):
   the still clips `real_s*` (a face doing nothing) and the talking clips `real_d*`.
 
 Stages, per input (pairs (i, i+K) at the weights' K; px are px of the 112-px face):
@@ -35,12 +35,12 @@ from rich.table import Table
 
 from calibration.postprocess import postprocess
 from engines.scorers import make_scorer
-from realtime import features
-from realtime.errors import cli_entry
+from engines import features
+from realtime.common.errors import cli_entry
 from realtime.face import ALIGN_POINTS, FaceLandmarker, align_face
 from realtime.native_log import native_stderr_filtered
 from realtime.pipeline import setup_for_fps
-from realtime.types import AlignedFace, Interval
+from realtime.common.types import AlignedFace, Interval
 
 DEFAULT_WEIGHTS = ("demo_ME", "demo_MaE")
 
@@ -127,7 +127,7 @@ def measure(name: str, frames: Iterator[np.ndarray], fps: float, scorers: list, 
 
 
 def synthetic_inputs(fps: float, seconds: float, seed: int) -> tuple[list[np.ndarray], list[Interval]]:
-    from tools.synth import SynthConfig, generate_video
+    from realtime.synthesis.generate import SynthConfig, generate_video
 
     video = generate_video(SynthConfig(name="synth", fps=fps, duration_s=seconds, size=(640, 480),
                                        face="grace_hopper"), seed)
@@ -137,8 +137,8 @@ def synthetic_inputs(fps: float, seconds: float, seed: int) -> tuple[list[np.nda
 def driven_frames(track_path: Path, fps: float, seconds: float, seed: int, face: str = "grace_hopper",
                   noise: float = 2.0) -> Iterator[np.ndarray]:
     """A bundled face photo moved by a real track (ping-pong to `seconds`), with sensor noise."""
-    from tools.synthesis.faces import compose_scene, load_face
-    from tools.synthesis.real_motion import MotionDriver, load_track
+    from realtime.synthesis.faces import compose_scene, load_face
+    from realtime.synthesis.real_motion import MotionDriver, load_track
 
     rng = np.random.default_rng(seed)
     scene = compose_scene(load_face(face), 640, 480, float(rng.uniform(150, 210)), rng)
@@ -187,7 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from importlib import resources
 
-    from tools.synthesis.real_motion import load_track, track_files
+    from realtime.synthesis.real_motion import load_track, track_files
 
     a = build_parser().parse_args(argv)
     folder = resources.files("engines") / "weights"

@@ -4,14 +4,14 @@ ZeroMQ subscriber attached, watching memory growth, delivery and drops.
     python tools/soak.py                     # 10 minutes of stream time (18000 frames at 30 fps)
     python tools/soak.py --minutes 1 --clip-seconds 5
 
-The stream is a synthetic face clip (tools.synth via tests/media.write_face_clip, with
+The stream is a synthetic face clip (tools/sample_media.write_face_clip, with
 exact truth) decoded once and looped in memory as one continuous stream whose frame
 numbers keep increasing, so the run measures the pipeline, not the disk. It goes through
 `realtime.pipeline.run_stream` with the sinks `lgnm-live` uses (publisher + journal,
 predictions CSV, collector) and a SUB socket in another thread counting what arrives.
 
 Weights: the demo weights (engines/weights/demo_*.safetensors) when both exist, else
-seeded untrained weights from tests/media.write_random_weights (the table says which).
+seeded untrained weights from tools/sample_media.write_random_weights (the table says which).
 RSS is sampled from /proc/self/status every second; "start" is after the first 10% of
 frames (model, flow and face tracker warmed up), "end" after the last frame.
 """
@@ -34,11 +34,10 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))  # media.py: synthetic face clip, random weights
 
 from engines.scorers import make_scorer  # noqa: E402
 from realtime.events import EventMessage, StatusMessage, decode  # noqa: E402
-from realtime.pair_features import make_pair_features  # noqa: E402
+from engines.pair_features import make_pair_features  # noqa: E402
 from realtime.pipeline import RunOptions, run_stream, setup_for_fps  # noqa: E402
 from realtime.publisher import EventPublisher  # noqa: E402
 from realtime.sinks import CollectSink, NullSink, PredictionsSink, PublisherSink  # noqa: E402
@@ -129,7 +128,7 @@ def weights(folder: Path) -> tuple[list[Path], str]:
     demo = [ROOT / "engines" / "weights" / f"demo_{t}.safetensors" for t in ("ME", "MaE")]
     if all(p.is_file() for p in demo):
         return demo, "demo weights (engines/weights)"
-    from media import write_random_weights
+    from tools.sample_media import write_random_weights
 
     return write_random_weights(folder, threshold=0.5), "seeded untrained weights (tests/media.py)"
 
@@ -142,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=16)
     args = ap.parse_args(argv)
     console = Console()
-    from media import write_face_clip
+    from tools.sample_media import write_face_clip
 
     with tempfile.TemporaryDirectory(prefix="soak") as tmp:
         folder = Path(tmp)

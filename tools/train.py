@@ -43,12 +43,12 @@ from calibration.search import grid_search, grids_for_fps
 from engines.lgnmnet import LGNMNet
 from engines.pretrained import load_backbone_state
 from engines.weights import WeightsMeta, file_sha256, load_weights, save_weights
+from realtime.common.errors import UserError, cli_entry
+from realtime.common.types import DEFAULT_LANDMARK_FILTER, EXPR_TYPES, ExprType, FlowSettings, Interval
 from realtime.dataset_loaders import LOADERS, load_dataset
-from realtime.errors import UserError, cli_entry
+from realtime.labels import irl_labels, k_from_intervals
 from realtime.native_log import native_stderr_filtered
 from realtime.ray_options import RAY_MISSING
-from realtime.labels import irl_labels, k_from_intervals
-from realtime.types import DEFAULT_LANDMARK_FILTER, EXPR_TYPES, ExprType, FlowSettings, Interval
 from tools.features_cache import CachedInputs, FrameSource, cached_inputs
 
 
@@ -603,7 +603,7 @@ def run_type(
     if getattr(a, "ray", None) is not None:  # folds side by side on a Ray cluster (tools/ray_folds.py)
         from tools.ray_folds import FoldJob, run_folds_on_ray
 
-        job = FoldJob(videos, expr_type, k, fps, flow, cache, a, cfg, init, backbone)
+        job = FoldJob(videos, expr_type, k, fps, flow, cache, a, cfg, init, backbone, prepare, run_fold)
         results = run_folds_on_ray(job, folds)
     else:
         results = (run_fold(fi, ts, prepared, expr_type, k, fps, a, cfg, console, init, backbone)

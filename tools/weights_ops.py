@@ -30,7 +30,7 @@ import torch
 from calibration.postprocess import odd_at_least
 from engines.lgnmnet import LGNMNet
 from engines.weights import WeightsMeta, load_weights, save_weights
-from realtime.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry
 from realtime.labels import k_from_seconds
 
 

@@ -1,6 +1,6 @@
 """Independent validation generator: synthetic facial-expression videos with exact truth.
 
-Written apart from the training generator (tools/synthesis): other faces, another
+Written apart from the training generator (realtime/synthesis): other faces, another
 renderer (piecewise-affine mesh warp of real photos over a Delaunay triangulation of the
 468 FaceMesh landmarks), other action shapes (FACS-like action units with gated Gaussian
 falloff) and other temporal profiles (asymmetric rise / hold / decay). Negatives (head

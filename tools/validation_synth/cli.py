@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry
 from realtime.face import FaceLandmarker
 from realtime.intervals_csv import write_intervals
 from tools.validation_synth import faces, render

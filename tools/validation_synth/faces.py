@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.face import FaceLandmarker
 
 BUNDLED_DIR = Path(__file__).resolve().parent / "faces"

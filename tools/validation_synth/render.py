@@ -15,7 +15,7 @@ import imageio_ffmpeg
 import numpy as np
 from scipy.spatial import ConvexHull
 
-from realtime.types import Interval
+from realtime.common.types import Interval
 from tools.validation_synth import actions, faces, mesh, nuisance, profiles
 
 SIZES = {30: (640, 480), 200: (352, 288)}

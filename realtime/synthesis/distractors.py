@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tools.synthesis.actions import ACTIONS
-from tools.synthesis.timeline import Event
+from realtime.synthesis.actions import ACTIONS
+from realtime.synthesis.timeline import Event
 
 
 @dataclass(frozen=True)

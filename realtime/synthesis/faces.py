@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.errors import UserError
+from realtime.common.errors import UserError
 from realtime.face import CROP_SPAN_IOD, FaceLandmarker
 
 # Built-in real face photos shipped with installed packages (no download needed).

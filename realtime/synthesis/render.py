@@ -7,13 +7,13 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from tools.synthesis.actions import (
+from realtime.synthesis.actions import (
     ACTIONS, L_LOWER_LID, L_UPPER_LID, R_LOWER_LID, R_UPPER_LID, basis_field, blink_dy, eye_geometry, face_roi,
 )  # fmt: skip
-from tools.synthesis.distractors import DistractorTrack
-from tools.synthesis.faces import Scene
-from tools.synthesis.real_motion import MotionDriver, RealMotion
-from tools.synthesis.timeline import Event
+from realtime.synthesis.distractors import DistractorTrack
+from realtime.synthesis.faces import Scene
+from realtime.synthesis.real_motion import MotionDriver, RealMotion
+from realtime.synthesis.timeline import Event
 
 _NOISE_BANK = 3  # noise planes per video; a random crop of one per frame
 _NOISE_PAD = 32

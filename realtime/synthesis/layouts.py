@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 import openpyxl
 
-from realtime.types import Interval
+from realtime.common.types import Interval
 
 # The nine real CAS(ME)^2 video codes and expression names (sheet "naming rule2"), with
 # the folder description the real frame folders carry after the code.

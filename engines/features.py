@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from realtime import face as fl
-from realtime.errors import UserError
-from realtime.types import AlignedFace, FlowSettings
+from engines import landmarks as fl
+from realtime.common.errors import UserError
+from realtime.common.types import AlignedFace, FlowSettings
 
 ROI_SIZE = 112  # network input side
 FLOW_ALGORITHMS = ("farneback", "dis", "tvl1")
@@ -126,11 +126,6 @@ def flow_frame(face: AlignedFace, settings: FlowSettings) -> FlowFrame:
     grey = flow_image(face, settings)
     landmarks = resize_landmarks(face.landmarks, face.grey.shape[0], settings.face_size)
     return FlowFrame(grey=grey, landmarks=landmarks, geometry=face_geometry(landmarks, settings.face_size))
-
-
-def prepare_face(frame: np.ndarray, landmarks: np.ndarray, size: int) -> AlignedFace | None:
-    """Align a frame (grey or BGR) with its 468 frame-pixel landmarks (see realtime.face)."""
-    return fl.align_face(frame, landmarks, size)
 
 
 # ---------------------------------------------------------------- per pair

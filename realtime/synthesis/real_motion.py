@@ -28,8 +28,8 @@ import numpy as np
 from scipy.interpolate import LinearNDInterpolator
 from scipy.spatial import Delaunay
 
-from realtime.errors import UserError
-from tools.synthesis.faces import Scene
+from realtime.common.errors import UserError
+from realtime.synthesis.faces import Scene
 
 GRID_STEP = 4  # the residual field is interpolated on a 4-px grid, then resized up
 

@@ -16,7 +16,7 @@ from types import MappingProxyType
 
 import numpy as np
 
-from realtime.types import ExprType, Interval
+from realtime.common.types import ExprType, Interval
 
 VISIBLE = 0.05  # fraction of the peak above which motion counts as part of the event
 _U0 = float(np.arccos(1 - 2 * VISIBLE) / np.pi)  # raised cosine reaches VISIBLE at u = _U0

@@ -1,0 +1,197 @@
+"""One stream of an `lgnm-live` run: its scorers (the bundled pair nearest to its frame
+rate, or the user's weights), the pipeline with the dashboard or a progress bar, and the
+isolation that turns a failure inside it into one `error:` line. Used by the whole run
+(`realtime.runner`) and by a Ray task running one video (`realtime.ray_task`)."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from calibration.megc import scored_truth
+from engines.demo_weights import default_weights
+from engines.scorers import Scorer, make_scorer
+from realtime.common.errors import UserError
+from realtime.common.types import FlowSettings
+from realtime.connect import connect_first
+from realtime.dashboard import live_view
+from realtime.pipeline import PairFeatures, RunOptions, Sink, run_stream, setup_for_fps
+from realtime.publisher import EventPublisher
+from realtime.replay import ReplayItem
+from realtime.run_config import RunConfig
+from realtime.sinks import CallbackSink, EafSink, TraceSink
+from realtime.sources import PacedSource
+from realtime.stats import RunStats
+
+
+class ScorerSets:
+    """The scorers a run uses. Explicit --weights: that one set for every stream. The
+    demo default: per stream, the bundled pair trained nearest to its frame rate (loaded
+    when first needed; the 30 fps pair up front so that bad options fail early)."""
+
+    def __init__(self, config: RunConfig) -> None:
+        self.config = config
+        self._sets: dict[tuple[Path, ...], list[Scorer]] = {}
+        self.first = self.for_fps(None)
+
+    def for_fps(self, fps: float | None) -> list[Scorer]:
+        key = self.config.weights or tuple(default_weights(fps))
+        if key not in self._sets:
+            self._sets[key] = load_scorers(self.config, key)
+        return self._sets[key]
+
+    def close(self) -> None:
+        for scorers in self._sets.values():
+            for s in scorers:
+                s.close()
+
+
+def load_scorers(config: RunConfig, weights: tuple[Path, ...]) -> list[Scorer]:
+    """One scorer per wanted type from `weights` (one file per type) on config.backend."""
+    engines = config.engines
+    for w in weights:
+        if not w.is_file():
+            hint = " (the demo weights ship with the package; reinstall it)" if not config.weights else ""
+            raise UserError(f"--weights {w}: no such file{hint}")
+    wanted = config.types
+    scorers: list[Scorer] = []
+    for i, w in enumerate(weights):
+        scorer = make_scorer(w, config.backend, engines[i] if engines else None)
+        if scorer.type in wanted:
+            if any(s.type == scorer.type for s in scorers):
+                raise UserError(f"--weights {w}: a second set of {scorer.type} weights")
+            scorers.append(scorer)
+        else:
+            scorer.close()
+    missing = set(wanted) - {s.type for s in scorers}
+    if missing:
+        raise UserError(f"--weights: no weights for {', '.join(sorted(missing))}")
+    return scorers
+
+
+def common_flow(scorers: list[Scorer]) -> FlowSettings:
+    flows = {s.meta.flow for s in scorers}
+    if len(flows) != 1:
+        raise UserError("--weights: the ME and MaE weights use different flow settings; "
+                        "one stream computes one flow per frame pair, so train them alike")
+    return flows.pop()
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What every stream of a run shares: its configuration, scorers, flow backend, sinks
+    and publisher, the console and the Ctrl-C flag."""
+
+    config: RunConfig
+    scorer_sets: ScorerSets
+    pair_features: PairFeatures
+    sinks: list[Sink]
+    console: Console
+    stop: threading.Event
+    publisher: EventPublisher | None
+
+
+def run_isolated(item: ReplayItem, stats: RunStats, out: Path | None, run_one: Callable[[], object]) -> None:
+    """Run one stream; a failure inside it is one `error:` line naming the stream, the
+    stream is marked failed (metrics.json), and the next stream still runs. Faults that
+    are not the user's (a bug) also leave their traceback in OUT/errors.log (`out`)."""
+    try:
+        run_one()
+    except UserError as exc:
+        stats.error = str(exc)
+        print(f"error: stream {item.name}: {exc}", file=sys.stderr)
+    except Exception as exc:  # noqa: BLE001 - one stream's fault must not end the others
+        stats.error = f"internal error: {type(exc).__name__}: {exc}"
+        log = f"; traceback in {out / 'errors.log'}" if out else ""
+        print(f"error: stream {item.name}: {stats.error}{log}", file=sys.stderr)
+        if out:
+            out.mkdir(parents=True, exist_ok=True)
+            with open(out / "errors.log", "a", encoding="utf-8") as fh:
+                fh.write(f"stream {item.name}:\n{traceback.format_exc()}\n")
+
+
+def write_stream_eaf(eaf: EafSink, item: ReplayItem, stats: RunStats, has_truth: bool) -> None:
+    """The stream's .eaf, with the truth it is scored on (as truth.csv: intervals that end
+    by the last frame read) when the run has truth. A failure to write is one `error:`
+    line; the other outputs stand."""
+    truth = scored_truth(item.truth, {stats.stream: stats.last_frame}).truth if has_truth else None
+    try:
+        eaf.end_stream(stats, truth)
+    except OSError as exc:
+        print(f"error: stream {stats.stream}: cannot write its .eaf ({exc})", file=sys.stderr)
+
+
+def run_item(item: ReplayItem, context: RunContext, stats: RunStats) -> RunStats:
+    """Run one stream with the dashboard (live, --video) or a progress bar (replay)."""
+    config, console = context.config, context.console
+    source = item.open()
+    if not config.live:
+        # One video id per dataset video: the replay's id (the truth's key: `s15_0101`
+        # for CAS(ME)^2, not its folder `15_0101disgustingteeth`) names the stream, its
+        # events and its predictions alike.
+        source.name = item.name
+
+    def note(message: str) -> None:
+        """What the face tracker notices (capture thread); also kept in RunStats.notices."""
+        print(f"note: stream {source.name}: {message}", file=sys.stderr, flush=True)
+
+    def warn(message: str) -> None:
+        """What the source says about its input (damaged frames, a short file, a hole in
+        the numbering): one `warning:` line each, also with --quiet; kept for metrics.json."""
+        stats.notices.append(message)
+        print(f"warning: {message}", file=sys.stderr, flush=True)
+
+    source.on_notice = warn
+    if config.live and not connect_first(source, context.stop.is_set):
+        return stats  # Ctrl-C before the first frame: nothing ran; the summary follows
+    if context.publisher is not None:
+        context.publisher.begin_stream(source.name)  # the stream id: video id or URL path
+    if config.video or (config.replay and config.paced):
+        source = PacedSource(source)
+    scorers = context.scorer_sets.for_fps(source.fps)
+    if common_flow(scorers) != common_flow(context.scorer_sets.first):
+        raise UserError("--weights: the demo pairs use different flow settings; reinstall the package")
+    setups = [setup_for_fps(s, source.fps, rolling=config.threshold == "rolling") for s in scorers]
+    options = RunOptions(batch=config.batch, face_size=max(s.meta.flow.face_size for s in scorers),
+                         max_frames=config.max_frames, save_inputs=config.save_inputs,
+                         inputs_dir=config.out / "inputs" if config.out else None)
+    show = config.shows_progress
+    types = {s.type: s for s in setups}
+    if show and "MaE" not in types and "ME" in types and types["ME"].params.drop_inside_mae:
+        console.print("note: the ME weights' cross-type rule (drop ME inside MaE) needs the MaE model; "
+                      "it is off for this run")
+
+    if config.live or config.video:
+        trace = TraceSink()
+        thresholds = {s.type: s.params.threshold for s in setups}
+
+        def latency() -> dict[str, Any]:
+            lat = stats.times.samples.get("latency")
+            return {"latency_ms": float(sorted(lat)[len(lat) // 2])} if lat else {}
+
+        view = Live(live_view(trace, thresholds), console=console, refresh_per_second=4) if show else None
+        sinks: list[Sink] = [*context.sinks, trace]
+        if view is not None:
+            sinks.append(CallbackSink(on_status=lambda _: view.update(live_view(trace, thresholds))))
+        with view if view is not None else contextlib.nullcontext():
+            return run_stream(source, setups, context.pair_features, sinks, options, stats,
+                              stop=context.stop.is_set, status_extra=latency, on_notice=note)
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TextColumn("{task.fields[fps]:.0f} fps"), TimeRemainingColumn(),
+                  console=console, transient=True, disable=not show) as progress:
+        task = progress.add_task(item.name, total=item.n_frames or source.n_frames, fps=0.0)
+        advance = CallbackSink(
+            on_scores=lambda _: progress.update(task, completed=stats.frames, fps=stats.fps_so_far()),
+            on_status=lambda status: progress.update(task, completed=stats.frames, fps=status.fps))
+        return run_stream(source, setups, context.pair_features, [*context.sinks, advance], options, stats,
+                          stop=context.stop.is_set, on_notice=note)
