@@ -32,9 +32,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
+from realtime.common.types import Interval
 from realtime.report_data import VideoRun
 from realtime.report_marks import TypeMarks
-from realtime.common.types import Interval
 
 TYPE_ORDER = ("MaE", "ME")  # the MEGC table's order
 COLOURS = {"raw": "#9ecae1", "smoothed": "#08519c", "threshold": "#d62728", "tp": "#2ca02c",
@@ -50,7 +50,7 @@ class FrameAxis:
         self.fps = fps
         self.label = "time (s)" if fps else "frame"
 
-    def x(self, frame: np.ndarray | float) -> np.ndarray | float:
+    def x(self, frame: np.ndarray | float) -> np.ndarray:
         """x of the start of frame `frame` (an interval [a, b] ends at x(b + 1))."""
         return (np.asarray(frame, dtype=np.float64) - 1.0) / self.fps if self.fps else np.asarray(frame, np.float64)
 
@@ -84,7 +84,7 @@ def video_figure(video: VideoRun, marks: dict[str, TypeMarks] | None) -> Figure 
     fig = Figure(figsize=(float(np.clip(8 + seconds / 5, 10, 28)), 0.9 + 2.6 * len(types)), layout="constrained")
     FigureCanvasAgg(fig)
     axes = fig.subplots(len(types), 1, sharex=True, squeeze=False)[:, 0]
-    for ax, t in zip(axes, types):
+    for ax, t in zip(axes, types, strict=True):
         _draw_type(ax, video, t, marks.get(t) if marks is not None else None, axis)
         ax.set_xlim(0.0, float(axis.x(last + 1)))
     axes[-1].set_xlabel(axis.label + ("" if video.fps else "  (stream fps unknown: frames)"))
@@ -103,8 +103,8 @@ def _draw_type(ax: Axes, video: VideoRun, t: str, marks: TypeMarks | None, axis:
     shift = video.shift.get(t, 0)
     _no_face(ax, video.no_face, axis)
     truth = marks.truth if marks else []
-    for iv, tp in zip(truth, marks.truth_tp if marks else []):
-        ax.axvspan(axis.x(iv.onset), axis.x(iv.offset + 1), color=COLOURS["tp" if tp else "fn"], alpha=0.08, lw=0)
+    for iv, tp in zip(truth, marks.truth_tp if marks else [], strict=True):
+        ax.axvspan(float(axis.x(iv.onset)), float(axis.x(iv.offset + 1)), color=COLOURS["tp" if tp else "fn"], alpha=0.08, lw=0)
     trace = video.traces.get(t)
     if trace is not None:
         x = axis.x(trace.frame + shift)

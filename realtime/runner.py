@@ -5,13 +5,14 @@ in one is reported and the others run), then the summary, tables and metrics.jso
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import sys
 import threading
 import time
 import traceback
-from contextlib import ExitStack
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,24 +22,32 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from calibration.megc import evaluate, render_table, scored_truth
-from engines.scorers import Scorer, make_scorer
 from engines.demo_weights import default_weights
+from engines.pair_features import PairFeatures, make_pair_features
+from engines.scorers import Scorer, make_scorer
+from realtime.common.errors import EXIT_USER_ERROR, UserError
+from realtime.common.types import FlowSettings
 from realtime.connect import connect_first
 from realtime.dashboard import live_view, performance_table
-from realtime.common.errors import EXIT_USER_ERROR, UserError
 from realtime.intervals_csv import write_intervals
 from realtime.lsl import LslMarkerOutlet, LslSettings
-from engines.pair_features import make_pair_features
-from realtime.pipeline import PairFeatures, RunOptions, Sink, run_stream, setup_for_fps
+from realtime.pipeline import RunOptions, Sink, run_stream, setup_for_fps
 from realtime.publisher import CurveServerKeys, EventPublisher
 from realtime.replay import ReplayItem, ReplayPlan, plan_replay
 from realtime.replay_log import ReplayLog
 from realtime.run_config import RunConfig
-from realtime.sinks import (CallbackSink, CollectSink, ConsoleSink, EafSink, PredictionsSink, PublisherSink,
-                            ScoresCsvSink, TraceSink)
+from realtime.sinks import (
+    CallbackSink,
+    CollectSink,
+    ConsoleSink,
+    EafSink,
+    PredictionsSink,
+    PublisherSink,
+    ScoresCsvSink,
+    TraceSink,
+)
 from realtime.sources import FrameSource, PacedSource, open_source
 from realtime.stats import RunStats
-from realtime.common.types import FlowSettings
 
 
 class ScorerSets:
@@ -206,7 +215,7 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
                 runs.append(stats)
                 t_item = time.monotonic()
                 try:
-                    run_isolated(item, stats, out, lambda: run_item(item, context, stats))
+                    run_isolated(item, stats, out, functools.partial(run_item, item, context, stats))
                 finally:
                     if eaf:
                         write_stream_eaf(eaf, item, stats, plan.has_truth)

@@ -67,6 +67,7 @@ released at once. Each source is iterated once, by one thread.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import re
@@ -322,7 +323,7 @@ class VideoFileSource(FrameSource):
                                    f"{self.path}: the file's frame rate; pass fps to override")
         # frame pts -> frame number; empty: numbered in decode order (module docstring)
         numbers = frame_numbers(self.timing.pts, self.timing.time_base, self.timing.fps)
-        self._rank = ({int(p): int(n) for p, n in zip(self.timing.pts, numbers)}
+        self._rank = ({int(p): int(n) for p, n in zip(self.timing.pts, numbers, strict=True)}
                       if self.timing.in_order else {})
         self._first_pts = int(self.timing.pts[0]) if self.timing.pts.size else 0
 
@@ -381,7 +382,7 @@ class VideoFileSource(FrameSource):
             return VideoTiming(np.empty(0, np.int64), False, 0.0, len(pts), declared, fps, None)
         stamped = np.unique(np.asarray(pts, np.int64))
         in_order = all(p is not None for p in probed) and all(
-            a < b for a, b in zip(probed, probed[1:]))  # type: ignore[operator]
+            a < b for a, b in itertools.pairwise(probed))  # type: ignore[operator]
         fps, varies = nominal_fps(rate, np.diff(stamped) * time_base)
         return VideoTiming(stamped, in_order, time_base, len(pts), declared, fps, varies if in_order else None)
 
@@ -418,7 +419,8 @@ class VideoFileSource(FrameSource):
                             undecoded.append(last)
                         continue  # (ranked: its frame shows as a gap in the ranks)
                 for frame in frames:
-                    index = self._rank.get(frame.pts, 0) if self._rank else last + 1
+                    pts = frame.pts
+                    index = (self._rank.get(pts, 0) if pts is not None else 0) if self._rank else last + 1
                     if index <= last:
                         skipped += 1  # a timestamp outside the packets' or a repeated one
                         continue
@@ -429,7 +431,8 @@ class VideoFileSource(FrameSource):
                     if self._override is not None or not self._rank:
                         t_stream = (index - 1) / self._fps
                     else:
-                        t_stream = (frame.pts - self._first_pts) * timing.time_base
+                        assert pts is not None  # ranked: its number came from its pts
+                        t_stream = (pts - self._first_pts) * timing.time_base
                     size = same_size(size, image, index, self.path)
                     last, delivered = index, delivered + 1
                     yield RawFrame(index, t_capture, t_stream, image)
@@ -452,7 +455,7 @@ class VideoFileSource(FrameSource):
         if skipped:
             self.notice(f"{self.path.name}: {skipped} decoded {_frames_word(skipped)} had no place "
                         "among the file's timestamps and were skipped")
-        if truncated and delivered < self.n_frames:
+        if truncated and self.n_frames is not None and delivered < self.n_frames:
             self.notice(f"{self.path.name}: read {delivered} of {self.n_frames} declared frames; "
                         "the file ends early (truncated?)")
 
@@ -504,11 +507,12 @@ def number_frames(files: Sequence[Path]) -> Numbering:
     by_position = [(i, p) for i, p in enumerate(sorted(files, key=lambda p: natural_key(p.name)), start=1)]
     if not files:
         return Numbering([])
-    unnumbered = [p for p, n in zip(files, numbers) if n is None]
+    unnumbered = [p for p, n in zip(files, numbers, strict=True) if n is None]
     if unnumbered:
         return Numbering(by_position, f"{unnumbered[0].name} has no number at the end of its name")
     seen: dict[int, Path] = {}
-    for p, n in zip(files, numbers):
+    for p, n in zip(files, numbers, strict=True):
+        assert n is not None  # unnumbered files returned above
         if n in seen:
             return Numbering(by_position, f"{seen[n].name} and {p.name} both have number {n}")
         seen[n] = p

@@ -21,11 +21,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from engines.features import pair_input
+from engines.pair_features import CpuPairFeatures
 from engines.scorers import make_scorer
 from realtime.face import FaceAligner
-from engines.features import pair_input
 from realtime.native_log import filtered_native_stderr
-from engines.pair_features import CpuPairFeatures
 from realtime.pipeline import RunOptions, run_stream, setup_for_fps
 from realtime.sinks import CollectSink
 from realtime.sources import PacedSource, VideoFileSource

@@ -35,8 +35,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime import face as face_mod
 from engines import features as features_mod
+from realtime import face as face_mod
 from realtime import landmark_filter as landmark_filter_mod
 from realtime.common.errors import UserError
 from realtime.common.types import AlignedFace, ExprType, FlowSettings, LandmarkFilter
@@ -133,7 +133,7 @@ DEFAULT_FPS = 30.0  # frame times of a video whose rate is not given
 
 
 def _make_aligner(size: int, landmark_filter: LandmarkFilter | None = None,
-                  fps: float = DEFAULT_FPS):  # noqa: ANN202 (the aligner type lives in realtime.face)
+                  fps: float = DEFAULT_FPS):
     return face_mod.FaceAligner(size, landmark_filter=landmark_filter, fps=fps)
 
 
