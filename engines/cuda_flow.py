@@ -1,5 +1,5 @@
 """GPU dense flow (OpenCV Farneback, bit-for-bit the algorithm of engines/farneback_ref.py)
-and the flow -> network-input encoding of realtime/features.py, batched over pairs.
+and the flow -> network-input encoding of engines/features.py, batched over pairs.
 
 Per-frame products (pyramid + polynomial expansion of every level) live in a device ring
 of `capacity` slots: `push_frames` uploads each frame once and computes them once; every
