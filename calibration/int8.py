@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -83,7 +84,8 @@ class CalibrationBatches:
         self._next = 0
 
     @classmethod
-    def from_file(cls, path: str | Path, batch_size: int, max_batches: int | None = None, roi_size: int = 112) -> CalibrationBatches:
+    def from_file(cls, path: str | Path, batch_size: int, max_batches: int | None = None,
+                  roi_size: int = 112) -> CalibrationBatches:
         """Load and validate ROIs from .npy (memory-mapped; float16 caches of
         tools/features_cache.py work as they are), or .npz (array "roi", or its only array)."""
         path = Path(path)
@@ -154,7 +156,7 @@ class CalibrationCache:
         self.key_path.write_text(json.dumps(self.key, sort_keys=True) + "\n")
 
 
-def make_trt_calibrator(batches: CalibrationBatches, cache: CalibrationCache):  # type: ignore[no-untyped-def]
+def make_trt_calibrator(batches: CalibrationBatches, cache: CalibrationCache) -> Any:  # a tensorrt.IInt8EntropyCalibrator2
     """A `trt.IInt8EntropyCalibrator2` over `batches` and `cache` (needs tensorrt + CUDA).
 
     The device buffer is a torch CUDA tensor (same allocator as the runtime scorer)."""
@@ -180,7 +182,7 @@ def make_trt_calibrator(batches: CalibrationBatches, cache: CalibrationCache):  
         def read_calibration_cache(self) -> bytes | None:
             return cache.read()
 
-        def write_calibration_cache(self, table) -> None:  # type: ignore[no-untyped-def]
+        def write_calibration_cache(self, table: Any) -> None:
             cache.write(bytes(table))
 
     return _EntropyCalibrator()

@@ -224,6 +224,7 @@ def soft_nms(intervals: list[Interval], sigma: float, keep: int, min_score: floa
         kept.append(best)
         decayed = []
         for iv in pool:
+            assert iv.score is not None  # soft-NMS runs on scored peak intervals only
             o = interval_iou((best.onset, best.offset), (iv.onset, iv.offset))
             score = float(iv.score) * math.exp(-(o * o) / sigma) if o > 0 else float(iv.score)
             if score >= min_score:
@@ -313,7 +314,7 @@ def split_chunks(
     lasts = active[np.concatenate((breaks, [active.size - 1]))].tolist()
     chunks: list[tuple[int, int]] = []
     floor = 0
-    for first, last in zip(firsts, lasts):
+    for first, last in zip(firsts, lasts, strict=True):
         start = max(first - margin, floor)
         open_until = min(last + q - 1, n - 1)  # the last step at which the chunk is open
         if max_len is None or open_until - start + 1 < max_len:

@@ -3,9 +3,10 @@
 Grid: TINY 0.1..0.6 step 0.1, P 0.6..1.0 step 0.1, WIN 9/11/13/15, ORDER 0..4 (order <
 win). The paper's windows are 30 fps windows (0.3-0.5 s); `grids_for_fps` adds windows
 of the same order of duration at higher frame rates (see `window_grid`). Each (win,
-order) smooths every video once; thresholds and chunking are reused across TINY. With `fixed_threshold=True` a fixed threshold (0.05..0.95 step 0.05) is
-searched instead of P: the live spotter needs one calibrated threshold for unknown
-subjects, since the Moilanen threshold needs the whole video.
+order) smooths every video once; thresholds and chunking are reused across TINY. With
+`fixed_threshold=True` a fixed threshold (0.05..0.95 step 0.05) is searched instead of P:
+the live spotter needs one calibrated threshold for unknown subjects, since the Moilanen
+threshold needs the whole video.
 
 Truth intervals of videos absent from `score_seqs` are ignored (they could only add FN).
 Ties keep the first combination in grid order.

@@ -11,6 +11,7 @@ import argparse
 import importlib.util
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from engines.engine_meta import PRECISIONS, EngineSidecar, Precision, write_sidecar
 from engines.onnx_export import INPUT_NAME, export_onnx_bytes
@@ -85,7 +86,7 @@ def build_serialized_engine(
     return bytes(serialized)
 
 
-def pin_tail_fp32(network, trt) -> int:  # type: ignore[no-untyped-def]
+def pin_tail_fp32(network: Any, trt: Any) -> int:  # tensorrt.INetworkDefinition, the tensorrt module
     """Ask for fp32 in every float layer after the last convolution (L2-normalise, linear,
     cosine head, x64 scale, softmax); returns how many layers were pinned.
 
@@ -138,7 +139,8 @@ def main(argv: list[str] | None = None) -> int:
 
         batches = CalibrationBatches.from_file(args.calib, args.calib_batch, args.calib_batches, meta.roi_size)
     if importlib.util.find_spec("tensorrt") is None:
-        raise UserError("tensorrt: not installed; install TensorRT 10 from NVIDIA (pip index https://pypi.nvidia.com) on the GPU machine")
+        raise UserError("tensorrt: not installed; install TensorRT 10 from NVIDIA (pip index https://pypi.nvidia.com) "
+                        "on the GPU machine")
     import tensorrt as trt
     import torch
 

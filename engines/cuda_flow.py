@@ -1,5 +1,5 @@
 """GPU dense flow (OpenCV Farneback, bit-for-bit the algorithm of engines/farneback_ref.py)
-and the flow -> network-input encoding of realtime/features.py, batched over pairs.
+and the flow -> network-input encoding of engines/features.py, batched over pairs.
 
 Per-frame products (pyramid + polynomial expansion of every level) live in a device ring
 of `capacity` slots: `push_frames` uploads each frame once and computes them once; every
@@ -62,7 +62,7 @@ def kernel_source() -> str:
 def cuda_available() -> bool:
     """True when CuPy imports and sees a CUDA device. Never raises."""
     try:
-        import cupy  # noqa: PLC0415  (optional dependency)
+        import cupy
 
         return int(cupy.cuda.runtime.getDeviceCount()) > 0
     except Exception:  # noqa: BLE001 - any failure means "no usable GPU"
@@ -73,7 +73,9 @@ def cuda_available() -> bool:
 
 class _Backend(Protocol):
     name: str
-    xp: Any  # numpy or cupy
+
+    @property
+    def xp(self) -> Any: ...  # numpy or cupy
 
     def launch(self, kernel: str, w: int, h: int, nz: int, args: tuple, block: tuple | None = None) -> None: ...
 
@@ -92,7 +94,7 @@ class _CupyBackend:
     name = "cupy"
 
     def __init__(self) -> None:
-        import cupy  # noqa: PLC0415
+        import cupy
 
         self.xp = cupy
         self._module = cupy.RawModule(code=kernel_source(), options=NVRTC_OPTIONS)
@@ -144,10 +146,14 @@ class _HostBackend:
             if not a.flags.c_contiguous:
                 raise ValueError("kernel arrays must be C-contiguous")
             return ctypes.c_void_p(a.ctypes.data)
-        for kind, ctype in ((np.int32, ctypes.c_int), (np.int64, ctypes.c_longlong),
-                            (np.float32, ctypes.c_float), (np.float64, ctypes.c_double)):
-            if isinstance(a, kind):
-                return ctype(a.item())
+        if isinstance(a, np.int32):
+            return ctypes.c_int(int(a))
+        if isinstance(a, np.int64):
+            return ctypes.c_longlong(int(a))
+        if isinstance(a, np.float32):
+            return ctypes.c_float(float(a))
+        if isinstance(a, np.float64):
+            return ctypes.c_double(float(a))
         raise TypeError(f"unsupported kernel argument {type(a).__name__}")
 
     def launch(self, kernel: str, w: int, h: int, nz: int, args: tuple, block: tuple | None = None) -> None:
@@ -296,11 +302,15 @@ def encode_tables(geometry: FaceGeometry, size: int, value_range: str = "pair") 
     if geometry.size != size:
         raise ValueError(f"geometry is for {geometry.size} px, flow is {size} px")
     mask = np.zeros((size, size), np.uint8)
-    cv2.fillPoly(mask, [geometry.left_eye, geometry.right_eye], 1)
+    cv2.fillPoly(mask, [geometry.left_eye, geometry.right_eye], (1,))
     modes, xi, xw, yi, yw = [], [], [], [], []
     for x0, y0, x1, y1 in (geometry.brow_box, geometry.mouth_box):
         mode, a, b, c, d = roi_taps(x1 - x0, y1 - y0)
-        modes.append(mode), xi.append(a), xw.append(b), yi.append(c), yw.append(d)
+        modes.append(mode)
+        xi.append(a)
+        xw.append(b)
+        yi.append(c)
+        yw.append(d)
     return FrameEncodeTables(
         nose_box=np.asarray(geometry.nose_box, i32),
         eye_mask=mask,
@@ -507,6 +517,7 @@ class CudaFarneback:
                 flow = xp.zeros((n, h, w, 2), f32)
             else:
                 coarse = self._levels[k + 1]
+                assert lv.up_taps is not None  # every level but the coarsest has them
                 up = xp.empty((n, h, w, 2), f32)
                 launch("fb_resize_linear", w, h, n, (flow, up, i32(coarse.width), i32(coarse.height), i32(w), i32(h),
                                                      i32(2), i32(n), *lv.up_taps, f32(1.0 / s.pyr_scale)))
@@ -562,7 +573,7 @@ class CudaFarneback:
 
 def to_torch(a: Any) -> Any:
     """Zero-copy hand-over of a device array to torch via DLPack (CuPy backend)."""
-    import torch  # noqa: PLC0415
+    import torch
 
     return torch.from_dlpack(a)
 

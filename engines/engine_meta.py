@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -34,7 +34,7 @@ class EngineSidecar:
     weights_sha256: str
     weights_meta: dict  # WeightsMeta.to_dict() of the weights the engine was built from
     weights_file: str = ""
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     format_version: int = SIDECAR_VERSION
 
     def to_dict(self) -> dict:

@@ -64,6 +64,12 @@ def grow_polygon(points: np.ndarray, grow_px: float) -> np.ndarray:
     return points + offset / norm * grow_px
 
 
+def _grown_box(points: np.ndarray, margin: float, size: int) -> Box:
+    """The bounding box of (N,2) points grown by `margin` px on every side, clipped."""
+    lo, hi = points.min(axis=0) - margin, points.max(axis=0) + margin
+    return clip_box(lo[0], lo[1], hi[0], hi[1], size)
+
+
 def face_geometry(
     landmarks: np.ndarray,
     size: int,
@@ -92,8 +98,8 @@ def face_geometry(
         nose_box=clip_box(nose[0] - half, nose[1] - half, nose[0] + half + 1, nose[1] + half + 1, size),
         left_eye=np.round(grow_polygon(lm[fl.LEFT_EYE], grow)).astype(np.int32),
         right_eye=np.round(grow_polygon(lm[fl.RIGHT_EYE], grow)).astype(np.int32),
-        brow_box=clip_box(*(brows_lids.min(axis=0) - m), *(brows_lids.max(axis=0) + m), size),
-        mouth_box=clip_box(*(lips.min(axis=0) - m_mouth), *(lips.max(axis=0) + m_mouth), size),
+        brow_box=_grown_box(brows_lids, m, size),
+        mouth_box=_grown_box(lips, m_mouth, size),
     )
 
 
@@ -142,14 +148,15 @@ def compute_flow(grey_a: np.ndarray, grey_b: np.ndarray, settings: FlowSettings)
     algorithm = settings.algorithm
     if algorithm == "farneback":
         flags = cv2.OPTFLOW_FARNEBACK_GAUSSIAN if settings.gaussian_window else 0
-        flow = cv2.calcOpticalFlowFarneback(
+        # cv2's stubs want an output array where None (allocate it) is the documented call.
+        flow = cv2.calcOpticalFlowFarneback(  # type: ignore[call-overload]
             a, b, None, settings.pyr_scale, settings.levels, settings.winsize,
             settings.iterations, settings.poly_n, settings.poly_sigma, flags,
         )
     elif algorithm == "dis":
-        flow = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(a, b, None)
+        flow = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM).calc(a, b, None)  # type: ignore[call-overload]
     elif algorithm == "tvl1":
-        flow = cv2.optflow.DualTVL1OpticalFlow_create().calc(a, b, None)
+        flow = cv2.optflow.DualTVL1OpticalFlow_create().calc(a, b, None)  # type: ignore[attr-defined]  # contrib, no stubs
     else:
         raise UserError(f"unknown flow algorithm {algorithm!r} (choose one of {', '.join(FLOW_ALGORITHMS)})")
     return np.ascontiguousarray(flow, dtype=np.float32)
@@ -228,7 +235,7 @@ def value_region(geometry: FaceGeometry) -> np.ndarray:
     region = np.zeros((geometry.size, geometry.size), np.uint8)
     for x0, y0, x1, y1 in (geometry.brow_box, geometry.mouth_box):
         region[y0:y1, x0:x1] = 1
-    cv2.fillPoly(region, [geometry.left_eye, geometry.right_eye], 0)
+    cv2.fillPoly(region, [geometry.left_eye, geometry.right_eye], (0,))
     return region.astype(bool)
 
 

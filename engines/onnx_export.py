@@ -39,8 +39,8 @@ def export_onnx_bytes(weights: str | Path, opset: int = OPSET) -> bytes:
     # is silenced because the choice is deliberate (onnxscript is not a dependency).
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", category=DeprecationWarning, message=".*legacy TorchScript-based ONNX export")
-        torch.onnx.export(
-            model, (dummy,), buf, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],
+        torch.onnx.export(  # a file-like `f` is documented; the stub wants a path
+            model, (dummy,), buf, input_names=[INPUT_NAME], output_names=[OUTPUT_NAME],  # type: ignore[arg-type]
             dynamic_axes={INPUT_NAME: {0: "batch"}, OUTPUT_NAME: {0: "batch"}},
             opset_version=opset, do_constant_folding=True, dynamo=False,
         )

@@ -89,5 +89,5 @@ def make_pair_features(kind: str, settings: FlowSettings) -> PairFeatures:
         return cuda_flow.CudaPairFeatures(settings)
     except UserError:
         raise
-    except Exception as exc:  # noqa: BLE001 - report the driver's reason in one line
+    except Exception as exc:
         raise UserError(f"--flow cuda: the CUDA kernels failed to build: {exc}") from exc

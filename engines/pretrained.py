@@ -45,7 +45,8 @@ def load_backbone_state(path: str | Path) -> dict[str, torch.Tensor]:
     for key, ref in expected.items():
         if state[key].shape != ref.shape:
             raise UserError(
-                f"{path}: {FEATURES_PREFIX}{key} has shape {tuple(state[key].shape)}, MobileNetV2 (width 1.0) needs {tuple(ref.shape)}"
+                f"{path}: {FEATURES_PREFIX}{key} has shape {tuple(state[key].shape)}, "
+                f"MobileNetV2 (width 1.0) needs {tuple(ref.shape)}"
             )
     return {k: v.to(expected[k].dtype) for k, v in state.items()}  # fp16 files train in fp32
 

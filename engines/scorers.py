@@ -16,8 +16,8 @@ import torch
 
 from engines.backends import BACKENDS, Backend  # noqa: F401 (re-exported)
 from engines.lgnmnet import EXPRESSION_CLASS, ExpressionProbability, LGNMNet
-from engines.scorer_input import check_batch
 from engines.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx_bytes
+from engines.scorer_input import check_batch
 from engines.weights import MODEL_FLOW_MAGNITUDE, WeightsMeta, load_weights, read_meta
 from realtime.common.errors import UserError
 from realtime.common.types import ExprType
@@ -94,8 +94,9 @@ class _HalfBodyFloatHead(torch.nn.Module):
 
     def __init__(self, net: LGNMNet) -> None:
         super().__init__()
-        net.backbone.half().to(memory_format=torch.channels_last)
-        net.neck_conv.half().to(memory_format=torch.channels_last)
+        # Module.to(memory_format=...) is torch API; its type stub lacks the keyword.
+        net.backbone.half().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        net.neck_conv.half().to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         net.neck_bn.half()
         self.net = net
 
@@ -121,7 +122,8 @@ class TorchCudaScorer:
         if half:
             self._model: torch.nn.Module = _HalfBodyFloatHead(net).eval()
         else:
-            self._model = ExpressionProbability(net.to(memory_format=torch.channels_last)).eval()
+            channels_last = net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # (see above)
+            self._model = ExpressionProbability(channels_last).eval()
         s = self.meta.roi_size
         self._graphs: dict[int, tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]] = {}
         for b in sorted(set(graph_batches)):

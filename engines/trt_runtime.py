@@ -62,7 +62,8 @@ class TensorRTScorer:
             raise UserError(f"{engine_path}: engine I/O is {sorted(names)}, expected {INPUT_NAME!r} -> {OUTPUT_NAME!r}")
         for name in names:
             if self._engine.get_tensor_dtype(name) != trt.float32:
-                raise UserError(f"{engine_path}: engine tensor {name!r} is {self._engine.get_tensor_dtype(name)}, expected float32")
+                raise UserError(f"{engine_path}: engine tensor {name!r} is {self._engine.get_tensor_dtype(name)}, "
+                                "expected float32")
         self._context = self._engine.create_execution_context()
         c, h, w = sidecar.input_shape
         self._device = torch.device("cuda")

@@ -12,8 +12,9 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -32,7 +33,7 @@ MODELS = (MODEL_LGNMNET, MODEL_FLOW_MAGNITUDE)
 
 
 def _utc_now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(slots=True)
@@ -115,7 +116,7 @@ def _is_real(value: object) -> bool:
 def _checked_flow(flow: FlowSettings) -> FlowSettings:
     """Every flow setting has its default's type (ints may stand for floats)."""
     default = FlowSettings()
-    for name in FlowSettings.__slots__:  # type: ignore[attr-defined]
+    for name in FlowSettings.__slots__:
         if name == "landmark_filter":  # None or a LandmarkFilter, checked when built
             continue
         value, like = getattr(flow, name), getattr(default, name)
@@ -223,7 +224,7 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _open(path: Path):  # type: ignore[no-untyped-def]
+def _open(path: Path) -> Any:  # a safetensors safe_open handle
     if not path.is_file():
         raise UserError(f"{path}: weights file not found")
     try:

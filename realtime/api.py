@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from realtime.common.errors import UserError
+from realtime.common.types import EXPR_TYPES, Interval, ScoreSample, SpotEvent
 from realtime.sinks import NullSink
 from realtime.sources import FrameFolderSource, FrameSource, RawFrame, VideoFileSource
-from realtime.common.types import EXPR_TYPES, Interval, ScoreSample, SpotEvent
 
 _DONE = object()
 
@@ -91,9 +91,9 @@ def spot(source: str | Path | Iterable[np.ndarray], *, fps: float | None = None,
     BGR frames (fps required). weights: one file per type (default: the bundled demo pair
     trained nearest to the source's fps). types: a subset of ("ME", "MaE").
     Raises UserError for bad input (from the first `next()`)."""
-    from engines.scorers import make_scorer
     from engines.demo_weights import default_weights
     from engines.pair_features import make_pair_features
+    from engines.scorers import make_scorer
     from realtime.pipeline import RunOptions, run_stream, setup_for_fps
 
     wanted = set(types)

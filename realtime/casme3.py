@@ -32,11 +32,20 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from realtime.datasets import (VideoRecord, _cells, _frame_number, _frames_root, _load_workbook, _make_interval,
-                               _records, header_columns, log)
 from realtime.common.errors import UserError
-from realtime.sources import is_hidden
 from realtime.common.types import ExprType, Interval
+from realtime.datasets import (
+    VideoRecord,
+    _cells,
+    _frame_number,
+    _frames_root,
+    _load_workbook,
+    _make_interval,
+    _records,
+    header_columns,
+    log,
+)
+from realtime.sources import is_hidden
 
 CASME3_FPS = 30.0
 CASME3_FRAME = re.compile(r"^(\d+)\.jpg$", re.IGNORECASE)

@@ -26,8 +26,7 @@ from rich.console import Console
 
 from engines.backends import BACKENDS, FLOW_KINDS
 from realtime.choices import DEFAULT_ENDPOINT
-from realtime.common.errors import cli_entry
-from realtime.common.errors import UserError
+from realtime.common.errors import UserError, cli_entry
 from realtime.common.types import EXPR_TYPES, ExprType
 from realtime.native_log import native_stderr_filtered
 from realtime.ray_options import LOCAL

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from realtime.common.types import ExprType
 from realtime.sinks import TraceSink
 from realtime.stats import RunStats
 
@@ -21,7 +22,7 @@ def sparkline(values: Iterable[float], width: int = 60) -> str:
     return "".join(BARS[min(len(BARS) - 1, max(0, int(round(v * (len(BARS) - 1)))))] for v in vals)
 
 
-def live_view(trace: TraceSink, thresholds: dict[str, float | None]) -> Panel:
+def live_view(trace: TraceSink, thresholds: Mapping[ExprType, float | None]) -> Panel:
     """fps, latency, face present, both score traces, last events."""
     st = trace.status
     head = Table.grid(padding=(0, 2))
@@ -37,7 +38,8 @@ def live_view(trace: TraceSink, thresholds: dict[str, float | None]) -> Panel:
     traces = Table.grid(padding=(0, 1))
     traces.add_column(width=4)
     traces.add_column()
-    for kind, colour in (("ME", "magenta"), ("MaE", "cyan")):
+    rows: tuple[tuple[ExprType, str], ...] = (("ME", "magenta"), ("MaE", "cyan"))
+    for kind, colour in rows:
         thr = thresholds.get(kind)
         label = f"{kind}"
         traces.add_row(Text(label, style=f"bold {colour}"), Text(sparkline(trace.scores[kind]), style=colour))

@@ -28,6 +28,7 @@ each skip is logged as a warning on this module's logger and listed in the resul
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
@@ -39,9 +40,9 @@ from typing import Any
 import openpyxl
 
 from realtime.common.errors import UserError
+from realtime.common.types import ExprType, Interval
 from realtime.intervals_csv import write_intervals
 from realtime.sources import is_hidden
-from realtime.common.types import ExprType, Interval
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +141,7 @@ def _load_workbook(path: Path) -> openpyxl.Workbook:
         raise UserError(f"{path}: annotation workbook not found")
     try:
         return openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except Exception as exc:  # openpyxl raises several types for a non-workbook
+    except Exception as exc:  # noqa: BLE001 - openpyxl raises several types for a non-workbook
         raise UserError(f"{path}: not a readable .xlsx workbook ({exc})") from None
 
 
@@ -323,7 +324,7 @@ def _numbered_frames(folder: Path, pattern: re.Pattern[str], allow_gaps: bool) -
     if not numbered:
         raise UserError(f"{folder}: video folder has no frames")
     numbered.sort()
-    for (a, first), (b, second) in zip(numbered, numbered[1:]):
+    for (a, first), (b, second) in itertools.pairwise(numbered):
         if a == b:
             raise UserError(f"{folder}: {first.name} and {second.name} are both frame {a}")
     if numbered[0][0] == 0:  # numbered from 0: frame 1 is the first file

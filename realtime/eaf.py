@@ -85,7 +85,7 @@ def timed_from_frames(intervals: Iterable[Interval], fps: float) -> list[TimedIn
 
 def annotation_value(iv: Interval) -> str:
     """`MaE score=0.830 apex=546 frames=541-572` (missing score or apex left out)."""
-    parts = [iv.type]
+    parts: list[str] = [iv.type]
     if iv.score is not None:
         parts.append(f"score={iv.score:.3f}")
     if iv.apex is not None:

@@ -16,7 +16,7 @@ import json
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources
 from typing import Any, Literal
 
@@ -113,7 +113,7 @@ def _validate(doc: dict[str, Any], schema: str) -> None:
 
 def utc_now_iso() -> str:
     """Now in UTC, ISO-8601 with microseconds and a Z suffix."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def event_topic(type: ExprType) -> bytes:
@@ -187,8 +187,7 @@ def decode_payload(payload: bytes | str) -> Message:
         return EventMessage(**fields)
     extra = {k: v for k, v in doc.items()
              if k not in STATUS_FIELDS and k not in ("schema", "stream", "seq")}
-    return StatusMessage(doc["stream"], doc["seq"], *(doc[k] for k in STATUS_FIELDS),
-                         extra=extra)
+    return StatusMessage(stream=doc["stream"], seq=doc["seq"], extra=extra, **{k: doc[k] for k in STATUS_FIELDS})
 
 
 def decode(frames: Sequence[bytes]) -> Message:

@@ -24,7 +24,19 @@ import cv2
 import mediapipe as mp
 import numpy as np
 
+from engines.landmarks import (  # noqa: F401 (re-exported: the groups are part of this module's interface)
+    LEFT_BROW,
+    LEFT_EYE,
+    LEFT_LOWER_LID,
+    MOUTH,
+    N_LANDMARKS,
+    NOSE_TIP,
+    RIGHT_BROW,
+    RIGHT_EYE,
+    RIGHT_LOWER_LID,
+)
 from realtime.common.errors import UserError
+from realtime.common.types import AlignedFace, LandmarkFilter
 from realtime.face_search import (
     FaceBox,
     FaceCount,
@@ -39,21 +51,7 @@ from realtime.face_search import (
     nearest,
     search_tiles,
 )
-from engines.landmarks import (  # noqa: F401 (re-exported: the groups are part of this module's interface)
-    LEFT_BROW,
-    LEFT_EYE,
-    LEFT_LOWER_LID,
-    MOUTH,
-    N_LANDMARKS,
-    NOSE_TIP,
-    RIGHT_BROW,
-    RIGHT_EYE,
-    RIGHT_LOWER_LID,
-)
 from realtime.landmark_filter import OneEuroLandmarks
-from realtime.common.types import AlignedFace, LandmarkFilter
-
-
 
 ALIGN_POINTS = np.array([33, 133, 362, 263, 168, 6, 197, 195, 5, 4, 1, 2, 98, 327], dtype=np.int32)
 ALIGN_TEMPLATE = np.array(
@@ -87,7 +85,7 @@ def as_grey(image: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(as_bgr(image), cv2.COLOR_BGR2GRAY)
 
 
-def detect_landmarks(bgr: np.ndarray, mesh) -> np.ndarray | None:  # noqa: ANN001 (mediapipe type)
+def detect_landmarks(bgr: np.ndarray, mesh) -> np.ndarray | None:
     """468 FaceMesh landmarks of the first face in frame pixel coordinates, (468,2) float32.
 
     `mesh` is a `mediapipe.solutions.face_mesh.FaceMesh` (or a `FaceLandmarker`).
@@ -256,8 +254,8 @@ class FaceAligner:
             raise UserError(f"fps must be > 0, got {fps}")
         self.size = size
         self.fps = fps
-        use_filter = landmark_filter is not None and not static_image_mode
-        self.filter = OneEuroLandmarks(landmark_filter) if use_filter else None
+        self.filter = (OneEuroLandmarks(landmark_filter) if landmark_filter is not None and not static_image_mode
+                       else None)
         self._frames = 0  # align() calls: the clock when no stream time is given
         self.static = static_image_mode
         self.on_notice = on_notice
@@ -382,7 +380,7 @@ class FaceAligner:
         landmarks = landmarks_on_crop(self.crop_mesh.mesh, bgr, self.previous)
         box = box_of_landmarks(landmarks) if landmarks is not None else None
         # Lost, or the crop slid onto someone else: look at the whole frame again.
-        if box is None or choose_face([box], self.previous)[1]:
+        if landmarks is None or box is None or choose_face([box], self.previous)[1]:
             self.on_crop = self._pinned = False
             return None
         self.on_crop = self._pinned or box.w < LARGE_FACE * max(bgr.shape[:2])

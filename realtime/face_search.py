@@ -56,7 +56,7 @@ def box_of_landmarks(landmarks: np.ndarray) -> FaceBox:
     return FaceBox(float(centre[0]), float(centre[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1]))
 
 
-def mesh_landmarks(mesh, rgb: np.ndarray) -> list[np.ndarray]:  # noqa: ANN001 (mediapipe type)
+def mesh_landmarks(mesh, rgb: np.ndarray) -> list[np.ndarray]:
     """Every face a FaceMesh graph returns for an RGB image, each (468,2) float32 pixels.
 
     mediapipe normalises x by the width and y by the height of the image.
@@ -92,7 +92,7 @@ def _starts(length: int, side: int) -> list[int]:
     return sorted({int(round(v)) for v in np.linspace(0, length - side, n)})
 
 
-def detector_boxes(detector, rgb: np.ndarray, x0: int = 0, y0: int = 0) -> list[FaceBox]:  # noqa: ANN001
+def detector_boxes(detector, rgb: np.ndarray, x0: int = 0, y0: int = 0) -> list[FaceBox]:
     """Faces a mediapipe FaceDetection graph finds in `rgb`, shifted by (x0, y0) px."""
     result = detector.process(np.ascontiguousarray(rgb))
     h, w = rgb.shape[:2]
@@ -123,7 +123,7 @@ def _overlap_of_smaller(a: FaceBox, b: FaceBox) -> float:
     return ix * iy / max(min(a.w * a.h, b.w * b.h), 1e-6)
 
 
-def detect_faces(detector, rgb: np.ndarray) -> list[FaceBox]:  # noqa: ANN001
+def detect_faces(detector, rgb: np.ndarray) -> list[FaceBox]:
     """Faces in a frame: the full-range detector on the whole frame and on
     `search_tiles`, merged; best score first. One detector call per tile (~5 ms each on
     a CPU core, 11 calls for 3840x2160 or 1920x1080)."""
@@ -156,7 +156,7 @@ def crop_matrix(box: FaceBox, out_px: int = CROP_PX, span: float = CROP_SPAN) ->
                      [0.0, scale, out_px / 2.0 - 0.5 - scale * (box.cy - 0.5)]])
 
 
-def landmarks_on_crop(mesh, bgr: np.ndarray, box: FaceBox, out_px: int = CROP_PX) -> np.ndarray | None:  # noqa: ANN001
+def landmarks_on_crop(mesh, bgr: np.ndarray, box: FaceBox, out_px: int = CROP_PX) -> np.ndarray | None:
     """(468,2) float32 frame-pixel landmarks of the face in a square crop around `box` of
     a BGR frame, or None when FaceMesh finds no face there. Outside the frame the crop
     repeats the edge. Only the crop is converted to RGB (a 4K frame costs ~6 ms)."""

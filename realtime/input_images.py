@@ -29,6 +29,7 @@ from engines import features
 from realtime.common.errors import UserError
 from realtime.common.types import FlowSettings, FrameRecord
 
+
 def safe_name(stream: str) -> str:
     """A folder name for a stream id (an RTSP URL holds '/' and ':')."""
     return re.sub(r"[^A-Za-z0-9._-]+", "_", stream).strip("._") or "stream"

@@ -25,7 +25,7 @@ import os
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
+from typing import IO, Literal
 
 from realtime.common.errors import UserError
 from realtime.common.types import EXPR_TYPES, Interval
@@ -81,7 +81,7 @@ def _parse_row(row: dict[str, str], where: str) -> Interval:
     if apex is not None and not onset <= apex <= offset:
         apex = None  # an annotation slip (module docstring)
     score = _parse_score(row.get("score") or "", where)
-    return Interval(video=video, type=kind, onset=onset, offset=offset, score=score, apex=apex)  # type: ignore[arg-type]
+    return Interval(video=video, type=kind, onset=onset, offset=offset, score=score, apex=apex)
 
 
 def read_intervals(path: str | Path) -> list[Interval]:
@@ -138,7 +138,7 @@ def _writerow(fh: IO[str], values: list[str]) -> None:
     """One CSV row. Python 3.11's csv quotes a field holding the line terminator ("\n")
     but not a lone "\r", which every reader then takes for a line end (a video name with a
     "\r" would split its row in two): such rows are written fully quoted."""
-    quoting = csv.QUOTE_ALL if any("\r" in v for v in values) else csv.QUOTE_MINIMAL
+    quoting: Literal[0, 1] = csv.QUOTE_ALL if any("\r" in v for v in values) else csv.QUOTE_MINIMAL
     csv.writer(fh, lineterminator="\n", quoting=quoting).writerow(values)
 
 

@@ -117,7 +117,7 @@ def filter_track(track: np.ndarray, times: np.ndarray, settings: LandmarkFilter,
     """Filter a whole (T,N,2) track (rows in time order) causally; NaN rows are breaks."""
     f = OneEuroLandmarks(settings)
     out = np.full(track.shape, np.nan, dtype=np.float32)
-    for i, (x, t) in enumerate(zip(track, times)):
+    for i, (x, t) in enumerate(zip(track, times, strict=True)):
         if not np.isfinite(x).all():
             f.reset()
             continue

@@ -65,7 +65,7 @@ class LslSettings:
 def import_pylsl() -> Any:
     """The pylsl module with its liblsl loaded; UserError (one line) when either is missing."""
     try:
-        import pylsl  # noqa: PLC0415 - lazy: --help must not load liblsl
+        import pylsl
     except ImportError as exc:
         raise UserError(f"--lsl: needs pylsl with its liblsl (pip install 'pylsl>=1.18.6'): {exc}") from None
     except (OSError, RuntimeError) as exc:  # pylsl present, liblsl not found or not loadable

@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realtime.common.errors import UserError
+from realtime.common.types import Interval
 from realtime.intervals_csv import write_csv_atomic
 from realtime.sources import TRAILING_NUMBER, image_files, is_hidden, number_frames
-from realtime.common.types import Interval
 
 CAS_FPS = 30.0
 SAMM_FPS = 200.0

@@ -71,7 +71,7 @@ def native_stderr_filtered(func: F) -> F:
     """Decorator form of `filtered_native_stderr` for a CLI's `main`."""
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         with filtered_native_stderr():
             return func(*args, **kwargs)
 

@@ -23,19 +23,27 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from calibration.postprocess import PostParams, odd_at_least
+from engines.pair_features import PairFeatures
 from engines.scorers import Scorer
-from realtime.cross_type_gate import InsideMaeGate, settled
 from realtime.common.errors import UserError
+from realtime.common.types import (
+    ExprType,
+    FrameRecord,
+    FrameScore,
+    Interval,
+    LandmarkFilter,
+    ScoreSample,
+    SpotEvent,
+    StreamStatus,
+)
+from realtime.cross_type_gate import InsideMaeGate, settled
 from realtime.face import FaceAligner
 from realtime.input_images import InputSaver, safe_name
 from realtime.labels import k_from_seconds
-from engines.pair_features import PairFeatures
 from realtime.ring import CaptureThread, FrameRing, RingClosed
 from realtime.sources import FrameSource, RawFrame
 from realtime.spotter import OnlineSpotter
 from realtime.stats import RunStats
-from realtime.common.types import (ExprType, FrameRecord, FrameScore, Interval, LandmarkFilter, ScoreSample, SpotEvent,
-                                   StreamStatus)
 
 STATUS_PERIOD_S = 1.0
 STOP_GRACE_S = 0.5  # on stop(), how long the capture thread may take to let go (s)
@@ -263,12 +271,12 @@ class StreamScorer:
                 with self.stats.times.time(f"model_{setup.type}", per=len(idx)):
                     probs[idx] = setup.scorer.score(x[idx])
         scores = [FrameScore(s.type, a.index, float(p), b.t_capture)
-                  for (s, a, b), p in zip(pending, probs)]
+                  for (s, a, b), p in zip(pending, probs, strict=True)]
         self.stats.scores += n
         for sink in self.sinks:
             sink.on_scores(scores)
         t0 = time.perf_counter()
-        for (setup, a, b), p in zip(pending, probs):
+        for (setup, a, _), p in zip(pending, probs, strict=True):
             self._emit(setup, self.spotters[setup.type].push(a.index, float(p)))
             self._release()
         self.stats.times.add("spotter", (time.perf_counter() - t0) * 1000.0 / n)
@@ -312,7 +320,7 @@ def _salvage(scorer: StreamScorer, batch: list[FrameRecord]) -> None:
     try:
         scorer.process(batch)
         scorer.finish()
-    except Exception:  # noqa: BLE001, S110 - the original failure is the one reported
+    except Exception:  # noqa: BLE001 - the original failure is the one reported
         pass
 
 
@@ -371,7 +379,7 @@ def run_stream(
     stats.models = {s.type: {"k": s.k, "trained_fps": s.scorer.meta.fps, "shift": s.params.frame_shift}
                     for s in setups}
     stats.source_fps = float(source.fps) if source.fps and source.fps > 0 else None
-    mode = "live" if source.is_live else "replay"
+    mode: Literal["live", "replay"] = "live" if source.is_live else "replay"
     # Replay: a short ring, so the reader stays just ahead of scoring (a long queue would
     # only add waiting time to every frame's latency); live: room to absorb hiccups.
     capacity = options.ring_capacity if source.is_live else options.batch
@@ -383,7 +391,7 @@ def run_stream(
         ring.put(SourceChange(state, detail, time.monotonic()))
 
     if hasattr(source, "on_state"):
-        source.on_state = on_state  # type: ignore[attr-defined]
+        source.on_state = on_state
     saver = (InputSaver(options.inputs_dir / safe_name(source.name), options.save_inputs,
                         setups[0].scorer.meta.flow) if options.inputs_dir and options.save_inputs else None)
     scorer = StreamScorer(source.name, setups, pair_features, source.fps, sinks, stats, saver)

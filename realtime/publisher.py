@@ -32,8 +32,8 @@ import json
 import os
 import threading
 import time
-from dataclasses import dataclass
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Literal
 
@@ -41,10 +41,10 @@ import zmq
 import zmq.auth
 from zmq.auth.thread import ThreadAuthenticator
 
-from realtime.choices import DEFAULT_ENDPOINT  # noqa: F401 (re-exported)
+from realtime.choices import DEFAULT_ENDPOINT
 from realtime.common.errors import UserError
-from realtime.events import EVENT_SCHEMA, encode_status, event_dict, event_topic
 from realtime.common.types import SpotEvent
+from realtime.events import EVENT_SCHEMA, encode_status, event_dict, event_topic
 
 FSYNC_EVERY = 16
 LINGER_MS = 200  # on close, give queued messages this long to leave, then drop them
@@ -183,7 +183,7 @@ class EventPublisher:
             except OSError as exc:
                 raise UserError(f"--journal {journal}: {exc.strerror}") from None
         if endpoint is None:
-            self.endpoint = "none"
+            self.endpoint: str = "none"  # the bound address, or "none": no socket
             return
         self._ctx = zmq.Context()
         self._socket = self._ctx.socket(zmq.XPUB)
@@ -204,7 +204,7 @@ class EventPublisher:
         except BaseException:
             self.close()
             raise
-        self.endpoint: str = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.endpoint = self._socket.getsockopt_string(zmq.LAST_ENDPOINT)
 
     def begin_stream(self, stream: str) -> None:
         """Publish the following messages as `stream`; its seq continues from the journal
@@ -315,13 +315,13 @@ class EventPublisher:
                 os.fsync(self._journal.fileno())
                 self._journal.close()
                 self._journal = None
-            if getattr(self, "_socket", None) is not None:
+            if self._socket is not None:
                 self._socket.close(LINGER_MS)
-                self._socket = None  # type: ignore[assignment]
+                self._socket = None
             if self._auth is not None:
                 self._auth.stop()
                 self._auth = None
-            if getattr(self, "_ctx", None) is not None:
+            if self._ctx is not None:
                 self._ctx.term()
                 self._ctx = None
 

@@ -42,6 +42,7 @@ from typing import Any
 from rich.console import Console
 
 from realtime.ray_cluster import connect, import_ray
+from realtime.ray_options import LOCAL
 from realtime.ray_task import StreamFailure, StreamOutcome, replay_item
 from realtime.replay import ReplayItem
 from realtime.run_config import RunConfig
@@ -119,7 +120,7 @@ def run_on_ray(items: Sequence[ReplayItem], config: RunConfig, sinks: Sequence[A
     """Run every item as a Ray task and feed the results to `sinks` in item order,
     appending each stream's RunStats to `runs` (as the single-process loop does)."""
     ray = import_ray()
-    started = connect(ray, config.ray)
+    started = connect(ray, config.ray or LOCAL)
     try:
         task = ray.remote(replay_item).options(max_retries=0, **task_resources(ray, config))
         config_ref = ray.put(config)

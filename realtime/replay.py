@@ -7,17 +7,19 @@ in the numbering (the source notices each hole and the frame chain breaks there)
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from realtime.dataset_loaders import LOADERS, load_dataset
 from realtime.common.errors import UserError
+from realtime.common.types import Interval
+from realtime.dataset_loaders import LOADERS, load_dataset
+from realtime.datasets import VideoRecord
 from realtime.intervals_csv import read_intervals
 from realtime.megc_testset import Submission, find_clips
 from realtime.sources import FrameFolderSource, FrameSource, VideoFileSource, image_files, is_hidden
-from realtime.common.types import Interval
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
 DEMO_SEED = 20261126  # never used for the demo weights' training data (tools/make_demo_weights.sh)
@@ -104,6 +106,12 @@ def attach_truth(items: list[ReplayItem], truth_csv: Path) -> list[Interval]:
     return truth
 
 
+def _record_source(record: VideoRecord) -> FrameFolderSource:
+    """The frames a dataset record names, under its video id."""
+    return FrameFolderSource(record.frames[0].parent, record.fps, name=record.id,
+                             frames=list(zip(record.numbers, record.frames, strict=True)))
+
+
 def dataset_items(kind: str, root: Path, annotations: Path) -> list[ReplayItem]:
     records = load_dataset(kind, root, annotations, allow_gaps=True)
     if not records:
@@ -111,9 +119,7 @@ def dataset_items(kind: str, root: Path, annotations: Path) -> list[ReplayItem]:
     # The stream is named by the video id (`s15_0101`), as the truth is, not by its folder
     # (`15_0101disgustingteeth`), and reads exactly the frames the layout names.
     return [
-        ReplayItem(r.id, (lambda r=r: FrameFolderSource(r.frames[0].parent, r.fps, name=r.id,
-                                                        frames=list(zip(r.numbers, r.frames)))),
-                   list(r.truth), n_frames=len(r.frames))
+        ReplayItem(r.id, functools.partial(_record_source, r), list(r.truth), n_frames=len(r.frames))
         for r in records
     ]
 

@@ -70,7 +70,7 @@ def write_report(run_dir: Path, out_dir: Path | None = None) -> ReportFiles:
     marks = run_marks(run)
     figures: dict[str, VideoFigure] = {}
     pngs: dict[str, Path] = {}
-    for video, name in zip(run.videos, png_names([v.name for v in run.videos])):
+    for video, name in zip(run.videos, png_names([v.name for v in run.videos]), strict=True):
         png = video_png(video, marks[video.name])
         if png is not None:
             pngs[video.name] = out / name

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 
 from realtime.common.errors import UserError
+from realtime.common.types import EXPR_TYPES, Interval
 from realtime.intervals_csv import read_intervals
 from realtime.sinks import SCORES_COLUMNS
-from realtime.common.types import EXPR_TYPES, Interval
 
 RUN_FILES = ("metrics.json", "scores.csv", "predictions.csv")
 
@@ -104,10 +104,11 @@ def read_run(folder: Path) -> RunFiles:
     scores = read_scores(folder / "scores.csv")
     predictions = read_intervals(folder / "predictions.csv")
     truth = read_intervals(folder / "truth.csv") if metrics["megc"] is not None else None
-    for path, videos in (("scores.csv", set(scores["video"])),
-                         ("predictions.csv", {iv.video for iv in predictions}),
-                         ("truth.csv", {iv.video for iv in truth or []})):
-        unknown = sorted(videos - set(names))
+    named: tuple[tuple[str, set[str]], ...] = (("scores.csv", set(scores["video"])),
+                                               ("predictions.csv", {iv.video for iv in predictions}),
+                                               ("truth.csv", {iv.video for iv in truth or []}))
+    for path, video_names in named:
+        unknown = sorted(video_names - set(names))
         if unknown:
             raise UserError(f"{folder / path}: video {unknown[0]!r} has no run in {folder / 'metrics.json'} "
                             "(files from different runs?)")
@@ -191,7 +192,7 @@ def _video(run: dict[str, Any], rows: pd.DataFrame, predictions: list[Interval],
     k = {t: int(m["k"]) for t, m in models.items() if isinstance(m, dict) and "k" in m}
     shift = {t: int(models[t].get("shift", k[t] // 2)) for t in k}
     fps = run.get("source_fps")
-    traces = {}
+    traces: dict[str, TypeTrace] = {}
     scored = rows[rows["face"] == 1]
     for t in EXPR_TYPES:
         part = scored[scored["type"] == t].sort_values("frame")

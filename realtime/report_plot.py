@@ -22,7 +22,9 @@ state, no display needed).
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
+import itertools
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -32,9 +34,9 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.transforms import blended_transform_factory
 
+from realtime.common.types import Interval
 from realtime.report_data import VideoRun
 from realtime.report_marks import TypeMarks
-from realtime.common.types import Interval
 
 TYPE_ORDER = ("MaE", "ME")  # the MEGC table's order
 COLOURS = {"raw": "#9ecae1", "smoothed": "#08519c", "threshold": "#d62728", "tp": "#2ca02c",
@@ -50,7 +52,7 @@ class FrameAxis:
         self.fps = fps
         self.label = "time (s)" if fps else "frame"
 
-    def x(self, frame: np.ndarray | float) -> np.ndarray | float:
+    def x(self, frame: np.ndarray | float) -> np.ndarray:
         """x of the start of frame `frame` (an interval [a, b] ends at x(b + 1))."""
         return (np.asarray(frame, dtype=np.float64) - 1.0) / self.fps if self.fps else np.asarray(frame, np.float64)
 
@@ -83,7 +85,12 @@ def row_spans(last: int, fps: float | None) -> list[tuple[int, int]]:
     per_row = max(ROW_SECONDS * rate, last / MAX_ROWS)
     n = max(1, int(np.ceil(last / per_row)))
     bounds = np.linspace(0, last, n + 1).round().astype(int)
-    return [(int(a) + 1, int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+    return [(int(a) + 1, int(b)) for a, b in itertools.pairwise(bounds)]
+
+
+def _frame_axis(fps: float) -> tuple[Callable[[Any], Any], Callable[[Any], Any]]:
+    """seconds -> frame number and back, for the frame axis on top."""
+    return (lambda s: s * fps + 1.0, lambda f: (f - 1.0) / fps)
 
 
 def video_figure(video: VideoRun, marks: dict[str, TypeMarks] | None) -> Figure | None:
@@ -111,8 +118,7 @@ def video_figure(video: VideoRun, marks: dict[str, TypeMarks] | None) -> Figure 
             if j == len(types) - 1:
                 ax.set_xlabel(axis.label + ("" if video.fps else "  (stream fps unknown: frames)"))
             if j == 0 and video.fps:
-                fps = video.fps
-                top = ax.secondary_xaxis("top", functions=(lambda s: s * fps + 1.0, lambda f: (f - 1.0) / fps))
+                top = ax.secondary_xaxis("top", functions=_frame_axis(video.fps))
                 top.set_xlabel("frame", fontsize=9, labelpad=1)
                 ax.set_title(ax.get_title(loc="left"), loc="left", fontsize=10, pad=26)  # above the frame axis
     fig.suptitle(video.name + ("  (stream failed)" if video.failed else ""), fontsize=12)
@@ -126,8 +132,8 @@ def _draw_type(ax: Axes, video: VideoRun, t: str, marks: TypeMarks | None, axis:
     shift = video.shift.get(t, 0)
     _no_face(ax, video.no_face, axis)
     truth = marks.truth if marks else []
-    for iv, tp in zip(truth, marks.truth_tp if marks else []):
-        ax.axvspan(axis.x(iv.onset), axis.x(iv.offset + 1), color=COLOURS["tp" if tp else "fn"], alpha=0.08, lw=0)
+    for iv, tp in zip(truth, marks.truth_tp if marks else [], strict=True):
+        ax.axvspan(float(axis.x(iv.onset)), float(axis.x(iv.offset + 1)), color=COLOURS["tp" if tp else "fn"], alpha=0.08, lw=0)
     trace = video.traces.get(t)
     if trace is not None:
         x = axis.x(trace.frame + shift)

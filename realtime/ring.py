@@ -120,7 +120,7 @@ class CaptureThread(threading.Thread, Generic[T]):
             for raw in frames:
                 if not self.ring.put(self.process(raw)):
                     break  # the consumer closed the ring: stop reading
-        except BaseException as exc:  # handed to the consumer, which re-raises it
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, which re-raises it
             self.ring.close(exc)
         else:
             self.ring.close()

@@ -4,6 +4,7 @@ in one is reported and the others run), then the summary, tables and metrics.jso
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 import threading
@@ -154,7 +155,7 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
                 runs.append(stats)
                 t_item = time.monotonic()
                 try:
-                    run_isolated(item, stats, out, lambda: run_item(item, context, stats))
+                    run_isolated(item, stats, out, functools.partial(run_item, item, context, stats))
                 finally:
                     if eaf:
                         write_stream_eaf(eaf, item, stats, plan.has_truth)

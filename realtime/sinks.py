@@ -11,15 +11,14 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from rich.console import Console
 
+from realtime.common.types import EXPR_TYPES, ExprType, FrameScore, Interval, ScoreSample, SpotEvent, StreamStatus
 from realtime.eaf import EafDocument, TimedInterval, eaf_name, span_from_times, timed_from_frames, write_eaf
 from realtime.intervals_csv import IntervalCsvWriter
 from realtime.publisher import EventPublisher
 from realtime.stats import RunStats
-from realtime.common.types import EXPR_TYPES, FrameScore, Interval, ScoreSample, SpotEvent, StreamStatus
 
 
 class NullSink:
@@ -179,7 +178,7 @@ class TraceSink(NullSink):
     """Recent scores, events and status for the live dashboard."""
 
     def __init__(self, length: int = 120) -> None:
-        self.scores = {t: deque(maxlen=length) for t in EXPR_TYPES}
+        self.scores: dict[ExprType, deque[float]] = {t: deque(maxlen=length) for t in EXPR_TYPES}
         self.events: deque[SpotEvent] = deque(maxlen=8)
         self.status: StreamStatus | None = None  # the latest
 

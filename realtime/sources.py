@@ -67,6 +67,7 @@ released at once. Each source is iterated once, by one thread.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import os
 import re
@@ -193,7 +194,7 @@ _av_saved_level: int | None = None
 @contextlib.contextmanager
 def _quiet_ffmpeg() -> Iterator[None]:
     global _av_quiet_depth, _av_saved_level
-    import av.logging  # noqa: PLC0415 (lazy, see the imports)
+    import av.logging
     with _av_quiet_lock:
         if _av_quiet_depth == 0:
             _av_saved_level = av.logging.get_level()
@@ -324,7 +325,7 @@ class VideoFileSource(FrameSource):
                                    f"{self.path}: the file's frame rate; pass fps to override")
         # frame pts -> frame number; empty: numbered in decode order (module docstring)
         numbers = frame_numbers(self.timing.pts, self.timing.time_base, self.timing.fps)
-        self._rank = ({int(p): int(n) for p, n in zip(self.timing.pts, numbers)}
+        self._rank = ({int(p): int(n) for p, n in zip(self.timing.pts, numbers, strict=True)}
                       if self.timing.in_order else {})
         self._first_pts = int(self.timing.pts[0]) if self.timing.pts.size else 0
 
@@ -333,7 +334,7 @@ class VideoFileSource(FrameSource):
         return self._fps
 
     def _open(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
-        import av  # noqa: PLC0415 (lazy, see the imports)
+        import av
 
         try:
             container = av.open(str(self.path), "r")
@@ -352,7 +353,7 @@ class VideoFileSource(FrameSource):
     def _scan(self) -> VideoTiming:
         """Demux every video packet once: the file's frame places (only the first few
         packets are decoded, to see whether the pts are in display order)."""
-        import av  # noqa: PLC0415 (lazy, see the imports)
+        import av
 
         with _quiet_ffmpeg():
             container, stream = self._open()
@@ -387,13 +388,13 @@ class VideoFileSource(FrameSource):
             return VideoTiming(np.empty(0, np.int64), False, 0.0, len(pts), declared, fps, None)
         stamped = np.unique(np.asarray(pts, np.int64))
         in_order = all(p is not None for p in probed) and all(
-            a < b for a, b in zip(probed, probed[1:]))  # type: ignore[operator]
+            a < b for a, b in itertools.pairwise(probed))  # type: ignore[operator]
         fps, varies = nominal_fps(rate, np.diff(stamped) * time_base)
         return VideoTiming(stamped, in_order, time_base, len(pts), declared, fps, varies if in_order else None)
 
     def __iter__(self) -> Iterator[RawFrame]:
         """Iterate once: the file is decoded front to back."""
-        import av  # noqa: PLC0415 (lazy, see the imports)
+        import av
 
         timing = self.timing
         if timing.varies is not None and self._override is None:
@@ -426,7 +427,8 @@ class VideoFileSource(FrameSource):
                             undecoded.append(last)
                         continue  # (ranked: its frame shows as a gap in the ranks)
                 for frame in frames:
-                    index = self._rank.get(frame.pts, 0) if self._rank else last + 1
+                    pts = frame.pts
+                    index = (self._rank.get(pts, 0) if pts is not None else 0) if self._rank else last + 1
                     if index <= last:
                         skipped += 1  # a timestamp outside the packets' or a repeated one
                         continue
@@ -437,7 +439,8 @@ class VideoFileSource(FrameSource):
                     if self._override is not None or not self._rank:
                         t_stream = (index - 1) / self._fps
                     else:
-                        t_stream = (frame.pts - self._first_pts) * timing.time_base
+                        assert pts is not None  # ranked: its number came from its pts
+                        t_stream = (pts - self._first_pts) * timing.time_base
                     size = same_size(size, image, index, self.path)
                     last, delivered = index, delivered + 1
                     yield RawFrame(index, t_capture, t_stream, image)
@@ -460,7 +463,7 @@ class VideoFileSource(FrameSource):
         if skipped:
             self.notice(f"{self.path.name}: {skipped} decoded {_frames_word(skipped)} had no place "
                         "among the file's timestamps and were skipped")
-        if truncated and delivered < self.n_frames:
+        if truncated and self.n_frames is not None and delivered < self.n_frames:
             self.notice(f"{self.path.name}: read {delivered} of {self.n_frames} declared frames; "
                         "the file ends early (truncated?)")
 
@@ -512,11 +515,12 @@ def number_frames(files: Sequence[Path]) -> Numbering:
     by_position = [(i, p) for i, p in enumerate(sorted(files, key=lambda p: natural_key(p.name)), start=1)]
     if not files:
         return Numbering([])
-    unnumbered = [p for p, n in zip(files, numbers) if n is None]
+    unnumbered = [p for p, n in zip(files, numbers, strict=True) if n is None]
     if unnumbered:
         return Numbering(by_position, f"{unnumbered[0].name} has no number at the end of its name")
     seen: dict[int, Path] = {}
-    for p, n in zip(files, numbers):
+    for p, n in zip(files, numbers, strict=True):
+        assert n is not None  # unnumbered files returned above
         if n in seen:
             return Numbering(by_position, f"{seen[n].name} and {p.name} both have number {n}")
         seen[n] = p

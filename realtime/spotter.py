@@ -105,6 +105,8 @@ class OnlineSpotter:
         self._coeffs = savgol_coeffs(params.win, params.order)
         # Called with every final sample (raw, smoothed, threshold in force): scores.csv.
         self.on_sample: Callable[[ScoreSample], None] | None = None
+        self._first_frame: int | None = None  # first frame of the current segment (set by _reset)
+        self._n = 0  # scores pushed in the current segment
         self._reset()
 
     # -- public -----------------------------------------------------------------------
@@ -177,7 +179,7 @@ class OnlineSpotter:
     # -- internals ----------------------------------------------------------------------
     def _reset(self) -> None:
         p = self.params
-        self._first_frame: int | None = None
+        self._first_frame = None
         self._n = 0
         self._raw: deque[float] = deque(maxlen=p.win)
         self._sm: list[float] = []

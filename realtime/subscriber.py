@@ -24,8 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from realtime.common.errors import UserError, cli_entry
-from realtime.events import (TOPIC_PREFIX, EventMessage, Message, MessageError, StatusMessage,
-                             decode, utc_now_iso)
+from realtime.events import TOPIC_PREFIX, EventMessage, Message, MessageError, StatusMessage, decode, utc_now_iso
 from realtime.publisher import DEFAULT_ENDPOINT, load_public_key, load_secret_key
 
 COLUMNS = (("time", 12), ("stream", 12), ("type", 5), ("frames", 15), ("seconds", 17),

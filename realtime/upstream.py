@@ -26,6 +26,7 @@ import zmq
 
 from realtime.common.errors import UserError
 from realtime.publisher import EventListener, EventPublisher, is_loopback, load_public_key, load_secret_key
+from realtime.run_config import RunConfig
 
 CONNECT_WAIT_S = 5.0
 LINGER_MS = 200
@@ -91,19 +92,21 @@ def wait_for_proxy(publisher: EventPublisher, stop: threading.Event, timeout: fl
     return False
 
 
-def open_upstream(args: object, stream: str, listeners: Sequence[EventListener]) -> ProxyPublisher | None:
+def open_upstream(config: RunConfig, stream: str, listeners: Sequence[EventListener]) -> ProxyPublisher | None:
     """The publisher of `lgnm-live --connect` from its options (`connect`, `journal`,
     `curve_secret`, `curve_server_key`, `curve_clients`); None without --connect."""
-    if not getattr(args, "connect", None):
-        if getattr(args, "curve_server_key", None):
+    if not config.connect:
+        if config.curve_server_key is not None:
             raise UserError("--curve-server-key: only with --connect (the proxy's public key)")
         return None
-    if getattr(args, "curve_clients", None):
+    if config.curve_clients is not None:
         raise UserError("--curve-clients: with --connect the proxy decides who may subscribe "
                         "(lgnm-proxy --curve-clients); give this publisher --curve-secret and --curve-server-key")
-    secret, server = getattr(args, "curve_secret", None), getattr(args, "curve_server_key", None)
-    if (secret is None) != (server is None):
-        raise UserError("--curve-secret and --curve-server-key go together with --connect")
-    curve = CurveClientKeys(secret, server) if secret is not None else None
-    return ProxyPublisher(getattr(args, "connect"), stream=stream, journal=getattr(args, "journal", None),
-                          curve=curve, listeners=listeners)
+    secret, server = config.curve_secret, config.curve_server_key
+    if secret is None or server is None:
+        if secret is not None or server is not None:
+            raise UserError("--curve-secret and --curve-server-key go together with --connect")
+        curve = None
+    else:
+        curve = CurveClientKeys(secret, server)
+    return ProxyPublisher(config.connect, stream=stream, journal=config.journal, curve=curve, listeners=listeners)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import socket
 import threading
+
 import torch
 import zmq
 

@@ -92,7 +92,7 @@ class RtspServer:
             except OSError:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"RTSP server not accepting on port {self.port}")
+                    raise RuntimeError(f"RTSP server not accepting on port {self.port}") from None
                 time.sleep(0.05)
 
     def pause(self) -> None:

@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from media import write_face_clip
 from realtime.api import spot
 from realtime.cli import main as live_main
 from realtime.common.errors import UserError
+from realtime.common.types import ScoreSample, SpotEvent
 from realtime.intervals_csv import read_intervals
 from realtime.sources import VideoFileSource
-from realtime.common.types import ScoreSample, SpotEvent
+
+from media import write_face_clip
 
 README = Path(__file__).parents[1] / "README.md"
 
@@ -38,7 +39,7 @@ def test_the_readme_example_prints_what_lgnm_live_writes(clip: Path, tmp_path: P
     code = readme_example().replace('"interview.mp4"', repr(str(clip)))
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - the documented example itself
+        exec(compile(code, "README.md", "exec"), {})
     lines = [ln.split() for ln in printed.getvalue().splitlines()]
     assert live_main(["--replay", str(clip), "--pub", "none", "--quiet", "--out", str(tmp_path / "o")]) == 0
     written = read_intervals(tmp_path / "o" / "predictions.csv")

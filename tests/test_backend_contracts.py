@@ -28,10 +28,11 @@ from engines.baseline import FlowMagnitudeNet, baseline_meta
 from engines.pair_features import CpuPairFeatures, PairFeatures, make_pair_features
 from engines.scorers import OnnxRuntimeScorer, Scorer, TorchCpuScorer, TorchCudaScorer, make_scorer
 from engines.weights import MODEL_FLOW_MAGNITUDE, WeightsMeta, save_weights
-from media import sensitive_net
 from realtime import face as fl
 from realtime.common.errors import UserError
 from realtime.common.types import AlignedFace, FlowSettings
+
+from media import sensitive_net
 
 GREY_TOL = 2.0 / 128.0  # 2 grey levels in normalised units
 

@@ -13,20 +13,34 @@ import numpy as np
 import pytest
 import torch
 
-from engines.baseline import (FlowMagnitudeNet, FlowMagnitudeScorer, baseline_meta, energy_to_score,
-                              flow_magnitude_scores, roi_energy)
-from engines.lgnmnet import LGNMNet
-from engines.scorers import BACKENDS, Scorer, make_scorer
-from engines.models import load_model
-from engines.weights import (META_KEY, MODEL_FLOW_MAGNITUDE, MODEL_LGNMNET, WeightsMeta, load_weights,
-                             read_meta, save_weights)
-from media import write_face_clip, write_random_weights
-from realtime import face as fl
 from engines import features as ft
+from engines.baseline import (
+    FlowMagnitudeNet,
+    FlowMagnitudeScorer,
+    baseline_meta,
+    energy_to_score,
+    flow_magnitude_scores,
+    roi_energy,
+)
+from engines.lgnmnet import LGNMNet
+from engines.models import load_model
+from engines.scorers import BACKENDS, Scorer, make_scorer
+from engines.weights import (
+    META_KEY,
+    MODEL_FLOW_MAGNITUDE,
+    MODEL_LGNMNET,
+    WeightsMeta,
+    load_weights,
+    read_meta,
+    save_weights,
+)
+from realtime import face as fl
 from realtime.cli import main as live_main
 from realtime.common.errors import UserError
 from realtime.common.types import AlignedFace, FlowSettings
 from tools.train import score_inputs
+
+from media import write_face_clip, write_random_weights
 
 BUNDLED = Path(__file__).resolve().parents[1] / "engines" / "weights"
 SETTINGS = FlowSettings()
@@ -223,8 +237,8 @@ def test_cli_replays_with_the_baseline_weights(tmp_path: Path, capsys: pytest.Ca
 
 def test_lgnm_calibrate_refits_the_baseline(baseline_file: Path, tmp_path: Path,
                                             capsys: pytest.CaptureFixture[str]) -> None:
-    from tools.calibrate import main as calibrate
     from realtime.synthesis.generate import write_dataset
+    from tools.calibrate import main as calibrate
 
     write_dataset(tmp_path / "data", 1, 30.0, ["astronaut"], seed=7, layout="mp4", duration_s=6)
     mae = tmp_path / "w" / "bl_MaE.safetensors"

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from media import write_random_weights
 
 from engines.weights import load_weights
+from realtime.synthesis.generate import write_dataset
 from tools.calibrate import load_sets, main
 from tools.train import load_videos
-from realtime.synthesis.generate import write_dataset
+
+from media import write_random_weights
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,21 @@ import pytest
 
 from calibration.megc import evaluate
 from engines.weights import read_meta
-from media import write_random_weights
 from realtime.casme3 import CASME3_FPS, load_casme3, read_casme3_annotations
 from realtime.cli import main as live_main
 from realtime.common.errors import UserError
+from realtime.common.types import Interval
 from realtime.intervals_csv import read_intervals
 from realtime.labels import k_from_intervals
-from realtime.common.types import Interval
-from realtime.synthesis.layouts import (CASME3_MAE_BOOK, CASME3_ME_BOOK, StandInVideo, casme3_video_id,
-                                  write_casme3_layout)
+from realtime.synthesis.layouts import (
+    CASME3_MAE_BOOK,
+    CASME3_ME_BOOK,
+    StandInVideo,
+    casme3_video_id,
+    write_casme3_layout,
+)
+
+from media import write_random_weights
 
 SYNTH_SEED = 17  # two 5 s videos: spNO.1_a holds an ME (frames 37-50), spNO.1_b a MaE (68-90)
 

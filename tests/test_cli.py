@@ -13,11 +13,12 @@ import pytest
 
 from calibration.megc import evaluate
 from engines.weights import read_meta
-from media import CLIP_SIZE, Collector, free_port, write_face_clip, write_random_weights
 from realtime.cli import main as live_main
 from realtime.events import EventMessage, StatusMessage
 from realtime.intervals_csv import read_intervals
 from tools.evaluate import main as eval_main
+
+from media import CLIP_SIZE, Collector, free_port, write_face_clip, write_random_weights
 
 
 @pytest.fixture(scope="module")
@@ -307,8 +308,8 @@ def test_save_inputs_writes_what_the_model_saw(media: dict, tmp_path: Path) -> N
     import cv2
     import numpy as np
 
-    from engines.scorers import make_scorer
     from engines.features import normalise
+    from engines.scorers import make_scorer
 
     out = tmp_path / "out"
     code = live_main(["--replay", str(media["clip"]), *weight_args(media), "--out", str(out), "--pub", "none",

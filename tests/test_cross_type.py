@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_spotter import random_params, random_scores
 
 from calibration.cross_type import apply_cross_type, drop_inside_mae
 from calibration.postprocess import PostParams, postprocess
 from calibration.search import SearchGrids, grid_search_pair
+from realtime.common.types import Interval
 from realtime.cross_type_gate import InsideMaeGate, settled
 from realtime.spotter import OnlineSpotter
-from realtime.common.types import Interval
-from test_spotter import random_params, random_scores
 
 
 def iv(type_: str, onset: int, offset: int, video: str = "v") -> Interval:

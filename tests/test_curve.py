@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import stat
-
 import shutil
+import stat
 
 import pytest
 import zmq
 import zmq.utils.monitor
 
 from realtime.common.errors import UserError
+from realtime.common.types import SpotEvent
 from realtime.events import decode
 from realtime.publisher import CurveServerKeys, EventPublisher
-from realtime.common.types import SpotEvent
 from tools import keygen
 
 

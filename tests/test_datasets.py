@@ -12,6 +12,8 @@ import numpy as np
 import openpyxl
 import pytest
 
+from realtime.common.errors import UserError
+from realtime.common.types import Interval
 from realtime.datasets import (
     CAS_FPS,
     SAMM_FPS,
@@ -23,10 +25,8 @@ from realtime.datasets import (
     read_cas_annotations,
     read_samm_annotations,
 )
-from realtime.common.errors import UserError
 from realtime.intervals_csv import read_intervals
 from realtime.labels import k_from_intervals
-from realtime.common.types import Interval
 from realtime.synthesis.layouts import (
     StandInVideo,
     cas_video_id,

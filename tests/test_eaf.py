@@ -12,11 +12,20 @@ from pathlib import Path
 import pytest
 from pympi import Elan
 
-from media import write_face_clip, write_random_weights
-from realtime.eaf import (EafDocument, TimedInterval, annotation_value, eaf_name, span_from_frames, span_from_times,
-                          timed_from_frames, write_eaf)
-from realtime.intervals_csv import read_intervals
 from realtime.common.types import Interval
+from realtime.eaf import (
+    EafDocument,
+    TimedInterval,
+    annotation_value,
+    eaf_name,
+    span_from_frames,
+    span_from_times,
+    timed_from_frames,
+    write_eaf,
+)
+from realtime.intervals_csv import read_intervals
+
+from media import write_face_clip, write_random_weights
 
 
 def tier_data(path: Path) -> dict[str, list[tuple[int, int, str]]]:

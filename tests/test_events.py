@@ -9,10 +9,20 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from realtime.events import (EVENT_SCHEMA, STATUS_SCHEMA, STATUS_TOPIC, EventMessage,
-                             MessageError, StatusMessage, decode, decode_payload,
-                             encode_event, encode_status, load_schema)
 from realtime.common.types import SpotEvent
+from realtime.events import (
+    EVENT_SCHEMA,
+    STATUS_SCHEMA,
+    STATUS_TOPIC,
+    EventMessage,
+    MessageError,
+    StatusMessage,
+    decode,
+    decode_payload,
+    encode_event,
+    encode_status,
+    load_schema,
+)
 
 finite = st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False)
 

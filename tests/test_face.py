@@ -160,7 +160,7 @@ def clip_frames(tmp_path_factory: pytest.TempPathFactory) -> list[np.ndarray]:
     return frames
 
 
-def _matrices(frames: list[np.ndarray], landmark_filter, fps: float = 30.0) -> np.ndarray:  # noqa: ANN001
+def _matrices(frames: list[np.ndarray], landmark_filter, fps: float = 30.0) -> np.ndarray:
     with fl.FaceAligner(size=112, landmark_filter=landmark_filter, fps=fps) as aligner:
         faces = [aligner.align(f, i / fps) for i, f in enumerate(frames)]
     assert all(f is not None for f in faces)

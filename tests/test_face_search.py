@@ -18,8 +18,8 @@ import pytest
 from realtime import face as fl
 from realtime import face_search as fs
 from realtime.stats import RunStats
-from realtime.synthesis.generate import SynthConfig, generate_video
 from realtime.synthesis.faces import FacePhoto, load_face
+from realtime.synthesis.generate import SynthConfig, generate_video
 
 UHD = (3840, 2160)
 

@@ -9,8 +9,8 @@ import matplotlib.cbook
 import numpy as np
 import pytest
 
-from realtime import face as fl
 from engines import features as ft
+from realtime import face as fl
 from realtime.common.errors import UserError
 from realtime.common.types import AlignedFace, FlowSettings
 

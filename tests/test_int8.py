@@ -17,8 +17,8 @@ import pytest
 import torch
 
 from calibration.int8 import CalibrationBatches, CalibrationCache, make_trt_calibrator, neighbour_correlation
-from realtime import face as fl
 from engines import features as ft
+from realtime import face as fl
 from realtime.common.errors import UserError
 from realtime.common.types import AlignedFace, FlowSettings
 

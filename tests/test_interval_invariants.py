@@ -17,10 +17,10 @@ from hypothesis import strategies as st
 
 from calibration.cross_type import drop_inside_mae
 from calibration.postprocess import PostParams, merge_overlapping, postprocess
+from realtime.common.types import Interval
 from realtime.events import encode_event
 from realtime.pipeline import FrameClock, make_event
 from realtime.spotter import OnlineSpotter
-from realtime.common.types import Interval
 
 
 def score_stream(seed: int, n: int, k: int, kind: str) -> np.ndarray:

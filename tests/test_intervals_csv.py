@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from realtime.common.errors import UserError
-from realtime.intervals_csv import IntervalCsvWriter, read_intervals, write_intervals
 from realtime.common.types import Interval
+from realtime.intervals_csv import IntervalCsvWriter, read_intervals, write_intervals
 
 
 def _write(tmp_path: Path, text: str) -> Path:

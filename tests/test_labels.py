@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from realtime.common.errors import UserError
-from realtime.labels import irl_labels, k_from_intervals, k_from_seconds
 from realtime.common.types import Interval
+from realtime.labels import irl_labels, k_from_intervals, k_from_seconds
 
 
 def _iv(onset: int, offset: int, kind: str = "ME") -> Interval:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from realtime.landmark_filter import OneEuroLandmarks, eye_distance, filter_track
 from realtime.common.types import DEFAULT_LANDMARK_FILTER, FlowSettings, LandmarkFilter
+from realtime.landmark_filter import OneEuroLandmarks, eye_distance, filter_track
 
 FPS = 30.0
 S = DEFAULT_LANDMARK_FILTER

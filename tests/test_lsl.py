@@ -14,10 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from media import write_face_clip, write_random_weights
 from realtime.common.errors import UserError
-from realtime.lsl import LslSettings, import_pylsl, marker_stamp
 from realtime.common.types import SpotEvent
+from realtime.lsl import LslSettings, import_pylsl, marker_stamp
+
+from media import write_face_clip, write_random_weights
 
 # Discovery on this machine only, IPv4: no multicast beyond the host, no IPv6 stack needed.
 LSL_CFG = """[ports]

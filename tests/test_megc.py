@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from calibration.megc import evaluate, frame_iou, render_table
-from realtime.intervals_csv import write_intervals
 from realtime.common.types import Interval
+from realtime.intervals_csv import write_intervals
 from tools.evaluate import main
 
 SHARED = Path(__file__).parents[1].parent / "shared" / "reference" / "megc2020"

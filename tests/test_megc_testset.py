@@ -12,12 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from media import write_random_weights
 from realtime.cli import main as live_main
 from realtime.common.errors import UserError
+from realtime.common.types import Interval
 from realtime.intervals_csv import read_intervals
 from realtime.megc_testset import HEADER, ChallengeClip, Submission, clip_fps, find_clips
-from realtime.common.types import Interval
+
+from media import write_random_weights
 
 
 def _folder(path: Path, names: list[str]) -> Path:

@@ -18,13 +18,14 @@ import onnxruntime as ort
 import pytest
 import torch
 
+from engines import features as ft
 from engines.lgnmnet import LGNMNet
 from engines.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx, onnx_metadata
 from engines.weights import WeightsMeta, file_sha256, save_weights
 from realtime import face as fl
-from engines import features as ft
 from realtime.common.errors import UserError
 from realtime.common.types import AlignedFace, FlowSettings
+
 from media import sensitive_net
 
 

@@ -16,13 +16,14 @@ import pytest
 
 from calibration.cross_type import drop_inside_mae
 from calibration.postprocess import postprocess, smooth
-from engines.scorers import make_scorer
-from media import write_face_clip, write_random_weights
 from engines.pair_features import CpuPairFeatures
+from engines.scorers import make_scorer
+from realtime.common.types import FlowSettings, FrameScore, StreamStatus
 from realtime.pipeline import FrameClock, RunOptions, TypeSetup, run_stream, setup_for_fps
 from realtime.sinks import SCORES_COLUMNS, CollectSink, NullSink, ScoresCsvSink
 from realtime.sources import VideoFileSource
-from realtime.common.types import FlowSettings, FrameScore, StreamStatus
+
+from media import write_face_clip, write_random_weights
 
 BLANK = (121, 140)  # frames without a face in the middle of the clip
 
@@ -230,7 +231,7 @@ def test_a_face_that_keeps_moving_gets_its_events_within_the_bound() -> None:
         def fps(self) -> float:
             return fps
 
-        def __iter__(self):  # noqa: ANN204
+        def __iter__(self):
             for i in range(1, n + 1):
                 yield RawFrame(i, time.monotonic(), (i - 1) / fps, driver.render(i))
 
@@ -243,7 +244,7 @@ def test_a_face_that_keeps_moving_gets_its_events_within_the_bound() -> None:
             k = {s.type: s.k for s in setups}
             self.newest = max([self.newest, *(s.frame + k[s.type] for s in scores)])
 
-        def on_event(self, event, interval) -> None:  # noqa: ANN001
+        def on_event(self, event, interval) -> None:
             self.events.append((event.type, event.offset_frame, self.newest))
 
     scorers = [make_scorer(w, "cpu") for w in default_weights(fps)]

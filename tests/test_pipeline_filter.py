@@ -9,14 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
+from engines.pair_features import CpuPairFeatures
 from engines.weights import WeightsMeta
 from realtime import pipeline
 from realtime.common.errors import UserError
-from engines.pair_features import CpuPairFeatures
+from realtime.common.types import DEFAULT_LANDMARK_FILTER, FlowSettings, LandmarkFilter
 from realtime.pipeline import RunOptions, landmark_filter_of, run_stream, setup_for_fps
 from realtime.sinks import NullSink
 from realtime.sources import FrameSource, RawFrame
-from realtime.common.types import DEFAULT_LANDMARK_FILTER, FlowSettings, LandmarkFilter
 
 TIMES = [0.0, 1 / 30, 2 / 30, 5 / 30, 6 / 30]  # frames 3-4 dropped: uneven steps
 
@@ -59,7 +59,7 @@ class TimedSource(FrameSource):
 class RecordingAligner:
     made: list[RecordingAligner] = []
 
-    def __init__(self, size: int = 224, static_image_mode: bool = False, on_notice=None,  # noqa: ANN001
+    def __init__(self, size: int = 224, static_image_mode: bool = False, on_notice=None,
                  landmark_filter: LandmarkFilter | None = None, fps: float = 30.0) -> None:
         self.landmark_filter, self.fps, self.times = landmark_filter, fps, []
         RecordingAligner.made.append(self)
@@ -79,20 +79,20 @@ def recorder(monkeypatch: pytest.MonkeyPatch) -> type[RecordingAligner]:
     return RecordingAligner
 
 
-def run(setups, options: RunOptions) -> RecordingAligner:  # noqa: ANN001
+def run(setups, options: RunOptions) -> RecordingAligner:
     run_stream(TimedSource(), setups, CpuPairFeatures(FlowSettings()), [NullSink()], options)
     return RecordingAligner.made[-1]
 
 
 @pytest.mark.parametrize("landmark_filter", [DEFAULT_LANDMARK_FILTER, None])
-def test_aligner_gets_the_weights_filter_and_stream_times(recorder, landmark_filter) -> None:  # noqa: ANN001
+def test_aligner_gets_the_weights_filter_and_stream_times(recorder, landmark_filter) -> None:
     setups = [setup_for_fps(scorer(t, landmark_filter), 30.0) for t in ("ME", "MaE")]
     aligner = run(setups, RunOptions(batch=4))
     assert aligner.landmark_filter == landmark_filter and aligner.fps == 30.0
     assert aligner.times == TIMES
 
 
-def test_options_override_the_weights(recorder) -> None:  # noqa: ANN001
+def test_options_override_the_weights(recorder) -> None:
     setups = [setup_for_fps(scorer("ME", DEFAULT_LANDMARK_FILTER), 30.0)]
     assert run(setups, RunOptions(batch=4, landmark_filter=None)).landmark_filter is None
 

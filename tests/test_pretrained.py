@@ -17,8 +17,8 @@ from safetensors.torch import save_file
 from engines.mobilenetv2 import mobilenet_v2_features
 from engines.pretrained import load_backbone_state
 from realtime.common.errors import UserError
-from tools.train import Prepared, TrainConfig, TrainVideo, _start_note, build_parser, main, train_model
 from tools.features_cache import CachedInputs
+from tools.train import Prepared, TrainConfig, TrainVideo, _start_note, build_parser, main, train_model
 
 
 class NotATensor:

@@ -25,12 +25,11 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from realtime.datasets import read_cas_annotations, read_samm_annotations
 from realtime.common.errors import UserError
-from realtime.intervals_csv import IntervalCsvWriter, read_intervals, write_intervals
 from realtime.common.types import Interval
-from realtime.synthesis.layouts import (StandInVideo, _cas_workbook, _samm_workbook, cas_video_id,
-                                  samm_video_id)
+from realtime.datasets import read_cas_annotations, read_samm_annotations
+from realtime.intervals_csv import IntervalCsvWriter, read_intervals, write_intervals
+from realtime.synthesis.layouts import StandInVideo, _cas_workbook, _samm_workbook, cas_video_id, samm_video_id
 
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SLOW = settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -160,7 +159,7 @@ def stand_in_videos(draw, max_subject: int) -> list[StandInVideo]:
     return videos
 
 
-def expected(videos: list[StandInVideo], video_id) -> dict[str, list[Interval]]:  # noqa: ANN001
+def expected(videos: list[StandInVideo], video_id) -> dict[str, list[Interval]]:
     out: dict[str, list[Interval]] = {}
     for v in videos:
         for iv in v.truth:
@@ -222,7 +221,7 @@ def test_cell_garbage_is_a_result_or_a_user_error(videos: list[StandInVideo], la
 
 
 @pytest.mark.parametrize("reader", [read_cas_annotations, read_samm_annotations])
-def test_workbook_that_is_a_csv_or_empty_is_a_user_error(reader, tmp_path: Path) -> None:  # noqa: ANN001
+def test_workbook_that_is_a_csv_or_empty_is_a_user_error(reader, tmp_path: Path) -> None:
     for body in (b"", b"Subject,Filename\n1,2\n", io.BytesIO(b"PK\x03\x04garbage").getvalue()):
         path = tmp_path / "w.xlsx"
         path.write_bytes(body)

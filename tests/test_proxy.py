@@ -13,14 +13,15 @@ from pathlib import Path
 import pytest
 import zmq
 
-from media import Collector, free_port, write_face_clip, write_random_weights
 from realtime.cli import main as live_main
+from realtime.common.types import SpotEvent
 from realtime.events import EventMessage, decode
 from realtime.proxy import EventProxy, ProxyConfig, ProxySide
 from realtime.proxy import main as proxy_main
-from realtime.common.types import SpotEvent
 from realtime.upstream import CurveClientKeys, ProxyPublisher
 from tools import keygen
+
+from media import Collector, free_port, write_face_clip, write_random_weights
 
 STREAMS = ("cam_a", "cam_b", "cam_c")
 

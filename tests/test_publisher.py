@@ -8,9 +8,9 @@ import pytest
 import zmq
 
 from realtime.common.errors import UserError
+from realtime.common.types import SpotEvent
 from realtime.events import EventMessage, StatusMessage, decode, decode_payload
 from realtime.publisher import EventPublisher, is_loopback, last_journal_seq
-from realtime.common.types import SpotEvent
 
 ANY_PORT = "tcp://127.0.0.1:*"
 STATUS = dict(frame=1, fps=30.0, dropped=0, face=True, backend="cpu", source="up")

@@ -12,8 +12,9 @@ from rich.console import Console
 
 ray = pytest.importorskip("ray")
 
-from realtime.common.types import Interval  # noqa: E402
 from test_train import EXPR, _face, _video  # noqa: E402
+
+from realtime.common.types import Interval  # noqa: E402
 from tools.train import TrainConfig, TrainVideo, build_parser, run_type  # noqa: E402
 
 

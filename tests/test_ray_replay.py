@@ -13,11 +13,12 @@ import pytest
 
 ray = pytest.importorskip("ray")
 
-from media import Collector, free_port, write_face_clip, write_random_weights  # noqa: E402
 from realtime.cli import main as live_main  # noqa: E402
 from realtime.events import EventMessage  # noqa: E402
 from realtime.intervals_csv import read_intervals  # noqa: E402
 from realtime.replay import plan_replay  # noqa: E402
+
+from media import Collector, free_port, write_face_clip, write_random_weights  # noqa: E402
 
 VIDEOS = (("a_one", 11), ("b_two", 12), ("c_three", 13))
 

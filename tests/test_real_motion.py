@@ -27,11 +27,11 @@ def synthetic_track(n: int = 40) -> MotionTrack:
 
 
 @pytest.fixture(scope="module")
-def scene():  # noqa: ANN201
+def scene():
     return compose_scene(load_face("grace_hopper"), 640, 480, 200.0, np.random.default_rng(1))
 
 
-def test_facemesh_finds_the_landmarks_where_the_driver_put_them(scene) -> None:  # noqa: ANN001
+def test_facemesh_finds_the_landmarks_where_the_driver_put_them(scene) -> None:
     driver = MotionDriver(scene, synthetic_track())
     errors, moved = [], []
     with FaceLandmarker() as mesh:

@@ -44,19 +44,20 @@ from safetensors.torch import load_file, save_file
 
 import realtime.pipeline as pipeline
 from engines.engine_meta import EngineSidecar, read_sidecar, sidecar_path
+from engines.pair_features import CpuPairFeatures
 from engines.scorers import make_scorer
-from media import CLIP_SIZE, Collector, default_sigint, free_port, write_face_clip, write_random_weights
 from realtime.cli import main as live_main
 from realtime.common.errors import UserError
+from realtime.common.types import FlowSettings, FrameScore, StreamStatus
 from realtime.events import decode, decode_payload
 from realtime.intervals_csv import read_intervals
-from engines.pair_features import CpuPairFeatures
 from realtime.pipeline import RunOptions, run_stream, setup_for_fps
 from realtime.publisher import EventPublisher
 from realtime.sinks import CollectSink, NullSink, PublisherSink
 from realtime.sources import RtspSource, SourceUnavailable, VideoFileSource
-from realtime.common.types import FlowSettings, FrameScore, StreamStatus
 from tools.evaluate import main as eval_main
+
+from media import CLIP_SIZE, Collector, default_sigint, free_port, write_face_clip, write_random_weights
 
 HANG_GUARD_S = 120.0  # turns a hang into a failure; never a performance bound
 CTRL_C_OUTPUT_S = 3.0  # SIGINT to the last line written (measured: 0.05 s, 0.6 s for a stalled read)

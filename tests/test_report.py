@@ -23,14 +23,15 @@ from matplotlib.image import imread
 from calibration.megc import frame_iou, match_matrix
 from engines.lgnmnet import LGNMNet
 from engines.weights import WeightsMeta, save_weights
-from media import write_face_clip, write_random_weights
 from realtime.cli import main as live_main
+from realtime.common.types import FlowSettings, Interval
 from realtime.intervals_csv import read_intervals, write_intervals
 from realtime.report import main as report_main
 from realtime.report import png_names, run_marks
 from realtime.report_data import read_run
 from realtime.report_plot import FrameAxis, plotted_types, video_figure
-from realtime.common.types import FlowSettings, Interval
+
+from media import write_face_clip, write_random_weights
 
 BLANK = (60, 75)  # frames of b_gap without a face
 
@@ -227,7 +228,7 @@ def test_scores_are_drawn_over_the_intervals_they_produce(truth_run: Path) -> No
     assert checked > 0  # the spotting weights did spot something
 
 
-def span_x(patch) -> tuple[float, float]:  # noqa: ANN001 - a matplotlib patch
+def span_x(patch) -> tuple[float, float]:
     """x extent (data) of an axvspan: a Rectangle (matplotlib >= 3.9) or a Polygon before."""
     if hasattr(patch, "get_width"):
         return float(patch.get_x()), float(patch.get_x() + patch.get_width())

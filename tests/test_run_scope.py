@@ -16,11 +16,12 @@ from pathlib import Path
 import pytest
 
 from calibration.megc import evaluate
-from media import write_face_clip, write_random_weights
 from realtime.cli import main as live_main
-from realtime.intervals_csv import read_intervals, write_intervals
 from realtime.common.types import Interval
+from realtime.intervals_csv import read_intervals, write_intervals
 from tools.evaluate import main as eval_main
+
+from media import write_face_clip, write_random_weights
 
 
 @pytest.fixture(scope="module")
@@ -161,7 +162,7 @@ def test_an_internal_fault_in_one_stream_does_not_end_the_others(media: dict, tm
         shutil.copy(media["clip"], folder / f"{name}.avi")
     real_run_stream = runner.run_stream
 
-    def faulty(source, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+    def faulty(source, *args, **kwargs):
         if source.name == "b":
             raise RuntimeError("injected fault")
         return real_run_stream(source, *args, **kwargs)

@@ -14,6 +14,7 @@ from engines.scorers import OnnxRuntimeScorer, Scorer, TorchCpuScorer, TorchCuda
 from engines.weights import WeightsMeta, save_weights
 from realtime.common.errors import UserError
 from realtime.common.types import FlowSettings
+
 from media import sensitive_net
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

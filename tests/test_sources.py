@@ -15,10 +15,16 @@ import numpy as np
 import pytest
 
 from realtime import sources
-from realtime.connect import connect_first
 from realtime.common.errors import UserError
-from realtime.sources import (CameraSource, FrameFolderSource, SourceUnavailable,
-                              VideoFileSource, natural_key, open_source)
+from realtime.connect import connect_first
+from realtime.sources import (
+    CameraSource,
+    FrameFolderSource,
+    SourceUnavailable,
+    VideoFileSource,
+    natural_key,
+    open_source,
+)
 
 
 def test_video_file_frames_fps_and_times(make_video):
@@ -153,7 +159,7 @@ class FlakyCamera:
         self.video, self.plan, self.opens = video, plan, 0
         self.real = cv2.VideoCapture  # taken before the test patches cv2.VideoCapture
 
-    def __call__(self, index: int) -> "FlakyCamera.Capture":
+    def __call__(self, index: int) -> FlakyCamera.Capture:
         frames = self.plan[self.opens] if self.opens < len(self.plan) else 0
         self.opens += 1
         return self.Capture(self.real(str(self.video)) if frames else None, frames)
@@ -258,7 +264,7 @@ class BlockingOpen:
     def __init__(self) -> None:
         self.entered, self.release = threading.Event(), threading.Event()
 
-    def __call__(self, *args: object) -> "FlakyCamera.Capture":
+    def __call__(self, *args: object) -> FlakyCamera.Capture:
         self.entered.set()
         self.release.wait(60)
         return FlakyCamera.Capture(None, 0)
@@ -290,8 +296,8 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 
 import av  # noqa: E402
-
 from conftest import pattern_frame  # noqa: E402
+
 from realtime.labels import k_from_seconds  # noqa: E402
 from realtime.replay import path_items  # noqa: E402
 

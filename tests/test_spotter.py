@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from calibration.postprocess import PostParams, postprocess, smooth
 from calibration.search import window_grid
-from realtime.spotter import TRIM_SLACK, OnlineSpotter, RollingMoilanen
 from realtime.common.types import Interval
+from realtime.spotter import TRIM_SLACK, OnlineSpotter, RollingMoilanen
 
 
 def random_scores(rng: np.random.Generator, n: int, k: int) -> np.ndarray:

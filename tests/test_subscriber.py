@@ -14,10 +14,10 @@ import pytest
 import zmq
 
 from realtime import subscriber
+from realtime.common.types import SpotEvent
 from realtime.events import decode_payload, encode_event, encode_status
 from realtime.publisher import CurveServerKeys, EventPublisher
 from realtime.subscriber import GapTracker, joined_notice
-from realtime.common.types import SpotEvent
 from tools import keygen
 
 STATUS = dict(frame=5, fps=30.0, dropped=0, face=False, backend="cpu", source="down")

@@ -12,11 +12,11 @@ import pytest
 from realtime.datasets import load_cas, load_samm
 from realtime.face import FaceLandmarker
 from realtime.intervals_csv import read_intervals
-from realtime.synthesis.generate import SynthConfig, generate_video, write_dataset
-from tools.synth import main
 from realtime.synthesis.actions import ACTIONS
 from realtime.synthesis.faces import load_face
+from realtime.synthesis.generate import SynthConfig, generate_video, write_dataset
 from realtime.synthesis.timeline import VISIBLE
+from tools.synth import main
 
 
 @pytest.fixture(scope="module")
@@ -226,8 +226,8 @@ def test_jitter_gives_each_video_its_own_look_and_keeps_schedule_and_determinism
 
 
 def test_appearance_mirror_swaps_sides_and_heldout_looks_are_inside_the_jitter_ranges():
-    from tools.quality import HELDOUT_LOOKS
     from realtime.synthesis.faces import Appearance
+    from tools.quality import HELDOUT_LOOKS
 
     img = np.zeros((8, 8, 3), np.uint8)
     img[:, :2] = 200

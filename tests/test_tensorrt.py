@@ -20,6 +20,7 @@ from engines.lgnmnet import LGNMNet
 from engines.weights import WeightsMeta, file_sha256, save_weights
 from realtime.common.errors import UserError
 from realtime.common.types import FlowSettings
+
 from media import sensitive_net
 
 FACTS = dict(tensorrt_version="10.3.0", gpu_name="NVIDIA H100 80GB HBM3", compute_capability="9.0")

@@ -11,11 +11,11 @@ import pytest
 import torch
 from rich.console import Console
 
-from engines.weights import WeightsMeta, load_weights, save_weights
 from engines import features as features_mod
+from engines.weights import WeightsMeta, load_weights, save_weights
+from realtime.common.types import DEFAULT_LANDMARK_FILTER, FlowSettings, Interval
 from realtime.face import FaceAligner, FaceLandmarker
 from realtime.labels import irl_labels
-from realtime.common.types import DEFAULT_LANDMARK_FILTER, FlowSettings, Interval
 from tools import features_cache
 from tools.train import Prepared, TrainConfig, TrainVideo, balanced_indices, score_inputs, train_model
 

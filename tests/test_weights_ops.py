@@ -11,8 +11,8 @@ import torch
 from engines.lgnmnet import LGNMNet
 from engines.scorers import make_cpu_scorer
 from engines.weights import WeightsMeta, load_weights, read_meta, save_weights
-from realtime.pipeline import setup_for_fps
 from realtime.common.types import FlowSettings
+from realtime.pipeline import setup_for_fps
 from tools import weights_ops
 
 

@@ -91,7 +91,7 @@ def bench_cpu(n: int, repeats: int) -> dict[str, float]:
 
 
 def bench_gpu(n: int, batch: int, repeats: int) -> dict[str, float]:
-    import cupy  # noqa: PLC0415
+    import cupy
 
     sync = cupy.cuda.Device().synchronize
     s = FlowSettings(face_size=n)
@@ -124,10 +124,10 @@ def render(rows: dict[int, dict[str, float]], gpu: bool) -> None:
               "gpu_replay_pairs_s": "GPU pairs/s", "gpu_flow_only_pairs_s": "GPU flow pairs/s"}
     cols = list(labels)
     try:
-        from rich.console import Console  # noqa: PLC0415
-        from rich.table import Table  # noqa: PLC0415
+        from rich.console import Console
+        from rich.table import Table
     except ImportError:
-        Console = None  # noqa: N806
+        Console = None
     if Console is None:
         print("size | " + " | ".join(labels[c] for c in cols))
         for n, r in rows.items():

@@ -76,7 +76,8 @@ def bench_pair(scorers: dict[str, Scorer], iters: int, batch_iters: int) -> list
         rows.append(Result(backend, t, statistics.median(lat), p99(lat), 64e3 / statistics.median(thr)))
     both = time_calls(lambda: [s.score(one) for s in scorers.values()], iters, warmup=2)
     thr_both = time_calls(lambda: [s.score(many) for s in scorers.values()], batch_iters, warmup=1)
-    rows.append(Result(backend, "+".join(scorers), statistics.median(both), p99(both), 64e3 * len(scorers) / statistics.median(thr_both)))
+    rows.append(Result(backend, "+".join(scorers), statistics.median(both), p99(both),
+                       64e3 * len(scorers) / statistics.median(thr_both)))
     return rows
 
 

@@ -21,8 +21,8 @@ from rich.table import Table
 from realtime import face as fl
 from realtime.face_search import box_of_landmarks
 from realtime.native_log import filtered_native_stderr
-from realtime.synthesis.generate import SynthConfig, generate_video
 from realtime.synthesis.faces import load_face
+from realtime.synthesis.generate import SynthConfig, generate_video
 
 Frames = Callable[[], Iterator[np.ndarray]]
 

@@ -15,6 +15,7 @@ Also timed: FaceMesh landmarks (video mode), alignment, and the chain after the 
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections.abc import Callable
 
@@ -25,8 +26,8 @@ import skimage.data
 from rich.console import Console
 from rich.table import Table
 
-from realtime import face as fl
 from engines import features as ft
+from realtime import face as fl
 from realtime.common.types import FlowSettings
 
 ALGORITHMS = ("farneback", "dis", "tvl1")
@@ -131,7 +132,7 @@ def flow_rows(faces: dict[str, fl.AlignedFace], reps: int, tvl1_reps: int) -> li
                 stats["mouth_v"].append(mouth_value(frame, settings, 0.5))
                 moved = warp_by_flow(frame.grey, sine)
                 n = tvl1_reps if algorithm == "tvl1" else reps
-                stats["ms"].append(time_ms(lambda: ft.compute_flow(frame.grey, moved, settings), n))
+                stats["ms"].append(time_ms(functools.partial(ft.compute_flow, frame.grey, moved, settings), n))
             rows.append(
                 [algorithm, str(size)]
                 + [f"{np.mean(v):.1f}" if k in ("ms", "mouth_v") else f"{np.mean(v):.3f}" for k, v in stats.items()]
@@ -147,13 +148,15 @@ def stage_rows(photos: dict[str, np.ndarray], reps: int) -> list[list[str]]:
         rows.append(["FaceMesh landmarks, video mode (512x600 frame)", f"{time_ms(lambda: mesh.detect(photo), reps):.1f}"])
         landmarks = mesh.detect(photo)
     for size in SIZES:
-        rows.append([f"align_face to {size} px", f"{time_ms(lambda: fl.align_face(photo, landmarks, size), reps):.2f}"])
+        ms = time_ms(functools.partial(fl.align_face, photo, landmarks, size), reps)
+        rows.append([f"align_face to {size} px", f"{ms:.2f}"])
     face = fl.align_face(photo, landmarks, 224)
     settings = FlowSettings()
     rows.append(["flow_frame 224 -> 112 (resize + geometry)", f"{time_ms(lambda: ft.flow_frame(face, settings), reps):.2f}"])
     frame = ft.flow_frame(face, settings)
     flow = ft.compute_flow(frame.grey, warp_by_flow(frame.grey, sinusoid_field(112, 1.0)), settings)
-    rows.append(["encode_pair at 112 (HS..normalise)", f"{time_ms(lambda: ft.encode_pair(flow, frame.geometry, settings), reps):.2f}"])
+    ms = time_ms(lambda: ft.encode_pair(flow, frame.geometry, settings), reps)
+    rows.append(["encode_pair at 112 (HS..normalise)", f"{ms:.2f}"])
     return rows
 
 
@@ -169,7 +172,8 @@ def main(argv: list[str] | None = None) -> int:
     console.print(f"OpenCV {cv2.__version__}, {cv2.getNumThreads()} threads; faces: {', '.join(faces)}")
 
     table = Table(title="Dense flow on aligned faces (mean over faces; EPE inside the face, px)")
-    for col in ("algorithm", "size", "ms/pair", "EPE 1.5px shift", "EPE sine 1px", "still max|f| face", "still max|f| all", "V in mouth, 0.5px"):
+    for col in ("algorithm", "size", "ms/pair", "EPE 1.5px shift", "EPE sine 1px", "still max|f| face", "still max|f| all",
+                "V in mouth, 0.5px"):
         table.add_column(col, justify="right")
     for row in flow_rows(faces, args.reps, args.tvl1_reps):
         table.add_row(*row)

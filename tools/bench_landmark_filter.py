@@ -23,9 +23,9 @@ import os
 
 import numpy as np
 
+from realtime.common.types import DEFAULT_LANDMARK_FILTER, LandmarkFilter
 from realtime.face import ALIGN_POINTS, CROP_SPAN_IOD, LEFT_BROW, MOUTH, RIGHT_BROW
 from realtime.landmark_filter import filter_track
-from realtime.common.types import DEFAULT_LANDMARK_FILTER, LandmarkFilter
 
 TRACKS = "/work/shared/reference/real-motion"
 FACE_PX = 112

@@ -22,15 +22,14 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from rich.console import Console
 from rich.table import Table
 
+from engines.features import pair_input
+from engines.pair_features import CpuPairFeatures
 from engines.scorers import make_scorer
 from realtime.face import FaceAligner
-from engines.features import pair_input
 from realtime.native_log import filtered_native_stderr
-from engines.pair_features import CpuPairFeatures
 from realtime.pipeline import RunOptions, run_stream, setup_for_fps
 from realtime.sinks import CollectSink
 from realtime.sources import PacedSource, VideoFileSource
@@ -102,7 +101,7 @@ def seed_run(video: Path, scorers: list, frames: int) -> tuple[int, float]:
     setups = [setup_for_fps(s, source.fps) for s in scorers]
     pending: dict[str, list] = {s.type: [] for s in setups}
 
-    def flush(setup, force: bool = False) -> None:  # noqa: ANN001
+    def flush(setup, force: bool = False) -> None:
         if pending[setup.type] and (force or len(pending[setup.type]) >= 64):
             setup.scorer.score(np.stack(pending[setup.type]))
             pending[setup.type] = []

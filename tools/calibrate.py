@@ -36,8 +36,8 @@ from calibration.search import SearchResult, grid_search, grid_search_pair, grid
 from engines.models import load_model
 from engines.weights import save_weights
 from realtime.common.errors import UserError, cli_entry
-from realtime.native_log import native_stderr_filtered
 from realtime.common.types import Interval
+from realtime.native_log import native_stderr_filtered
 from tools.features_cache import cached_inputs
 from tools.train import DATASETS, TrainVideo, _progress, load_videos, score_inputs, spot
 
@@ -161,8 +161,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     pred_before = apply_cross_type({t: spot(seqs[t], before[t], t) for t in models}, before)
     pred_after = apply_cross_type({t: spot(seqs[t], fitted[t], t) for t in models}, fitted)
     for expr_type, (path, net, meta) in models.items():
-        f1_before = score_type(truth, pred_before[expr_type], expr_type).f1  # type: ignore[arg-type]
-        f1_after = score_type(truth, pred_after[expr_type], expr_type).f1  # type: ignore[arg-type]
+        f1_before = score_type(truth, pred_before[expr_type], expr_type).f1
+        f1_after = score_type(truth, pred_after[expr_type], expr_type).f1
         p = fitted[expr_type]
         table.add_row(expr_type, f"{f1_before:.4f}", f"{f1_after:.4f}", f"{p.threshold:g}", f"{p.tiny:g}",
                       str(p.win), str(p.order), ("yes" if p.drop_inside_mae else "no") if expr_type == "ME" else "-")

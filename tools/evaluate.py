@@ -10,8 +10,8 @@ from rich.console import Console
 
 from calibration.megc import evaluate, render_table
 from realtime.common.errors import UserError, cli_entry
-from realtime.intervals_csv import read_intervals
 from realtime.common.types import Interval
+from realtime.intervals_csv import read_intervals
 
 
 def build_parser() -> argparse.ArgumentParser:

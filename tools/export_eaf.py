@@ -19,12 +19,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.eaf import (EafDocument, TimedInterval, eaf_name, span_from_frames, span_from_times,
-                          timed_from_frames, write_eaf)
 from realtime.common.errors import UserError, cli_entry
+from realtime.common.types import Interval
+from realtime.eaf import EafDocument, TimedInterval, eaf_name, span_from_frames, span_from_times, timed_from_frames, write_eaf
 from realtime.intervals_csv import read_intervals
 from realtime.replay import VIDEO_SUFFIXES
-from realtime.common.types import Interval
 
 
 @dataclass(frozen=True, slots=True)

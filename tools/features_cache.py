@@ -10,7 +10,8 @@ Two levels, because the expensive parts differ in what they depend on:
    plus a `(N,)` validity mask. Row i (0-based) is the pair (frame i+1, frame i+1+K).
 
 Cache keys include a hash of the flow settings and of the feature code itself
-(`realtime/face.py`, `realtime/landmark_filter.py`, `realtime/features.py`), so editing
+(`realtime/face.py`, `realtime/landmark_filter.py`, `engines/landmarks.py`,
+`engines/features.py`), so editing
 the feature code never silently reuses stale inputs. A second run with the same key loads
 the files and computes nothing.
 
@@ -35,8 +36,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime import face as face_mod
 from engines import features as features_mod
+from engines import landmarks as landmarks_mod
+from realtime import face as face_mod
 from realtime import landmark_filter as landmark_filter_mod
 from realtime.common.errors import UserError
 from realtime.common.types import AlignedFace, ExprType, FlowSettings, LandmarkFilter
@@ -71,7 +73,7 @@ def _code_hash() -> str:
     # The features depend on this code as much as on the settings; hashing the source
     # makes a cache built by an older version of the feature code miss instead of lie.
     h = hashlib.sha1()
-    for mod in (face_mod, landmark_filter_mod, features_mod):
+    for mod in (face_mod, landmark_filter_mod, landmarks_mod, features_mod):
         h.update(inspect.getsource(mod).encode())
     return h.hexdigest()[:10]
 
@@ -133,7 +135,7 @@ DEFAULT_FPS = 30.0  # frame times of a video whose rate is not given
 
 
 def _make_aligner(size: int, landmark_filter: LandmarkFilter | None = None,
-                  fps: float = DEFAULT_FPS):  # noqa: ANN202 (the aligner type lives in realtime.face)
+                  fps: float = DEFAULT_FPS):
     return face_mod.FaceAligner(size, landmark_filter=landmark_filter, fps=fps)
 
 

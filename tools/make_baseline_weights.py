@@ -39,8 +39,8 @@ from engines.baseline import baseline_meta, energy_to_score, roi_energy
 from engines.weights import WeightsMeta, read_meta, save_weights
 from realtime.common.errors import UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
-from tools.features_cache import cached_inputs
 from tools.calibrate import load_sets
+from tools.features_cache import cached_inputs
 
 FRACTIONS = (1.0, 0.25, 0.05)
 E0_PERCENTILES = (50.0, 80.0, 95.0)

@@ -47,11 +47,11 @@ from calibration.postprocess import PostParams, postprocess
 from engines.models import load_model
 from engines.weights import MODEL_FLOW_MAGNITUDE, WeightsMeta
 from realtime.common.errors import UserError, cli_entry
-from realtime.native_log import native_stderr_filtered
-from realtime.intervals_csv import write_intervals
 from realtime.common.types import Interval
-from tools.features_cache import cached_inputs
+from realtime.intervals_csv import write_intervals
+from realtime.native_log import native_stderr_filtered
 from realtime.synthesis.faces import BUILTIN_FACES, Appearance, builtin_bgr
+from tools.features_cache import cached_inputs
 from tools.train import TrainVideo, _load_synth_mp4, score_inputs
 
 GOALS = {30.0: 0.85, 200.0: 0.75}
@@ -120,7 +120,7 @@ Model = tuple[Path, object, WeightsMeta]
 
 
 def score_group(group: Sequence[Model], videos: Sequence[TrainVideo], a: argparse.Namespace,
-                console: Console, tag: str):  # noqa: ANN201 (calibration.megc's result)
+                console: Console, tag: str):
     """MEGC result of one set of weights (one file per type) on `videos`, offline, as the
     live pipeline would spot them (stored post-processing, cross-type rule)."""
     types = [m.type for _, _, m in group]

@@ -34,13 +34,13 @@ from rich.console import Console
 from rich.table import Table
 
 from calibration.postprocess import postprocess
-from engines.scorers import make_scorer
 from engines import features
+from engines.scorers import make_scorer
 from realtime.common.errors import cli_entry
+from realtime.common.types import AlignedFace, Interval
 from realtime.face import ALIGN_POINTS, FaceLandmarker, align_face
 from realtime.native_log import native_stderr_filtered
 from realtime.pipeline import setup_for_fps
-from realtime.common.types import AlignedFace, Interval
 
 DEFAULT_WEIGHTS = ("demo_ME", "demo_MaE")
 
@@ -120,7 +120,7 @@ def measure(name: str, frames: Iterator[np.ndarray], fps: float, scorers: list, 
         thr = setup.params.threshold if setup.params.threshold is not None else 0.5
         stats.above[t] = [bool(s >= thr) for i, s in zip(idx, scores) if keep is None or (i + 1) in keep]
         if keep is None:
-            stats.events[t] = len(postprocess(scores, setup.params, name, t))  # type: ignore[arg-type]
+            stats.events[t] = len(postprocess(scores, setup.params, name, t))
     if console:
         console.log(f"{name}: {len(products)} frames")
     return stats

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -35,9 +35,10 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from engines.scorers import make_scorer  # noqa: E402
-from realtime.events import EventMessage, StatusMessage, decode  # noqa: E402
 from engines.pair_features import make_pair_features  # noqa: E402
+from engines.scorers import make_scorer  # noqa: E402
+from realtime.common.types import FrameScore, StreamStatus  # noqa: E402
+from realtime.events import EventMessage, StatusMessage, decode  # noqa: E402
 from realtime.pipeline import RunOptions, run_stream, setup_for_fps  # noqa: E402
 from realtime.publisher import EventPublisher  # noqa: E402
 from realtime.sinks import CollectSink, NullSink, PredictionsSink, PublisherSink  # noqa: E402
@@ -114,13 +115,13 @@ class MemoryProbe(NullSink):
         self.peak = 0.0
         self.frames = 0
 
-    def on_scores(self, scores) -> None:  # type: ignore[no-untyped-def]
+    def on_scores(self, scores: Sequence[FrameScore]) -> None:
         if scores:
             self.frames = max(self.frames, max(s.frame for s in scores))
         if self.start is None and self.frames >= self.warm_frames:
             self.start = rss_mib()
 
-    def on_status(self, status) -> None:  # type: ignore[no-untyped-def]
+    def on_status(self, status: StreamStatus) -> None:
         self.peak = max(self.peak, rss_mib())
 
 
@@ -196,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
         ("RSS before run", f"{rss0:.0f} MiB"),
         ("RSS after warm-up (10%)", f"{start:.0f} MiB"),
         ("RSS at end", f"{rss_end:.0f} MiB"),
-        ("RSS peak (sampled) / maxrss", f"{probe.peak:.0f} / {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"),
+        ("RSS peak (sampled) / maxrss",
+         f"{probe.peak:.0f} / {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"),
         ("RSS growth warm-up -> end", f"{growth:+.2f} % ({'ok' if growth < 5 else 'OVER'} goal < 5 %)"),
         ("events spotted / journal / CSV", f"{stats.events} / {journal_lines} / {csv_rows}"),
         ("events sent / received", f"{stats.events} / {sub.events}"),

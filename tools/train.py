@@ -156,7 +156,7 @@ def gather(prepared: Sequence[Prepared], index: Sequence[tuple[int, int, int]]) 
     pos_of = {key: i for i, key in enumerate(unique)}
     x = np.empty((len(unique), 3, 112, 112), np.float16)
     by_video: dict[int, list[int]] = {}
-    for i, (v, r) in enumerate(unique):
+    for i, (v, _) in enumerate(unique):
         by_video.setdefault(v, []).append(i)
     for v, slots in by_video.items():
         rows = [unique[i][1] for i in slots]
@@ -452,7 +452,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--optimizer", default="adam", choices=["adam", "sgd"],
                    help="adam (the authors' README) or sgd (their script: momentum 0.9, wd 5e-4, StepLR)")
     p.add_argument("--folds", default="loso", help="loso | N | none")
-    p.add_argument("--val-frac", type=float, default=0.2, help="share of training videos held out for early stopping + calibration")
+    p.add_argument("--val-frac", type=float, default=0.2,
+                   help="share of training videos held out for early stopping + calibration")
     p.add_argument("--val-metric", default="megc", choices=["megc", "frame"],
                    help="early-stopping metric: MEGC F1 after a post-processing grid search (default) or frame F1")
     p.add_argument("--val-stride", type=int, default=1, help="frame metric: score every n-th validation frame")
@@ -476,8 +477,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "weights use the One Euro landmark filter (min_cutoff 1 Hz, beta 2, d_cutoff 1 Hz) and "
                         "record it in their metadata")
     p.add_argument("--init", type=Path,
-                   help="start from these weights instead of random (same type, fps and flow settings; their K is kept): continue a "
-                        "run or fine-tune; with --folds the init weights must not have seen the test subjects")
+                   help="start from these weights instead of random (same type, fps and flow settings; their K is kept): "
+                        "continue a run or fine-tune; with --folds the init weights must not have seen the test subjects")
     p.add_argument("--backbone-weights", type=Path, metavar="FILE",
                    help="ImageNet MobileNetV2 weights for the backbone, as in the paper: torchvision's mobilenet_v2 "
                         "state dict (.pth, read weights-only, or .safetensors), fetched by you; the neck and head "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 EXIT_USER_ERROR = 2
 
@@ -24,7 +24,7 @@ def cli_entry(func: F) -> F:
     """
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             code = func(*args, **kwargs)
         except UserError as exc:

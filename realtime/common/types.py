@@ -7,8 +7,8 @@ as in both datasets' annotations. Intervals are inclusive at both ends.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
@@ -21,7 +21,7 @@ def check_type(value: str) -> ExprType:
     """Validate an expression type label ("ME" or "MaE")."""
     if value not in EXPR_TYPES:
         raise ValueError(f"expression type must be ME or MaE, got {value!r}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,13 +122,13 @@ class FlowSettings:
     landmark_filter: LandmarkFilter | None = None
 
     def to_dict(self) -> dict:
-        d = {k: getattr(self, k) for k in self.__slots__}  # type: ignore[attr-defined]
+        d = {k: getattr(self, k) for k in self.__slots__}
         d["landmark_filter"] = None if self.landmark_filter is None else self.landmark_filter.to_dict()
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> FlowSettings:
-        known = set(cls.__slots__)  # type: ignore[attr-defined]
+        known = set(cls.__slots__)
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown flow settings: {sorted(unknown)}")

@@ -67,7 +67,8 @@ def _busy(events: list[Event], region: str | None, fps: float, n: int) -> np.nda
     return mask
 
 
-def _free_start(rng: np.random.Generator, busy: np.ndarray, t: float, length: float, fps: float, keep_overlap: float) -> float:  # fmt: skip
+def _free_start(rng: np.random.Generator, busy: np.ndarray, t: float, length: float, fps: float,
+                keep_overlap: float) -> float:
     """First start >= t where [start, start + length] hits no busy frame, stepping by
     0.25 s (postponed, not dropped, so the rate holds). With probability keep_overlap the
     candidate stays where it is: real blinks and head moves do happen during expressions."""
@@ -78,7 +79,8 @@ def _free_start(rng: np.random.Generator, busy: np.ndarray, t: float, length: fl
     return t
 
 
-def _ramps(rng: np.random.Generator, n: int, fps: float, lo: float, hi: float, every_s: tuple[float, float]) -> tuple[np.ndarray, list[tuple[int, int]]]:  # fmt: skip
+def _ramps(rng: np.random.Generator, n: int, fps: float, lo: float, hi: float,
+           every_s: tuple[float, float]) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Piecewise-constant level with smooth (raised-cosine) ramps between levels."""
     values = np.ones(n, np.float64)
     level = 1.0

@@ -175,8 +175,10 @@ def compose_scene(
     shift = target - centre
     matrix = np.array([[1.0, 0, shift[0]], [0, 1.0, shift[1]]], dtype=np.float64)
     photo = cv2.warpAffine(resized, matrix, (width, height), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    mask = np.zeros((height, width), np.float32)
-    cv2.ellipse(mask, (tuple(np.round(target).astype(int))), tuple(np.round(axes).astype(int)), 0, 0, 360, 1.0, -1)
+    mask: np.ndarray = np.zeros((height, width), np.float32)
+    cx, cy = (int(v) for v in np.round(target))
+    ax, ay = (int(v) for v in np.round(axes))
+    cv2.ellipse(mask, (cx, cy), (ax, ay), 0, 0, 360, (1.0,), -1)
     feather = max(3, int(0.08 * face_scale)) | 1
     mask = cv2.GaussianBlur(mask, (0, 0), feather / 2)
     bg = np.ascontiguousarray(_background(rng, width, height))  # broadcast views are slow to copy

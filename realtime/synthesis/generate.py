@@ -23,8 +23,8 @@ import cv2
 import numpy as np
 
 from realtime.common.errors import UserError
+from realtime.common.types import Interval
 from realtime.intervals_csv import write_intervals
-from realtime.common.types import EXPR_TYPES, Interval
 from realtime.synthesis import layouts as dl
 from realtime.synthesis.distractors import Distractor, DistractorTrack, make_distractors
 from realtime.synthesis.faces import BUILTIN_FACES, Appearance, FacePhoto, Scene, compose_scene, load_face, restyle
@@ -165,13 +165,14 @@ def generate_video(config: SynthConfig, seed: int, photo: FacePhoto | None = Non
 
 def write_mp4(path: Path, frames: Iterator[np.ndarray], fps: float, size: tuple[int, int]) -> int:
     """MPEG-4 part 2 via OpenCV (lossy, like real camera files); returns frames written."""
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, size)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"mp4v"), fps, size)
     if not writer.isOpened():
         raise UserError(f"{path}: OpenCV cannot open an mp4 writer here")
     count = 0
     try:
-        for count, frame in enumerate(frames, start=1):
+        for frame in frames:
             writer.write(frame)
+            count += 1
     finally:
         writer.release()
     return count

@@ -27,6 +27,7 @@ id comes from the layout (`cas_video_id`, `samm_video_id`, `casme3_video_id`).
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,14 +198,19 @@ def _samm_workbook(videos: Sequence[StandInVideo], path: Path) -> None:
     wb.save(path)
 
 
+def _samm_frame_name(video_id: str, n: int) -> str:
+    """SAMM-LV's frame file name: `006_1_0120.jpg`."""
+    return f"{video_id}_{n:04d}.jpg"
+
+
 def write_samm_layout(root: Path, videos: Sequence[StandInVideo], quality: int = 95) -> StandInLayout:
     """Write `videos` as SAMM-LV: `root/SAMM_longvideos/{sss}_{i}/{sss}_{i}_{NNNN}.jpg`
     and `root/SAMM.xlsx`."""
     ids = [samm_video_id(v) for v in videos]
     _check_unique(ids)
     frames_root = Path(root) / "SAMM_longvideos"
-    for v, vid in zip(videos, ids):
-        _write_frames(frames_root / vid, v.frames, lambda n, vid=vid: f"{vid}_{n:04d}.jpg", quality)
+    for v, vid in zip(videos, ids, strict=True):
+        _write_frames(frames_root / vid, v.frames, functools.partial(_samm_frame_name, vid), quality)
     annotations = Path(root) / "SAMM.xlsx"
     _samm_workbook(videos, annotations)
     return StandInLayout(frames_root, annotations, ids)

@@ -8,7 +8,15 @@ import cv2
 import numpy as np
 
 from realtime.synthesis.actions import (
-    ACTIONS, L_LOWER_LID, L_UPPER_LID, R_LOWER_LID, R_UPPER_LID, basis_field, blink_dy, eye_geometry, face_roi,
+    ACTIONS,
+    L_LOWER_LID,
+    L_UPPER_LID,
+    R_LOWER_LID,
+    R_UPPER_LID,
+    basis_field,
+    blink_dy,
+    eye_geometry,
+    face_roi,
 )  # fmt: skip
 from realtime.synthesis.distractors import DistractorTrack
 from realtime.synthesis.faces import Scene
@@ -110,7 +118,7 @@ class Renderer:
             # The moved head can leave the box the distractors alone can reach.
             h, w = img.shape[:2]
             x0, y0, x1, y1 = 0, 0, w, h
-        m = cv2.getRotationMatrix2D((float(self.centre[0]), float(self.centre[1])), angle, scale)
+        m: np.ndarray = cv2.getRotationMatrix2D((float(self.centre[0]), float(self.centre[1])), angle, scale)
         if pre is not None:
             m = (np.vstack([m, [0, 0, 1]]) @ np.vstack([pre, [0, 0, 1]]))[:2]
         m[:, 2] += (tx - x0, ty - y0)  # the box's own coordinates: output (0,0) is (x0,y0)
@@ -126,7 +134,8 @@ class Renderer:
         if not 1 <= i <= self.n_frames:
             raise IndexError(f"frame {i} outside 1..{self.n_frames}")
         t = self.track
-        pre, residual = (None, None) if self.driver is None else self.driver.motion(i + self.motion.start)
+        pre, residual = ((None, None) if self.driver is None or self.motion is None
+                         else self.driver.motion(i + self.motion.start))
         img = self._expression(i, residual)
         k = i - 1
         if pre is not None or t.tx[k] or t.ty[k] or t.angle[k] or t.scale[k] != 1:

@@ -72,13 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same output (default 0)")
     parser.add_argument("--faces", nargs="+", type=Path, metavar="PHOTO",
                         help="face photos to use instead of the default ones (cycled over the videos)")
-    parser.add_argument("--mean-spacing", type=float, default=6.5, help="mean seconds from one expression's start to the next (default 6.5)")
+    parser.add_argument("--mean-spacing", type=float, default=6.5,
+                        help="mean seconds from one expression's start to the next (default 6.5)")
     parser.add_argument("--me-fraction", type=float, default=0.45, help="share of expressions that are ME (default 0.45)")
-    parser.add_argument("--head-motion", type=float, default=0.5, help="gain on the real head motion (0 = still head; default 0.5)")
+    parser.add_argument("--head-motion", type=float, default=0.5,
+                        help="gain on the real head motion (0 = still head; default 0.5)")
     parser.add_argument("--real-motion", default=str(DEFAULT_REAL_MOTION),
                         help="folder with real_*.npz landmark tracks, or 'none' for a synthetic head drift")
-    parser.add_argument("--talking", type=float, default=0.0, help="gain on real talking mouth motion as negatives (default 0 = off; try 0.3)")
-    parser.add_argument("--no-negatives", action="store_true", help="expressions only: no head motion, lids, blinks, gaze, light, noise")
+    parser.add_argument("--talking", type=float, default=0.0,
+                        help="gain on real talking mouth motion as negatives (default 0 = off; try 0.3)")
+    parser.add_argument("--no-negatives", action="store_true",
+                        help="expressions only: no head motion, lids, blinks, gaze, light, noise")
     parser.add_argument("--crf", type=int, default=18, help="libx264 CRF, 0-51 (default 18)")
     parser.add_argument("--quiet", action="store_true", help="print nothing but errors")
     return parser

@@ -27,7 +27,8 @@ from tools.validation_synth import actions
 STILL_CLIPS = ("real_s18", "real_s20", "real_s29", "real_s32")
 TALKING_CLIPS = ("real_d10", "real_d11", "real_d12")
 EYE_CONTOURS = np.concatenate([LEFT_EYE, RIGHT_EYE])
-MOUTH_AND_JAW = np.concatenate([actions.UPPER_LIP, actions.LOWER_LIP, [61, 291, 152, 148, 176, 149, 377, 400, 378, 175, 199, 200, 18]])
+MOUTH_AND_JAW = np.concatenate([actions.UPPER_LIP, actions.LOWER_LIP,
+                                [61, 291, 152, 148, 176, 149, 377, 400, 378, 175, 199, 200, 18]])
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,8 @@ def still_track(frames: int) -> Track:
     return Track(head=head, vertices=np.zeros((frames, actions.N_VERTICES, 2)))
 
 
-def _bursts(rng: np.random.Generator, seconds: float, mean_gap: float, duration: tuple[float, float]) -> list[tuple[float, float]]:
+def _bursts(rng: np.random.Generator, seconds: float, mean_gap: float,
+            duration: tuple[float, float]) -> list[tuple[float, float]]:
     out, t = [], rng.uniform(0.3, mean_gap)
     while t < seconds:
         d = rng.uniform(*duration)
