@@ -31,12 +31,9 @@ prints (warnings, notes) comes back with its result and is printed here.
 
 from __future__ import annotations
 
-import datetime
 import sys
 import threading
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
@@ -45,40 +42,13 @@ from realtime.ray_cluster import connect, import_ray
 from realtime.ray_options import LOCAL
 from realtime.ray_task import StreamFailure, StreamOutcome, replay_item
 from realtime.replay import ReplayItem
+from realtime.replay_log import ReplayLog
 from realtime.run_config import RunConfig
 from realtime.stats import RunStats
 from realtime.stream_runner import run_isolated, write_stream_eaf
 
 RETRIES = 1
 GPU_SHARE = 0.25
-
-
-@dataclass
-class ClusterProgress:
-    """A line per finished video; the ETA from the run's own rate (videos run side by
-    side, so the time per video would overstate it)."""
-
-    frame_counts: Sequence[int | None]
-    started: float = field(default_factory=time.monotonic)
-    done: int = 0
-    frames: int = 0
-
-    def finish(self, name: str, stats: RunStats, failed: bool) -> str:
-        self.done += 1
-        self.frames += stats.frames
-        rate = f" ({stats.frames / stats.wall_s:.0f} fps)" if stats.wall_s > 0 else ""
-        line = (f"replay {self.done}/{len(self.frame_counts)} {name}: {stats.frames} frames in "
-                f"{stats.wall_s:.1f} s{rate}, {'failed' if failed else 'ok'}")
-        left = len(self.frame_counts) - self.done
-        if left <= 0:
-            return line
-        elapsed = time.monotonic() - self.started
-        known = [n for n in self.frame_counts if n is not None]
-        if len(known) == len(self.frame_counts) and self.frames > 0:
-            eta = (sum(known) - self.frames) * elapsed / self.frames
-        else:
-            eta = left * elapsed / self.done
-        return f"{line}; {left} left, ETA {datetime.timedelta(seconds=round(max(eta, 0.0)))}"
 
 
 def replay_calls(outcome: StreamOutcome, sinks: Sequence[Any], publisher: Any) -> None:
@@ -134,7 +104,7 @@ def run_on_ray(items: Sequence[ReplayItem], config: RunConfig, sinks: Sequence[A
         for i in range(len(items)):
             submit(i)
         outcomes: list[StreamOutcome | None] = [None] * len(items)
-        progress = ClusterProgress([it.n_frames for it in items])
+        progress = ReplayLog({it.name: it.n_frames for it in items})
         show = config.shows_progress
         fed = 0
         while pending and not stop.is_set():
@@ -152,7 +122,8 @@ def run_on_ray(items: Sequence[ReplayItem], config: RunConfig, sinks: Sequence[A
                     continue
                 outcomes[i] = outcome
                 if show:
-                    console.print(progress.finish(items[i].name, outcome.stats, outcome.failure is not None),
+                    console.print(progress.finish(items[i].name, outcome.stats.frames, outcome.stats.wall_s,
+                                                  "failed" if outcome.failure is not None else None),
                                   highlight=False, soft_wrap=True)
             while fed < len(items) and outcomes[fed] is not None:
                 feed(items[fed], outcomes[fed], config, sinks, publisher, eaf, has_truth, runs)  # type: ignore[arg-type]

@@ -1,4 +1,5 @@
-"""A log line per finished video of a replay, for output that is not a terminal.
+"""A log line per finished video of a replay, for output that is not a terminal, and for
+a replay on a Ray cluster (videos finish side by side, in any order).
 
 A progress bar redraws one line in place, which a log file or a CI job cannot show (rich
 draws nothing there); a replay of a whole dataset run in the background then says nothing
@@ -10,7 +11,8 @@ for hours. Each finished video prints instead, for example::
 from __future__ import annotations
 
 import datetime
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 
@@ -18,30 +20,31 @@ from dataclasses import dataclass, field
 class ReplayLog:
     """Counts finished videos and says when the rest should be done.
 
-    `frame_counts`: each video's frame count where known before it is opened (frame
-    folders, dataset layouts), else None. The ETA is the frames left at the mean rate so
-    far when every count is known, else the videos left at the mean time per video.
+    `frame_counts`: each video's frame count by name where known before it is opened
+    (frame folders, dataset layouts), else None. The ETA is from the run's own elapsed
+    time (`clock`, seconds; since the log was made), so videos running side by side are
+    not counted twice: the frames of the videos left at the mean rate so far when every
+    count is known, else the videos left at the mean time per finished video.
     """
 
-    frame_counts: Sequence[int | None]
-    done: int = 0
+    frame_counts: Mapping[str, int | None]
+    clock: Callable[[], float] = time.monotonic
     frames: int = 0
-    wall_s: float = 0.0
-    _counts_known: bool = field(init=False)
+    finished: set[str] = field(default_factory=set)
+    started: float = field(init=False)
 
     def __post_init__(self) -> None:
-        self._counts_known = all(n is not None for n in self.frame_counts)
+        self.started = self.clock()
 
     def finish(self, name: str, frames: int, wall_s: float, error: str | None) -> str:
-        """Record one finished video (`wall_s`: its seconds) and return its log line."""
-        self.done += 1
+        """Record one finished video (`wall_s`: its own seconds) and return its log line."""
+        self.finished.add(name)
         self.frames += frames
-        self.wall_s += wall_s
         total = len(self.frame_counts)
         rate = f" ({frames / wall_s:.0f} fps)" if wall_s > 0 else ""
         state = "ok" if error is None else "failed"
-        line = f"replay {self.done}/{total} {name}: {frames} frames in {wall_s:.1f} s{rate}, {state}"
-        left = total - self.done
+        line = f"replay {len(self.finished)}/{total} {name}: {frames} frames in {wall_s:.1f} s{rate}, {state}"
+        left = total - len(self.finished)
         if left <= 0:
             return line
         eta = self.eta_s()
@@ -50,9 +53,10 @@ class ReplayLog:
 
     def eta_s(self) -> float | None:
         """Seconds until the last video is done, None before there is a rate."""
-        if self.done == 0 or self.wall_s <= 0:
+        elapsed = self.clock() - self.started
+        if not self.finished or elapsed <= 0:
             return None
-        if self._counts_known and self.frames > 0:
-            left = sum(n for n in self.frame_counts[self.done:] if n is not None)
-            return left * self.wall_s / self.frames
-        return (len(self.frame_counts) - self.done) * self.wall_s / self.done
+        waiting = [n for name, n in self.frame_counts.items() if name not in self.finished]
+        if self.frames > 0 and all(n is not None for n in self.frame_counts.values()):
+            return sum(n for n in waiting if n is not None) * elapsed / self.frames
+        return len(waiting) * elapsed / len(self.finished)

@@ -134,7 +134,7 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
         if not config.quiet or config.json:
             sinks.append(ConsoleSink(console, as_json=config.json))
         # Not a terminal (a log file, CI): no progress bar can show, a line per video does.
-        log = ReplayLog([it.n_frames for it in items]) \
+        log = ReplayLog({it.name: it.n_frames for it in items}) \
             if not config.live and config.shows_progress and not console.is_terminal else None
         context = RunContext(config, scorer_sets, pair_features, sinks, console, stop, publisher)
         t0 = time.monotonic()

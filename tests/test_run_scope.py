@@ -233,10 +233,22 @@ def test_a_replay_logs_a_line_per_video_when_output_is_not_a_terminal(
 def test_replay_log_eta_uses_frames_when_every_count_is_known() -> None:
     from realtime.replay_log import ReplayLog
 
-    log = ReplayLog([100, 300, 600])
+    now = [0.0]  # the run's clock: 2 s have passed when "a" finishes
+    log = ReplayLog({"a": 100, "b": 300, "c": 600}, clock=lambda: now[0])
+    now[0] = 2.0
     log.finish("a", 100, 2.0, None)  # 50 fps so far
     assert log.eta_s() == pytest.approx(900 / 50)
-    by_videos = ReplayLog([100, None, 600])
+    now[0] = 0.0
+    by_videos = ReplayLog({"a": 100, "b": None, "c": 600}, clock=lambda: now[0])
+    now[0] = 2.0
     by_videos.finish("a", 100, 2.0, None)
     assert by_videos.eta_s() == pytest.approx(2 * 2.0)  # two videos left at 2 s each
-    assert ReplayLog([10]).eta_s() is None
+    assert ReplayLog({"a": 10}).eta_s() is None
+    # On a cluster videos finish in any order and side by side: what is left is what has
+    # not finished, at the run's own elapsed time (not the sum of the videos' times)
+    now[0] = 0.0
+    parallel = ReplayLog({"a": 100, "b": 300, "c": 600}, clock=lambda: now[0])
+    now[0] = 3.0
+    parallel.finish("c", 600, 3.0, None)
+    parallel.finish("b", 300, 3.0, None)
+    assert parallel.eta_s() == pytest.approx(100 * 3.0 / 900)
