@@ -28,7 +28,7 @@ import copy
 import importlib.util
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -49,6 +49,7 @@ from realtime.dataset_loaders import LOADERS, load_dataset
 from realtime.labels import irl_labels, k_from_intervals
 from realtime.native_log import native_stderr_filtered
 from realtime.ray_options import RAY_MISSING
+from tools.augment import Augment, augment_inputs
 from tools.features_cache import CachedInputs, FrameSource, cached_inputs
 
 
@@ -84,6 +85,7 @@ class TrainConfig:
     max_steps: int = 0  # per epoch; 0 = the whole epoch (tests use a few steps)
     max_minutes: float = 0.0  # stop after the epoch that would overrun this budget; 0 = none
     quiet: bool = False
+    augment: Augment | None = None  # input augmentation of training batches (tools/augment.py)
 
 
 @dataclass
@@ -266,6 +268,7 @@ def train_model(
     losses: list[float] = []
     stale = 0
     gen = torch.Generator().manual_seed(cfg.seed)
+    aug_gen = torch.Generator().manual_seed(cfg.seed + 1)  # its own stream: --augment leaves the batch order as is
     steps_per_epoch = (len(index) + cfg.batch - 1) // cfg.batch
     if cfg.max_steps:
         steps_per_epoch = min(steps_per_epoch, cfg.max_steps)
@@ -279,6 +282,8 @@ def train_model(
                 sel = perm[step * cfg.batch : (step + 1) * cfg.batch]
                 rows, yb = order_labels[sel, 0], order_labels[sel, 1].to(cfg.device)
                 xb = x[rows].to(cfg.device, torch.float32)
+                if cfg.augment is not None:
+                    xb = augment_inputs(xb, cfg.augment, aug_gen)
                 loss, _ = model.magface_loss(model(xb), yb)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -471,6 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="LOSO/N folds side by side on a Ray cluster (no ADDRESS: a local one; 'auto', HOST:PORT, "
                         "ray://HOST:10001); the final model is trained here. Same table as without it for the "
                         "same --seed and --threads")
+    p.add_argument("--augment", action="store_true",
+                   help="augment training inputs: per-sample sensor-like noise and cutout of part of the ROI image "
+                        "(tools/augment.py; amplitude and mirroring are left alone)")
     p.add_argument("--half", action=argparse.BooleanOptionalAction, default=True, help="store fp16 weights")
     p.add_argument("--no-landmark-filter", action="store_true",
                    help="align on the raw FaceMesh landmarks (as weights before the filter did); by default new "
@@ -536,21 +544,22 @@ def _init_state(path: Path, expr_type: ExprType, fps: float, flow: FlowSettings)
     if abs(meta.fps - fps) > 1e-6:
         raise UserError(f"--init: {path} was trained at {meta.fps:g} fps, these videos are {fps:g} fps "
                         "(re-time it first: python -m tools.weights_ops retime)")
-    if meta.flow != flow:
-        hint = (" (its landmark filter differs: see --no-landmark-filter)"
-                if meta.flow.landmark_filter != flow.landmark_filter else "")
-        raise UserError(f"--init: {path} was trained on other flow settings ({meta.flow.to_dict()}){hint}")
+    # The landmark filter only steadies the alignment (the same flow, ROI and encoding), so
+    # weights trained without it may be fine-tuned with it: the new file records the filter.
+    if replace(meta.flow, landmark_filter=flow.landmark_filter) != flow:
+        raise UserError(f"--init: {path} was trained on other flow settings ({meta.flow.to_dict()})")
     return net.state_dict(), meta.k
 
 
 def _start_note(a: argparse.Namespace) -> str:
     """Where training started, for `trained_on`: continued weights or an ImageNet backbone
     (named with the first 12 hex digits of its sha256, the way torchvision names its files)."""
+    aug = ", input augmentation" if getattr(a, "augment", False) else ""
     if a.init is not None:
-        return f", from {a.init.name}"
+        return f", from {a.init.name}{aug}"
     if a.backbone_weights is not None:
-        return f", backbone {a.backbone_weights.name} sha256 {file_sha256(a.backbone_weights)[:12]}"
-    return ""
+        return f", backbone {a.backbone_weights.name} sha256 {file_sha256(a.backbone_weights)[:12]}{aug}"
+    return aug
 
 
 def run_fold(
@@ -652,7 +661,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = TrainConfig(
         epochs=a.epochs, batch=a.batch, lr=a.lr, optimizer=a.optimizer, neg_every=a.neg_every, max_neg=a.max_neg,
         pos_repeat=a.pos_repeat, patience=a.patience, val_metric=a.val_metric, val_stride=a.val_stride,
-        device=a.device, seed=a.seed, max_minutes=a.max_minutes,
+        device=a.device, seed=a.seed, max_minutes=a.max_minutes, augment=Augment() if a.augment else None,
     )  # fmt: skip
     videos = load_videos(a.dataset, a.data, a.annotations)
     if not videos:
