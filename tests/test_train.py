@@ -225,3 +225,26 @@ def test_init_continues_from_weights_and_refuses_other_features(tiny: tuple, tmp
     assert _init_state(path, "ME", 30.0, filtered)[1] == K
     with pytest.raises(UserError, match="flow settings"):
         _init_state(path, "ME", 30.0, replace(filtered, value_floor=0.25))
+
+
+def test_several_data_roots_are_pooled_with_folder_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """lgnm-train --data A B: two lgnm-synth sets (e.g. plain and real-motion) pooled; equal
+    video names stay apart as <folder>/<video>, each with its own truth; folders with one
+    name are refused (their ids would collide)."""
+    from tools.train import load_sets, main
+
+    for name, onset in (("plain", 3), ("real", 5)):
+        root = tmp_path / name
+        root.mkdir()
+        writer = cv2.VideoWriter(str(root / "synth_001.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), 30.0, (64, 48))
+        for _ in range(4):
+            writer.write(np.zeros((48, 64, 3), np.uint8))
+        writer.release()
+        (root / "truth.csv").write_text(f"video,type,onset,apex,offset\nsynth_001,ME,{onset},,{onset + 2}\n")
+    videos = load_sets("synth", [tmp_path / "plain", tmp_path / "real"], None)
+    assert [v.id for v in videos] == ["plain/synth_001", "real/synth_001"]
+    assert [(iv.video, iv.onset) for v in videos for iv in v.truth] == [("plain/synth_001", 3), ("real/synth_001", 5)]
+    twin = tmp_path / "other" / "plain"
+    twin.mkdir(parents=True)
+    assert main(["--dataset", "synth", "--data", str(tmp_path / "plain"), str(twin), "--out", str(tmp_path / "o")]) == 2
+    assert "share a name" in capsys.readouterr().err

@@ -39,7 +39,7 @@ from realtime.common.errors import UserError, cli_entry
 from realtime.common.types import Interval
 from realtime.native_log import native_stderr_filtered
 from tools.features_cache import cached_inputs
-from tools.train import DATASETS, TrainVideo, _progress, load_videos, score_inputs, spot
+from tools.train import DATASETS, _progress, load_sets, score_inputs, spot
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,25 +58,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu")
     p.add_argument("--half", action=argparse.BooleanOptionalAction, default=True, help="store fp16 weights")
     return p
-
-
-def load_sets(dataset: str, roots: Sequence[Path], annotations: Path | None) -> list[TrainVideo]:
-    """The videos of one or more labelled sets; with several, ids become `<folder>/<id>`."""
-    if len(roots) == 1:
-        return load_videos(dataset, roots[0], annotations)
-    if annotations is not None:
-        raise UserError("--annotations: give it with one --data only; with several, each root holds its "
-                        f"{dataset}.xlsx")
-    names = [r.name for r in roots]
-    if len(set(names)) != len(names):
-        raise UserError(f"--data: two folders share a name ({', '.join(names)}); their video ids would collide")
-    videos = []
-    for root in roots:
-        for v in load_videos(dataset, root, None):
-            vid = f"{root.name}/{v.id}"
-            videos.append(dataclasses.replace(v, id=vid, subject=f"{root.name}/{v.subject}",
-                                              truth=[dataclasses.replace(iv, video=vid) for iv in v.truth]))
-    return videos
 
 
 def _fit(seqs: dict[str, dict[str, np.ndarray]], truth: list[Interval], models: dict, before: dict[str, PostParams],

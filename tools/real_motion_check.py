@@ -17,7 +17,9 @@ Stages, per input (pairs (i, i+K) at the weights' K; px are px of the 112-px fac
 - stretched: share of pairs whose ROI magnitude span exceeds the value floor (their value
   is min-max stretched to 0..255; below the floor it keeps an absolute scale);
 - P >= thr: share of frames whose raw score reaches the type's calibrated threshold;
-- events/min: spotted intervals per minute after the weights' post-processing.
+- events/min: spotted intervals per minute after the weights' post-processing and the
+  ME weights' cross-type rule, as lgnm-live publishes them.
+Alignment uses the weights' landmark filter when they carry one, as lgnm-live does.
 Prints a rich table; nothing is asserted (a measurement, not a test).
 """
 
@@ -33,12 +35,14 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
+from calibration.cross_type import apply_cross_type
 from calibration.postprocess import postprocess
 from engines import features
 from engines.scorers import make_scorer
 from realtime.common.errors import cli_entry
 from realtime.common.types import AlignedFace, Interval
 from realtime.face import ALIGN_POINTS, FaceLandmarker, align_face
+from realtime.landmark_filter import OneEuroLandmarks
 from realtime.native_log import native_stderr_filtered
 from realtime.pipeline import setup_for_fps
 
@@ -93,14 +97,23 @@ def measure(name: str, frames: Iterator[np.ndarray], fps: float, scorers: list, 
     stats = StageStats()
     lms: list[np.ndarray | None] = []
     products: list[features.FlowFrame | None] = []
+    # The weights' landmark filter, as lgnm-live applies it (FaceAligner): jitter is
+    # measured on FaceMesh's raw landmarks, the alignment uses the filtered ones.
+    smooth = OneEuroLandmarks(settings.landmark_filter) if settings.landmark_filter is not None else None
     with FaceLandmarker() as mesh:
-        for img in frames:
+        for i, img in enumerate(frames):
             lm = mesh.detect(img)
             lms.append(lm)
-            face: AlignedFace | None = align_face(img, lm, settings.face_size) if lm is not None else None
+            face: AlignedFace | None = None
+            if lm is None:
+                if smooth is not None:
+                    smooth.reset()
+            else:
+                face = align_face(img, smooth(lm, i / fps) if smooth is not None else lm, settings.face_size)
             products.append(features.flow_frame(face, settings) if face is not None else None)
     stats.jitter = landmark_jitter(lms)
     stats.seconds = len(products) / fps
+    spotted: dict[str, list[Interval]] = {}
     for t, setup in setups.items():
         xs, idx = [], []
         for i in range(len(products) - setup.k):
@@ -120,7 +133,10 @@ def measure(name: str, frames: Iterator[np.ndarray], fps: float, scorers: list, 
         thr = setup.params.threshold if setup.params.threshold is not None else 0.5
         stats.above[t] = [bool(s >= thr) for i, s in zip(idx, scores) if keep is None or (i + 1) in keep]
         if keep is None:
-            stats.events[t] = len(postprocess(scores, setup.params, name, t))
+            spotted[t] = postprocess(scores, setup.params, name, t)
+    # Events as the live pipeline publishes them: after the ME weights' cross-type rule.
+    for t, ivs in apply_cross_type(spotted, {t: setup.params for t, setup in setups.items()}).items():
+        stats.events[t] = len(ivs)
     if console:
         console.log(f"{name}: {len(products)} frames")
     return stats

@@ -401,6 +401,25 @@ def load_videos(dataset: str, data: Path, annotations: Path | None) -> list[Trai
     raise UserError(f"--dataset: must be {', '.join(DATASETS)} or synth, got {dataset!r}")
 
 
+def load_sets(dataset: str, roots: Sequence[Path], annotations: Path | None) -> list[TrainVideo]:
+    """The videos of one or more labelled sets; with several, ids become `<folder>/<id>`."""
+    if len(roots) == 1:
+        return load_videos(dataset, roots[0], annotations)
+    if annotations is not None:
+        raise UserError("--annotations: give it with one --data only; with several, each root holds its "
+                        f"{dataset}.xlsx")
+    names = [r.name for r in roots]
+    if len(set(names)) != len(names):
+        raise UserError(f"--data: two folders share a name ({', '.join(names)}); their video ids would collide")
+    videos = []
+    for root in roots:
+        for v in load_videos(dataset, root, None):
+            vid = f"{root.name}/{v.id}"
+            videos.append(replace(v, id=vid, subject=f"{root.name}/{v.subject}",
+                                              truth=[replace(iv, video=vid) for iv in v.truth]))
+    return videos
+
+
 def _load_synth_mp4(data: Path) -> list[TrainVideo]:
     import cv2
 
@@ -444,7 +463,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, choices=[*DATASETS, "synth"],
                    help="CAS(ME)^2, SAMM-LV or CAS(ME)^3 Part A (CASME3) in their real layouts (with "
                         "--annotations), or lgnm-synth output")
-    p.add_argument("--data", required=True, type=Path, help="dataset root")
+    p.add_argument("--data", required=True, type=Path, nargs="+",
+                   help="dataset root; several roots of one --dataset kind are pooled, their videos named "
+                        "<folder>/<video> (e.g. plain and real-motion lgnm-synth sets)")
     p.add_argument("--annotations", type=Path,
                    help="annotation workbook (CAS.xlsx / SAMM.xlsx; CASME3: a workbook or the folder of Part A's "
                         "ME and MaE workbooks)")
@@ -520,6 +541,10 @@ def _check_args(a: argparse.Namespace) -> None:
         raise UserError(f"--backbone-weights: {a.backbone_weights} is not a file")
 
 
+def _roots(a: argparse.Namespace) -> str:
+    return " ".join(str(d) for d in a.data)
+
+
 def _fold_table(expr_type: str, rows: list[tuple[str, megc.TypeScore]]) -> Table:
     t = Table(title=f"{expr_type}: MEGC F1 per fold (test subject scored with params calibrated on validation videos)")
     for col in ("fold (test subjects)", "TP", "pred", "GT", "F1"):
@@ -588,10 +613,10 @@ def run_type(
     """Folds + final model for one type; returns (weights path, pooled LOSO counts)."""
     truth = [iv for v in videos for iv in v.truth_of(expr_type)]
     if not truth:
-        raise UserError(f"no {expr_type} intervals in the annotations of {a.data}")
+        raise UserError(f"no {expr_type} intervals in the annotations of {_roots(a)}")
     fps_set = {v.fps for v in videos}
     if len(fps_set) != 1:
-        raise UserError(f"videos of {a.data} mix frame rates {sorted(fps_set)}; train one rate at a time")
+        raise UserError(f"videos of {_roots(a)} mix frame rates {sorted(fps_set)}; train one rate at a time")
     fps = fps_set.pop()
     k = k_from_intervals(truth)
     # New weights record the landmark filter their inputs were computed with (on unless
@@ -642,8 +667,8 @@ def run_type(
         k_seconds=k / fps,
         flow=flow,
         post=params.to_dict(),
-        trained_on=f"{a.dataset}:{a.data.name} ({len(videos)} videos, seed {a.seed}, best epoch {res.best_epoch}"
-        + _start_note(a) + ")",
+        trained_on=f"{a.dataset}:{'+'.join(d.name for d in a.data)} ({len(videos)} videos, seed {a.seed}, "
+        f"best epoch {res.best_epoch}" + _start_note(a) + ")",
     )
     path = save_weights(res.model, meta, a.out / f"{a.prefix}{expr_type}.safetensors", half=a.half)
     console.print(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
@@ -663,9 +688,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         pos_repeat=a.pos_repeat, patience=a.patience, val_metric=a.val_metric, val_stride=a.val_stride,
         device=a.device, seed=a.seed, max_minutes=a.max_minutes, augment=Augment() if a.augment else None,
     )  # fmt: skip
-    videos = load_videos(a.dataset, a.data, a.annotations)
+    videos = load_sets(a.dataset, a.data, a.annotations)
     if not videos:
-        raise UserError(f"--data: no videos found under {a.data}")
+        raise UserError(f"--data: no videos found under {_roots(a)}")
     types: tuple[ExprType, ...] = EXPR_TYPES if a.type == "both" else (a.type,)
     t0 = time.monotonic()
     for t in types:
