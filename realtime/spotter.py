@@ -18,7 +18,11 @@ Emission delay, in frames from an interval's offset frame to the frame whose cap
 releases it, for ANY score stream: at most win//2 + (L - 1) + K - K//2. (The smoothed
 sample t is final once raw sample t + win//2 arrives, which needs frame t + win//2 + K;
 a chunk closes at most L - 1 samples after any of its intervals' offset index; offset
-frames are index + K//2.) After an isolated expression it is shorter: win//2 + Q + K
+frames are index + K//2.) One exception, at a segment's start: its first win//2 smoothed
+samples come from the edge fit over its first `win` raw samples, so nothing is released
+before the segment's win-th score (an interval ending in the first win//2 + L - 1 samples
+may wait for it; hypothesis found K 1, win 101: offset index 32, released at index 100).
+After an isolated expression it is shorter: win//2 + Q + K
 frames after its last above-threshold score. E.g. CAS ME (K=6, tiny 0.3, win 11,
 Q = 4K + 2*floor(tiny*K + 0.5) + 2 = 30, L = 60): 5 + 30 + 6 = 41 frames (1.4 s) after an
 isolated ME, never more than 5 + 59 + 3 = 67 frames (2.2 s) after any interval's offset.

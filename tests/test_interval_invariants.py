@@ -83,11 +83,14 @@ def test_intervals_true_and_online_equals_offline(case: tuple[PostParams, np.nda
     for iv in offline:
         check_interval(iv, first, len(scores), params)
     # Emission delay bound (realtime/spotter.py): released by raw sample offset index +
-    # (L - 1) + win//2 at the latest, whatever the stream does.
+    # (L - 1) + win//2 at the latest, whatever the stream does, except that nothing is
+    # released before the segment's win-th sample (the edge fit of its first win//2
+    # smoothed values needs its first win raw samples).
     bound = params.chunk_limit - 1 + params.win // 2
     for released, iv in online:
         if released >= 0:
-            assert released - (iv.offset - first - params.frame_shift) <= bound, (released, iv)
+            offset_index = iv.offset - first - params.frame_shift
+            assert released <= max(offset_index + bound, params.win - 1), (released, iv)
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -144,3 +147,19 @@ def test_latency_is_measured_from_the_capture_of_the_offset_frame() -> None:
     event = make_event("cam", iv, clock, now=50.0 + 100 / 30.0)
     assert event.latency_ms == pytest.approx((100 - 40) / 30.0 * 1000.0)
     assert (event.onset_s, event.offset_s) == (round(19 / 30.0, 4), round(39 / 30.0, 4))
+
+
+def test_nothing_is_released_before_the_segments_first_window() -> None:
+    """The counterexample hypothesis found for the old bound: with a window longer than the
+    chunk limit, an interval near the segment's start waits for the edge fit over the
+    first `win` scores (released exactly at sample win - 1, later than offset + L - 1 +
+    win//2), and still equals the offline one."""
+    params = PostParams(k=1, tiny=0.0, win=101, order=2, threshold=0.2)
+    scores = np.zeros(300)
+    scores[20:34] = 1.0
+    online = run_online(params, scores, 1)
+    assert [iv for _, iv in online] == postprocess(scores, params, "cam", "MaE", first_frame=1)
+    released = [r for r, _ in online if r >= 0]
+    assert released and min(released) == params.win - 1
+    early = [(r, iv) for r, iv in online if r >= 0 and iv.offset - 1 + params.chunk_limit - 1 + params.win // 2 < r]
+    assert early, "the case must exercise the segment-start exception"
