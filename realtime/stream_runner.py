@@ -81,6 +81,9 @@ def load_scorers(config: RunConfig, weights: tuple[Path, ...]) -> list[Scorer]:
 
 def common_flow(scorers: list[Scorer]) -> FlowSettings:
     flows = {s.meta.flow for s in scorers}
+    if len(flows) != 1 and len({replace(f, landmark_filter=None) for f in flows}) == 1:
+        raise UserError("--weights: the ME and MaE weights were trained with different landmark filters; "
+                        "one stream aligns each frame once, so train them alike")
     if len(flows) != 1:
         raise UserError("--weights: the ME and MaE weights use different flow settings; "
                         "one stream computes one flow per frame pair, so train them alike")

@@ -9,8 +9,9 @@ from tools.augment import Augment, augment_inputs
 
 
 def _batch(b: int = 16) -> torch.Tensor:
-    # A normalised HS image: black (no motion) with one bright block per sample.
-    pixel = torch.zeros(b, 3, 112, 112)
+    # A normalised HS image: grey motion everywhere (no exact zeros, so a cutout is the
+    # only source of them) with one bright block per sample.
+    pixel = torch.full((b, 3, 112, 112), 100.0)
     pixel[:, :, 20:40, 30:60] = 200.0
     return (pixel - 127.5) / 128.0
 
@@ -23,9 +24,12 @@ def test_noise_and_cutout_stay_in_range_and_leave_the_input() -> None:
     assert out.shape == x.shape and out.dtype == torch.float32
     pixel = out * 128.0 + 127.5
     assert pixel.min() >= -1e-4 and pixel.max() <= 255.0 + 1e-4
-    # every sample got a 16x16 cutout: at least 256 pixels per channel are exactly 0
-    zeros = (pixel.abs() < 1e-4).flatten(2).sum(-1)
-    assert bool((zeros >= 256).all())
+    # every sample got one 16x16 cutout: exactly 256 pixels per channel are 0, in a square
+    zeros = pixel.abs() < 1e-4
+    assert bool((zeros.flatten(2).sum(-1) == 256).all())
+    for sample in zeros[:, 0]:
+        rows, cols = torch.nonzero(sample, as_tuple=True)
+        assert int(rows.max() - rows.min()) == 15 and int(cols.max() - cols.min()) == 15
     # noise: pixels away from the black floor (where clamping hides it) moved
     block = pixel[:, :, 20:40, 30:60]
     assert float((block - 200.0).abs().mean()) > 0.1

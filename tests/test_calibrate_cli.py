@@ -10,8 +10,8 @@ import torch
 
 from engines.weights import load_weights
 from realtime.synthesis.generate import write_dataset
-from tools.calibrate import load_sets, main
-from tools.train import load_videos
+from tools.calibrate import main
+from tools.train import load_sets, load_videos
 
 from media import write_random_weights
 

@@ -225,6 +225,11 @@ def test_init_continues_from_weights_and_refuses_other_features(tiny: tuple, tmp
     assert _init_state(path, "ME", 30.0, filtered)[1] == K
     with pytest.raises(UserError, match="flow settings"):
         _init_state(path, "ME", 30.0, replace(filtered, value_floor=0.25))
+    # ... and never the other way: weights trained with the filter keep it.
+    meta_f = WeightsMeta(type="ME", k=K, fps=30.0, k_seconds=K / 30.0, flow=filtered, post={"k": K, "threshold": 0.5})
+    path_f = save_weights(start.model, meta_f, tmp_path / "init_f.safetensors", half=False)
+    with pytest.raises(UserError, match="landmark filter"):
+        _init_state(path_f, "ME", 30.0, FlowSettings())
 
 
 def test_several_data_roots_are_pooled_with_folder_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -248,3 +253,7 @@ def test_several_data_roots_are_pooled_with_folder_names(tmp_path: Path, capsys:
     twin.mkdir(parents=True)
     assert main(["--dataset", "synth", "--data", str(tmp_path / "plain"), str(twin), "--out", str(tmp_path / "o")]) == 2
     assert "share a name" in capsys.readouterr().err
+    # Real datasets pooled across roots would split a subject in two for LOSO: refused.
+    assert main(["--dataset", "CAS", "--data", str(tmp_path / "plain"), str(tmp_path / "real"),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert "--folds" in capsys.readouterr().err

@@ -201,3 +201,21 @@ def test_bad_landmark_filter_is_a_user_error(tmp_path: Path, value: object) -> N
     save_file({"a": torch.zeros(2)}, str(bad), metadata={"lgnm": json.dumps(d)})
     with pytest.raises(UserError, match="bad.safetensors.*invalid"):
         read_meta(bad)
+
+
+def test_a_pair_with_two_landmark_filters_is_named_as_such() -> None:
+    """demo_ME (filtered) with baseline_MaE (unfiltered) in one stream: the error names the
+    landmark filter, the part that differs, not the flow settings in general."""
+    from types import SimpleNamespace
+
+    from realtime.stream_runner import common_flow
+
+    def scorer(flow: FlowSettings) -> SimpleNamespace:
+        return SimpleNamespace(meta=SimpleNamespace(flow=flow))
+
+    filtered = FlowSettings(landmark_filter=DEFAULT_LANDMARK_FILTER)
+    with pytest.raises(UserError, match="landmark filters"):
+        common_flow([scorer(filtered), scorer(FlowSettings())])  # type: ignore[list-item]
+    with pytest.raises(UserError, match="flow settings"):
+        common_flow([scorer(filtered), scorer(FlowSettings(value_floor=1.0))])  # type: ignore[list-item]
+    assert common_flow([scorer(filtered), scorer(filtered)]) == filtered  # type: ignore[list-item]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -39,8 +40,8 @@ from engines.baseline import baseline_meta, energy_to_score, roi_energy
 from engines.weights import WeightsMeta, read_meta, save_weights
 from realtime.common.errors import UserError, cli_entry
 from realtime.native_log import native_stderr_filtered
-from tools.calibrate import load_sets
 from tools.features_cache import cached_inputs
+from tools.train import load_sets
 
 FRACTIONS = (1.0, 0.25, 0.05)
 E0_PERCENTILES = (50.0, 80.0, 95.0)
@@ -126,7 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         meta = baseline_meta(like_meta.type, like_meta.k, fps, fraction, round(e0, 4),
                              PostParams(k=like_meta.k, threshold=t).to_dict(),
                              trained_on=f"training-free; fraction and e0 chosen on {len(videos)} synth videos "
-                                        f"({', '.join(d.name for d in a.data)})", flow=like_meta.flow)
+                                        f"({', '.join(d.name for d in a.data)})",
+                             # the baselines keep unfiltered alignment (calibrated so; README)
+                             flow=replace(like_meta.flow, landmark_filter=None))
         from engines.baseline import FlowMagnitudeNet
 
         written.append(save_weights(FlowMagnitudeNet(meta), meta, stage / f"{a.prefix}{like_meta.type}.safetensors"))

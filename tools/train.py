@@ -506,7 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "weights use the One Euro landmark filter (min_cutoff 1 Hz, beta 2, d_cutoff 1 Hz) and "
                         "record it in their metadata")
     p.add_argument("--init", type=Path,
-                   help="start from these weights instead of random (same type, fps and flow settings; their K is kept): "
+                   help="start from these weights instead of random (same type, fps and flow settings, except that weights "
+                        "without the landmark filter may be fine-tuned with it; their K is kept): "
                         "continue a run or fine-tune; with --folds the init weights must not have seen the test subjects")
     p.add_argument("--backbone-weights", type=Path, metavar="FILE",
                    help="ImageNet MobileNetV2 weights for the backbone, as in the paper: torchvision's mobilenet_v2 "
@@ -531,6 +532,11 @@ def _check_args(a: argparse.Namespace) -> None:
     folder_ok = a.dataset == "CASME3"  # Part A: the folder of its ME and MaE workbooks (realtime.casme3)
     if a.annotations is not None and not (a.annotations.is_file() or (folder_ok and a.annotations.is_dir())):
         raise UserError(f"--annotations: {a.annotations} is not a file")
+    if len(a.data) > 1 and a.dataset != "synth" and a.folds != "none":
+        # Pooled roots name subjects <folder>/<subject>: one person in two roots would be two
+        # subjects, and a LOSO fold would train on the test subject's other videos.
+        raise UserError("--data: several roots with --folds would split a subject present in both; pool them "
+                        "into one root, or use --folds none")
     if a.init is not None and a.type == "both":
         raise UserError("--init: weights are per type; give --type ME or --type MaE with it")
     if a.init is not None and a.backbone_weights is not None:
@@ -573,6 +579,9 @@ def _init_state(path: Path, expr_type: ExprType, fps: float, flow: FlowSettings)
     # weights trained without it may be fine-tuned with it: the new file records the filter.
     if replace(meta.flow, landmark_filter=flow.landmark_filter) != flow:
         raise UserError(f"--init: {path} was trained on other flow settings ({meta.flow.to_dict()})")
+    if meta.flow.landmark_filter not in (None, flow.landmark_filter):
+        raise UserError(f"--init: {path} was trained with another landmark filter ({meta.flow.landmark_filter}); "
+                        "fine-tuning may add the filter to weights without one, not change or drop it")
     return net.state_dict(), meta.k
 
 
