@@ -10,7 +10,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,8 @@ def load_scorers(config: RunConfig, weights: tuple[Path, ...]) -> list[Scorer]:
 
 def common_flow(scorers: list[Scorer]) -> FlowSettings:
     flows = {s.meta.flow for s in scorers}
-    if len(flows) != 1 and len({replace(f, landmark_filter=None) for f in flows}) == 1:
+    first = next(iter(flows))
+    if len(flows) != 1 and all(f.same_flow_as(first) for f in flows):
         raise UserError("--weights: the ME and MaE weights were trained with different landmark filters; "
                         "one stream aligns each frame once, so train them alike")
     if len(flows) != 1:
@@ -93,7 +94,7 @@ def common_flow(scorers: list[Scorer]) -> FlowSettings:
 def same_flow_backend(a: FlowSettings, b: FlowSettings) -> bool:
     """Whether one flow backend serves both settings: equal but for the landmark filter,
     which the stream's face aligner applies before the flow."""
-    return replace(a, landmark_filter=None) == replace(b, landmark_filter=None)
+    return a.same_flow_as(b)
 
 
 @dataclass(frozen=True, slots=True)

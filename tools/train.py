@@ -577,7 +577,7 @@ def _init_state(path: Path, expr_type: ExprType, fps: float, flow: FlowSettings)
                         "(re-time it first: python -m tools.weights_ops retime)")
     # The landmark filter only steadies the alignment (the same flow, ROI and encoding), so
     # weights trained without it may be fine-tuned with it: the new file records the filter.
-    if replace(meta.flow, landmark_filter=flow.landmark_filter) != flow:
+    if not meta.flow.same_flow_as(flow):
         raise UserError(f"--init: {path} was trained on other flow settings ({meta.flow.to_dict()})")
     if meta.flow.landmark_filter not in (None, flow.landmark_filter):
         raise UserError(f"--init: {path} was trained with another landmark filter ({meta.flow.landmark_filter}); "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -120,6 +120,11 @@ class FlowSettings:
     # Temporal filter of the landmarks before alignment (One Euro), or None: no filter.
     # Weights written before this field existed load as None (what they were trained on).
     landmark_filter: LandmarkFilter | None = None
+
+    def same_flow_as(self, other: FlowSettings) -> bool:
+        """Equal but for the landmark filter: the same flow, ROI and encoding, so one flow
+        backend serves both (the filter only steadies the alignment before the flow)."""
+        return replace(self, landmark_filter=None) == replace(other, landmark_filter=None)
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in self.__slots__}
