@@ -1,38 +1,59 @@
 """Post-processing of a per-frame score sequence into spotted intervals (LGNMNet.md).
 
 Steps: Savitzky-Golay smoothing -> threshold (fixed, or Moilanen mean + p*(max-mean))
--> peaks above threshold with distance >= K -> pairing -> interval score (mean smoothed
-score inside) -> Gaussian soft-NMS -> merge of overlapping intervals.
+-> peaks above threshold with distance >= K -> pairing (or, rule "runs", the runs above
+the threshold) -> interval score (mean smoothed score inside) -> Gaussian soft-NMS ->
+merge of overlapping intervals.
 
 Index convention: `scores[i]` is P(expression) of the pair (frame first_frame+i,
 frame first_frame+i+K). The motion of that pair is centred at frame + K//2, so index i
 maps to frame `first_frame + i + shift` with `shift = K//2` by default
 (`PostParams.shift`). Offline and online use the same mapping.
 
-Interval width: `half = floor(tiny*K + 0.5)` frames each side of a peak. Pairing is
-greedy left to right: peaks i < j pair when the span [p_i - half, p_j + half] holds at
-most 4K frames. Intervals are clipped to the indices that have scores (the chunk, see
-below), then shifted to frames.
+Interval rules (`PostParams.rule`, chosen per type by the grid search on labelled videos):
+
+- "peaks" (the paper's): `half = floor(tiny*K + 0.5)` frames each side of a peak. Pairing
+  is greedy left to right: peaks i < j pair when the span [p_i - half, p_j + half] holds
+  at most 4K frames.
+- "runs" (not in the paper): intervals follow the maximal runs of smoothed samples >=
+  the threshold. Two consecutive runs separated by at most `gap = floor(run_gap*K + 0.5)`
+  quiet samples pair into one interval (greedy left to right, two at most, as the paper
+  pairs peaks: a K-frame pair sees motion while a face moves into an expression and
+  again while it leaves it, and little while it holds the apex, so one expression often
+  scores as two runs); `pad = floor(run_pad*K + 0.5)` samples are added at each end (a
+  negative pad trims; an interval trimmed to nothing is dropped); intervals holding fewer
+  than `min_run*K` samples >= the threshold are dropped; apex = highest smoothed sample
+  inside, score = mean smoothed score from the first run's start to the last run's end.
+  Why: the peak rule boxes 2*half+1 frames around a peak or a pair of peaks at most 4K
+  apart, so an expression whose score is a plateau, or whose onset and offset are more
+  than 4K apart, misses the IoU >= 0.5 rule; runs follow the score from the onset to the
+  offset. Here `half = max(pad, 0)`.
+
+Both rules then score, soft-NMS and merge the same way. Intervals are clipped to the
+indices that have scores (the chunk, see below), then shifted to frames.
 
 Streaming-equivalent structure: the smoothed sequence is cut into independent CHUNKS at
-quiet runs of at least Q = quiet_gap(k, tiny) = 4K + 2*half + 2 samples below the
-threshold. Across such a run, peaks are more than Q > K apart (no distance
-suppression), span more than 4K (no pairing) and their intervals (half each side) cannot
-overlap (no soft-NMS decay, no merge); so processing chunks independently equals
-processing the whole sequence, except for one deliberate deviation: soft-NMS keeps at
+quiet runs of at least Q samples below the threshold; Q = quiet_gap(k, tiny) = 4K +
+2*half + 2 for "peaks", Q = max(2*half + 2, gap + 1) for "runs" (`PostParams.quiet`). Across such a
+run, peaks are more than Q > K apart (no distance suppression), span more than 4K (no
+pairing) and their intervals (half each side) cannot overlap (no soft-NMS decay, no
+merge); runs are ended by the first quiet sample, do not pair across more than `gap`
+quiet samples, and their pads cannot meet across Q.
+So processing chunks independently equals processing the whole sequence, except for one deliberate deviation: soft-NMS keeps at
 most `keep` intervals PER CHUNK rather than per video (a per-video cap cannot be
 decided causally by the online spotter). Each chunk carries `chunk_margin = half + 1`
 below-threshold samples around its first/last active sample, so peak detection (needs
 one lower neighbour) and interval scores (need half samples) see the same data as on the
-whole sequence. A chunk that reaches L = `max_chunk` samples (default 2Q) without
-a quiet run is cut (`ChunkSplitter._force_cut`): where the activity has already ended
+whole sequence. A chunk that reaches L = `max_chunk` samples (default 2 * (4K + 2*half +
+2), i.e. 2Q for "peaks"; the short Q of "runs" does not shorten it) without a quiet run
+is cut (`ChunkSplitter._force_cut`): where the activity has already ended
 (at least `margin` quiet samples at its tail) exactly where a quiet run would have closed
 it, otherwise at the lowest smoothed sample of its second half (the valley between two
 expressions on a face that keeps moving), and the rest continues as the next chunk.
 This bounds the online emission delay for ANY score stream (an interval's chunk closes
 at most L - 1 samples after the interval's offset), keeps memory bounded, and keeps the
-soft-NMS cap per chunk from capping a long active stream (a chunk of 2Q samples holds
-at most ~2Q/K peaks). Offline applies the identical rule, so offline and online agree
+soft-NMS cap per chunk from capping a long active stream (a chunk of L samples holds
+at most ~L/K peaks). Offline applies the identical rule, so offline and online agree
 exactly. `ChunkSplitter` is the causal state machine; `split_chunks` takes a vectorised
 path where no cut can happen and runs the splitter itself where one does (tested equal).
 
@@ -49,11 +70,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
+from scipy.ndimage import find_objects, label
 from scipy.signal import find_peaks, savgol_filter
 
 from realtime.common.types import ExprType, Interval, check_type
 
-MAX_CHUNK_QUIETS = 2  # default max_chunk = 2 * Q samples (the least allowed)
+MAX_CHUNK_QUIETS = 2  # default max_chunk = 2 * (4K + 2*half + 2) samples (module docstring)
+RULES = ("peaks", "runs")  # interval rules (module docstring)
 
 
 @dataclass(frozen=True)
@@ -73,6 +96,10 @@ class PostParams:
     max_chunk: int | None = None  # forced cut length L; None = 2 * Q (module docstring)
     # ME only: drop ME intervals that overlap a spotted MaE interval (calibration.cross_type).
     drop_inside_mae: bool = False
+    rule: str = "peaks"  # interval rule: "peaks" (paper) or "runs" (module docstring)
+    run_pad: float = 0.0  # "runs": floor(run_pad*K + 0.5) samples added at each end (< 0 trims)
+    min_run: float = 0.0  # "runs": intervals with fewer than min_run*K active samples are dropped
+    run_gap: float = 0.0  # "runs": runs at most floor(run_gap*K + 0.5) quiet samples apart pair
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -85,12 +112,31 @@ class PostParams:
             raise ValueError(f"tiny must be >= 0, got {self.tiny}")
         if self.keep < 1 or self.nms_sigma <= 0:
             raise ValueError("keep must be >= 1 and nms_sigma > 0")
+        if self.rule not in RULES:
+            raise ValueError(f"rule must be one of {', '.join(RULES)}, got {self.rule!r}")
+        if self.rule == "peaks" and (self.run_pad != 0 or self.min_run != 0 or self.run_gap != 0):
+            raise ValueError("run_pad, min_run and run_gap apply to rule 'runs' only")
+        if not all(math.isfinite(v) for v in (self.run_pad, self.min_run, self.run_gap)):
+            raise ValueError("run_pad, min_run and run_gap must be finite")
+        if self.min_run < 0 or self.run_gap < 0:
+            raise ValueError(f"min_run and run_gap must be >= 0, got {self.min_run}, {self.run_gap}")
         if self.max_chunk is not None and self.max_chunk < 2 * self.quiet:
             raise ValueError(f"max_chunk must be >= 2*Q = {2 * self.quiet}, got {self.max_chunk}")
 
     @property
+    def pad(self) -> int:
+        """"runs": samples added at each end of a run (negative: trimmed)."""
+        return int(math.floor(self.run_pad * self.k + 0.5))
+
+    @property
+    def gap(self) -> int:
+        """"runs": most quiet samples between two runs that pair."""
+        return int(math.floor(self.run_gap * self.k + 0.5))
+
+    @property
     def half(self) -> int:
-        return half_width(self.k, self.tiny)
+        """Samples an interval reaches beyond the peak ("peaks") or run ("runs") it comes from."""
+        return half_width(self.k, self.tiny) if self.rule == "peaks" else max(self.pad, 0)
 
     @property
     def frame_shift(self) -> int:
@@ -98,15 +144,17 @@ class PostParams:
 
     @property
     def quiet(self) -> int:
-        return quiet_gap(self.k, self.tiny)
+        """Q: below-threshold samples that close a chunk (module docstring)."""
+        return quiet_gap(self.k, self.tiny) if self.rule == "peaks" else max(2 * self.half + 2, self.gap + 1)
 
     @property
     def margin(self) -> int:
-        return chunk_margin(self.k, self.tiny)
+        return self.half + 1
 
     @property
     def chunk_limit(self) -> int:
-        return MAX_CHUNK_QUIETS * self.quiet if self.max_chunk is None else self.max_chunk
+        default = MAX_CHUNK_QUIETS * (4 * self.k + 2 * self.half + 2)
+        return default if self.max_chunk is None else self.max_chunk
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -274,14 +322,16 @@ def process_chunk(
     end, see module docstring) and mapped to frames with first_frame + index + shift."""
     check_type(type)
     s = np.asarray(smoothed_chunk, dtype=np.float64)
-    peaks = find_spot_peaks(s, threshold, params.k)
     offset = first_frame + start + params.frame_shift
+    spans = (run_spans(s, threshold, params) if params.rule == "runs"
+             else [(lo, hi, left if s[left] >= s[right] else right, lo, hi)
+                   for lo, hi, left, right in pair_peaks(find_spot_peaks(s, threshold, params.k),
+                                                         params.k, params.tiny, len(s))])
     candidates = []
-    for lo, hi, left, right in pair_peaks(peaks, params.k, params.tiny, len(s)):
-        apex = left if s[left] >= s[right] else right
+    for lo, hi, apex, score_lo, score_hi in spans:
         # The smoothed curve of a probability can overshoot [0, 1] (Savitzky-Golay of order
         # >= 2 over a saturated run); an interval's score is a probability again.
-        score = min(max(float(np.mean(s[lo : hi + 1])), 0.0), 1.0)
+        score = min(max(float(np.mean(s[score_lo : score_hi + 1])), 0.0), 1.0)
         candidates.append(
             Interval(video=video, type=type, onset=offset + lo, offset=offset + hi, score=score, apex=offset + apex)
         )
@@ -292,6 +342,34 @@ def process_chunk(
         return offset + lo + int(np.argmax(s[lo : hi + 1]))
 
     return merge_overlapping(kept, apex_of)
+
+
+def run_spans(s: np.ndarray, threshold: float, params: PostParams) -> list[tuple[int, int, int, int, int]]:
+    """The "runs" rule on one chunk of smoothed samples `s` (shape (n,)): maximal runs of
+    samples >= threshold, paired left to right when at most `params.gap` quiet samples
+    apart; per interval a..b (first run's start to last run's end) holding at least
+    `min_run*K` active samples, (lo, hi, apex, a, b) with lo..hi = a..b padded by
+    `params.pad` each side (clipped to 0..n-1; an interval trimmed to nothing is dropped)
+    and apex the highest sample in lo..hi (module docstring)."""
+    labels, _ = label(s >= threshold)
+    runs = [(r[0].start, r[0].stop - 1) for r in find_objects(labels)]
+    min_len = math.ceil(params.min_run * params.k - 1e-9)
+    out = []
+    i = 0
+    while i < len(runs):
+        a, b = runs[i]
+        active = b - a + 1
+        if i + 1 < len(runs) and runs[i + 1][0] - b - 1 <= params.gap:
+            b = runs[i + 1][1]
+            active += runs[i + 1][1] - runs[i + 1][0] + 1
+            i += 2
+        else:
+            i += 1
+        lo, hi = max(a - params.pad, 0), min(b + params.pad, len(s) - 1)
+        if active < min_len or lo > hi:
+            continue
+        out.append((lo, hi, lo + int(np.argmax(s[lo : hi + 1])), a, b))
+    return out
 
 
 def split_chunks(

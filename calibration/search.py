@@ -1,15 +1,19 @@
 """Grid search of post-processing parameters maximising MEGC F1 (LGNMNet.md step 6).
 
 Grid: TINY 0.1..0.6 step 0.1, P 0.6..1.0 step 0.1, WIN 9/11/13/15, ORDER 0..4 (order <
-win). The paper's windows are 30 fps windows (0.3-0.5 s); `grids_for_fps` adds windows
-of the same order of duration at higher frame rates (see `window_grid`). Each (win,
-order) smooths every video once; thresholds and chunking are reused across TINY. With
+win). Beside the paper's peak rule (TINY), the "runs" interval rule
+(`calibration.postprocess`, not in the paper) is searched with its pairing gap 0..4 K
+step 1, pad -0.25/0/0.25 K and minimum 0/0.5/1 K in place of TINY; the best F1 decides the rule,
+and "runs" must strictly beat "peaks" to be chosen. The paper's windows are 30 fps
+windows (0.3-0.5 s); `grids_for_fps` adds windows of the same order of duration at
+higher frame rates (see `window_grid`). Each (win, order) smooths every video once;
+thresholds are reused across the interval-rule settings. With
 `fixed_threshold=True` a fixed threshold (0.05..0.95 step 0.05) is searched instead of P:
 the live spotter needs one calibrated threshold for unknown subjects, since the Moilanen
 threshold needs the whole video.
 
 Truth intervals of videos absent from `score_seqs` are ignored (they could only add FN).
-Ties keep the first combination in grid order.
+Ties keep the first combination in grid order (within a rule; across rules, "peaks").
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import pandas as pd
 from calibration.cross_type import drop_inside_mae
 from calibration.megc import score_type
 from calibration.postprocess import (
+    RULES,
     PostParams,
     moilanen_threshold,
     odd_at_least,
@@ -63,11 +68,38 @@ class SearchGrids:
     win: tuple[int, ...] = (9, 11, 13, 15)
     order: tuple[int, ...] = (0, 1, 2, 3, 4)
     threshold: tuple[float, ...] = _steps(0.05, 0.95, 0.05)
+    rule: tuple[str, ...] = RULES
+    run_pad: tuple[float, ...] = (-0.25, 0.0, 0.25)
+    min_run: tuple[float, ...] = (0.0, 0.5, 1.0)
+    run_gap: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0)
+
+    def shapes(self) -> list[dict]:
+        """The interval-rule settings to try: TINY for "peaks", gap x pad x minimum for "runs"."""
+        out: list[dict] = []
+        if "peaks" in self.rule:
+            out += [{"rule": "peaks", "tiny": t, "run_pad": 0.0, "min_run": 0.0, "run_gap": 0.0} for t in self.tiny]
+        if "runs" in self.rule:
+            out += [{"rule": "runs", "run_gap": g, "run_pad": pad, "min_run": m}
+                    for g in self.run_gap for pad in self.run_pad for m in self.min_run]
+        return out
 
 
-def grids_for_fps(fps: float) -> SearchGrids:
-    """The default grids with `window_grid(fps)` as the window axis."""
-    return SearchGrids(win=window_grid(fps))
+def grids_for_fps(fps: float, rules: Sequence[str] = RULES) -> SearchGrids:
+    """The default grids with `window_grid(fps)` as the window axis, searching the interval
+    `rules` given (default both)."""
+    unknown = set(rules) - set(RULES)
+    if unknown or not rules:
+        raise ValueError(f"rules must be among {', '.join(RULES)}, got {', '.join(rules) or 'none'}")
+    return SearchGrids(win=window_grid(fps), rule=tuple(rules))
+
+
+def rules_option(choice: str) -> tuple[str, ...]:
+    """The rules an `--interval-rule` choice searches: "auto" both, else the one named."""
+    return RULES if choice == "auto" else (choice,)
+
+
+INTERVAL_RULE_HELP = ("interval rule the grid search may choose: auto tries the paper's peak pairing and the "
+                      "above-threshold runs and keeps peaks unless runs strictly wins; peaks or runs forces one")
 
 
 @dataclass
@@ -113,28 +145,33 @@ def grid_search(
     videos = set(score_seqs)
     truth_t = [iv for iv in truth if iv.type == type and iv.video in videos]
     rows: list[dict] = []
-    best: tuple[float, PostParams] | None = None
+    best: dict[str, tuple[float, PostParams]] = {}  # per interval rule
     for win in grids.win:
         for order in grids.order:
             if order >= win:
                 continue
             smoothed = {v: smooth(s, win, order) for v, s in score_seqs.items()}
             for fields_, thresholds in _thresholds(smoothed, fixed_threshold, grids):
-                for tiny in grids.tiny:
-                    params = base.with_(k=k, win=win, order=order, tiny=tiny,
+                for shape in grids.shapes():
+                    params = base.with_(k=k, win=win, order=order, **shape,
                                         threshold=fields_.get("threshold"), p=fields_.get("p", base.p))
                     pred = [iv for v, s in smoothed.items()
                             for iv in postprocess_smoothed(s, thresholds[v], params, v, type, first_frame)]
                     if mae_pred is not None:
                         pred = drop_inside_mae(pred, mae_pred)
                     score = score_type(truth_t, pred, type)
-                    rows.append({"win": win, "order": order, "tiny": tiny, **fields_, "tp": score.tp,
+                    rows.append({"win": win, "order": order, "rule": params.rule, "tiny": params.tiny,
+                                 "run_gap": params.run_gap, "run_pad": params.run_pad, "min_run": params.min_run,
+                                 **fields_, "tp": score.tp,
                                  "n_pred": score.n_pred, "n_truth": score.n_truth, "f1": score.f1})
-                    if best is None or score.f1 > best[0]:
-                        best = (score.f1, params)
-    assert best is not None
+                    if params.rule not in best or score.f1 > best[params.rule][0]:
+                        best[params.rule] = (score.f1, params)
+    assert best
+    # The paper's rule unless the other strictly wins (a tie is no evidence).
+    top = max(best.values(), key=lambda fp: fp[0])
+    chosen = best["peaks"] if "peaks" in best and best["peaks"][0] >= top[0] else top
     table = pd.DataFrame(rows).sort_values("f1", ascending=False, kind="stable").reset_index(drop=True)
-    return SearchResult(params=best[1], f1=best[0], table=table)
+    return SearchResult(params=chosen[1], f1=chosen[0], table=table)
 
 
 @dataclass

@@ -153,9 +153,14 @@ def _check_post(post: object, k: int) -> None:
         raise TypeError(f"post must be a JSON object, got {post!r}")
     ints = {"k", "win", "order", "keep", "shift", "max_chunk"}
     bools = {"drop_inside_mae"}
+    strings = {"rule"}
     optional = {"threshold", "shift", "max_chunk"}
     for name, value in post.items():
         if value is None and name in optional:
+            continue
+        if name in strings:
+            if not isinstance(value, str):
+                raise TypeError(f"post.{name} must be a string, got {value!r}")
             continue
         if name in bools:
             if not isinstance(value, bool):

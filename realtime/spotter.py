@@ -9,10 +9,11 @@ offline `postprocess` on the same segment exactly (tested sample by sample):
   use `savgol_filter(..., mode="interp")` on the first/last `win` raw samples, i.e. the
   same polynomial edge fit. Segments shorter than `win` are smoothed at `flush` with
   `postprocess.smooth` (shrunk window).
-- Chunks: `postprocess.ChunkSplitter` closes a chunk after Q = quiet_gap(K, tiny)
-  final smoothed samples below the threshold, or cuts it when it reaches L = `max_chunk`
-  samples (default 2Q; identically offline); `postprocess.process_chunk` then gives its
-  intervals.
+- Chunks: `postprocess.ChunkSplitter` closes a chunk after Q = `PostParams.quiet`
+  final smoothed samples below the threshold (4K + 2*floor(tiny*K + 0.5) + 2 for the
+  paper's "peaks" rule, max(2*max(pad, 0) + 2, gap + 1) for "runs"), or cuts it when it reaches L =
+  `PostParams.chunk_limit` samples (identically offline); `postprocess.process_chunk`
+  then gives its intervals.
 
 Emission delay, in frames from an interval's offset frame to the frame whose capture
 releases it, for ANY score stream: at most win//2 + (L - 1) + K - K//2. (The smoothed
@@ -25,7 +26,8 @@ may wait for it; hypothesis found K 1, win 101: offset index 32, released at ind
 After an isolated expression it is shorter: win//2 + Q + K
 frames after its last above-threshold score. E.g. CAS ME (K=6, tiny 0.3, win 11,
 Q = 4K + 2*floor(tiny*K + 0.5) + 2 = 30, L = 60): 5 + 30 + 6 = 41 frames (1.4 s) after an
-isolated ME, never more than 5 + 59 + 3 = 67 frames (2.2 s) after any interval's offset.
+isolated ME, never more than 5 + 59 + 3 = 67 frames (2.2 s) after any interval's offset;
+with the "runs" rule, no pad and no pairing gap, Q = 2 and 5 + 2 + 6 = 13 frames.
 
 Segments: `push` expects consecutive frames. A chain break (no face) is signalled by
 `flush()`, after which the next pushed frame starts a new, independent segment (offline

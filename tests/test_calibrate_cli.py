@@ -89,3 +89,23 @@ def test_pools_several_sets_with_distinct_ids(setup: dict, tmp_path: Path, capsy
     assert main(["--weights", str(setup["weights"][0]), "--dataset", "CAS", "--data", str(setup["data"]), str(other),
                  "--annotations", str(other / "truth.csv"), "--out", str(tmp_path / "o")]) == 2  # fmt: skip
     assert "--annotations" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("rule", ["peaks", "runs"])
+def test_interval_rule_option_forces_one_rule(setup: dict, rule: str, capsys: pytest.CaptureFixture[str]) -> None:
+    """--interval-rule peaks|runs searches that rule only; the weights keep whichever wins
+    (or their stored parameters when nothing strictly beats them)."""
+    from calibration.postprocess import PostParams
+    from engines.weights import read_meta
+
+    out = setup["root"] / f"out_{rule}"
+    rc = main(["--weights", *map(str, setup["weights"]), "--dataset", "synth", "--data", str(setup["data"]),
+               "--out", str(out), "--interval-rule", rule])  # fmt: skip
+    assert rc == 0
+    printed = capsys.readouterr().out
+    for src in setup["weights"]:
+        post = read_meta(out / src.name).post
+        stored = read_meta(src).post
+        kept = PostParams.from_dict(post) == PostParams.from_dict(stored)
+        assert post["rule"] == rule or kept, (src.name, post)
+    assert "interval" in printed

@@ -1,7 +1,7 @@
 """Every derived interval and event stays true, for any score stream.
 
 Property tests over random score streams (all K, smoothing windows, orders, widths,
-thresholds, forced chunk cuts, first frames): offline post-processing and the online
+both interval rules, thresholds, forced chunk cuts, first frames): offline post-processing and the online
 spotter give the same intervals; every interval keeps 1 <= first frame <= onset <= apex
 <= offset <= last frame covered and a score in [0, 1]; every event built from it passes
 the event schema; and the online spotter emits every interval within the stated delay
@@ -52,6 +52,10 @@ def cases(draw: st.DrawFn) -> tuple[PostParams, np.ndarray, int]:
     tiny = draw(st.sampled_from([0.0, 0.1, 0.3, 0.6, 1.0]))
     params = PostParams(k=k, tiny=tiny, win=win, order=order,
                         threshold=draw(st.sampled_from([0.2, 0.5, 0.75, 0.95])))
+    if draw(st.booleans()):  # the "runs" interval rule: its short Q and pads/trims
+        params = params.with_(rule="runs", run_pad=draw(st.sampled_from([-1.0, -0.5, -0.25, 0.0, 0.25, 0.5, 1.0])),
+                              min_run=draw(st.sampled_from([0.0, 0.5, 1.0, 2.0])),
+                              run_gap=draw(st.sampled_from([0.0, 0.5, 1.0, 4.0])))
     if draw(st.booleans()):
         params = params.with_(max_chunk=2 * params.quiet + draw(st.integers(0, 3 * params.quiet)))
     n = draw(st.integers(1, 3000))

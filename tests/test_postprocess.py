@@ -201,9 +201,12 @@ def test_grid_search_recovers_perfect_f1() -> None:
     pred = [iv for v, s in seqs.items() for iv in postprocess(s, result.params, v, "ME")]
     assert evaluate(truth, pred).per_type["ME"].f1 == 1.0
     table = result.table
-    assert len(table) == 2 * 2 * 5 * 6 and table["f1"].iloc[0] == 1.0
+    # per (win, order, P): 6 TINY values ("peaks") + 5 gaps x 3 pads x 3 minima ("runs")
+    assert len(table) == 2 * 2 * 5 * (6 + 5 * 3 * 3) and table["f1"].iloc[0] == 1.0
+    peaks = table[table["rule"] == "peaks"]
     # tiny 0.1 gives 3-frame intervals: IoU 3/11 with the 11-frame truth, no match
-    assert table[table["tiny"] == 0.1]["f1"].max() == 0.0
+    assert peaks[peaks["tiny"] == 0.1]["f1"].max() == 0.0
+    assert result.params.rule == "peaks"  # a tie keeps the paper's rule
 
 
 def test_grid_search_fixed_threshold_lies_between_noise_and_bumps() -> None:
@@ -251,8 +254,141 @@ def test_long_windows_win_on_a_noisy_high_rate_curve() -> None:
         noise = uniform_filter1d(rng.random(n), 11)
         seqs[f"v{v}"] = 1.4 * (noise - 0.5) + 0.3 + bumps(n, centres, width=20, height=0.35)
         truth += [Interval(f"v{v}", "ME", 1 + c + k // 2 - half, 1 + c + k // 2 + half) for c in centres]
-    paper = grid_search(seqs, truth, "ME", k, fixed_threshold=True, grids=SearchGrids(tiny=(0.5,), order=(0,)))
+    # the peak rule only: this is about the window axis ("runs" copes with short windows here)
+    paper = grid_search(seqs, truth, "ME", k, fixed_threshold=True,
+                        grids=SearchGrids(tiny=(0.5,), order=(0,), rule=("peaks",)))
     wide = grid_search(seqs, truth, "ME", k, fixed_threshold=True,
-                       grids=SearchGrids(tiny=(0.5,), order=(0,), win=grids_for_fps(200.0).win))
+                       grids=SearchGrids(tiny=(0.5,), order=(0,), win=grids_for_fps(200.0).win, rule=("peaks",)))
     assert paper.f1 < 0.9 < wide.f1
     assert wide.params.win > max(PAPER_WINDOWS)
+
+
+# -- the "runs" interval rule -------------------------------------------------------------
+
+
+def plateau_videos(k: int, lengths: list[int], n: int = 1500) -> tuple[dict[str, np.ndarray], list[Interval]]:
+    """What a network that has learnt an expression's whole span gives: a plateau near 1
+    over each expression (ramps of K/2 at both ends), noise below 0.3 elsewhere; truth =
+    the plateau's frames (index + K//2)."""
+    rng = np.random.default_rng(11)
+    seqs: dict[str, np.ndarray] = {}
+    truth: list[Interval] = []
+    for v in range(2):
+        x = 0.3 * rng.random(n)
+        start = 100
+        for length in lengths:
+            ramp = np.linspace(0.3, 1.0, k // 2 + 2)[1:-1]
+            x[start : start + len(ramp)] = ramp
+            x[start + len(ramp) : start + len(ramp) + length] = 0.97 + 0.03 * rng.random(length)
+            x[start + len(ramp) + length : start + 2 * len(ramp) + length] = ramp[::-1]
+            on = 1 + start + len(ramp) + k // 2
+            truth.append(Interval(f"v{v}", "MaE", on, on + length - 1))
+            start += length + 2 * len(ramp) + 120
+        seqs[f"v{v}"] = x
+    return seqs, truth
+
+
+def test_runs_follow_a_plateau_from_onset_to_offset() -> None:
+    k = 18
+    seqs, truth = plateau_videos(k, [40, 90, 120])
+    runs = PostParams(k=k, win=9, order=2, threshold=0.9, rule="runs")
+    pred = postprocess(seqs["v0"], runs, "v0", "MaE")
+    mine = [iv for iv in truth if iv.video == "v0"]
+    assert len(pred) == len(mine)
+    for p, t in zip(pred, mine):
+        assert abs(p.onset - t.onset) <= 3 and abs(p.offset - t.offset) <= 3, (p, t)
+        assert p.onset <= p.apex <= p.offset and 0.9 <= p.score <= 1.0
+    # the paper's peaks box a plateau at one place: the long ones are missed
+    peaks = PostParams(k=k, win=9, order=2, threshold=0.9, tiny=0.6)
+    f1_peaks = evaluate(truth, [iv for v, s in seqs.items() for iv in postprocess(s, peaks, v, "MaE")])
+    f1_runs = evaluate(truth, [iv for v, s in seqs.items() for iv in postprocess(s, runs, v, "MaE")])
+    assert f1_runs.per_type["MaE"].f1 == 1.0 > f1_peaks.per_type["MaE"].f1
+
+
+def test_grid_search_chooses_runs_on_plateaus() -> None:
+    k = 18
+    seqs, truth = plateau_videos(k, [40, 90, 120])
+    result = grid_search(seqs, truth, "MaE", k, fixed_threshold=True,
+                         grids=SearchGrids(win=(9,), order=(2,), threshold=(0.5, 0.9)))
+    assert result.params.rule == "runs" and result.f1 == 1.0
+    assert result.table[result.table["rule"] == "peaks"]["f1"].max() < 1.0
+
+
+def test_run_pad_min_run_and_trimming() -> None:
+    from calibration.postprocess import run_spans
+
+    s = np.zeros(100)
+    s[10:30] = 1.0  # a run of 20 samples
+    s[50:53] = 1.0  # a run of 3
+    s[70:71] = 0.8  # a run of 1
+    spans = lambda **kw: [(lo, hi) for lo, hi, *_ in run_spans(s, 0.5, PostParams(k=10, rule="runs", **kw))]  # noqa: E731
+    assert spans() == [(10, 29), (50, 52), (70, 70)]
+    assert spans(run_pad=0.25) == [(7, 32), (47, 55), (67, 73)]  # floor(2.5 + 0.5) = 3 each side
+    assert spans(run_pad=-0.1) == [(11, 28), (51, 51)]  # the 1-sample run is trimmed to nothing
+    assert spans(min_run=0.3) == [(10, 29), (50, 52)]  # shorter than 3 samples: dropped
+    assert spans(min_run=0.5) == [(10, 29)]
+    # pairing: gaps are 20 (29 -> 50) and 17 (52 -> 70) quiet samples; two runs at most
+    assert spans(run_gap=1.7) == [(10, 29), (50, 70)]
+    assert spans(run_gap=2.0) == [(10, 52), (70, 70)]  # greedy from the left
+    assert spans(run_gap=2.0, min_run=2.3) == [(10, 52)]  # 23 active samples in it, 1 in the other
+    assert spans(run_gap=2.0, min_run=2.4) == []
+    apex = run_spans(s + np.where(np.arange(100) == 21, 0.5, 0.0), 0.5, PostParams(k=10, rule="runs"))[0][2]
+    assert apex == 21
+    # a padded run stays inside the data
+    edge = np.ones(12)
+    assert [(lo, hi) for lo, hi, *_ in run_spans(edge, 0.5, PostParams(k=10, rule="runs", run_pad=0.5))] == [(0, 11)]
+
+
+def test_runs_parameters_are_validated() -> None:
+    with pytest.raises(ValueError, match="rule"):
+        PostParams(k=6, rule="plateau")
+    with pytest.raises(ValueError, match="runs"):
+        PostParams(k=6, run_pad=0.5)  # a pad means nothing to the peak rule
+    with pytest.raises(ValueError):
+        PostParams(k=6, rule="runs", min_run=-1.0)
+    p = PostParams(k=6, rule="runs", run_pad=-0.5, min_run=1.0)
+    assert PostParams.from_dict(p.to_dict()) == p
+    assert (p.pad, p.half, p.quiet, p.margin) == (-3, 0, 2, 1)
+    assert PostParams(k=6, rule="runs", run_gap=2.0, run_pad=0.5).quiet == 13  # runs 12 apart pair
+    with pytest.raises(ValueError):
+        PostParams(k=6, run_gap=1.0)
+    assert PostParams(k=5, rule="runs", run_pad=-0.5).pad == -2  # -2.5 rounds half up
+    assert p.chunk_limit == 2 * (4 * 6 + 2)  # the short Q of runs does not shorten L
+
+
+def test_grids_search_the_rules_asked_for() -> None:
+    from calibration.search import rules_option
+
+    assert grids_for_fps(30.0).rule == ("peaks", "runs") == rules_option("auto")
+    assert grids_for_fps(30.0, rules_option("runs")).shapes()[0]["rule"] == "runs"
+    assert {s["rule"] for s in grids_for_fps(30.0, ("peaks",)).shapes()} == {"peaks"}
+    with pytest.raises(ValueError, match="rules"):
+        grids_for_fps(30.0, ("plateau",))
+
+
+def two_bump_videos(k: int, hold: int, n: int = 1500) -> tuple[dict[str, np.ndarray], list[Interval]]:
+    """What a K-frame pair sees of a macro-expression held `hold` frames: motion into it
+    (a bump), little while it holds, motion out of it (a bump); truth from the start of
+    the first motion to the end of the second (index + K//2)."""
+    rng = np.random.default_rng(5)
+    seqs: dict[str, np.ndarray] = {}
+    truth: list[Interval] = []
+    for v in range(2):
+        x = 0.2 * rng.random(n)
+        for start in range(100, n - 2 * k - hold - 100, 2 * k + hold + 150):
+            for c in (start + k // 2, start + k + hold + k // 2):
+                x += 0.8 * np.exp(-0.5 * ((np.arange(n) - c) / (k / 4)) ** 2)
+            truth.append(Interval(f"v{v}", "MaE", 1 + start + k // 2, 1 + start + 2 * k + hold + k // 2))
+        seqs[f"v{v}"] = np.clip(x, 0, 1)
+    return seqs, truth
+
+
+def test_runs_pair_the_motion_into_and_out_of_a_long_expression() -> None:
+    """Onset and offset motion 4.5K apart: the paper's pairing (span <= 4K) cannot join
+    them; runs paired across the hold can, and the grid search finds that."""
+    k = 18
+    seqs, truth = two_bump_videos(k, hold=int(3.5 * k))
+    grids = SearchGrids(win=(9,), order=(2,), threshold=(0.5, 0.7))
+    result = grid_search(seqs, truth, "MaE", k, fixed_threshold=True, grids=grids)
+    assert result.params.rule == "runs" and result.params.run_gap >= 3.0 and result.f1 == 1.0
+    assert result.table[result.table["rule"] == "peaks"]["f1"].max() < 0.5

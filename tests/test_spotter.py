@@ -38,7 +38,7 @@ def assert_same(online: list[Interval], offline: list[Interval]) -> None:
         assert abs(a.score - b.score) <= 1e-9
 
 
-def random_params(rng: np.random.Generator, k: int, forced_cuts: bool) -> PostParams:
+def random_params(rng: np.random.Generator, k: int, forced_cuts: bool, rule: str = "peaks") -> PostParams:
     params = PostParams(
         k=k,
         tiny=float(rng.choice([0.1, 0.3, 0.6])),
@@ -48,16 +48,22 @@ def random_params(rng: np.random.Generator, k: int, forced_cuts: bool) -> PostPa
         order=int(rng.integers(0, 5)),
         threshold=0.5,
     )
-    return params.with_(max_chunk=2 * params.quiet + 3) if forced_cuts else params
+    if rule == "runs":
+        params = params.with_(tiny=0.3, rule="runs", run_pad=float(rng.choice([-0.5, 0.0, 0.5])),
+                              min_run=float(rng.choice([0.0, 1.0])), run_gap=float(rng.choice([0.0, 2.0])))
+    # forced cuts at about half the default L (2Q + 3 for "peaks"; a chunk of the short Q of
+    # "runs" could not hold a run of min_run*K samples)
+    return params.with_(max_chunk=max(2 * params.quiet, params.chunk_limit // 2) + 3) if forced_cuts else params
 
 
+@pytest.mark.parametrize("rule", ["peaks", "runs"])
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("k", [6, 18, 37])
-def test_online_equals_offline(seed: int, k: int) -> None:
+def test_online_equals_offline(seed: int, k: int, rule: str) -> None:
     rng = np.random.default_rng(1000 * seed + k)
     n = int(rng.integers(2000, 20000))
     scores = random_scores(rng, n, k)
-    params = random_params(rng, k, forced_cuts=seed % 2 == 1)
+    params = random_params(rng, k, forced_cuts=seed % 2 == 1, rule=rule)
     offline = postprocess(scores, params, "cam", "ME", first_frame=7)
     spotter = OnlineSpotter(params, "cam", "ME")
     online = run_online(spotter, 7, scores) + spotter.flush()
@@ -116,8 +122,11 @@ def test_online_equals_offline_arbitrary(values, k, win, order, tiny, threshold)
     assert_same(run_online(spotter, 3, scores) + spotter.flush(), offline)
 
 
-def test_emission_delay_is_half_window_plus_quiet_gap() -> None:
-    params = PostParams(k=6, tiny=0.3, win=11, order=2, threshold=0.5)
+@pytest.mark.parametrize("params", [PostParams(k=6, tiny=0.3, win=11, order=2, threshold=0.5),
+                                    PostParams(k=6, win=11, order=2, threshold=0.5, rule="runs", run_pad=0.5)])
+def test_emission_delay_is_half_window_plus_quiet_gap(params: PostParams) -> None:
+    """Q = 4K + 2*half + 2 for "peaks" (30 here), 2*half + 2 for "runs" (8 here)."""
+    assert params.quiet == (30 if params.rule == "peaks" else 8)
     x = np.arange(600, dtype=np.float64)
     scores = 0.9 * np.exp(-0.5 * ((x - 200) / 4.0) ** 2)
     last_active = int(np.flatnonzero(smooth(scores, 11, 2) >= 0.5)[-1])

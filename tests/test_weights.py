@@ -121,6 +121,25 @@ def test_cross_type_rule_must_be_a_boolean(tmp_path: Path, value: object) -> Non
         read_meta(bad)
 
 
+def test_runs_rule_round_trips(tmp_path: Path) -> None:
+    meta = _meta()
+    meta.post = {**meta.post, "rule": "runs", "run_pad": -0.25, "min_run": 0.5}
+    path = save_weights(LGNMNet(), meta, tmp_path / "me.safetensors")
+    post = read_meta(path).post
+    assert (post["rule"], post["run_pad"], post["min_run"]) == ("runs", -0.25, 0.5)
+
+
+@pytest.mark.parametrize(("field", "value"), [("rule", 1), ("rule", "plateau"), ("run_pad", "0.5"), ("run_gap", -1.0),
+                                              ("min_run", -1.0)])
+def test_interval_rule_fields_are_checked(tmp_path: Path, field: str, value: object) -> None:
+    bad = tmp_path / "bad.safetensors"
+    d = _meta().to_dict()
+    d["post"] = {**d["post"], "rule": "runs", field: value}
+    save_file({"a": torch.zeros(2)}, str(bad), metadata={"lgnm": json.dumps(d)})
+    with pytest.raises(UserError, match="bad.safetensors.*(rule|run_pad|min_run|run_gap)"):
+        read_meta(bad)
+
+
 def test_wrong_tensors(tmp_path: Path) -> None:
     other = tmp_path / "other.safetensors"
     save_file({"a": torch.zeros(2)}, str(other), metadata={"lgnm": json.dumps(_meta().to_dict())})

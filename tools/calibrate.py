@@ -31,8 +31,15 @@ from rich.table import Table
 
 from calibration.cross_type import apply_cross_type
 from calibration.megc import score_type
-from calibration.postprocess import PostParams
-from calibration.search import SearchResult, grid_search, grid_search_pair, grids_for_fps
+from calibration.postprocess import RULES, PostParams
+from calibration.search import (
+    INTERVAL_RULE_HELP,
+    SearchResult,
+    grid_search,
+    grid_search_pair,
+    grids_for_fps,
+    rules_option,
+)
 from engines.models import load_model
 from engines.weights import save_weights
 from realtime.common.errors import UserError, cli_entry
@@ -55,13 +62,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cache", type=Path, help="features cache folder (default <out>/cache)")
     p.add_argument("--cross-type", choices=("auto", "off"), default="auto",
                    help="auto: fit the ME-inside-MaE rule when both types are given (default); off: never")
+    p.add_argument("--interval-rule", default="auto", choices=["auto", *RULES], help=INTERVAL_RULE_HELP)
     p.add_argument("--device", default="cpu")
     p.add_argument("--half", action=argparse.BooleanOptionalAction, default=True, help="store fp16 weights")
     return p
 
 
 def _fit(seqs: dict[str, dict[str, np.ndarray]], truth: list[Interval], models: dict, before: dict[str, PostParams],
-         cross_type: bool, console: Console) -> dict[str, PostParams]:
+         cross_type: bool, console: Console, rules: tuple[str, ...] = RULES) -> dict[str, PostParams]:
     """New parameters per type; the stored ones stay unless the fit is strictly better
     (a tie is no evidence, and the grid holds many equal-F1 combinations)."""
 
@@ -70,7 +78,7 @@ def _fit(seqs: dict[str, dict[str, np.ndarray]], truth: list[Interval], models: 
 
     chosen: dict[str, PostParams] = {}
     fits: dict[str, SearchResult] = {}
-    grids = grids_for_fps(next(iter(models.values()))[2].fps)  # main() refuses pairs of two rates
+    grids = grids_for_fps(next(iter(models.values()))[2].fps, rules)  # main() refuses pairs of two rates
     for expr_type, (_, _, meta) in models.items():
         if not (expr_type == "ME" and cross_type and "MaE" in models):
             fits[expr_type] = grid_search(seqs[expr_type], truth, expr_type, meta.k, fixed_threshold=True, grids=grids)
@@ -134,10 +142,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 bar.advance(task)
 
     before = {t: PostParams.from_dict(m.post) for t, (_, _, m) in models.items()}
-    fitted = _fit(seqs, truth, models, before, a.cross_type == "auto", console)
+    fitted = _fit(seqs, truth, models, before, a.cross_type == "auto", console, rules_option(a.interval_rule))
 
     table = Table(title=f"lgnm-calibrate on {len(videos)} {a.dataset} videos (MEGC F1 on these videos)")
-    for col in ("type", "F1 before", "F1 after", "threshold", "tiny", "win", "order", "drop ME in MaE"):
+    for col in ("type", "F1 before", "F1 after", "threshold", "interval rule", "win", "order", "drop ME in MaE"):
         table.add_column(col, justify="right")
     pred_before = apply_cross_type({t: spot(seqs[t], before[t], t) for t in models}, before)
     pred_after = apply_cross_type({t: spot(seqs[t], fitted[t], t) for t in models}, fitted)
@@ -145,7 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f1_before = score_type(truth, pred_before[expr_type], expr_type).f1
         f1_after = score_type(truth, pred_after[expr_type], expr_type).f1
         p = fitted[expr_type]
-        table.add_row(expr_type, f"{f1_before:.4f}", f"{f1_after:.4f}", f"{p.threshold:g}", f"{p.tiny:g}",
+        rule = (f"peaks, tiny {p.tiny:g}" if p.rule == "peaks"
+                else f"runs, gap {p.run_gap:g}K, pad {p.run_pad:g}K, min {p.min_run:g}K")
+        table.add_row(expr_type, f"{f1_before:.4f}", f"{f1_after:.4f}", f"{p.threshold:g}", rule,
                       str(p.win), str(p.order), ("yes" if p.drop_inside_mae else "no") if expr_type == "ME" else "-")
         new_meta = dataclasses.replace(
             meta, post={**p.to_dict(), "k": meta.k},

@@ -38,8 +38,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from calibration import megc
-from calibration.postprocess import PostParams, postprocess
-from calibration.search import grid_search, grids_for_fps
+from calibration.postprocess import RULES, PostParams, postprocess
+from calibration.search import INTERVAL_RULE_HELP, grid_search, grids_for_fps, rules_option
 from engines.lgnmnet import LGNMNet
 from engines.pretrained import load_backbone_state
 from engines.weights import WeightsMeta, file_sha256, load_weights, save_weights
@@ -86,6 +86,7 @@ class TrainConfig:
     max_minutes: float = 0.0  # stop after the epoch that would overrun this budget; 0 = none
     quiet: bool = False
     augment: Augment | None = None  # input augmentation of training batches (tools/augment.py)
+    rules: tuple[str, ...] = RULES  # interval rules the grid search may choose (calibration.search)
 
 
 @dataclass
@@ -221,7 +222,8 @@ def validation_f1(
         return frame_f1(np.concatenate(s), np.concatenate(lab), np.concatenate(ok)), {}
     seqs = {p.video.id: score_inputs(model, p.inputs, cfg.device) for p in val}
     truth = [iv for p in val for iv in p.video.truth_of(expr_type)]
-    result = grid_search(seqs, truth, expr_type, k, fixed_threshold=False, grids=grids_for_fps(val[0].video.fps))
+    result = grid_search(seqs, truth, expr_type, k, fixed_threshold=False,
+                         grids=grids_for_fps(val[0].video.fps, cfg.rules))
     return float(result.f1), seqs
 
 
@@ -324,11 +326,13 @@ def train_model(
 
 
 def calibrate(
-    seqs: dict[str, np.ndarray], truth: Sequence[Interval], expr_type: ExprType, k: int, fps: float
+    seqs: dict[str, np.ndarray], truth: Sequence[Interval], expr_type: ExprType, k: int, fps: float,
+    rules: Sequence[str] = RULES,
 ) -> tuple[PostParams, float]:
     """Post-processing parameters with a fixed (absolute) threshold, and their F1; the
-    smoothing windows searched depend on the frame rate (`calibration.search.window_grid`)."""
-    result = grid_search(seqs, list(truth), expr_type, k, fixed_threshold=True, grids=grids_for_fps(fps))
+    smoothing windows searched depend on the frame rate (`calibration.search.window_grid`),
+    the interval rules on `rules`."""
+    result = grid_search(seqs, list(truth), expr_type, k, fixed_threshold=True, grids=grids_for_fps(fps, rules))
     return result.params, float(result.f1)
 
 
@@ -480,6 +484,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--folds", default="loso", help="loso | N | none")
     p.add_argument("--val-frac", type=float, default=0.2,
                    help="share of training videos held out for early stopping + calibration")
+    p.add_argument("--interval-rule", default="auto", choices=["auto", *RULES], help=INTERVAL_RULE_HELP)
     p.add_argument("--val-metric", default="megc", choices=["megc", "frame"],
                    help="early-stopping metric: MEGC F1 after a post-processing grid search (default) or frame F1")
     p.add_argument("--val-stride", type=int, default=1, help="frame metric: score every n-th validation frame")
@@ -609,7 +614,7 @@ def run_fold(
     res = train_model(train, val, expr_type, k, cfg, console, init, backbone)
     seqs = res.val_scores or {p.video.id: score_inputs(res.model, p.inputs, cfg.device) for p in train}
     cal_truth = [iv for p in (val or train) for iv in p.video.truth_of(expr_type)]
-    params, _ = calibrate(seqs, cal_truth, expr_type, k, fps)
+    params, _ = calibrate(seqs, cal_truth, expr_type, k, fps, cfg.rules)
     test_seqs = {p.video.id: score_inputs(res.model, p.inputs, cfg.device) for p in test}
     test_truth = [iv for p in test for iv in p.video.truth_of(expr_type)]
     counts = megc_counts(spot(test_seqs, params, expr_type), test_truth, expr_type)
@@ -664,7 +669,7 @@ def run_type(
     res = train_model(train, val, expr_type, k, cfg, console, init, backbone)
     seqs = res.val_scores or {p.video.id: score_inputs(res.model, p.inputs, cfg.device) for p in train}
     cal_truth = [iv for p in (val or train) for iv in p.video.truth_of(expr_type)]
-    params, cal_f1 = calibrate(seqs, cal_truth, expr_type, k, fps)
+    params, cal_f1 = calibrate(seqs, cal_truth, expr_type, k, fps, cfg.rules)
     console.print(
         f"[bold]{expr_type}[/] final: best epoch {res.best_epoch}, {res.seconds:.0f} s; calibrated on "
         f"{'validation' if val else 'training'} videos, F1 {cal_f1:.4f}, params {params.to_dict()}"
@@ -696,6 +701,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         epochs=a.epochs, batch=a.batch, lr=a.lr, optimizer=a.optimizer, neg_every=a.neg_every, max_neg=a.max_neg,
         pos_repeat=a.pos_repeat, patience=a.patience, val_metric=a.val_metric, val_stride=a.val_stride,
         device=a.device, seed=a.seed, max_minutes=a.max_minutes, augment=Augment() if a.augment else None,
+        rules=rules_option(a.interval_rule),
     )  # fmt: skip
     videos = load_sets(a.dataset, a.data, a.annotations)
     if not videos:
