@@ -44,18 +44,20 @@ most `keep` intervals PER CHUNK rather than per video (a per-video cap cannot be
 decided causally by the online spotter). Each chunk carries `chunk_margin = half + 1`
 below-threshold samples around its first/last active sample, so peak detection (needs
 one lower neighbour) and interval scores (need half samples) see the same data as on the
-whole sequence. A chunk that reaches L = `max_chunk` samples (default 2 * (4K + 2*half +
-2), i.e. 2Q for "peaks"; the short Q of "runs" does not shorten it) without a quiet run
-is cut (`ChunkSplitter._force_cut`): where the activity has already ended
+whole sequence. A chunk that reaches L = `max_chunk` samples (default max(2 * (4K +
+2*half + 2), 2Q), i.e. 2Q for "peaks"; the short Q of "runs" does not shorten it)
+without a quiet run is cut (`ChunkSplitter._force_cut`): where the activity has already ended
 (at least `margin` quiet samples at its tail) exactly where a quiet run would have closed
 it, otherwise at the lowest smoothed sample of its second half (the valley between two
 expressions on a face that keeps moving), and the rest continues as the next chunk.
 This bounds the online emission delay for ANY score stream (an interval's chunk closes
 at most L - 1 samples after the interval's offset), keeps memory bounded, and keeps the
 soft-NMS cap per chunk from capping a long active stream (a chunk of L samples holds
-at most ~L/K peaks). Offline applies the identical rule, so offline and online agree
-exactly. `ChunkSplitter` is the causal state machine; `split_chunks` takes a vectorised
-path where no cut can happen and runs the splitter itself where one does (tested equal).
+at most ~L/K peaks; with "runs" and min_run 0, a score hovering at the threshold can make
+more than `keep` short runs in one chunk, and the cap then keeps the best-scored ones).
+Offline applies the identical rule, so offline and online agree exactly.
+`ChunkSplitter` is the causal state machine; `split_chunks` takes a vectorised path where
+no cut can happen and runs the splitter itself where one does (tested equal).
 
 Invariants: every interval satisfies first_frame <= onset <= apex <= offset <= the last
 frame covered (index n - 1 + shift), with a score in [0, 1] (clipped: smoothing can
@@ -92,7 +94,7 @@ class PostParams:
     keep: int = 10  # per chunk (see module docstring)
     min_score: float = 0.1
     shift: int | None = None  # index -> frame shift; None = K // 2
-    max_chunk: int | None = None  # forced cut length L; None = 2 * Q (module docstring)
+    max_chunk: int | None = None  # forced cut length L; None = the default (module docstring)
     # ME only: drop ME intervals that overlap a spotted MaE interval (calibration.cross_type).
     drop_inside_mae: bool = False
     rule: str = "peaks"  # interval rule: "peaks" (paper) or "runs" (module docstring)
@@ -152,7 +154,8 @@ class PostParams:
 
     @property
     def chunk_limit(self) -> int:
-        default = MAX_CHUNK_QUIETS * (4 * self.k + 2 * self.half + 2)
+        """L: the longest chunk (module docstring); never below 2Q."""
+        default = max(MAX_CHUNK_QUIETS * (4 * self.k + 2 * self.half + 2), 2 * self.quiet)
         return default if self.max_chunk is None else self.max_chunk
 
     def to_dict(self) -> dict:

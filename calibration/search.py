@@ -99,7 +99,8 @@ def rules_option(choice: str) -> tuple[str, ...]:
 
 
 INTERVAL_RULE_HELP = ("interval rule the grid search may choose: auto tries the paper's peak pairing and the "
-                      "above-threshold runs and keeps peaks unless runs strictly wins; peaks or runs forces one")
+                      "above-threshold runs and keeps peaks unless runs strictly wins; peaks or runs searches that "
+                      "rule only (stored parameters of either rule stay unless strictly beaten)")
 
 
 @dataclass
@@ -160,7 +161,8 @@ def grid_search(
                     if mae_pred is not None:
                         pred = drop_inside_mae(pred, mae_pred)
                     score = score_type(truth_t, pred, type)
-                    rows.append({"win": win, "order": order, "rule": params.rule, "tiny": params.tiny,
+                    rows.append({"win": win, "order": order, "rule": params.rule,
+                                 "tiny": params.tiny if params.rule == "peaks" else float("nan"),
                                  "run_gap": params.run_gap, "run_pad": params.run_pad, "min_run": params.min_run,
                                  **fields_, "tp": score.tp,
                                  "n_pred": score.n_pred, "n_truth": score.n_truth, "f1": score.f1})

@@ -209,7 +209,9 @@ class StreamScorer:
         types = {s.type: s for s in self.setups}
         self.gate = (InsideMaeGate() if "ME" in types and "MaE" in types
                      and types["ME"].params.drop_inside_mae else None)
-        keep = max(s.params.chunk_limit + 2 * s.params.quiet + s.k for s in self.setups) + 64
+        # Frame times must outlive the longest wait of an event: its chunk (L) plus, for an
+        # ME held behind an open MaE chunk, that chunk too ("runs" has Q << L).
+        keep = max(2 * s.params.chunk_limit + s.k for s in self.setups) + 64
         self.clock = FrameClock(fps, keep)
         self.last_frame = 0
         self.last_face = False

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 from engines.weights import load_weights
+from realtime.common.types import Interval
 from realtime.synthesis.generate import write_dataset
 from tools.calibrate import main
 from tools.train import load_sets, load_videos
@@ -91,21 +93,45 @@ def test_pools_several_sets_with_distinct_ids(setup: dict, tmp_path: Path, capsy
     assert "--annotations" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("rule", ["peaks", "runs"])
-def test_interval_rule_option_forces_one_rule(setup: dict, rule: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """--interval-rule peaks|runs searches that rule only; the weights keep whichever wins
-    (or their stored parameters when nothing strictly beats them)."""
-    from calibration.postprocess import PostParams
-    from engines.weights import read_meta
+def two_bump_scores(k: int, n: int = 1500) -> tuple[dict[str, np.ndarray], list[Interval]]:
+    """A macro-expression as a K-frame pair sees it: motion into it, a hold of 3.5K frames,
+    motion out of it (two bumps more than 4K apart, which the paper's pairing cannot join)."""
+    rng = np.random.default_rng(5)
+    hold = int(3.5 * k)
+    seqs: dict[str, np.ndarray] = {}
+    truth: list[Interval] = []
+    for v in range(2):
+        x = 0.2 * rng.random(n)
+        for start in range(100, n - 2 * k - hold - 100, 2 * k + hold + 150):
+            for c in (start + k // 2, start + k + hold + k // 2):
+                x += 0.8 * np.exp(-0.5 * ((np.arange(n) - c) / (k / 4)) ** 2)
+            truth.append(Interval(f"v{v}", "MaE", 1 + start + k // 2, 1 + start + 2 * k + hold + k // 2))
+        seqs[f"v{v}"] = np.clip(x, 0, 1)
+    return seqs, truth
 
-    out = setup["root"] / f"out_{rule}"
-    rc = main(["--weights", *map(str, setup["weights"]), "--dataset", "synth", "--data", str(setup["data"]),
-               "--out", str(out), "--interval-rule", rule])  # fmt: skip
-    assert rc == 0
-    printed = capsys.readouterr().out
-    for src in setup["weights"]:
-        post = read_meta(out / src.name).post
-        stored = read_meta(src).post
-        kept = PostParams.from_dict(post) == PostParams.from_dict(stored)
-        assert post["rule"] == rule or kept, (src.name, post)
-    assert "interval" in printed
+
+@pytest.mark.parametrize(("rules", "expected"), [(("peaks",), "peaks"), (("runs",), "runs"),
+                                                 (("peaks", "runs"), "runs")])
+def test_the_fit_searches_the_rules_asked_for(rules: tuple[str, ...], expected: str) -> None:
+    """`--interval-rule` reaches the fit: on expressions whose onset and offset motion are
+    4.5K apart the runs rule wins when searched, and is never chosen when not."""
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from calibration.postprocess import PostParams
+    from tools.calibrate import _fit
+
+    k = 18
+    seqs, truth = two_bump_scores(k)
+    models = {"MaE": (Path("mae.safetensors"), None, SimpleNamespace(k=k, fps=30.0))}
+    before = {"MaE": PostParams(k=k, threshold=0.95, tiny=0.1, win=9, order=2)}
+    fitted = _fit({"MaE": seqs}, truth, models, before, False, Console(quiet=True), rules)
+    assert fitted["MaE"].rule == expected
+
+
+def test_interval_rule_option_is_checked(setup: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--weights", str(setup["weights"][0]), "--dataset", "synth", "--data", str(setup["data"]),
+              "--out", str(tmp_path), "--interval-rule", "plateau"])  # fmt: skip
+    assert exit_.value.code == 2 and "--interval-rule" in capsys.readouterr().err

@@ -354,6 +354,8 @@ def test_runs_parameters_are_validated() -> None:
         PostParams(k=6, run_gap=1.0)
     assert PostParams(k=5, rule="runs", run_pad=-0.5).pad == -2  # -2.5 rounds half up
     assert p.chunk_limit == 2 * (4 * 6 + 2)  # the short Q of runs does not shorten L
+    wide = PostParams(k=6, rule="runs", run_gap=5.0)  # Q = 31: L may not fall below 2Q
+    assert wide.chunk_limit == 2 * wide.quiet == 62 and wide.with_(max_chunk=62).chunk_limit == 62
 
 
 def test_grids_search_the_rules_asked_for() -> None:

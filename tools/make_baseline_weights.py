@@ -35,7 +35,8 @@ from rich.console import Console
 from rich.table import Table
 
 from calibration.megc import score_type
-from calibration.postprocess import PostParams, postprocess
+from calibration.postprocess import RULES, PostParams, postprocess
+from calibration.search import INTERVAL_RULE_HELP
 from engines.baseline import baseline_meta, energy_to_score, roi_energy
 from engines.weights import WeightsMeta, read_meta, save_weights
 from realtime.common.errors import UserError, cli_entry
@@ -83,6 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", default="baseline_")
     p.add_argument("--work", type=Path, default=Path("/tmp/lgnm-baseline"), help="caches and the calibration run")
     p.add_argument("--cache", type=Path, help="features cache (default <work>/cache)")
+    p.add_argument("--interval-rule", default="auto", choices=["auto", *RULES], help=INTERVAL_RULE_HELP)
     return p
 
 
@@ -138,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     calibrated = a.work / "calibrated"
     calibrate(["--weights", *map(str, written), "--dataset", "synth", "--data", *map(str, a.data),
-               "--out", str(calibrated), "--cache", str(cache)])
+               "--out", str(calibrated), "--cache", str(cache), "--interval-rule", a.interval_rule])
     a.out.mkdir(parents=True, exist_ok=True)
     for path in written:
         shutil.copyfile(calibrated / path.name, a.out / path.name)
