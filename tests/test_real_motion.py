@@ -99,3 +99,16 @@ def test_lgnm_synth_real_motion_option(tmp_path: Path, capsys: pytest.CaptureFix
     assert main(["--out", str(tmp_path / "o2"), "--real-motion", str(tmp_path / "none.npz")]) == 2
     assert "none.npz" in capsys.readouterr().err
     assert track.is_file()
+
+
+def test_real_motion_check_refuses_a_pair_with_two_landmark_filters(capsys: pytest.CaptureFixture) -> None:
+    """The check aligns each frame once, with the pair's landmark filter: the filtered demo
+    ME beside the unfiltered baseline MaE would measure the MaE on inputs it never sees."""
+    from tools.real_motion_check import main
+
+    weights = Path(__file__).resolve().parents[1] / "engines" / "weights"
+    rc = main(["--weights", str(weights / "demo_ME.safetensors"), str(weights / "baseline_MaE.safetensors"),
+               "--tracks", str(weights)])  # fmt: skip
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "landmark filters" in err and "Traceback" not in err

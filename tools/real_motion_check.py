@@ -45,6 +45,7 @@ from realtime.face import ALIGN_POINTS, FaceLandmarker, align_face
 from realtime.landmark_filter import OneEuroLandmarks
 from realtime.native_log import native_stderr_filtered
 from realtime.pipeline import setup_for_fps
+from realtime.stream_runner import common_flow
 
 DEFAULT_WEIGHTS = ("demo_ME", "demo_MaE")
 
@@ -209,6 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     folder = resources.files("engines") / "weights"
     weights = a.weights or [Path(str(folder / f"{w}.safetensors")) for w in DEFAULT_WEIGHTS]
     scorers = [make_scorer(w, "cpu") for w in weights]
+    common_flow(scorers)  # one alignment per frame: the pair must share its flow and landmark filter
     fps = 30.0
     console = Console(stderr=True)
     rows: list[tuple[str, StageStats]] = []
