@@ -41,7 +41,7 @@ merge); runs are ended by the first quiet sample, do not pair across more than `
 quiet samples, and their pads cannot meet across Q.
 So processing chunks independently equals processing the whole sequence, except for one deliberate deviation: soft-NMS keeps at
 most `keep` intervals PER CHUNK rather than per video (a per-video cap cannot be
-decided causally by the online spotter). Each chunk carries `chunk_margin = half + 1`
+decided causally by the online spotter). Each chunk carries `margin = half + 1`
 below-threshold samples around its first/last active sample, so peak detection (needs
 one lower neighbour) and interval scores (need half samples) see the same data as on the
 whole sequence. A chunk that reaches L = `max_chunk` samples (default max(2 * (4K +
@@ -188,12 +188,6 @@ def quiet_gap(k: int, tiny: float) -> int:
     """Q: below-threshold run that makes chunks independent (4K pairing span + both
     intervals' half widths + 2, which also exceeds the peak distance K)."""
     return 4 * k + 2 * half_width(k, tiny) + 2
-
-
-def chunk_margin(k: int, tiny: float) -> int:
-    """Samples kept around a chunk's active samples: half (interval scores) + 1 (a lower
-    neighbour for peak detection). 2*margin <= Q keeps chunks disjoint."""
-    return half_width(k, tiny) + 1
 
 
 def effective_window(n: int, win: int, order: int) -> int:

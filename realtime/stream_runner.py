@@ -91,12 +91,6 @@ def common_flow(scorers: list[Scorer]) -> FlowSettings:
     return flows.pop()
 
 
-def same_flow_backend(a: FlowSettings, b: FlowSettings) -> bool:
-    """Whether one flow backend serves both settings: equal but for the landmark filter,
-    which the stream's face aligner applies before the flow."""
-    return a.same_flow_as(b)
-
-
 @dataclass(frozen=True, slots=True)
 class RunContext:
     """What every stream of a run shares: its configuration, scorers, flow backend, sinks
@@ -172,7 +166,7 @@ def run_item(item: ReplayItem, context: RunContext, stats: RunStats) -> RunStats
     # The run's one flow backend was built from the first pair's settings; the landmark
     # filter is not part of it (each stream's aligner takes its own pair's filter), so
     # the 30 and 200 fps demo pairs may differ there and only there.
-    if not same_flow_backend(common_flow(scorers), common_flow(context.scorer_sets.first)):
+    if not common_flow(scorers).same_flow_as(common_flow(context.scorer_sets.first)):
         raise UserError("--weights: the demo pairs use different flow settings; reinstall the package")
     setups = [setup_for_fps(s, source.fps, rolling=config.threshold == "rolling") for s in scorers]
     options = RunOptions(batch=config.batch, face_size=max(s.meta.flow.face_size for s in scorers),

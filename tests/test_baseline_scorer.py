@@ -38,7 +38,6 @@ from realtime import face as fl
 from realtime.cli import main as live_main
 from realtime.common.errors import UserError
 from realtime.common.types import AlignedFace, FlowSettings
-from realtime.stream_runner import same_flow_backend
 from tools.train import score_inputs
 
 from media import write_face_clip, write_random_weights
@@ -217,7 +216,7 @@ def test_bundled_baseline_pairs(prefix: str, fps: float, ks: tuple[int, int]) ->
         # One flow backend serves both (a run computes one flow); the landmark filter may
         # differ: the baselines were calibrated on unfiltered alignment, the 30 fps demo
         # pair was fine-tuned with the filter.
-        assert same_flow_backend(meta.flow, read_meta(BUNDLED / f"{demo}{type_}.safetensors").flow)
+        assert meta.flow.same_flow_as(read_meta(BUNDLED / f"{demo}{type_}.safetensors").flow)
         assert meta.post.get("threshold") is not None
 
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
+from score_shapes import two_bump_videos
 
 from engines.weights import load_weights
-from realtime.common.types import Interval
 from realtime.synthesis.generate import write_dataset
 from tools.calibrate import main
 from tools.train import load_sets, load_videos
@@ -93,23 +92,6 @@ def test_pools_several_sets_with_distinct_ids(setup: dict, tmp_path: Path, capsy
     assert "--annotations" in capsys.readouterr().err
 
 
-def two_bump_scores(k: int, n: int = 1500) -> tuple[dict[str, np.ndarray], list[Interval]]:
-    """A macro-expression as a K-frame pair sees it: motion into it, a hold of 3.5K frames,
-    motion out of it (two bumps more than 4K apart, which the paper's pairing cannot join)."""
-    rng = np.random.default_rng(5)
-    hold = int(3.5 * k)
-    seqs: dict[str, np.ndarray] = {}
-    truth: list[Interval] = []
-    for v in range(2):
-        x = 0.2 * rng.random(n)
-        for start in range(100, n - 2 * k - hold - 100, 2 * k + hold + 150):
-            for c in (start + k // 2, start + k + hold + k // 2):
-                x += 0.8 * np.exp(-0.5 * ((np.arange(n) - c) / (k / 4)) ** 2)
-            truth.append(Interval(f"v{v}", "MaE", 1 + start + k // 2, 1 + start + 2 * k + hold + k // 2))
-        seqs[f"v{v}"] = np.clip(x, 0, 1)
-    return seqs, truth
-
-
 @pytest.mark.parametrize(("rules", "expected"), [(("peaks",), "peaks"), (("runs",), "runs"),
                                                  (("peaks", "runs"), "runs")])
 def test_the_fit_searches_the_rules_asked_for(rules: tuple[str, ...], expected: str) -> None:
@@ -123,7 +105,7 @@ def test_the_fit_searches_the_rules_asked_for(rules: tuple[str, ...], expected: 
     from tools.calibrate import _fit
 
     k = 18
-    seqs, truth = two_bump_scores(k)
+    seqs, truth = two_bump_videos(k, hold=int(3.5 * k))  # onset and offset motion 4.5K apart
     models = {"MaE": (Path("mae.safetensors"), None, SimpleNamespace(k=k, fps=30.0))}
     before = {"MaE": PostParams(k=k, threshold=0.95, tiny=0.1, win=9, order=2)}
     fitted = _fit({"MaE": seqs}, truth, models, before, False, Console(quiet=True), rules)

@@ -176,16 +176,15 @@ def test_demo_pairs_share_one_flow_backend_and_a_filter_per_pair() -> None:
     """One run serves 30 and 200 fps streams with one flow backend (stream_runner): the
     shipped pairs may differ only in the landmark filter, which each stream's aligner
     takes from its own pair, and within a pair the filter is one."""
-    from realtime.stream_runner import same_flow_backend
 
     metas = {p.name: read_meta(p) for p in SHIPPED}
     flows = [m.flow for m in metas.values()]
-    assert all(same_flow_backend(flows[0], f) for f in flows)
+    assert all(flows[0].same_flow_as(f) for f in flows)
     for prefix in ("demo_", "demo200_"):
         pair = {m.flow.landmark_filter for n, m in metas.items() if n.startswith(prefix) and n[len(prefix):][0] == "M"}
         assert len(pair) == 1, prefix
-    assert not same_flow_backend(FlowSettings(), FlowSettings(value_floor=1.0))
-    assert same_flow_backend(FlowSettings(), FlowSettings(landmark_filter=DEFAULT_LANDMARK_FILTER))
+    assert not FlowSettings().same_flow_as(FlowSettings(value_floor=1.0))
+    assert FlowSettings().same_flow_as(FlowSettings(landmark_filter=DEFAULT_LANDMARK_FILTER))
 
 
 def test_landmark_filter_round_trips(tmp_path: Path) -> None:
