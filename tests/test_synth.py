@@ -239,3 +239,96 @@ def test_appearance_mirror_swaps_sides_and_heldout_looks_are_inside_the_jitter_r
         assert min(d.gamma for d in draws) <= look.gamma <= max(d.gamma for d in draws)
         assert min(d.resample for d in draws) <= look.resample <= max(d.resample for d in draws)
         assert look not in draws
+
+
+def _field_sides(video, action) -> tuple[float, float, float]:
+    """Largest displacement (frame px) of an action's basis field on the subject's right
+    (image left of the eye-corner midline, beyond 12 % of the face scale), on the left, and
+    anywhere; the field of the canonical action sizes the ROI."""
+    from realtime.synthesis.actions import basis_field, face_roi
+
+    h, w = video.frame(1).shape[:2]
+    roi = face_roi(video.landmarks, video.face_scale, w, h, action.width)
+    mag = np.linalg.norm(basis_field(action, video.landmarks, video.face_scale, roi), axis=2)
+    xs = np.arange(roi.x0, roi.x1)[None, :].repeat(mag.shape[0], 0)
+    mid = video.landmarks[[33, 263], 0].mean()
+    margin = 0.12 * video.face_scale
+    return float(mag[xs < mid - margin].max()), float(mag[xs > mid + margin].max()), float(mag.max())
+
+
+def test_action_shapes_one_sided_asymmetric_turned_and_unit_amplitude(hopper):
+    from realtime.synthesis.actions import CANONICAL, ActionShape, shaped
+
+    video = generate_video(SynthConfig(duration_s=4, distractors=False), 1, hopper)
+    unit = video.face_scale / 112.0  # 1 px at 112-px face scale, in frame px
+    au12 = ACTIONS["AU12"]
+    assert shaped(au12, CANONICAL, video.landmarks, video.face_scale) is au12
+    right, left, peak = _field_sides(video, au12)
+    assert right == pytest.approx(left, rel=0.15) and peak == pytest.approx(unit, rel=1e-5)
+    # One-sided: the subject's right (image left) moves, the left does not; the peak is still 1 px.
+    one = shaped(au12, ActionShape(side="right"), video.landmarks, video.face_scale)
+    right, left, peak = _field_sides(video, one)
+    assert peak == pytest.approx(unit, rel=1e-5) and right > 0.9 * unit and left < 0.02 * unit
+    one = shaped(au12, ActionShape(side="left"), video.landmarks, video.face_scale)
+    right, left, _ = _field_sides(video, one)
+    assert left > 0.9 * unit and right < 0.02 * unit
+    # Asymmetric: the subject's left at 0.4 of the right.
+    weak = shaped(au12, ActionShape(weaker=0.4), video.landmarks, video.face_scale)
+    right, left, _ = _field_sides(video, weak)
+    assert left / right == pytest.approx(0.4, abs=0.08)
+    # Turned directions, mirrored: AU1+2 (straight up) turned by 30 deg gets a sideways part
+    # of sin(30 deg) on both brows, in opposite directions; extent scaled.
+    turned = shaped(ACTIONS["AU1+2"], ActionShape(rotation_deg=30, width_scale=1.4), video.landmarks, video.face_scale)
+    dx = {i: d for i, d, _ in turned.anchors}
+    assert dx[70] == pytest.approx(0.5) and dx[300] == pytest.approx(-0.5)
+    assert turned.width == pytest.approx(1.4 * ACTIONS["AU1+2"].width)
+    # A side without anchors keeps the action two-sided; a bad side is an error.
+    chin = shaped(ACTIONS["AU17"], ActionShape(side="left"), video.landmarks, video.face_scale)
+    assert len(chin.anchors) >= 3
+    with pytest.raises(ValueError, match="side"):
+        shaped(au12, ActionShape(side="up"), video.landmarks, video.face_scale)
+
+
+def test_vary_actions_draws_all_units_with_shapes_deterministically_and_the_default_keeps_the_eight(hopper):
+    from realtime.synthesis.actions import CANONICAL_ACTIONS
+    from realtime.synthesis.timeline import ScheduleSettings
+
+    varied = ScheduleSettings(vary_actions=True, mae_per_min=12, me_per_min=8)
+    videos = [generate_video(SynthConfig(duration_s=60, schedule=varied, distractors=False), s, hopper) for s in (1, 2, 3)]
+    units = {n for v in videos for e in v.events for n, _ in e.actions}
+    assert len(units) >= 14 and set(units) <= set(ACTIONS)
+    shapes = [e.shape_of(k) for v in videos for e in v.events for k in range(len(e.actions))]
+    assert all(len(e.shapes) == len(e.actions) for v in videos for e in v.events)
+    assert {s.side for s in shapes} == {"both", "right", "left"}
+    assert max(abs(s.rotation_deg) for s in shapes) > 15 and min(s.width_scale for s in shapes) < 0.9
+    again = generate_video(SynthConfig(duration_s=60, schedule=varied, distractors=False), 1, hopper)
+    assert again.events == videos[0].events and np.array_equal(again.frame(200), videos[0].frame(200))
+    plain = [generate_video(SynthConfig(duration_s=60), s, hopper) for s in (1, 2, 3)]
+    assert {n for v in plain for e in v.events for n, _ in e.actions} <= set(CANONICAL_ACTIONS)
+    assert all(e.shapes == () for v in plain for e in v.events)
+    # A one-sided event moves its side of the face: the frame difference at the apex lies
+    # mostly on that side (no distractors: nothing else moves).
+    checked = 0
+    for v in videos:
+        mid = v.landmarks[[33, 263], 0].mean()
+        for iv, e in zip(v.truth, v.events):
+            if len(e.actions) == 1 and e.shapes[0].side != "both" and e.type == "MaE":
+                diff = cv2.absdiff(v.frame(iv.onset - 1), v.frame(iv.apex)).sum(axis=2).astype(float)
+                xs = np.arange(diff.shape[1])
+                right, left = diff[:, xs < mid].sum(), diff[:, xs >= mid].sum()
+                moved, still = (right, left) if e.shapes[0].side == "right" else (left, right)
+                if e.actions[0][0] not in ("AU17", "AU25+26", "AU10"):  # near-midline units move both
+                    assert moved > 2 * still, (e, moved, still)
+                    checked += 1
+    assert checked >= 2
+
+
+def test_cli_vary_actions_lists_each_events_units_and_shapes(tmp_path):
+    import csv
+
+    out = tmp_path / "v"
+    assert main(["--out", str(out), "--duration", "12", "--faces", "astronaut", "--seed", "4", "--vary-actions"]) == 0
+    truth = read_intervals(out / "truth.csv")
+    rows = list(csv.DictReader(open(out / "actions.csv")))
+    assert {(r["type"], int(r["onset"]), int(r["offset"])) for r in rows} == {(iv.type, iv.onset, iv.offset) for iv in truth}
+    assert all(r["action"] in ACTIONS and r["side"] in ("both", "right", "left") for r in rows)

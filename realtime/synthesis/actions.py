@@ -20,7 +20,7 @@ skin above the eye down to a moving lid edge (the lashes travel with it).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
 
 import numpy as np
@@ -34,6 +34,13 @@ R_UPPER_LID = (33, 246, 161, 160, 159, 158, 157, 173, 133)
 R_LOWER_LID = (33, 7, 163, 144, 145, 153, 154, 155, 133)
 L_UPPER_LID = (263, 466, 388, 387, 386, 385, 384, 398, 362)
 L_LOWER_LID = (263, 249, 390, 373, 374, 380, 381, 382, 362)
+R_BROW_OUTER = (70, 63, 46, 53)
+L_BROW_OUTER = (300, 293, 276, 283)
+R_CHEEK = (117, 118, 119, 101, 50, 36, 205)
+L_CHEEK = (346, 347, 348, 330, 280, 266, 425)
+UPPER_LIP = (0, 37, 267, 13, 82, 312)
+LOWER_LIP = (17, 84, 314, 14, 87, 317)
+CHIN = (18, 200, 199, 175, 152)
 
 
 @dataclass(frozen=True)
@@ -99,8 +106,99 @@ ACTIONS: Mapping[str, Action] = MappingProxyType({
             0.07,
             "lower",
         ),
+        # Units frequent in the real workbooks that the canonical set above lacks; drawn only
+        # with varied actions (ScheduleSettings.vary_actions), so older seeds are unchanged.
+        Action("AU1", _same(R_BROW_INNER + L_BROW_INNER, 0.0, -1.0) + _same((105, 334), 0.0, -0.4), 0.05, "upper"),
+        Action("AU2", _same(R_BROW_OUTER + L_BROW_OUTER, 0.0, -1.0) + _same((105, 334), 0.0, -0.4), 0.05, "upper"),
+        Action("AU5", _same(R_UPPER_LID[1:-1] + L_UPPER_LID[1:-1], 0.0, -1.0), 0.03, "upper"),
+        Action(
+            "AU6",
+            _same(R_CHEEK + L_CHEEK, 0.0, -1.0) + _same(R_LOWER_LID[1:-1] + L_LOWER_LID[1:-1], 0.0, -0.5),
+            0.06,
+            "upper",
+        ),
+        Action("AU14", ((61, 0.6, -0.3), (291, -0.6, -0.3), (57, 0.4, -0.2), (287, -0.4, -0.2)), 0.04, "lower"),
+        Action(
+            "AU20",
+            ((61, -1.0, 0.25), (291, 1.0, 0.25), (146, -0.5, 0.3), (375, 0.5, 0.3), (91, -0.3, 0.3), (321, 0.3, 0.3)),
+            0.05,
+            "lower",
+        ),  # fmt: skip
+        Action("AU23", ((61, 0.8, 0.0), (291, -0.8, 0.0)) + _same((0, 13), 0.0, 0.4) + _same((17, 14), 0.0, -0.4),
+               0.04, "lower"),  # fmt: skip
+        Action("AU24", _same(UPPER_LIP, 0.0, 0.7) + _same(LOWER_LIP, 0.0, -0.7) + _same((18, 200), 0.0, -0.4),
+               0.045, "lower"),  # fmt: skip
+        Action("AU25+26", _same(LOWER_LIP + CHIN, 0.0, 1.0) + _same((148, 377, 176, 400), 0.0, 0.8), 0.07, "lower"),
     )
 })
+CANONICAL_ACTIONS = ("AU1+2", "AU4", "AU7", "AU9", "AU10", "AU12", "AU15", "AU17")
+MAX_WIDTH_SCALE = 1.5  # ActionShape.width_scale is drawn from [1 / 1.5, 1.5]
+
+
+@dataclass(frozen=True)
+class ActionShape:
+    """How one occurrence of an action departs from its canonical shape (real expressions,
+    micro-expressions in particular, are often one-sided or asymmetric, and no two faces
+    move a unit the same way).
+
+    side: "both", "right" or "left" (the subject's; right = image left); a one-sided shape
+      keeps that side's anchors and the midline ones (within 4 % of the face scale of the
+      eye-corner midline) at half strength. An action with no anchor on that side stays
+      two-sided.
+    weaker: displacement factor of the subject's left side when side is "both"
+      (asymmetry; 1 = symmetric).
+    rotation_deg: every anchor direction turned by this angle on the subject's right and
+      mirrored on the left (image y down; midline anchors unturned).
+    width_scale: the Gaussian width multiplied by this factor (extent of the motion).
+    """
+
+    side: str = "both"
+    weaker: float = 1.0
+    rotation_deg: float = 0.0
+    width_scale: float = 1.0
+
+    @staticmethod
+    def draw(rng: np.random.Generator) -> ActionShape:
+        """A random shape: one-sided 30 %, asymmetric (left 0.4-1x) otherwise, directions
+        turned by up to +-30 deg, width 1/1.5-1.5x (log-uniform)."""
+        side = str(rng.choice(["both", "right", "left"], p=[0.7, 0.15, 0.15]))
+        weaker = float(rng.uniform(0.4, 1.0))
+        if rng.random() < 0.5:  # which side is the weaker one
+            weaker = 1.0 / weaker
+        rotation = float(rng.uniform(-30.0, 30.0))
+        width = float(np.exp(rng.uniform(-np.log(MAX_WIDTH_SCALE), np.log(MAX_WIDTH_SCALE))))
+        return ActionShape(side, weaker, rotation, width)
+
+
+CANONICAL = ActionShape()
+
+
+def shaped(action: Action, shape: ActionShape, landmarks: np.ndarray, face_scale: float) -> Action:
+    """`action` with `shape` applied, on the face whose (468, 2) `landmarks` (frame px) and
+    face scale (px) are given. The canonical shape returns `action` itself.
+    Raises ValueError for an unknown side."""
+    if shape == CANONICAL:
+        return action
+    if shape.side not in ("both", "right", "left"):
+        raise ValueError(f"ActionShape.side must be both, right or left, got {shape.side!r}")
+    mid = float(landmarks[[33, 263], 0].mean())
+    tol = 0.04 * face_scale
+    theta = np.deg2rad(shape.rotation_deg)
+    anchors: list[tuple[int, float, float]] = []
+    for index, dx, dy in action.anchors:
+        x = float(landmarks[index, 0]) - mid
+        where = "mid" if abs(x) < tol else ("right" if x < 0 else "left")  # subject's right = image left
+        if shape.side != "both" and where not in (shape.side, "mid"):
+            continue
+        gain = 0.5 if (shape.side != "both" and where == "mid") else 1.0
+        if shape.side == "both" and where == "left":
+            gain = shape.weaker
+        t = 0.0 if where == "mid" else (theta if where == "right" else -theta)
+        c, s = float(np.cos(t)), float(np.sin(t))
+        anchors.append((index, gain * (c * dx - s * dy), gain * (s * dx + c * dy)))
+    if not anchors:  # nothing on that side (e.g. a chin raiser): two-sided after all
+        return shaped(action, replace(shape, side="both", weaker=1.0), landmarks, face_scale)
+    return Action(action.name, tuple(anchors), action.width * shape.width_scale, action.region)
 
 
 @dataclass(frozen=True)
@@ -117,9 +215,10 @@ class Roi:
         return slice(self.y0, self.y1), slice(self.x0, self.x1)
 
 
-def face_roi(landmarks: np.ndarray, face_scale: float, width: int, height: int) -> Roi:
-    """Landmark box grown by 3 sigma of the widest action, clipped to the frame."""
-    pad = 3 * max(a.width for a in ACTIONS.values()) * face_scale + 2
+def face_roi(landmarks: np.ndarray, face_scale: float, width: int, height: int, max_width: float = 0.0) -> Roi:
+    """Landmark box grown by 3 sigma of the widest action (or of `max_width`, a width in
+    face scales, when larger), clipped to the frame."""
+    pad = 3 * max(max_width, *(a.width for a in ACTIONS.values())) * face_scale + 2
     lo = np.floor(landmarks.min(axis=0) - pad).astype(int)
     hi = np.ceil(landmarks.max(axis=0) + pad).astype(int)
     return Roi(max(0, lo[0]), max(0, lo[1]), min(width, hi[0]), min(height, hi[1]))

@@ -199,6 +199,19 @@ def _write_distractors_csv(path: Path, rows: list[tuple[str, Distractor]]) -> No
             out.writerow([video, d.kind, d.start, d.end])
 
 
+def _write_actions_csv(path: Path, rows: list[tuple[str, Interval, Event]]) -> None:
+    """One row per action of an event: which unit, how strong and how shaped."""
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["video", "type", "onset", "offset", "action", "amplitude_px112", "side", "weaker",
+                      "rotation_deg", "width_scale"])  # fmt: skip
+        for video, iv, e in rows:
+            for k, (name, amp) in enumerate(e.actions):
+                sh = e.shape_of(k)
+                out.writerow([video, iv.type, iv.onset, iv.offset, name, f"{amp:.3f}", sh.side, f"{sh.weaker:.3f}",
+                              f"{sh.rotation_deg:.1f}", f"{sh.width_scale:.3f}"])  # fmt: skip
+
+
 def _layout_ids(layout: str, i: int) -> tuple[int, int]:
     """(subject, index) of the i-th video (0-based) in the stand-in layouts: CAS subjects
     have up to 9 videos (the real codes), SAMM ones up to 7, CAS(ME)^3 ones 13 (a..m)."""
@@ -230,6 +243,7 @@ def write_dataset(
     jitter: bool = False,
     on_frame: Callable[[str, int, int], None] | None = None,
     real_motion: Sequence[str | Path] = (),
+    vary_actions: bool = False,
 ) -> DatasetSummary:
     """Write n_videos synthetic videos (faces used in turn) and their truth.
 
@@ -238,6 +252,8 @@ def write_dataset(
     light ramps for analysis. on_frame(video, frame, n_frames) reports progress.
     `real_motion`: real landmark tracks (files, or folders of real_*.npz) driving the
     faces (SynthConfig.real_motion); real_motion.csv says which track each video shows.
+    `vary_actions`: ScheduleSettings.vary_actions (more units, each occurrence shaped anew);
+    actions.csv then lists each event's units and shapes.
     """
     if layout not in LAYOUTS:
         raise UserError(f"--layout: must be one of {', '.join(LAYOUTS)}, got {layout!r}")
@@ -258,6 +274,7 @@ def write_dataset(
     names: list[str] = []
     truth: list[Interval] = []
     noted: list[tuple[str, Distractor]] = []
+    shaped_rows: list[tuple[str, Interval, Event]] = []
     standins: list[dl.StandInVideo] = []
     t0 = time.perf_counter()
     total = 0
@@ -267,13 +284,15 @@ def write_dataset(
         name = {"mp4": f"synth_{i + 1:03d}", "cas": dl.cas_video_id(probe), "samm": dl.samm_video_id(probe),
                 "casme3": dl.casme3_video_id(probe)}[layout]
         config = SynthConfig(name=name, fps=fps, duration_s=duration, distractors=distractors, jitter=jitter,
-                             real_motion=tracks)
+                             real_motion=tracks, schedule=ScheduleSettings(vary_actions=vary_actions))
         video = generate_video(config, int(np.random.SeedSequence([seed, i]).generate_state(1)[0]), photos[i % len(photos)])
         names.append(name)
         if video.motion is not None:
             motions.append((name, video.motion))
         truth += video.truth
         noted += [(name, d) for d in video.distractors]
+        if vary_actions:
+            shaped_rows += [(name, iv, e) for iv, e in zip(video.truth, video.events, strict=True)]
 
         def frames(v: SynthVideo = video) -> Iterator[np.ndarray]:
             for k, frame in enumerate(v.frames(), start=1):
@@ -295,6 +314,8 @@ def write_dataset(
         dl.write_casme3_layout(out, standins)
     write_intervals(out / "truth.csv", truth, truth=True)
     _write_distractors_csv(out / "distractors.csv", noted)
+    if shaped_rows:
+        _write_actions_csv(out / "actions.csv", shaped_rows)
     if motions:
         with open(out / "real_motion.csv", "w", newline="") as fh:
             w = csv.writer(fh)

@@ -17,6 +17,7 @@ from realtime.synthesis.actions import (
     blink_dy,
     eye_geometry,
     face_roi,
+    shaped,
 )  # fmt: skip
 from realtime.synthesis.distractors import DistractorTrack
 from realtime.synthesis.faces import Scene
@@ -39,18 +40,24 @@ class Renderer:
         self.track = track
         self.n_frames = n_frames
         h, w = scene.image.shape[:2]
-        self.roi = face_roi(scene.landmarks, scene.face_scale, w, h)
-        self.names = tuple(ACTIONS)
-        self.bases = [basis_field(ACTIONS[a], scene.landmarks, scene.face_scale, self.roi) for a in self.names]
-        # Per-action amplitude (px at 112 scale) for every frame: sum over events.
-        self.amps = np.zeros((len(self.names), n_frames), np.float32)
+        # One basis field per distinct (action, shape) of the events, in ACTIONS order (the
+        # order the fields are summed in, so canonical videos render as they always did).
+        order = list(ACTIONS)
+        keys = sorted({(name, e.shape_of(k)) for e in events for k, (name, _) in enumerate(e.actions)},
+                      key=lambda key: (order.index(key[0]), repr(key[1])))  # fmt: skip
+        shapes = [shaped(ACTIONS[name], shape, scene.landmarks, scene.face_scale) for name, shape in keys]
+        self.roi = face_roi(scene.landmarks, scene.face_scale, w, h, max((a.width for a in shapes), default=0.0))
+        self.keys = keys
+        self.bases = [basis_field(a, scene.landmarks, scene.face_scale, self.roi) for a in shapes]
+        # Per-field amplitude (px at 112 scale) for every frame: sum over events.
+        self.amps = np.zeros((len(keys), n_frames), np.float32)
         for e in events:
             lo, hi = e.support()
             lo, hi = max(lo, 1), min(hi, n_frames)
             frames = np.arange(lo, hi + 1)
             p = e.profile(frames).astype(np.float32)
-            for name, amp in e.actions:
-                self.amps[self.names.index(name), lo - 1 : hi] += amp * p
+            for k, (name, amp) in enumerate(e.actions):
+                self.amps[keys.index((name, e.shape_of(k))), lo - 1 : hi] += amp * p
         self.eyes = [eye_geometry(scene.landmarks, R_UPPER_LID, R_LOWER_LID),
                      eye_geometry(scene.landmarks, L_UPPER_LID, L_LOWER_LID)]  # fmt: skip
         ys, xs = np.mgrid[self.roi.y0 : self.roi.y1, self.roi.x0 : self.roi.x1].astype(np.float32)

@@ -17,6 +17,7 @@ from types import MappingProxyType
 import numpy as np
 
 from realtime.common.types import ExprType, Interval
+from realtime.synthesis.actions import CANONICAL, ActionShape
 
 VISIBLE = 0.05  # fraction of the peak above which motion counts as part of the event
 _U0 = float(np.arccos(1 - 2 * VISIBLE) / np.pi)  # raised cosine reaches VISIBLE at u = _U0
@@ -78,6 +79,11 @@ class Event:
     apex: int
     hold: int  # frames at the peak after the apex
     offset: int
+    shapes: tuple[ActionShape, ...] = ()  # one per action (varied actions); () = canonical
+
+    def shape_of(self, k: int) -> ActionShape:
+        """The shape of the k-th action."""
+        return self.shapes[k] if self.shapes else CANONICAL
 
     def profile(self, frames: np.ndarray) -> np.ndarray:
         """p(frame) in [0, 1] for an array of 1-based frame numbers."""
@@ -120,6 +126,10 @@ class ScheduleSettings:
     lead_s: float = 1.0  # quiet time at the start and end of the video
     me_amplitude: tuple[float, float] = (1.0, 2.0)  # px at 112-px face scale
     mae_amplitude: tuple[float, float] = (3.0, 6.0)
+    # Varied actions (training data that covers more of what real faces do): units drawn
+    # from all of AU_WEIGHTS_VARIED, each occurrence with its own ActionShape (one-sided,
+    # asymmetric, turned, wider or narrower). Off: the canonical eight, as older seeds.
+    vary_actions: bool = False
 
 
 # Relative AU frequencies in the real workbooks (CAS+SAMM counts: AU12 261, AU4 202,
@@ -128,12 +138,26 @@ class ScheduleSettings:
 AU_WEIGHTS: Mapping[str, float] = MappingProxyType({
     "AU12": 0.26, "AU4": 0.2, "AU7": 0.15, "AU1+2": 0.12, "AU10": 0.08, "AU17": 0.08, "AU15": 0.06, "AU9": 0.05,
 })  # fmt: skip
-_EXCLUSIVE = (frozenset({"AU12", "AU15"}), frozenset({"AU1+2", "AU4"}))  # antagonists never combined
+# With varied actions: every unit of realtime/synthesis/actions.py, weighted by its count
+# in the real workbooks (CAS + SAMM Action Units columns: AU12 131, AU7 124, AU4 78, AU14 70,
+# AU24 62, AU2 60, AU25/26 77, AU5 40, AU6 40, AU10 38, AU17 32, AU1 31, AU15 18, AU20 16,
+# AU23 13, AU9 11; AU1 and AU2 together as AU1+2 for about half of the brow raises).
+AU_WEIGHTS_VARIED: Mapping[str, float] = MappingProxyType({
+    "AU12": 131, "AU7": 124, "AU4": 78, "AU14": 70, "AU24": 62, "AU25+26": 77, "AU1+2": 45, "AU2": 38,
+    "AU5": 40, "AU6": 40, "AU10": 38, "AU17": 32, "AU1": 16, "AU15": 18, "AU20": 16, "AU23": 13, "AU9": 11,
+})  # fmt: skip
+_EXCLUSIVE = (
+    frozenset({"AU12", "AU15"}), frozenset({"AU1+2", "AU4"}),  # antagonists never combined
+    frozenset({"AU1+2", "AU1"}), frozenset({"AU1+2", "AU2"}),  # parts of one another
+    frozenset({"AU24", "AU25+26"}), frozenset({"AU23", "AU25+26"}), frozenset({"AU14", "AU20"}),
+)  # fmt: skip
 
 
-def _draw_actions(rng: np.random.Generator, amp: float) -> tuple[tuple[str, float], ...]:
-    names = list(AU_WEIGHTS)
-    weights = np.array([AU_WEIGHTS[n] for n in names])
+def _draw_actions(
+    rng: np.random.Generator, amp: float, table: Mapping[str, float] = AU_WEIGHTS
+) -> tuple[tuple[str, float], ...]:
+    names = list(table)
+    weights = np.array([table[n] for n in names], dtype=float)
     count = int(rng.choice([1, 2, 3], p=[0.55, 0.33, 0.12]))
     chosen: list[str] = []
     while len(chosen) < count:
@@ -177,7 +201,11 @@ def schedule_events(
         apex = onset + int(round(frac * (length - 1 - hold)))
         apex = min(max(apex, onset + 1), offset - hold - 1) if length - hold >= 3 else onset
         lo, hi = settings.me_amplitude if kind == "ME" else settings.mae_amplitude
-        actions = _draw_actions(rng, float(rng.uniform(lo, hi)))
-        events.append(Event(kind, actions, onset, apex, hold, offset))
+        if settings.vary_actions:
+            actions = _draw_actions(rng, float(rng.uniform(lo, hi)), AU_WEIGHTS_VARIED)
+            shapes = tuple(ActionShape.draw(rng) for _ in actions)
+        else:
+            actions, shapes = _draw_actions(rng, float(rng.uniform(lo, hi))), ()
+        events.append(Event(kind, actions, onset, apex, hold, offset, shapes))
         t = offset / fps + settings.min_gap_s + float(rng.gamma(3.0, extra / 3.0))
     return events
