@@ -223,7 +223,7 @@ class FaceAligner:
     until it is lost or grows past LARGE_FACE. A view where that search found nothing is
     searched again SEARCH_EVERY frames later (a small face that appears is found within
     that many frames); a lost face at once. Frames too small for search tiles (short side
-    < 720 px) only use FaceMesh, as before.
+    < 720 px, unless 1.5 times wider than high: `search_tiles`) only use FaceMesh.
 
     Several faces: when tracking starts, FaceMesh's own (short-range) detector counts the
     faces, with the full-range search, and the largest is analysed (on a crop when
@@ -318,8 +318,9 @@ class FaceAligner:
 
     # -- the three ways to a face ------------------------------------------------------
     def _may_search(self, bgr: np.ndarray) -> bool:
-        """Whether this frame gets a detector search. Frames too small for tiles never do:
-        on the whole frame the full-range detector reaches no smaller face than FaceMesh."""
+        """Whether this frame gets a detector search. Frames without tiles never do: on
+        the whole of such a frame the full-range detector reaches no smaller face than
+        FaceMesh."""
         if not search_tiles(bgr.shape[1], bgr.shape[0]):
             return False
         if self._search_wait > 0:

@@ -25,6 +25,8 @@ CROP_PX = 256  # crop side given to FaceMesh: its landmark model reads a 192 px 
 CROP_SPAN = 2.0  # crop side in face widths: room for the ROI FaceMesh grows around a face
 TILE_FRACTION = 2 / 3  # tile side / the frame's short side
 MIN_TILE_PX = 480  # below this tiles only find faces too small to analyse (< ~70 px)
+WIDE_ASPECT = 1.5  # frames this much wider than high get full-height tiles (search_tiles)
+MIN_WIDE_PX = 240  # ... when at least this high
 EDGE_MARGIN = 0.25  # a tile box this close (x its size) to an inner tile edge may be a cut face
 DUPLICATE_OVERLAP = 0.5  # boxes sharing this much of the smaller one are one face
 SAME_FACE_JUMP = 0.5  # a centre that moved more than this x face width is another face
@@ -72,15 +74,23 @@ def mesh_landmarks(mesh, rgb: np.ndarray) -> list[np.ndarray]:
 
 def search_tiles(width: int, height: int) -> list[tuple[int, int, int]]:
     """Square tiles (x0, y0, side) px covering a width x height frame, overlapping by half
-    a side so that every face up to half a tile is whole in one of them; [] when the
-    tiles would be smaller than MIN_TILE_PX (the whole frame is searched anyway).
+    a side so that every face up to half a tile is whole in one of them.
 
     The full-range detector finds a face reliably from about 15% of its input's side, so
     tiles of 2/3 of the short side find faces from ~10% of it (216 px at 3840x2160).
+    Below MIN_TILE_PX such tiles would only find faces too small to analyse, so smaller
+    frames get none (the whole frame is searched anyway), except wide ones (long side >=
+    WIDE_ASPECT x the short one, short side >= MIN_WIDE_PX): squeezed whole into the
+    detector's square input they shrink every face by their aspect ratio (a 156 px face in
+    1280x480 is missed by FaceMesh and by the whole-frame search), so they get tiles of the
+    full short side.
     """
     side = int(round(min(width, height) * TILE_FRACTION))
     if side < MIN_TILE_PX:
-        return []
+        short, long = min(width, height), max(width, height)
+        if long < WIDE_ASPECT * short or short < MIN_WIDE_PX:
+            return []
+        side = short
     xs = _starts(width, side)
     ys = _starts(height, side)
     return [(x, y, side) for y in ys for x in xs]

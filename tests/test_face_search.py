@@ -254,8 +254,31 @@ def test_tiles_cover_the_frame_with_half_a_tile_of_overlap(w: int, h: int) -> No
     assert all(b - a <= side / 2 for a, b in zip(ys, ys[1:]))
 
 
-def test_small_frames_have_no_tiles() -> None:
-    assert fs.search_tiles(640, 480) == []
+def test_small_frames_have_no_tiles_but_wide_ones_get_full_height_tiles() -> None:
+    assert fs.search_tiles(640, 480) == [] and fs.search_tiles(400, 200) == []
+    tiles = fs.search_tiles(1280, 480)
+    assert {t[2] for t in tiles} == {480} and {t[1] for t in tiles} == {0}
+    xs = sorted(t[0] for t in tiles)
+    assert xs[0] == 0 and xs[-1] + 480 == 1280 and all(b - a <= 240 for a, b in zip(xs, xs[1:]))
+    assert {t[2] for t in fs.search_tiles(480, 1280)} == {480}  # portrait alike
+
+
+@pytest.mark.parametrize(("name", "width", "x0"), [("astronaut", 120, 800), ("astronaut", 100, 100),
+                                                   ("grace_hopper", 100, 800)])
+def test_face_in_a_wide_small_frame_is_found(photos, name: str, width: int, x0: int) -> None:
+    """A face of 8-9 % of the width of a 1280x480 frame (two people side by side, a wide
+    webcam mode): FaceMesh alone misses it, the full-height tiles find it, then it is
+    tracked on its crop."""
+    patch = face_patch(photos[name], width)
+    frame, (truth,) = frame_with((1280, 480), (patch, x0, 100))
+    with fl.FaceMesh(static_image_mode=True) as mesh:
+        assert mesh.detect(frame) is None  # what the user saw
+    with fl.FaceAligner(size=112) as aligner:
+        found = [aligner.landmarks(frame) for _ in range(3)]
+        searches = aligner.searches
+    assert searches == 1
+    for landmarks in found:
+        assert landmarks is not None and np.median(errors(landmarks, truth)) < 2.0
 
 
 def test_boxes_of_one_face_merge_and_a_cut_face_does_not_count() -> None:
