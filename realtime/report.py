@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.common.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry, output_dir
 from realtime.report_data import RunFiles, read_run
 from realtime.report_html import VideoFigure, render_page
 from realtime.report_marks import TypeMarks, mark_type
@@ -63,10 +63,7 @@ def write_report(run_dir: Path, out_dir: Path | None = None) -> ReportFiles:
     RUN_DIR/report). UserError naming the file when RUN_DIR is missing or garbled."""
     run = read_run(Path(run_dir))
     out = Path(out_dir) if out_dir is not None else run.folder / REPORT_FOLDER
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UserError(f"{out}: cannot create the report folder ({exc.strerror})") from None
+    output_dir(out, "report folder")
     marks = run_marks(run)
     figures: dict[str, VideoFigure] = {}
     pngs: dict[str, Path] = {}

@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from calibration.megc import evaluate, render_table, scored_truth
 from engines.pair_features import make_pair_features
-from realtime.common.errors import EXIT_USER_ERROR, UserError
+from realtime.common.errors import EXIT_USER_ERROR, UserError, output_dir
 from realtime.dashboard import performance_table
 from realtime.intervals_csv import write_intervals
 from realtime.lsl import LslMarkerOutlet, LslSettings
@@ -96,6 +96,8 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
     plan = make_plan(config, console)  # input mistakes first: loading models takes seconds
     if plan.submission is not None and out is None:
         raise UserError("--replay MEGC: needs --out DIR (the submission files are written there)")
+    if out is not None:
+        output_dir(out, "--out")
     scorer_sets = ScorerSets(config)
     if not config.weights and config.replay != "demo" and not config.quiet:
         # What a user of the defaults must know before trusting the events (README, Real faces).
@@ -104,8 +106,6 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
               "labelled real videos (lgnm-train) and pass --weights for real use.", file=sys.stderr)
     flow = common_flow(scorer_sets.first)
     pair_features = make_pair_features(config.flow, flow)
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
 
     runs: list[RunStats] = []
     items = [live_item(config)] if config.live else plan.items

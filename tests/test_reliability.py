@@ -787,3 +787,46 @@ def test_stuck_subscriber_does_not_stop_a_replay_nor_starve_a_healthy_one(
     missed = sent - len(stuck_seqs)
     gaps = sum(b - a - 1 for a, b in zip([0, *stuck_seqs], [*stuck_seqs, sent + 1]))
     assert gaps == missed > 0  # ...visible as seq gaps
+
+
+def _output_commands(video: Path, weights: Path) -> dict[str, tuple[Callable[[list[str]], int], list[str], str]]:
+    """Each command that writes into a folder the user names: (main, args before it, option)."""
+    from realtime.cli import main as live
+    from tools.calibrate import main as calibrate
+    from tools.make_baseline_weights import main as baseline
+    from tools.quality import main as quality
+    from tools.synth import main as synth
+    from tools.train import main as train
+    from tools.validation_synth.cli import main as validation
+
+    data = str(video.parent)
+    return {
+        "lgnm-live": (live, ["--replay", str(video), "--pub", "none"], "--out"),
+        "lgnm-synth": (synth, [], "--out"),
+        "lgnm-train": (train, ["--dataset", "synth", "--data", data], "--out"),
+        "lgnm-calibrate": (calibrate, ["--weights", str(weights), "--dataset", "synth", "--data", data], "--out"),
+        "tools.quality": (quality, ["--weights", str(weights)], "--work"),
+        "tools.validation_synth": (validation, [], "--out"),
+        "tools.make_baseline_weights": (baseline, ["--data", data], "--out"),
+    }
+
+
+@pytest.mark.parametrize("command", ["lgnm-live", "lgnm-synth", "lgnm-train", "lgnm-calibrate", "tools.quality",
+                                     "tools.validation_synth", "tools.make_baseline_weights"])
+@pytest.mark.parametrize("where", ["a file", "under a file"])
+def test_an_output_folder_that_cannot_be_made_is_a_user_error_naming_the_option(
+    command: str, where: str, make_video: Callable[..., Path], tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    """Field trial: `lgnm-live --out notes.txt` (an existing file) ended in a
+    FileExistsError traceback; every command that writes into a user-named folder now
+    says which option and path, and exits 2, before any work."""
+    video = make_video("clip.avi", frames=8)
+    weights = Path(__file__).resolve().parents[1] / "engines" / "weights" / "demo_ME.safetensors"
+    main, args, option = _output_commands(video, weights)[command]
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("not a folder")
+    target = blocker if where == "a file" else blocker / "run"
+    code = main([*args, option, str(target)])
+    err = capsys.readouterr().err
+    assert code == 2 and f"error: {option} {target}:" in err and "Traceback" not in err, err
+    assert blocker.read_text() == "not a folder"

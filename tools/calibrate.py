@@ -42,7 +42,7 @@ from calibration.search import (
 )
 from engines.models import load_model
 from engines.weights import save_weights
-from realtime.common.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry, output_dir
 from realtime.common.types import Interval
 from realtime.native_log import native_stderr_filtered
 from tools.features_cache import cached_inputs
@@ -110,6 +110,9 @@ def _fit(seqs: dict[str, dict[str, np.ndarray]], truth: list[Interval], models: 
 @native_stderr_filtered
 def main(argv: Sequence[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
+    output_dir(a.out, "--out")
+    if a.cache is not None:
+        output_dir(a.cache, "--cache")
     console = Console()
     models = {}
     for path in a.weights:

@@ -39,7 +39,7 @@ from calibration.postprocess import RULES, PostParams, postprocess
 from calibration.search import INTERVAL_RULE_HELP
 from engines.baseline import baseline_meta, energy_to_score, roi_energy
 from engines.weights import WeightsMeta, read_meta, save_weights
-from realtime.common.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry, output_dir
 from realtime.native_log import native_stderr_filtered
 from tools.features_cache import cached_inputs
 from tools.train import load_sets
@@ -92,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
 @native_stderr_filtered
 def main(argv: Sequence[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
+    output_dir(a.work, "--work")
+    output_dir(a.out, "--out")
     console = Console()
     folder = Path(__file__).resolve().parents[1] / "engines" / "weights"
     like = a.like or [folder / "demo_ME.safetensors", folder / "demo_MaE.safetensors"]
@@ -141,7 +143,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     calibrated = a.work / "calibrated"
     calibrate(["--weights", *map(str, written), "--dataset", "synth", "--data", *map(str, a.data),
                "--out", str(calibrated), "--cache", str(cache), "--interval-rule", a.interval_rule])
-    a.out.mkdir(parents=True, exist_ok=True)
+    output_dir(a.out, "--out")
     for path in written:
         shutil.copyfile(calibrated / path.name, a.out / path.name)
         console.print(f"wrote {a.out / path.name}: {read_meta(a.out / path.name).to_dict()}")

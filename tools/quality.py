@@ -46,7 +46,7 @@ from calibration.megc import evaluate, render_table
 from calibration.postprocess import PostParams, postprocess
 from engines.models import load_model
 from engines.weights import MODEL_FLOW_MAGNITUDE, WeightsMeta
-from realtime.common.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry, output_dir
 from realtime.common.types import Interval
 from realtime.intervals_csv import write_intervals
 from realtime.native_log import native_stderr_filtered
@@ -154,6 +154,7 @@ def _by_fps(models: Sequence[Model], what: str) -> dict[float, list[Model]]:
 @native_stderr_filtered
 def main(argv: Sequence[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
+    output_dir(a.work, "--work")
     console = Console()
     models = [(path, *load_model(path, a.device)) for path in a.weights]
     baselines: list[Model] = []

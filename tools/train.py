@@ -43,7 +43,7 @@ from calibration.search import INTERVAL_RULE_HELP, grid_search, grids_for_fps, r
 from engines.lgnmnet import LGNMNet
 from engines.pretrained import load_backbone_state
 from engines.weights import WeightsMeta, file_sha256, load_weights, save_weights
-from realtime.common.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry, output_dir
 from realtime.common.types import DEFAULT_LANDMARK_FILTER, EXPR_TYPES, ExprType, FlowSettings, Interval
 from realtime.dataset_loaders import LOADERS, load_dataset
 from realtime.labels import irl_labels, k_from_intervals
@@ -698,6 +698,9 @@ def run_type(
 def main(argv: Sequence[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     _check_args(a)
+    output_dir(a.out, "--out")
+    if a.cache is not None:
+        output_dir(a.cache, "--cache")
     if a.threads:
         torch.set_num_threads(a.threads)
     console = Console(stderr=True)

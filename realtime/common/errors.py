@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 EXIT_USER_ERROR = 2
@@ -14,6 +15,21 @@ F = TypeVar("F", bound=Callable[..., int | None])
 
 class UserError(Exception):
     """A mistake in the user's input (file, option, data): reported without a traceback."""
+
+
+def output_dir(path: str | Path, option: str) -> Path:
+    """Create the output folder `path` (and its parents) given by the user as `option`.
+
+    Raises UserError naming the option and the path when it exists as a file, lies under
+    a file, or cannot be created (permissions, a read-only or full disk); returns it."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{option} {folder}: exists and is not a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UserError(f"{option} {folder}: cannot create the folder ({exc.strerror or exc})") from None
+    return folder
 
 
 def cli_entry(func: F) -> F:

@@ -22,7 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.common.errors import UserError
+from realtime.common.errors import UserError, output_dir
 from realtime.common.types import Interval
 from realtime.intervals_csv import write_intervals
 from realtime.synthesis import layouts as dl
@@ -264,11 +264,11 @@ def write_dataset(
         raise UserError("--faces: give at least one face image")
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a folder")
+        raise UserError(f"--out {out}: exists and is not a folder")
     duration = duration_s if duration_s is not None else (60.0 if fps < 100 else 30.0)
     photos = [load_face(f) for f in face_images]  # fail early on a bad face path
     tracks = expand_tracks(real_motion)
-    out.mkdir(parents=True, exist_ok=True)
+    output_dir(out, "--out")
     motions: list[tuple[str, RealMotion]] = []
 
     names: list[str] = []

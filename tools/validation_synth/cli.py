@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.common.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry, output_dir
 from realtime.face import FaceLandmarker
 from realtime.intervals_csv import write_intervals
 from tools.validation_synth import faces, render
@@ -102,7 +102,7 @@ def _check(args: argparse.Namespace) -> Path | None:
     if not 0 <= args.crf <= 51:
         raise UserError(f"--crf must be between 0 and 51, got {args.crf}")
     if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"{args.out}: exists and is not a folder")
+        raise UserError(f"--out {args.out}: exists and is not a folder")
     if args.faces:
         faces.check_face_files(args.faces)
     if args.real_motion.lower() == "none":
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = render.Options(fps=args.fps, seconds=args.seconds, mean_spacing=args.mean_spacing,
                           me_fraction=args.me_fraction, head_gain=args.head_motion, talk_gain=args.talking,
                           real_motion=real_motion, negatives=not args.no_negatives, crf=args.crf)
-    args.out.mkdir(parents=True, exist_ok=True)
+    output_dir(args.out, "--out")
     truth, manifest = [], []
     cache: dict[tuple[int, bool], faces.Face] = {}
     with FaceLandmarker(static_image_mode=True) as landmarker:
