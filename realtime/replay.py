@@ -21,7 +21,17 @@ from realtime.intervals_csv import read_intervals
 from realtime.megc_testset import Submission, find_clips
 from realtime.sources import FrameFolderSource, FrameSource, VideoFileSource, image_files, is_hidden
 
-VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg"})
+# What a folder replay takes as a video (a file named directly is opened whatever its
+# suffix). Camcorders write MPEG-TS (.mts, .m2ts, .ts), old phones 3GPP.
+VIDEO_SUFFIXES = frozenset({
+    ".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".ts", ".mts", ".m2ts", ".3gp", ".3g2",
+    ".flv", ".f4v", ".wmv", ".asf", ".ogv", ".mxf", ".vob", ".dv", ".m2v", ".qt", ".y4m",
+})  # fmt: skip
+# Files that sit beside videos and are skipped without a note (truth, notes, exports, sound).
+SIDE_SUFFIXES = frozenset({
+    ".csv", ".json", ".txt", ".md", ".xlsx", ".xls", ".npz", ".npy", ".eaf", ".pfsx", ".log", ".html", ".pdf",
+    ".srt", ".vtt", ".xml", ".yaml", ".yml", ".ini", ".wav", ".mp3", ".m4a", ".aac", ".flac", ".zip", ".gz",
+})  # fmt: skip
 DEMO_SEED = 20261126  # never used for the demo weights' training data (tools/make_demo_weights.sh)
 DEMO_SECONDS = 40.0
 DEMO_VERSION = "v1"
@@ -47,6 +57,7 @@ class ReplayPlan:
     truth: list[Interval] | None = None
     # A challenge test set (--replay MEGC): writes its submission files after the run.
     submission: Submission | None = None
+    notes: list[str] = field(default_factory=list)  # for the summary's note: lines
 
     def all_truth(self) -> list[Interval]:
         return self.truth if self.truth is not None else [iv for it in self.items for iv in it.truth]
@@ -81,7 +92,9 @@ def path_items(path: Path, fps: float | None) -> list[ReplayItem]:
         elif child.is_dir() and _has_images(child):
             items.append(_folder_item(child, fps))
     if not items:
-        raise UserError(f"{path}: no video files or frame folders in it")
+        unknown = skipped_files(path)
+        hint = f" (skipped by their suffix: {_names(unknown)}; replay one by its path)" if unknown else ""
+        raise UserError(f"{path}: no video files or frame folders in it{hint}")
     names = [it.name for it in items]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -90,6 +103,18 @@ def path_items(path: Path, fps: float | None) -> list[ReplayItem]:
         raise UserError(f"{path}: several inputs share the video id {dup[0]!r} (file stem or folder name); "
                         "rename one")
     return items
+
+
+def skipped_files(folder: Path) -> list[Path]:
+    """Files of a folder replay that are neither videos by their suffix nor known side files
+    (truth, exports, sound): a user should hear that they were not replayed."""
+    return [p for p in sorted(folder.iterdir()) if p.is_file() and not is_hidden(p)
+            and p.suffix.lower() not in VIDEO_SUFFIXES | SIDE_SUFFIXES]  # fmt: skip
+
+
+def _names(paths: list[Path], most: int = 5) -> str:
+    shown = ", ".join(p.name for p in paths[:most])
+    return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
 
 
 def attach_truth(items: list[ReplayItem], truth_csv: Path) -> list[Interval]:
@@ -154,6 +179,7 @@ def demo_items(progress: Callable[[int, int], None] | None = None) -> list[Repla
 
 def plan_replay(target: str, *, data: Path | None, annotations: Path | None, truth: Path | None,
                 fps: float | None, demo_progress: Callable[[int, int], None] | None = None) -> ReplayPlan:
+    notes: list[str] = []
     if target == "demo":
         items = demo_items(demo_progress)
     elif target in LOADERS:
@@ -164,8 +190,13 @@ def plan_replay(target: str, *, data: Path | None, annotations: Path | None, tru
         return megc_plan(data, fps, truth)
     else:
         items = path_items(Path(target), fps)
+        folder = Path(target)
+        unknown = skipped_files(folder) if folder.is_dir() and not _has_images(folder) else []
+        if unknown:
+            notes.append(f"{folder}: {len(unknown)} file(s) not replayed, not videos by their suffix: "
+                         f"{_names(unknown)} (replay one by its path to try it)")
     given = attach_truth(items, truth) if truth is not None else None
-    return ReplayPlan(items, has_truth=target in ("demo", *LOADERS) or truth is not None, truth=given)
+    return ReplayPlan(items, has_truth=target in ("demo", *LOADERS) or truth is not None, truth=given, notes=notes)
 
 
 def megc_plan(data: Path | None, fps: float | None, truth: Path | None) -> ReplayPlan:

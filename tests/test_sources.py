@@ -624,3 +624,43 @@ def test_frame_numbers_from_timestamps() -> None:
     assert frame_numbers(lost, tb, 30.0).tolist() == [1, 2, 3, 4, 8, 9, 10]
     vfr = np.concatenate([pts, pts[-1] + np.round(np.arange(1, 6) * 1000 / 15).astype(np.int64)])
     assert frame_numbers(vfr, tb, 30.0).tolist() == list(range(1, 16))  # 30 -> 15 fps is no loss
+
+
+def _write_pyav(path: Path, container: str, codec: str, frames: int = 6) -> None:
+    import av
+
+    with av.open(str(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        for i in range(frames):
+            rgb = np.full((240, 320, 3), 40 * (i % 6), np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+
+
+def test_folder_replay_takes_camcorder_and_phone_files_and_names_what_it_skips(make_video, tmp_path):
+    """Field trial: a camcorder's .MTS and an old phone's .3gp in a replay folder were
+    dropped without a word. They are videos now; an unknown file is named in a note."""
+    from realtime.replay import plan_replay
+
+    folder = tmp_path / "day1"
+    folder.mkdir()
+    make_video("day1/a.avi", frames=3)
+    _write_pyav(folder / "camcorder.MTS", "mpegts", "mpeg2video")
+    _write_pyav(folder / "old_phone.3gp", "3gp", "mpeg4")
+    (folder / "truth.csv").write_text("video,type,onset,offset\n")
+    (folder / "notes.txt").write_text("side file")
+    (folder / "session.xyz").write_bytes(b"\x00unknown")
+    plan = plan_replay(str(folder), data=None, annotations=None, truth=None, fps=None)
+    assert [it.name for it in plan.items] == ["a", "camcorder", "old_phone"]
+    for item in plan.items[1:]:
+        assert sum(1 for _ in item.open()) == 6
+    assert len(plan.notes) == 1 and "session.xyz" in plan.notes[0] and "not replayed" in plan.notes[0]
+    assert "truth.csv" not in plan.notes[0] and "notes.txt" not in plan.notes[0]
+    (folder / "a.avi").unlink()
+    (folder / "camcorder.MTS").unlink()
+    (folder / "old_phone.3gp").unlink()
+    with pytest.raises(UserError, match="session.xyz"):
+        plan_replay(str(folder), data=None, annotations=None, truth=None, fps=None)
