@@ -243,21 +243,26 @@ def frame_numbers(pts: np.ndarray, time_base: float, fps: float | None) -> np.nd
     the timestamps says are missing.
 
     A demuxer can lose whole packets of a damaged file (an MKV cluster), leaving no trace
-    but the jump: a step longer than 2.5 x the frame interval there (the nominal one, or
-    the step before it where the rate is lower) stands for round(step / interval) - 1
-    lost frames, so the frames after
-    the damage keep their places (and the chain breaks there). A variable rate doubling
-    its interval (30 -> 15 fps) stays under the factor; a single lost frame is not seen
-    (the step is only 2x)."""
+    but the jump: a step longer than 2.5 x the frame interval there stands for
+    round(step / interval) - 1 lost frames, so the frames after the damage keep their
+    places (and the chain breaks there). The interval there is the nominal one, or, where
+    the rate is clearly lower, the step before it or the step after it when that one is
+    as long (within 20 %): a phone dropping from 30 to 10 fps makes one 3x step followed
+    by more of them, which is a new rate, not two lost frames; lost packets make one long
+    step between ordinary ones. A variable rate doubling its interval (30 -> 15 fps) stays
+    under the factor anyway; a single lost frame is not seen (the step is only 2x)."""
     n = len(pts)
     if n < 2 or not fps or time_base <= 0:
         return np.arange(1, n + 1)
     steps = np.diff(pts).astype(np.float64) * time_base
     nominal = 1.0 / fps
     previous = np.concatenate(([nominal], steps[:-1]))
-    # The frame interval there: the nominal one, or the step before where the rate is
-    # clearly lower (ms timestamps jitter 33/34 ms around 33.3: the nominal is exact).
+    following = np.concatenate((steps[1:], [nominal]))
+    # The frame interval there: the nominal one, or the neighbouring step where the rate
+    # is clearly lower (ms timestamps jitter 33/34 ms around 33.3: the nominal is exact).
     interval = np.where(previous > 1.5 * nominal, previous, nominal)
+    new_rate = (following > 1.5 * nominal) & (np.abs(following / steps - 1.0) <= 0.2)
+    interval = np.where(new_rate, np.maximum(interval, following), interval)
     lost = np.where(steps > 2.5 * interval, np.rint(steps / interval) - 1, 0).astype(np.int64)
     return np.concatenate(([1], 2 + np.arange(n - 1) + np.cumsum(lost)))
 
@@ -275,6 +280,7 @@ class VideoTiming:
     declared: int | None  # frame count the container declares
     fps: float | None  # None: neither the container nor the timestamps give a rate
     varies: tuple[float, float] | None  # (lowest, highest) fps when it varies
+    discarded: int = 0  # packets an edit list cuts (declared, never presented)
 
 
 def nominal_fps(base_rate: float | None,
@@ -367,10 +373,13 @@ class VideoFileSource(FrameSource):
                 # The first frames are decoded too: their pts must increase for the pts to
                 # be display times (an AVI stamps H.264 B-frames in decode order).
                 probed: list[int | None] = []
+                discarded = 0
                 try:
                     for packet in container.demux(stream):
                         if packet.size and not packet.is_discard:
                             pts.append(packet.pts)
+                        elif packet.size:
+                            discarded += 1  # edit-list cut (ffmpeg -c copy): declared, never shown
                         if len(probed) < PTS_PROBE_FRAMES and len(pts) <= 2 * PTS_PROBE_FRAMES:
                             try:
                                 probed.extend(frame.pts for frame in packet.decode())
@@ -385,12 +394,13 @@ class VideoFileSource(FrameSource):
         rate = float(base) if base else None
         if any(p is None for p in pts) or time_base <= 0:  # no timestamps: the rate alone
             fps, _ = nominal_fps(rate, np.empty(0))
-            return VideoTiming(np.empty(0, np.int64), False, 0.0, len(pts), declared, fps, None)
+            return VideoTiming(np.empty(0, np.int64), False, 0.0, len(pts), declared, fps, None, discarded)
         stamped = np.unique(np.asarray(pts, np.int64))
         in_order = all(p is not None for p in probed) and all(
             a < b for a, b in itertools.pairwise(probed))  # type: ignore[operator]
         fps, varies = nominal_fps(rate, np.diff(stamped) * time_base)
-        return VideoTiming(stamped, in_order, time_base, len(pts), declared, fps, varies if in_order else None)
+        return VideoTiming(stamped, in_order, time_base, len(pts), declared, fps, varies if in_order else None,
+                           discarded)
 
     def __iter__(self) -> Iterator[RawFrame]:
         """Iterate once: the file is decoded front to back."""
@@ -452,7 +462,7 @@ class VideoFileSource(FrameSource):
             return
         if delivered == 0:
             raise UserError(f"{self.path}: video has no decodable frame")
-        truncated = self.n_frames is not None and timing.packets < self.n_frames
+        truncated = self.n_frames is not None and timing.packets + timing.discarded < self.n_frames
         if not truncated:  # (a truncated file's last packet is partial: its ending says it)
             undecoded.extend(range(last + 1, (len(self._rank) or timing.packets) + 1))
         undecoded = sorted(set(undecoded))

@@ -624,6 +624,64 @@ def test_frame_numbers_from_timestamps() -> None:
     assert frame_numbers(lost, tb, 30.0).tolist() == [1, 2, 3, 4, 8, 9, 10]
     vfr = np.concatenate([pts, pts[-1] + np.round(np.arange(1, 6) * 1000 / 15).astype(np.int64)])
     assert frame_numbers(vfr, tb, 30.0).tolist() == list(range(1, 16))  # 30 -> 15 fps is no loss
+    # 30 -> 10 fps (a phone in low light): one 3x step followed by more is a new rate.
+    slow = np.concatenate([pts, pts[-1] + np.round(np.arange(1, 11) * 100).astype(np.int64)])
+    assert frame_numbers(slow, tb, 30.0).tolist() == list(range(1, 21))
+    # ... while three lost frames between ordinary steps are still counted, also at 10 fps.
+    slow_lost = np.delete(slow, [13, 14, 15])
+    assert frame_numbers(slow_lost, tb, 30.0).tolist() == [*range(1, 14), 17, 18, 19, 20]
+
+
+def _pattern_av(i: int) -> np.ndarray:
+    return pattern_frame(i)[:, :, ::-1].copy()  # RGB for PyAV
+
+
+def test_phone_clip_dropping_to_10_fps_keeps_every_frame_and_its_time(tmp_path: Path) -> None:
+    """Field trial: 30 fps for 2 s then 10 fps, nothing lost, was read as '2 frames could not
+    be decoded' with a chain break at the rate change."""
+    path = tmp_path / "vfr10.mp4"
+    tb = fractions.Fraction(1, 90000)
+    shown = list(range(60)) + list(range(60, 150, 3))  # source frames kept, at 30 fps ticks
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.time_base = stream.codec_context.time_base = tb
+        for i in shown:
+            frame = av.VideoFrame.from_ndarray(_pattern_av(i), format="rgb24")
+            frame.pts, frame.time_base = i * 3000, tb
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    src = VideoFileSource(path)
+    frames = [(f.index, f.t_stream) for f in src]
+    assert [i for i, _ in frames] == list(range(1, len(shown) + 1))
+    assert [round(t, 3) for _, t in frames] == [round(i / 30, 3) for i in shown]
+    assert not any("could not be decoded" in n or "truncated" in n for n in src.notices), src.notices
+
+
+def test_stream_copy_cut_mid_gop_is_not_called_truncated(tmp_path: Path) -> None:
+    """Field trial: a complete `ffmpeg -c copy` cut starting inside a GOP (the mp4 edit list
+    discards the packets before the cut) was reported as 'ends early (truncated?)'."""
+    full, cut = tmp_path / "gop.mp4", tmp_path / "cut.mp4"
+    with av.open(str(full), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+        stream.options = {"g": "30", "bf": "2"}
+        for i in range(90):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(_pattern_av(i), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    with av.open(str(full)) as src_file, av.open(str(cut), "w") as out:
+        template = out.add_stream_from_template(src_file.streams.video[0])
+        for packet in [p for p in src_file.demux(src_file.streams.video[0]) if p.size][10:]:
+            packet.stream = template
+            out.mux(packet)
+    src = VideoFileSource(cut)
+    assert src.timing.discarded > 0  # the edit list is there: what the test is about
+    delivered = sum(1 for _ in src)
+    assert delivered > 0 and not any("truncated" in n for n in src.notices), src.notices
 
 
 def _write_pyav(path: Path, container: str, codec: str, frames: int = 6) -> None:
