@@ -46,8 +46,11 @@ is shifted by one so it starts at 1), so a hole in the numbering is a jump in `i
 and is noticed. When the names do not give usable numbers (a name without a trailing
 number, two files with the same number, or numbers spread over more than twice as many
 values as there are files, e.g. timestamps), the files are numbered 1..N by position in
-natural order, with a notice. t_stream is `(index - 1) / fps`. An unreadable image
-raises `UserError` naming the file.
+natural order, with a notice. t_stream is `(index - 1) / fps`. An image that cannot be
+read (empty, damaged, a JPEG cut short while it was written: its lower part would be
+grey) is skipped like a damaged video frame: its number is a hole, the frame chain
+breaks there, and a notice names the files; a folder without one readable image raises
+`UserError` naming it.
 
 Live sources (`CameraSource`, `RtspSource`) never end on their own: when frames stop
 (server gone, stall past the read timeout, end of stream) they report
@@ -543,6 +546,24 @@ def number_frames(files: Sequence[Path]) -> Numbering:
     return Numbering(frames)
 
 
+def read_image(file: Path) -> np.ndarray | None:
+    """(H, W, 3) uint8 BGR image of a frame file, or None when it cannot be read: empty,
+    not an image, damaged, or a JPEG without an end marker after its last scan (cut short
+    while being written: OpenCV would decode it with a grey lower part and libjpeg would
+    print a bare warning)."""
+    try:
+        data = file.read_bytes()
+    except OSError:
+        return None
+    if file.suffix.lower() in (".jpg", ".jpeg"):
+        scan = data.rfind(b"\xff\xda")  # the last start-of-scan; 0xFF 0xD9 cannot occur in scan data
+        if scan < 0 or data.find(b"\xff\xd9", scan) < 0:
+            return None
+    if not data:
+        return None
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+
+
 class FrameFolderSource(FrameSource):
     """A folder of image files, one per frame, numbered by the numbers in their names
     (module docstring). `frames` gives the (number, file) list instead of listing the
@@ -592,15 +613,29 @@ class FrameFolderSource(FrameSource):
     def __iter__(self) -> Iterator[RawFrame]:
         self._announce()
         size = None
-        for index, file in self.numbering.frames:
-            if self._closed.is_set():
-                return
-            image = cv2.imread(str(file), cv2.IMREAD_COLOR)
-            t_capture = time.monotonic()
-            if image is None:
-                raise UserError(f"{file}: cannot read image (frame {index})")
-            size = same_size(size, image, index, file)
-            yield RawFrame(index, t_capture, (index - 1) / self._fps, image)
+        unreadable: list[tuple[int, Path]] = []
+        delivered = 0
+        try:
+            for index, file in self.numbering.frames:
+                if self._closed.is_set():
+                    return
+                image = read_image(file)
+                t_capture = time.monotonic()
+                if image is None:
+                    unreadable.append((index, file))
+                    continue
+                size = same_size(size, image, index, file)
+                delivered += 1
+                yield RawFrame(index, t_capture, (index - 1) / self._fps, image)
+        finally:
+            if unreadable:
+                names = ", ".join(f.name for _, f in unreadable[:3]) + (" ..." if len(unreadable) > 3 else "")
+                self.notice(f"{self.path.name}: {len(unreadable)} {_frames_word(len(unreadable))} could not be "
+                            f"read ({_spans([i for i, _ in unreadable])}: {names}) and were skipped; the frame "
+                            "chain breaks at each")
+        if delivered == 0 and not self._closed.is_set():
+            raise UserError(f"{self.path}: none of its {len(self.files)} images can be read "
+                            f"(first: {self.files[0].name})")
 
 
 class LiveSource(FrameSource):

@@ -108,15 +108,25 @@ def test_folder_samm_names(tmp_path):
     assert [f.index for f in FrameFolderSource(folder, 200)] == [1, 2, 3]
 
 
-def test_folder_unreadable_frame_names_file(tmp_path):
+def test_folder_unreadable_frames_are_skipped_and_named_like_damaged_video_frames(tmp_path, capfd):
+    """Field trial: one zero-byte JPEG ended a whole frame-folder stream, and a JPEG cut
+    short while written gave a frame with a grey lower part and a bare libjpeg line on
+    stderr. Both are now holes in the numbering (the chain breaks there), named once."""
     folder = tmp_path / "v"
-    _write_folder(folder, ["img1.jpg", "img2.jpg"])
-    (folder / "img3.jpg").write_bytes(b"not a jpeg")
-    frames = []
-    with pytest.raises(UserError, match=r"img3\.jpg: cannot read image \(frame 3\)"):
-        for f in FrameFolderSource(folder, 30):
-            frames.append(f)
-    assert len(frames) == 2
+    _write_folder(folder, [f"img{i}.jpg" for i in range(1, 7)])
+    (folder / "img3.jpg").write_bytes(b"")
+    whole = (folder / "img5.jpg").read_bytes()
+    (folder / "img5.jpg").write_bytes(whole[: len(whole) * 2 // 3])
+    (folder / "img6.jpg").write_bytes(b"not a jpeg")
+    src = FrameFolderSource(folder, 30)
+    frames = list(src)
+    assert [f.index for f in frames] == [1, 2, 4]
+    assert len(src.notices) == 1 and "3 frames could not be read (3, 5-6: img3.jpg, img5.jpg, img6.jpg)" in src.notices[0]
+    assert "Premature end" not in capfd.readouterr().err
+    for name in ("img1.jpg", "img2.jpg", "img4.jpg"):
+        (folder / name).write_bytes(b"")
+    with pytest.raises(UserError, match=r"none of its 6 images can be read \(first: img1\.jpg\)"):
+        list(FrameFolderSource(folder, 30))
 
 
 def test_folder_size_change_names_file(tmp_path):
