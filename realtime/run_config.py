@@ -10,6 +10,7 @@ loads.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -124,6 +125,8 @@ class RunConfig:
             raise ConfigError("{}: expected ME, MaE or both, got " + _lit(self.types), "types")
         if self.save_inputs and self.out is None:
             raise ConfigError("{}: needs {} (the images go to OUT/inputs/<stream>/)", "save_inputs", "out")
+        if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
+            raise ConfigError("{}: must be a positive frame rate, got " + _lit(self.fps), "fps")
         if self.batch < 1:
             raise ConfigError("{}: must be >= 1, got " + _lit(self.batch), "batch")
         if self.max_frames is not None and self.max_frames < 1:
