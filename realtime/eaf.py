@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import mimetypes
 import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pympi import Elan
 
+from realtime.common.atomic import atomic_text
 from realtime.common.types import Interval
 
 PRED_TIER = "lgnm {type}"
@@ -146,15 +146,9 @@ def write_eaf(path: str | Path, doc: EafDocument) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     text = Elan.to_string(build_eaf(doc, path), encoding="unicode")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write('<?xml version="1.0" encoding="UTF-8"?>\n')
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_text(path) as fh:
+        fh.write('<?xml version="1.0" encoding="UTF-8"?>\n')
+        fh.write(text)
     return path
 
 

@@ -21,12 +21,11 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import IO, Literal
 
+from realtime.common.atomic import atomic_text
 from realtime.common.errors import UserError
 from realtime.common.types import EXPR_TYPES, Interval
 
@@ -149,17 +148,10 @@ def write_intervals(path: str | Path, intervals: Iterable[Interval], truth: bool
     """
     path = Path(path)
     columns = TRUTH_COLUMNS if truth else PRED_COLUMNS
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            _writerow(fh, list(columns))
-            for interval in intervals:
-                _writerow(fh, _row(interval, columns))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_text(path, newline="") as fh:
+        _writerow(fh, list(columns))
+        for interval in intervals:
+            _writerow(fh, _row(interval, columns))
 
 
 class IntervalCsvWriter:
@@ -198,15 +190,7 @@ class IntervalCsvWriter:
 def write_csv_atomic(path: str | Path, header: list[str], rows: Iterable[list[str]]) -> None:
     """Write a whole CSV of any columns atomically (temp file + rename), rows quoted as
     `write_intervals` quotes them (other formats of intervals: challenge submissions)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as fh:
-            _writerow(fh, header)
-            for row in rows:
-                _writerow(fh, row)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_text(path, newline="") as fh:
+        _writerow(fh, header)
+        for row in rows:
+            _writerow(fh, row)

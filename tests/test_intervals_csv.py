@@ -87,3 +87,29 @@ def test_truth_apex_outside_its_interval_is_dropped(tmp_path: Path) -> None:
                     "032_3,ME,1896,-1069,1970\nv,ME,10,12,20\n")
     rows = read_intervals(path)
     assert [(r.onset, r.apex, r.offset) for r in rows] == [(1221, None, 1224), (1896, None, 1970), (10, 12, 20)]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_whole_file_outputs_get_the_mode_of_any_new_file(tmp_path: Path, umask: int) -> None:
+    """Field trial: truth.csv, the ELAN files and the MEGC submission files were written
+    0600 (tempfile.mkstemp) while predictions.csv was 0644: other users and a web server
+    could not read them. Every whole-file writer now follows the umask, as open() does."""
+    import os
+
+    from realtime.eaf import EafDocument, write_eaf
+    from realtime.intervals_csv import write_csv_atomic
+
+    previous = os.umask(umask)
+    try:
+        write_intervals(tmp_path / "truth.csv", [Interval("v", "MaE", 3, 9, apex=5)], truth=True)
+        write_csv_atomic(tmp_path / "cas_pred.csv", ["vid", "pred_onset"], [["v", "3"]])
+        write_eaf(tmp_path / "eaf" / "v.eaf", EafDocument("v", []))
+        with IntervalCsvWriter(tmp_path / "predictions.csv") as writer:
+            writer.write(Interval("v", "ME", 1, 4))
+    finally:
+        os.umask(previous)
+    expected = 0o666 & ~umask
+    for name in ("truth.csv", "cas_pred.csv", "eaf/v.eaf", "predictions.csv"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == expected, name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cas_pred.csv", "eaf", "predictions.csv", "truth.csv"]
+    assert read_intervals(tmp_path / "truth.csv")[0].offset == 9

@@ -183,3 +183,37 @@ python -m tools.quality --weights "${RUNS[@]}" --work "$WORK/quality6" --videos 
 python -m tools.real_motion_check --weights "${RUNS[@]}" --tracks "${CHECK[@]}"
 lgnm-live --replay "$WORK/ind30" --truth "$WORK/ind30/truth.csv" --weights "${RUNS[0]}" --weights "${RUNS[1]}" \
   --out "$WORK/ind30_runs" --pub none
+
+# 11. (twelfth session) The 30 fps pair fine-tuned once more, with training videos whose
+#     action units vary (`lgnm-synth --vary-actions`: 17 units at their frequencies in the
+#     real workbooks, one-sided or asymmetric, turned, wider or narrower), then the same
+#     checks as step 9 on a NEW independent set (seed 3, 10 videos). Rule and result:
+#     engines/weights/README.md, "Twelfth session". About 1 h 45 min on 2 cores (synthesis
+#     5 min, features 8 min, 2 x 40 min training side by side, calibration 20 min, checks 30 min).
+lgnm-synth --out "$WORK/vary" --videos 8 --fps 30 --duration 40 --faces astronaut grace_hopper --seed 41 \
+  --jitter --vary-actions
+lgnm-synth --out "$WORK/varyreal" --videos 8 --fps 30 --duration 40 --faces astronaut grace_hopper --seed 42 \
+  --jitter --vary-actions --real-motion "${REAL[@]}"
+lgnm-synth --out "$WORK/valvary" --videos 3 --fps 30 --duration 40 --faces astronaut grace_hopper --seed 2041 \
+  --jitter --vary-actions
+lgnm-synth --out "$WORK/valvaryreal" --videos 3 --fps 30 --duration 40 --faces astronaut grace_hopper --seed 2042 \
+  --jitter --vary-actions --real-motion "${REAL[@]}"
+VARY=(--dataset synth --data "$WORK/plain" "$WORK/real" "$WORK/vary" "$WORK/varyreal" --out "$WORK/ft12" --batch 64
+      --optimizer adam --folds none --val-frac 0.15 --val-metric frame --val-stride 2 --max-neg 8000 --neg-every 4
+      --patience 4 --seed 0 --device cpu --threads 1 --augment --cache "$WORK/cache_ft" --prefix demo_ --lr 5e-4
+      --epochs 12 --max-minutes 40 --interval-rule peaks)
+lgnm-train "${VARY[@]}" --type ME --init "$OUT/demo_ME.safetensors" &
+lgnm-train "${VARY[@]}" --type MaE --init "$OUT/demo_MaE.safetensors" &
+wait
+lgnm-calibrate --weights "$WORK/ft12/demo_ME.safetensors" "$WORK/ft12/demo_MaE.safetensors" --dataset synth \
+  --data "$WORK/valplain" "$WORK/valreal" "$WORK/valvary" "$WORK/valvaryreal" --out "$WORK/ft12_cal" \
+  --cache "$WORK/cache_ftval" --interval-rule peaks
+V12=("$WORK/ft12_cal/demo_ME.safetensors" "$WORK/ft12_cal/demo_MaE.safetensors")
+python -m tools.quality --weights "${V12[@]}" --work "$WORK/quality6" --videos 6 --seed 1001 --compare "${OLD[@]}"
+python -m tools.real_motion_check --weights "${V12[@]}" --tracks "${CHECK[@]}"
+python -m tools.validation_synth --out "$WORK/ind3" --videos 10 --fps 30 --seconds 30 --seed 3
+for tag in v12 old; do
+  if [ "$tag" = v12 ]; then W=("${V12[@]}"); else W=("${OLD[@]}"); fi
+  lgnm-live --replay "$WORK/ind3" --truth "$WORK/ind3/truth.csv" --weights "${W[0]}" --weights "${W[1]}" \
+    --out "$WORK/ind3_$tag" --pub none
+done
