@@ -235,8 +235,10 @@ def summarise(config: RunConfig, console: Console, plan: ReplayPlan, runs: list[
                 shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
                 notes.append(f"truth of {len(names)} video(s) {why}, not scored: {shown}")
         if scope.beyond:
-            notes.append(f"{len(scope.beyond)} truth interval(s) end after the last frame read of their "
-                         "video, not scored")
+            cut = [f"{iv.video} {iv.type} {iv.onset}-{iv.offset}" for iv in scope.beyond]
+            shown = ", ".join(cut[:5]) + (" ..." if len(cut) > 5 else "")
+            notes.append(f"{len(cut)} truth interval(s) end after the last frame read of their "
+                         f"video, not scored: {shown}")
         if config.out:
             write_intervals(config.out / "truth.csv", scope.truth, truth=True)
     metrics = {

@@ -63,6 +63,8 @@ def test_partial_run_is_scored_on_the_frames_it_replayed(media: dict, tmp_path: 
     assert 0 < len(inside) < len(truth)
     assert metrics["megc"]["overall"]["n_truth"] == len(inside)
     assert f"{len(truth) - len(inside)} truth interval(s) end after the last frame read" in err
+    cut = [iv for iv in truth if iv.offset > stop]  # named, as README says
+    assert f"{cut[0].video} {cut[0].type} {cut[0].onset}-{cut[0].offset}" in err
     assert metrics["performance"]["runs"][0]["last_frame"] == stop
     assert sorted((iv.onset, iv.offset) for iv in read_intervals(out / "truth.csv")) == \
         sorted((iv.onset, iv.offset) for iv in inside)
