@@ -18,9 +18,10 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 
 from engines.lgnmnet import LGNMNet
+from realtime.common.atomic import atomic_binary
 from realtime.common.errors import UserError
 from realtime.common.types import ExprType, FlowSettings, check_type
 
@@ -185,8 +186,10 @@ def save_weights(model: torch.nn.Module, meta: WeightsMeta, path: str | Path, ha
         t = t.detach().to("cpu").contiguous()
         # Halve only floating tensors; BN's num_batches_tracked stays an integer.
         tensors[name] = t.half() if half and t.is_floating_point() else t
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file(tensors, str(path), metadata={META_KEY: json.dumps(meta.to_dict(), sort_keys=True)})
+    # Bytes through our own writer: safetensors' save_file creates the file 0o600, which a
+    # lab sharing trained weights cannot read; this one follows the umask and is atomic.
+    with atomic_binary(path) as fh:
+        fh.write(save(tensors, metadata={META_KEY: json.dumps(meta.to_dict(), sort_keys=True)}))
     return path
 
 

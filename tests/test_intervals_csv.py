@@ -90,12 +90,14 @@ def test_truth_apex_outside_its_interval_is_dropped(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])
-def test_whole_file_outputs_get_the_mode_of_any_new_file(tmp_path: Path, umask: int) -> None:
+def test_whole_file_outputs_and_weights_get_the_mode_of_any_new_file(tmp_path: Path, umask: int) -> None:
     """Field trial: truth.csv, the ELAN files and the MEGC submission files were written
-    0600 (tempfile.mkstemp) while predictions.csv was 0644: other users and a web server
-    could not read them. Every whole-file writer now follows the umask, as open() does."""
+    0600 (tempfile.mkstemp), and weights files too (safetensors' save_file), while
+    predictions.csv was 0644: other users and a web server could not read them. Every
+    whole-file writer now follows the umask, as open() does."""
     import os
 
+    from engines.weights import load_weights, save_weights
     from realtime.eaf import EafDocument, write_eaf
     from realtime.intervals_csv import write_csv_atomic
 
@@ -106,10 +108,15 @@ def test_whole_file_outputs_get_the_mode_of_any_new_file(tmp_path: Path, umask: 
         write_eaf(tmp_path / "eaf" / "v.eaf", EafDocument("v", []))
         with IntervalCsvWriter(tmp_path / "predictions.csv") as writer:
             writer.write(Interval("v", "ME", 1, 4))
+        weights = Path(__file__).resolve().parents[1] / "engines" / "weights" / "demo_ME.safetensors"
+        net, meta = load_weights(weights)
+        save_weights(net, meta, tmp_path / "w.safetensors")  # safetensors' own writer: 0600
     finally:
         os.umask(previous)
     expected = 0o666 & ~umask
-    for name in ("truth.csv", "cas_pred.csv", "eaf/v.eaf", "predictions.csv"):
+    for name in ("truth.csv", "cas_pred.csv", "eaf/v.eaf", "predictions.csv", "w.safetensors"):
         assert (tmp_path / name).stat().st_mode & 0o777 == expected, name
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cas_pred.csv", "eaf", "predictions.csv", "truth.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cas_pred.csv", "eaf", "predictions.csv", "truth.csv",
+                                                          "w.safetensors"]
+    assert load_weights(tmp_path / "w.safetensors")[1] == meta
     assert read_intervals(tmp_path / "truth.csv")[0].offset == 9
