@@ -63,7 +63,7 @@ def write_report(run_dir: Path, out_dir: Path | None = None) -> ReportFiles:
     RUN_DIR/report). UserError naming the file when RUN_DIR is missing or garbled."""
     run = read_run(Path(run_dir))
     out = Path(out_dir) if out_dir is not None else run.folder / REPORT_FOLDER
-    output_dir(out, "report folder")
+    output_dir(out, "--out" if out_dir is not None else "report folder")
     marks = run_marks(run)
     figures: dict[str, VideoFigure] = {}
     pngs: dict[str, Path] = {}

@@ -76,6 +76,7 @@ import os
 import re
 import threading
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -241,6 +242,9 @@ def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
     return image
 
 
+FOLLOWING = 4  # steps after a long one that tell a new frame rate from lost packets
+
+
 def frame_numbers(pts: np.ndarray, time_base: float, fps: float | None) -> np.ndarray:
     """1-based frame numbers of sorted unique pts: their rank, plus the frames a jump in
     the timestamps says are missing.
@@ -249,24 +253,34 @@ def frame_numbers(pts: np.ndarray, time_base: float, fps: float | None) -> np.nd
     but the jump: a step longer than 2.5 x the frame interval there stands for
     round(step / interval) - 1 lost frames, so the frames after the damage keep their
     places (and the chain breaks there). The interval there is the nominal one, or, where
-    the rate is clearly lower, the step before it or the step after it when that one is
-    as long (within 20 %): a phone dropping from 30 to 10 fps makes one 3x step followed
-    by more of them, which is a new rate, not two lost frames; lost packets make one long
-    step between ordinary ones. A variable rate doubling its interval (30 -> 15 fps) stays
-    under the factor anyway; a single lost frame is not seen (the step is only 2x)."""
+    the rate is clearly lower, the step before it or the median of the (up to) FOLLOWING
+    steps after it: a phone dropping from 30 to 10 fps makes one 3x step followed by
+    more of the same, a new rate, not two lost frames, while lost packets leave long
+    steps among ordinary ones (also two damaged regions one frame apart). A variable rate
+    doubling its interval (30 -> 15 fps) stays under the factor anyway; a single lost
+    frame is not seen (the step is only 2x)."""
     n = len(pts)
     if n < 2 or not fps or time_base <= 0:
         return np.arange(1, n + 1)
     steps = np.diff(pts).astype(np.float64) * time_base
     nominal = 1.0 / fps
-    previous = np.concatenate(([nominal], steps[:-1]))
-    following = np.concatenate((steps[1:], [nominal]))
-    # The frame interval there: the nominal one, or the neighbouring step where the rate
-    # is clearly lower (ms timestamps jitter 33/34 ms around 33.3: the nominal is exact).
-    interval = np.where(previous > 1.5 * nominal, previous, nominal)
-    new_rate = (following > 1.5 * nominal) & (np.abs(following / steps - 1.0) <= 0.2)
-    interval = np.where(new_rate, np.maximum(interval, following), interval)
-    lost = np.where(steps > 2.5 * interval, np.rint(steps / interval) - 1, 0).astype(np.int64)
+    padded = np.concatenate((steps[1:], np.full(FOLLOWING, np.nan)))
+    ahead = np.lib.stride_tricks.sliding_window_view(padded, FOLLOWING)[: len(steps)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the last step has none after it
+        later = np.nanmedian(ahead, axis=1)
+    lost = np.zeros(len(steps), np.int64)
+    rate_step = nominal  # the last step that was a frame interval, not a loss
+    for i, step in enumerate(steps):
+        # The frame interval here: the nominal one, or a rate that is clearly lower before
+        # or after (ms timestamps jitter 33/34 ms around 33.3: the nominal is exact).
+        interval = rate_step if rate_step > 1.5 * nominal else nominal
+        if later[i] > 1.5 * nominal:
+            interval = max(interval, float(later[i]))
+        if step > 2.5 * interval:
+            lost[i] = int(np.rint(step / interval)) - 1
+        else:
+            rate_step = float(step)
     return np.concatenate(([1], 2 + np.arange(n - 1) + np.cumsum(lost)))
 
 
@@ -546,20 +560,38 @@ def number_frames(files: Sequence[Path]) -> Numbering:
     return Numbering(frames)
 
 
+def _jpeg_cut_short(data: bytes) -> bool:
+    """Whether JPEG bytes lack the end-of-image marker after their first scan (a file
+    cut short while being written). The marker segments before the scan are skipped by
+    their lengths, so an EXIF thumbnail's own markers do not count; data after the end
+    marker (a phone's appended motion-photo video) does not matter. 0xFF 0xD9 cannot
+    occur inside scan data (0xFF is stuffed there)."""
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return True  # broken header: let nothing half-decoded through
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+        elif marker == 0xDA:  # start of scan
+            return data.find(b"\xff\xd9", i) < 0
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            i += 2
+        else:
+            i += 2 + int.from_bytes(data[i + 2 : i + 4], "big")
+    return True
+
+
 def read_image(file: Path) -> np.ndarray | None:
     """(H, W, 3) uint8 BGR image of a frame file, or None when it cannot be read: empty,
-    not an image, damaged, or a JPEG without an end marker after its last scan (cut short
-    while being written: OpenCV would decode it with a grey lower part and libjpeg would
+    not an image, damaged, or a JPEG (by its content, whatever the suffix) cut short
+    while being written (OpenCV would decode it with a grey lower part and libjpeg would
     print a bare warning)."""
     try:
         data = file.read_bytes()
     except OSError:
         return None
-    if file.suffix.lower() in (".jpg", ".jpeg"):
-        scan = data.rfind(b"\xff\xda")  # the last start-of-scan; 0xFF 0xD9 cannot occur in scan data
-        if scan < 0 or data.find(b"\xff\xd9", scan) < 0:
-            return None
-    if not data:
+    if not data or (data.startswith(b"\xff\xd8") and _jpeg_cut_short(data)):
         return None
     return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 

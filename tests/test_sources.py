@@ -123,6 +123,15 @@ def test_folder_unreadable_frames_are_skipped_and_named_like_damaged_video_frame
     assert [f.index for f in frames] == [1, 2, 4]
     assert len(src.notices) == 1 and "3 frames could not be read (3, 5-6: img3.jpg, img5.jpg, img6.jpg)" in src.notices[0]
     assert "Premature end" not in capfd.readouterr().err
+    # Review cases, all readable: a JPEG with data after its end marker (a phone's motion
+    # photo appends a video, which may hold 0xFF 0xDA), a PNG named .jpg.
+    tail = folder / "img7.jpg"
+    tail.write_bytes(whole + b"\x00\xff\xda\x12\x34" + bytes(100))
+    png = folder / "img8.jpg"
+    png.write_bytes(cv2.imencode(".png", np.zeros((240, 320, 3), np.uint8))[1].tobytes())
+    assert sources.read_image(tail) is not None and sources.read_image(png) is not None
+    for name in ("img7.jpg", "img8.jpg"):
+        (folder / name).unlink()
     for name in ("img1.jpg", "img2.jpg", "img4.jpg"):
         (folder / name).write_bytes(b"")
     with pytest.raises(UserError, match=r"none of its 6 images can be read \(first: img1\.jpg\)"):
@@ -640,6 +649,17 @@ def test_frame_numbers_from_timestamps() -> None:
     # ... while three lost frames between ordinary steps are still counted, also at 10 fps.
     slow_lost = np.delete(slow, [13, 14, 15])
     assert frame_numbers(slow_lost, tb, 30.0).tolist() == [*range(1, 14), 17, 18, 19, 20]
+
+    def numbered(steps_in_frames_or_s: list[float]) -> list[int]:
+        steps = [s / 30 if s >= 1 else s for s in steps_in_frames_or_s]  # >= 1: frames at 30 fps
+        return frame_numbers(np.round(np.cumsum([0, *steps]) * 1000).astype(np.int64), tb, 30.0).tolist()
+
+    # Review cases: two damaged regions one frame apart are two losses, not a new rate;
+    # uneven low-light timing (100, 133, 100 ms) or a drop to 8 fps is a new rate.
+    assert numbered([1, 1, 11, 12, 1, 1]) == [1, 2, 3, 14, 26, 27, 28]
+    assert numbered([1, 1, 3, 1, 3, 1, 1]) == [1, 2, 3, 6, 7, 10, 11, 12]
+    assert numbered([1, 1, 0.1, 0.133, 0.1, 0.1]) == list(range(1, 8))
+    assert numbered([1, 1, 0.1, 0.125, 0.125, 0.125, 0.125]) == list(range(1, 9))
 
 
 def _pattern_av(i: int) -> np.ndarray:

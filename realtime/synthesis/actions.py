@@ -20,7 +20,7 @@ skin above the eye down to a moving lid edge (the lashes travel with it).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from types import MappingProxyType
 
 import numpy as np
@@ -131,6 +131,8 @@ ACTIONS: Mapping[str, Action] = MappingProxyType({
         Action("AU25+26", _same(LOWER_LIP + CHIN, 0.0, 1.0) + _same((148, 377, 176, 400), 0.0, 0.8), 0.07, "lower"),
     )
 })
+# FaceMesh landmarks on the face's vertical midline (lips, chin, nose, brow centre).
+MIDLINE = frozenset({0, 1, 2, 4, 5, 6, 8, 9, 10, 13, 14, 17, 18, 19, 94, 151, 152, 164, 168, 175, 199, 200})
 CANONICAL_ACTIONS = ("AU1+2", "AU4", "AU7", "AU9", "AU10", "AU12", "AU15", "AU17")
 MAX_WIDTH_SCALE = 1.5  # ActionShape.width_scale is drawn from [1 / 1.5, 1.5]
 
@@ -142,11 +144,10 @@ class ActionShape:
     move a unit the same way).
 
     side: "both", "right" or "left" (the subject's; right = image left); a one-sided shape
-      keeps that side's anchors and the midline ones (within 4 % of the face scale of the
-      eye-corner midline) at half strength. An action with no anchor on that side stays
-      two-sided.
-    weaker: displacement factor of the subject's left side when side is "both"
-      (asymmetry; 1 = symmetric).
+      keeps that side's anchors and the midline ones at half strength (`shaped`): a
+      unit that is mostly midline (AU17) only leans to that side.
+    weaker: displacement factor of the subject's left side against the right when side is
+      "both" (asymmetry; 1 = symmetric; > 1: the left is the stronger side).
     rotation_deg: every anchor direction turned by this angle on the subject's right and
       mirrored on the left (image y down; midline anchors unturned).
     width_scale: the Gaussian width multiplied by this factor (extent of the motion).
@@ -159,8 +160,9 @@ class ActionShape:
 
     @staticmethod
     def draw(rng: np.random.Generator) -> ActionShape:
-        """A random shape: one-sided 30 %, asymmetric (left 0.4-1x) otherwise, directions
-        turned by up to +-30 deg, width 1/1.5-1.5x (log-uniform)."""
+        """A random shape: one-sided 30 %, asymmetric otherwise (one side, either, at
+        0.4-1x of the other), directions turned by up to +-30 deg, width 1/1.5-1.5x
+        (log-uniform)."""
         side = str(rng.choice(["both", "right", "left"], p=[0.7, 0.15, 0.15]))
         weaker = float(rng.uniform(0.4, 1.0))
         if rng.random() < 0.5:  # which side is the weaker one
@@ -176,18 +178,26 @@ CANONICAL = ActionShape()
 def shaped(action: Action, shape: ActionShape, landmarks: np.ndarray, face_scale: float) -> Action:
     """`action` with `shape` applied, on the face whose (468, 2) `landmarks` (frame px) and
     face scale (px) are given. The canonical shape returns `action` itself.
+
+    An anchor on the face's midline (MIDLINE: lip and chin centre, nose, brow centre) is
+    neither side: a one-sided shape keeps it at half strength and does not turn it; any
+    other anchor's side is where it lies against the midline landmark nearest to it in
+    height (so a face's roll or an off-centre mouth does not move lip points across).
     Raises ValueError for an unknown side."""
     if shape == CANONICAL:
         return action
     if shape.side not in ("both", "right", "left"):
         raise ValueError(f"ActionShape.side must be both, right or left, got {shape.side!r}")
-    mid = float(landmarks[[33, 263], 0].mean())
-    tol = 0.04 * face_scale
+    mid = landmarks[sorted(MIDLINE)]
     theta = np.deg2rad(shape.rotation_deg)
     anchors: list[tuple[int, float, float]] = []
     for index, dx, dy in action.anchors:
-        x = float(landmarks[index, 0]) - mid
-        where = "mid" if abs(x) < tol else ("right" if x < 0 else "left")  # subject's right = image left
+        if index in MIDLINE:
+            where = "mid"
+        else:
+            x, y = landmarks[index]
+            nearest = mid[int(np.argmin(np.abs(mid[:, 1] - y)))]
+            where = "right" if x < nearest[0] else "left"  # subject's right = image left
         if shape.side != "both" and where not in (shape.side, "mid"):
             continue
         gain = 0.5 if (shape.side != "both" and where == "mid") else 1.0
@@ -196,8 +206,6 @@ def shaped(action: Action, shape: ActionShape, landmarks: np.ndarray, face_scale
         t = 0.0 if where == "mid" else (theta if where == "right" else -theta)
         c, s = float(np.cos(t)), float(np.sin(t))
         anchors.append((index, gain * (c * dx - s * dy), gain * (s * dx + c * dy)))
-    if not anchors:  # nothing on that side (e.g. a chin raiser): two-sided after all
-        return shaped(action, replace(shape, side="both", weaker=1.0), landmarks, face_scale)
     return Action(action.name, tuple(anchors), action.width * shape.width_scale, action.region)
 
 

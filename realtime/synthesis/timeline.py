@@ -141,15 +141,16 @@ AU_WEIGHTS: Mapping[str, float] = MappingProxyType({
 # With varied actions: every unit of realtime/synthesis/actions.py, weighted by its count
 # in the real workbooks (CAS + SAMM Action Units columns: AU12 131, AU7 124, AU4 78, AU14 70,
 # AU24 62, AU2 60, AU25/26 77, AU5 40, AU6 40, AU10 38, AU17 32, AU1 31, AU15 18, AU20 16,
-# AU23 13, AU9 11; AU1 and AU2 together as AU1+2 for about half of the brow raises).
+# AU23 13, AU9 11; AU1+2 stands for the raises of both, so AU2 totals 60 and AU1 31).
 AU_WEIGHTS_VARIED: Mapping[str, float] = MappingProxyType({
-    "AU12": 131, "AU7": 124, "AU4": 78, "AU14": 70, "AU24": 62, "AU25+26": 77, "AU1+2": 45, "AU2": 38,
-    "AU5": 40, "AU6": 40, "AU10": 38, "AU17": 32, "AU1": 16, "AU15": 18, "AU20": 16, "AU23": 13, "AU9": 11,
+    "AU12": 131, "AU7": 124, "AU4": 78, "AU14": 70, "AU24": 62, "AU25+26": 77, "AU1+2": 28, "AU2": 32,
+    "AU5": 40, "AU6": 40, "AU10": 38, "AU17": 32, "AU1": 3, "AU15": 18, "AU20": 16, "AU23": 13, "AU9": 11,
 })  # fmt: skip
 _EXCLUSIVE = (
     frozenset({"AU12", "AU15"}), frozenset({"AU1+2", "AU4"}),  # antagonists never combined
     frozenset({"AU1+2", "AU1"}), frozenset({"AU1+2", "AU2"}),  # parts of one another
     frozenset({"AU24", "AU25+26"}), frozenset({"AU23", "AU25+26"}), frozenset({"AU14", "AU20"}),
+    frozenset({"AU17", "AU25+26"}),  # chin up and jaw down on the same anchors cancel
 )  # fmt: skip
 
 
