@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from realtime.common.errors import UserError
+from realtime.common.text import first_few
 from realtime.common.types import Interval
 from realtime.dataset_loaders import LOADERS, load_dataset
 from realtime.datasets import VideoRecord
@@ -93,7 +94,7 @@ def path_items(path: Path, fps: float | None) -> list[ReplayItem]:
             items.append(_folder_item(child, fps))
     if not items:
         unknown = skipped_files(path)
-        hint = f" (skipped by their suffix: {_names(unknown)}; replay one by its path)" if unknown else ""
+        hint = f" (skipped by their suffix: {first_few([p.name for p in unknown])}; replay one by its path)" if unknown else ""
         raise UserError(f"{path}: no video files or frame folders in it{hint}")
     names = [it.name for it in items]
     dup = sorted({n for n in names if names.count(n) > 1})
@@ -110,11 +111,6 @@ def skipped_files(folder: Path) -> list[Path]:
     (truth, exports, sound): a user should hear that they were not replayed."""
     return [p for p in sorted(folder.iterdir()) if p.is_file() and not is_hidden(p)
             and p.suffix.lower() not in VIDEO_SUFFIXES | SIDE_SUFFIXES]  # fmt: skip
-
-
-def _names(paths: list[Path], most: int = 5) -> str:
-    shown = ", ".join(p.name for p in paths[:most])
-    return shown + (f" and {len(paths) - most} more" if len(paths) > most else "")
 
 
 def attach_truth(items: list[ReplayItem], truth_csv: Path) -> list[Interval]:
@@ -194,7 +190,7 @@ def plan_replay(target: str, *, data: Path | None, annotations: Path | None, tru
         unknown = skipped_files(folder) if folder.is_dir() and not _has_images(folder) else []
         if unknown:
             notes.append(f"{folder}: {len(unknown)} file(s) not replayed, not videos by their suffix: "
-                         f"{_names(unknown)} (replay one by its path to try it)")
+                         f"{first_few([p.name for p in unknown])} (replay one by its path to try it)")
     given = attach_truth(items, truth) if truth is not None else None
     return ReplayPlan(items, has_truth=target in ("demo", *LOADERS) or truth is not None, truth=given, notes=notes)
 

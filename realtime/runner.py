@@ -18,6 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 from calibration.megc import evaluate, render_table, scored_truth
 from engines.pair_features import make_pair_features
 from realtime.common.errors import EXIT_USER_ERROR, UserError, output_dir
+from realtime.common.text import first_few
 from realtime.dashboard import performance_table
 from realtime.intervals_csv import write_intervals
 from realtime.lsl import LslMarkerOutlet, LslSettings
@@ -232,13 +233,11 @@ def summarise(config: RunConfig, console: Console, plan: ReplayPlan, runs: list[
                                                                             if v in failed]),
                            ("not replayed", [v for v in scope.not_replayed if v not in failed])):
             if names:
-                shown = ", ".join(names[:5]) + (" ..." if len(names) > 5 else "")
-                notes.append(f"truth of {len(names)} video(s) {why}, not scored: {shown}")
+                notes.append(f"truth of {len(names)} video(s) {why}, not scored: {first_few(names)}")
         if scope.beyond:
             cut = [f"{iv.video} {iv.type} {iv.onset}-{iv.offset}" for iv in scope.beyond]
-            shown = ", ".join(cut[:5]) + (" ..." if len(cut) > 5 else "")
             notes.append(f"{len(cut)} truth interval(s) end after the last frame read of their "
-                         f"video, not scored: {shown}")
+                         f"video, not scored: {first_few(cut)}")
         if config.out:
             write_intervals(config.out / "truth.csv", scope.truth, truth=True)
     metrics = {

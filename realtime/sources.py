@@ -88,6 +88,7 @@ import cv2
 import numpy as np
 
 from realtime.common.errors import UserError
+from realtime.common.text import first_few
 
 if TYPE_CHECKING:  # PyAV is imported where a video file is opened: a GPU check or a
     import av  # frame-folder run needs no FFmpeg build, and `--help` stays fast
@@ -661,7 +662,7 @@ class FrameFolderSource(FrameSource):
                 yield RawFrame(index, t_capture, (index - 1) / self._fps, image)
         finally:
             if unreadable:
-                names = ", ".join(f.name for _, f in unreadable[:3]) + (" ..." if len(unreadable) > 3 else "")
+                names = first_few([f.name for _, f in unreadable], 3)
                 self.notice(f"{self.path.name}: {len(unreadable)} {_frames_word(len(unreadable))} could not be "
                             f"read ({_spans([i for i, _ in unreadable])}: {names}) and were skipped; the frame "
                             "chain breaks at each")

@@ -163,11 +163,12 @@ CHECK=("$TRACKS"/real_s29.npz "$TRACKS"/real_s32.npz "$TRACKS"/real_d12.npz "$TR
 python -m tools.real_motion_check --weights "${NEW[@]}" --tracks "${CHECK[@]}"
 python -m tools.real_motion_check --weights "${OLD[@]}" --tracks "${CHECK[@]}"
 python -m tools.validation_synth --out "$WORK/ind30" --videos 4 --fps 30 --seconds 30 --seed 1
-for tag in new old; do
-  if [ "$tag" = new ]; then W=("${NEW[@]}"); else W=("${OLD[@]}"); fi
-  lgnm-live --replay "$WORK/ind30" --truth "$WORK/ind30/truth.csv" --weights "${W[0]}" --weights "${W[1]}" \
-    --out "$WORK/ind30_$tag" --pub none
-done
+# Replay an independent set with a pair: replay_set SET TAG ME_FILE MAE_FILE -> SET_TAG/
+replay_set() {
+  lgnm-live --replay "$1" --truth "$1/truth.csv" --weights "$3" --weights "$4" --out "$1_$2" --pub none
+}
+replay_set "$WORK/ind30" new "${NEW[@]}"
+replay_set "$WORK/ind30" old "${OLD[@]}"
 #    The rule held (engines/weights/README.md), so the candidate replaced the pair:
 mv "${NEW[@]}" "$OUT/"
 
@@ -181,8 +182,7 @@ lgnm-calibrate --weights "${OLD[@]}" --dataset synth --data "$WORK/valplain" "$W
 RUNS=("$WORK/runs_cal/demo_ME.safetensors" "$WORK/runs_cal/demo_MaE.safetensors")
 python -m tools.quality --weights "${RUNS[@]}" --work "$WORK/quality6" --videos 6 --seed 1001 --compare "${OLD[@]}"
 python -m tools.real_motion_check --weights "${RUNS[@]}" --tracks "${CHECK[@]}"
-lgnm-live --replay "$WORK/ind30" --truth "$WORK/ind30/truth.csv" --weights "${RUNS[0]}" --weights "${RUNS[1]}" \
-  --out "$WORK/ind30_runs" --pub none
+replay_set "$WORK/ind30" runs "${RUNS[@]}"
 
 # 11. (twelfth session) The 30 fps pair fine-tuned once more, with training videos whose
 #     action units vary (`lgnm-synth --vary-actions`: 17 units at their frequencies in the
@@ -212,8 +212,5 @@ V12=("$WORK/ft12_cal/demo_ME.safetensors" "$WORK/ft12_cal/demo_MaE.safetensors")
 python -m tools.quality --weights "${V12[@]}" --work "$WORK/quality6" --videos 6 --seed 1001 --compare "${OLD[@]}"
 python -m tools.real_motion_check --weights "${V12[@]}" --tracks "${CHECK[@]}"
 python -m tools.validation_synth --out "$WORK/ind3" --videos 10 --fps 30 --seconds 30 --seed 3
-for tag in v12 old; do
-  if [ "$tag" = v12 ]; then W=("${V12[@]}"); else W=("${OLD[@]}"); fi
-  lgnm-live --replay "$WORK/ind3" --truth "$WORK/ind3/truth.csv" --weights "${W[0]}" --weights "${W[1]}" \
-    --out "$WORK/ind3_$tag" --pub none
-done
+replay_set "$WORK/ind3" v12 "${V12[@]}"
+replay_set "$WORK/ind3" old "${OLD[@]}"
