@@ -38,6 +38,7 @@ import numpy as np
 from engines import farneback_ref as fr
 from engines import features
 from engines.features import ROI_SIZE, FaceGeometry, FlowFrame
+from engines.head_motion import rigid_motion_field
 from realtime.common.errors import UserError
 from realtime.common.types import FlowSettings
 
@@ -563,9 +564,14 @@ class CudaFarneback:
                                                 i32(ROI_TAPS)))
         return out
 
-    def pair_inputs(self, pairs: Sequence[tuple[int, int]]) -> Any:
-        """Flow + encoding for pairs of slots: (N,3,112,112) float32 on the device."""
-        return self.encode_batch(self.flow_batch(pairs), [a for a, _ in pairs])
+    def pair_inputs(self, pairs: Sequence[tuple[int, int]], head_motion: np.ndarray | None = None) -> Any:
+        """Flow + encoding for pairs of slots: (N,3,112,112) float32 on the device.
+        `head_motion`: (N,S,S,2) float32 host fields subtracted from the flows before
+        encoding (engines.head_motion, FlowSettings.head_motion "rigid3d")."""
+        flows = self.flow_batch(pairs)
+        if head_motion is not None:
+            flows = flows - self.backend.xp.asarray(head_motion, dtype=f32)
+        return self.encode_batch(flows, [a for a, _ in pairs])
 
     def to_numpy(self, a: Any) -> np.ndarray:
         return self.backend.to_numpy(a)
@@ -639,19 +645,27 @@ class CudaPairFeatures:
         xp = self.engine.backend.xp
         outs: list[Any] = []
         pending: list[tuple[int, int]] = []
+        fields: list[np.ndarray] = []  # host head-motion fields of the pending pairs
+
+        def flush() -> None:
+            outs.append(self.engine.pair_inputs(pending, np.stack(fields) if fields else None))
+
         with self._lock:
             for a, b in pairs:
                 resident = {self._slot[f.frame_id] for f in (a, b) if f.frame_id in self._slot}
                 missing = [f for f in ((a,) if a.frame_id == b.frame_id else (a, b)) if f.frame_id not in self._slot]
                 used = {s for p in pending for s in p}
                 if missing and len(used | resident) + len(missing) > self.engine.capacity:
-                    outs.append(self.engine.pair_inputs(pending))  # free the pending pairs' slots
-                    pending, used = [], set()
+                    flush()  # free the pending pairs' slots
+                    pending, fields, used = [], [], set()
                 for f in missing:
                     resident.add(self._push(f, used | resident))
                 pending.append((self._slot[a.frame_id], self._slot[b.frame_id]))
+                if self.settings.head_motion == "rigid3d":
+                    fa, fb = a.flow_frame, b.flow_frame
+                    fields.append(rigid_motion_field(fa.landmarks, fb.landmarks, self.engine.size, fa.geometry.nose_box))
             if pending:
-                outs.append(self.engine.pair_inputs(pending))
+                flush()
         if not outs:
             return xp.empty((0, 3, ROI_OUT, ROI_OUT), f32)
         return outs[0] if len(outs) == 1 else xp.concatenate(outs)

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from engines import landmarks as fl
+from engines.head_motion import remove_rigid_motion
 from realtime.common.errors import UserError
 from realtime.common.types import AlignedFace, FlowSettings
 
@@ -252,9 +253,19 @@ def encode_pair(flow: np.ndarray, landmarks: np.ndarray | FaceGeometry, settings
     return normalise(select_roi(mask_eyes(remove_head_motion(hs, geometry), geometry), geometry))
 
 
+def pair_flow(a: FlowFrame, b: FlowFrame, settings: FlowSettings) -> np.ndarray:
+    """(F,F,2) float32 flow from frame a to frame b with the settings' head-motion model
+    applied (`FlowSettings.head_motion`: "nose" leaves it to `remove_head_motion`,
+    "rigid3d" first subtracts `engines.head_motion.rigid_motion_field`)."""
+    flow = compute_flow(a.grey, b.grey, settings)
+    if settings.head_motion == "rigid3d":
+        return remove_rigid_motion(flow, a.landmarks, b.landmarks, a.geometry.nose_box)
+    return flow  # "nose" (FlowSettings refuses any other value)
+
+
 def pair_input_frames(a: FlowFrame, b: FlowFrame, settings: FlowSettings) -> np.ndarray:
     """Network input for a pair of cached per-frame products (the streaming path)."""
-    return encode_pair(compute_flow(a.grey, b.grey, settings), a.geometry, settings)
+    return encode_pair(pair_flow(a, b, settings), a.geometry, settings)
 
 
 def pair_input(a: AlignedFace, b: AlignedFace, settings: FlowSettings) -> np.ndarray:

@@ -25,12 +25,13 @@ from engines import cuda_flow
 from engines import features as ft
 from engines import pair_features as pf
 from engines.baseline import FlowMagnitudeNet, baseline_meta
+from engines.head_motion import face_shape
 from engines.pair_features import CpuPairFeatures, PairFeatures, make_pair_features
 from engines.scorers import OnnxRuntimeScorer, Scorer, TorchCpuScorer, TorchCudaScorer, make_scorer
 from engines.weights import MODEL_FLOW_MAGNITUDE, WeightsMeta, save_weights
 from realtime import face as fl
 from realtime.common.errors import UserError
-from realtime.common.types import AlignedFace, FlowSettings
+from realtime.common.types import HEAD_MOTION_MODELS, AlignedFace, FlowSettings
 
 from media import sensitive_net
 
@@ -78,14 +79,31 @@ def faces() -> list[AlignedFace]:
     return out
 
 
+def turned(faces: list[AlignedFace]) -> list[AlignedFace]:
+    """The same images with landmarks that say the head turned in depth between them
+    (each frame's points shifted by the parallax of a small yaw and pitch), so the
+    "rigid3d" head-motion model has a field to subtract."""
+    depth = face_shape()[:, 2] * faces[0].grey.shape[0]
+    out = [faces[0]]
+    for j, f in enumerate(faces[1:], start=1):
+        lm = f.landmarks + np.column_stack([0.03 * j * depth, -0.02 * j * depth]).astype(np.float32)
+        out.append(AlignedFace(grey=f.grey, landmarks=lm, matrix=f.matrix))
+    return out
+
+
+@pytest.mark.parametrize("head_motion", HEAD_MOTION_MODELS)
 @pytest.mark.parametrize("backend", list(FLOW_BACKENDS))
-def test_flow_backend_contract(backend: str, faces: list[AlignedFace]) -> None:
+def test_flow_backend_contract(backend: str, head_motion: str, faces: list[AlignedFace]) -> None:
     """prepare() once per frame, inputs() of any batch of pairs: (N,3,112,112) float32,
     the CPU chain's values (`engines.features.pair_input`), a pair's input independent of
-    the batch it is in, an empty batch empty."""
+    the batch it is in, an empty batch empty; for every head-motion model."""
     skip, make, exact = FLOW_BACKENDS[backend]
     skip()
-    settings = FlowSettings()
+    settings = FlowSettings(head_motion=head_motion)
+    if head_motion != "nose":
+        faces = turned(faces)
+        nose = ft.pair_input(faces[0], faces[1], FlowSettings())
+        assert np.abs(ft.pair_input(faces[0], faces[1], settings) - nose).max() > 10 * GREY_TOL  # the model acts
     flow = make(settings)
     assert flow.name in ("cpu", "cuda")
     frames = [flow.prepare(f) for f in faces]

@@ -230,6 +230,16 @@ def test_init_continues_from_weights_and_refuses_other_features(tiny: tuple, tmp
     path_f = save_weights(start.model, meta_f, tmp_path / "init_f.safetensors", half=False)
     with pytest.raises(UserError, match="landmark filter"):
         _init_state(path_f, "ME", 30.0, FlowSettings())
+    # The head-motion model: a fine-tune keeps the init weights' model unless told, and may
+    # change it (the inputs differ only where a head turns in depth); the cache keys differ.
+    from tools.train import init_head_motion
+
+    assert init_head_motion(path) == "nose"
+    rigid = FlowSettings(head_motion="rigid3d")
+    assert _init_state(path, "ME", 30.0, rigid)[1] == K
+    path_r = save_weights(start.model, replace(meta, flow=rigid), tmp_path / "init_r.safetensors", half=False)
+    assert init_head_motion(path_r) == "rigid3d"
+    assert features_cache.settings_hash(rigid) != features_cache.settings_hash(FlowSettings())
 
 
 def test_several_data_roots_are_pooled_with_folder_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -214,3 +214,19 @@ python -m tools.real_motion_check --weights "${V12[@]}" --tracks "${CHECK[@]}"
 python -m tools.validation_synth --out "$WORK/ind3" --videos 10 --fps 30 --seconds 30 --seed 3
 replay_set "$WORK/ind3" v12 "${V12[@]}"
 replay_set "$WORK/ind3" old "${OLD[@]}"
+
+# 12. (thirteenth session) The head-motion model "rigid3d" (engines/head_motion.py) on the
+#     shipped 30 fps networks: no training, the flow settings' `head_motion` switched, then
+#     the checks of step 11 on the same sets (the real-motion check now also sways a photo
+#     +-6 degrees in yaw and pitch). Rule and result: engines/weights/README.md,
+#     "Thirteenth session". About 35 min on 2 cores.
+mkdir -p "$WORK/hm13"
+for t in ME MaE; do
+  python -m tools.weights_ops head-motion "$OUT/demo_$t.safetensors" --model rigid3d --out "$WORK/hm13/demo_$t.safetensors"
+done
+HM=("$WORK/hm13/demo_ME.safetensors" "$WORK/hm13/demo_MaE.safetensors")
+python -m tools.quality --weights "${HM[@]}" --work "$WORK/quality6" --videos 6 --seed 1001 --compare "${OLD[@]}"
+python -m tools.real_motion_check --weights "${HM[@]}" --tracks "${CHECK[@]}" --synth-seconds 10
+python -m tools.real_motion_check --weights "${OLD[@]}" --tracks "${CHECK[@]}" --synth-seconds 10
+replay_set "$WORK/ind3" hm13 "${HM[@]}"
+replay_set "$WORK/ind3" old13 "${OLD[@]}"

@@ -7,11 +7,15 @@ Inputs compared (no images of real people exist here, only their landmark tracks
 - a synthetic clip of the training generator (lgnm-synth, distractors on), split into
   frames far from any expression ("synth neutral") and pairs inside MaE / ME truth;
 - a bundled face photo driven by each real track (realtime/synthesis/real_motion.py):
-  the still clips `real_s*` (a face doing nothing) and the talking clips `real_d*`.
+  the still clips `real_s*` (a face doing nothing) and the talking clips `real_d*`;
+- the same photo turning in depth (`--sway`, yaw and pitch +-6 degrees, 4 s period:
+  `realtime.synthesis.real_motion.turn_track` with the photo's own FaceMesh depth),
+  a head that moves without expressing anything.
 
 Stages, per input (pairs (i, i+K) at the weights' K; px are px of the 112-px face):
 - landmark jitter: frame-to-frame step of the alignment points (eye corners, nose), % IOD;
-- alignment residual: |mean flow in the nose box| (what the head-motion removal subtracts);
+- alignment residual: |mean flow in the nose box| (what the authors' head-motion removal
+  subtracts; after the weights' `head_motion` model, `engines.features.pair_flow`);
 - ROI flow: 95th percentile of |flow - nose-box mean| over the brow and mouth boxes
   without the eyes (what the value channel shows after head-motion removal);
 - stretched: share of pairs whose ROI magnitude span exceeds the value floor (their value
@@ -27,7 +31,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,8 +50,10 @@ from realtime.landmark_filter import OneEuroLandmarks
 from realtime.native_log import native_stderr_filtered
 from realtime.pipeline import setup_for_fps
 from realtime.stream_runner import common_flow
+from realtime.synthesis.real_motion import MotionTrack
 
 DEFAULT_WEIGHTS = ("demo_ME", "demo_MaE")
+SWAY_PERIOD_S = 4.0  # a slow sway: +-6 degrees peaks at 9 degrees/s
 
 
 @dataclass
@@ -79,7 +85,7 @@ def landmark_jitter(landmarks: Iterable[np.ndarray | None], iod: float | None = 
 def pair_measures(a: features.FlowFrame, b: features.FlowFrame, floor: float,
                   settings: object) -> tuple[float, float, bool, np.ndarray]:
     """(alignment residual px, ROI p95 px after nose subtraction, stretched?, network input)."""
-    flow = features.compute_flow(a.grey, b.grey, settings)  # type: ignore[arg-type]
+    flow = features.pair_flow(a, b, settings)  # type: ignore[arg-type]
     x0, y0, x1, y1 = a.geometry.nose_box
     nose = flow[y0:y1, x0:x1].reshape(-1, 2).mean(axis=0)
     region = features.value_region(a.geometry)
@@ -151,18 +157,46 @@ def synthetic_inputs(fps: float, seconds: float, seed: int) -> tuple[list[np.nda
     return list(video.frames()), list(video.truth)
 
 
-def driven_frames(track_path: Path, fps: float, seconds: float, seed: int, face: str = "grace_hopper",
-                  noise: float = 2.0) -> Iterator[np.ndarray]:
-    """A bundled face photo moved by a real track (ping-pong to `seconds`), with sensor noise."""
+def scene_for(face: str, rng: np.random.Generator):
     from realtime.synthesis.faces import compose_scene, load_face
+
+    return compose_scene(load_face(face), 640, 480, float(rng.uniform(150, 210)), rng)
+
+
+def driven_frames(track: Path | Callable[[object], MotionTrack], fps: float, seconds: float, seed: int,
+                  face: str = "grace_hopper", noise: float = 2.0) -> Iterator[np.ndarray]:
+    """A bundled face photo moved by a real track file (ping-pong to `seconds`), or by the
+    track a function makes from the scene, with sensor noise."""
     from realtime.synthesis.real_motion import MotionDriver, load_track
 
     rng = np.random.default_rng(seed)
-    scene = compose_scene(load_face(face), 640, 480, float(rng.uniform(150, 210)), rng)
-    driver = MotionDriver(scene, load_track(track_path).at_fps(fps))
+    scene = scene_for(face, rng)
+    motion = load_track(track).at_fps(fps) if isinstance(track, Path) else track(scene)
+    driver = MotionDriver(scene, motion)
     for i in range(1, int(round(seconds * fps)) + 1):
         img = driver.render(i).astype(np.int16) + rng.normal(0, noise, scene.image.shape).round().astype(np.int16)
         yield np.clip(img, 0, 255).astype(np.uint8)
+
+
+def scene_points3d(scene) -> np.ndarray:
+    """(468,3) px: FaceMesh's landmarks of the scene's face with their depth toward the
+    camera (-z, which FaceMesh gives at the scale of x), this photo's own depth."""
+    import cv2
+    import mediapipe as mp
+
+    h, w = scene.image.shape[:2]
+    with mp.solutions.face_mesh.FaceMesh(static_image_mode=True, max_num_faces=1, refine_landmarks=False) as mesh:
+        result = mesh.process(cv2.cvtColor(scene.image, cv2.COLOR_BGR2RGB))
+    if not result.multi_face_landmarks:
+        raise RuntimeError("FaceMesh found no face in the scene")
+    return np.array([(q.x * w, q.y * h, -q.z * w) for q in result.multi_face_landmarks[0].landmark[:468]])
+
+
+def sway(axis: str, degrees: float, seconds: float, fps: float) -> Callable[[object], MotionTrack]:
+    """A track maker: the scene's face turning +-degrees about `axis` with a 4 s period."""
+    from realtime.synthesis.real_motion import turn_track
+
+    return lambda scene: turn_track(scene_points3d(scene), axis, degrees, SWAY_PERIOD_S, fps, seconds)
 
 
 def _pct(values: list, q: float | None = None) -> str:
@@ -196,6 +230,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=20.0, help="length of each driven clip (tracks play back and forth)")
     p.add_argument("--synth-seconds", type=float, default=40.0, help="length of the synthetic clip")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sway", type=float, default=6.0, metavar="DEG",
+                   help="also a photo turning in depth, yaw and pitch +-DEG degrees with a 4 s period (0: off)")
     return p
 
 
@@ -242,6 +278,11 @@ def main(argv: list[str] | None = None) -> int:
                 pooled.above[t] += s.above[t]
                 pooled.events[t] += s.events[t]
         rows.append((f"face driven by real {group} tracks", pooled))
+    if a.sway > 0:
+        for axis in ("yaw", "pitch"):
+            s = measure(f"{axis} +-{a.sway:g}", driven_frames(sway(axis, a.sway, a.seconds, fps), fps, a.seconds, a.seed),
+                        fps, scorers, None, console)
+            rows.append((f"face turning in depth, {axis} +-{a.sway:g} deg", s))
     thresholds = {s.type: s.meta.post.get("threshold") or 0.5 for s in scorers}
     Console().print(render(rows, thresholds))
     return 0

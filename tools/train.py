@@ -44,7 +44,7 @@ from engines.lgnmnet import LGNMNet
 from engines.pretrained import load_backbone_state
 from engines.weights import WeightsMeta, file_sha256, load_weights, save_weights
 from realtime.common.errors import UserError, cli_entry, output_dir
-from realtime.common.types import DEFAULT_LANDMARK_FILTER, EXPR_TYPES, ExprType, FlowSettings, Interval
+from realtime.common.types import DEFAULT_LANDMARK_FILTER, EXPR_TYPES, HEAD_MOTION_MODELS, ExprType, FlowSettings, Interval
 from realtime.dataset_loaders import LOADERS, load_dataset
 from realtime.labels import irl_labels, k_from_intervals
 from realtime.native_log import native_stderr_filtered
@@ -514,6 +514,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="align on the raw FaceMesh landmarks (as weights before the filter did); by default new "
                         "weights use the One Euro landmark filter (min_cutoff 1 Hz, beta 2, d_cutoff 1 Hz) and "
                         "record it in their metadata")
+    p.add_argument("--head-motion", choices=HEAD_MOTION_MODELS,
+                   help="head-motion model of the inputs (README, Method notes): nose (the authors' rule) or rigid3d "
+                        "(also the rigid motion of a head turning in depth); default: the --init weights' model, "
+                        "else nose. Fine-tuning may change it; the new file records it")
     p.add_argument("--init", type=Path,
                    help="start from these weights instead of random (same type, fps and flow settings, except that weights "
                         "without the landmark filter may be fine-tuned with it; their K is kept): "
@@ -586,12 +590,17 @@ def _init_state(path: Path, expr_type: ExprType, fps: float, flow: FlowSettings)
                         "(re-time it first: python -m tools.weights_ops retime)")
     # The landmark filter only steadies the alignment (the same flow, ROI and encoding), so
     # weights trained without it may be fine-tuned with it: the new file records the filter.
-    if not meta.flow.same_flow_as(flow):
+    if not replace(meta.flow, head_motion=flow.head_motion).same_flow_as(flow):
         raise UserError(f"--init: {path} was trained on other flow settings ({meta.flow.to_dict()})")
     if meta.flow.landmark_filter not in (None, flow.landmark_filter):
         raise UserError(f"--init: {path} was trained with another landmark filter ({meta.flow.landmark_filter}); "
                         "fine-tuning may add the filter to weights without one, not change or drop it")
     return net.state_dict(), meta.k
+
+
+def init_head_motion(path: Path) -> str:
+    """The head-motion model of --init weights (what a fine-tune keeps unless told)."""
+    return load_weights(path)[1].flow.head_motion
 
 
 def _start_note(a: argparse.Namespace) -> str:
@@ -639,7 +648,8 @@ def run_type(
     k = k_from_intervals(truth)
     # New weights record the landmark filter their inputs were computed with (on unless
     # --no-landmark-filter); lgnm-live applies the same one from their metadata.
-    flow = FlowSettings(landmark_filter=None if a.no_landmark_filter else DEFAULT_LANDMARK_FILTER)
+    flow = FlowSettings(landmark_filter=None if a.no_landmark_filter else DEFAULT_LANDMARK_FILTER,
+                        head_motion=a.head_motion or (init_head_motion(a.init) if a.init is not None else "nose"))
     cache = a.cache if a.cache is not None else a.out / "cache"
     init = None
     if a.init is not None:

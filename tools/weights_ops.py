@@ -1,7 +1,9 @@
-"""Derive weights from weights without training: average checkpoints, or re-time to another fps.
+"""Derive weights from weights without training: average checkpoints, re-time to another
+fps, or choose the head-motion model.
 
     python -m tools.weights_ops average A.safetensors B.safetensors --out C.safetensors
     python -m tools.weights_ops retime A.safetensors --fps 200 --out B.safetensors
+    python -m tools.weights_ops head-motion A.safetensors --model rigid3d --out B.safetensors
 
 `average`: the element-wise mean of the tensors (BatchNorm running statistics included) of
 networks of one type, K and flow settings, e.g. a run and its `--init` continuation (a
@@ -14,7 +16,11 @@ K / fps seconds, so K becomes round(k_seconds * fps) and the smoothing window ke
 duration, exactly as a live stream at that rate would use the weights; fit the
 post-processing again with `lgnm-calibrate` on labelled videos at the new rate.
 
-Both refuse what would silently score wrong (mixed types, K or flow settings) with a
+`head-motion`: the same network with another `FlowSettings.head_motion` ("nose": the
+authors' nose-tip subtraction only; "rigid3d": also the rigid motion of a head turning
+in depth, `engines.head_motion`); a pair of one stream must share it (one flow).
+
+All refuse what would silently score wrong (mixed types, K or flow settings) with a
 one-line error; `--out` must not be an input.
 """
 
@@ -31,6 +37,7 @@ from calibration.postprocess import odd_at_least
 from engines.lgnmnet import LGNMNet
 from engines.weights import WeightsMeta, load_weights, save_weights
 from realtime.common.errors import UserError, cli_entry
+from realtime.common.types import HEAD_MOTION_MODELS
 from realtime.labels import k_from_seconds
 
 
@@ -68,6 +75,16 @@ def retime(meta: WeightsMeta, fps: float) -> WeightsMeta:
     )
 
 
+def with_head_motion(meta: WeightsMeta, model: str) -> WeightsMeta:
+    """The metadata with `flow.head_motion` = model (the network unchanged)."""
+    try:
+        flow = dataclasses.replace(meta.flow, head_motion=model)
+    except ValueError as exc:
+        raise UserError(f"--model: {exc}") from None
+    return dataclasses.replace(meta, flow=flow,
+                               trained_on=f"{meta.trained_on} | head motion {meta.flow.head_motion} -> {model}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.weights_ops", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="op", required=True)
@@ -78,7 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("weights", type=Path)
     r.add_argument("--fps", type=float, required=True)
     r.add_argument("--out", type=Path, required=True)
-    for s in (a, r):
+    h = sub.add_parser("head-motion", help="the same network with another head-motion model")
+    h.add_argument("weights", type=Path)
+    h.add_argument("--model", required=True, choices=HEAD_MOTION_MODELS)
+    h.add_argument("--out", type=Path, required=True)
+    for s in (a, r, h):
         s.add_argument("--half", action=argparse.BooleanOptionalAction, default=True, help="store fp16 weights")
     return p
 
@@ -92,8 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     loaded = [load_weights(p) for p in inputs]
     if a.op == "average":
         net, meta = average([n for n, _ in loaded], [m for _, m in loaded])
-    else:
+    elif a.op == "retime":
         net, meta = loaded[0][0], retime(loaded[0][1], a.fps)
+    else:
+        net, meta = loaded[0][0], with_head_motion(loaded[0][1], a.model)
     save_weights(net, meta, a.out, half=a.half)
     print(f"wrote {a.out}: {meta.type}, K {meta.k} at {meta.fps:g} fps")
     return 0

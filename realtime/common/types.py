@@ -87,6 +87,7 @@ class LandmarkFilter:
 # What new training uses (lgnm-train): chosen and measured in tools/bench_landmark_filter.py
 # and README (Method notes, Landmarks). Weights without the field ran no filter.
 DEFAULT_LANDMARK_FILTER = LandmarkFilter(min_cutoff=1.0, beta=2.0, d_cutoff=1.0)
+HEAD_MOTION_MODELS = ("nose", "rigid3d")  # FlowSettings.head_motion
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +121,16 @@ class FlowSettings:
     # Temporal filter of the landmarks before alignment (One Euro), or None: no filter.
     # Weights written before this field existed load as None (what they were trained on).
     landmark_filter: LandmarkFilter | None = None
+    # Head motion removed from the flow before encoding: "nose" the authors' rule only
+    # (the flow at the nose tip, subtracted from the HS image); "rigid3d" first subtracts
+    # the rigid motion of a head turning or nodding in depth (engines.head_motion), which
+    # the nose alone reads as brow and mouth motion. Weights written before this field
+    # existed load as "nose".
+    head_motion: str = "nose"
+
+    def __post_init__(self) -> None:
+        if self.head_motion not in HEAD_MOTION_MODELS:
+            raise ValueError(f"flow head_motion must be one of {', '.join(HEAD_MOTION_MODELS)}, got {self.head_motion!r}")
 
     def same_flow_as(self, other: FlowSettings) -> bool:
         """Equal but for the landmark filter: the same flow, ROI and encoding, so one flow

@@ -80,6 +80,32 @@ def load_track(path: str | Path) -> MotionTrack:
     return MotionTrack(path.stem, fps, np.nan_to_num(disp[nearest]))
 
 
+def turn_track(points: np.ndarray, axis: str, amplitude_deg: float, period_s: float, fps: float,
+               seconds: float) -> MotionTrack:
+    """A head turning in depth, as a track: `points` (468,3) are a face's landmarks in
+    px (x right, y down, depth toward the camera, e.g. FaceMesh's -z times the image
+    width), rotated about their centroid by amplitude x sin(2 pi t / period) around the
+    vertical ("yaw") or horizontal ("pitch") axis and projected orthographically.
+    Displacements in IOD units (33-263), as a real track; `MotionDriver` renders them as
+    it renders any track (similarity for the head, the parallax as the non-rigid rest:
+    no occlusion or shading change)."""
+    if axis not in ("yaw", "pitch"):
+        raise ValueError(f"axis must be yaw or pitch, got {axis!r}")
+    p = np.asarray(points, np.float64)
+    iod = float(np.linalg.norm(p[263, :2] - p[33, :2]))
+    q = p - p.mean(axis=0)
+    t = np.arange(int(round(seconds * fps))) / fps
+    out = np.empty((len(t), len(p), 2), np.float32)
+    for i, a in enumerate(np.deg2rad(amplitude_deg) * np.sin(2 * np.pi * t / period_s)):
+        c, s = np.cos(a), np.sin(a)
+        if axis == "yaw":
+            moved = np.column_stack([q[:, 0] * c + q[:, 2] * s, q[:, 1]])
+        else:
+            moved = np.column_stack([q[:, 0], q[:, 1] * c + q[:, 2] * s])
+        out[i] = (moved - q[:, :2]) / iod
+    return MotionTrack(f"{axis}_{amplitude_deg:g}deg", fps, out)
+
+
 def track_files(folder: str | Path, prefix: str = "real_") -> list[Path]:
     """The tracks in a folder, sorted (`real_s*`: still faces, `real_d*`: talking)."""
     return sorted(Path(folder).glob(f"{prefix}*.npz"))

@@ -1,0 +1,104 @@
+"""Rigid head motion in depth: the flow a head turn or nod adds to the aligned face.
+
+The authors remove head motion by subtracting the flow seen at the nose tip
+(`engines.features.remove_head_motion`). That is exact for a head that moves in the
+image plane (which the similarity alignment removes anyway), not for a head that turns
+(yaw) or nods (pitch): the nose tip stands about 0.5 IOD in front of the brows and the
+mouth, so a turn of 0.1 rad moves it ~3 px more than them on a 112-px face, and after the
+nose subtraction the brows and mouth appear to move by that much. Measured with the 30 fps
+demo networks on a bundled photo swaying +-6 degrees (4 s period): 18 MaE events per
+minute from yaw alone, 27 from pitch (README, *Method notes*, head motion).
+
+`rigid_motion_field` models the motion of a rigid head between the two aligned crops of a
+pair, to first order in the rotation (orthographic camera; the alignment has removed
+the similarity part): per axis, u(x, y) = c0 + c1 x + c2 y + c3 d(x, y), with d the depth
+of the face toward the camera. c3 is the parallax of a turn in depth (yaw for x, pitch
+for y); the affine terms take the foreshortening (a turning face narrows) and what the
+alignment left. The coefficients are least-squares fits of the landmark displacements
+between the two frames at RIGID_POINTS (nose ridge and tip, eye corners, the face outline
+at eye and cheekbone height: points that expressions barely move); the depth comes from
+FaceMesh's mean face (`engines/data/face_shape.npy`, `tools.make_face_shape`), since the
+crops are aligned, one depth map serves every frame. The field is returned minus its mean
+over the nose box, so the authors' nose subtraction still removes what it did and a head
+that only moves in the image plane gets (nearly) nothing subtracted.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+from scipy.interpolate import LinearNDInterpolator, NearestNDInterpolator
+
+# FaceMesh indices: nose ridge and tip (168, 6, 197, 195, 5, 4, 1), outer and inner eye
+# corners (33, 133, 362, 263), the face outline at the eyes and cheekbones (127, 356,
+# 234, 454, 93, 323). Not the brows, lids, mouth, cheeks or jaw: expressions move those.
+RIGID_POINTS = np.array([168, 6, 197, 195, 5, 4, 1, 33, 133, 362, 263, 127, 356, 234, 454, 93, 323], dtype=np.int32)
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 (end-exclusive), as engines.features.Box
+
+
+@lru_cache(maxsize=1)
+def face_shape() -> np.ndarray:
+    """(468,3) float32 read-only: x, y, depth of FaceMesh's mean face in fractions of the
+    aligned crop's side (`tools.make_face_shape`)."""
+    with resources.as_file(resources.files("engines") / "data" / "face_shape.npy") as path:
+        shape = np.load(path).astype(np.float32)
+    shape.setflags(write=False)
+    return shape
+
+
+@lru_cache(maxsize=4)
+def depth_map(size: int) -> np.ndarray:
+    """(size,size) float32 read-only: depth toward the camera (px) of the mean face over an
+    aligned crop of `size` px, linear between its landmarks (Delaunay), outside the face
+    the depth of its outline (the nearest landmark's)."""
+    shape = face_shape().astype(np.float64) * size
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
+    grid = np.column_stack([xs.ravel(), ys.ravel()])
+    depth = LinearNDInterpolator(shape[:, :2], shape[:, 2])(grid)
+    outside = np.isnan(depth)
+    depth[outside] = NearestNDInterpolator(shape[:, :2], shape[:, 2])(grid[outside])
+    out = depth.reshape(size, size).astype(np.float32)
+    out.setflags(write=False)
+    return out
+
+
+@lru_cache(maxsize=4)
+def field_basis(size: int) -> np.ndarray:
+    """(size,size,4) float32 read-only: 1, x, y and the depth map at every pixel."""
+    ys, xs = np.mgrid[0:size, 0:size].astype(np.float32)
+    out = np.stack([np.ones_like(xs), xs, ys, depth_map(size)], axis=-1)
+    out.setflags(write=False)
+    return out
+
+
+def fit_rigid_motion(landmarks_a: np.ndarray, landmarks_b: np.ndarray, size: int) -> np.ndarray:
+    """(2,4) float64 coefficients (c0, c1, c2, c3) of u_x and u_y (module docstring): least
+    squares over RIGID_POINTS of the displacement landmarks_b - landmarks_a, both (468,2)
+    in the pixels of aligned crops of `size` px; depth from the mean face at that size."""
+    a = np.asarray(landmarks_a, np.float64)[RIGID_POINTS]
+    d = np.asarray(landmarks_b, np.float64)[RIGID_POINTS] - a
+    depth = face_shape()[RIGID_POINTS, 2].astype(np.float64) * size
+    basis = np.column_stack([np.ones(len(a)), a, depth])
+    coef, *_ = np.linalg.lstsq(basis, d, rcond=None)
+    return np.ascontiguousarray(coef.T)
+
+
+def rigid_motion_field(landmarks_a: np.ndarray, landmarks_b: np.ndarray, size: int, nose_box: Box) -> np.ndarray:
+    """(size,size,2) float32 flow (px) of the rigid head motion from crop a to crop b,
+    minus its mean over `nose_box` (x0, y0, x1, y1): subtract it from the pair's flow
+    before encoding. Landmarks: (468,2) in crop pixels of each frame."""
+    coef = fit_rigid_motion(landmarks_a, landmarks_b, size).astype(np.float32)
+    field = field_basis(size) @ coef.T  # (size,size,4) @ (4,2)
+    x0, y0, x1, y1 = nose_box
+    field -= field[y0:y1, x0:x1].reshape(-1, 2).mean(axis=0)
+    return field
+
+
+def remove_rigid_motion(flow: np.ndarray, landmarks_a: np.ndarray, landmarks_b: np.ndarray,
+                        nose_box: Box) -> np.ndarray:
+    """flow (S,S,2) float32 minus `rigid_motion_field` (a new array)."""
+    size = int(flow.shape[0])
+    return flow - rigid_motion_field(landmarks_a, landmarks_b, size, nose_box)

@@ -1,0 +1,198 @@
+"""The rigid head-motion model (`engines.head_motion`, FlowSettings.head_motion "rigid3d"):
+the motion of a head turning in depth is fitted on rigid landmarks and taken out of the
+flow, and expression motion is not.
+
+Synthetic landmark geometry for the fit itself; real FaceMesh on a bundled photo turned
+in depth (rendered by `realtime.synthesis.real_motion`) for the whole chain.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from engines import features as ft
+from engines import head_motion as hm
+from engines.weights import load_weights
+from realtime.common.types import FlowSettings
+from realtime.face import FaceLandmarker, align_face
+from realtime.synthesis.faces import compose_scene, load_face
+from realtime.synthesis.real_motion import MotionDriver, MotionTrack, turn_track
+from tools import make_face_shape, weights_ops
+
+SIZE = 112
+
+
+def mean_face() -> tuple[np.ndarray, np.ndarray]:
+    """(468,2) landmarks and (468,) depth (px) of the mean face in a 112-px crop."""
+    shape = hm.face_shape().astype(np.float64) * SIZE
+    return shape[:, :2], shape[:, 2]
+
+
+def nose_box() -> tuple[int, int, int, int]:
+    lm, _ = mean_face()
+    return ft.face_geometry(lm.astype(np.float32), SIZE).nose_box
+
+
+def at(field: np.ndarray, points: np.ndarray) -> np.ndarray:
+    ij = np.rint(points).astype(int)
+    return field[ij[:, 1], ij[:, 0]]
+
+
+def test_a_turn_in_depth_is_fitted_and_predicted_at_the_brows_and_mouth() -> None:
+    lm, depth = mean_face()
+    yaw, pitch = 0.06, -0.04  # rad, first order: u = x (cos - 1) + d sin
+    cx, cy = lm.mean(axis=0)
+    moved = np.column_stack([cx + (lm[:, 0] - cx) * np.cos(yaw) + depth * np.sin(yaw),
+                             cy + (lm[:, 1] - cy) * np.cos(pitch) + depth * np.sin(pitch)])
+    coef = hm.fit_rigid_motion(lm, moved, SIZE)
+    assert coef[0, 3] == pytest.approx(np.sin(yaw), rel=1e-3)
+    assert coef[1, 3] == pytest.approx(np.sin(pitch), rel=1e-3)
+    field = hm.rigid_motion_field(lm, moved, SIZE, nose_box())
+    x0, y0, x1, y1 = nose_box()
+    assert np.abs(field[y0:y1, x0:x1].reshape(-1, 2).mean(axis=0)).max() < 1e-4  # the nose keeps its flow
+    # At the brows and mouth the field is the turn's displacement relative to the nose box's.
+    true = moved - lm
+    brows_mouth = np.array([105, 334, 66, 296, 13, 14, 61, 291])
+    ref = at(field, lm[brows_mouth]) - (true[brows_mouth] - true[brows_mouth].mean(axis=0))
+    assert np.ptp(ref, axis=0).max() < 0.25  # px: the same offset everywhere (depth map is per pixel)
+    assert np.abs(at(field, lm[brows_mouth])).max() > 1.0  # a turn of this size moves them > 1 px
+
+
+def test_expression_motion_is_not_taken_as_head_motion() -> None:
+    lm, _ = mean_face()
+    moved = lm.copy()
+    expressive = np.setdiff1d(np.arange(468), hm.RIGID_POINTS)
+    moved[expressive, 1] -= 2.0  # everything but the rigid points rises 2 px (a brow raise and more)
+    field = hm.rigid_motion_field(lm, moved, SIZE, nose_box())
+    assert np.abs(field).max() < 1e-4
+
+
+def test_motion_in_the_image_plane_is_fitted_exactly() -> None:
+    lm, _ = mean_face()
+    a, s, t = np.deg2rad(1.5), 1.02, np.array([0.7, -0.4])
+    rot = s * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    moved = (lm - 56) @ rot.T + 56 + t
+    field = hm.rigid_motion_field(lm, moved, SIZE, nose_box())
+    want = moved - lm
+    x0, y0, x1, y1 = nose_box()
+    ys, xs = np.mgrid[y0:y1, x0:x1]
+    box = np.column_stack([xs.ravel(), ys.ravel()]).astype(np.float64)
+    nose_mean = ((box - 56) @ rot.T + 56 + t - box).mean(axis=0)
+    ij = np.rint(lm).astype(int)
+    got = field[ij[:, 1], ij[:, 0]]
+    exact = (ij - 56) @ rot.T + 56 + t - ij - nose_mean  # the affine field at those pixels
+    assert np.abs(got - exact).max() < 1e-3
+    assert np.abs(want).max() > 1.0
+
+
+def test_depth_map_is_the_mean_face_and_read_only() -> None:
+    d = hm.depth_map(SIZE)
+    lm, depth = mean_face()
+    nose = np.rint(lm[1]).astype(int)
+    assert d.shape == (SIZE, SIZE) and not d.flags.writeable
+    assert d[nose[1], nose[0]] == pytest.approx(depth[1], abs=1.0)  # the nose tip stands out most
+    assert d[nose[1], nose[0]] > d[int(lm[105, 1]), int(lm[105, 0])] + 10  # ~0.3 IOD before the brows
+
+
+# ------------------------------------------------------------ the whole chain, real FaceMesh
+
+def roi_motion(a: ft.FlowFrame, b: ft.FlowFrame, settings: FlowSettings) -> float:
+    """95th percentile px of |flow - nose-box mean| over the brow and mouth boxes (eyes
+    out): what the value channel of the network input shows."""
+    flow = ft.pair_flow(a, b, settings)
+    x0, y0, x1, y1 = a.geometry.nose_box
+    rel = np.linalg.norm(flow - flow[y0:y1, x0:x1].reshape(-1, 2).mean(axis=0), axis=2)
+    return float(np.percentile(rel[ft.value_region(a.geometry)], 95))
+
+
+@pytest.fixture(scope="module")
+def scene():
+    return compose_scene(load_face("grace_hopper"), 640, 480, 180.0, np.random.default_rng(3))
+
+
+def frames_of(scene, track: MotionTrack, indices: list[int], settings: FlowSettings) -> list[ft.FlowFrame]:
+    driver = MotionDriver(scene, track)
+    out = []
+    with FaceLandmarker(static_image_mode=True) as mesh:
+        for i in indices:
+            img = driver.render(i)
+            face = align_face(img, mesh.detect(img), settings.face_size)
+            assert face is not None
+            out.append(ft.flow_frame(face, settings))
+    return out
+
+
+def photo_points(scene) -> np.ndarray:
+    from tools.real_motion_check import scene_points3d
+
+    return scene_points3d(scene)
+
+
+def test_a_real_face_turning_in_depth_moves_its_brows_and_mouth_far_less_with_rigid3d(scene) -> None:
+    nose, rigid = FlowSettings(), FlowSettings(head_motion="rigid3d")
+    for axis in ("yaw", "pitch"):
+        # 4 degrees in 0.6 s (a slow sway; the photo's own FaceMesh depth drives it)
+        track = turn_track(photo_points(scene), axis, 8.0, 8.0, 30.0, 2.0)
+        a, b = frames_of(scene, track, [1, 19], nose)
+        before, after = roi_motion(a, b, nose), roi_motion(a, b, rigid)
+        assert before > 0.5, axis  # the turn shows as brow/mouth motion to the nose rule
+        assert after < 0.75 * before, (axis, before, after)  # measured: 0.63 (yaw), 0.56 (pitch)
+
+
+def test_a_still_face_and_a_brow_raise_are_left_as_they_were(scene) -> None:
+    nose, rigid = FlowSettings(), FlowSettings(head_motion="rigid3d")
+    n = 20
+    raise_brows = np.zeros((n, 468, 2), np.float32)
+    from realtime.face import LEFT_BROW, RIGHT_BROW
+
+    brows = np.array(sorted(set(LEFT_BROW) | set(RIGHT_BROW)))
+    raise_brows[:, brows, 1] = -np.linspace(0, 0.06, n)[:, None]  # 0.06 IOD up (a brow raise)
+    track = MotionTrack("brow_raise", 30.0, raise_brows)
+    a, still, raised = frames_of(scene, track, [1, 1, n], nose)
+    assert roi_motion(a, still, rigid) == pytest.approx(roi_motion(a, still, nose), abs=0.05)
+    kept = roi_motion(a, raised, rigid) / roi_motion(a, raised, nose)
+    assert roi_motion(a, raised, nose) > 1.0 and kept > 0.8, kept
+
+
+# ------------------------------------------------------------ settings, weights, data
+
+def test_settings_default_to_the_authors_rule_and_refuse_unknown_models() -> None:
+    old = FlowSettings().to_dict()
+    del old["head_motion"]  # weights written before the field
+    assert FlowSettings.from_dict(old).head_motion == "nose"
+    assert FlowSettings.from_dict(FlowSettings(head_motion="rigid3d").to_dict()).head_motion == "rigid3d"
+    with pytest.raises(ValueError, match="head_motion"):
+        FlowSettings(head_motion="full3d")
+
+
+def test_weights_ops_sets_the_head_motion_model_and_keeps_the_network(tmp_path, capsys) -> None:
+    src = "engines/weights/demo_MaE.safetensors"
+    out = tmp_path / "w.safetensors"
+    assert weights_ops.main(["head-motion", src, "--model", "rigid3d", "--out", str(out)]) == 0
+    (net0, meta0), (net1, meta1) = load_weights(src), load_weights(out)
+    assert meta1.flow == dataclasses.replace(meta0.flow, head_motion="rigid3d")
+    assert "head motion nose -> rigid3d" in meta1.trained_on
+    for (k, t0), t1 in zip(net0.state_dict().items(), net1.state_dict().values(), strict=True):
+        assert np.array_equal(t0.numpy(), t1.numpy()), k
+    with pytest.raises(SystemExit) as exc:
+        weights_ops.main(["head-motion", src, "--model", "full3d", "--out", str(out)])
+    assert exc.value.code == 2 and "--model" in capsys.readouterr().err
+
+
+def test_the_stored_mean_face_is_what_facemesh_gives_on_the_bundled_photos() -> None:
+    assert make_face_shape.main(["--check"]) == 0
+
+
+def test_turn_track_turns_and_comes_back() -> None:
+    _, depth = mean_face()
+    points = np.column_stack([mean_face()[0], depth])
+    track = turn_track(points, "yaw", 6.0, 4.0, 30.0, 4.0)
+    d = track.displacement
+    assert track.n_frames == 120 and np.abs(d[0]).max() == 0.0
+    quarter = d[30]  # +6 degrees: what stands out (the nose tip) and what lies back (the outline) part
+    assert quarter[1, 0] > 0.02 and quarter[234, 0] < -0.02 and np.abs(quarter[:, 1]).max() < 1e-6
+    with pytest.raises(ValueError):
+        turn_track(points, "roll", 6.0, 4.0, 30.0, 1.0)
