@@ -219,7 +219,9 @@ replay_set "$WORK/ind3" old "${OLD[@]}"
 #     shipped 30 fps networks: no training, the flow settings' `head_motion` switched, then
 #     the checks of step 11 on the same sets (the real-motion check now also sways a photo
 #     +-6 degrees in yaw and pitch). Rule and result: engines/weights/README.md,
-#     "Thirteenth session". About 35 min on 2 cores.
+#     "Thirteenth session" (not shipped: held-out F1 -0.094, still-face events +1.5/min,
+#     independent F1 -0.031; the head-turn false alarms fell from 45 to 3 per minute).
+#     About 35 min on 2 cores.
 mkdir -p "$WORK/hm13"
 for t in ME MaE; do
   python -m tools.weights_ops head-motion "$OUT/demo_$t.safetensors" --model rigid3d --out "$WORK/hm13/demo_$t.safetensors"
