@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="17 action units at their frequencies in the real workbooks (the canonical 8 otherwise), "
                         "each occurrence one-sided or asymmetric, its directions turned by up to 30 deg and its "
                         "extent 0.67-1.5x (training data); actions.csv lists them")
+    p.add_argument("--head-turns", action="store_true",
+                   help="heads turning and nodding in depth (yaw/pitch sway and 3-12 deg turns, ~6 per minute), "
+                        "as motion that is not an expression (training data); distractors.csv lists the turns")
     return p
 
 
@@ -70,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         summary = write_dataset(args.out, args.videos, float(args.fps), args.faces, args.seed, args.layout,
                                 duration, not args.no_distractors, args.jitter, on_frame,
-                                args.real_motion, args.vary_actions)  # fmt: skip
+                                args.real_motion, args.vary_actions, args.head_turns)  # fmt: skip
     rate = summary.frames / max(summary.seconds, 1e-9)
     console.print(f"wrote {len(summary.videos)} video(s), {summary.frames} frames in {summary.seconds:.1f} s "
                   f"({rate:.0f} frames/s) to {args.out}")  # fmt: skip

@@ -20,7 +20,7 @@ from realtime.synthesis.timeline import Event
 class Distractor:
     """One scheduled distractor, for reports and tests (frames 1-based, inclusive)."""
 
-    kind: str  # "blink", "turn", "nod", "light"
+    kind: str  # "blink", "turn", "nod", "light"; "yaw", "pitch" (head_turns.py)
     start: int
     end: int
 

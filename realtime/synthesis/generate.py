@@ -28,7 +28,8 @@ from realtime.intervals_csv import write_intervals
 from realtime.synthesis import layouts as dl
 from realtime.synthesis.distractors import Distractor, DistractorTrack, make_distractors
 from realtime.synthesis.faces import BUILTIN_FACES, Appearance, FacePhoto, Scene, compose_scene, load_face, restyle
-from realtime.synthesis.real_motion import RealMotion, load_track, track_files
+from realtime.synthesis.head_turns import draw_head_turns, scene_points3d, turned_track
+from realtime.synthesis.real_motion import MotionTrack, RealMotion, load_track, track_files
 from realtime.synthesis.render import Renderer
 from realtime.synthesis.timeline import DurationModel, Event, ScheduleSettings, durations_for, schedule_events, truth_of
 
@@ -60,6 +61,8 @@ class SynthConfig:
     # real_motion_scale. They carry no truth: talking, blinks, gaze, head turns, jitter.
     real_motion: tuple[str, ...] = ()
     real_motion_scale: tuple[float, float] = (0.4, 1.0)
+    # Heads turning and nodding in depth (realtime.synthesis.head_turns): no truth either.
+    head_turns: bool = False
 
     @property
     def frame_size(self) -> tuple[int, int]:
@@ -86,6 +89,7 @@ class SynthVideo:
     track: DistractorTrack
     noise_seed: np.random.SeedSequence
     motion: RealMotion | None = None
+    turns: MotionTrack | None = None  # landmark motion of the head turning in depth
     _renderer: Renderer | None = field(default=None, repr=False)
 
     @property
@@ -101,7 +105,8 @@ class SynthVideo:
     def renderer(self) -> Renderer:
         if self._renderer is None:
             rng = np.random.default_rng(self.noise_seed)
-            self._renderer = Renderer(self.scene, self.events, self.track, self.n_frames, rng, self.motion)
+            self._renderer = Renderer(self.scene, self.events, self.track, self.n_frames, rng, self.motion,
+                                      self.turns)
         return self._renderer
 
     def release(self) -> None:
@@ -142,7 +147,7 @@ def generate_video(config: SynthConfig, seed: int, photo: FacePhoto | None = Non
     _check_seed(seed)
     photo = photo if photo is not None else load_face(config.face)
     # spawn(n)[:m] == spawn(m): streams were added without changing older videos.
-    scene_ss, event_ss, distractor_ss, noise_ss, look_ss, motion_ss = np.random.SeedSequence(seed).spawn(6)
+    scene_ss, event_ss, distractor_ss, noise_ss, look_ss, motion_ss, turn_ss = np.random.SeedSequence(seed).spawn(7)
     if config.jitter:
         photo = restyle(photo, Appearance.draw(np.random.default_rng(look_ss)))
     scene_rng = np.random.default_rng(scene_ss)
@@ -160,7 +165,12 @@ def generate_video(config: SynthConfig, seed: int, photo: FacePhoto | None = Non
     if config.real_motion:
         tracks = [load_track(p).at_fps(config.fps) for p in config.real_motion]
         motion = RealMotion.draw(np.random.default_rng(motion_ss), tracks, config.real_motion_scale)
-    return SynthVideo(config.name, config.fps, n, truth, events, track.items, scene, track, noise_ss, motion)
+    items, turns = track.items, None
+    if config.head_turns:
+        drawn = draw_head_turns(np.random.default_rng(turn_ss), n, config.fps, events)
+        turns = turned_track(scene_points3d(scene), drawn.yaw, drawn.pitch, config.fps)
+        items = tuple(sorted(items + drawn.items, key=lambda d: d.start))
+    return SynthVideo(config.name, config.fps, n, truth, events, items, scene, track, noise_ss, motion, turns)
 
 
 def write_mp4(path: Path, frames: Iterator[np.ndarray], fps: float, size: tuple[int, int]) -> int:
@@ -244,6 +254,7 @@ def write_dataset(
     on_frame: Callable[[str, int, int], None] | None = None,
     real_motion: Sequence[str | Path] = (),
     vary_actions: bool = False,
+    head_turns: bool = False,
 ) -> DatasetSummary:
     """Write n_videos synthetic videos (faces used in turn) and their truth.
 
@@ -254,6 +265,8 @@ def write_dataset(
     faces (SynthConfig.real_motion); real_motion.csv says which track each video shows.
     `vary_actions`: ScheduleSettings.vary_actions (more units, each occurrence shaped anew);
     actions.csv then lists each event's units and shapes.
+    `head_turns`: SynthConfig.head_turns (heads turning in depth; distractors.csv lists
+    the turns as yaw and pitch).
     """
     if layout not in LAYOUTS:
         raise UserError(f"--layout: must be one of {', '.join(LAYOUTS)}, got {layout!r}")
@@ -284,7 +297,8 @@ def write_dataset(
         name = {"mp4": f"synth_{i + 1:03d}", "cas": dl.cas_video_id(probe), "samm": dl.samm_video_id(probe),
                 "casme3": dl.casme3_video_id(probe)}[layout]
         config = SynthConfig(name=name, fps=fps, duration_s=duration, distractors=distractors, jitter=jitter,
-                             real_motion=tracks, schedule=ScheduleSettings(vary_actions=vary_actions))
+                             real_motion=tracks, schedule=ScheduleSettings(vary_actions=vary_actions),
+                             head_turns=head_turns)
         video = generate_video(config, int(np.random.SeedSequence([seed, i]).generate_state(1)[0]), photos[i % len(photos)])
         names.append(name)
         if video.motion is not None:

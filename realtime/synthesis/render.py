@@ -21,7 +21,7 @@ from realtime.synthesis.actions import (
 )  # fmt: skip
 from realtime.synthesis.distractors import DistractorTrack
 from realtime.synthesis.faces import Scene
-from realtime.synthesis.real_motion import MotionDriver, RealMotion
+from realtime.synthesis.real_motion import MotionDriver, MotionTrack, RealMotion
 from realtime.synthesis.timeline import Event
 
 _NOISE_BANK = 3  # noise planes per video; a random crop of one per frame
@@ -34,7 +34,7 @@ class Renderer:
 
     def __init__(
         self, scene: Scene, events: list[Event], track: DistractorTrack, n_frames: int, rng: np.random.Generator,
-        motion: RealMotion | None = None,
+        motion: RealMotion | None = None, turns: MotionTrack | None = None,
     ) -> None:
         self.scene = scene
         self.track = track
@@ -78,6 +78,9 @@ class Renderer:
         # Real motion (talking, blinks, gaze, head turns, jitter of a real face) on top.
         self.motion = motion
         self.driver = None if motion is None else MotionDriver(scene, motion.track, motion.scale)
+        # Heads turning in depth (realtime.synthesis.head_turns), rendered the same way.
+        self.turns = None if turns is None else MotionDriver(scene, turns)
+        self.warper = self.driver or self.turns  # whose face mesh warps the non-rigid part
 
     def _expression(self, i: int, residual: np.ndarray | None = None) -> np.ndarray:
         """Scene with the expression and blink fields of frame i (1-based) applied, plus
@@ -89,8 +92,8 @@ class Renderer:
         field = self.field
         field.fill(0)
         if residual is not None:
-            assert self.driver is not None
-            self._add_residual(field, self.driver.residual_field(residual))
+            assert self.warper is not None
+            self._add_residual(field, self.warper.residual_field(residual))
         for k in active:
             field += self.amps[k, i - 1] * self.bases[k]
         if closure > 0:
@@ -108,8 +111,8 @@ class Renderer:
 
     def _add_residual(self, field: np.ndarray, residual_field: np.ndarray) -> None:
         """Add the real motion's field (over the driver's face box) into the ROI field."""
-        assert self.driver is not None
-        bx0, by0, bx1, by1 = self.driver.box
+        assert self.warper is not None
+        bx0, by0, bx1, by1 = self.warper.box
         x0, y0 = max(bx0, self.roi.x0), max(by0, self.roi.y0)
         x1, y1 = min(bx1, self.roi.x1), min(by1, self.roi.y1)
         if x1 > x0 and y1 > y0:
@@ -143,6 +146,11 @@ class Renderer:
         t = self.track
         pre, residual = ((None, None) if self.driver is None or self.motion is None
                          else self.driver.motion(i + self.motion.start))
+        if self.turns is not None:
+            turn, parallax = self.turns.motion(i)
+            # Both moves are small: the rigid parts compose, the non-rigid parts add.
+            pre = turn if pre is None else (np.vstack([turn, [0, 0, 1]]) @ np.vstack([pre, [0, 0, 1]]))[:2]
+            residual = parallax if residual is None else residual + parallax
         img = self._expression(i, residual)
         k = i - 1
         if pre is not None or t.tx[k] or t.ty[k] or t.angle[k] or t.scale[k] != 1:
