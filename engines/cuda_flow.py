@@ -38,7 +38,7 @@ import numpy as np
 from engines import farneback_ref as fr
 from engines import features
 from engines.features import ROI_SIZE, FaceGeometry, FlowFrame
-from engines.head_motion import rigid_motion_field
+from engines.head_motion import field_basis, rigid_motion_field
 from realtime.common.errors import UserError
 from realtime.common.types import FlowSettings
 
@@ -611,6 +611,8 @@ class CudaPairFeatures:
                  backend: BackendName = "cupy") -> None:
         self.settings = settings
         self.engine = CudaFarneback(settings, max_pairs=max_pairs, capacity=capacity, backend=backend)
+        if settings.head_motion == "rigid3d":
+            field_basis(settings.face_size)  # built now, not under the lock on the first live pair
         self._lock = threading.Lock()
         self._next_id = 0
         self._cursor = 0  # round-robin allocation position

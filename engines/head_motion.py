@@ -3,9 +3,10 @@
 The authors remove head motion by subtracting the flow seen at the nose tip
 (`engines.features.remove_head_motion`). That is exact for a head that moves in the
 image plane (which the similarity alignment removes anyway), not for a head that turns
-(yaw) or nods (pitch): the nose tip stands about 0.5 IOD in front of the brows and the
-mouth, so a turn of 0.1 rad moves it ~3 px more than them on a 112-px face, and after the
-nose subtraction the brows and mouth appear to move by that much. Measured with the 30 fps
+(yaw) or nods (pitch): the nose tip stands about 0.28 IOD in front of the brows and the
+lips (0.45 in front of the mouth corners, mean face), so a turn of 0.1 rad moves it
+~1.5-2 px more than them on a 112-px face, and after the nose subtraction the brows and
+mouth appear to move by that much. Measured with the 30 fps
 demo networks on a bundled photo swaying +-6 degrees (4 s period): 18 MaE events per
 minute from yaw alone, 27 from pitch (README, *Method notes*, head motion).
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from engines import cuda_flow, features
 from engines.backends import FLOW_KINDS
+from engines.head_motion import field_basis
 from realtime.common.errors import UserError
 from realtime.common.types import AlignedFace, FlowSettings
 
@@ -42,6 +43,8 @@ class CpuPairFeatures:
 
     def __init__(self, settings: FlowSettings) -> None:
         self.settings = settings
+        if settings.head_motion == "rigid3d":
+            field_basis(settings.face_size)  # built now, not on the first live pair
 
     def prepare(self, face: AlignedFace) -> features.FlowFrame:
         return features.flow_frame(face, self.settings)

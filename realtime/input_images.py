@@ -64,7 +64,7 @@ class InputSaver:
         stem = self.folder / f"{type_}_{a.index}-{b.index}"
         fa = features.flow_frame(a.face, self.settings)
         fb = features.flow_frame(b.face, self.settings)
-        flow = features.compute_flow(fa.grey, fb.grey, self.settings)
+        flow = features.pair_flow(fa, fb, self.settings)  # with the weights' head-motion model
         within = (features.value_region(fa.geometry) if self.settings.value_range == "roi" else None)
         hs = features.encode_hs(flow, self.settings.clip, within if within is not None and within.any() else None,
                                 self.settings.value_floor)

@@ -93,7 +93,7 @@ def seed_run(video: Path, scorers: list, frames: int) -> tuple[int, float]:
     224 px with nothing reused between the pairs a frame is in, batched model calls."""
     from dataclasses import replace
 
-    from engines.features import compute_flow, encode_pair, resize_landmarks
+    from engines.features import encode_pair, flow_frame, pair_flow
 
     source = VideoFileSource(video)
     images = [raw.image for raw, _ in zip(source, range(frames))]
@@ -115,8 +115,9 @@ def seed_run(video: Path, scorers: list, frames: int) -> tuple[int, float]:
                 a, b = (faces[t - setup.k], faces[t]) if t >= setup.k else (None, None)
                 if a is None or b is None:
                     continue
-                field = compute_flow(a.grey, b.grey, flow)  # afresh: both frames' pyramids again
-                pending[setup.type].append(encode_pair(field, resize_landmarks(a.landmarks, a.grey.shape[0], 224), flow))
+                # afresh: both frames' products and pyramids again, the weights' head-motion model
+                fa, fb = flow_frame(a, flow), flow_frame(b, flow)
+                pending[setup.type].append(encode_pair(pair_flow(fa, fb, flow), fa.geometry, flow))
                 flush(setup)
     for setup in setups:
         flush(setup, force=True)

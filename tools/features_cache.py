@@ -37,6 +37,7 @@ import cv2
 import numpy as np
 
 from engines import features as features_mod
+from engines import head_motion as head_motion_mod
 from engines import landmarks as landmarks_mod
 from realtime import face as face_mod
 from realtime import landmark_filter as landmark_filter_mod
@@ -73,8 +74,9 @@ def _code_hash() -> str:
     # The features depend on this code as much as on the settings; hashing the source
     # makes a cache built by an older version of the feature code miss instead of lie.
     h = hashlib.sha1()
-    for mod in (face_mod, landmark_filter_mod, landmarks_mod, features_mod):
+    for mod in (face_mod, landmark_filter_mod, landmarks_mod, features_mod, head_motion_mod):
         h.update(inspect.getsource(mod).encode())
+    h.update(head_motion_mod.face_shape().tobytes())  # the mean face the rigid3d model fits with
     return h.hexdigest()[:10]
 
 
