@@ -15,7 +15,8 @@ from realtime.common.types import FlowSettings
 from realtime.face import FaceLandmarker, align_face
 from realtime.synthesis.faces import load_face
 from realtime.synthesis.generate import SynthConfig, generate_video
-from realtime.synthesis.head_turns import TURN_DEG, draw_head_turns, turned_track
+from realtime.synthesis.head_turns import TURN_DEG, draw_head_turns
+from realtime.synthesis.real_motion import turned_track
 from tools.synth import main
 
 

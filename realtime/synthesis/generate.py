@@ -28,8 +28,8 @@ from realtime.intervals_csv import write_intervals
 from realtime.synthesis import layouts as dl
 from realtime.synthesis.distractors import Distractor, DistractorTrack, make_distractors
 from realtime.synthesis.faces import BUILTIN_FACES, Appearance, FacePhoto, Scene, compose_scene, load_face, restyle
-from realtime.synthesis.head_turns import draw_head_turns, scene_points3d, turned_track
-from realtime.synthesis.real_motion import MotionTrack, RealMotion, load_track, track_files
+from realtime.synthesis.head_turns import draw_head_turns, scene_points3d
+from realtime.synthesis.real_motion import MotionTrack, RealMotion, load_track, track_files, turned_track
 from realtime.synthesis.render import Renderer
 from realtime.synthesis.timeline import DurationModel, Event, ScheduleSettings, durations_for, schedule_events, truth_of
 

@@ -15,7 +15,8 @@ within 0.5-2 s; a turn that would meet an expression is postponed past it, excep
 quarter of them, left where they fall (people turn while they smile): about 8% of the
 turns overlap an expression (measured over 40 videos of 40 s).
 The face's depth is FaceMesh's mean face (`engines.head_motion.face_shape`) scaled to the
-scene; the rotated landmarks are projected orthographically and rendered like a real
+scene; the rotated landmarks are projected orthographically (`real_motion.turned_track`,
+which also makes the check's sways) and rendered like a real
 track (`realtime.synthesis.real_motion.MotionDriver`: similarity for the head, the
 parallax as a warp of the face; no occlusion or shading change). The turns are listed in
 distractors.csv as `yaw` and `pitch`.
@@ -30,7 +31,6 @@ import numpy as np
 from engines.head_motion import face_shape
 from realtime.synthesis.distractors import Distractor, _bump, _busy, _free_start
 from realtime.synthesis.faces import Scene
-from realtime.synthesis.real_motion import MotionTrack
 from realtime.synthesis.timeline import Event
 
 TURNS_PER_MINUTE = 6.0
@@ -79,16 +79,3 @@ def scene_points3d(scene: Scene) -> np.ndarray:
     """(468,3) px: the scene's landmarks with the mean face's depth toward the camera,
     scaled to the scene's face (face_scale px = one aligned-crop side)."""
     return np.column_stack([scene.landmarks.astype(np.float64), face_shape()[:, 2].astype(np.float64) * scene.face_scale])
-
-
-def turned_track(points: np.ndarray, yaw_deg: np.ndarray, pitch_deg: np.ndarray, fps: float) -> MotionTrack:
-    """The landmark displacements (IOD units, (n,468,2)) of `points` (468,3) px rotated
-    about their centroid by yaw then pitch per frame, projected orthographically."""
-    q = np.asarray(points, np.float64) - np.asarray(points, np.float64).mean(axis=0)
-    iod = float(np.linalg.norm(q[263, :2] - q[33, :2]))
-    a, b = np.deg2rad(np.asarray(yaw_deg, np.float64))[:, None], np.deg2rad(np.asarray(pitch_deg, np.float64))[:, None]
-    x = q[:, 0] * np.cos(a) + q[:, 2] * np.sin(a)  # yaw about the vertical axis
-    z = -q[:, 0] * np.sin(a) + q[:, 2] * np.cos(a)
-    y = q[:, 1] * np.cos(b) + z * np.sin(b)  # then pitch about the horizontal one
-    disp = np.stack([x - q[:, 0], y - q[:, 1]], axis=-1) / iod
-    return MotionTrack("head_turns", fps, disp.astype(np.float32))

@@ -20,7 +20,7 @@ The result carries no expression truth: it is what a face that is not expressing
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
@@ -91,19 +91,25 @@ def turn_track(points: np.ndarray, axis: str, amplitude_deg: float, period_s: fl
     no occlusion or shading change)."""
     if axis not in ("yaw", "pitch"):
         raise ValueError(f"axis must be yaw or pitch, got {axis!r}")
-    p = np.asarray(points, np.float64)
-    iod = float(np.linalg.norm(p[263, :2] - p[33, :2]))
-    q = p - p.mean(axis=0)
     t = np.arange(int(round(seconds * fps))) / fps
-    out = np.empty((len(t), len(p), 2), np.float32)
-    for i, a in enumerate(np.deg2rad(amplitude_deg) * np.sin(2 * np.pi * t / period_s)):
-        c, s = np.cos(a), np.sin(a)
-        if axis == "yaw":
-            moved = np.column_stack([q[:, 0] * c + q[:, 2] * s, q[:, 1]])
-        else:
-            moved = np.column_stack([q[:, 0], q[:, 1] * c + q[:, 2] * s])
-        out[i] = (moved - q[:, :2]) / iod
-    return MotionTrack(f"{axis}_{amplitude_deg:g}deg", fps, out)
+    angle = amplitude_deg * np.sin(2 * np.pi * t / period_s)
+    still = np.zeros_like(angle)
+    yaw, pitch = (angle, still) if axis == "yaw" else (still, angle)
+    return replace(turned_track(points, yaw, pitch, fps), name=f"{axis}_{amplitude_deg:g}deg")
+
+
+def turned_track(points: np.ndarray, yaw_deg: np.ndarray, pitch_deg: np.ndarray, fps: float) -> MotionTrack:
+    """The landmark displacements (IOD units, (n,468,2)) of `points` (468,3) px rotated
+    about their centroid by yaw then pitch per frame (degrees, (n,)), projected
+    orthographically."""
+    q = np.asarray(points, np.float64) - np.asarray(points, np.float64).mean(axis=0)
+    iod = float(np.linalg.norm(q[263, :2] - q[33, :2]))
+    a, b = np.deg2rad(np.asarray(yaw_deg, np.float64))[:, None], np.deg2rad(np.asarray(pitch_deg, np.float64))[:, None]
+    x = q[:, 0] * np.cos(a) + q[:, 2] * np.sin(a)  # yaw about the vertical axis
+    z = -q[:, 0] * np.sin(a) + q[:, 2] * np.cos(a)
+    y = q[:, 1] * np.cos(b) + z * np.sin(b)  # then pitch about the horizontal one
+    disp = np.stack([x - q[:, 0], y - q[:, 1]], axis=-1) / iod
+    return MotionTrack("head_turns", fps, disp.astype(np.float32))
 
 
 def track_files(folder: str | Path, prefix: str = "real_") -> list[Path]:
