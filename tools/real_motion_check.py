@@ -8,6 +8,9 @@ Inputs compared (no images of real people exist here, only their landmark tracks
   frames far from any expression ("synth neutral") and pairs inside MaE / ME truth;
 - a bundled face photo driven by each real track (realtime/synthesis/real_motion.py):
   the still clips `real_s*` (a face doing nothing) and the talking clips `real_d*`;
+- the same photo driven by the still tracks low-passed (`--low-pass`, 3 Hz): a real
+  track carries FaceMesh's frame-to-frame jitter on its clip, which a driven photo turns
+  into pixel motion a real still face does not have; the two still rows bound it;
 - the same photo turning in depth (`--sway`, yaw and pitch +-6 degrees, 4 s period:
   `realtime.synthesis.real_motion.turn_track` with the photo's own FaceMesh depth),
   a head that moves without expressing anything.
@@ -43,7 +46,7 @@ from calibration.cross_type import apply_cross_type
 from calibration.postprocess import postprocess
 from engines import features
 from engines.scorers import make_scorer
-from realtime.common.errors import cli_entry
+from realtime.common.errors import UserError, cli_entry
 from realtime.common.types import AlignedFace, Interval
 from realtime.face import ALIGN_POINTS, FaceLandmarker, align_face
 from realtime.landmark_filter import OneEuroLandmarks
@@ -230,6 +233,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=20.0, help="length of each driven clip (tracks play back and forth)")
     p.add_argument("--synth-seconds", type=float, default=40.0, help="length of the synthetic clip")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--low-pass", type=float, default=3.0, metavar="HZ",
+                   help="also the still tracks without their landmark jitter: zero-phase low-pass at HZ (0: off)")
     p.add_argument("--sway", type=float, default=6.0, metavar="DEG",
                    help="also a photo turning in depth, yaw and pitch +-DEG degrees with a 4 s period (0: off)")
     return p
@@ -243,11 +248,13 @@ def main(argv: list[str] | None = None) -> int:
     from realtime.synthesis.real_motion import load_track, track_files
 
     a = build_parser().parse_args(argv)
+    fps = 30.0
+    if not 0.0 <= a.low_pass < fps / 2:
+        raise UserError(f"--low-pass must lie in [0, {fps / 2:g}) Hz, got {a.low_pass:g}")
     folder = resources.files("engines") / "weights"
     weights = a.weights or [Path(str(folder / f"{w}.safetensors")) for w in DEFAULT_WEIGHTS]
     scorers = [make_scorer(w, "cpu") for w in weights]
     common_flow(scorers)  # one alignment per frame: the pair must share its flow and landmark filter
-    fps = 30.0
     console = Console(stderr=True)
     rows: list[tuple[str, StageStats]] = []
     tracks = [f for p in a.tracks for f in (track_files(p) if p.is_dir() else [p])]
@@ -265,10 +272,12 @@ def main(argv: list[str] | None = None) -> int:
     for kind in ("MaE", "ME"):
         inside = {f for iv in truth if iv.type == kind for f in range(iv.onset - 6, iv.offset + 1)}
         rows.append((f"synth inside {kind} truth", measure("synth", iter(frames), fps, scorers, inside, console)))
-    for group, prefix in (("still", "real_s"), ("talking", "real_d")):
+    groups = [("still", "real_s", 0.0), ("talking", "real_d", 0.0)] + ([("still", "real_s", a.low_pass)] if a.low_pass else [])
+    for group, prefix, hz in groups:
         pooled = StageStats()
         for path in [p for p in tracks if p.stem.startswith(prefix)]:
-            s = measure(path.stem, driven_frames(path, fps, a.seconds, a.seed), fps, scorers, None, console)
+            track = path if not hz else (lambda _scene, p=path, hz=hz: load_track(p).at_fps(fps).low_passed(hz))
+            s = measure(path.stem, driven_frames(track, fps, a.seconds, a.seed), fps, scorers, None, console)
             pooled.jitter += s.jitter
             pooled.seconds += s.seconds
             for t in ("ME", "MaE"):
@@ -277,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                 pooled.stretched[t] += s.stretched[t]
                 pooled.above[t] += s.above[t]
                 pooled.events[t] += s.events[t]
-        rows.append((f"face driven by real {group} tracks", pooled))
+        rows.append((f"face driven by real {group} tracks" + (f", low-passed {hz:g} Hz" if hz else ""), pooled))
     if a.sway > 0:
         for axis in ("yaw", "pitch"):
             s = measure(f"{axis} +-{a.sway:g}", driven_frames(sway(axis, a.sway, a.seconds, fps), fps, a.seconds, a.seed),

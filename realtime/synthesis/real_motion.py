@@ -57,6 +57,23 @@ class MotionTrack:
         out = np.stack([np.interp(t_dst, t_src, flat[:, j]) for j in range(flat.shape[1])], axis=1)
         return MotionTrack(self.name, fps, out.reshape(n, -1, 2).astype(np.float32))
 
+    def low_passed(self, cutoff_hz: float) -> MotionTrack:
+        """The track through a zero-phase low-pass (4th-order Butterworth run forward and
+        back, scipy.signal.filtfilt; no delay, offline only): what a real track would show
+        without the frame-to-frame jitter of FaceMesh on its clip, which a driven photo
+        would otherwise turn into pixel motion. Motion faster than `cutoff_hz` (blinks,
+        fast speech) goes too, so it bounds the jitter's effect from the other side.
+
+        Raises ValueError unless 0 < cutoff_hz < fps / 2."""
+        from scipy.signal import butter, filtfilt
+
+        if not 0.0 < cutoff_hz < self.fps / 2:
+            raise ValueError(f"cutoff must lie in (0, {self.fps / 2:g}) Hz, got {cutoff_hz:g}")
+        b, a = butter(4, cutoff_hz / (self.fps / 2))
+        pad = min(3 * max(len(a), len(b)), self.n_frames - 1)
+        out = filtfilt(b, a, self.displacement.astype(np.float64), axis=0, padlen=pad)
+        return MotionTrack(f"{self.name}_lp{cutoff_hz:g}Hz", self.fps, out.astype(np.float32))
+
 
 def load_track(path: str | Path) -> MotionTrack:
     """Read one `real_*.npz` (displacement (T,468,3) float16, face_found (T,), fps).
