@@ -68,6 +68,16 @@ def _has_images(folder: Path) -> bool:
     return bool(image_files(folder))
 
 
+def _has_videos(folder: Path) -> bool:
+    return any(p.is_file() and not is_hidden(p) and p.suffix.lower() in VIDEO_SUFFIXES for p in folder.iterdir())
+
+
+def _is_frame_folder(folder: Path) -> bool:
+    """Images and no video files: a folder of recordings that also holds a screenshot or
+    a consent scan is a folder of videos, not one stream of frames."""
+    return _has_images(folder) and not _has_videos(folder)
+
+
 def _video_item(path: Path, fps: float | None) -> ReplayItem:
     return ReplayItem(path.stem, lambda: VideoFileSource(path, fps=fps), media=path)
 
@@ -84,13 +94,13 @@ def path_items(path: Path, fps: float | None) -> list[ReplayItem]:
         raise UserError(f"{path}: no such file or folder")
     if path.is_file():
         return [_video_item(path, fps)]
-    if _has_images(path):
+    if _is_frame_folder(path):
         return [_folder_item(path, fps)]
     items: list[ReplayItem] = []
     for child in sorted(p for p in path.iterdir() if not is_hidden(p)):
         if child.is_file() and child.suffix.lower() in VIDEO_SUFFIXES:
             items.append(_video_item(child, fps))
-        elif child.is_dir() and _has_images(child):
+        elif child.is_dir() and _is_frame_folder(child):
             items.append(_folder_item(child, fps))
     if not items:
         unknown = skipped_files(path)
@@ -187,7 +197,7 @@ def plan_replay(target: str, *, data: Path | None, annotations: Path | None, tru
     else:
         items = path_items(Path(target), fps)
         folder = Path(target)
-        unknown = skipped_files(folder) if folder.is_dir() and not _has_images(folder) else []
+        unknown = skipped_files(folder) if folder.is_dir() and not _is_frame_folder(folder) else []
         if unknown:
             notes.append(f"{folder}: {len(unknown)} file(s) not replayed, not videos by their suffix: "
                          f"{first_few([p.name for p in unknown])} (replay one by its path to try it)")

@@ -752,3 +752,26 @@ def test_folder_replay_takes_camcorder_and_phone_files_and_names_what_it_skips(m
     (folder / "old_phone.3gp").unlink()
     with pytest.raises(UserError, match="session.xyz"):
         plan_replay(str(folder), data=None, annotations=None, truth=None, fps=None)
+
+
+def test_folder_of_videos_with_a_stray_image_replays_the_videos(make_video, tmp_path):
+    """Field review: recordings beside a screenshot were replayed as ONE frame folder of the
+    screenshot (or refused for lack of --fps), every video silently dropped. A folder with
+    video files is a folder of videos; the image is named in the note."""
+    import cv2
+
+    from realtime.replay import plan_replay
+
+    folder = tmp_path / "sessions"
+    folder.mkdir()
+    make_video("sessions/p01.avi", frames=3)
+    make_video("sessions/p02.avi", frames=3)
+    cv2.imwrite(str(folder / "setup.jpg"), np.zeros((16, 16, 3), np.uint8))
+    frames = folder / "p03"  # a frame folder beside them is still one
+    frames.mkdir()
+    cv2.imwrite(str(frames / "img1.jpg"), np.zeros((16, 16, 3), np.uint8))
+    plan = plan_replay(str(folder), data=None, annotations=None, truth=None, fps=30.0)
+    assert [it.name for it in plan.items] == ["p01", "p02", "p03"]
+    assert len(plan.notes) == 1 and "setup.jpg" in plan.notes[0]
+    plan = plan_replay(str(frames), data=None, annotations=None, truth=None, fps=30.0)
+    assert [it.name for it in plan.items] == ["p03"]  # a plain frame folder is unchanged
