@@ -154,13 +154,25 @@ def main(argv: list[str] | None = None) -> int:
     config = config_from_args(build_parser().parse_args(argv))
     console = Console(stderr=config.json, quiet=config.quiet and not config.json)
     stop = threading.Event()
-    previous = signal.signal(signal.SIGINT, lambda *_: stop.set())
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in stop_signals()}
     try:
         from realtime import runner  # the heavy imports, once the options parsed
 
         return runner.run(config, console, stop)
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def stop_signals() -> list[signal.Signals]:
+    """The signals that end a run as Ctrl-C does (outputs finished and written): SIGINT,
+    SIGTERM (a batch system's time limit, `docker stop`, `timeout`) and SIGHUP (a closed
+    terminal) unless it is ignored, as under `nohup`, which must keep a run going."""
+    sigs = [signal.SIGINT, signal.SIGTERM]
+    hup = getattr(signal, "SIGHUP", None)
+    if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:
+        sigs.append(hup)
+    return sigs
 
 
 # Threads that may be inside a native OpenCV/FFmpeg call that Ctrl-C abandoned.

@@ -232,7 +232,10 @@ def test_rtsp_stream_from_a_real_server_on_loopback(media: dict, rtsp_server, tm
     assert status[-1].frame == run["last_frame"] >= 120 and status[-1].dropped == run["dropped"]
 
 
-def test_ctrl_c_stops_cleanly_with_journal_and_summary(media: dict, tmp_path: Path) -> None:
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_ctrl_c_stops_cleanly_with_journal_and_summary(signame: str, media: dict, tmp_path: Path) -> None:
+    """Ctrl-C, and SIGTERM as a batch system's time limit or `docker stop` sends it: the
+    run stops with everything written (SIGTERM used to kill it before metrics.json)."""
     import signal
 
     endpoint = f"tcp://127.0.0.1:{free_port()}"
@@ -250,7 +253,7 @@ def test_ctrl_c_stops_cleanly_with_journal_and_summary(media: dict, tmp_path: Pa
         while not any(isinstance(m, StatusMessage) and m.frame >= 45 for m in collector.messages):
             assert proc.poll() is None and time.monotonic() - t0 < deadline, "no progress before Ctrl-C"
             time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, signame))
         stdout, stderr = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -361,3 +364,19 @@ def test_the_default_weights_say_they_are_synthetic(media: dict, capsys: pytest.
     assert "note: the bundled demo weights were trained on synthetic faces only" in capsys.readouterr().err
     assert live_main(["--replay", str(media["clip"]), *weight_args(media), "--pub", "none", "--max-frames", "20"]) == 0
     assert "bundled demo weights" not in capsys.readouterr().err
+
+
+def test_stop_signals_leave_a_nohup_run_alone() -> None:
+    """SIGHUP ends a run like Ctrl-C, except where it is ignored (nohup): a closed
+    terminal must not stop a run started to outlive it."""
+    import signal
+
+    from realtime.cli import stop_signals
+
+    previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    try:
+        assert set(stop_signals()) == {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        assert set(stop_signals()) == {signal.SIGINT, signal.SIGTERM}
+    finally:
+        signal.signal(signal.SIGHUP, previous)
