@@ -584,17 +584,41 @@ def _jpeg_cut_short(data: bytes) -> bool:
 
 
 def read_image(file: Path) -> np.ndarray | None:
-    """(H, W, 3) uint8 BGR image of a frame file, or None when it cannot be read: empty,
-    not an image, damaged, or a JPEG (by its content, whatever the suffix) cut short
-    while being written (OpenCV would decode it with a grey lower part and libjpeg would
-    print a bare warning)."""
+    """(H, W, 3) BGR image of a frame file: uint8, or uint16 for a 16-bit file (PNG,
+    TIFF; see `to_8bit`); None when it cannot be read: empty, not an image, damaged, or a
+    JPEG (by its content, whatever the suffix) cut short while being written (OpenCV would
+    decode it with a grey lower part and libjpeg would print a bare warning)."""
     try:
         data = file.read_bytes()
     except OSError:
         return None
     if not data or (data.startswith(b"\xff\xd8") and _jpeg_cut_short(data)):
         return None
-    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    buf = np.frombuffer(data, np.uint8)
+    image = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    if image is not None and image.dtype not in (np.uint8, np.uint16):
+        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)  # float TIFF: OpenCV's own 8-bit conversion
+    return image
+
+
+SAMPLE_BITS = (8, 10, 12, 14, 16)
+
+
+def sample_bits(image: np.ndarray) -> int:
+    """The sample depth a 16-bit image's values fit in (8, 10, 12, 14 or 16 bits):
+    high-speed and scientific cameras store 10-14-bit samples in 16-bit PNG/TIFF files,
+    whose top bits then stay zero."""
+    top = int(image.max())
+    return next(b for b in SAMPLE_BITS if top < 1 << b)
+
+
+def to_8bit(image: np.ndarray, bits: int) -> np.ndarray:
+    """uint8 image of `bits`-bit samples (uint16 storage); values above the depth clip.
+    OpenCV's own conversion keeps the top 8 of 16 bits, which leaves 12-bit data at 0..15:
+    no face is found in such frames."""
+    if image.dtype == np.uint8:
+        return image
+    return np.minimum(image >> (bits - 8), 255).astype(np.uint8)
 
 
 class FrameFolderSource(FrameSource):
@@ -648,6 +672,7 @@ class FrameFolderSource(FrameSource):
         size = None
         unreadable: list[tuple[int, Path]] = []
         delivered = 0
+        bits: int | None = None  # 16-bit files: one sample depth for the whole folder (no flicker)
         try:
             for index, file in self.numbering.frames:
                 if self._closed.is_set():
@@ -657,6 +682,13 @@ class FrameFolderSource(FrameSource):
                 if image is None:
                     unreadable.append((index, file))
                     continue
+                if image.dtype == np.uint16:
+                    depth = sample_bits(image)
+                    if bits is None or depth > bits:  # deeper than the first frames (they were dark)
+                        bits = depth
+                        self.notice(f"{self.path.name}: 16-bit images, values up to {int(image.max())} in "
+                                    f"{file.name}: read as {bits}-bit samples")
+                    image = to_8bit(image, bits)
                 size = same_size(size, image, index, file)
                 delivered += 1
                 yield RawFrame(index, t_capture, (index - 1) / self._fps, image)

@@ -138,6 +138,27 @@ def test_folder_unreadable_frames_are_skipped_and_named_like_damaged_video_frame
         list(FrameFolderSource(folder, 30))
 
 
+def test_folder_of_16_bit_frames_with_12_bit_samples_reads_bright(tmp_path):
+    """Field review: a high-speed camera's 12-bit samples in 16-bit PNG/TIFF files came out
+    as 0..15 (OpenCV keeps the top 8 of 16 bits): black frames, no face. The folder's
+    depth is found once (no flicker between frames); gray 16-bit files work too."""
+    folder = tmp_path / "hs"
+    folder.mkdir()
+    values = [2048, 1000, 3000]  # a 12-bit camera: mid grey, darker, brighter
+    for i, v in enumerate(values, 1):
+        img = np.full((48, 64, 3), v, np.uint16)
+        img[0, 0] = 4000  # a highlight: the depth is 12 bits in every frame
+        cv2.imwrite(str(folder / f"img{i}.png"), img)
+    cv2.imwrite(str(folder / "img4.tif"), np.full((48, 64), 2048, np.uint16))  # gray
+    src = FrameFolderSource(folder, 30)
+    frames = list(src)
+    assert [f.image.dtype for f in frames] == [np.uint8] * 4 and frames[3].image.shape == (48, 64, 3)
+    assert [int(f.image[5, 5, 0]) for f in frames] == [128, 62, 187, 128]
+    assert len(src.notices) == 1 and "read as 12-bit samples" in src.notices[0]
+    assert sources.to_8bit(np.full((2, 2, 3), 65535, np.uint16), 12).max() == 255  # above the depth: clipped
+    assert sources.sample_bits(np.full((2, 2), 200, np.uint16)) == 8
+
+
 def test_folder_size_change_names_file(tmp_path):
     folder = tmp_path / "v"
     _write_folder(folder, ["img1.png"])
