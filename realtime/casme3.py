@@ -141,7 +141,9 @@ def annotation_workbooks(path: Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise UserError(f"{path}: annotation workbook or folder not found")
-    books = sorted(p for p in path.iterdir() if p.suffix.lower() == ".xlsx" and not is_hidden(p) and p.is_file())
+    # `~$name.xlsx`: the lock file Excel leaves beside a workbook it has open, not a workbook.
+    books = sorted(p for p in path.iterdir() if p.suffix.lower() == ".xlsx" and not is_hidden(p)
+                   and not p.name.startswith("~$") and p.is_file())
     if not books:
         raise UserError(f"{path}: no .xlsx annotation workbook in this folder")
     for kind in ("ME", "MaE"):

@@ -137,12 +137,26 @@ def _make_interval(video: str, kind: ExprType, onset: int, apex: int, offset: in
 
 
 def _load_workbook(path: Path) -> openpyxl.Workbook:
+    """The workbook, whole (annotation workbooks are small): openpyxl's read-only mode
+    trusts the sheet's stored dimension, which streaming writers and appending tools
+    leave wrong (`A1`), and then yields no rows at all. A merged cell (one Subject cell
+    spanning its subject's rows, as people format these sheets) gives its value to every
+    cell it covers."""
     if not Path(path).is_file():
         raise UserError(f"{path}: annotation workbook not found")
     try:
-        return openpyxl.load_workbook(path, read_only=True, data_only=True)
+        wb = openpyxl.load_workbook(path, data_only=True)
     except Exception as exc:  # noqa: BLE001 - openpyxl raises several types for a non-workbook
         raise UserError(f"{path}: not a readable .xlsx workbook ({exc})") from None
+    for sheet in wb.worksheets:
+        for merged in list(sheet.merged_cells.ranges):
+            value = sheet.cell(merged.min_row, merged.min_col).value
+            sheet.unmerge_cells(str(merged))
+            for row in sheet.iter_rows(min_row=merged.min_row, max_row=merged.max_row,
+                                       min_col=merged.min_col, max_col=merged.max_col):
+                for cell in row:
+                    cell.value = value
+    return wb
 
 
 def _sheet(wb: openpyxl.Workbook, name: str, path: Path) -> Any:
@@ -274,6 +288,16 @@ def header_columns(sheet: Any, path: Path, columns: dict[str, tuple[str, ...]]) 
     return None
 
 
+def _samm_sheet(wb: openpyxl.Workbook, path: Path) -> tuple[Any, int, dict[str, int]]:
+    """The first sheet with a `Filename` header (a notes or summary sheet may come first),
+    its header row and columns; the first sheet's error when none has one."""
+    for sheet in wb.worksheets:
+        if header_columns(sheet, path, {"Filename": ("Filename",)}) is not None:
+            return (sheet, *_samm_header(sheet, path))
+    first = wb.worksheets[0]
+    return (first, *_samm_header(first, path))  # raises, naming the first sheet
+
+
 def _samm_header(sheet: Any, path: Path) -> tuple[int, dict[str, int]]:
     """Find the header row (the one naming `Filename`) and the required columns."""
     order = ("Filename", *(c for c in SAMM_COLUMNS if c != "Filename"))
@@ -296,8 +320,7 @@ def _samm_video(filename: Any, where: str) -> str:
 def _samm_rows(path: Path) -> Iterator[Interval]:
     wb = _load_workbook(path)
     try:
-        sheet = wb[wb.sheetnames[0]]
-        header_row, col = _samm_header(sheet, path)
+        sheet, header_row, col = _samm_sheet(wb, path)
         for where, cell in _cells(sheet, header_row, col, path):
             video = _samm_video(cell["Filename"], where)
             onset, apex, offset = (_frame_number(cell[c], where) for c in ("Onset", "Apex", "Offset"))

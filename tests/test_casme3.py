@@ -211,3 +211,12 @@ def test_the_datasets_own_name_is_not_a_type() -> None:
     assert _workbook_type(Path("cas(me)^3_part_A_label.xlsx")) is None
     assert _workbook_type(Path("cas(me)3_part_A_ME_label_JpgIndex_v2.xlsx")) == "ME"
     assert _workbook_type(Path("cas(me)3_part_A_MaE_label_JpgIndex_v2_emotion.xlsx")) == "MaE"
+
+
+def test_excel_lock_file_beside_the_workbooks_is_not_a_workbook(tmp_path: Path) -> None:
+    """Field review: with a workbook open in Excel, its `~$` lock file sits in the folder
+    and was taken for a second ME workbook ("keep one")."""
+    layout = write_casme3_layout(tmp_path, _standins())
+    expected = read_casme3_annotations(layout.annotations)
+    (layout.annotations / f"~${CASME3_ME_BOOK}").write_bytes(b"\x0cuser" + bytes(150))  # Excel's owner file
+    assert read_casme3_annotations(layout.annotations) == expected

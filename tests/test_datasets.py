@@ -308,3 +308,45 @@ def test_duplicate_and_zero_based_frame_numbers(tmp_path: Path) -> None:
         p.rename(p.with_suffix(""))
     record = next(r for r in load_samm(samm.root, samm.annotations) if r.id == "015_3")
     assert record.numbers == [1, 2, 3] and record.frames[0].name == "015_3_0000.jpg"
+
+
+def _set_dimension(book: Path, ref: str) -> None:
+    """Rewrite every sheet's stored `<dimension ref=...>`, as streaming writers leave it."""
+    import re
+    import zipfile
+
+    parts = {}
+    with zipfile.ZipFile(book) as z:
+        for info in z.infolist():
+            data = z.read(info.filename)
+            if info.filename.startswith("xl/worksheets/sheet"):
+                data = re.sub(rb'<dimension ref="[^"]*"', f'<dimension ref="{ref}"'.encode(), data)
+            parts[info.filename] = data
+    with zipfile.ZipFile(book, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, data in parts.items():
+            z.writestr(name, data)
+
+
+def test_workbook_quirks_of_real_files(tmp_path: Path) -> None:
+    """Field review: a CAS workbook whose Subject cell is merged over its subject's rows
+    refused to load ("subject number None"), one whose stored dimension is wrong (`A1`,
+    streaming writers) gave NO truth without a word, and a SAMM workbook with a notes
+    sheet first could not be read."""
+    layout = write_cas_layout(tmp_path / "cas", _standins())
+    expected = read_cas_annotations(layout.annotations)
+    wb = openpyxl.load_workbook(layout.annotations)
+    sheet = wb[[n for n in wb.sheetnames if not n.lower().startswith("naming rule")][0]]
+    assert sheet["A2"].value == sheet["A3"].value == 1  # s15's two events
+    sheet["A3"] = None
+    sheet.merge_cells("A2:A3")
+    wb.save(layout.annotations)
+    _set_dimension(layout.annotations, "A1")
+    assert read_cas_annotations(layout.annotations) == expected
+
+    samm = write_samm_layout(tmp_path / "samm", _standins())
+    expected = read_samm_annotations(samm.annotations)
+    wb = openpyxl.load_workbook(samm.annotations)
+    notes = wb.create_sheet("About", 0)
+    notes["A1"] = "SAMM long videos, coded by two FACS coders"
+    wb.save(samm.annotations)
+    assert read_samm_annotations(samm.annotations) == expected
