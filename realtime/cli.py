@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_argument_group("source (one of)")
     one = src.add_mutually_exclusive_group(required=True)
     one.add_argument("--camera", metavar="N", help="OpenCV camera device index")
-    one.add_argument("--rtsp", metavar="URL", help="RTSP (or any FFmpeg) stream URL")
+    one.add_argument("--rtsp", metavar="URL", help="RTSP stream URL (rtsp:// or rtsps://)")
     one.add_argument("--video", metavar="PATH", help="a video file, played at its frame rate")
     one.add_argument("--replay", metavar="demo|CAS|SAMM|CASME3|MEGC|PATH",
                      help="replay as fast as possible: the built-in demo, a dataset (CASME3: CAS(ME)^3 "

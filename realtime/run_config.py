@@ -75,7 +75,7 @@ class RunConfig:
 
     # source
     camera: str | None = None  # OpenCV device index or name
-    rtsp: str | None = None  # RTSP (or any FFmpeg) URL
+    rtsp: str | None = None  # rtsp:// or rtsps:// URL
     video: str | None = None  # a file played at its own frame rate
     replay: str | None = None  # demo | CAS | SAMM | CASME3 | MEGC | a path
     width: int | None = None  # camera frame size (px)
