@@ -18,7 +18,8 @@ Video files (`VideoFileSource`, read with PyAV/FFmpeg):
   them is right).
 - t_stream: `(pts - first pts) x time_base` (seconds from the first frame), so a
   variable-rate file keeps its real times; with an `fps` override or without usable
-  timestamps, `(index - 1) / fps`.
+  timestamps, `(index - 1) / fps`. A pts step over SPLICE_S (joined recordings, a clock
+  reset) is a splice: index and t_stream go on after a one-frame gap (`frame_places`).
 - fps (nominal; sets K downstream): the container's base rate (FFmpeg's guessed rate:
   r_frame_rate, the rate all timestamps are multiples of, corrected for codecs that
   count fields) when it is in (0, 1000] and at least a quarter of the frame intervals
@@ -178,13 +179,33 @@ def _check_fps(fps: float, what: str) -> float:
     return float(fps)
 
 
-def same_size(size: tuple[int, ...] | None, image: np.ndarray, index: int, where: Path) -> tuple[int, ...]:
-    """The stream's frame shape; a frame of another size is a UserError naming it (the
-    aligner and the frame chain assume one size per stream)."""
-    if size is not None and image.shape != size:
-        raise UserError(f"{where}: frame {index} is {image.shape[1]}x{image.shape[0]}, "
-                        f"earlier frames {size[1]}x{size[0]}")
-    return image.shape
+class StreamSize:
+    """One frame size per stream, the first frame's (the face search and the frame chain
+    assume one geometry). A later frame of the same aspect ratio, within 1 % (recordings
+    of adaptive-resolution sources: WebRTC, a browser's MediaRecorder, IP cameras under
+    load), is scaled to it, named once in a notice; another aspect ratio is a UserError
+    naming the frame (a spliced input: no scaling would make its faces comparable)."""
+
+    def __init__(self, where: Path, notice: Callable[[str], None]) -> None:
+        self.where, self.notice = where, notice
+        self.shape: tuple[int, ...] | None = None
+        self._scaled = False
+
+    def fit(self, image: np.ndarray, index: int, file: Path | None = None) -> np.ndarray:
+        """`image` at the stream's size; `file` (a frame folder's image) is named in the error."""
+        if self.shape is None:
+            self.shape = image.shape
+            return image
+        if image.shape == self.shape:
+            return image
+        (h0, w0), (h, w) = self.shape[:2], image.shape[:2]
+        if image.shape[2:] != self.shape[2:] or abs((w / h) / (w0 / h0) - 1.0) > 0.01:
+            raise UserError(f"{file or self.where}: frame {index} is {w}x{h}, earlier frames {w0}x{h0}")
+        if not self._scaled:
+            self._scaled = True
+            self.notice(f"{self.where.name}: frames change size from frame {index} on ({w}x{h}); scaled to the "
+                        f"stream's {w0}x{h0}")
+        return cv2.resize(image, (w0, h0), interpolation=cv2.INTER_AREA if w > w0 else cv2.INTER_LINEAR)
 
 
 # FFmpeg's (PyAV's) log is process-wide: silenced while any file source is inside
@@ -285,6 +306,36 @@ def frame_numbers(pts: np.ndarray, time_base: float, fps: float | None) -> np.nd
     return np.concatenate(([1], 2 + np.arange(n - 1) + np.cumsum(lost)))
 
 
+# A timestamp step longer than this is a splice (recordings joined with `cat`, a camera's
+# clock reset), not lost data: numbering the frames it "skips" made millions of phantom
+# frames and, paced, a wait of hours.
+SPLICE_S = 60.0
+
+
+def frame_places(pts: np.ndarray, time_base: float, fps: float | None) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """(frame numbers, times in s from the first frame, numbers of the first frames after
+    each splice) of sorted unique pts. Between splices, `frame_numbers` and the pts; at a
+    splice (a step > SPLICE_S) the numbering goes on after a one-frame hole (the frame
+    chain breaks there) and the times go on one hole later (2 frame intervals)."""
+    pts = np.asarray(pts, np.int64)
+    if len(pts) < 2 or not fps or time_base <= 0:
+        return frame_numbers(pts, time_base, fps), (pts - (pts[0] if len(pts) else 0)) * time_base, []
+    cuts = np.flatnonzero(np.diff(pts) * time_base > SPLICE_S) + 1
+    numbers: list[np.ndarray] = []
+    seconds: list[np.ndarray] = []
+    splices: list[int] = []
+    next_number, next_second = 0, 0.0
+    for segment in np.split(pts, cuts):
+        num = frame_numbers(segment, time_base, fps) + next_number
+        sec = (segment - segment[0]) * time_base + next_second
+        if numbers:
+            splices.append(int(num[0]))
+        numbers.append(num)
+        seconds.append(sec)
+        next_number, next_second = int(num[-1]) + 1, float(sec[-1]) + 2.0 / fps
+    return np.concatenate(numbers), np.concatenate(seconds), splices
+
+
 @dataclass(frozen=True)
 class VideoTiming:
     """What the demux pass learned: presentation timestamps in stream ticks (sorted,
@@ -348,10 +399,11 @@ class VideoFileSource(FrameSource):
             self._fps = _check_fps(self.timing.fps if self.timing.fps is not None else math.nan,
                                    f"{self.path}: the file's frame rate; pass fps to override")
         # frame pts -> frame number; empty: numbered in decode order (module docstring)
-        numbers = frame_numbers(self.timing.pts, self.timing.time_base, self.timing.fps)
-        self._rank = ({int(p): int(n) for p, n in zip(self.timing.pts, numbers, strict=True)}
-                      if self.timing.in_order else {})
-        self._first_pts = int(self.timing.pts[0]) if self.timing.pts.size else 0
+        numbers, seconds, splices = frame_places(self.timing.pts, self.timing.time_base, self.timing.fps)
+        ranked = self.timing.in_order
+        self._rank = {int(p): int(n) for p, n in zip(self.timing.pts, numbers, strict=True)} if ranked else {}
+        self._seconds = {int(p): float(t) for p, t in zip(self.timing.pts, seconds, strict=True)} if ranked else {}
+        self._splices = splices if ranked else []
 
     @property
     def fps(self) -> float:
@@ -429,11 +481,15 @@ class VideoFileSource(FrameSource):
             low, high = timing.varies
             self.notice(f"{self.path.name}: frame rate varies ({low:.1f}-{high:.1f} fps); times come "
                         f"from the frame timestamps, K is set for {self._fps:g} fps")
+        for first in self._splices:
+            self.notice(f"{self.path.name}: the timestamps jump by more than {SPLICE_S:g} s before frame {first} "
+                        "(joined recordings, a clock reset?); numbering and times go on after a one-frame "
+                        "gap, where the frame chain breaks")
         if not self._rank:
             self.notice(f"{self.path.name}: no display-order frame timestamps (a raw stream, or "
                         "B-frames in an AVI?); frames are numbered in decode order and times are "
                         f"(frame - 1) / {self._fps:g} fps")
-        size, last, delivered, skipped = None, 0, 0, 0
+        size, last, delivered, skipped = StreamSize(self.path, self.notice), 0, 0, 0
         undecoded: list[int] = []
         with _quiet_ffmpeg():
             container, stream = self._open()
@@ -468,8 +524,8 @@ class VideoFileSource(FrameSource):
                         t_stream = (index - 1) / self._fps
                     else:
                         assert pts is not None  # ranked: its number came from its pts
-                        t_stream = (pts - self._first_pts) * timing.time_base
-                    size = same_size(size, image, index, self.path)
+                        t_stream = self._seconds[pts]
+                    image = size.fit(image, index)
                     last, delivered = index, delivered + 1
                     yield RawFrame(index, t_capture, t_stream, image)
                     if self._closed.is_set():
@@ -482,8 +538,8 @@ class VideoFileSource(FrameSource):
             raise UserError(f"{self.path}: video has no decodable frame")
         truncated = self.n_frames is not None and timing.packets + timing.discarded < self.n_frames
         if not truncated:  # (a truncated file's last packet is partial: its ending says it)
-            undecoded.extend(range(last + 1, (len(self._rank) or timing.packets) + 1))
-        undecoded = sorted(set(undecoded))
+            undecoded.extend(range(last + 1, (max(self._rank.values(), default=0) or timing.packets) + 1))
+        undecoded = sorted(set(undecoded) - {first - 1 for first in self._splices})  # a splice's gap is no frame
         if undecoded:
             self.notice(f"{self.path.name}: {len(undecoded)} {_frames_word(len(undecoded))} could not "
                         f"be decoded ({_spans(undecoded)}); the others keep their numbers and the "
@@ -669,7 +725,7 @@ class FrameFolderSource(FrameSource):
 
     def __iter__(self) -> Iterator[RawFrame]:
         self._announce()
-        size = None
+        size = StreamSize(self.path, self.notice)
         unreadable: list[tuple[int, Path]] = []
         delivered = 0
         bits: int | None = None  # 16-bit files: one sample depth for the whole folder (no flicker)
@@ -689,7 +745,7 @@ class FrameFolderSource(FrameSource):
                         self.notice(f"{self.path.name}: 16-bit images, values up to {int(image.max())} in "
                                     f"{file.name}: read as {bits}-bit samples")
                     image = to_8bit(image, bits)
-                size = same_size(size, image, index, file)
+                image = size.fit(image, index, file)
                 delivered += 1
                 yield RawFrame(index, t_capture, (index - 1) / self._fps, image)
         finally:

@@ -185,7 +185,7 @@ def test_an_internal_fault_in_one_stream_does_not_end_the_others(media: dict, tm
 
 def test_a_stream_failing_midway_keeps_what_it_spotted(media: dict, tmp_path: Path,
                                                        capsys: pytest.CaptureFixture) -> None:
-    """Frame 181 of a frame folder changes size (a spliced input): the stream fails (one
+    """Frame 181 of a frame folder changes aspect ratio (a spliced input): the stream fails (one
     error line, exit 2), but the intervals of frames 1-180 are final and published exactly
     as a run that stopped after frame 180 (found by review: they were lost, yet their
     truth was scored). (An unreadable image no longer fails a stream: it is skipped.)"""
@@ -203,7 +203,7 @@ def test_a_stream_failing_midway_keeps_what_it_spotted(media: dict, tmp_path: Pa
             for folder in (intact, broken):
                 cv2.imwrite(str(folder / f"img{raw.index}.png"), raw.image)
     frame = cv2.imread(str(broken / "img181.png"))
-    cv2.imwrite(str(broken / "img181.png"), cv2.resize(frame, (frame.shape[1] // 2, frame.shape[0] // 2)))
+    cv2.imwrite(str(broken / "img181.png"), cv2.resize(frame, (frame.shape[1] // 2, frame.shape[0])))
     runs = {}
     for name, folder, extra in (("broken", broken, []), ("stopped", intact, ["--max-frames", "180"])):
         out = tmp_path / f"out_{name}"

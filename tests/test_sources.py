@@ -160,10 +160,20 @@ def test_folder_of_16_bit_frames_with_12_bit_samples_reads_bright(tmp_path):
 
 
 def test_folder_size_change_names_file(tmp_path):
+    """Another aspect ratio (a spliced input) fails the stream naming the file; the same
+    aspect at another resolution (adaptive-resolution recordings: WebRTC, MediaRecorder)
+    is scaled to the first frame's size, with one notice, and the stream goes on."""
     folder = tmp_path / "v"
     _write_folder(folder, ["img1.png"])
-    cv2.imwrite(str(folder / "img2.png"), np.zeros((10, 10, 3), np.uint8))
-    with pytest.raises(UserError, match=r"img2\.png: frame 2 is 10x10, earlier frames 64x48"):
+    cv2.imwrite(str(folder / "img2.png"), np.full((96, 128, 3), 80, np.uint8))  # 2x, same aspect
+    cv2.imwrite(str(folder / "img3.png"), np.full((24, 32, 3), 90, np.uint8))  # half
+    src = FrameFolderSource(folder, 30)
+    frames = list(src)
+    assert [f.image.shape for f in frames] == [(48, 64, 3)] * 3
+    assert [int(f.image.mean()) for f in frames] == [0, 80, 90]
+    assert len(src.notices) == 1 and "from frame 2 on (128x96); scaled to the stream's 64x48" in src.notices[0]
+    cv2.imwrite(str(folder / "img4.png"), np.zeros((10, 10, 3), np.uint8))
+    with pytest.raises(UserError, match=r"img4\.png: frame 4 is 10x10, earlier frames 64x48"):
         list(FrameFolderSource(folder, 30))
 
 
@@ -796,3 +806,52 @@ def test_folder_of_videos_with_a_stray_image_replays_the_videos(make_video, tmp_
     assert len(plan.notes) == 1 and "setup.jpg" in plan.notes[0]
     plan = plan_replay(str(frames), data=None, annotations=None, truth=None, fps=30.0)
     assert [it.name for it in plan.items] == ["p03"]  # a plain frame folder is unchanged
+
+
+def test_frame_places_take_a_splice_as_a_one_frame_gap():
+    """A timestamp step of hours (joined recordings, a clock reset) is a splice, not
+    lost data: one frame's gap (the chain breaks), times go on; an ordinary loss stays."""
+    tb = 1 / 90000
+    step = 3000  # 30 fps in 90 kHz ticks
+    first = np.arange(5) * step
+    second = first[-1] + 2**33 - 10 * step + np.arange(4) * step  # FFmpeg's unwrapped TS reset
+    numbers, seconds, splices = sources.frame_places(np.concatenate((first, second)), tb, 30.0)
+    assert list(numbers) == [1, 2, 3, 4, 5, 7, 8, 9, 10] and splices == [7]
+    assert np.allclose(seconds, (numbers - 1) / 30.0)
+    lossy = np.array([0, 1, 2, 6, 7]) * step  # 3 lost frames: counted as before
+    numbers, _, splices = sources.frame_places(lossy, tb, 30.0)
+    assert list(numbers) == [1, 2, 3, 7, 8] and splices == []
+
+
+def test_joined_transport_streams_play_through_the_seam(tmp_path):
+    """`cat a.ts b.ts > joined.ts` (camcorder or NVR segments) whose second part's clock
+    is an hour on: it used to be numbered 108,000 frames on (and, paced, waited an hour)."""
+    from fractions import Fraction
+
+    import av
+
+    def write(path: Path, start_s: float) -> None:
+        with av.open(str(path), "w", format="mpegts") as out:
+            stream = out.add_stream("mpeg2video", rate=30)
+            stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
+            stream.codec_context.time_base = Fraction(1, 30)
+            for i in range(12):
+                frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 20 * i, np.uint8), format="rgb24")
+                frame.pts, frame.time_base = int(start_s * 30) + i, Fraction(1, 30)
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+
+    parts = [tmp_path / "a.ts", tmp_path / "b.ts"]
+    write(parts[0], 0.0)
+    write(parts[1], 3600.0)
+    joined = tmp_path / "joined.ts"
+    joined.write_bytes(parts[0].read_bytes() + parts[1].read_bytes())
+    src = VideoFileSource(joined)
+    frames = list(src)
+    assert len(frames) == 24
+    assert [f.index for f in frames] == list(range(1, 13)) + list(range(14, 26))  # one frame's gap
+    assert frames[-1].t_stream == pytest.approx(24 / 30, abs=1e-3)  # frame 25: no phantom hour
+    assert not any("could not be decoded" in n for n in src.notices)
+    assert any("jump by more than 60 s before frame 14" in n for n in src.notices)
