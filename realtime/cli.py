@@ -154,25 +154,29 @@ def main(argv: list[str] | None = None) -> int:
     config = config_from_args(build_parser().parse_args(argv))
     console = Console(stderr=config.json, quiet=config.quiet and not config.json)
     stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in stop_signals()}
+    received: list[int] = []
+
+    def on_signal(signum: int, _frame: object) -> None:
+        received.append(signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     try:
         from realtime import runner  # the heavy imports, once the options parsed
 
-        return runner.run(config, console, stop)
+        code = runner.run(config, console, stop)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    # Ctrl-C is the user's own stop (0); SIGTERM is somebody else's (a batch system's time
+    # limit, `docker stop`), so the run says it was cut short, as a killed job would.
+    return 128 + signal.SIGTERM if signal.SIGTERM in received and code == 0 else code
 
 
-def stop_signals() -> list[signal.Signals]:
-    """The signals that end a run as Ctrl-C does (outputs finished and written): SIGINT,
-    SIGTERM (a batch system's time limit, `docker stop`, `timeout`) and SIGHUP (a closed
-    terminal) unless it is ignored, as under `nohup`, which must keep a run going."""
-    sigs = [signal.SIGINT, signal.SIGTERM]
-    hup = getattr(signal, "SIGHUP", None)
-    if hup is not None and signal.getsignal(hup) is not signal.SIG_IGN:
-        sigs.append(hup)
-    return sigs
+# Signals that end a run as Ctrl-C does, outputs finished and written. Not SIGHUP: after a
+# hang-up every write to the terminal fails (EIO) and would end the run as an internal
+# error before its later outputs; `nohup` is the way to outlive a terminal.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 # Threads that may be inside a native OpenCV/FFmpeg call that Ctrl-C abandoned.

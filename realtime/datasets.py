@@ -149,14 +149,25 @@ def _load_workbook(path: Path) -> openpyxl.Workbook:
     except Exception as exc:  # noqa: BLE001 - openpyxl raises several types for a non-workbook
         raise UserError(f"{path}: not a readable .xlsx workbook ({exc})") from None
     for sheet in wb.worksheets:
-        for merged in list(sheet.merged_cells.ranges):
-            value = sheet.cell(merged.min_row, merged.min_col).value
-            sheet.unmerge_cells(str(merged))
-            for row in sheet.iter_rows(min_row=merged.min_row, max_row=merged.max_row,
-                                       min_col=merged.min_col, max_col=merged.max_col):
-                for cell in row:
-                    cell.value = value
+        _fill_merged(sheet)
     return wb
+
+
+def _fill_merged(sheet: Any) -> None:
+    """Give each merged range's value to the cells it covers, in rows that hold something
+    else (a merge running over the blank line between two subjects leaves it blank)."""
+    merges = [(m, sheet.cell(m.min_row, m.min_col).value) for m in list(sheet.merged_cells.ranges)]
+    for merged, _ in merges:
+        sheet.unmerge_cells(str(merged))
+    covered = {(r, c) for m, _ in merges for r in range(m.min_row, m.max_row + 1)
+               for c in range(m.min_col, m.max_col + 1)}
+    for merged, value in merges:
+        for r in range(merged.min_row, merged.max_row + 1):
+            row = sheet[r]
+            if r != merged.min_row and _is_blank(tuple(c.value for c in row if (r, c.column) not in covered)):
+                continue
+            for c in range(merged.min_col, merged.max_col + 1):
+                sheet.cell(r, c).value = value
 
 
 def _sheet(wb: openpyxl.Workbook, name: str, path: Path) -> Any:

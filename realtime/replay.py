@@ -100,7 +100,7 @@ def path_items(path: Path, fps: float | None) -> list[ReplayItem]:
     for child in sorted(p for p in path.iterdir() if not is_hidden(p)):
         if child.is_file() and child.suffix.lower() in VIDEO_SUFFIXES:
             items.append(_video_item(child, fps))
-        elif child.is_dir() and _is_frame_folder(child):
+        elif child.is_dir() and _has_images(child):  # (a preview video inside does not unmake it)
             items.append(_folder_item(child, fps))
     if not items:
         unknown = skipped_files(path)

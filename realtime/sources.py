@@ -37,8 +37,9 @@ log, which is silenced):
   it is unchanged;
 - a file that ends before its declared frame count (truncated) ends cleanly after the
   last readable frame, with a notice "read N of M declared frames";
-- a frame whose size differs from the first frame's raises `UserError` naming the frame
-  (the aligned-face pipeline tolerates it, but it always means a spliced/broken input).
+- a frame of another size than the first is scaled to it when its aspect ratio is the
+  same (adaptive-resolution recordings), else raises `UserError` naming the frame (a
+  spliced input): `StreamSize`, for frame folders too.
 
 Frame folders (`FrameFolderSource`): one image per frame; hidden files (name starting
 with '.', e.g. macOS `._img1.jpg`) are skipped. A frame's index is the number at the end
@@ -140,6 +141,9 @@ class FrameSource(ABC):
     name: str  # video id: file stem, folder name, URL path or "camera<N>"
     is_live: bool
     n_frames: int | None = None  # frames the source declares it holds (None: unknown, live)
+    # t_stream is not the media file's own clock (an fps override, a splice): an export
+    # must not link the file, or its player would run out of step with the annotations.
+    retimed: bool = False
 
     def __init__(self) -> None:
         self._closed = threading.Event()
@@ -203,8 +207,8 @@ class StreamSize:
             raise UserError(f"{file or self.where}: frame {index} is {w}x{h}, earlier frames {w0}x{h0}")
         if not self._scaled:
             self._scaled = True
-            self.notice(f"{self.where.name}: frames change size from frame {index} on ({w}x{h}); scaled to the "
-                        f"stream's {w0}x{h0}")
+            self.notice(f"{self.where.name}: frame {index} (and maybe later ones) is {w}x{h}; frames of other sizes "
+                        f"are scaled to the stream's {w0}x{h0}, its first frame's")
         return cv2.resize(image, (w0, h0), interpolation=cv2.INTER_AREA if w > w0 else cv2.INTER_LINEAR)
 
 
@@ -312,6 +316,20 @@ def frame_numbers(pts: np.ndarray, time_base: float, fps: float | None) -> np.nd
 SPLICE_S = 60.0
 
 
+RESTART_S = 1.0  # pts going back by more than this in packet order: a second clock (B-frames reorder by less)
+
+
+def pts_restarts(pts: np.ndarray, time_base: float) -> list[int]:
+    """Where the pts (int64, packet order) fall back by more than RESTART_S below the
+    highest so far (the packet index of each fall): recordings joined with `cat` whose
+    clocks each start near zero."""
+    if len(pts) < 2:
+        return []
+    drops = (np.maximum.accumulate(pts)[:-1] - pts[1:]) * time_base > RESTART_S
+    starts = drops & ~np.concatenate(([False], drops[:-1]))
+    return [int(i) + 1 for i in np.flatnonzero(starts)]
+
+
 def frame_places(pts: np.ndarray, time_base: float, fps: float | None) -> tuple[np.ndarray, np.ndarray, list[int]]:
     """(frame numbers, times in s from the first frame, numbers of the first frames after
     each splice) of sorted unique pts. Between splices, `frame_numbers` and the pts; at a
@@ -320,7 +338,8 @@ def frame_places(pts: np.ndarray, time_base: float, fps: float | None) -> tuple[
     pts = np.asarray(pts, np.int64)
     if len(pts) < 2 or not fps or time_base <= 0:
         return frame_numbers(pts, time_base, fps), (pts - (pts[0] if len(pts) else 0)) * time_base, []
-    cuts = np.flatnonzero(np.diff(pts) * time_base > SPLICE_S) + 1
+    # (a time-lapse at under one frame a minute has longer steps than that everywhere)
+    cuts = np.flatnonzero(np.diff(pts) * time_base > max(SPLICE_S, 100.0 / fps)) + 1
     numbers: list[np.ndarray] = []
     seconds: list[np.ndarray] = []
     splices: list[int] = []
@@ -350,6 +369,7 @@ class VideoTiming:
     fps: float | None  # None: neither the container nor the timestamps give a rate
     varies: tuple[float, float] | None  # (lowest, highest) fps when it varies
     discarded: int = 0  # packets an edit list cuts (declared, never presented)
+    restarts: int = 0  # times the pts went back by over RESTART_S in packet order (joined recordings)
 
 
 def nominal_fps(base_rate: float | None,
@@ -404,6 +424,7 @@ class VideoFileSource(FrameSource):
         self._rank = {int(p): int(n) for p, n in zip(self.timing.pts, numbers, strict=True)} if ranked else {}
         self._seconds = {int(p): float(t) for p, t in zip(self.timing.pts, seconds, strict=True)} if ranked else {}
         self._splices = splices if ranked else []
+        self.retimed = self._override is not None or bool(self._splices) or self.timing.restarts > 0
 
     @property
     def fps(self) -> float:
@@ -465,6 +486,12 @@ class VideoFileSource(FrameSource):
         if any(p is None for p in pts) or time_base <= 0:  # no timestamps: the rate alone
             fps, _ = nominal_fps(rate, np.empty(0))
             return VideoTiming(np.empty(0, np.int64), False, 0.0, len(pts), declared, fps, None, discarded)
+        restarts = pts_restarts(np.asarray(pts, np.int64), time_base)
+        if restarts:  # two clocks in one file: the pts cannot place the frames; the rate from the first
+            first = np.unique(np.asarray(pts[: restarts[0]], np.int64))
+            fps, _ = nominal_fps(rate, np.diff(first) * time_base)
+            return VideoTiming(np.empty(0, np.int64), False, 0.0, len(pts), declared, fps, None, discarded,
+                               len(restarts))
         stamped = np.unique(np.asarray(pts, np.int64))
         in_order = all(p is not None for p in probed) and all(
             a < b for a, b in itertools.pairwise(probed))  # type: ignore[operator]
@@ -481,11 +508,15 @@ class VideoFileSource(FrameSource):
             low, high = timing.varies
             self.notice(f"{self.path.name}: frame rate varies ({low:.1f}-{high:.1f} fps); times come "
                         f"from the frame timestamps, K is set for {self._fps:g} fps")
+        if timing.restarts:
+            self.notice(f"{self.path.name}: the timestamps start again {timing.restarts} time(s) (joined "
+                        f"recordings?); frames are numbered in decode order and times are (frame - 1) / "
+                        f"{self._fps:g} fps")
         for first in self._splices:
             self.notice(f"{self.path.name}: the timestamps jump by more than {SPLICE_S:g} s before frame {first} "
                         "(joined recordings, a clock reset?); numbering and times go on after a one-frame "
                         "gap, where the frame chain breaks")
-        if not self._rank:
+        if not self._rank and not timing.restarts:
             self.notice(f"{self.path.name}: no display-order frame timestamps (a raw stream, or "
                         "B-frames in an AVI?); frames are numbered in decode order and times are "
                         f"(frame - 1) / {self._fps:g} fps")
@@ -658,14 +689,33 @@ def read_image(file: Path) -> np.ndarray | None:
 
 
 SAMPLE_BITS = (8, 10, 12, 14, 16)
+DEPTH_PROBES = 8  # files of a folder looked at for its sample depth
 
 
-def sample_bits(image: np.ndarray) -> int:
-    """The sample depth a 16-bit image's values fit in (8, 10, 12, 14 or 16 bits):
-    high-speed and scientific cameras store 10-14-bit samples in 16-bit PNG/TIFF files,
-    whose top bits then stay zero."""
-    top = int(image.max())
+def sample_bits(images: Sequence[np.ndarray]) -> int:
+    """The sample depth of 16-bit images (8, 10, 12, 14 or 16 bits): high-speed and
+    scientific cameras store 10-14-bit samples in 16-bit PNG/TIFF files, right-aligned
+    (top bits zero: the smallest depth their values fit in) or left-aligned (low 4 bits
+    zero in every value: 16)."""
+    top = max(int(im.max()) for im in images)
+    low = 0
+    for im in images:
+        low |= int(np.bitwise_or.reduce(im.ravel() & 0xF))
+    if top > 255 and low == 0:
+        return 16
     return next(b for b in SAMPLE_BITS if top < 1 << b)
+
+
+def folder_sample_bits(files: Sequence[Path]) -> int | None:
+    """The sample depth of a folder's 16-bit images, from up to DEPTH_PROBES files spread
+    over it, so that a stream has one depth from its first frame to its last (a depth
+    found on a dark first frame and raised later would change every pixel between two
+    frames); None when those files are 8-bit or unreadable."""
+    if not files:
+        return None
+    picks = sorted({int(i) for i in np.linspace(0, len(files) - 1, min(DEPTH_PROBES, len(files))).round()})
+    images = [im for im in (read_image(files[i]) for i in picks) if im is not None and im.dtype == np.uint16]
+    return sample_bits(images) if images else None
 
 
 def to_8bit(image: np.ndarray, bits: int) -> np.ndarray:
@@ -728,7 +778,7 @@ class FrameFolderSource(FrameSource):
         size = StreamSize(self.path, self.notice)
         unreadable: list[tuple[int, Path]] = []
         delivered = 0
-        bits: int | None = None  # 16-bit files: one sample depth for the whole folder (no flicker)
+        bits: int | None = None  # 16-bit files: one sample depth for the whole folder
         try:
             for index, file in self.numbering.frames:
                 if self._closed.is_set():
@@ -739,11 +789,10 @@ class FrameFolderSource(FrameSource):
                     unreadable.append((index, file))
                     continue
                 if image.dtype == np.uint16:
-                    depth = sample_bits(image)
-                    if bits is None or depth > bits:  # deeper than the first frames (they were dark)
-                        bits = depth
-                        self.notice(f"{self.path.name}: 16-bit images, values up to {int(image.max())} in "
-                                    f"{file.name}: read as {bits}-bit samples")
+                    if bits is None:
+                        bits = folder_sample_bits(self.files) or sample_bits([image])
+                        self.notice(f"{self.path.name}: 16-bit images, read as {bits}-bit samples (values "
+                                    "above the depth clip)")
                     image = to_8bit(image, bits)
                 image = size.fit(image, index, file)
                 delivered += 1

@@ -139,6 +139,8 @@ def run_item(item: ReplayItem, context: RunContext, stats: RunStats) -> RunStats
     """Run one stream with the dashboard (live, --video) or a progress bar (replay)."""
     config, console = context.config, context.console
     source = item.open()
+    if source.retimed:  # its times are not the file's own (a splice): the .eaf links no media
+        stats.media = None
     if not config.live:
         # One video id per dataset video: the replay's id (the truth's key: `s15_0101`
         # for CAS(ME)^2, not its folder `15_0101disgustingteeth`) names the stream, its

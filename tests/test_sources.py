@@ -144,19 +144,22 @@ def test_folder_of_16_bit_frames_with_12_bit_samples_reads_bright(tmp_path):
     depth is found once (no flicker between frames); gray 16-bit files work too."""
     folder = tmp_path / "hs"
     folder.mkdir()
-    values = [2048, 1000, 3000]  # a 12-bit camera: mid grey, darker, brighter
+    values = [900, 1000, 3000]  # a 12-bit camera: a dark first frame, then brighter
     for i, v in enumerate(values, 1):
         img = np.full((48, 64, 3), v, np.uint16)
-        img[0, 0] = 4000  # a highlight: the depth is 12 bits in every frame
+        if i > 1:
+            img[0, 0] = 4000  # a highlight
         cv2.imwrite(str(folder / f"img{i}.png"), img)
     cv2.imwrite(str(folder / "img4.tif"), np.full((48, 64), 2048, np.uint16))  # gray
     src = FrameFolderSource(folder, 30)
     frames = list(src)
     assert [f.image.dtype for f in frames] == [np.uint8] * 4 and frames[3].image.shape == (48, 64, 3)
-    assert [int(f.image[5, 5, 0]) for f in frames] == [128, 62, 187, 128]
+    # one depth for the folder, found before the first frame: the dark one is not 10-bit
+    assert [int(f.image[5, 5, 0]) for f in frames] == [56, 62, 187, 128]
     assert len(src.notices) == 1 and "read as 12-bit samples" in src.notices[0]
     assert sources.to_8bit(np.full((2, 2, 3), 65535, np.uint16), 12).max() == 255  # above the depth: clipped
-    assert sources.sample_bits(np.full((2, 2), 200, np.uint16)) == 8
+    assert sources.sample_bits([np.full((2, 2), 200, np.uint16)]) == 8
+    assert sources.sample_bits([np.array([[16, 1600], [32000, 48]], np.uint16)]) == 16  # left-aligned 12-bit
 
 
 def test_folder_size_change_names_file(tmp_path):
@@ -171,7 +174,9 @@ def test_folder_size_change_names_file(tmp_path):
     frames = list(src)
     assert [f.image.shape for f in frames] == [(48, 64, 3)] * 3
     assert [int(f.image.mean()) for f in frames] == [0, 80, 90]
-    assert len(src.notices) == 1 and "from frame 2 on (128x96); scaled to the stream's 64x48" in src.notices[0]
+    assert len(src.notices) == 1
+    assert "frame 2 (and maybe later ones) is 128x96; frames of other sizes are scaled to the stream's 64x48" in (
+        src.notices[0])
     cv2.imwrite(str(folder / "img4.png"), np.zeros((10, 10, 3), np.uint8))
     with pytest.raises(UserError, match=r"img4\.png: frame 4 is 10x10, earlier frames 64x48"):
         list(FrameFolderSource(folder, 30))
@@ -801,11 +806,12 @@ def test_folder_of_videos_with_a_stray_image_replays_the_videos(make_video, tmp_
     frames = folder / "p03"  # a frame folder beside them is still one
     frames.mkdir()
     cv2.imwrite(str(frames / "img1.jpg"), np.zeros((16, 16, 3), np.uint8))
+    plan = plan_replay(str(frames), data=None, annotations=None, truth=None, fps=30.0)
+    assert [it.name for it in plan.items] == ["p03"]  # a plain frame folder is unchanged
+    make_video("sessions/p03/preview.avi", frames=3)  # a preview beside a subfolder's frames
     plan = plan_replay(str(folder), data=None, annotations=None, truth=None, fps=30.0)
     assert [it.name for it in plan.items] == ["p01", "p02", "p03"]
     assert len(plan.notes) == 1 and "setup.jpg" in plan.notes[0]
-    plan = plan_replay(str(frames), data=None, annotations=None, truth=None, fps=30.0)
-    assert [it.name for it in plan.items] == ["p03"]  # a plain frame folder is unchanged
 
 
 def test_frame_places_take_a_splice_as_a_one_frame_gap():
@@ -835,8 +841,8 @@ def test_joined_transport_streams_play_through_the_seam(tmp_path):
             stream = out.add_stream("mpeg2video", rate=30)
             stream.width, stream.height, stream.pix_fmt = 320, 240, "yuv420p"
             stream.codec_context.time_base = Fraction(1, 30)
-            for i in range(12):
-                frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 20 * i, np.uint8), format="rgb24")
+            for i in range(45):  # 1.5 s: a restart falls back by more than RESTART_S
+                frame = av.VideoFrame.from_ndarray(np.full((240, 320, 3), 5 * i, np.uint8), format="rgb24")
                 frame.pts, frame.time_base = int(start_s * 30) + i, Fraction(1, 30)
                 for packet in stream.encode(frame):
                     out.mux(packet)
@@ -850,8 +856,18 @@ def test_joined_transport_streams_play_through_the_seam(tmp_path):
     joined.write_bytes(parts[0].read_bytes() + parts[1].read_bytes())
     src = VideoFileSource(joined)
     frames = list(src)
-    assert len(frames) == 24
-    assert [f.index for f in frames] == list(range(1, 13)) + list(range(14, 26))  # one frame's gap
-    assert frames[-1].t_stream == pytest.approx(24 / 30, abs=1e-3)  # frame 25: no phantom hour
+    assert len(frames) == 90
+    assert [f.index for f in frames] == list(range(1, 46)) + list(range(47, 92))  # one frame's gap
+    assert frames[-1].t_stream == pytest.approx(90 / 30, abs=1e-3)  # frame 91: no phantom hour
     assert not any("could not be decoded" in n for n in src.notices)
-    assert any("jump by more than 60 s before frame 14" in n for n in src.notices)
+    assert any("jump by more than 60 s before frame 47" in n for n in src.notices)
+    assert src.retimed  # the .eaf must not link the file: its player would run an hour ahead
+    # Both parts' clocks starting at zero (the usual `cat` of segments): decode order.
+    write(parts[1], 0.0)
+    joined.write_bytes(parts[0].read_bytes() + parts[1].read_bytes())
+    src = VideoFileSource(joined)
+    frames = list(src)
+    assert [f.index for f in frames] == list(range(1, 91)) and src.fps == 30.0 and src.retimed
+    assert frames[-1].t_stream == pytest.approx(89 / 30)
+    assert [n for n in src.notices if "start again 1 time(s)" in n] and len(src.notices) == 1
+    assert not VideoFileSource(parts[0]).retimed
