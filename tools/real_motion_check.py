@@ -293,7 +293,8 @@ def main(argv: list[str] | None = None) -> int:
                         fps, scorers, None, console)
             rows.append((f"face turning in depth, {axis} +-{a.sway:g} deg", s))
     thresholds = {s.type: s.meta.post.get("threshold") or 0.5 for s in scorers}
-    Console().print(render(rows, thresholds))
+    # A log file gets the whole table (rich would fold it to 80 columns off a terminal).
+    Console(width=None if sys.stdout.isatty() else 200).print(render(rows, thresholds))
     return 0
 
 
