@@ -525,7 +525,7 @@ def test_corrupted_middle_of_a_video_is_never_a_traceback(media: dict, tmp_path:
     assert json.loads((out / "metrics.json").read_text())["performance"]["frames"] == n > 0
 
 
-def test_frames_of_changing_size_name_the_frame_and_keep_the_output(media: dict, tmp_path: Path,
+def test_frames_of_changing_aspect_name_the_frame_and_keep_the_output(media: dict, tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture) -> None:
     folder = tmp_path / "frames"
     folder.mkdir()
@@ -533,14 +533,15 @@ def test_frames_of_changing_size_name_the_frame_and_keep_the_output(media: dict,
         for raw in src:
             if raw.index > 60:
                 break
-            image = raw.image if raw.index != 50 else cv2.resize(raw.image, (160, 120))
+            # another aspect ratio: a spliced input (the same aspect at another size is scaled)
+            image = raw.image if raw.index != 50 else cv2.resize(raw.image, (200, 240))
             cv2.imwrite(str(folder / f"img{raw.index}.jpg"), image)
     out = tmp_path / "out"
     code, _, err = run_live(["--replay", str(folder), "--fps", "30", *weight_args(media), "--pub", "none",
                              "--quiet", "--out", str(out)], capsys)
     assert code == 2
     line = one_error_line(err)
-    assert "img50.jpg" in line and "160x120" in line and "320x240" in line
+    assert "img50.jpg" in line and "200x240" in line and "320x240" in line
     read_intervals(out / "predictions.csv")  # what was spotted before frame 80 stays valid
     assert (out / "metrics.json").is_file()
 
