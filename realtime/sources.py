@@ -316,6 +316,12 @@ def frame_numbers(pts: np.ndarray, time_base: float, fps: float | None) -> np.nd
 SPLICE_S = 60.0
 
 
+def splice_step_s(fps: float) -> float:
+    """The shortest timestamp step that is a splice: SPLICE_S, or 100 frame intervals for
+    a time-lapse at under one frame a minute (whose every step is longer than SPLICE_S)."""
+    return max(SPLICE_S, 100.0 / fps)
+
+
 RESTART_S = 1.0  # pts going back by more than this in packet order: a second clock (B-frames reorder by less)
 
 
@@ -338,8 +344,7 @@ def frame_places(pts: np.ndarray, time_base: float, fps: float | None) -> tuple[
     pts = np.asarray(pts, np.int64)
     if len(pts) < 2 or not fps or time_base <= 0:
         return frame_numbers(pts, time_base, fps), (pts - (pts[0] if len(pts) else 0)) * time_base, []
-    # (a time-lapse at under one frame a minute has longer steps than that everywhere)
-    cuts = np.flatnonzero(np.diff(pts) * time_base > max(SPLICE_S, 100.0 / fps)) + 1
+    cuts = np.flatnonzero(np.diff(pts) * time_base > splice_step_s(fps)) + 1
     numbers: list[np.ndarray] = []
     seconds: list[np.ndarray] = []
     splices: list[int] = []
@@ -513,7 +518,8 @@ class VideoFileSource(FrameSource):
                         f"recordings?); frames are numbered in decode order and times are (frame - 1) / "
                         f"{self._fps:g} fps")
         for first in self._splices:
-            self.notice(f"{self.path.name}: the timestamps jump by more than {SPLICE_S:g} s before frame {first} "
+            self.notice(f"{self.path.name}: the timestamps jump by more than {splice_step_s(timing.fps or self._fps):g} s "
+                        f"before frame {first} "
                         "(joined recordings, a clock reset?); numbering and times go on after a one-frame "
                         "gap, where the frame chain breaks")
         if not self._rank and not timing.restarts:
@@ -718,6 +724,23 @@ def folder_sample_bits(files: Sequence[Path]) -> int | None:
     return sample_bits(images) if images else None
 
 
+class FolderDepth:
+    """8-bit frames of one folder: its 16-bit images scaled by one sample depth, found
+    (`folder_sample_bits`) at the first 16-bit image and kept for the whole stream;
+    8-bit images pass through. Shared by `FrameFolderSource` and the training features."""
+
+    def __init__(self, files: Sequence[Path]) -> None:
+        self.files = files
+        self.bits: int | None = None
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        if image.dtype != np.uint16:
+            return image
+        if self.bits is None:
+            self.bits = folder_sample_bits(self.files) or sample_bits([image])
+        return to_8bit(image, self.bits)
+
+
 def to_8bit(image: np.ndarray, bits: int) -> np.ndarray:
     """uint8 image of `bits`-bit samples (uint16 storage); values above the depth clip.
     OpenCV's own conversion keeps the top 8 of 16 bits, which leaves 12-bit data at 0..15:
@@ -778,7 +801,7 @@ class FrameFolderSource(FrameSource):
         size = StreamSize(self.path, self.notice)
         unreadable: list[tuple[int, Path]] = []
         delivered = 0
-        bits: int | None = None  # 16-bit files: one sample depth for the whole folder
+        depth = FolderDepth(self.files)
         try:
             for index, file in self.numbering.frames:
                 if self._closed.is_set():
@@ -788,12 +811,11 @@ class FrameFolderSource(FrameSource):
                 if image is None:
                     unreadable.append((index, file))
                     continue
-                if image.dtype == np.uint16:
-                    if bits is None:
-                        bits = folder_sample_bits(self.files) or sample_bits([image])
-                        self.notice(f"{self.path.name}: 16-bit images, read as {bits}-bit samples (values "
-                                    "above the depth clip)")
-                    image = to_8bit(image, bits)
+                first_deep = depth.bits is None and image.dtype == np.uint16
+                image = depth(image)
+                if first_deep:
+                    self.notice(f"{self.path.name}: 16-bit images, read as {depth.bits}-bit samples (values "
+                                "above the depth clip)")
                 image = size.fit(image, index, file)
                 delivered += 1
                 yield RawFrame(index, t_capture, (index - 1) / self._fps, image)

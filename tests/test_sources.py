@@ -159,6 +159,10 @@ def test_folder_of_16_bit_frames_with_12_bit_samples_reads_bright(tmp_path):
     assert len(src.notices) == 1 and "read as 12-bit samples" in src.notices[0]
     assert sources.to_8bit(np.full((2, 2, 3), 65535, np.uint16), 12).max() == 255  # above the depth: clipped
     assert sources.sample_bits([np.full((2, 2), 200, np.uint16)]) == 8
+    from tools.features_cache import iter_frames  # training reads the folder as lgnm-live does
+
+    trained = list(iter_frames(sorted(folder.iterdir(), key=lambda f: sources.natural_key(f.name))))
+    assert [int(im[5, 5, 0]) for im in trained] == [56, 62, 187, 128]
     assert sources.sample_bits([np.array([[16, 1600], [32000, 48]], np.uint16)]) == 16  # left-aligned 12-bit
 
 

@@ -43,7 +43,7 @@ from realtime import face as face_mod
 from realtime import landmark_filter as landmark_filter_mod
 from realtime.common.errors import UserError
 from realtime.common.types import AlignedFace, ExprType, FlowSettings, LandmarkFilter
-from realtime.sources import folder_sample_bits, read_image, sample_bits, to_8bit
+from realtime.sources import FolderDepth, read_image
 
 INPUT_SHAPE = (3, 112, 112)
 # Bump when the on-disk layout of this module changes.
@@ -107,7 +107,7 @@ def iter_frames(source: FrameSource) -> Iterator[np.ndarray]:
         finally:
             cap.release()
         return
-    bits: int | None = None  # 16-bit frames: read with the folder's sample depth, as lgnm-live reads them
+    depth = FolderDepth([Path(p) for p in source if not isinstance(p, np.ndarray)])  # as lgnm-live reads them
     for item in source:
         if isinstance(item, np.ndarray):
             yield item
@@ -115,11 +115,7 @@ def iter_frames(source: FrameSource) -> Iterator[np.ndarray]:
         img = read_image(Path(item))
         if img is None:
             raise UserError(f"cannot read image {item}")
-        if img.dtype == np.uint16:
-            if bits is None:
-                bits = folder_sample_bits([Path(p) for p in source]) or sample_bits([img])
-            img = to_8bit(img, bits)
-        yield img
+        yield depth(img)
 
 
 def _source_fingerprint(source: FrameSource) -> str:
