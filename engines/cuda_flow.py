@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -38,7 +38,7 @@ import numpy as np
 from engines import farneback_ref as fr
 from engines import features
 from engines.features import ROI_SIZE, FaceGeometry, FlowFrame
-from engines.head_motion import field_basis, rigid_motion_field
+from engines.head_motion import dominant_motion_field, field_basis, rigid_motion_field
 from realtime.common.errors import UserError
 from realtime.common.types import FlowSettings
 
@@ -564,11 +564,15 @@ class CudaFarneback:
                                                 i32(ROI_TAPS)))
         return out
 
-    def pair_inputs(self, pairs: Sequence[tuple[int, int]], head_motion: np.ndarray | None = None) -> Any:
+    def pair_inputs(self, pairs: Sequence[tuple[int, int]], head_motion: np.ndarray | None = None,
+                    fit: Callable[[np.ndarray], np.ndarray] | None = None) -> Any:
         """Flow + encoding for pairs of slots: (N,3,112,112) float32 on the device.
         `head_motion`: (N,S,S,2) float32 host fields subtracted from the flows before
-        encoding (engines.head_motion, FlowSettings.head_motion "rigid3d")."""
+        encoding (engines.head_motion, FlowSettings.head_motion "rigid3d"); `fit`: a function
+        of the host flows (N,S,S,2) giving those fields ("dominant", fitted to the flow)."""
         flows = self.flow_batch(pairs)
+        if fit is not None:
+            head_motion = fit(self.backend.to_numpy(flows))
         if head_motion is not None:
             flows = flows - self.backend.xp.asarray(head_motion, dtype=f32)
         return self.encode_batch(flows, [a for a, _ in pairs])
@@ -611,7 +615,7 @@ class CudaPairFeatures:
                  backend: BackendName = "cupy") -> None:
         self.settings = settings
         self.engine = CudaFarneback(settings, max_pairs=max_pairs, capacity=capacity, backend=backend)
-        if settings.head_motion == "rigid3d":
+        if settings.head_motion != "nose":
             field_basis(settings.face_size)  # built now, not under the lock on the first live pair
         self._lock = threading.Lock()
         self._next_id = 0
@@ -647,10 +651,18 @@ class CudaPairFeatures:
         xp = self.engine.backend.xp
         outs: list[Any] = []
         pending: list[tuple[int, int]] = []
-        fields: list[np.ndarray] = []  # host head-motion fields of the pending pairs
+        fields: list[np.ndarray] = []  # host head-motion fields of the pending pairs ("rigid3d")
+        firsts: list[FlowFrame] = []  # frame a of each pending pair ("dominant" fits its face)
+
+        def fit(flows: np.ndarray) -> np.ndarray:
+            return np.stack([dominant_motion_field(f, fa.landmarks, fa.geometry.nose_box,
+                                                   (fa.geometry.left_eye, fa.geometry.right_eye))
+                             for f, fa in zip(flows, firsts, strict=True)])
 
         def flush() -> None:
-            outs.append(self.engine.pair_inputs(pending, np.stack(fields) if fields else None))
+            dominant = self.settings.head_motion == "dominant"
+            outs.append(self.engine.pair_inputs(pending, np.stack(fields) if fields else None,
+                                                fit if dominant else None))
 
         with self._lock:
             for a, b in pairs:
@@ -659,10 +671,11 @@ class CudaPairFeatures:
                 used = {s for p in pending for s in p}
                 if missing and len(used | resident) + len(missing) > self.engine.capacity:
                     flush()  # free the pending pairs' slots
-                    pending, fields, used = [], [], set()
+                    pending, fields, firsts, used = [], [], [], set()
                 for f in missing:
                     resident.add(self._push(f, used | resident))
                 pending.append((self._slot[a.frame_id], self._slot[b.frame_id]))
+                firsts.append(a.flow_frame)
                 if self.settings.head_motion == "rigid3d":
                     fa, fb = a.flow_frame, b.flow_frame
                     fields.append(rigid_motion_field(fa.landmarks, fb.landmarks, self.engine.size, fa.geometry.nose_box))

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 
 from engines import landmarks as fl
-from engines.head_motion import remove_rigid_motion
+from engines.head_motion import remove_dominant_motion, remove_rigid_motion
 from realtime.common.errors import UserError
 from realtime.common.types import AlignedFace, FlowSettings
 
@@ -256,10 +256,20 @@ def encode_pair(flow: np.ndarray, landmarks: np.ndarray | FaceGeometry, settings
 def pair_flow(a: FlowFrame, b: FlowFrame, settings: FlowSettings) -> np.ndarray:
     """(F,F,2) float32 flow from frame a to frame b with the settings' head-motion model
     applied (`FlowSettings.head_motion`: "nose" leaves it to `remove_head_motion`,
-    "rigid3d" first subtracts `engines.head_motion.rigid_motion_field`)."""
+    "rigid3d" first subtracts `engines.head_motion.rigid_motion_field`, "dominant"
+    `engines.head_motion.dominant_motion_field`)."""
     flow = compute_flow(a.grey, b.grey, settings)
+    return remove_model_motion(flow, a, b, settings)
+
+
+def remove_model_motion(flow: np.ndarray, a: FlowFrame, b: FlowFrame, settings: FlowSettings) -> np.ndarray:
+    """flow (F,F,2) from frame a to b less the head motion of `settings.head_motion` beyond
+    the nose subtraction (the flow itself for "nose"); every flow backend applies it."""
     if settings.head_motion == "rigid3d":
         return remove_rigid_motion(flow, a.landmarks, b.landmarks, a.geometry.nose_box)
+    if settings.head_motion == "dominant":
+        eyes = (a.geometry.left_eye, a.geometry.right_eye)
+        return remove_dominant_motion(flow, a.landmarks, a.geometry.nose_box, eyes)
     return flow  # "nose" (FlowSettings refuses any other value)
 
 

@@ -22,6 +22,16 @@ FaceMesh's mean face (`engines/data/face_shape.npy`, `tools.make_face_shape`), s
 crops are aligned, one depth map serves every frame. The field is returned minus its mean
 over the nose box, so the authors' nose subtraction still removes what it did and a head
 that only moves in the image plane gets (nearly) nothing subtracted.
+
+`dominant_motion_field` ("dominant") fits the same parametric field to the dense flow
+itself instead of to landmarks: the dominant-motion estimation of Odobez & Bouthemy
+("Robust multiresolution estimation of parametric motion models", JVCIR 6(4), 1995), an
+iteratively reweighted least-squares fit with Tukey's biweight over the face (the hull of
+the landmarks, eyes excluded). Expressions move a minority of the face's pixels and are
+down-weighted as outliers; what the whole face does together (a turn, a nod, a roll or a
+scale change the alignment left, its lag behind a moving head) is fitted. The landmark
+fit ("rigid3d") reads FaceMesh's jitter and an expression's pull on the outline as head
+motion; the dense fit reads neither (README, Method notes, head motion).
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from __future__ import annotations
 from functools import lru_cache
 from importlib import resources
 
+import cv2
 import numpy as np
 from scipy.interpolate import LinearNDInterpolator, NearestNDInterpolator
 
@@ -103,3 +114,68 @@ def remove_rigid_motion(flow: np.ndarray, landmarks_a: np.ndarray, landmarks_b: 
     """flow (S,S,2) float32 minus `rigid_motion_field` (a new array)."""
     size = int(flow.shape[0])
     return flow - rigid_motion_field(landmarks_a, landmarks_b, size, nose_box)
+
+
+# Dominant-motion fit ("dominant"). Tukey's c = 4.685 sigma gives 95% efficiency under
+# Gaussian residuals; sigma = 1.4826 MAD, floored at SIGMA_FLOOR_PX so that on a still face
+# (residuals ~0.05 px of flow noise) pixels are not rejected for noise alone.
+TUKEY_C = 4.685
+SIGMA_FLOOR_PX = 0.1
+DOMINANT_ITERATIONS = 6
+MASK_STRIDE = 2  # every 2nd row of the face mask enters the fit (the field is smooth)
+
+
+def face_mask(landmarks: np.ndarray, size: int, eyes: tuple[np.ndarray, ...] = ()) -> np.ndarray:
+    """bool (size,size): the convex hull of the (468,2) landmarks (crop px) minus the
+    `eyes` polygons ((N,2) int32 each: blinks are not head motion)."""
+    mask = np.zeros((size, size), np.uint8)
+    hull = cv2.convexHull(np.rint(np.asarray(landmarks, np.float32)).astype(np.int32))
+    cv2.fillConvexPoly(mask, hull, (1,))
+    if eyes:
+        cv2.fillPoly(mask, list(eyes), (0,))
+    return mask.astype(bool)
+
+
+def fit_dominant_motion(flow: np.ndarray, mask: np.ndarray, iterations: int = DOMINANT_ITERATIONS) -> np.ndarray:
+    """(2,4) float64 coefficients (c0, c1, c2, c3) of u_x and u_y (module docstring) fitted
+    to flow (S,S,2) px over the pixels of `mask` (S,S) bool, robustly: IRLS with Tukey's
+    biweight on the 2-D residual norm, scale 1.4826 MAD (floor SIGMA_FLOOR_PX), starting
+    from the median translation (Odobez & Bouthemy 1995). All zeros with fewer than 8
+    pixels in the mask."""
+    size = int(flow.shape[0])
+    sample = np.zeros_like(mask)
+    sample[::MASK_STRIDE] = mask[::MASK_STRIDE]
+    coef = np.zeros((4, 2))
+    if int(sample.sum()) < 8:
+        return coef.T.copy()
+    basis = field_basis(size)[sample].astype(np.float64)
+    f = flow[sample].astype(np.float64)
+    coef[0] = np.median(f, axis=0)
+    for _ in range(iterations):
+        r = np.linalg.norm(f - basis @ coef, axis=1)
+        c = TUKEY_C * max(1.4826 * float(np.median(r)), SIGMA_FLOOR_PX)
+        w = np.where(r < c, (1.0 - (r / c) ** 2) ** 2, 0.0)
+        if np.count_nonzero(w) < 8:
+            break
+        sw = np.sqrt(w)[:, None]
+        coef, *_ = np.linalg.lstsq(basis * sw, f * sw, rcond=None)
+    return np.ascontiguousarray(coef.T)
+
+
+def dominant_motion_field(flow: np.ndarray, landmarks: np.ndarray, nose_box: Box,
+                          eyes: tuple[np.ndarray, ...] = ()) -> np.ndarray:
+    """(S,S,2) float32: the dominant motion fitted to flow (S,S,2) over the face of frame
+    a's `landmarks` (468,2, crop px) without the `eyes`, minus its mean over `nose_box`
+    (x0, y0, x1, y1): subtract it from the flow before encoding."""
+    size = int(flow.shape[0])
+    coef = fit_dominant_motion(flow, face_mask(landmarks, size, eyes)).astype(np.float32)
+    field = field_basis(size) @ coef.T
+    x0, y0, x1, y1 = nose_box
+    field -= field[y0:y1, x0:x1].reshape(-1, 2).mean(axis=0)
+    return field
+
+
+def remove_dominant_motion(flow: np.ndarray, landmarks: np.ndarray, nose_box: Box,
+                           eyes: tuple[np.ndarray, ...] = ()) -> np.ndarray:
+    """flow (S,S,2) float32 minus `dominant_motion_field` (a new array)."""
+    return flow - dominant_motion_field(flow, landmarks, nose_box, eyes)

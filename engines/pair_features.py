@@ -43,7 +43,7 @@ class CpuPairFeatures:
 
     def __init__(self, settings: FlowSettings) -> None:
         self.settings = settings
-        if settings.head_motion == "rigid3d":
+        if settings.head_motion != "nose":
             field_basis(settings.face_size)  # built now, not on the first live pair
 
     def prepare(self, face: AlignedFace) -> features.FlowFrame:

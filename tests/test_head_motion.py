@@ -160,13 +160,109 @@ def test_a_still_face_and_a_brow_raise_are_left_as_they_were(scene) -> None:
     assert roi_motion(a, raised, nose) > 1.0 and kept > 0.8, kept
 
 
+# ------------------------------------------------------------ the dominant-motion fit
+
+def head_field(coef: np.ndarray) -> np.ndarray:
+    """(SIZE,SIZE,2) float32 parametric field of (2,4) coefficients over (1, x, y, depth)."""
+    return (hm.field_basis(SIZE) @ np.asarray(coef, np.float32).T).astype(np.float32)
+
+
+def face_only_mask() -> np.ndarray:
+    lm, _ = mean_face()
+    return hm.face_mask(lm, SIZE)
+
+
+# A head turning a little and rolling: yaw parallax 0.02 px per px of depth, a 1% scale
+# and a 0.5 degree roll the alignment left, 0.4 px of translation.
+HEAD = np.array([[0.4, 0.01 - 1.0 + np.cos(0.0087), -np.sin(0.0087), 0.02],
+                 [-0.3, np.sin(0.0087), 0.01 - 1.0 + np.cos(0.0087), 0.0]])
+
+
+def test_the_dominant_fit_recovers_a_head_field_exactly() -> None:
+    coef = hm.fit_dominant_motion(head_field(HEAD), face_only_mask())
+    assert np.abs(coef - HEAD).max() < 1e-4
+
+
+def test_the_dominant_fit_leaves_an_expression_on_top_of_head_motion() -> None:
+    """Brows raised 2 px and mouth corners pulled 2.5 px (a minority of the face's pixels),
+    on top of the head field: the fit finds the head field, not the expression, so after
+    removal the expression is all that moves. Plain least squares over the same pixels is
+    pulled by the expression (the reason for the robust fit)."""
+    lm, _ = mean_face()
+    flow = head_field(HEAD)
+    from engines.landmarks import LEFT_BROW, MOUTH, RIGHT_BROW
+
+    geometry = ft.face_geometry(lm.astype(np.float32), SIZE)
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE]
+
+    def near(points: np.ndarray, px: float) -> np.ndarray:  # pixels within px of the points
+        d = np.hypot(xs[..., None] - points[:, 0], ys[..., None] - points[:, 1]).min(axis=-1)
+        return d <= px
+
+    expression = np.zeros_like(flow)
+    expression[near(lm[np.r_[LEFT_BROW, RIGHT_BROW]], 6.0), 1] = -2.0  # brows and the skin about them
+    mouth = near(lm[MOUTH], 6.0)
+    expression[mouth, 0] = np.sign(xs - lm[MOUTH, 0].mean())[mouth] * 2.5  # corners pulled apart
+    mask = hm.face_mask(lm, SIZE, (geometry.left_eye, geometry.right_eye))
+    share = expression[mask].any(axis=1).mean()
+    assert 0.15 < share < 0.4, share  # a minority of the fitted pixels, not a sliver
+    coef = hm.fit_dominant_motion(flow + expression, mask)
+    assert np.abs(coef - HEAD).max() < 0.01
+    remaining = hm.remove_dominant_motion(flow + expression, lm, geometry.nose_box,
+                                          (geometry.left_eye, geometry.right_eye))
+    nose = remaining[geometry.nose_box[1]:geometry.nose_box[3], geometry.nose_box[0]:geometry.nose_box[2]]
+    rel = remaining - nose.reshape(-1, 2).mean(axis=0)
+    assert np.abs(rel - expression)[mask].max() < 0.05  # px: the expression, whole, and nothing else
+    basis = hm.field_basis(SIZE)[mask].astype(np.float64)
+    plain, *_ = np.linalg.lstsq(basis, (flow + expression)[mask].astype(np.float64), rcond=None)
+    assert np.abs(plain.T - HEAD).max() > 0.05  # least squares takes part of the expression
+
+
+def test_the_dominant_field_keeps_the_nose_flow_and_is_zero_on_a_still_face() -> None:
+    lm, _ = mean_face()
+    x0, y0, x1, y1 = nose_box()
+    field = hm.dominant_motion_field(head_field(HEAD), lm, nose_box())
+    assert np.abs(field[y0:y1, x0:x1].reshape(-1, 2).mean(axis=0)).max() < 1e-4
+    noise = np.random.default_rng(0).normal(0, 0.05, (SIZE, SIZE, 2)).astype(np.float32)
+    assert np.abs(hm.dominant_motion_field(noise, lm, nose_box())).max() < 0.05
+    # No face in the mask (landmarks collapsed to one point): nothing is subtracted.
+    point = np.full((468, 2), 56.0)
+    assert not hm.dominant_motion_field(head_field(HEAD), point, nose_box()).any()
+
+
+def test_a_real_face_turning_in_depth_moves_its_brows_and_mouth_far_less_with_dominant(scene) -> None:
+    nose, dominant = FlowSettings(), FlowSettings(head_motion="dominant")
+    for axis in ("yaw", "pitch"):
+        track = turn_track(photo_points(scene), axis, 8.0, 8.0, 30.0, 2.0)
+        a, b = frames_of(scene, track, [1, 19], nose)
+        before, after = roi_motion(a, b, nose), roi_motion(a, b, dominant)
+        assert before > 0.5, axis
+        assert after < 0.75 * before, (axis, before, after)
+
+
+def test_a_real_brow_raise_is_kept_by_dominant(scene) -> None:
+    nose, dominant = FlowSettings(), FlowSettings(head_motion="dominant")
+    n = 20
+    raise_brows = np.zeros((n, 468, 2), np.float32)
+    from realtime.face import LEFT_BROW, RIGHT_BROW
+
+    brows = np.array(sorted(set(LEFT_BROW) | set(RIGHT_BROW)))
+    raise_brows[:, brows, 1] = -np.linspace(0, 0.06, n)[:, None]
+    track = MotionTrack("brow_raise", 30.0, raise_brows)
+    a, still, raised = frames_of(scene, track, [1, 1, n], nose)
+    assert roi_motion(a, still, dominant) == pytest.approx(roi_motion(a, still, nose), abs=0.05)
+    kept = roi_motion(a, raised, dominant) / roi_motion(a, raised, nose)
+    assert roi_motion(a, raised, nose) > 1.0 and kept > 0.8, kept
+
+
 # ------------------------------------------------------------ settings, weights, data
 
 def test_settings_default_to_the_authors_rule_and_refuse_unknown_models() -> None:
     old = FlowSettings().to_dict()
     del old["head_motion"]  # weights written before the field
     assert FlowSettings.from_dict(old).head_motion == "nose"
-    assert FlowSettings.from_dict(FlowSettings(head_motion="rigid3d").to_dict()).head_motion == "rigid3d"
+    for model in ("rigid3d", "dominant"):
+        assert FlowSettings.from_dict(FlowSettings(head_motion=model).to_dict()).head_motion == model
     with pytest.raises(ValueError, match="head_motion"):
         FlowSettings(head_motion="full3d")
 

@@ -515,8 +515,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "weights use the One Euro landmark filter (min_cutoff 1 Hz, beta 2, d_cutoff 1 Hz) and "
                         "record it in their metadata")
     p.add_argument("--head-motion", choices=HEAD_MOTION_MODELS,
-                   help="head-motion model of the inputs (README, Method notes): nose (the authors' rule) or rigid3d "
-                        "(also the rigid motion of a head turning in depth); default: the --init weights' model, "
+                   help="head-motion model of the inputs (README, Method notes): nose (the authors' rule), rigid3d "
+                        "(also the rigid motion of a head turning in depth, fitted to landmarks) or dominant (the "
+                        "motion the whole face makes, fitted robustly to the flow); default: the --init weights' model, "
                         "else nose. Fine-tuning may change it; the new file records it")
     p.add_argument("--init", type=Path,
                    help="start from these weights instead of random (same type, fps and flow settings, except that weights "

@@ -18,7 +18,8 @@ post-processing again with `lgnm-calibrate` on labelled videos at the new rate.
 
 `head-motion`: the same network with another `FlowSettings.head_motion` ("nose": the
 authors' nose-tip subtraction only; "rigid3d": also the rigid motion of a head turning
-in depth, `engines.head_motion`); a pair of one stream must share it (one flow).
+in depth fitted to landmarks; "dominant": also the motion the whole face makes, fitted
+robustly to the flow; `engines.head_motion`); a pair of one stream must share it (one flow).
 
 All refuse what would silently score wrong (mixed types, K or flow settings) with a
 one-line error; `--out` must not be an input.

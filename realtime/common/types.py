@@ -87,7 +87,7 @@ class LandmarkFilter:
 # What new training uses (lgnm-train): chosen and measured in tools/bench_landmark_filter.py
 # and README (Method notes, Landmarks). Weights without the field ran no filter.
 DEFAULT_LANDMARK_FILTER = LandmarkFilter(min_cutoff=1.0, beta=2.0, d_cutoff=1.0)
-HEAD_MOTION_MODELS = ("nose", "rigid3d")  # FlowSettings.head_motion
+HEAD_MOTION_MODELS = ("nose", "rigid3d", "dominant")  # FlowSettings.head_motion
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,8 +124,9 @@ class FlowSettings:
     # Head motion removed from the flow before encoding: "nose" the authors' rule only
     # (the flow at the nose tip, subtracted from the HS image); "rigid3d" first subtracts
     # the rigid motion of a head turning or nodding in depth (engines.head_motion), which
-    # the nose alone reads as brow and mouth motion. Weights written before this field
-    # existed load as "nose".
+    # the nose alone reads as brow and mouth motion; "dominant" first subtracts the motion
+    # the whole face makes together, fitted robustly to the flow itself (the same field
+    # model, engines.head_motion). Weights written before this field existed load as "nose".
     head_motion: str = "nose"
 
     def __post_init__(self) -> None:
