@@ -157,8 +157,13 @@ def fit_dominant_motion(flow: np.ndarray, mask: np.ndarray, iterations: int = DO
         w = np.where(r < c, (1.0 - (r / c) ** 2) ** 2, 0.0)
         if np.count_nonzero(w) < 8:
             break
-        sw = np.sqrt(w)[:, None]
-        coef, *_ = np.linalg.lstsq(basis * sw, f * sw, rcond=None)
+        # Weighted normal equations (4x4), solved by OpenCV: numpy's LAPACK call costs
+        # milliseconds when a threaded BLAS shares busy cores (7 us here).
+        bw = basis * w[:, None]
+        ok, solved = cv2.solve(bw.T @ basis, bw.T @ f, flags=cv2.DECOMP_CHOLESKY)
+        if not ok:  # inliers on a line (a degenerate face): keep the last fit
+            break
+        coef = solved
     return np.ascontiguousarray(coef.T)
 
 
