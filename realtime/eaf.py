@@ -19,15 +19,18 @@ Layout of one file (one video):
 
 from __future__ import annotations
 
+import hashlib
 import mimetypes
 import os
-from collections.abc import Iterable, Sequence
+import urllib.parse
+from collections.abc import Iterable, MutableMapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pympi import Elan
 
 from realtime.common.atomic import atomic_text
+from realtime.common.text import text_name
 from realtime.common.types import Interval
 
 PRED_TIER = "lgnm {type}"
@@ -128,6 +131,8 @@ def build_eaf(doc: EafDocument, eaf_path: Path | None = None) -> Elan.Eaf:
         relative = None
         if eaf_path is not None:
             rel = Path(os.path.relpath(media, Path(eaf_path).resolve().parent)).as_posix()
+            if text_name(rel) != rel:  # bytes that are not UTF-8 (a Latin-1 name): percent-encoded, as in the URL
+                rel = urllib.parse.quote_from_bytes(os.fsencode(rel), safe="/")
             relative = rel if rel.startswith("../") else f"./{rel}"
         eaf.add_linked_file(media.as_uri(), relpath=relative, mimetype=mime)
     _add_tiers(eaf, PRED_TIER, doc.predictions)
@@ -159,5 +164,21 @@ def eaf_name(video: str) -> str:
     return f"{safe}.eaf"
 
 
+def unique_eaf_name(video: str, owners: MutableMapping[str, str]) -> str:
+    """`eaf_name(video)`, or, when another video id already owns that file name (ids that
+    differ only in characters eaf_name replaces, 'take 1' and 'take_1', or only in case,
+    which some file systems ignore), that name with the first 8 hex digits of the id's
+    SHA-1: no stream's .eaf overwrites another's. `owners` (casefolded file name -> video
+    id) records the choice."""
+    name = eaf_name(video)
+    owner = owners.setdefault(name.casefold(), video)
+    if owner == video:
+        return name
+    digest = hashlib.sha1(video.encode("utf-8", "surrogateescape")).hexdigest()[:8]
+    name = f"{name[: -len('.eaf')]}-{digest}.eaf"
+    owners[name.casefold()] = video
+    return name
+
+
 __all__ = ["EafDocument", "TimedInterval", "annotation_value", "build_eaf", "eaf_name", "span_from_frames",
-           "span_from_times", "timed_from_frames", "write_eaf"]
+           "span_from_times", "timed_from_frames", "unique_eaf_name", "write_eaf"]

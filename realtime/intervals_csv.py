@@ -86,6 +86,8 @@ def _parse_row(row: dict[str, str], where: str) -> Interval:
 def read_intervals(path: str | Path) -> list[Interval]:
     """Read a prediction or truth CSV; `score` and `apex` are read when present."""
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path}: a folder, not a CSV file")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     data = path.read_bytes()
@@ -102,12 +104,27 @@ def read_intervals(path: str | Path) -> list[Interval]:
         raise UserError(f"{path}: not a readable CSV ({exc})") from None
 
 
+def _delimiter(first_line: str) -> str:
+    """`,`, or `;` / tab when the header has those and no comma: spreadsheets in locales
+    with a decimal comma save "CSV" with semicolons, and tab-separated exports are common."""
+    if "," in first_line:
+        return ","
+    for sep in (";", "\t"):
+        if sep in first_line:
+            return sep
+    return ","
+
+
 def _read_rows(path: Path, fh: IO[str]) -> list[Interval]:
-    reader = csv.DictReader(fh)
-    header = [h.strip() for h in (reader.fieldnames or [])]
+    first = fh.readline()
+    fh.seek(0)
+    reader = csv.DictReader(fh, delimiter=_delimiter(first))
+    # Column names are matched without case (a "Video,Type,Onset,Offset" header is the same).
+    header = [h.strip().casefold() for h in (reader.fieldnames or [])]
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        raise UserError(f"{path}:1: missing column(s) {', '.join(missing)}")
+        found = ", ".join(h for h in header if h) or "none"
+        raise UserError(f"{path}:1: missing column(s) {', '.join(missing)} (found: {found})")
     reader.fieldnames = header
     out: list[Interval] = []
     for row in reader:

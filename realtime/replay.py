@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from realtime.common.errors import UserError
-from realtime.common.text import first_few
+from realtime.common.text import first_few, text_name
 from realtime.common.types import Interval
 from realtime.dataset_loaders import LOADERS, load_dataset
 from realtime.datasets import VideoRecord
@@ -47,6 +47,10 @@ class ReplayItem:
     truth: list[Interval] = field(default_factory=list)
     n_frames: int | None = None
     media: Path | None = None  # the video file (linked from .eaf exports); None for frame folders
+
+    def __post_init__(self) -> None:
+        # The id goes into every output file: a name that is not UTF-8 must not fail them.
+        self.name = text_name(self.name)
 
 
 @dataclass
@@ -85,7 +89,9 @@ def _video_item(path: Path, fps: float | None) -> ReplayItem:
 def _folder_item(path: Path, fps: float | None) -> ReplayItem:
     if fps is None:
         raise UserError(f"{path}: a frame folder needs --fps")
-    return ReplayItem(path.name, lambda: FrameFolderSource(path, fps), n_frames=len(image_files(path)))
+    # The folder's own name also for `.` or `..` (whose Path.name is '' or '..').
+    name = Path(os.path.abspath(path)).name or "frames"
+    return ReplayItem(name, lambda: FrameFolderSource(path, fps), n_frames=len(image_files(path)))
 
 
 def path_items(path: Path, fps: float | None) -> list[ReplayItem]:
@@ -125,7 +131,10 @@ def skipped_files(folder: Path) -> list[Path]:
 
 def attach_truth(items: list[ReplayItem], truth_csv: Path) -> list[Interval]:
     """Give each item its truth from the CSV; returns every row (also of other videos)."""
-    truth = read_intervals(truth_csv)
+    try:
+        truth = read_intervals(truth_csv)
+    except UserError as exc:  # name the option: the message alone names a path
+        raise UserError(f"--truth {exc}") from None
     by_video: dict[str, list[Interval]] = {}
     for iv in truth:
         by_video.setdefault(iv.video, []).append(iv)

@@ -4,6 +4,7 @@ in one is reported and the others run), then the summary, tables and metrics.jso
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sys
@@ -227,6 +228,13 @@ def summarise(config: RunConfig, console: Console, plan: ReplayPlan, runs: list[
     if plan.has_truth:
         scope = scored_truth(plan.all_truth(),
                              {r.stream: r.last_frame for r in runs if r.frames})
+        # Truth of a type the run did not spot (--types) would only count as misses.
+        unspotted = [iv for iv in scope.truth if iv.type not in config.types]
+        if unspotted:
+            scope = dataclasses.replace(scope, truth=[iv for iv in scope.truth if iv.type in config.types])
+            kinds = sorted({iv.type for iv in unspotted})
+            notes.append(f"{len(unspotted)} truth interval(s) of {', '.join(kinds)}, not spotted "
+                         f"(--types {','.join(config.types)}), not scored")
         result = evaluate(scope.truth, collected.intervals)
         failed = {r.stream for r in runs if r.error is not None and not r.frames}
         for why, names in (("whose stream failed before its first frame", [v for v in scope.not_replayed

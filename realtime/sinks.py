@@ -15,7 +15,7 @@ from pathlib import Path
 from rich.console import Console
 
 from realtime.common.types import EXPR_TYPES, ExprType, FrameScore, Interval, ScoreSample, SpotEvent, StreamStatus
-from realtime.eaf import EafDocument, TimedInterval, eaf_name, span_from_times, timed_from_frames, write_eaf
+from realtime.eaf import EafDocument, TimedInterval, eaf_name, span_from_times, timed_from_frames, unique_eaf_name, write_eaf
 from realtime.intervals_csv import IntervalCsvWriter
 from realtime.publisher import EventPublisher
 from realtime.stats import RunStats
@@ -81,6 +81,7 @@ class EafSink(NullSink):
         self.folder = Path(folder)
         self._events: dict[str, list[SpotEvent]] = {}
         self.written: list[Path] = []
+        self._owners: dict[str, str] = {}  # casefolded .eaf name -> the video id written there
 
     def on_event(self, event: SpotEvent, interval: Interval) -> None:
         self._events.setdefault(event.stream, []).append(event)
@@ -98,7 +99,11 @@ class EafSink(NullSink):
         ]
         doc = EafDocument(stats.stream, predictions, None if truth is None else timed_from_frames(truth, fps),
                           Path(stats.media) if stats.media else None)
-        path = write_eaf(self.folder / eaf_name(stats.stream), doc)
+        name = unique_eaf_name(stats.stream, self._owners)
+        path = write_eaf(self.folder / name, doc)
+        if name != eaf_name(stats.stream):
+            print(f"note: stream {stats.stream}: its .eaf is eaf/{name} (another video id gives {eaf_name(stats.stream)})",
+                  file=sys.stderr)
         self.written.append(path)
         return path
 

@@ -120,7 +120,7 @@ def run_isolated(item: ReplayItem, stats: RunStats, out: Path | None, run_one: C
         print(f"error: stream {item.name}: {stats.error}{log}", file=sys.stderr)
         if out:
             out.mkdir(parents=True, exist_ok=True)
-            with open(out / "errors.log", "a", encoding="utf-8") as fh:
+            with open(out / "errors.log", "a", encoding="utf-8", errors="backslashreplace") as fh:
                 fh.write(f"stream {item.name}:\n{traceback.format_exc()}\n")
 
 

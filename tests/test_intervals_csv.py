@@ -60,6 +60,22 @@ def test_reader_errors_name_file_and_line(tmp_path: Path, text: str, needle: str
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no such file"):
         read_intervals(tmp_path / "absent.csv")
+    with pytest.raises(UserError, match="a folder, not a CSV file"):
+        read_intervals(tmp_path)
+
+
+@pytest.mark.parametrize("text", [
+    "video;type;onset;offset\nv;ME;10;12\n",  # a decimal-comma locale's spreadsheet "CSV"
+    "video\ttype\tonset\toffset\nv\tME\t10\t12\n",  # a tab-separated export
+    "Video,Type,Onset,Offset\nv,ME,10,12\n",  # capitalised column names
+])
+def test_semicolons_tabs_and_capitalised_headers_read_the_same(tmp_path: Path, text: str) -> None:
+    assert read_intervals(_write(tmp_path, text)) == [Interval("v", "ME", 10, 12)]
+
+
+def test_a_header_without_the_columns_names_what_it_found(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match=r"missing column\(s\) onset, offset \(found: video, type, start, end\)"):
+        read_intervals(_write(tmp_path, "video,type,start,end\nv,ME,1,2\n"))
 
 
 def test_streaming_writer_rows_are_readable_before_close(tmp_path: Path) -> None:

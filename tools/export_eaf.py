@@ -21,7 +21,15 @@ from pathlib import Path
 
 from realtime.common.errors import UserError, cli_entry
 from realtime.common.types import Interval
-from realtime.eaf import EafDocument, TimedInterval, eaf_name, span_from_frames, span_from_times, timed_from_frames, write_eaf
+from realtime.eaf import (
+    EafDocument,
+    TimedInterval,
+    span_from_frames,
+    span_from_times,
+    timed_from_frames,
+    unique_eaf_name,
+    write_eaf,
+)
 from realtime.intervals_csv import read_intervals
 from realtime.replay import VIDEO_SUFFIXES
 
@@ -127,6 +135,7 @@ def export(pred: list[Interval], truth: list[Interval] | None, out: Path, *, fps
     with_intervals = {iv.video for iv in pred} | {iv.video for iv in truth or []}
     videos = sorted(with_intervals | {v for v, f in facts.items() if v and (fps or f.fps)})
     written = []
+    owners: dict[str, str] = {}  # one .eaf per video even where eaf_name would give two the same name
     for video in videos:
         rate = fps or facts.get(video, StreamFacts()).fps
         if not rate or rate <= 0:
@@ -135,7 +144,7 @@ def export(pred: list[Interval], truth: list[Interval] | None, out: Path, *, fps
         p = [iv for iv in pred if iv.video == video]
         t = None if truth is None else [iv for iv in truth if iv.video == video]
         doc = EafDocument(video, timed(p, rate, times or {}), None if t is None else timed_from_frames(t, rate), link)
-        written.append((write_eaf(out / eaf_name(video), doc), len(p), len(t or [])))
+        written.append((write_eaf(out / unique_eaf_name(video, owners), doc), len(p), len(t or [])))
     return written
 
 

@@ -1,0 +1,123 @@
+"""Names and options that real folders bring: file names that are not UTF-8 (Latin-1 from
+an old zip or a Windows share), ids that give one .eaf file name, a frame folder replayed as
+`.`, and `--types` with a truth file of both types. Real replays through `lgnm-live`."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+from pathlib import Path
+
+import cv2
+import pytest
+from pympi import Elan
+
+from realtime.cli import main as live_main
+from realtime.common.text import text_name
+from realtime.eaf import unique_eaf_name
+from tools.sample_media import write_face_clip, write_random_weights
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Path]]:
+    folder = tmp_path_factory.mktemp("names")
+    path, _ = write_face_clip(folder, "clip", seconds=4.0, seed=5)
+    return path, write_random_weights(folder, threshold=0.5)
+
+
+def _run(args: list[str], weights: list[Path]) -> int:
+    return live_main([*args, *[a for w in weights for a in ("--weights", str(w))], "--pub", "none", "--quiet"])
+
+
+def _can_make_latin1_names(folder: Path) -> bool:
+    try:
+        probe = os.fsencode(folder) + b"/\xe9probe"
+        open(probe, "wb").close()
+        os.remove(probe)
+        return True
+    except OSError:
+        return False
+
+
+def test_text_name_keeps_utf8_and_escapes_other_bytes() -> None:
+    assert text_name("café clip") == "café clip"
+    assert text_name(os.fsdecode(b"caf\xe9")) == "caf\\xe9"
+
+
+def test_eaf_names_never_collide() -> None:
+    owners: dict[str, str] = {}
+    first = unique_eaf_name("take 1", owners)
+    second = unique_eaf_name("take_1", owners)
+    third = unique_eaf_name("TAKE 1", owners)  # only case differs: one file on macOS and Windows
+    assert first == "take_1.eaf"
+    assert len({first.casefold(), second.casefold(), third.casefold()}) == 3
+    assert second.startswith("take_1-") and second.endswith(".eaf")
+    assert unique_eaf_name("take_1", owners) == second  # the same id keeps its name
+    assert unique_eaf_name("take 1", owners) == first
+
+
+def test_a_folder_with_odd_names_replays_every_video_with_its_own_outputs(clip, tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture) -> None:
+    """A Latin-1 name used to fail its stream with three tracebacks and end the run before
+    the next video; `take 1` and `take_1` shared one .eaf."""
+    src, weights = clip
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = ["take 1", "take_1", "zz_last"]
+    for n in names:
+        shutil.copy(src, folder / f"{n}.avi")
+    if _can_make_latin1_names(folder):
+        shutil.copy(src, os.fsencode(folder) + b"/caf\xe9.avi")
+        names.append("caf\\xe9")
+    out = tmp_path / "run"
+    assert _run(["--replay", str(folder), "--out", str(out)], weights) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "internal error" not in err
+    runs = json.loads((out / "metrics.json").read_text())["performance"]["runs"]
+    assert sorted(r["stream"] for r in runs) == sorted(names)
+    assert all(r["status"] == "ok" and r["frames"] == 120 for r in runs)
+    with open(out / "scores.csv", newline="", encoding="utf-8") as fh:
+        assert {row["video"] for row in csv.DictReader(fh)} == set(names)
+    eafs = sorted(p.name for p in (out / "eaf").iterdir())
+    assert len(eafs) == len(names)
+    assert "its .eaf is eaf/take_1-" in err
+    # Each .eaf links its own video (the media URL names the file it was made from).
+    linked = {Elan.Eaf(str(out / "eaf" / e)).get_linked_files()[0]["MEDIA_URL"].rsplit("/", 1)[1] for e in eafs}
+    assert len(linked) == len(names)
+
+
+def test_a_frame_folder_replayed_as_dot_is_named_after_the_folder(clip, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    src, weights = clip
+    frames = tmp_path / "session_03"
+    frames.mkdir()
+    cap = cv2.VideoCapture(str(src))
+    for i in range(1, 31):
+        ok, img = cap.read()
+        assert ok
+        cv2.imwrite(str(frames / f"{i:04d}.png"), img)
+    cap.release()
+    out = tmp_path / "run"
+    monkeypatch.chdir(frames)
+    assert _run(["--replay", ".", "--fps", "30", "--out", str(out)], weights) == 0
+    runs = json.loads((out / "metrics.json").read_text())["performance"]["runs"]
+    assert [r["stream"] for r in runs] == ["session_03"]
+    assert (out / "eaf" / "session_03.eaf").is_file()
+
+
+def test_types_scores_only_the_types_spotted(clip, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    src, weights = clip
+    truth = src.with_name("clip_truth.csv")
+    out = tmp_path / "run"
+    assert _run(["--replay", str(src), "--truth", str(truth), "--types", "ME", "--out", str(out)],
+                [w for w in weights if "_ME" in w.name]) == 0
+    megc = json.loads((out / "metrics.json").read_text())["megc"]
+    with open(truth, newline="") as fh:
+        n_mae = sum(row["type"] == "MaE" for row in csv.DictReader(fh))
+    assert n_mae > 0, "the clip needs MaE truth for this test"
+    assert megc["MaE"]["n_truth"] == 0
+    with open(out / "truth.csv", newline="") as fh:
+        assert {row["type"] for row in csv.DictReader(fh)} <= {"ME"}
+    assert f"{n_mae} truth interval(s) of MaE, not spotted (--types ME), not scored" in capsys.readouterr().err
