@@ -7,6 +7,10 @@ frame that is missing (a hole in a folder's numbering, a damaged frame in a vide
 shows as a jump in `index`; the pipeline breaks its frame chain there.
 
 Video files (`VideoFileSource`, read with PyAV/FFmpeg):
+- track: the video track that is the recording: cover art (attached pictures) is skipped;
+  of several tracks (a thumbnail muxed first, screen + camera), the one with the most
+  frames (declared, else duration x rate, else counted), then pixels; a notice names it
+  and how many were ignored.
 - index: the rank of the frame's presentation timestamp (pts) among the pts of all the
   video packets in the file, counted by a demux pass that does not decode (a damaged
   frame keeps its place; frames after it keep their numbers).
@@ -20,6 +24,9 @@ Video files (`VideoFileSource`, read with PyAV/FFmpeg):
   variable-rate file keeps its real times; with an `fps` override or without usable
   timestamps, `(index - 1) / fps`. A pts step over SPLICE_S (joined recordings, a clock
   reset) is a splice: index and t_stream go on after a one-frame gap (`frame_places`).
+  Pts that start again in packet order (by more than 1 s and 16 frame intervals, the most
+  B-frame reordering moves them: `pts_restarts`) are joined recordings: decode order,
+  with a notice.
 - fps (nominal; sets K downstream): the container's base rate (FFmpeg's guessed rate:
   r_frame_rate, the rate all timestamps are multiples of, corrected for codecs that
   count fields) when it is in (0, 1000] and at least a quarter of the frame intervals
@@ -45,14 +52,16 @@ Frame folders (`FrameFolderSource`): one image per frame; hidden files (name sta
 with '.', e.g. macOS `._img1.jpg`) are skipped. A frame's index is the number at the end
 of its file name (`img120.jpg` -> 120, `006_1_0120.jpg` -> 120; a folder numbered from 0
 is shifted by one so it starts at 1), so a hole in the numbering is a jump in `index`
-and is noticed. When the names do not give usable numbers (a name without a trailing
-number, two files with the same number, or numbers spread over more than twice as many
-values as there are files, e.g. timestamps), the files are numbered 1..N by position in
-natural order, with a notice. t_stream is `(index - 1) / fps`. An image that cannot be
-read (empty, damaged, a JPEG cut short while it was written: its lower part would be
-grey) is skipped like a damaged video frame: its number is a hole, the frame chain
-breaks there, and a notice names the files; a folder without one readable image raises
-`UserError` naming it.
+and is noticed. A few files without a trailing number in a folder of numbered ones (at
+most STRAY_FILES, or under STRAY_SHARE of the files: a cover.jpg, a thumbnail) are left
+out, named in a notice. When the names do not give usable numbers (more names without a
+trailing number, two files with the same number, or numbers spread over more than twice
+as many values as there are files, e.g. timestamps), the files are numbered 1..N by
+position in natural order, with a notice. t_stream is `(index - 1) / fps`. An image
+that cannot be read (empty, damaged, a JPEG cut short while it was written: its lower
+part would be grey) is skipped like a damaged video frame: its number is a hole, the
+frame chain breaks there, and a notice names the files; a folder without one readable
+image raises `UserError` naming it.
 
 Live sources (`CameraSource`, `RtspSource`) never end on their own: when frames stop
 (server gone, stall past the read timeout, end of stream) they report
@@ -322,16 +331,26 @@ def splice_step_s(fps: float) -> float:
     return max(SPLICE_S, 100.0 / fps)
 
 
-RESTART_S = 1.0  # pts going back by more than this in packet order: a second clock (B-frames reorder by less)
+RESTART_S = 1.0  # pts going back by more than this in packet order (and REORDER_FRAMES): a second clock
+# H.264 and HEVC let a decoder hold back at most 16 frames for reordering (B-frames), so
+# in packet order a pts can fall back by up to 16 frame intervals: at 1-2 fps (time-lapse,
+# security cameras) that is many seconds, and is no second clock.
+REORDER_FRAMES = 16
 
 
 def pts_restarts(pts: np.ndarray, time_base: float) -> list[int]:
-    """Where the pts (int64, packet order) fall back by more than RESTART_S below the
-    highest so far (the packet index of each fall): recordings joined with `cat` whose
-    clocks each start near zero."""
+    """Where the pts (int64, packet order) fall back below the highest so far by more
+    than RESTART_S and more than REORDER_FRAMES frame intervals (the packet index of each
+    fall): recordings joined with `cat` whose clocks each start near zero. The interval is
+    the median step of the sorted unique pts (a few lost frames or a splice do not move
+    it); a joined part shorter than REORDER_FRAMES intervals is not told from reordering."""
     if len(pts) < 2:
         return []
-    drops = (np.maximum.accumulate(pts)[:-1] - pts[1:]) * time_base > RESTART_S
+    steps = np.diff(np.unique(pts))
+    interval = float(np.median(steps)) * time_base if steps.size else 0.0
+    # + half an interval: millisecond timestamps round each interval by up to a tick
+    limit = max(RESTART_S, (REORDER_FRAMES + 0.5) * interval)
+    drops = (np.maximum.accumulate(pts)[:-1] - pts[1:]) * time_base > limit
     starts = drops & ~np.concatenate(([False], drops[:-1]))
     return [int(i) + 1 for i in np.flatnonzero(starts)]
 
@@ -360,6 +379,18 @@ def frame_places(pts: np.ndarray, time_base: float, fps: float | None) -> tuple[
     return np.concatenate(numbers), np.concatenate(seconds), splices
 
 
+def _header_frames(stream: av.video.stream.VideoStream) -> int | None:
+    """A video track's frame count from the container's headers: the declared count, else
+    duration x frame rate; None when neither is there."""
+    if stream.frames and stream.frames > 0:
+        return int(stream.frames)
+    rates = (r for r in (stream.average_rate, stream.guessed_rate) if r and 0 < r <= MAX_PLAUSIBLE_FPS)
+    rate = next(rates, None)
+    if stream.duration and stream.duration > 0 and stream.time_base and rate:
+        return round(float(stream.duration * stream.time_base * rate))
+    return None
+
+
 @dataclass(frozen=True)
 class VideoTiming:
     """What the demux pass learned: presentation timestamps in stream ticks (sorted,
@@ -374,7 +405,7 @@ class VideoTiming:
     fps: float | None  # None: neither the container nor the timestamps give a rate
     varies: tuple[float, float] | None  # (lowest, highest) fps when it varies
     discarded: int = 0  # packets an edit list cuts (declared, never presented)
-    restarts: int = 0  # times the pts went back by over RESTART_S in packet order (joined recordings)
+    restarts: int = 0  # times the pts started again in packet order (`pts_restarts`: joined recordings)
 
 
 def nominal_fps(base_rate: float | None,
@@ -416,6 +447,8 @@ class VideoFileSource(FrameSource):
             raise UserError(f"{self.path}: no such video file")
         self.name = self.path.stem
         self._override = None if fps is None else _check_fps(fps, f"{self.path}: fps")
+        self._track: int | None = None  # stream index of the recording (`_pick_track`)
+        self._track_note: str | None = None  # other video tracks were ignored (told in `__iter__`)
         self.timing = self._scan()
         self.n_frames: int | None = self.timing.declared
         if self._override is not None:
@@ -435,22 +468,70 @@ class VideoFileSource(FrameSource):
     def fps(self) -> float:
         return self._fps
 
-    def _open(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+    def _open_container(self) -> av.container.InputContainer:
         import av
 
         try:
-            container = av.open(str(self.path), "r")
+            return av.open(str(self.path), "r")
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or type(exc).__name__
             raise UserError(f"{self.path}: cannot open video (unsupported or corrupted: {reason})") from None
-        if not container.streams.video:
+
+    def _open(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
+        """The open file and its recording's video stream (`_pick_track`, chosen once)."""
+        container = self._open_container()
+        try:
+            if self._track is None:
+                self._track = self._pick_track(container)
+            stream = next(s for s in container.streams.video if s.index == self._track)
+            if stream.codec_context is None or stream.codec_context.codec is None:
+                raise UserError(f"{self.path}: cannot open video (no decoder for its codec)")
+        except BaseException:
             container.close()
-            raise UserError(f"{self.path}: cannot open video (no video stream in it)")
-        stream = container.streams.video[0]
-        if stream.codec_context is None or stream.codec_context.codec is None:
-            container.close()
-            raise UserError(f"{self.path}: cannot open video (no decoder for its codec)")
+            raise
         return container, stream
+
+    def _pick_track(self, container: av.container.InputContainer) -> int:
+        """The stream index of the video track that is the recording: cover art (attached
+        pictures) never is; of several tracks (a thumbnail muxed first, screen + camera),
+        the one with the most frames, then pixels. When there are several, the choice is
+        put in `_track_note`, told when the file is read (cover art goes untold)."""
+        import av
+
+        videos = list(container.streams.video)
+        if not videos:
+            raise UserError(f"{self.path}: cannot open video (no video stream in it)")
+        tracks = [s for s in videos if not s.disposition & av.stream.Disposition.attached_pic]
+        if not tracks:
+            raise UserError(f"{self.path}: cannot open video (its only video is a cover picture)")
+        if len(tracks) == 1:
+            return tracks[0].index
+        frames = {s.index: _header_frames(s) for s in tracks}
+        if any(n is None for n in frames.values()):  # (MKV declares neither count nor duration)
+            frames = dict(self._count_packets([s.index for s in tracks]))
+        chosen = max(tracks, key=lambda s: (frames[s.index] or 0, s.width * s.height))
+        others = len(tracks) - 1
+        self._track_note = (f"{self.path.name}: {len(tracks)} video tracks; reading track #0:{chosen.index} "
+                            f"({chosen.width}x{chosen.height}, {frames[chosen.index] or 0} frames), "
+                            f"{others} other {'track' if others == 1 else 'tracks'} ignored")
+        return chosen.index
+
+    def _count_packets(self, indices: list[int]) -> dict[int, int]:
+        """Video packets (with data) per stream index, from a demux pass over the file."""
+        import av
+
+        counts = dict.fromkeys(indices, 0)
+        container = self._open_container()
+        try:
+            streams = [s for s in container.streams.video if s.index in counts]
+            for packet in container.demux(*streams):
+                if packet.size:
+                    counts[packet.stream.index] += 1
+        except (av.error.FFmpegError, OSError):
+            pass  # a damaged or truncated tail: the packets before it count
+        finally:
+            container.close()
+        return counts
 
     def _scan(self) -> VideoTiming:
         """Demux every video packet once: the file's frame places (only the first few
@@ -509,6 +590,8 @@ class VideoFileSource(FrameSource):
         import av
 
         timing = self.timing
+        if self._track_note is not None:
+            self.notice(self._track_note)
         if timing.varies is not None and self._override is None:
             low, high = timing.varies
             self.notice(f"{self.path.name}: frame rate varies ({low:.1f}-{high:.1f} fps); times come "
@@ -611,13 +694,22 @@ def image_files(folder: Path) -> list[Path]:
 TRAILING_NUMBER = re.compile(r"(\d+)$")
 
 
+# A numbered folder's files without a number, at most this many (or under STRAY_SHARE of
+# the files), are strays (a cover.jpg, a thumbnail) and are left out: ranked among the
+# frames they would move every frame after them by one and set the stream's size.
+STRAY_FILES = 2
+STRAY_SHARE = 0.05
+
+
 @dataclass(frozen=True)
 class Numbering:
     """Frame numbers for a folder's files: `frames` sorted by number; `why_position` says
-    why the names were not used (then the numbers are 1..N by position)."""
+    why the names were not used (then the numbers are 1..N by position); `left_out`: the
+    few files of a numbered folder whose names have no number (not frames)."""
 
     frames: list[tuple[int, Path]]
     why_position: str | None = None
+    left_out: tuple[Path, ...] = ()
 
     @property
     def missing(self) -> list[int]:
@@ -631,17 +723,21 @@ class Numbering:
 
 def number_frames(files: Sequence[Path]) -> Numbering:
     """Number frame files by the number their names end with (the module docstring's
-    rule), or by position when the names do not give usable numbers."""
+    rule; a few files without one among numbered files are strays, `left_out`), or by
+    position when the names do not give usable numbers."""
     numbers = [int(m.group(1)) if (m := TRAILING_NUMBER.search(p.stem)) else None for p in files]
     by_position = [(i, p) for i, p in enumerate(sorted(files, key=lambda p: natural_key(p.name)), start=1)]
     if not files:
         return Numbering([])
     unnumbered = [p for p, n in zip(files, numbers, strict=True) if n is None]
-    if unnumbered:
+    strays = 2 * len(unnumbered) < len(files) and (
+        len(unnumbered) <= STRAY_FILES or len(unnumbered) < STRAY_SHARE * len(files))
+    if unnumbered and not strays:
         return Numbering(by_position, f"{unnumbered[0].name} has no number at the end of its name")
     seen: dict[int, Path] = {}
     for p, n in zip(files, numbers, strict=True):
-        assert n is not None  # unnumbered files returned above
+        if n is None:
+            continue  # a stray, left out
         if n in seen:
             return Numbering(by_position, f"{seen[n].name} and {p.name} both have number {n}")
         seen[n] = p
@@ -651,7 +747,7 @@ def number_frames(files: Sequence[Path]) -> Numbering:
     if span > 2 * len(frames):
         return Numbering(by_position, f"the numbers in the names ({frames[0][0] - shift}.."
                                       f"{frames[-1][0] - shift}) are too sparse for {len(frames)} frames")
-    return Numbering(frames)
+    return Numbering(frames, left_out=tuple(sorted(unnumbered, key=lambda p: natural_key(p.name))))
 
 
 def _jpeg_cut_short(data: bytes) -> bool:
@@ -784,6 +880,11 @@ class FrameFolderSource(FrameSource):
 
     def _announce(self) -> None:
         numbering, where = self.numbering, self.path.name
+        if numbering.left_out:
+            strays = len(numbering.left_out)
+            self.notice(f"{where}: left out {first_few([p.name for p in numbering.left_out], 3)} ({strays} "
+                        f"{'file' if strays == 1 else 'files'} without a frame number at the end of the name); "
+                        f"the {len(self.files)} numbered images keep their numbers")
         if numbering.why_position is not None:
             self.notice(f"{where}: frames numbered 1..{len(self.files)} by position in the folder "
                         f"({numbering.why_position})")

@@ -875,3 +875,161 @@ def test_joined_transport_streams_play_through_the_seam(tmp_path):
     assert frames[-1].t_stream == pytest.approx(89 / 30)
     assert [n for n in src.notices if "start again 1 time(s)" in n] and len(src.notices) == 1
     assert not VideoFileSource(parts[0]).retimed
+
+
+def _still_with_counter(i: int) -> np.ndarray:
+    """A still scene whose top-left block shows frame i ((i * 8) % 256): libx264's
+    defaults give it runs of 3 B-frames, whose packet pts fall back by 3 frame intervals."""
+    image = pattern_frame(0, 160, 120)
+    image[:16, :16] = (i * 8) % 256
+    return image[:, :, ::-1].copy()  # RGB for PyAV
+
+
+@pytest.mark.skipif("libx264" not in av.codecs_available, reason="this PyAV build has no libx264")
+@pytest.mark.parametrize("fps", [1, 2])
+def test_low_fps_h264_with_b_frames_is_not_taken_for_joined_recordings(tmp_path: Path, fps: int) -> None:
+    """Field trial: 1-2 fps H.264 (time-lapse, security cameras) with B-frames was read as
+    joined recordings ('the timestamps start again 10 time(s)'), in decode order, at 1/3 fps."""
+    path = tmp_path / f"lowfps{fps}.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=fps)  # libx264's default settings
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        for i in range(60):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(_still_with_counter(i), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    with av.open(str(path)) as container:  # what the test is about: reordering falls back by over 1 s
+        video = container.streams.video[0]
+        pts = np.array([p.pts for p in container.demux(video) if p.size], np.int64)
+        assert float((np.maximum.accumulate(pts)[:-1] - pts[1:]).max() * video.time_base) > sources.RESTART_S
+    src = VideoFileSource(path)
+    frames = list(src)
+    assert src.fps == fps and src.timing.restarts == 0 and not src.retimed
+    assert [f.index for f in frames] == list(range(1, 61))
+    shown = [int(f.image[:16, :16].mean()) for f in frames]
+    assert all(abs(v - (i * 8) % 256) <= 6 for i, v in enumerate(shown)), shown
+    assert frames[-1].t_stream == pytest.approx(59 / fps)
+    assert src.notices == []
+
+
+def test_pts_restarts_tell_b_frame_reordering_from_a_second_clock() -> None:
+    tb = 1 / 16384  # MP4's tick for 1 fps
+    tick = 16384
+    # 1 fps, packet order of B-frame runs: the pts fall back by 2-3 s, more than RESTART_S
+    reordered = np.array([0, 3, 1, 2, 6, 4, 5, 9, 7, 8] + list(range(10, 60)), np.int64) * tick
+    assert sources.pts_restarts(reordered, tb) == []
+    # the deepest reordering H.264/HEVC allow: 16 frames held back
+    deepest = np.array([0, 17] + list(range(1, 17)) + list(range(18, 40)), np.int64) * tick
+    assert sources.pts_restarts(deepest, tb) == []
+    # two 2-minute 1 fps recordings joined, each clock from zero: a second clock
+    joined = np.concatenate((np.arange(120), np.arange(120))) * tick
+    assert sources.pts_restarts(joined, tb) == [120]
+    # 30 fps, 1.5 s parts (the joined transport streams test): found as before
+    assert sources.pts_restarts(np.concatenate((np.arange(45), np.arange(45))) * 3000, 1 / 90000) == [45]
+
+
+@pytest.mark.parametrize("fmt", ["matroska", "mp4"])
+def test_video_whose_first_track_is_a_still_reads_the_recording(tmp_path: Path, fmt: str) -> None:
+    """Field trial: an MKV whose track 0 is a one-frame 160x120 still and track 1 the
+    recording was read as one frame. The recording (150 frames, fewer pixels than the
+    still) is read, with a note; MKV declares no frame counts (they are counted)."""
+    path = tmp_path / ("two." + ("mkv" if fmt == "matroska" else "mp4"))
+    with av.open(str(path), "w", format=fmt) as out:
+        still = out.add_stream("mjpeg", rate=1)
+        still.width, still.height, still.pix_fmt = 160, 120, "yuvj420p"
+        video = out.add_stream("mpeg4", rate=30)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.bit_rate = 8_000_000
+        frame = av.VideoFrame.from_ndarray(pattern_frame(0, 160, 120)[:, :, ::-1].copy(), format="rgb24")
+        for packet in [*still.encode(frame), *still.encode()]:
+            out.mux(packet)
+        for i in range(150):
+            frame = av.VideoFrame.from_ndarray(small(i), format="bgr24")
+            for packet in video.encode(frame):
+                out.mux(packet)
+        for packet in video.encode():
+            out.mux(packet)
+    with av.open(str(path)) as container:
+        assert [(s.index, s.width) for s in container.streams.video] == [(0, 160), (1, 64)]
+    src = VideoFileSource(path)
+    frames = list(src)
+    assert src.fps == 30.0 and [f.index for f in frames] == list(range(1, 151))
+    assert frames[0].image.shape == (48, 64, 3)
+    shown = [int(f.image[:16, :16].mean()) for f in frames]
+    assert all(abs(v - (i * 8) % 256) <= 6 for i, v in enumerate(shown)), shown
+    assert src.notices == [f"{path.name}: 2 video tracks; reading track #0:1 (64x48, 150 frames), "
+                           "1 other track ignored"]
+
+
+def test_cover_art_is_not_a_video_track(tmp_path: Path) -> None:
+    """Cover art (an attached picture) is skipped without a note beside a recording, and
+    is no video on its own (it was read as a one-frame video)."""
+    def write(path: Path, recording: bool) -> Path:
+        with av.open(str(path), "w") as out:
+            video = out.add_stream("mpeg4", rate=30) if recording else None
+            if video is not None:
+                video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+            audio = None if recording else out.add_stream("aac", rate=48000, layout="mono")
+            cover = out.add_stream("png", rate=1)  # added before muxing: the header has every stream
+            cover.width, cover.height, cover.pix_fmt = 160, 120, "rgb24"
+            cover.disposition = av.stream.Disposition.attached_pic
+            rgb = pattern_frame(0, 160, 120)[:, :, ::-1].copy()
+            out.mux([*cover.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")), *cover.encode()])
+            if video is not None:
+                for i in range(30):
+                    out.mux(video.encode(av.VideoFrame.from_ndarray(small(i), format="bgr24")))
+                out.mux(video.encode())
+            if audio is not None:
+                silence = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="fltp", layout="mono")
+                silence.sample_rate, silence.pts = 48000, 0
+                out.mux([*audio.encode(silence), *audio.encode()])
+        return path
+
+    with_video = write(tmp_path / "song.mp4", recording=True)
+    src = VideoFileSource(with_video)
+    assert sum(1 for _ in src) == 30 and src.notices == []
+    audio_only = write(tmp_path / "audio.mp4", recording=False)
+    with av.open(str(audio_only)) as container:  # what the test is about: the only video is the cover
+        assert [s.disposition & av.stream.Disposition.attached_pic for s in container.streams.video] == [
+            av.stream.Disposition.attached_pic]
+    with pytest.raises(UserError, match="its only video is a cover picture"):
+        VideoFileSource(audio_only)
+
+
+def test_folder_with_a_stray_cover_keeps_the_frame_numbers(tmp_path: Path) -> None:
+    """Field trial: img0001..img0150.jpg plus a 160x120 cover.jpg were numbered 1..151 by
+    position (every frame one off against the truth) and scaled to the cover's size."""
+    folder = tmp_path / "stray_cover"
+    folder.mkdir()
+    for i in range(1, 151):
+        assert cv2.imwrite(str(folder / f"img{i:04d}.jpg"), pattern_frame(i, 64, 48))
+    assert cv2.imwrite(str(folder / "cover.jpg"), pattern_frame(0, 16, 12))
+    src = FrameFolderSource(folder, 30)
+    assert src.n_frames == 150
+    frames = list(src)
+    assert [f.index for f in frames] == list(range(1, 151))
+    assert all(f.image.shape == (48, 64, 3) for f in frames)
+    shown = [int(f.image[:16, :16].mean()) for f in frames]
+    assert all(abs(v - (i * 8) % 256) <= 6 for i, v in enumerate(shown, start=1)), shown
+    assert frames[-1].t_stream == pytest.approx(149 / 30)
+    assert src.notices == ["stray_cover: left out cover.jpg (1 file without a frame number at the end "
+                           "of the name); the 150 numbered images keep their numbers"]
+
+
+@pytest.mark.parametrize("names, left_out", [
+    (["img1.png", "img2.png", "img3.png", "cover.png"], ["cover.png"]),  # at most 2
+    ([f"img{i}.png" for i in range(1, 61)] + ["a.png", "b.png", "thumb.png"], ["a.png", "b.png", "thumb.png"]),
+    (["img1.png", "a.png", "b.png"], None),  # most files have no number: by position
+    (["img1.png", "img2.png", "a.png", "b.png"], None),  # half: by position
+    ([f"img{i}.png" for i in range(1, 41)] + ["a.png", "b.png", "c.png"], None),  # 3, not under 5 %
+])
+def test_folder_strays_left_out_only_among_numbered_files(tmp_path: Path, names: list[str],
+                                                          left_out: list[str] | None) -> None:
+    numbering = sources.number_frames([tmp_path / n for n in names])
+    if left_out is None:
+        assert numbering.why_position is not None and numbering.left_out == ()
+        assert len(numbering.frames) == len(names)
+    else:
+        assert numbering.why_position is None and [p.name for p in numbering.left_out] == left_out
+        assert numbering.frames == [(i, tmp_path / f"img{i}.png") for i in range(1, len(names) - len(left_out) + 1)]
