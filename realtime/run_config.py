@@ -64,6 +64,8 @@ def parse_frames(text: str, option: str = "--save-inputs") -> frozenset[int]:
     return frozenset(frames)
 
 
+MIN_FPS = 1.0  # --fps below this is refused
+
 @dataclass(frozen=True, slots=True)
 class RunConfig:
     """One run of `lgnm-live`. Exactly one of camera, rtsp, video, replay is the source.
@@ -127,6 +129,10 @@ class RunConfig:
             raise ConfigError("{}: needs {} (the images go to OUT/inputs/<stream>/)", "save_inputs", "out")
         if self.fps is not None and not (math.isfinite(self.fps) and self.fps > 0):
             raise ConfigError("{}: must be a positive frame rate, got " + _lit(self.fps), "fps")
+        if self.fps is not None and self.fps < MIN_FPS:
+            # K (a fraction of a second) would round to one frame and every time be off.
+            raise ConfigError("{}: must be at least " + _lit(MIN_FPS) + " frame per second (a micro-expression "
+                              "lasts under 0.5 s), got " + _lit(self.fps), "fps")
         if self.batch < 1:
             raise ConfigError("{}: must be >= 1, got " + _lit(self.batch), "batch")
         if self.max_frames is not None and self.max_frames < 1:

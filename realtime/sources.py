@@ -666,7 +666,7 @@ class VideoFileSource(FrameSource):
                         "frame chain breaks at each gap")
         if skipped:
             self.notice(f"{self.path.name}: {skipped} decoded {_frames_word(skipped)} had no place "
-                        "among the file's timestamps and were skipped")
+                        f"among the file's timestamps and {'was' if skipped == 1 else 'were'} skipped")
         if truncated and self.n_frames is not None and delivered < self.n_frames:
             self.notice(f"{self.path.name}: read {delivered} of {self.n_frames} declared frames; "
                         "the file ends early (truncated?)")
@@ -924,7 +924,8 @@ class FrameFolderSource(FrameSource):
             if unreadable:
                 names = first_few([f.name for _, f in unreadable], 3)
                 self.notice(f"{self.path.name}: {len(unreadable)} {_frames_word(len(unreadable))} could not be "
-                            f"read ({_spans([i for i, _ in unreadable])}: {names}) and were skipped; the frame "
+                            f"read ({_spans([i for i, _ in unreadable])}: {names}) and "
+                            f"{'was' if len(unreadable) == 1 else 'were'} skipped; the frame "
                             "chain breaks at each")
         if delivered == 0 and not self._closed.is_set():
             raise UserError(f"{self.path}: none of its {len(self.files)} images can be read "

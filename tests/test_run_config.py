@@ -38,6 +38,7 @@ def test_every_parameter_is_set_by_an_option() -> None:
     ({"batch": 0}, "batch: must be >= 1, got 0", "--batch: must be >= 1, got 0"),
     ({"fps": 0.0}, "fps: must be a positive frame rate, got 0.0", "--fps: must be a positive frame rate"),
     ({"fps": float("nan")}, "fps: must be a positive frame rate, got nan", "--fps: must be a positive"),
+    ({"fps": 1e-9}, "fps: must be at least 1.0 frame per second", "--fps: must be at least 1.0"),
     ({"max_frames": 0}, "max_frames: must be >= 1", "--max-frames: must be >= 1"),
     ({"save_inputs": frozenset({3})}, "save_inputs: needs out (", "--save-inputs: needs --out ("),
     ({"lsl_wait": 1.0}, "lsl_wait: needs lsl", "--lsl-wait: needs --lsl"),
