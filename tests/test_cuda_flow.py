@@ -258,3 +258,34 @@ def test_pair_features_seam_refills_evicted_frames(host_available: None, monkeyp
         want = ft.encode_pair(fr.farneback(greys[a.frame_id], greys[b.frame_id], s), geo, s)
         assert (np.abs(x - want) <= GREY_TOL).mean() >= 0.99
     assert pf.inputs([]).shape == (0, 3, 112, 112)
+
+
+def test_pair_features_seam_fits_dominant_motion_on_each_pairs_own_face(host_available: None,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """"dominant" on the CUDA seam with a ring smaller than the frames in flight: each pair's
+    field is fitted on its own first frame's face (faces of other sizes and places) across
+    evictions and flushes, as the CPU chain does."""
+    from engines.head_motion import face_shape
+
+    s = FlowSettings(head_motion="dominant")
+    base = astronaut_face(112)
+    # A head rolling and coming closer: a field the dominant model fits (and the nose alone does not).
+    greys = [cv2.warpAffine(base, cv2.getRotationMatrix2D((56, 56), 1.5 * i, 1.0 + 0.02 * i), (112, 112),
+                            flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT) for i in range(4)]
+    mean_face = face_shape()[:, :2].astype(np.float32) * 112
+    # Each frame's face a little larger and further right: other masks, nose boxes and ROIs.
+    marks = [((mean_face - 56) * (1.0 + 0.04 * i) + 56 + np.float32([1.5 * i, 0.0])).astype(np.float32)
+             for i in range(4)]
+    products = {id(g): ft.FlowFrame(g, m, ft.face_geometry(m, 112)) for g, m in zip(greys, marks, strict=True)}
+    monkeypatch.setattr(ft, "flow_frame", lambda face, settings: products[id(face)])
+    pf = cf.CudaPairFeatures(s, capacity=3, max_pairs=2, backend="host")
+    frames = [pf.prepare(g) for g in greys]  # 4 frames into 3 slots: frame 0 is evicted
+    pairs = [(frames[0], frames[3]), (frames[1], frames[3]), (frames[2], frames[3]), (frames[0], frames[1])]
+    got = pf.inputs(pairs)
+    for x, (a, b) in zip(got, pairs, strict=True):
+        fa, fb = products[id(greys[a.frame_id])], products[id(greys[b.frame_id])]
+        flow = ft.remove_model_motion(fr.farneback(greys[a.frame_id], greys[b.frame_id], s), fa, fb, s)
+        want = ft.encode_pair(flow, fa.geometry, s)
+        assert (np.abs(x - want) <= GREY_TOL).mean() >= 0.99
+        nose = ft.encode_pair(fr.farneback(greys[a.frame_id], greys[b.frame_id], s), fa.geometry, s)
+        assert (np.abs(x - nose) > 10 * GREY_TOL).mean() > 0.05  # the fitted field was taken out
