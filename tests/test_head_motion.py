@@ -297,3 +297,23 @@ def test_turn_track_turns_and_comes_back() -> None:
     assert d[90, 1, 0] < -0.02  # then the other way
     with pytest.raises(ValueError):
         turn_track(points, "roll", 6.0, 4.0, 30.0, 1.0)
+
+
+def test_a_small_expression_under_noise_is_mostly_kept() -> None:
+    """A 0.5 px brow raise (a micro-expression's size) over the brows, with 0.1 px of flow
+    noise and the head field: most of it survives the fit (the cut-off is loose, README)."""
+    from engines.landmarks import LEFT_BROW, RIGHT_BROW
+
+    lm, _ = mean_face()
+    geometry = ft.face_geometry(lm.astype(np.float32), SIZE)
+    ys, xs = np.mgrid[0:SIZE, 0:SIZE]
+    brows = lm[np.r_[LEFT_BROW, RIGHT_BROW]]
+    near = np.hypot(xs[..., None] - brows[:, 0], ys[..., None] - brows[:, 1]).min(axis=-1) <= 6.0
+    expression = np.zeros((SIZE, SIZE, 2), np.float32)
+    expression[near, 1] = -0.5
+    noise = np.random.default_rng(1).normal(0, 0.1, (SIZE, SIZE, 2)).astype(np.float32)
+    eyes = (geometry.left_eye, geometry.right_eye)
+    remaining = hm.remove_dominant_motion(head_field(HEAD) + expression + noise, lm, geometry.nose_box, eyes)
+    nose = remaining[geometry.nose_box[1]:geometry.nose_box[3], geometry.nose_box[0]:geometry.nose_box[2]]
+    moved = -(remaining - nose.reshape(-1, 2).mean(axis=0))[near & hm.face_mask(lm, SIZE, eyes), 1]
+    assert 0.7 * 0.5 < float(np.median(moved)) < 1.1 * 0.5

@@ -291,3 +291,36 @@ python -m tools.real_motion_check --weights "${T13P[@]}" --tracks "${CHECK[@]}" 
 python -m tools.validation_synth --out "$WORK/ind5" --videos 10 --fps 30 --seconds 30 --seed 5
 replay_set "$WORK/ind5" t13p "${T13P[@]}"
 replay_set "$WORK/ind5" old14 "${OLD[@]}"
+
+# 15. (fifteenth session) The dominant-motion head model (`head_motion: dominant`, README
+#     Method notes) on the shipped networks unchanged, under a rule written first
+#     (engines/weights/README.md, "Fifteenth session"): (a) held-out >= shipped - 0.01,
+#     (b) still-track events at most half the shipped pair's, (c) sway events <= shipped's,
+#     (d) a NEW independent set (seed 6) >= shipped - 0.03. No training.
+mkdir -p "$WORK/dom"
+for t in ME MaE; do
+  python -m tools.weights_ops head-motion "$OUT/demo_$t.safetensors" --model dominant --out "$WORK/dom/demo_$t.safetensors"
+done
+DOM=("$WORK/dom/demo_ME.safetensors" "$WORK/dom/demo_MaE.safetensors")
+python -m tools.quality --weights "${DOM[@]}" --work "$WORK/quality6" --videos 6 --seed 1001
+python -m tools.real_motion_check --weights "${DOM[@]}" --tracks "${CHECK[@]}" --synth-seconds 10
+
+# 15b. Step 13's fine-tune with the dominant model (`--head-motion dominant`, same videos,
+#      options and time), calibrated on the same validation videos; same rule as step 15,
+#      (d) on seed 6 (whose replays for step 15 were stopped unread when (a) had failed).
+FT15=(--dataset synth --data "$WORK/plain" "$WORK/real" "$WORK/turns" "$WORK/turnsreal" --out "$WORK/ft15" --batch 64
+      --optimizer adam --folds none --val-frac 0.15 --val-metric frame --val-stride 2 --max-neg 8000 --neg-every 4
+      --patience 4 --seed 0 --device cpu --threads 1 --augment --cache "$WORK/cache_ft" --prefix demo_ --lr 5e-4
+      --epochs 12 --max-minutes 40 --interval-rule peaks --head-motion dominant)
+lgnm-train "${FT15[@]}" --type ME --init "$OUT/demo_ME.safetensors" &
+lgnm-train "${FT15[@]}" --type MaE --init "$OUT/demo_MaE.safetensors" &
+wait
+lgnm-calibrate --weights "$WORK/ft15/demo_ME.safetensors" "$WORK/ft15/demo_MaE.safetensors" --dataset synth \
+  --data "$WORK/valplain" "$WORK/valreal" "$WORK/valturns" "$WORK/valturnsreal" --out "$WORK/ft15_cal" \
+  --cache "$WORK/cache_ftval" --interval-rule peaks
+F15=("$WORK/ft15_cal/demo_ME.safetensors" "$WORK/ft15_cal/demo_MaE.safetensors")
+python -m tools.quality --weights "${F15[@]}" --work "$WORK/quality6" --videos 6 --seed 1001
+python -m tools.real_motion_check --weights "${F15[@]}" --tracks "${CHECK[@]}" --synth-seconds 10
+python -m tools.validation_synth --out "$WORK/ind6" --videos 10 --fps 30 --seconds 30 --seed 6
+replay_set "$WORK/ind6" f15 "${F15[@]}"
+replay_set "$WORK/ind6" old15 "${OLD[@]}"
