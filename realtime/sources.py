@@ -92,7 +92,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 import cv2
@@ -262,6 +262,32 @@ def _spans(numbers: Sequence[int], most: int = 6) -> str:
 
 def _frames_word(count: int) -> str:
     return "frame" if count == 1 else "frames"
+
+
+SAR_TOLERANCE = 0.01  # pixel aspect ratios within 1% of square are left as they are
+
+
+def pixel_aspect(stream: Any) -> float:
+    """The sample (pixel) aspect ratio a video stream declares, width / height of one
+    pixel (HDV 1440x1080: 4/3; DV NTSC: 10/11); 1.0 when it declares none or nonsense."""
+    for sar in (getattr(stream, "sample_aspect_ratio", None),
+                getattr(getattr(stream, "codec_context", None), "sample_aspect_ratio", None)):
+        if sar is not None and sar.numerator > 0 and sar.denominator > 0:
+            value = float(sar)
+            if 0.2 <= value <= 5.0:
+                return value
+    return 1.0
+
+
+def square_pixels(image: np.ndarray, aspect: float) -> np.ndarray:
+    """`image` resampled so that its pixels are square: width x `aspect` (the display
+    aspect ratio players show). FaceMesh and the face alignment assume square pixels: an
+    anamorphic frame gives squashed faces and skewed flow. Unchanged within SAR_TOLERANCE."""
+    if abs(aspect - 1.0) <= SAR_TOLERANCE:
+        return image
+    h, w = image.shape[:2]
+    width = max(1, int(round(w * aspect)))
+    return cv2.resize(image, (width, h), interpolation=cv2.INTER_AREA if width < w else cv2.INTER_CUBIC)
 
 
 def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
@@ -613,6 +639,10 @@ class VideoFileSource(FrameSource):
         undecoded: list[int] = []
         with _quiet_ffmpeg():
             container, stream = self._open()
+        aspect = pixel_aspect(stream)
+        if abs(aspect - 1.0) > SAR_TOLERANCE:
+            self.notice(f"{self.path.name}: non-square pixels (aspect {aspect:.4g}); frames are resampled to "
+                        f"{int(round(stream.width * aspect))}x{stream.height}, as players show them")
         try:
             packets = container.demux(stream)
             while not self._closed.is_set():
@@ -636,7 +666,7 @@ class VideoFileSource(FrameSource):
                     if index <= last:
                         skipped += 1  # a timestamp outside the packets' or a repeated one
                         continue
-                    image = _upright(frame.to_ndarray(format="bgr24"), frame.rotation)
+                    image = _upright(square_pixels(frame.to_ndarray(format="bgr24"), aspect), frame.rotation)
                     t_capture = time.monotonic()
                     if index > last + 1:
                         undecoded.extend(range(last + 1, index))

@@ -364,7 +364,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def write_av(path: Path, images: list[np.ndarray], pts: list[int] | None = None, rate: int = 30,
-             codec: str = "mpeg4", rotation: int | None = None, faststart: bool = False) -> Path:
+             codec: str = "mpeg4", rotation: int | None = None, faststart: bool = False,
+             sar: fractions.Fraction | None = None) -> Path:
     """Write `images` (BGR) with PyAV, frame i at `pts[i]` ticks of 1/rate s (default i)."""
     options = {"movflags": "faststart"} if faststart else {}
     with av.open(str(path), "w", options=options) as container:
@@ -376,6 +377,8 @@ def write_av(path: Path, images: list[np.ndarray], pts: list[int] | None = None,
         stream.bit_rate = 8_000_000  # near-lossless at these sizes: content is compared
         if rotation is not None:
             stream.set_display_rotation(rotation)
+        if sar is not None:
+            stream.codec_context.sample_aspect_ratio = sar
         for i, image in enumerate(images):
             frame = av.VideoFrame.from_ndarray(image, format="bgr24")
             frame.pts = i if pts is None else pts[i]
@@ -481,6 +484,25 @@ def test_rotated_phone_video_comes_out_upright(tmp_path):
     assert diff < 4, diff
     # turned the wrong way (counter-clockwise) it would be upside down
     assert np.abs(frames[0].image.astype(int) - cv2.rotate(upright, cv2.ROTATE_180)).mean() > 15
+
+
+@pytest.mark.parametrize("codec", ["mpeg4", "libx264"])
+def test_non_square_pixels_are_resampled_to_the_display_aspect(tmp_path, codec):
+    """HDV and DV camcorders store anamorphic frames (1440x1080 shown as 1920x1080): read
+    as stored, a face is squashed to 3/4 of its width for FaceMesh and the alignment."""
+    shown = np.zeros((48, 96, 3), np.uint8)  # what a player shows: a square block 24 px wide
+    shown[12:36, 36:60] = 220
+    stored = cv2.resize(shown, (72, 48), interpolation=cv2.INTER_AREA)  # 4:3 pixels: 72 stored px = 96 shown
+    path = write_av(tmp_path / "hdv.mp4", [stored] * 4, codec=codec, sar=fractions.Fraction(4, 3))
+    src = VideoFileSource(path)
+    frames = list(src)
+    assert len(frames) == 4 and frames[0].image.shape == shown.shape
+    assert np.abs(frames[0].image.astype(int) - shown).mean() < 6
+    assert src.notices == ["hdv.mp4: non-square pixels (aspect 1.333); frames are resampled to 96x48, as players "
+                           "show them"]
+    square = write_av(tmp_path / "square.mp4", [shown] * 2, codec=codec)
+    plain = VideoFileSource(square)
+    assert list(plain)[0].image.shape == shown.shape and plain.notices == []
 
 
 def test_truncated_mp4_says_how_many_declared_frames_were_read(tmp_path):
