@@ -116,9 +116,10 @@ def remove_rigid_motion(flow: np.ndarray, landmarks_a: np.ndarray, landmarks_b: 
     return flow - rigid_motion_field(landmarks_a, landmarks_b, size, nose_box)
 
 
-# Dominant-motion fit ("dominant"). Tukey's c = 4.685 sigma gives 95% efficiency under
-# Gaussian residuals; sigma = 1.4826 MAD, floored at SIGMA_FLOOR_PX so that on a still face
-# (residuals ~0.05 px of flow noise) pixels are not rejected for noise alone.
+# Dominant-motion fit ("dominant"). Tukey's c = 4.685 s with s = 1.4826 x the median
+# residual length (see fit_dominant_motion for what that is in sigmas), s floored at
+# SIGMA_FLOOR_PX so that on a still face (residuals ~0.05 px of flow noise) pixels are not
+# rejected for noise alone.
 TUKEY_C = 4.685
 SIGMA_FLOOR_PX = 0.1
 DOMINANT_ITERATIONS = 6
@@ -139,12 +140,16 @@ def face_mask(landmarks: np.ndarray, size: int, eyes: tuple[np.ndarray, ...] = (
 def fit_dominant_motion(flow: np.ndarray, mask: np.ndarray, iterations: int = DOMINANT_ITERATIONS) -> np.ndarray:
     """(2,4) float64 coefficients (c0, c1, c2, c3) of u_x and u_y (module docstring) fitted
     to flow (S,S,2) px over the pixels of `mask` (S,S) bool, robustly: IRLS with Tukey's
-    biweight on the 2-D residual norm, scale 1.4826 MAD (floor SIGMA_FLOOR_PX), starting
-    from the median translation (Odobez & Bouthemy 1995). All zeros with fewer than 8
-    pixels in the mask."""
+    biweight on the 2-D residual length r, scale s = 1.4826 median(r) (floor
+    SIGMA_FLOOR_PX; about 1.75 sigma for Gaussian noise of sigma per axis, so the cut-off
+    TUKEY_C s is a loose ~8 sigma), starting from the median translation (Odobez &
+    Bouthemy 1995). Pixels whose flow is not finite are left out. All zeros with fewer
+    than 8 sampled pixels; the last fit is kept when the weighted pixels no longer
+    determine the field (all on one line)."""
     size = int(flow.shape[0])
     sample = np.zeros_like(mask)
     sample[::MASK_STRIDE] = mask[::MASK_STRIDE]
+    sample &= np.isfinite(flow).all(axis=-1)  # one bad flow pixel must not spoil the whole field
     coef = np.zeros((4, 2))
     if int(sample.sum()) < 8:
         return coef.T.copy()
@@ -160,8 +165,14 @@ def fit_dominant_motion(flow: np.ndarray, mask: np.ndarray, iterations: int = DO
         # Weighted normal equations (4x4), solved by OpenCV: numpy's LAPACK call costs
         # milliseconds when a threaded BLAS shares busy cores (7 us here).
         bw = basis * w[:, None]
-        ok, solved = cv2.solve(bw.T @ basis, bw.T @ f, flags=cv2.DECOMP_CHOLESKY)
-        if not ok:  # inliers on a line (a degenerate face): keep the last fit
+        normal = bw.T @ basis
+        # Cholesky only fails at exact singularity; rounding noise on a rank-deficient
+        # system (inliers on one line) passes it, so test the spread of the eigenvalues.
+        _, eigen, _ = cv2.eigen(normal)
+        if eigen is None or not eigen[-1, 0] > 1e-9 * eigen[0, 0]:
+            break
+        ok, solved = cv2.solve(normal, bw.T @ f, flags=cv2.DECOMP_CHOLESKY)
+        if not ok:
             break
         coef = solved
     return np.ascontiguousarray(coef.T)

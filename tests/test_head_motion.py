@@ -317,3 +317,20 @@ def test_a_small_expression_under_noise_is_mostly_kept() -> None:
     nose = remaining[geometry.nose_box[1]:geometry.nose_box[3], geometry.nose_box[0]:geometry.nose_box[2]]
     moved = -(remaining - nose.reshape(-1, 2).mean(axis=0))[near & hm.face_mask(lm, SIZE, eyes), 1]
     assert 0.7 * 0.5 < float(np.median(moved)) < 1.1 * 0.5
+
+
+def test_the_dominant_fit_survives_bad_pixels_and_a_degenerate_face() -> None:
+    """A NaN in the flow stays out of the fit (it used to turn every coefficient NaN), and
+    weighted pixels on one line, which do not determine the field, keep the last fit
+    instead of a wild solution of a rank-deficient system."""
+    flow = head_field(HEAD)
+    flow[60, 60] = np.nan
+    coef = hm.fit_dominant_motion(flow, face_only_mask())
+    assert np.isfinite(coef).all() and np.abs(coef - HEAD).max() < 1e-4
+    band = np.zeros((SIZE, SIZE), bool)
+    band[40:42, 20:90] = True  # 2 rows: one sampled row, where 1 and y coincide
+    flow = head_field(HEAD)
+    coef = hm.fit_dominant_motion(flow, band)
+    # The starting translation is kept: no slope extrapolated from one line of pixels.
+    assert np.array_equal(coef[:, 1:], np.zeros((2, 3)))
+    assert np.allclose(coef[:, 0], np.median(flow[40, 20:90], axis=0), atol=1e-6)
