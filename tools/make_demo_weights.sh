@@ -308,10 +308,7 @@ python -m tools.real_motion_check --weights "${DOM[@]}" --tracks "${CHECK[@]}" -
 # 15b. Step 13's fine-tune with the dominant model (`--head-motion dominant`, same videos,
 #      options and time), calibrated on the same validation videos; same rule as step 15,
 #      (d) on seed 6 (whose replays for step 15 were stopped unread when (a) had failed).
-FT15=(--dataset synth --data "$WORK/plain" "$WORK/real" "$WORK/turns" "$WORK/turnsreal" --out "$WORK/ft15" --batch 64
-      --optimizer adam --folds none --val-frac 0.15 --val-metric frame --val-stride 2 --max-neg 8000 --neg-every 4
-      --patience 4 --seed 0 --device cpu --threads 1 --augment --cache "$WORK/cache_ft" --prefix demo_ --lr 5e-4
-      --epochs 12 --max-minutes 40 --interval-rule peaks --head-motion dominant)
+FT15=("${TURNS[@]}" --out "$WORK/ft15" --head-motion dominant)  # step 13's options (the later --out wins)
 lgnm-train "${FT15[@]}" --type ME --init "$OUT/demo_ME.safetensors" &
 lgnm-train "${FT15[@]}" --type MaE --init "$OUT/demo_MaE.safetensors" &
 wait
