@@ -116,8 +116,7 @@ def replay_item(index: int, item: ReplayItem, config: RunConfig) -> StreamOutcom
     stderr captured); never raises for the stream's own failure (it is returned)."""
     from rich.console import Console
 
-    from engines.pair_features import make_pair_features
-    from realtime.stream_runner import RunContext, common_flow, run_item
+    from realtime.stream_runner import FlowBackends, RunContext, common_flow, run_item
 
     quiet = replace(config, quiet=True, json=False)
     media = str(item.media.resolve()) if item.media and config.fps is None else None
@@ -128,8 +127,8 @@ def replay_item(index: int, item: ReplayItem, config: RunConfig) -> StreamOutcom
     with redirect_stderr(captured):  # the warnings and notes go back with the result
         try:
             scorer_sets = _scorer_sets(quiet)
-            pair_features = make_pair_features(quiet.flow, common_flow(scorer_sets.first))
-            context = RunContext(quiet, scorer_sets, pair_features, [recorder], Console(quiet=True),
+            flow_backends = FlowBackends(quiet.flow, common_flow(scorer_sets.first))
+            context = RunContext(quiet, scorer_sets, flow_backends, [recorder], Console(quiet=True),
                                  threading.Event(), recorder)  # type: ignore[arg-type]
             run_item(item, context, stats)
         except Exception as exc:  # noqa: BLE001 - one stream's fault is its result

@@ -17,7 +17,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from calibration.megc import evaluate, render_table, scored_truth
-from engines.pair_features import make_pair_features
 from realtime.common.errors import EXIT_USER_ERROR, UserError, output_dir
 from realtime.common.text import first_few
 from realtime.dashboard import performance_table
@@ -32,7 +31,7 @@ from realtime.run_config import RunConfig
 from realtime.sinks import CollectSink, ConsoleSink, EafSink, PredictionsSink, PublisherSink, ScoresCsvSink
 from realtime.sources import FrameSource, open_source
 from realtime.stats import RunStats
-from realtime.stream_runner import RunContext, ScorerSets, common_flow, run_isolated, run_item, write_stream_eaf
+from realtime.stream_runner import FlowBackends, RunContext, ScorerSets, common_flow, run_isolated, run_item, write_stream_eaf
 from realtime.upstream import open_upstream, wait_for_proxy
 
 
@@ -106,8 +105,7 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
         print("note: the bundled demo weights were trained on synthetic faces only; on real faces they "
               "take most facial motion (talking, blinks, a still face's jitter) for expressions. Train on "
               "labelled real videos (lgnm-train) and pass --weights for real use.", file=sys.stderr)
-    flow = common_flow(scorer_sets.first)
-    pair_features = make_pair_features(config.flow, flow)
+    flow_backends = FlowBackends(config.flow, common_flow(scorer_sets.first))
 
     runs: list[RunStats] = []
     items = [live_item(config)] if config.live else plan.items
@@ -138,7 +136,7 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
         # Not a terminal (a log file, CI): no progress bar can show, a line per video does.
         log = ReplayLog({it.name: it.n_frames for it in items}) \
             if not config.live and config.shows_progress and not console.is_terminal else None
-        context = RunContext(config, scorer_sets, pair_features, sinks, console, stop, publisher)
+        context = RunContext(config, scorer_sets, flow_backends, sinks, console, stop, publisher)
         t0 = time.monotonic()
         try:
             if config.ray is not None:  # one task per video on a Ray cluster

@@ -10,7 +10,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from calibration.megc import scored_truth
 from engines.demo_weights import default_weights
+from engines.pair_features import make_pair_features
 from engines.scorers import Scorer, make_scorer
 from realtime.common.errors import UserError
 from realtime.common.types import FlowSettings
@@ -91,6 +92,27 @@ def common_flow(scorers: list[Scorer]) -> FlowSettings:
     return flows.pop()
 
 
+class FlowBackends:
+    """The run's flow backends (`--flow`), one per flow the scorers were trained on. The
+    30 and 200 fps demo pairs may differ in flow settings (the 30 fps pair removes head
+    motion with the "dominant" model, the 200 fps pair with the nose box), so a run that
+    replays both rates builds one backend per pair when first needed. The landmark filter
+    is not part of a backend: each stream's aligner applies its own pair's."""
+
+    def __init__(self, kind: str, first: FlowSettings) -> None:
+        self.kind = kind
+        self._backends: dict[FlowSettings, PairFeatures] = {}
+        self.first = self.for_flow(first)  # up front: a --flow mistake fails before any stream
+
+    def for_flow(self, flow: FlowSettings) -> PairFeatures:
+        """The backend computing `flow` (built on first use). Raises UserError as
+        `engines.pair_features.make_pair_features` does."""
+        key = replace(flow, landmark_filter=None)
+        if key not in self._backends:
+            self._backends[key] = make_pair_features(self.kind, key)
+        return self._backends[key]
+
+
 @dataclass(frozen=True, slots=True)
 class RunContext:
     """What every stream of a run shares: its configuration, scorers, flow backend, sinks
@@ -98,7 +120,7 @@ class RunContext:
 
     config: RunConfig
     scorer_sets: ScorerSets
-    pair_features: PairFeatures
+    flow_backends: FlowBackends
     sinks: list[Sink]
     console: Console
     stop: threading.Event
@@ -165,11 +187,7 @@ def run_item(item: ReplayItem, context: RunContext, stats: RunStats) -> RunStats
     if config.video or (config.replay and config.paced):
         source = PacedSource(source)
     scorers = context.scorer_sets.for_fps(source.fps)
-    # The run's one flow backend was built from the first pair's settings; the landmark
-    # filter is not part of it (each stream's aligner takes its own pair's filter), so
-    # the 30 and 200 fps demo pairs may differ there and only there.
-    if not common_flow(scorers).same_flow_as(common_flow(context.scorer_sets.first)):
-        raise UserError("--weights: the demo pairs use different flow settings; reinstall the package")
+    pair_features = context.flow_backends.for_flow(common_flow(scorers))
     setups = [setup_for_fps(s, source.fps, rolling=config.threshold == "rolling") for s in scorers]
     options = RunOptions(batch=config.batch, face_size=max(s.meta.flow.face_size for s in scorers),
                          max_frames=config.max_frames, save_inputs=config.save_inputs,
@@ -193,7 +211,7 @@ def run_item(item: ReplayItem, context: RunContext, stats: RunStats) -> RunStats
         if view is not None:
             sinks.append(CallbackSink(on_status=lambda _: view.update(live_view(trace, thresholds))))
         with view if view is not None else contextlib.nullcontext():
-            return run_stream(source, setups, context.pair_features, sinks, options, stats,
+            return run_stream(source, setups, pair_features, sinks, options, stats,
                               stop=context.stop.is_set, status_extra=latency, on_notice=note)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[fps]:.0f} fps"), TimeRemainingColumn(),
@@ -202,5 +220,5 @@ def run_item(item: ReplayItem, context: RunContext, stats: RunStats) -> RunStats
         advance = CallbackSink(
             on_scores=lambda _: progress.update(task, completed=stats.frames, fps=stats.fps_so_far()),
             on_status=lambda status: progress.update(task, completed=stats.frames, fps=status.fps))
-        return run_stream(source, setups, context.pair_features, [*context.sinks, advance], options, stats,
+        return run_stream(source, setups, pair_features, [*context.sinks, advance], options, stats,
                           stop=context.stop.is_set, on_notice=note)

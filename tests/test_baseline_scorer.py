@@ -5,6 +5,7 @@ dispatch on every backend, old LGNMNet files unchanged, and a short CLI replay."
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -213,10 +214,12 @@ def test_bundled_baseline_pairs(prefix: str, fps: float, ks: tuple[int, int]) ->
         meta = read_meta(BUNDLED / f"{prefix}{type_}.safetensors")
         assert (meta.model, meta.type, meta.k, meta.fps) == (MODEL_FLOW_MAGNITUDE, type_, k, fps)
         demo = "demo_" if fps == 30.0 else "demo200_"
-        # One flow backend serves both (a run computes one flow); the landmark filter may
-        # differ: the baselines were calibrated on unfiltered alignment, the 30 fps demo
-        # pair was fine-tuned with the filter.
-        assert meta.flow.same_flow_as(read_meta(BUNDLED / f"{demo}{type_}.safetensors").flow)
+        # Compared with the demo pair at the same flow, ROI and encoding; the landmark filter
+        # and head model may differ: the baselines were calibrated on unfiltered alignment
+        # and the nose box, the 30 fps demo pair was fine-tuned with the filter and the
+        # "dominant" head model.
+        demo_flow = read_meta(BUNDLED / f"{demo}{type_}.safetensors").flow
+        assert replace(meta.flow, head_motion="nose").same_flow_as(replace(demo_flow, head_motion="nose"))
         assert meta.post.get("threshold") is not None
 
 

@@ -4,6 +4,7 @@ dataset replays on stand-in CAS(ME)^2 / SAMM-LV layouts; bad input exits 2 clean
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -78,7 +79,6 @@ def test_journal_holds_every_event(replay_run: dict) -> None:
 
 def test_predictions_csv_says_what_the_events_say(replay_run: dict) -> None:
     """predictions.csv carries each event's apex and times (README, Formats), row by row."""
-    import csv
 
     with (replay_run["out"] / "predictions.csv").open(newline="") as fh:
         rows = list(csv.DictReader(fh))
@@ -304,10 +304,40 @@ def test_a_200_fps_replay_uses_the_200_fps_demo_pair(media: dict, tmp_path: Path
     assert want["ME"].k != 6 and want["MaE"].k != 18  # not the 30 fps pair's K
 
 
+def test_one_run_of_30_and_200_fps_videos_gives_each_its_own_pairs_flow(media: dict, tmp_path: Path) -> None:
+    """The demo pairs differ in flow settings (the 30 fps pair removes head motion with the
+    "dominant" model, the 200 fps pair with the nose box); one run of both rates builds a
+    flow backend per pair (stream_runner.FlowBackends), so each stream scores exactly as
+    it does in a run of its own."""
+    import shutil
+
+    from realtime.synthesis.generate import write_dataset
+
+    mixed = tmp_path / "mixed"
+    write_dataset(mixed, 1, 200.0, ["astronaut"], seed=2, layout="mp4", duration_s=3)
+    shutil.copy(media["clip"], mixed / "slow.mp4")
+    bundled = Path(__file__).resolve().parents[1] / "engines" / "weights"
+    assert read_meta(bundled / "demo_ME.safetensors").flow != read_meta(bundled / "demo200_ME.safetensors").flow
+
+    def scores(replay: Path, out: Path) -> dict[str, list[list[str]]]:
+        assert live_main(["--replay", str(replay), "--pub", "none", "--quiet", "--max-frames", "90",
+                          "--out", str(out)]) == 0
+        rows: dict[str, list[list[str]]] = {}
+        with open(out / "scores.csv", newline="") as f:
+            for row in list(csv.reader(f))[1:]:
+                rows.setdefault(row[0], []).append(row)
+        return rows
+
+    together = scores(mixed, tmp_path / "together")
+    alone = {**scores(mixed / "slow.mp4", tmp_path / "slow"), **scores(mixed / "synth_001.mp4", tmp_path / "fast")}
+    assert set(together) == set(alone) == {"slow", "synth_001"}
+    for video in alone:
+        assert together[video] == alone[video], video
+
+
 def test_save_inputs_writes_what_the_model_saw(media: dict, tmp_path: Path) -> None:
     """--save-inputs: four PNGs per chosen pair and type; the saved network input, fed to
     the model, gives the raw score the run wrote in scores.csv (it is what the model saw)."""
-    import csv
 
     import cv2
     import numpy as np

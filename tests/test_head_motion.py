@@ -250,7 +250,7 @@ def test_weights_ops_sets_the_head_motion_model_and_keeps_the_network(tmp_path, 
     assert weights_ops.main(["head-motion", src, "--model", "rigid3d", "--out", str(out)]) == 0
     (net0, meta0), (net1, meta1) = load_weights(src), load_weights(out)
     assert meta1.flow == dataclasses.replace(meta0.flow, head_motion="rigid3d")
-    assert "head motion nose -> rigid3d" in meta1.trained_on
+    assert f"head motion {meta0.flow.head_motion} -> rigid3d" in meta1.trained_on
     for (k, t0), t1 in zip(net0.state_dict().items(), net1.state_dict().values(), strict=True):
         assert np.array_equal(t0.numpy(), t1.numpy()), k
     with pytest.raises(SystemExit) as exc:

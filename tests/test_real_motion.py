@@ -101,13 +101,24 @@ def test_lgnm_synth_real_motion_option(tmp_path: Path, capsys: pytest.CaptureFix
     assert track.is_file()
 
 
-def test_real_motion_check_refuses_a_pair_with_two_landmark_filters(capsys: pytest.CaptureFixture) -> None:
+def test_real_motion_check_refuses_a_pair_with_two_landmark_filters(tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture) -> None:
     """The check aligns each frame once, with the pair's landmark filter: the filtered demo
-    ME beside the unfiltered baseline MaE would measure the MaE on inputs it never sees."""
+    ME beside an unfiltered baseline MaE (the same flow otherwise) would measure the MaE on
+    inputs it never sees."""
+    from dataclasses import replace
+
+    from engines.baseline import FlowMagnitudeNet
+    from engines.weights import read_meta, save_weights
     from tools.real_motion_check import main
 
     weights = Path(__file__).resolve().parents[1] / "engines" / "weights"
-    rc = main(["--weights", str(weights / "demo_ME.safetensors"), str(weights / "baseline_MaE.safetensors"),
+    me = read_meta(weights / "demo_ME.safetensors")
+    base = read_meta(weights / "baseline_MaE.safetensors")
+    base = replace(base, flow=replace(me.flow, landmark_filter=None))
+    assert base.flow != me.flow and base.flow.same_flow_as(me.flow)
+    unfiltered = save_weights(FlowMagnitudeNet(base), base, tmp_path / "baseline_MaE.safetensors")
+    rc = main(["--weights", str(weights / "demo_ME.safetensors"), str(unfiltered),
                "--tracks", str(weights)])  # fmt: skip
     assert rc == 2
     err = capsys.readouterr().err

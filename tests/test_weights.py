@@ -13,7 +13,7 @@ from safetensors.torch import save_file
 from engines.lgnmnet import LGNMNet
 from engines.weights import WeightsMeta, file_sha256, load_weights, read_meta, save_weights
 from realtime.common.errors import UserError
-from realtime.common.types import DEFAULT_LANDMARK_FILTER, FlowSettings, LandmarkFilter
+from realtime.common.types import DEFAULT_LANDMARK_FILTER, HEAD_MOTION_MODELS, FlowSettings, LandmarkFilter
 
 
 def _meta() -> WeightsMeta:
@@ -156,10 +156,12 @@ def test_shipped_demo_weights_match_the_current_feature_defaults(path: Path) -> 
     a change of FlowSettings defaults without retraining would silently feed them inputs
     they never saw."""
     model, meta = load_weights(path)
-    # The landmark filter is whatever the weights were trained with (lgnm-live applies
-    # theirs): none for the weights shipped before it, the training default after.
+    # The landmark filter and the head-motion model are whatever the weights were trained
+    # with (lgnm-live applies theirs): no filter and the nose box for the weights shipped
+    # before them; the rest of the flow must be today's defaults.
     assert meta.flow.landmark_filter in (None, DEFAULT_LANDMARK_FILTER), path.name
-    assert replace(meta.flow, landmark_filter=None) == FlowSettings(), \
+    assert meta.flow.head_motion in HEAD_MOTION_MODELS, path.name
+    assert replace(meta.flow, landmark_filter=None, head_motion="nose") == FlowSettings(), \
         f"{path.name}: retrain with tools/make_demo_weights.sh"
     assert meta.fps in (30.0, 200.0) and meta.k == meta.post["k"] and meta.post["threshold"] is not None
     assert path.name.startswith("demo200_" if meta.fps == 200 else "demo_") and path.stem.endswith(meta.type)
@@ -172,16 +174,14 @@ def test_demo_weights_are_shipped_for_both_types() -> None:
     assert {p.name for p in SHIPPED} >= {"demo_ME.safetensors", "demo_MaE.safetensors"}
 
 
-def test_demo_pairs_share_one_flow_backend_and_a_filter_per_pair() -> None:
-    """One run serves 30 and 200 fps streams with one flow backend (stream_runner): the
-    shipped pairs may differ only in the landmark filter, which each stream's aligner
-    takes from its own pair, and within a pair the filter is one."""
+def test_each_demo_pair_shares_one_flow() -> None:
+    """A stream aligns each frame once and computes one flow per frame pair
+    (stream_runner.common_flow), so within a pair the flow settings, landmark filter
+    included, are one; the 30 and 200 fps pairs may differ (one backend each)."""
 
     metas = {p.name: read_meta(p) for p in SHIPPED}
-    flows = [m.flow for m in metas.values()]
-    assert all(flows[0].same_flow_as(f) for f in flows)
     for prefix in ("demo_", "demo200_"):
-        pair = {m.flow.landmark_filter for n, m in metas.items() if n.startswith(prefix) and n[len(prefix):][0] == "M"}
+        pair = {m.flow for n, m in metas.items() if n.startswith(prefix) and n[len(prefix):][0] == "M"}
         assert len(pair) == 1, prefix
     assert not FlowSettings().same_flow_as(FlowSettings(value_floor=1.0))
     assert FlowSettings().same_flow_as(FlowSettings(landmark_filter=DEFAULT_LANDMARK_FILTER))

@@ -321,3 +321,11 @@ python -m tools.real_motion_check --weights "${F15[@]}" --tracks "${CHECK[@]}" -
 python -m tools.validation_synth --out "$WORK/ind6" --videos 10 --fps 30 --seconds 30 --seed 6
 replay_set "$WORK/ind6" f15 "${F15[@]}"
 replay_set "$WORK/ind6" old15 "${OLD[@]}"
+
+# 16. (sixteenth session) Ship step 15b's pair: it passed rule 15c (engines/weights/README.md,
+#     "Fifteenth session": no measured figure worse than the shipped pair's, and a new
+#     independent set, seed 7, within 0.03 of it). The 200 fps pair is unchanged (nose box).
+python -m tools.validation_synth --out "$WORK/ind7" --videos 10 --fps 30 --seconds 30 --seed 7
+replay_set "$WORK/ind7" f15 "${F15[@]}"
+replay_set "$WORK/ind7" old15 "${OLD[@]}"
+cp "$WORK/ft15_cal/demo_ME.safetensors" "$WORK/ft15_cal/demo_MaE.safetensors" "$OUT/"
