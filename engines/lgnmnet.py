@@ -3,6 +3,10 @@
 Training uses the MagFace margin logits plus its magnitude regulariser; inference uses
 the plain scaled cosine logits, and the frame score is the softmax probability of class 1
 ("expression"), a continuous P(expression) rather than the authors' label x confidence.
+MagFace's scale (64) makes that softmax nearly binary; a temperature T fitted on labelled
+validation frames (temperature scaling, Guo et al. 2017, ICML: "On Calibration of Modern
+Neural Networks"; `calibration.temperature`, `lgnm-calibrate --temperature fit`) divides
+the logits before the softmax. T = 1 (the default) is the network as trained.
 """
 
 from __future__ import annotations
@@ -88,8 +92,12 @@ class MagFaceHead(nn.Module):
 class LGNMNet(nn.Module):
     """(N,3,112,112) normalised ROI -> 256-d embedding; `predict_proba` -> P(expression)."""
 
-    def __init__(self, dropout: float = 0.2, magface: MagFaceConfig = MagFaceConfig()) -> None:
+    def __init__(self, dropout: float = 0.2, magface: MagFaceConfig = MagFaceConfig(),
+                 temperature: float = 1.0) -> None:
         super().__init__()
+        # Not a tensor: the weights file keeps it in its metadata (model_params), so the
+        # state dict stays the network as trained.
+        self.temperature = float(temperature)
         self.backbone = mobilenet_v2_features()
         self.neck_conv = nn.Conv2d(FEATURE_CHANNELS, NECK_CHANNELS, 1, bias=False)
         self.neck_bn = nn.BatchNorm2d(NECK_CHANNELS)
@@ -114,8 +122,18 @@ class LGNMNet(nn.Module):
         return self.head.logits(self(x))
 
     def predict_proba(self, x: Tensor) -> Tensor:
-        """P(expression) per input: softmax over the plain scaled cosine logits, class 1."""
-        return torch.softmax(self.logits(x), dim=1)[:, EXPRESSION_CLASS]
+        """P(expression) per input: softmax over the plain scaled cosine logits / T, class 1."""
+        return self.proba(self.logits(x))
+
+    def proba(self, logits: Tensor) -> Tensor:
+        """(N,) P(expression) from (N,2) plain scaled logits: softmax(logits / T), class 1."""
+        scaled = logits if self.temperature == 1.0 else logits / self.temperature
+        return torch.softmax(scaled, dim=1)[:, EXPRESSION_CLASS]
+
+    def margin(self, x: Tensor) -> Tensor:
+        """(N,) logit of class 1 minus class 0 at T = 1: P(expression) = sigmoid(margin / T)."""
+        logits = self.logits(x)
+        return logits[:, EXPRESSION_CLASS] - logits[:, 1 - EXPRESSION_CLASS]
 
     def magface_loss(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
         """(CE on margin logits + lambda_g * mean g(a), plain scaled logits for metrics)."""

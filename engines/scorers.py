@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from engines.backends import BACKENDS, Backend  # noqa: F401 (re-exported)
-from engines.lgnmnet import EXPRESSION_CLASS, ExpressionProbability, LGNMNet
+from engines.lgnmnet import ExpressionProbability, LGNMNet
 from engines.onnx_export import INPUT_NAME, OUTPUT_NAME, export_onnx_bytes
 from engines.scorer_input import check_batch
 from engines.weights import MODEL_FLOW_MAGNITUDE, WeightsMeta, load_weights, read_meta
@@ -102,7 +102,7 @@ class _HalfBodyFloatHead(torch.nn.Module):
 
     def forward(self, roi: torch.Tensor) -> torch.Tensor:
         emb = self.net.embed(self.net.features(roi).float())
-        return torch.softmax(self.net.head.logits(emb), dim=1)[:, EXPRESSION_CLASS]
+        return self.net.proba(self.net.head.logits(emb))
 
 
 class TorchCudaScorer:

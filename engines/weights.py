@@ -55,7 +55,8 @@ class WeightsMeta:
     created: str = field(default_factory=_utc_now)
     format_version: int = FORMAT_VERSION
     # Which scorer the file is for: "lgnmnet" (tensors of the network; files without the
-    # field) or "flow_magnitude" (no tensors; `model_params` {"fraction", "e0"}).
+    # field; `model_params` {} or {"temperature"}) or "flow_magnitude" (no tensors;
+    # `model_params` {"fraction", "e0"}).
     model: str = MODEL_LGNMNET
     model_params: dict = field(default_factory=dict)
 
@@ -136,7 +137,7 @@ def _check_model(model: object, params: object) -> None:
         raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
     if not isinstance(params, dict):
         raise TypeError(f"model_params must be a JSON object, got {params!r}")
-    allowed = {"fraction", "e0"} if model == MODEL_FLOW_MAGNITUDE else set()
+    allowed = {"fraction", "e0"} if model == MODEL_FLOW_MAGNITUDE else {"temperature"}
     unknown = set(params) - allowed
     if unknown:
         raise ValueError(f"model_params of {model}: unknown {', '.join(sorted(unknown))}")
@@ -214,7 +215,7 @@ def load_weights(path: str | Path, device: str = "cpu") -> tuple[LGNMNet, Weight
         except (SafetensorError, RuntimeError, OSError) as exc:
             raise UserError(f"{path}: damaged safetensors data ({exc})") from exc
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    model = LGNMNet()
+    model = LGNMNet(temperature=meta.model_params.get("temperature", 1.0))
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -194,7 +194,10 @@ def test_cuda_without_a_gpu_and_unknown_kinds_are_errors() -> None:
 @pytest.fixture(scope="module")
 def weights(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("contract")
-    meta = WeightsMeta(type="ME", k=6, fps=30.0, k_seconds=0.2, flow=FlowSettings())
+    # A temperature (lgnm-calibrate --temperature fit) that every backend must apply: the
+    # torch CPU reference does, and an export or fp16 head that dropped it would differ.
+    meta = WeightsMeta(type="ME", k=6, fps=30.0, k_seconds=0.2, flow=FlowSettings(),
+                       model_params={"temperature": 3.0})
     base = baseline_meta("ME", 6, 30.0, 0.25, 20.0, {"threshold": 0.4, "win": 11, "order": 2, "tiny": 0.3})
     return {"lgnmnet": save_weights(sensitive_net(3), meta, folder / "me.safetensors"),
             "baseline": save_weights(FlowMagnitudeNet(base), base, folder / "bl_ME.safetensors")}

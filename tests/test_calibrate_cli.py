@@ -117,3 +117,38 @@ def test_interval_rule_option_is_checked(setup: dict, tmp_path: Path, capsys: py
         main(["--weights", str(setup["weights"][0]), "--dataset", "synth", "--data", str(setup["data"]),
               "--out", str(tmp_path), "--interval-rule", "plateau"])  # fmt: skip
     assert exit_.value.code == 2 and "--interval-rule" in capsys.readouterr().err
+
+
+def test_temperature_fit_stores_a_temperature_and_scores_with_it(setup: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    """--temperature fit: each LGNMNet file gets the NLL-optimal temperature of these
+    videos' IRL labels in model_params (printed with the NLL before and after); the
+    post-processing is then fitted on the tempered scores; the tensors stay."""
+    out = setup["root"] / "tempered"
+    me, mae = setup["weights"]
+    common = ["--dataset", "synth", "--data", str(setup["data"]), "--out", str(out),
+              "--cache", str(setup["root"] / "out" / "cache"), "--no-half", "--temperature", "fit"]
+    # These two videos hold macro-expressions only: no ME frame is positive.
+    assert main(["--weights", str(me), *common]) == 2
+    err = capsys.readouterr().err
+    assert "--temperature fit: ME" in err and "one class" in err and len(err.strip().splitlines()) == 1
+    assert main(["--weights", str(mae), *common]) == 0
+    printed = capsys.readouterr().out
+    for src in (mae,):
+        net0, _ = load_weights(src)
+        net1, meta1 = load_weights(out / src.name)
+        t = meta1.model_params["temperature"]
+        assert net1.temperature == t and t > 0 and t != 1.0
+        assert f"{meta1.type}: temperature {t:.3g}" in printed and "NLL" in printed
+        x = torch.randn(4, 3, 112, 112)
+        with torch.no_grad():
+            torch.testing.assert_close(net1.predict_proba(x), torch.sigmoid(net0.margin(x) / t))
+
+
+def test_temperature_fit_refuses_a_baseline(setup: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bundled = Path(__file__).resolve().parents[1] / "engines" / "weights" / "baseline_ME.safetensors"
+    rc = main(["--weights", str(bundled), "--dataset", "synth", "--data", str(setup["data"]),
+               "--out", str(tmp_path / "o"), "--cache", str(setup["root"] / "out" / "cache"),
+               "--temperature", "fit"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert rc == 2 and "--temperature fit" in err and "baseline_ME.safetensors" in err
+    assert len(err.strip().splitlines()) == 1

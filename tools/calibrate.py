@@ -11,6 +11,11 @@ The training-free flow-magnitude baseline (`engines/baseline.py`, weights holdin
 metadata) is calibrated the same way: its scores come from its formula, and its
 metadata-only file is written again with the new parameters.
 
+`--temperature fit` first fits a temperature per LGNMNet file (`calibration.temperature`:
+P(expression) = sigmoid(margin / T), T minimising the NLL of the validation frames' IRL
+labels) and stores it in the file's `model_params`; the grid search then runs on the
+tempered scores. `keep` (the default) leaves the stored temperature (1 when none).
+
 Use it to re-fit thresholds on more (or other) labelled videos than the training run's
 validation split, e.g. your own recordings, without retraining. Several labelled sets
 (`--data A B ...`, all of one --dataset kind) are pooled; their videos are then named
@@ -40,13 +45,16 @@ from calibration.search import (
     grids_for_fps,
     rules_option,
 )
+from calibration.temperature import TemperatureFit, fit_temperature
+from engines.lgnmnet import LGNMNet
 from engines.models import load_model
 from engines.weights import save_weights
 from realtime.common.errors import UserError, cli_entry, output_dir
 from realtime.common.types import Interval
+from realtime.labels import irl_labels
 from realtime.native_log import native_stderr_filtered
 from tools.features_cache import cached_inputs
-from tools.train import DATASETS, _progress, load_sets, score_inputs, spot
+from tools.train import DATASETS, _progress, load_sets, margin_inputs, score_inputs, spot
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -63,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cross-type", choices=("auto", "off"), default="auto",
                    help="auto: fit the ME-inside-MaE rule when both types are given (default); off: never")
     p.add_argument("--interval-rule", default="auto", choices=["auto", *RULES], help=INTERVAL_RULE_HELP)
+    p.add_argument("--temperature", choices=("keep", "fit"), default="keep",
+                   help="fit: temperature-scale each LGNMNet file's P(expression) on these videos first "
+                        "(stored in its metadata); keep: leave it (default)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--half", action=argparse.BooleanOptionalAction, default=True, help="store fp16 weights")
     return p
@@ -134,15 +145,36 @@ def main(argv: Sequence[str] | None = None) -> int:
     truth = [iv for v in videos for iv in v.truth]
     cache = a.cache or a.out / "cache"
 
+    fit = a.temperature == "fit"
+    if fit:
+        for path, net, _ in models.values():
+            if not isinstance(net, LGNMNet):
+                raise UserError(f"--temperature fit: {path} is a training-free baseline; its score is not a "
+                                "network's softmax (use --temperature keep)")
     seqs: dict[str, dict[str, np.ndarray]] = {}
+    notes: list[str] = []
     with _progress(console) as bar:
         for expr_type, (_, net, meta) in models.items():
             task = bar.add_task(f"scores {expr_type} K={meta.k}", total=len(videos))
             seqs[expr_type] = {}
+            margins: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
             for v in videos:
                 inp = cached_inputs(v.source, v.id, meta.type, meta.k, meta.flow, cache, fps=v.fps)
-                seqs[expr_type][v.id] = score_inputs(net, inp, a.device)
+                if fit:
+                    labels = irl_labels(inp.n_frames, meta.k, [iv for iv in v.truth if iv.type == expr_type])
+                    margins[v.id] = (margin_inputs(net, inp, a.device), labels, np.asarray(inp.valid, bool))
+                else:
+                    seqs[expr_type][v.id] = score_inputs(net, inp, a.device)
                 bar.advance(task)
+            if fit:
+                t = _fit_temperature(net, margins, expr_type)
+                notes.append(f"{expr_type}: temperature {t.temperature:.3g} (validation NLL {t.nll_before:.3f} -> "
+                             f"{t.nll_after:.3f} nats per frame, {t.frames} frames, {t.positives} positive)")
+                for vid, (m, _, valid) in margins.items():
+                    seqs[expr_type][vid] = np.where(valid, 1.0 / (1.0 + np.exp(-m / t.temperature)), 0.0
+                                                    ).astype(np.float32)
+    for note in notes:
+        console.print(note)
 
     before = {t: PostParams.from_dict(m.post) for t, (_, _, m) in models.items()}
     fitted = _fit(seqs, truth, models, before, a.cross_type == "auto", console, rules_option(a.interval_rule))
@@ -160,14 +192,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                 else f"runs, gap {p.run_gap:g}K, pad {p.run_pad:g}K, min {p.min_run:g}K")
         table.add_row(expr_type, f"{f1_before:.4f}", f"{f1_after:.4f}", f"{p.threshold:g}", rule,
                       str(p.win), str(p.order), ("yes" if p.drop_inside_mae else "no") if expr_type == "ME" else "-")
+        params = {**meta.model_params, "temperature": net.temperature} if fit else meta.model_params
         new_meta = dataclasses.replace(
-            meta, post={**p.to_dict(), "k": meta.k},
+            meta, post={**p.to_dict(), "k": meta.k}, model_params=params,
             trained_on=f"{meta.trained_on}; post-processing re-calibrated by lgnm-calibrate on {len(videos)} "
                        f"{a.dataset} videos ({', '.join(d.name for d in a.data)})")  # fmt: skip
         out = save_weights(net, new_meta, a.out / path.name, half=a.half)
         console.print(f"wrote {out}")
     console.print(table)
     return 0
+
+
+def _fit_temperature(net: LGNMNet, margins: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]],
+                     expr_type: str) -> TemperatureFit:
+    """Fit and set `net.temperature` from {video: (margins, IRL labels, valid)}; returns
+    the `calibration.temperature.TemperatureFit`. UserError when the labelled frames
+    hold one class only."""
+    m = np.concatenate([mm[valid] for mm, _, valid in margins.values()])
+    y = np.concatenate([labels[: len(valid)][valid] for _, labels, valid in margins.values()])
+    try:
+        result = fit_temperature(m, y)
+    except ValueError as exc:
+        raise UserError(f"--temperature fit: {expr_type}: {exc}") from exc
+    net.temperature = result.temperature
+    return result
 
 
 if __name__ == "__main__":

@@ -188,6 +188,20 @@ def score_inputs(model: LGNMNet, inputs: CachedInputs, device: str = "cpu", batc
     return scores
 
 
+@torch.inference_mode()
+def margin_inputs(model: LGNMNet, inputs: CachedInputs, device: str = "cpu", batch: int | None = None) -> np.ndarray:
+    """(N,) logit margin at T = 1 (`LGNMNet.margin`) of every frame's pair; 0 where invalid."""
+    batch = batch or (512 if device.startswith("cuda") else 64)
+    model.eval()
+    margins = np.zeros(inputs.n_frames, np.float32)
+    rows = np.flatnonzero(inputs.valid)
+    for s in range(0, len(rows), batch):
+        idx = rows[s : s + batch]
+        x = torch.from_numpy(np.asarray(inputs.x[idx], np.float32)).to(device)
+        margins[idx] = model.margin(x).float().cpu().numpy()
+    return margins
+
+
 def megc_counts(pred: Sequence[Interval], truth: Sequence[Interval], expr_type: ExprType) -> megc.TypeScore:
     """MEGC counts of one type (calibration.megc: FP >= 0 per video, F1 in [0, 1])."""
     return megc.score_type(list(truth), list(pred), expr_type)

@@ -58,7 +58,9 @@ def average(nets: Sequence[LGNMNet], metas: Sequence[WeightsMeta]) -> tuple[LGNM
     out.load_state_dict(mean)
     out.eval()
     note = f"mean of {len(nets)} checkpoints: " + " + ".join(f"[{m.trained_on}]" for m in metas)
-    return out, dataclasses.replace(first, trained_on=note)
+    # A stored temperature was fitted to one network's margins, not to the mean network's.
+    params = {k: v for k, v in first.model_params.items() if k != "temperature"}
+    return out, dataclasses.replace(first, trained_on=note, model_params=params)
 
 
 def retime(meta: WeightsMeta, fps: float) -> WeightsMeta:
