@@ -101,6 +101,11 @@ class PostParams:
     run_pad: float = 0.0  # "runs": floor(run_pad*K + 0.5) samples added at each end (< 0 trims)
     min_run: float = 0.0  # "runs": intervals with fewer than min_run*K active samples are dropped
     run_gap: float = 0.0  # "runs": runs at most floor(run_gap*K + 0.5) quiet samples apart pair
+    # "peaks" only (a deviation, fitted on labelled videos): a peak that pairs with no other
+    # gives no interval. Its box of 2*tiny*K + 1 frames cannot match (IoU >= 0.5) an
+    # expression longer than twice that, and on faces doing nothing such lone peaks are
+    # most of the false intervals.
+    drop_unpaired: bool = False
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -117,6 +122,8 @@ class PostParams:
             raise ValueError(f"rule must be one of {', '.join(RULES)}, got {self.rule!r}")
         if self.rule == "peaks" and (self.run_pad != 0 or self.min_run != 0 or self.run_gap != 0):
             raise ValueError("run_pad, min_run and run_gap apply to rule 'runs' only")
+        if self.rule == "runs" and self.drop_unpaired:
+            raise ValueError("drop_unpaired applies to rule 'peaks' only")
         if not all(math.isfinite(v) for v in (self.run_pad, self.min_run, self.run_gap)):
             raise ValueError("run_pad, min_run and run_gap must be finite")
         if self.min_run < 0 or self.run_gap < 0:
@@ -322,7 +329,8 @@ def process_chunk(
     spans = (run_spans(s, threshold, params) if params.rule == "runs"
              else [(lo, hi, left if s[left] >= s[right] else right, lo, hi)
                    for lo, hi, left, right in pair_peaks(find_spot_peaks(s, threshold, params.k),
-                                                         params.k, params.tiny, len(s))])
+                                                         params.k, params.tiny, len(s))
+                   if not (params.drop_unpaired and left == right)])
     candidates = []
     for lo, hi, apex, score_lo, score_hi in spans:
         # The smoothed curve of a probability can overshoot [0, 1] (Savitzky-Golay of order

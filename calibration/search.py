@@ -72,14 +72,17 @@ class SearchGrids:
     run_pad: tuple[float, ...] = (-0.25, 0.0, 0.25)
     min_run: tuple[float, ...] = (0.0, 0.5, 1.0)
     run_gap: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0)
+    drop_unpaired: tuple[bool, ...] = (False, True)
 
     def shapes(self) -> list[dict]:
-        """The interval-rule settings to try: TINY for "peaks", gap x pad x minimum for "runs"."""
+        """The interval-rule settings to try: TINY x lone peaks kept/dropped for "peaks",
+        gap x pad x minimum for "runs". Kept comes first: dropping must strictly win."""
         out: list[dict] = []
         if "peaks" in self.rule:
-            out += [{"rule": "peaks", "tiny": t, "run_pad": 0.0, "min_run": 0.0, "run_gap": 0.0} for t in self.tiny]
+            out += [{"rule": "peaks", "tiny": t, "drop_unpaired": d, "run_pad": 0.0, "min_run": 0.0, "run_gap": 0.0}
+                    for t in self.tiny for d in self.drop_unpaired]
         if "runs" in self.rule:
-            out += [{"rule": "runs", "run_gap": g, "run_pad": pad, "min_run": m}
+            out += [{"rule": "runs", "run_gap": g, "run_pad": pad, "min_run": m, "drop_unpaired": False}
                     for g in self.run_gap for pad in self.run_pad for m in self.min_run]
         return out
 
@@ -164,6 +167,7 @@ def grid_search(
                     rows.append({"win": win, "order": order, "rule": params.rule,
                                  "tiny": params.tiny if params.rule == "peaks" else float("nan"),
                                  "run_gap": params.run_gap, "run_pad": params.run_pad, "min_run": params.min_run,
+                                 "drop_unpaired": params.drop_unpaired,
                                  **fields_, "tp": score.tp,
                                  "n_pred": score.n_pred, "n_truth": score.n_truth, "f1": score.f1})
                     if params.rule not in best or score.f1 > best[params.rule][0]:

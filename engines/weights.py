@@ -154,7 +154,7 @@ def _check_post(post: object, k: int) -> None:
     if not isinstance(post, dict):
         raise TypeError(f"post must be a JSON object, got {post!r}")
     ints = {"k", "win", "order", "keep", "shift", "max_chunk"}
-    bools = {"drop_inside_mae"}
+    bools = {"drop_inside_mae", "drop_unpaired"}
     strings = {"rule"}
     optional = {"threshold", "shift", "max_chunk"}
     for name, value in post.items():

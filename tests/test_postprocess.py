@@ -102,6 +102,36 @@ def test_two_peaks_within_4k_pair_into_one_interval() -> None:
     assert out[0].apex == 1 + 125 + shift  # the higher peak of the pair
 
 
+def test_drop_unpaired_keeps_pairs_and_drops_lone_peaks() -> None:
+    k = 10
+    params = PostParams(k=k, tiny=0.3, win=9, order=2, threshold=0.5)
+    scores = bumps(400, [100, 125, 300], width=3.0, height=0.9)  # a pair (25 < 4K apart) and a lone peak
+    kept = postprocess(scores, params, "v", "MaE")
+    dropped = postprocess(scores, params.with_(drop_unpaired=True), "v", "MaE")
+    assert len(kept) == 2 and dropped == [kept[0]]
+    assert kept[1].apex == 1 + 300 + k // 2  # the lone one
+    with pytest.raises(ValueError, match="drop_unpaired"):
+        PostParams(k=6, rule="runs", drop_unpaired=True)
+    assert PostParams.from_dict(params.with_(drop_unpaired=True).to_dict()).drop_unpaired
+
+
+def test_grid_search_drops_lone_peaks_when_they_are_the_false_alarms() -> None:
+    """Expressions that score at onset and offset (two peaks 2K apart) among lone bumps
+    that are not expressions: only dropping lone peaks reaches F1 1."""
+    k, n = 10, 1600
+    half, shift = half_width(k, 0.3), k // 2
+    seqs, truth = {}, []
+    for v in range(3):
+        onsets = list(range(100, n - 200, 300))
+        lone = [c + 170 for c in onsets]
+        seqs[f"v{v}"] = bumps(n, [c for o in onsets for c in (o, o + 2 * k)] + lone, width=2.5, height=0.8)
+        truth += [Interval(f"v{v}", "MaE", 1 + o + shift - half, 1 + o + 2 * k + shift + half) for o in onsets]
+    grids = SearchGrids(win=(9,), order=(2,), tiny=(0.3,), rule=("peaks",))
+    result = grid_search(seqs, truth, "MaE", k=k, fixed_threshold=True, grids=grids)
+    assert result.f1 == 1.0 and result.params.drop_unpaired
+    assert result.table[~result.table["drop_unpaired"].astype(bool)]["f1"].max() < 1.0
+
+
 def test_pair_peaks_greedy_and_clipped() -> None:
     # K=5, half 1: 10 & 20 span 13 <= 20 -> pair; 40 alone; 44 pairs? no, 40 took nothing:
     # 40 & 55 span 18 <= 20 -> pair; 99 alone, clipped to n-1 = 99.
@@ -203,7 +233,9 @@ def test_grid_search_recovers_perfect_f1() -> None:
     assert evaluate(truth, pred).per_type["ME"].f1 == 1.0
     table = result.table
     # per (win, order, P): 6 TINY values ("peaks") + 5 gaps x 3 pads x 3 minima ("runs")
-    assert len(table) == 2 * 2 * 5 * (6 + 5 * 3 * 3) and table["f1"].iloc[0] == 1.0
+    # (with lone peaks kept and dropped)
+    assert len(table) == 2 * 2 * 5 * (6 * 2 + 5 * 3 * 3) and table["f1"].iloc[0] == 1.0
+    assert not result.params.drop_unpaired  # every truth here is a lone peak
     peaks = table[table["rule"] == "peaks"]
     # tiny 0.1 gives 3-frame intervals: IoU 3/11 with the 11-frame truth, no match
     assert peaks[peaks["tiny"] == 0.1]["f1"].max() == 0.0

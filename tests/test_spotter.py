@@ -23,6 +23,16 @@ def random_scores(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
     return x
 
 
+def paired_scores(rng: np.random.Generator, n: int, k: int) -> np.ndarray:
+    """random_scores plus narrow bump pairs 1-2K apart (an onset and an offset peak)."""
+    x = random_scores(rng, n, k)
+    idx = np.arange(n)
+    for c in rng.integers(0, n, max(n // (5 * k), 12)):
+        for centre in (c, c + rng.integers(k, 2 * k + 1)):
+            x = x + rng.uniform(0.5, 0.9) * np.exp(-0.5 * ((idx - centre) / max(k / 6, 1.0)) ** 2)
+    return x
+
+
 def run_online(spotter: OnlineSpotter, first_frame: int, scores: np.ndarray) -> list[Interval]:
     out: list[Interval] = []
     for i, v in enumerate(scores):
@@ -48,6 +58,8 @@ def random_params(rng: np.random.Generator, k: int, forced_cuts: bool, rule: str
         order=int(rng.integers(0, 5)),
         threshold=0.5,
     )
+    if rule == "peaks-drop":  # lone peaks give no interval (PostParams.drop_unpaired)
+        params = params.with_(drop_unpaired=True)
     if rule == "runs":
         params = params.with_(tiny=0.3, rule="runs", run_pad=float(rng.choice([-0.5, 0.0, 0.5])),
                               min_run=float(rng.choice([0.0, 1.0])), run_gap=float(rng.choice([0.0, 2.0])))
@@ -56,18 +68,20 @@ def random_params(rng: np.random.Generator, k: int, forced_cuts: bool, rule: str
     return params.with_(max_chunk=max(2 * params.quiet, params.chunk_limit // 2) + 3) if forced_cuts else params
 
 
-@pytest.mark.parametrize("rule", ["peaks", "runs"])
+@pytest.mark.parametrize("rule", ["peaks", "peaks-drop", "runs"])
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("k", [6, 18, 37])
 def test_online_equals_offline(seed: int, k: int, rule: str) -> None:
     rng = np.random.default_rng(1000 * seed + k)
     n = int(rng.integers(2000, 20000))
-    scores = random_scores(rng, n, k)
+    scores = paired_scores(rng, n, k) if rule == "peaks-drop" else random_scores(rng, n, k)
     params = random_params(rng, k, forced_cuts=seed % 2 == 1, rule=rule)
     offline = postprocess(scores, params, "cam", "ME", first_frame=7)
     spotter = OnlineSpotter(params, "cam", "ME")
     online = run_online(spotter, 7, scores) + spotter.flush()
     assert len(offline) > 10
+    if params.drop_unpaired:  # lone peaks went: fewer intervals than with them kept
+        assert len(offline) < len(postprocess(scores, params.with_(drop_unpaired=False), "cam", "ME", first_frame=7))
     assert_same(online, offline)
 
 

@@ -188,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f1_before = score_type(truth, pred_before[expr_type], expr_type).f1
         f1_after = score_type(truth, pred_after[expr_type], expr_type).f1
         p = fitted[expr_type]
-        rule = (f"peaks, tiny {p.tiny:g}" if p.rule == "peaks"
+        rule = (f"peaks, tiny {p.tiny:g}{', lone peaks dropped' if p.drop_unpaired else ''}" if p.rule == "peaks"
                 else f"runs, gap {p.run_gap:g}K, pad {p.run_pad:g}K, min {p.min_run:g}K")
         table.add_row(expr_type, f"{f1_before:.4f}", f"{f1_after:.4f}", f"{p.threshold:g}", rule,
                       str(p.win), str(p.order), ("yes" if p.drop_inside_mae else "no") if expr_type == "ME" else "-")
