@@ -26,13 +26,14 @@ T_MIN, T_MAX = 0.05, 100.0
 
 @dataclass(frozen=True, slots=True)
 class TemperatureFit:
-    """A fitted temperature and the mean NLL (nats per frame) before (T = 1) and after."""
+    """A fitted temperature and the mean NLL (nats per frame) at T = 1 and at it."""
 
     temperature: float
     nll_before: float
     nll_after: float
     frames: int
     positives: int
+    at_bound: bool = False  # T at the search's edge: the margins carry little calibration signal
 
 
 def binary_nll(margins: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
@@ -64,4 +65,5 @@ def fit_temperature(margins: np.ndarray, labels: np.ndarray) -> TemperatureFit:
                           bounds=(math.log(T_MIN), math.log(T_MAX)), method="bounded",
                           options={"xatol": 1e-4})
     t = float(math.exp(res.x))
-    return TemperatureFit(t, binary_nll(m, y, 1.0), binary_nll(m, y, t), int(y.size), positives)
+    return TemperatureFit(t, binary_nll(m, y, 1.0), binary_nll(m, y, t), int(y.size), positives,
+                          at_bound=not (T_MIN * 1.01 < t < T_MAX * 0.99))

@@ -65,6 +65,7 @@ class WeightsMeta:
         d["flow"] = self.flow.to_dict()
         if self.model == MODEL_LGNMNET and not self.model_params:
             del d["model"], d["model_params"]  # LGNMNet files stay as before
+            d["format_version"] = FORMAT_VERSION  # readable by programs older than model_params
         else:
             d["format_version"] = max(self.format_version, BASELINE_FORMAT_VERSION)
         return d

@@ -116,7 +116,7 @@ def replay_item(index: int, item: ReplayItem, config: RunConfig) -> StreamOutcom
     stderr captured); never raises for the stream's own failure (it is returned)."""
     from rich.console import Console
 
-    from realtime.stream_runner import FlowBackends, RunContext, common_flow, run_item
+    from realtime.stream_runner import FlowBackends, RunContext, run_item
 
     quiet = replace(config, quiet=True, json=False)
     media = str(item.media.resolve()) if item.media and config.fps is None else None
@@ -127,8 +127,8 @@ def replay_item(index: int, item: ReplayItem, config: RunConfig) -> StreamOutcom
     with redirect_stderr(captured):  # the warnings and notes go back with the result
         try:
             scorer_sets = _scorer_sets(quiet)
-            flow_backends = FlowBackends(quiet.flow, common_flow(scorer_sets.first))
-            context = RunContext(quiet, scorer_sets, flow_backends, [recorder], Console(quiet=True),
+            # The driver built (and so checked) the first backend; a task builds only its own.
+            context = RunContext(quiet, scorer_sets, FlowBackends(quiet.flow), [recorder], Console(quiet=True),
                                  threading.Event(), recorder)  # type: ignore[arg-type]
             run_item(item, context, stats)
         except Exception as exc:  # noqa: BLE001 - one stream's fault is its result

@@ -99,10 +99,13 @@ class FlowBackends:
     replays both rates builds one backend per pair when first needed. The landmark filter
     is not part of a backend: each stream's aligner applies its own pair's."""
 
-    def __init__(self, kind: str, first: FlowSettings) -> None:
+    def __init__(self, kind: str, first: FlowSettings | None = None) -> None:
+        """`first`: built now, so that a --flow mistake fails before any stream (None: each
+        backend when first needed, as a Ray task does after the driver checked --flow)."""
         self.kind = kind
         self._backends: dict[FlowSettings, PairFeatures] = {}
-        self.first = self.for_flow(first)  # up front: a --flow mistake fails before any stream
+        if first is not None:
+            self.for_flow(first)
 
     def for_flow(self, flow: FlowSettings) -> PairFeatures:
         """The backend computing `flow` (built on first use). Raises UserError as

@@ -138,7 +138,7 @@ def test_temperature_fit_stores_a_temperature_and_scores_with_it(setup: dict, ca
         net1, meta1 = load_weights(out / src.name)
         t = meta1.model_params["temperature"]
         assert net1.temperature == t and t > 0 and t != 1.0
-        assert f"{meta1.type}: temperature {t:.3g}" in printed and "NLL" in printed
+        assert f"{meta1.type}: temperature 1 -> {t:.3g}" in printed and "NLL" in printed
         x = torch.randn(4, 3, 112, 112)
         with torch.no_grad():
             torch.testing.assert_close(net1.predict_proba(x), torch.sigmoid(net0.margin(x) / t))

@@ -132,6 +132,25 @@ def test_grid_search_drops_lone_peaks_when_they_are_the_false_alarms() -> None:
     assert result.table[~result.table["drop_unpaired"].astype(bool)]["f1"].max() < 1.0
 
 
+def test_grid_search_keeps_lone_peaks_when_a_threshold_does_as_well() -> None:
+    """Lone bumps lower than the expressions' peaks: a threshold above them reaches F1 1
+    with the paper's boxes, so dropping lone peaks (F1 1 at a lower threshold) is a tie
+    and no evidence for the deviation, whichever the grid met first."""
+    k, n = 10, 1600
+    half, shift = half_width(k, 0.3), k // 2
+    seqs, truth = {}, []
+    for v in range(3):
+        onsets = list(range(100, n - 200, 300))
+        seqs[f"v{v}"] = (bumps(n, [c for o in onsets for c in (o, o + 2 * k)], width=2.5, height=0.8)
+                         + bumps(n, [o + 170 for o in onsets], width=2.5, height=0.45))
+        truth += [Interval(f"v{v}", "MaE", 1 + o + shift - half, 1 + o + 2 * k + shift + half) for o in onsets]
+    grids = SearchGrids(win=(9,), order=(2,), tiny=(0.3,), rule=("peaks",), threshold=(0.3, 0.6))
+    result = grid_search(seqs, truth, "MaE", k=k, fixed_threshold=True, grids=grids)
+    table = result.table
+    assert table[(table["threshold"] == 0.3) & table["drop_unpaired"].astype(bool)]["f1"].iloc[0] == 1.0
+    assert result.f1 == 1.0 and not result.params.drop_unpaired and result.params.threshold == 0.6
+
+
 def test_pair_peaks_greedy_and_clipped() -> None:
     # K=5, half 1: 10 & 20 span 13 <= 20 -> pair; 40 alone; 44 pairs? no, 40 took nothing:
     # 40 & 55 span 18 <= 20 -> pair; 99 alone, clipped to n-1 = 99.

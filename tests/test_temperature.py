@@ -5,6 +5,7 @@ carries it to every loader, and the calibration CLI fits and stores it."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -87,3 +88,13 @@ def test_bad_temperatures_are_refused_naming_the_file(tmp_path: Path, params: di
     save_file({"a": torch.zeros(1)}, str(path), metadata={"lgnm": json.dumps(meta)})
     with pytest.raises(UserError, match="bad.safetensors.*(temperature|scale)"):
         read_meta(path)
+
+
+def test_a_file_that_lost_its_temperature_is_readable_by_older_programs(tmp_path: Path) -> None:
+    """Averaging drops a stored temperature (tools.weights_ops): the plain LGNMNet file
+    it writes carries format_version 1 again, not the 2 of the file it came from."""
+    meta = read_meta(_weights(tmp_path, {"temperature": 2.0}))
+    plain = save_weights(LGNMNet(), replace(meta, model_params={}), tmp_path / "plain.safetensors")
+    with safe_open(str(plain), framework="pt") as f:
+        stored = json.loads(f.metadata()["lgnm"])
+    assert stored["format_version"] == 1 and "model_params" not in stored

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from scipy.special import expit
 
 from calibration.cross_type import apply_cross_type
 from calibration.megc import score_type
@@ -45,7 +46,7 @@ from calibration.search import (
     grids_for_fps,
     rules_option,
 )
-from calibration.temperature import TemperatureFit, fit_temperature
+from calibration.temperature import TemperatureFit, binary_nll, fit_temperature
 from engines.lgnmnet import LGNMNet
 from engines.models import load_model
 from engines.weights import save_weights
@@ -80,9 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _fit(seqs: dict[str, dict[str, np.ndarray]], truth: list[Interval], models: dict, before: dict[str, PostParams],
-         cross_type: bool, console: Console, rules: tuple[str, ...] = RULES) -> dict[str, PostParams]:
+         cross_type: bool, console: Console, rules: tuple[str, ...] = RULES,
+         keep_stored: bool = True) -> dict[str, PostParams]:
     """New parameters per type; the stored ones stay unless the fit is strictly better
-    (a tie is no evidence, and the grid holds many equal-F1 combinations)."""
+    (a tie is no evidence, and the grid holds many equal-F1 combinations). Without
+    `keep_stored` (a new temperature: the stored parameters were fitted to other scores)
+    the fit is taken."""
 
     def f1(expr_type: str, pred: list[Interval]) -> float:
         return score_type(truth, pred, expr_type).f1  # type: ignore[arg-type]
@@ -94,7 +98,7 @@ def _fit(seqs: dict[str, dict[str, np.ndarray]], truth: list[Interval], models: 
         if not (expr_type == "ME" and cross_type and "MaE" in models):
             fits[expr_type] = grid_search(seqs[expr_type], truth, expr_type, meta.k, fixed_threshold=True, grids=grids)
     if "MaE" in fits:
-        mae_before = f1("MaE", spot(seqs["MaE"], before["MaE"], "MaE"))
+        mae_before = f1("MaE", spot(seqs["MaE"], before["MaE"], "MaE")) if keep_stored else -1.0
         fit = fits["MaE"]
         chosen["MaE"] = fit.params if fit.f1 > mae_before else before["MaE"]
         fits["MaE"] = fit if fit.f1 > mae_before else SearchResult(before["MaE"], mae_before, fit.table)
@@ -107,7 +111,7 @@ def _fit(seqs: dict[str, dict[str, np.ndarray]], truth: list[Interval], models: 
     if "ME" in fits:
         stored_me = {**chosen, "ME": before["ME"]}  # the stored ME params against the chosen MaE
         pred = apply_cross_type({t: spot(seqs[t], p, t) for t, p in stored_me.items()}, stored_me)
-        me_before = f1("ME", pred["ME"])
+        me_before = f1("ME", pred["ME"]) if keep_stored else -1.0
         chosen["ME"] = fits["ME"].params if fits["ME"].f1 > me_before else before["ME"]
     for expr_type in models:
         if chosen[expr_type] is before[expr_type]:
@@ -152,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise UserError(f"--temperature fit: {path} is a training-free baseline; its score is not a "
                                 "network's softmax (use --temperature keep)")
     seqs: dict[str, dict[str, np.ndarray]] = {}
+    stored_seqs: dict[str, dict[str, np.ndarray]] = {}  # --temperature fit: scores at the stored T
     notes: list[str] = []
     with _progress(console) as bar:
         for expr_type, (_, net, meta) in models.items():
@@ -167,22 +172,30 @@ def main(argv: Sequence[str] | None = None) -> int:
                     seqs[expr_type][v.id] = score_inputs(net, inp, a.device)
                 bar.advance(task)
             if fit:
+                t_stored = net.temperature
+                stored_seqs[expr_type] = {}
                 t = _fit_temperature(net, margins, expr_type)
-                notes.append(f"{expr_type}: temperature {t.temperature:.3g} (validation NLL {t.nll_before:.3f} -> "
-                             f"{t.nll_after:.3f} nats per frame, {t.frames} frames, {t.positives} positive)")
+                notes.append(f"{expr_type}: temperature {t_stored:.3g} -> {t.temperature:.3g} (validation NLL "
+                             f"{t.nll_before:.3f} -> {t.nll_after:.3f} nats per frame, {t.frames} frames, "
+                             f"{t.positives} positive)")
+                if t.at_bound:
+                    notes.append(f"warning: {expr_type}: the temperature lies at the search's bound: these videos' "
+                                 "labels say little about the network's confidence")
                 for vid, (m, _, valid) in margins.items():
-                    seqs[expr_type][vid] = np.where(valid, 1.0 / (1.0 + np.exp(-m / t.temperature)), 0.0
-                                                    ).astype(np.float32)
+                    seqs[expr_type][vid] = np.where(valid, expit(m / t.temperature), 0.0).astype(np.float32)
+                    # the file as it was (its stored temperature), for the "F1 before" column
+                    stored_seqs[expr_type][vid] = np.where(valid, expit(m / t_stored), 0.0).astype(np.float32)
     for note in notes:
         console.print(note)
 
     before = {t: PostParams.from_dict(m.post) for t, (_, _, m) in models.items()}
-    fitted = _fit(seqs, truth, models, before, a.cross_type == "auto", console, rules_option(a.interval_rule))
+    fitted = _fit(seqs, truth, models, before, a.cross_type == "auto", console, rules_option(a.interval_rule),
+                  keep_stored=not fit)
 
     table = Table(title=f"lgnm-calibrate on {len(videos)} {a.dataset} videos (MEGC F1 on these videos)")
     for col in ("type", "F1 before", "F1 after", "threshold", "interval rule", "win", "order", "drop ME in MaE"):
         table.add_column(col, justify="right")
-    pred_before = apply_cross_type({t: spot(seqs[t], before[t], t) for t in models}, before)
+    pred_before = apply_cross_type({t: spot((stored_seqs if fit else seqs)[t], before[t], t) for t in models}, before)
     pred_after = apply_cross_type({t: spot(seqs[t], fitted[t], t) for t in models}, fitted)
     for expr_type, (path, net, meta) in models.items():
         f1_before = score_type(truth, pred_before[expr_type], expr_type).f1
@@ -190,6 +203,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         p = fitted[expr_type]
         rule = (f"peaks, tiny {p.tiny:g}{', lone peaks dropped' if p.drop_unpaired else ''}" if p.rule == "peaks"
                 else f"runs, gap {p.run_gap:g}K, pad {p.run_pad:g}K, min {p.min_run:g}K")
+        if f1_after < f1_before:
+            console.print(f"warning: {expr_type}: F1 on these videos falls {f1_before:.4f} -> {f1_after:.4f} "
+                          "with the new temperature; the file in --out has it, the input file does not")
         table.add_row(expr_type, f"{f1_before:.4f}", f"{f1_after:.4f}", f"{p.threshold:g}", rule,
                       str(p.win), str(p.order), ("yes" if p.drop_inside_mae else "no") if expr_type == "ME" else "-")
         params = {**meta.model_params, "temperature": net.temperature} if fit else meta.model_params
@@ -214,8 +230,9 @@ def _fit_temperature(net: LGNMNet, margins: dict[str, tuple[np.ndarray, np.ndarr
         result = fit_temperature(m, y)
     except ValueError as exc:
         raise UserError(f"--temperature fit: {expr_type}: {exc}") from exc
+    stored = dataclasses.replace(result, nll_before=binary_nll(m, y, net.temperature))  # NLL as the file was
     net.temperature = result.temperature
-    return result
+    return stored
 
 
 if __name__ == "__main__":
