@@ -250,7 +250,9 @@ def test_a_face_that_keeps_moving_gets_its_events_within_the_bound() -> None:
     scorers = [make_scorer(w, "cpu") for w in default_weights(fps)]
     setups = [setup_for_fps(s, fps) for s in scorers]
     arrivals = Arrivals()
-    run_stream(Talking(), setups, CpuPairFeatures(scorers[0].meta.flow), [arrivals], RunOptions())
+    # batch 1: an event is seen with the score that released it (a batch would add up to
+    # batch - 1 frames of its own to the measured delay)
+    run_stream(Talking(), setups, CpuPairFeatures(scorers[0].meta.flow), [arrivals], RunOptions(batch=1))
     bound = {s.type: s.params.win // 2 + s.params.chunk_limit - 1 + s.k - s.k // 2 for s in setups}
     early = [(ty, off, at) for ty, off, at in arrivals.events if at < n]  # not at the final flush
     assert len(early) >= 5 and early[0][2] < n // 3

@@ -329,3 +329,22 @@ python -m tools.validation_synth --out "$WORK/ind7" --videos 10 --fps 30 --secon
 replay_set "$WORK/ind7" f15 "${F15[@]}"
 replay_set "$WORK/ind7" old15 "${OLD[@]}"
 cp "$WORK/ft15_cal/demo_ME.safetensors" "$WORK/ft15_cal/demo_MaE.safetensors" "$OUT/"
+
+# 17. (sixteenth session) Two post-processing changes of step 15b's networks under rules
+#     written first (engines/weights/README.md, "Sixteenth session"): a temperature
+#     (not shipped: held-out 0.829) and lone peaks droppable (shipped).
+lgnm-calibrate --weights "${F15[@]}" --dataset synth \
+  --data "$WORK/valplain" "$WORK/valreal" "$WORK/valturns" "$WORK/valturnsreal" --out "$WORK/temp_cal" \
+  --cache "$WORK/cache_ftval" --interval-rule peaks --temperature fit
+python -m tools.quality --weights "$WORK/temp_cal/demo_ME.safetensors" "$WORK/temp_cal/demo_MaE.safetensors" \
+  --work "$WORK/quality6" --videos 6 --seed 1001
+lgnm-calibrate --weights "${F15[@]}" --dataset synth \
+  --data "$WORK/valplain" "$WORK/valreal" "$WORK/valturns" "$WORK/valturnsreal" --out "$WORK/drop_cal" \
+  --cache "$WORK/cache_ftval" --interval-rule peaks
+F16=("$WORK/drop_cal/demo_ME.safetensors" "$WORK/drop_cal/demo_MaE.safetensors")
+python -m tools.quality --weights "${F16[@]}" --work "$WORK/quality6" --videos 6 --seed 1001
+python -m tools.real_motion_check --weights "${F16[@]}" --tracks "${CHECK[@]}" --synth-seconds 10
+python -m tools.validation_synth --out "$WORK/ind9" --videos 10 --fps 30 --seconds 30 --seed 9
+replay_set "$WORK/ind9" f16 "${F16[@]}"
+replay_set "$WORK/ind9" f15 "${F15[@]}"
+cp "${F16[@]}" "$OUT/"
