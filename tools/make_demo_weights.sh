@@ -312,9 +312,10 @@ FT15=("${TURNS[@]}" --out "$WORK/ft15" --head-motion dominant)  # step 13's opti
 lgnm-train "${FT15[@]}" --type ME --init "$OUT/demo_ME.safetensors" &
 lgnm-train "${FT15[@]}" --type MaE --init "$OUT/demo_MaE.safetensors" &
 wait
-lgnm-calibrate --weights "$WORK/ft15/demo_ME.safetensors" "$WORK/ft15/demo_MaE.safetensors" --dataset synth \
-  --data "$WORK/valplain" "$WORK/valreal" "$WORK/valturns" "$WORK/valturnsreal" --out "$WORK/ft15_cal" \
-  --cache "$WORK/cache_ftval" --interval-rule peaks
+CAL15=(--dataset synth --data "$WORK/valplain" "$WORK/valreal" "$WORK/valturns" "$WORK/valturnsreal"
+       --cache "$WORK/cache_ftval" --interval-rule peaks)  # step 15b's calibration videos (also step 17)
+lgnm-calibrate --weights "$WORK/ft15/demo_ME.safetensors" "$WORK/ft15/demo_MaE.safetensors" "${CAL15[@]}" \
+  --out "$WORK/ft15_cal"
 F15=("$WORK/ft15_cal/demo_ME.safetensors" "$WORK/ft15_cal/demo_MaE.safetensors")
 python -m tools.quality --weights "${F15[@]}" --work "$WORK/quality6" --videos 6 --seed 1001
 python -m tools.real_motion_check --weights "${F15[@]}" --tracks "${CHECK[@]}" --synth-seconds 10
@@ -333,14 +334,10 @@ cp "$WORK/ft15_cal/demo_ME.safetensors" "$WORK/ft15_cal/demo_MaE.safetensors" "$
 # 17. (sixteenth session) Two post-processing changes of step 15b's networks under rules
 #     written first (engines/weights/README.md, "Sixteenth session"): a temperature
 #     (not shipped: held-out 0.829) and lone peaks droppable (shipped).
-lgnm-calibrate --weights "${F15[@]}" --dataset synth \
-  --data "$WORK/valplain" "$WORK/valreal" "$WORK/valturns" "$WORK/valturnsreal" --out "$WORK/temp_cal" \
-  --cache "$WORK/cache_ftval" --interval-rule peaks --temperature fit
+lgnm-calibrate --weights "${F15[@]}" "${CAL15[@]}" --out "$WORK/temp_cal" --temperature fit
 python -m tools.quality --weights "$WORK/temp_cal/demo_ME.safetensors" "$WORK/temp_cal/demo_MaE.safetensors" \
   --work "$WORK/quality6" --videos 6 --seed 1001
-lgnm-calibrate --weights "${F15[@]}" --dataset synth \
-  --data "$WORK/valplain" "$WORK/valreal" "$WORK/valturns" "$WORK/valturnsreal" --out "$WORK/drop_cal" \
-  --cache "$WORK/cache_ftval" --interval-rule peaks
+lgnm-calibrate --weights "${F15[@]}" "${CAL15[@]}" --out "$WORK/drop_cal"
 F16=("$WORK/drop_cal/demo_ME.safetensors" "$WORK/drop_cal/demo_MaE.safetensors")
 python -m tools.quality --weights "${F16[@]}" --work "$WORK/quality6" --videos 6 --seed 1001
 python -m tools.real_motion_check --weights "${F16[@]}" --tracks "${CHECK[@]}" --synth-seconds 10

@@ -28,7 +28,7 @@ import copy
 import dataclasses
 import importlib.util
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -173,34 +173,30 @@ def gather(prepared: Sequence[Prepared], index: Sequence[tuple[int, int, int]]) 
 # ---------------------------------------------------------------------------- scoring
 
 
-@torch.inference_mode()
 def score_inputs(model: LGNMNet, inputs: CachedInputs, device: str = "cpu", batch: int | None = None) -> np.ndarray:
     """(N,) P(expression) of every frame's pair; 0 where the pair is invalid."""
+    return _per_pair(model.predict_proba, model, inputs, device, batch)
+
+
+def margin_inputs(model: LGNMNet, inputs: CachedInputs, device: str = "cpu", batch: int | None = None) -> np.ndarray:
+    """(N,) logit margin at T = 1 (`LGNMNet.margin`) of every frame's pair; 0 where invalid."""
+    return _per_pair(model.margin, model, inputs, device, batch)
+
+
+@torch.inference_mode()
+def _per_pair(fn: Callable[[torch.Tensor], torch.Tensor], model: LGNMNet, inputs: CachedInputs, device: str,
+              batch: int | None) -> np.ndarray:
     # On CPU, batches of 512 were 2-3x slower than 32-64 here (activations of a big batch
     # leave the caches; half the time went to the kernel allocating them).
     batch = batch or (512 if device.startswith("cuda") else 64)
     model.eval()
-    scores = np.zeros(inputs.n_frames, np.float32)
+    out = np.zeros(inputs.n_frames, np.float32)
     rows = np.flatnonzero(inputs.valid)
     for s in range(0, len(rows), batch):
         idx = rows[s : s + batch]
         x = torch.from_numpy(np.asarray(inputs.x[idx], np.float32)).to(device)
-        scores[idx] = model.predict_proba(x).float().cpu().numpy()
-    return scores
-
-
-@torch.inference_mode()
-def margin_inputs(model: LGNMNet, inputs: CachedInputs, device: str = "cpu", batch: int | None = None) -> np.ndarray:
-    """(N,) logit margin at T = 1 (`LGNMNet.margin`) of every frame's pair; 0 where invalid."""
-    batch = batch or (512 if device.startswith("cuda") else 64)
-    model.eval()
-    margins = np.zeros(inputs.n_frames, np.float32)
-    rows = np.flatnonzero(inputs.valid)
-    for s in range(0, len(rows), batch):
-        idx = rows[s : s + batch]
-        x = torch.from_numpy(np.asarray(inputs.x[idx], np.float32)).to(device)
-        margins[idx] = model.margin(x).float().cpu().numpy()
-    return margins
+        out[idx] = fn(x).float().cpu().numpy()
+    return out
 
 
 def megc_counts(pred: Sequence[Interval], truth: Sequence[Interval], expr_type: ExprType) -> megc.TypeScore:
