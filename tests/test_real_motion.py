@@ -151,3 +151,15 @@ def test_real_motion_check_refuses_a_low_pass_above_nyquist(capsys: pytest.Captu
     assert rc == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--low-pass" in err[0]
+
+
+def test_real_motion_check_bounds_follow_fps(capsys: pytest.CaptureFixture) -> None:
+    """`--fps` sets the driven clips' rate: its Nyquist bounds --low-pass (100 Hz at 200
+    fps, where 20 Hz is allowed), and a rate outside [1, 1000] is refused by name."""
+    from tools.real_motion_check import main
+
+    assert main(["--tracks", "nowhere", "--fps", "0.5"]) == 2
+    assert "--fps" in capsys.readouterr().err
+    assert main(["--tracks", "nowhere", "--fps", "200", "--low-pass", "150"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--low-pass" in err[0] and "100" in err[0]

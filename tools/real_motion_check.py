@@ -56,6 +56,8 @@ from realtime.stream_runner import common_flow
 from realtime.synthesis.real_motion import MotionTrack
 
 DEFAULT_WEIGHTS = ("demo_ME", "demo_MaE")
+DEFAULT_WEIGHTS_200 = ("demo200_ME", "demo200_MaE")  # what a stream at >= HIGH_FPS uses
+HIGH_FPS = 77.0  # realtime.pipeline picks the 200 fps pair from here up
 SWAY_PERIOD_S = 4.0  # a slow sway: +-6 degrees peaks at 9 degrees/s
 
 
@@ -229,7 +231,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.real_motion_check", description=__doc__.split("\n\n")[0])
     p.add_argument("--tracks", type=Path, nargs="+", required=True,
                    help="real_*.npz landmark tracks, or folders of them (real_s*: still, real_d*: talking)")
-    p.add_argument("--weights", type=Path, nargs=2, metavar=("ME", "MaE"), help="weights (default: the 30 fps demo pair)")
+    p.add_argument("--weights", type=Path, nargs=2, metavar=("ME", "MaE"),
+                   help="weights (default: the demo pair for --fps)")
+    p.add_argument("--fps", type=float, default=None,
+                   help="frame rate of the driven clips (default: the weights' fps, else 30); the 30 fps "
+                        "tracks are resampled linearly, so their frame-to-frame jitter is spread, not added")
     p.add_argument("--seconds", type=float, default=20.0, help="length of each driven clip (tracks play back and forth)")
     p.add_argument("--synth-seconds", type=float, default=40.0, help="length of the synthetic clip")
     p.add_argument("--seed", type=int, default=0)
@@ -248,12 +254,15 @@ def main(argv: list[str] | None = None) -> int:
     from realtime.synthesis.real_motion import load_track, track_files
 
     a = build_parser().parse_args(argv)
-    fps = 30.0
+    if a.fps is not None and not 1.0 <= a.fps <= 1000.0:
+        raise UserError(f"--fps must lie in [1, 1000], got {a.fps:g}")
+    folder = resources.files("engines") / "weights"
+    default = DEFAULT_WEIGHTS_200 if (a.fps or 30.0) >= HIGH_FPS else DEFAULT_WEIGHTS
+    weights = a.weights or [Path(str(folder / f"{w}.safetensors")) for w in default]
+    scorers = [make_scorer(w, "cpu") for w in weights]
+    fps = float(a.fps or scorers[0].meta.fps)
     if not 0.0 <= a.low_pass < fps / 2:
         raise UserError(f"--low-pass must lie in [0, {fps / 2:g}) Hz, got {a.low_pass:g}")
-    folder = resources.files("engines") / "weights"
-    weights = a.weights or [Path(str(folder / f"{w}.safetensors")) for w in DEFAULT_WEIGHTS]
-    scorers = [make_scorer(w, "cpu") for w in weights]
     common_flow(scorers)  # one alignment per frame: the pair must share its flow and landmark filter
     console = Console(stderr=True)
     rows: list[tuple[str, StageStats]] = []
@@ -265,12 +274,13 @@ def main(argv: list[str] | None = None) -> int:
         rows.append((f"real {group} tracks (landmarks only)", real))
     frames, truth = synthetic_inputs(fps, a.synth_seconds, a.seed)
     near = set()
+    margin, lead = round(36 * fps / 30.0), round(6 * fps / 30.0)  # 1.2 s and 0.2 s: K and the MaE window
     for iv in truth:
-        near.update(range(iv.onset - 2 * 18, iv.offset + 2 * 18))
+        near.update(range(iv.onset - margin, iv.offset + margin))
     neutral = set(range(1, len(frames) + 1)) - near
     rows.append(("synth neutral (training generator)", measure("synth", iter(frames), fps, scorers, neutral, console)))
     for kind in ("MaE", "ME"):
-        inside = {f for iv in truth if iv.type == kind for f in range(iv.onset - 6, iv.offset + 1)}
+        inside = {f for iv in truth if iv.type == kind for f in range(iv.onset - lead, iv.offset + 1)}
         rows.append((f"synth inside {kind} truth", measure("synth", iter(frames), fps, scorers, inside, console)))
     groups = [("still", "real_s", 0.0), ("talking", "real_d", 0.0)] + ([("still", "real_s", a.low_pass)] if a.low_pass else [])
     for group, prefix, hz in groups:
