@@ -14,6 +14,11 @@ Inputs compared (no images of real people exist here, only their landmark tracks
 - the same photo turning in depth (`--sway`, yaw and pitch +-6 degrees, 4 s period:
   `realtime.synthesis.real_motion.turn_track` with the photo's own FaceMesh depth),
   a head that moves without expressing anything.
+`--per-track` adds a row per driven track under its group's pooled row: the talking group
+holds `real_d6`, 33 s of exaggerated grimacing (expressions a user wants spotted), beside
+three clips of talking. `--fps` drives the clips at another rate (the 200 fps pair from
+77 fps up, as lgnm-live picks it); the 30 fps tracks are resampled linearly, so at 200 fps
+their frame-to-frame jitter is spread over the frames in between, not added to each.
 
 Stages, per input (pairs (i, i+K) at the weights' K; px are px of the 112-px face):
 - landmark jitter: frame-to-frame step of the alignment points (eye corners, nose), % IOD;
@@ -241,6 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--low-pass", type=float, default=3.0, metavar="HZ",
                    help="also the still tracks without their landmark jitter: zero-phase low-pass at HZ (0: off)")
+    p.add_argument("--per-track", action="store_true",
+                   help="also a row per driven track (real_d6 grimaces: expressions, not talking)")
     p.add_argument("--sway", type=float, default=6.0, metavar="DEG",
                    help="also a photo turning in depth, yaw and pitch +-DEG degrees with a 4 s period (0: off)")
     return p
@@ -288,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
         for path in [p for p in tracks if p.stem.startswith(prefix)]:
             track = path if not hz else (lambda _scene, p=path, hz=hz: load_track(p).at_fps(fps).low_passed(hz))
             s = measure(path.stem, driven_frames(track, fps, a.seconds, a.seed), fps, scorers, None, console)
+            if a.per_track:
+                rows.append((f"  {path.stem}" + (f", low-passed {hz:g} Hz" if hz else ""), s))
             pooled.jitter += s.jitter
             pooled.seconds += s.seconds
             for t in ("ME", "MaE"):
