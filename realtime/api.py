@@ -25,7 +25,7 @@ import numpy as np
 from realtime.common.errors import UserError
 from realtime.common.types import EXPR_TYPES, Interval, ScoreSample, SpotEvent
 from realtime.sinks import NullSink
-from realtime.sources import FrameFolderSource, FrameSource, RawFrame, VideoFileSource
+from realtime.sources import FrameFolderSource, FrameSource, RawFrame, VideoFileSource, check_fps
 
 _DONE = object()
 
@@ -38,8 +38,9 @@ class ArraySource(FrameSource):
 
     def __init__(self, frames: Iterable[np.ndarray], fps: float, name: str = "frames") -> None:
         super().__init__()
-        if not fps or fps <= 0:
+        if not fps:
             raise UserError(f"fps: frames held in memory need their frame rate, got {fps!r}")
+        check_fps(fps, "fps")  # the range every source is held to (NaN, inf, 0.5 refused)
         self._frames, self._fps, self.name = frames, float(fps), name
 
     @property

@@ -19,7 +19,7 @@ from pathlib import Path
 from engines.backends import BACKENDS, FLOW_KINDS
 from realtime.choices import DEFAULT_ENDPOINT
 from realtime.common.errors import UserError
-from realtime.common.types import EXPR_TYPES, ExprType
+from realtime.common.types import EXPR_TYPES, MIN_FPS, ExprType
 
 THRESHOLDS = ("calibrated", "rolling")  # calibrated: from the weights; rolling: Moilanen's
 SOURCES = ("camera", "rtsp", "video", "replay")
@@ -63,8 +63,6 @@ def parse_frames(text: str, option: str = "--save-inputs") -> frozenset[int]:
         frames.update(range(first, last + 1))
     return frozenset(frames)
 
-
-MIN_FPS = 1.0  # --fps below this is refused
 
 @dataclass(frozen=True, slots=True)
 class RunConfig:

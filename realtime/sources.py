@@ -100,6 +100,7 @@ import numpy as np
 
 from realtime.common.errors import UserError
 from realtime.common.text import first_few
+from realtime.common.types import MIN_FPS
 
 if TYPE_CHECKING:  # PyAV is imported where a video file is opened: a GPU check or a
     import av  # frame-folder run needs no FFmpeg build, and `--help` stays fast
@@ -186,9 +187,12 @@ class FrameSource(ABC):
         self.close()
 
 
-def _check_fps(fps: float, what: str) -> float:
-    if not (math.isfinite(fps) and 0 < fps <= MAX_PLAUSIBLE_FPS):
-        raise UserError(f"{what}: frame rate must be in (0, {MAX_PLAUSIBLE_FPS:g}], got {fps}")
+def check_fps(fps: float, what: str) -> float:
+    """The frame rate of a stream, refused outside [MIN_FPS, MAX_PLAUSIBLE_FPS] (also NaN
+    and infinity): below, K rounds to one frame (a slideshow, a header's wrong rate);
+    above, K grows past any real clip."""
+    if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_PLAUSIBLE_FPS):
+        raise UserError(f"{what}: frame rate must be from {MIN_FPS:g} to {MAX_PLAUSIBLE_FPS:g} fps, got {fps:g}")
     return float(fps)
 
 
@@ -472,7 +476,7 @@ class VideoFileSource(FrameSource):
         if not self.path.is_file():
             raise UserError(f"{self.path}: no such video file")
         self.name = self.path.stem
-        self._override = None if fps is None else _check_fps(fps, f"{self.path}: fps")
+        self._override = None if fps is None else check_fps(fps, f"{self.path}: fps")
         self._track: int | None = None  # stream index of the recording (`_pick_track`)
         self._track_note: str | None = None  # other video tracks were ignored (told in `__iter__`)
         self.timing = self._scan()
@@ -480,8 +484,8 @@ class VideoFileSource(FrameSource):
         if self._override is not None:
             self._fps = self._override
         else:
-            self._fps = _check_fps(self.timing.fps if self.timing.fps is not None else math.nan,
-                                   f"{self.path}: the file's frame rate; pass fps to override")
+            self._fps = check_fps(self.timing.fps if self.timing.fps is not None else math.nan,
+                                   f"{self.path}: the file's frame rate (if its header is wrong, pass --fps)")
         # frame pts -> frame number; empty: numbered in decode order (module docstring)
         numbers, seconds, splices = frame_places(self.timing.pts, self.timing.time_base, self.timing.fps)
         ranked = self.timing.in_order
@@ -890,7 +894,7 @@ class FrameFolderSource(FrameSource):
         if not self.path.is_dir():
             raise UserError(f"{self.path}: no such frame folder")
         self.name = name or self.path.name
-        self._fps = _check_fps(fps, f"{self.path}: fps")
+        self._fps = check_fps(fps, f"{self.path}: fps")
         if frames is None:
             files = image_files(self.path)
             if not files:
@@ -977,7 +981,7 @@ class LiveSource(FrameSource):
         self.on_state = on_state
         self.backoff_s = backoff_s
         self.backoff_max_s = backoff_max_s
-        self._fps_override = None if fps is None else _check_fps(fps, f"{name}: fps")
+        self._fps_override = None if fps is None else check_fps(fps, f"{name}: fps")
         self._fps: float | None = self._fps_override
         self._state: SourceState | None = None
         # A capture opened (and its first frame read) by `connect` before iteration began.
@@ -997,7 +1001,7 @@ class LiveSource(FrameSource):
         if self._fps_override is not None:
             return self._fps_override
         reported = cap.get(cv2.CAP_PROP_FPS)
-        return _check_fps(reported, f"{self._describe()}: reported frame rate; pass fps")
+        return check_fps(reported, f"{self._describe()}: reported frame rate; pass fps")
 
     def describe(self) -> str:
         """The source as the user named it: the URL or `camera N`."""
@@ -1146,7 +1150,7 @@ class CameraSource(LiveSource):
         if math.isfinite(reported) and 0 < reported <= MAX_PLAUSIBLE_FPS:
             return float(reported)
         if self.requested_fps is not None:
-            return _check_fps(self.requested_fps, "--fps")
+            return check_fps(self.requested_fps, "--fps")
         raise UserError(f"{self._describe()}: camera reports no frame rate; pass fps")
 
 

@@ -68,3 +68,10 @@ def test_bad_input_is_a_user_error(clip: Path, tmp_path: Path) -> None:
         next(spot(tmp_path / "nope.mp4"))
     with pytest.raises(UserError, match="types"):
         next(spot(clip, types=("XE",)))
+
+
+@pytest.mark.parametrize("fps", [float("inf"), float("nan"), 0.5, 1e6])
+def test_frames_in_memory_at_an_impossible_rate_are_a_user_error(fps: float) -> None:
+    # inf crashed with OverflowError; 0.5 and 1e6 ran with K rounded to nothing useful.
+    with pytest.raises(UserError, match="fps: frame rate must be from 1 to 1000 fps"):
+        next(spot([np.zeros((48, 64, 3), np.uint8)] * 3, fps=fps))

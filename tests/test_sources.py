@@ -363,7 +363,7 @@ from realtime.replay import path_items  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 
 
-def write_av(path: Path, images: list[np.ndarray], pts: list[int] | None = None, rate: int = 30,
+def write_av(path: Path, images: list[np.ndarray], pts: list[int] | None = None, rate: int | fractions.Fraction = 30,
              codec: str = "mpeg4", rotation: int | None = None, faststart: bool = False,
              sar: fractions.Fraction | None = None) -> Path:
     """Write `images` (BGR) with PyAV, frame i at `pts[i]` ticks of 1/rate s (default i)."""
@@ -415,6 +415,15 @@ def test_constant_rate_video_has_no_notice_and_override_sets_the_clock(tmp_path)
     assert src.fps == 25.0 and src.notices == [] and frames[-1].t_stream == pytest.approx(39 / 25)
     frames = list(VideoFileSource(path, fps=50))
     assert frames[-1].t_stream == pytest.approx(39 / 50)
+
+
+def test_file_below_one_fps_is_refused_unless_fps_is_given(tmp_path):
+    # A slideshow or a header's wrong rate: K would round to one frame (as --fps 0.5 is refused).
+    path = write_av(tmp_path / "slow.mp4", [small(i) for i in range(4)], rate=fractions.Fraction(1, 2))
+    with pytest.raises(UserError, match=r"slow.mp4: the file's frame rate \(if its header is wrong, pass --fps\): "
+                                        "frame rate must be from 1 to 1000 fps, got 0.5"):
+        VideoFileSource(path)
+    assert [f.index for f in VideoFileSource(path, fps=30)] == [1, 2, 3, 4]
 
 
 def test_nominal_fps_rule():

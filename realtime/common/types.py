@@ -15,6 +15,10 @@ import numpy as np
 
 ExprType = Literal["ME", "MaE"]
 EXPR_TYPES: tuple[ExprType, ExprType] = ("ME", "MaE")
+# A stream's frame rate below this is refused, whoever gives it (--fps, a file's header,
+# frames held in memory): K, a fraction of a second, would round to one frame and every
+# time of a micro-expression (under 0.5 s) would be off.
+MIN_FPS = 1.0
 
 
 def check_type(value: str) -> ExprType:
