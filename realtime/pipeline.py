@@ -369,8 +369,8 @@ def run_stream(
     folders never drop. A StreamStatus goes to the sinks once a second.
     Notices about the faces (how many are in view and which is analysed, a small face)
     are kept in `stats.notices` and passed to `on_notice` as they arise (from the capture
-    thread); at the end `stats.face_coverage()`, when there were frames without a face,
-    is appended to `stats.notices` only (it belongs in the run's summary).
+    thread); at the end `stats.coverage()` (frames without a face, a stream too short for
+    a pair) is appended to `stats.notices` only (it belongs in the run's summary).
     """
     stats = stats or RunStats()
     stats.stream = source.name
@@ -476,9 +476,7 @@ def run_stream(
         stats.dropped = ring.dropped
         stats.last_frame = scorer.last_frame
         stats.wall_s = time.monotonic() - t_start
-        coverage = stats.face_coverage()
-        if coverage is not None:  # for the summary: not passed to on_notice
-            stats.notices.append(coverage)
+        stats.notices.extend(stats.coverage())  # for the summary: not passed to on_notice
     for sink in sinks:
         sink.on_status(status())
     return stats

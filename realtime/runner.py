@@ -222,7 +222,7 @@ def summarise(config: RunConfig, console: Console, plan: ReplayPlan, runs: list[
     with --out the scored truth is written to truth.csv, so that `lgnm-eval --truth
     OUT/truth.csv --pred OUT/predictions.csv` gives the same table."""
     result = None
-    notes = plan.notes + [f"stream {r.stream}: {r.face_coverage()}" for r in runs if r.face_coverage()]
+    notes = plan.notes + [f"stream {r.stream}: {n}" for r in runs for n in r.coverage()]
     if plan.has_truth:
         scope = scored_truth(plan.all_truth(),
                              {r.stream: r.last_frame for r in runs if r.frames})

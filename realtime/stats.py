@@ -97,6 +97,24 @@ class RunStats:
         return (f"face found in {self.faces} of {self.frames} frames ({share:.0f}%); "
                 "frames without a face were not scored")
 
+    def length_coverage(self) -> str | None:
+        """A notice when the stream was too short for the pair of a type (K + 1 frames in
+        a row: a photo given as a video, a 1-frame clip, 90 frames at 1000 fps): that type
+        scored nothing, which must not pass for a face without expressions."""
+        short = {t: int(m["k"]) for t, m in self.models.items() if 0 < self.frames <= m["k"]}
+        if not short:
+            return None
+        rate = f" at {self.source_fps:g} fps" if self.source_fps else ""
+        needs = ", ".join(f"{t} {k + 1}" for t, k in short.items())
+        what = ("nothing could be scored" if len(short) == len(self.models)
+                else f"{', '.join(short)} not scored")
+        return (f"only {self.frames} {'frame' if self.frames == 1 else 'frames'}, fewer than one frame "
+                f"pair needs (K + 1 frames{rate}: {needs}): {what}")
+
+    def coverage(self) -> list[str]:
+        """The summary's notices about what of the stream could be scored (faces, length)."""
+        return [n for n in (self.face_coverage(), self.length_coverage()) if n is not None]
+
     def to_dict(self) -> dict:
         return {
             "stream": self.stream,

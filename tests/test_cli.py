@@ -5,6 +5,7 @@ dataset replays on stand-in CAS(ME)^2 / SAMM-LV layouts; bad input exits 2 clean
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import subprocess
 import sys
@@ -200,6 +201,32 @@ def test_a_bad_second_video_keeps_the_first_videos_predictions(media: dict, tmp_
     assert rows and {r.video for r in rows} == {"a_good"}
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["performance"]["frames"] == 240  # the first video's summary is kept
+
+
+def test_a_stream_too_short_for_a_pair_is_named_not_silently_empty(media: dict, tmp_path: Path) -> None:
+    """A photo given as a video and a 12-frame clip: a type whose pair (K + 1 frames) does
+    not fit scored nothing, which the summary must say (it printed nothing at all)."""
+    import cv2
+
+    from realtime.sources import VideoFileSource
+
+    folder = tmp_path / "short"
+    folder.mkdir()
+    writer = cv2.VideoWriter(str(folder / "short.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 30, CLIP_SIZE)
+    with VideoFileSource(media["clip"]) as src:
+        for raw in itertools.islice(src, 12):
+            writer.write(raw.image)
+    writer.release()
+    ok, png = cv2.imencode(".png", raw.image)
+    (folder / "photo.mp4").write_bytes(png.tobytes())  # a still image under a video's name
+    out = tmp_path / "out"
+    assert live_main(["--replay", str(folder), *weight_args(media), "--pub", "none", "--quiet",
+                      "--out", str(out)]) == 0
+    notes = json.loads((out / "metrics.json").read_text())["notes"]
+    assert "stream short: only 12 frames, fewer than one frame pair needs (K + 1 frames at 30 fps: MaE 19): " \
+           "MaE not scored" in notes
+    assert any(n.startswith("stream photo: only 1 frame, fewer than one frame pair needs (") and
+               n.endswith("): nothing could be scored") for n in notes), notes
 
 
 def test_max_frames_stops_early(media: dict, tmp_path: Path) -> None:
