@@ -346,6 +346,83 @@ def test_connect_first_stop_does_not_wait_for_a_blocked_open(monkeypatch):
     finally:
         blocker.release.set()
 
+class PacedCamera:
+    """Stand-in for cv2.VideoCapture(index) (no camera device here): reports `reported`
+    fps, hands over `burst` frames at once on connect, then one frame every 1 / `rate` s
+    (as a V4L2 read blocks until the next frame), numbered in the first pixel."""
+
+    def __init__(self, reported: float, rate: float, burst: int = 0) -> None:
+        self.reported, self.rate, self.burst, self.served = reported, rate, burst, 0
+        self.next_at: float | None = None
+
+    def __call__(self, index: int) -> PacedCamera:
+        return self
+
+    def isOpened(self) -> bool:
+        return True
+
+    def set(self, prop: int, value: float) -> bool:
+        return True
+
+    def get(self, prop: int) -> float:
+        return self.reported if prop == cv2.CAP_PROP_FPS else 0.0
+
+    def read(self):
+        if self.served >= self.burst:
+            now = time.monotonic()
+            self.next_at = now if self.next_at is None else self.next_at + 1.0 / self.rate
+            time.sleep(max(0.0, self.next_at - now))
+        self.served += 1
+        return True, np.full((8, 8, 3), self.served % 256, np.uint8)
+
+    def release(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("reported, rate, burst, expect, noticed", [
+    (30.0, 15.0, 0, 15.0, True),   # a webcam in dim light: nominal 30, delivers 15
+    (30.0, 30.0, 12, 30.0, False),  # as reported; a burst of buffered frames on connect is not timed
+    (0.0, 20.0, 0, 20.0, True),    # reports no rate: the measured one, not a refusal
+])
+def test_camera_fps_is_the_delivered_rate(monkeypatch, reported, rate, burst, expect, noticed):
+    """K and the windows are set in frames from `fps`: it must be the rate frames arrive
+    at. The probe's frames are delivered, numbered from 1, none lost."""
+    monkeypatch.setattr(sources.cv2, "VideoCapture", PacedCamera(reported, rate, burst))
+    src = CameraSource(0, max_retries=0)
+    notes: list[str] = []
+    src.on_notice = notes.append
+    t0 = time.monotonic()
+    fps = src.fps
+    assert time.monotonic() - t0 < sources.RATE_PROBE_S[1] + 1.0
+    assert fps == pytest.approx(expect, rel=0.1)
+    assert (len(notes) == 1) == noticed
+    if noticed:
+        assert "camera 0" in notes[0] and f"delivers {fps:g} fps" in notes[0] and "--fps" in notes[0]
+    got = []
+    for frame in src:
+        got.append(frame)
+        if len(got) == 60:
+            src.close()
+    assert [f.index for f in got] == list(range(1, 61))
+    assert [int(f.image[0, 0, 0]) for f in got] == list(range(1, 61))  # no frame skipped or repeated
+    assert all(b.t_stream > a.t_stream for a, b in zip(got[burst + 1:], got[burst + 2:]))
+
+
+def test_delivered_fps_leaves_out_the_connect_burst():
+    burst = [0.0] + [0.001 * i for i in range(1, 20)]  # 19 buffered frames within 20 ms
+    steady = [0.3 + i / 25.0 for i in range(30)]
+    assert sources.delivered_fps(burst + steady) == pytest.approx(25.0)
+    assert sources.delivered_fps(burst) is None  # nothing timed after the settle time
+    assert sources.delivered_fps([0.0, 0.3, 0.3, 0.3, 0.3, 0.3]) is None  # no time passed
+
+
+def test_rtsp_fps_given_by_the_user_is_not_measured(monkeypatch):
+    monkeypatch.setattr(sources.cv2, "VideoCapture", lambda *a: PacedCamera(30.0, 10.0))
+    src = sources.RtspSource("rtsp://127.0.0.1:9/x", fps=30.0, max_retries=0)
+    t0 = time.monotonic()
+    assert src.fps == 30.0 and time.monotonic() - t0 < 0.5  # no probe, no connection
+
+
 # ---------------------------------------------------------------- frame identity and endings
 # Each input below is written by the test itself (real video files, real frame folders).
 
