@@ -10,8 +10,10 @@ import json
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
+from typing import TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -33,6 +35,8 @@ from realtime.sources import FrameSource, open_source
 from realtime.stats import RunStats
 from realtime.stream_runner import FlowBackends, RunContext, ScorerSets, common_flow, run_isolated, run_item, write_stream_eaf
 from realtime.upstream import open_upstream, wait_for_proxy
+
+T = TypeVar("T")
 
 
 def open_lsl(config: RunConfig, stack: ExitStack, stop: threading.Event) -> LslMarkerOutlet | None:
@@ -114,10 +118,10 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
         publisher = open_publisher(config, stack, items[0].name, lsl)
         if config.connect and publisher is not None:
             wait_for_proxy(publisher, stop)
-        predictions = PredictionsSink(out / "predictions.csv") if out else None
+        predictions = open_output(out / "predictions.csv", PredictionsSink) if out else None
         if predictions:
             stack.callback(predictions.close)
-        scores_csv = ScoresCsvSink(out / "scores.csv") if out else None
+        scores_csv = open_output(out / "scores.csv", ScoresCsvSink) if out else None
         if scores_csv:
             stack.callback(scores_csv.close)
         eaf = EafSink(out / "eaf") if out else None
@@ -167,7 +171,7 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
             scorer_sets.close()
             # Whatever was spotted is already in predictions.csv (flushed per row) and the
             # journal; the summary is written even after a failure or Ctrl-C.
-            summarise(config, console, plan, runs, collected, wall)
+            written = summarise(config, console, plan, runs, collected, wall)
             if plan.submission is not None and out is not None:  # a challenge test set (realtime.megc_testset)
                 for path in plan.submission.write(collected.intervals, out):
                     print(f"wrote {path} (MEGC submission)", file=sys.stderr)
@@ -179,7 +183,28 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
                           f"{', ...' if len(missing) > 5 else ''}); they have no rows", file=sys.stderr)
     if config.report and out is not None:
         write_run_report(out)
-    return exit_code(runs)
+    return exit_code(runs) or (0 if written else EXIT_USER_ERROR)
+
+
+def open_output(path: Path, opener: Callable[[Path], T]) -> T:
+    """An output file of --out opened before the first stream: a path in the way (a
+    folder of that name, a read-only file a previous run left) is one `error:` line
+    naming it, not a traceback."""
+    try:
+        return opener(path)
+    except OSError as exc:
+        raise UserError(f"--out: cannot write {path} ({exc.strerror or exc})") from None
+
+
+def write_output(path: Path, write: Callable[[Path], object]) -> bool:
+    """A summary file of --out (truth.csv, metrics.json) written after the run; a failure
+    is one `error:` line and False, so that the other outputs are still written."""
+    try:
+        write(path)
+    except OSError as exc:
+        print(f"error: --out: cannot write {path} ({exc.strerror or exc})", file=sys.stderr)
+        return False
+    return True
 
 
 def write_run_report(out: Path) -> None:
@@ -214,14 +239,16 @@ def make_plan(config: RunConfig, console: Console) -> ReplayPlan:
 
 
 def summarise(config: RunConfig, console: Console, plan: ReplayPlan, runs: list[RunStats],
-              collected: CollectSink, wall: float) -> None:
-    """MEGC table (when truth is known), performance table, metrics.json.
+              collected: CollectSink, wall: float) -> bool:
+    """MEGC table (when truth is known), performance table, metrics.json; False when a
+    file of --out could not be written (said in an `error:` line).
 
     A run is scored on what it replayed (`calibration.megc.scored_truth`): truth videos
     not replayed and truth intervals after the last frame read are left out and said so;
     with --out the scored truth is written to truth.csv, so that `lgnm-eval --truth
     OUT/truth.csv --pred OUT/predictions.csv` gives the same table."""
     result = None
+    written = True  # every summary file written (else an `error:` line each said why)
     notes = plan.notes + [f"stream {r.stream}: {n}" for r in runs for n in r.coverage()]
     if plan.has_truth:
         scope = scored_truth(plan.all_truth(),
@@ -245,7 +272,8 @@ def summarise(config: RunConfig, console: Console, plan: ReplayPlan, runs: list[
             notes.append(f"{len(cut)} truth interval(s) end after the last frame read of their "
                          f"video, not scored: {first_few(cut)}")
         if config.out:
-            write_intervals(config.out / "truth.csv", scope.truth, truth=True)
+            written &= write_output(config.out / "truth.csv",
+                                    lambda p: write_intervals(p, scope.truth, truth=True))
     metrics = {
         "megc": result.to_json() if result else None,
         "notes": notes,
@@ -260,13 +288,15 @@ def summarise(config: RunConfig, console: Console, plan: ReplayPlan, runs: list[
         },
     }
     if config.out:
-        (config.out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        written &= write_output(config.out / "metrics.json",
+                                lambda p: p.write_text(json.dumps(metrics, indent=2) + "\n"))
     for note in notes:
         print(f"note: {note}", file=sys.stderr)
     if config.json:
         sys.stdout.write(json.dumps({"summary": metrics}) + "\n")
-        return
+        return written
     if result is not None:
         console.print(render_table(result, title="MEGC spotting (vs truth)"))
     if any(r.frames for r in runs):
         console.print(performance_table(runs, wall))
+    return written

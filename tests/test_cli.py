@@ -229,6 +229,45 @@ def test_a_stream_too_short_for_a_pair_is_named_not_silently_empty(media: dict, 
                n.endswith("): nothing could be scored") for n in notes), notes
 
 
+def _unwritable_folder(tmp_path: Path) -> Path:
+    """A folder no file can be created in: mode 0o500, or for root (who ignores the mode)
+    sysfs, which refuses new files to everyone."""
+    folder = tmp_path / "read_only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        (folder / "probe").touch()
+    except OSError:
+        return folder
+    folder = Path("/sys/kernel")
+    if not folder.is_dir():
+        pytest.skip("running as root and no sysfs: no folder refuses a new file")
+    return folder
+
+
+def test_an_out_folder_that_cannot_be_written_is_one_line(media: dict, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    folder = _unwritable_folder(tmp_path)
+    code, err = run_main(["--replay", str(media["clip"]), *weight_args(media), "--pub", "none", "--quiet",
+                          "--max-frames", "5", "--out", str(folder)], capsys)
+    assert code == 2 and err.strip() == f"error: --out {folder}: cannot write in the folder (Permission denied)"
+
+
+@pytest.mark.parametrize("blocked", ["predictions.csv", "metrics.json"])
+def test_an_output_file_that_cannot_be_written_is_one_line_and_the_others_are_kept(
+        blocked: str, media: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A folder where an output file goes (or a file a previous run left read-only):
+    predictions.csv fails before any stream runs, metrics.json after the others are written."""
+    out = tmp_path / "out"
+    (out / blocked).mkdir(parents=True)
+    code, err = run_main(["--replay", str(media["clip"]), *weight_args(media), "--pub", "none", "--quiet",
+                          "--max-frames", "30", "--out", str(out)], capsys)
+    assert code == 2 and f"error: --out: cannot write {out / blocked} (Is a directory)" in err
+    assert "Traceback" not in err
+    if blocked == "metrics.json":
+        assert (out / "predictions.csv").is_file() and len((out / "scores.csv").read_text().splitlines()) > 1
+
+
 def test_max_frames_stops_early(media: dict, tmp_path: Path) -> None:
     out = tmp_path / "o"
     assert live_main(["--replay", str(media["clip"]), *weight_args(media), "--pub", "none", "--quiet",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -21,7 +22,8 @@ def output_dir(path: str | Path, option: str) -> Path:
     """Create the output folder `path` (and its parents) given by the user as `option`.
 
     Raises UserError naming the option and the path when it exists as a file, lies under
-    a file, or cannot be created (permissions, a read-only or full disk); returns it."""
+    a file, or cannot be created or written in (permissions, a read-only or full disk);
+    returns it."""
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise UserError(f"{option} {folder}: exists and is not a folder")
@@ -29,6 +31,14 @@ def output_dir(path: str | Path, option: str) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UserError(f"{option} {folder}: cannot create the folder ({exc.strerror or exc})") from None
+    try:
+        # An existing folder the user cannot write in (another user's, a read-only mount)
+        # passes mkdir; unprobed, the first output file failed with a traceback, after
+        # the models had loaded or a whole video had run.
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise UserError(f"{option} {folder}: cannot write in the folder ({exc.strerror or exc})") from None
     return folder
 
 
