@@ -24,6 +24,7 @@ import numpy as np
 
 from realtime.common.errors import UserError
 from realtime.common.types import EXPR_TYPES, Interval, ScoreSample, SpotEvent
+from realtime.native_log import filtered_native_stderr
 from realtime.sinks import NullSink
 from realtime.sources import FrameFolderSource, FrameSource, RawFrame, VideoFileSource, check_fps
 
@@ -91,7 +92,9 @@ def spot(source: str | Path | Iterable[np.ndarray], *, fps: float | None = None,
     source: a video file, a frame folder (fps required) or an iterable of (H, W, 3) uint8
     BGR frames (fps required). weights: one file per type (default: the bundled demo pair
     trained nearest to the source's fps). types: a subset of ("ME", "MaE").
-    Raises UserError for bad input (from the first `next()`)."""
+    Raises UserError for bad input (from the first `next()`). Until the generator ends
+    or is closed, the process's stderr (fd 2) passes through a filter that drops
+    mediapipe's native start-up notices (`realtime.native_log`); other lines pass."""
     from engines.demo_weights import default_weights
     from engines.pair_features import make_pair_features
     from engines.scorers import make_scorer
@@ -123,18 +126,21 @@ def spot(source: str | Path | Iterable[np.ndarray], *, fps: float | None = None,
             out.put(_DONE)
 
     worker = threading.Thread(target=run, name="lgnm-spot", daemon=True)
-    worker.start()
-    try:
-        while (item := out.get()) is not _DONE:
-            yield item
-    finally:
-        stop.set()
-        while worker.is_alive():  # let the run see the stop; drain so it never blocks on put
-            try:
-                out.get(timeout=0.1)
-            except queue.Empty:
-                pass
-        for s in scorers:
-            s.close()
+    # mediapipe's graph writes its start-up notices to fd 2 from native threads
+    # (realtime.native_log); filtered while the run lives, every other line passes.
+    with filtered_native_stderr():
+        worker.start()
+        try:
+            while (item := out.get()) is not _DONE:
+                yield item
+        finally:
+            stop.set()
+            while worker.is_alive():  # let the run see the stop; drain so it never blocks on put
+                try:
+                    out.get(timeout=0.1)
+                except queue.Empty:
+                    pass
+            for s in scorers:
+                s.close()
     if failure:
         raise failure[0]

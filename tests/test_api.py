@@ -75,3 +75,23 @@ def test_frames_in_memory_at_an_impossible_rate_are_a_user_error(fps: float) -> 
     # inf crashed with OverflowError; 0.5 and 1e6 ran with K rounded to nothing useful.
     with pytest.raises(UserError, match="fps: frame rate must be from 1 to 1000 fps"):
         next(spot([np.zeros((48, 64, 3), np.uint8)] * 3, fps=fps))
+
+
+def test_spot_keeps_mediapipe_notices_off_stderr(clip: Path) -> None:
+    """A script calling spot() sees none of mediapipe's native start-up lines (which read
+    like errors), and its own stderr lines still arrive, in order."""
+    import subprocess
+    import sys
+
+    from realtime.native_log import NOISE
+
+    code = ("import sys\nfrom realtime.api import spot\n"
+            "print('before', file=sys.stderr, flush=True)\n"
+            f"for e in spot({str(clip)!r}):\n    print('event', file=sys.stderr, flush=True)\n"
+            "print('after', file=sys.stderr, flush=True)\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=Path(__file__).parents[1],
+                         timeout=300)
+    assert run.returncode == 0, run.stderr.decode()[-2000:]
+    lines = run.stderr.splitlines()
+    assert not [ln for ln in lines if NOISE.match(ln)], lines[:5]
+    assert lines[0] == b"before" and lines[-1] == b"after"
