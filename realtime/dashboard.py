@@ -71,7 +71,10 @@ def performance_table(runs: Sequence[RunStats], wall_s: float) -> Table:
     table.add_row("throughput", f"{frames / wall_s:.1f} fps" if wall_s > 0 else "-")
     table.add_row("dropped frames", str(sum(r.dropped for r in runs)))
     table.add_row("chain breaks", str(sum(r.chain_breaks for r in runs)))
-    table.add_row("backend / flow", f"{runs[0].backend} / {runs[0].flow}" if runs else "-")
+    # Of the streams that ran: a first stream that failed to open set none (the row was
+    # " / "), and a run of 30 and 200 fps videos may use two flows.
+    used = dict.fromkeys(f"{r.backend} / {r.flow}" for r in runs if r.backend)
+    table.add_row("backend / flow", ", ".join(used) or "-")
     merged = merge_stage_summaries(runs)
     for stage in STAGE_ORDER:
         if stage in merged:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import itertools
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -266,6 +267,17 @@ def test_an_output_file_that_cannot_be_written_is_one_line_and_the_others_are_ke
     assert "Traceback" not in err
     if blocked == "metrics.json":
         assert (out / "predictions.csv").is_file() and len((out / "scores.csv").read_text().splitlines()) > 1
+
+
+def test_performance_table_names_the_backend_when_the_first_stream_failed(
+        media: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "a_bad.avi").write_bytes(b"\x00" * 1000)  # not a video: fails before it has a backend
+    (folder / "b_good.avi").write_bytes(media["clip"].read_bytes())
+    assert live_main(["--replay", str(folder), *weight_args(media), "--pub", "none", "--max-frames", "20"]) == 2
+    row = [ln for ln in capsys.readouterr().out.splitlines() if "backend / flow" in ln]
+    assert len(row) == 1 and re.search(r"backend / flow .*│ +[a-z]+-cpu / cpu │", row[0]), row
 
 
 def test_max_frames_stops_early(media: dict, tmp_path: Path) -> None:
