@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -184,20 +183,9 @@ def _video_dirs(root: Path) -> dict[str, Path]:
     return found
 
 
-def _shifted(record: VideoRecord) -> VideoRecord:
-    """A folder numbered from 0.jpg reads as frames 1..N: move its jpg-index truth along."""
-    match = CASME3_FRAME.match(record.frames[0].name)
-    if not (match and int(match.group(1)) == 0):
-        return record
-    truth = [replace(iv, onset=iv.onset + 1, offset=iv.offset + 1,
-                     apex=iv.apex + 1 if iv.apex is not None else None) for iv in record.truth]
-    return replace(record, truth=truth)
-
-
 def load_casme3(root: Path, annotations: Path, *, allow_gaps: bool = False) -> list[VideoRecord]:
     """All Part A videos under `root` (the folder holding `spNO.*`, or one holding it as
     `part_A/`), sorted by id, with their truth. `allow_gaps`: keep videos with holes in
     their numbering (replays)."""
     truth = read_casme3_annotations(annotations)
-    records = _records(_video_dirs(_frames_root(root, "part_A")), truth, CASME3_FRAME, CASME3_FPS, allow_gaps)
-    return [_shifted(r) for r in records]
+    return _records(_video_dirs(_frames_root(root, "part_A")), truth, CASME3_FRAME, CASME3_FPS, allow_gaps)

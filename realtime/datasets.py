@@ -13,7 +13,8 @@ Annotation rules, applied to both workbooks:
   offset); a missing apex, or one outside [onset, end], becomes the midpoint of onset and end.
 
 Frame numbers are the numbers in the file names (`img120.jpg`, `006_1_0120.jpg` -> frame
-120; a video numbered from 0 is shifted to start at 1); hidden files and folders (name
+120; a video numbered from 0 is shifted to start at 1, and its truth with it, so that an
+interval stays on the images the workbook names); hidden files and folders (name
 starting with '.', e.g. macOS `._006_1_0001.jpg`) are skipped; two files with the same
 number are a `UserError`. A hole in the numbering is a `UserError` by default (training
 labels frames by position, so it needs every frame); `allow_gaps=True` (replays) keeps
@@ -33,7 +34,7 @@ import logging
 import math
 import re
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -408,8 +409,15 @@ def _records(
     records = []
     for video, folder in sorted(dirs.items()):
         numbered = _numbered_frames(folder, pattern, allow_gaps)
+        intervals = truth.get(video, [])
+        match = pattern.match(numbered[0][1].name)
+        if match and int(match.group(1)) == 0:
+            # Numbered from 0, the files read as frames 1..N; the workbook numbers the
+            # files, so its truth moves along: an interval stays on the same images.
+            intervals = [replace(iv, onset=iv.onset + 1, offset=iv.offset + 1,
+                                 apex=iv.apex + 1 if iv.apex is not None else None) for iv in intervals]
         records.append(VideoRecord(id=video, subject=video.rsplit("_", 1)[0], fps=fps,
-                                   frames=[p for _, p in numbered], truth=truth.get(video, []),
+                                   frames=[p for _, p in numbered], truth=intervals,
                                    numbers=[n for n, _ in numbered]))
     return records
 

@@ -310,6 +310,26 @@ def test_duplicate_and_zero_based_frame_numbers(tmp_path: Path) -> None:
     assert record.numbers == [1, 2, 3] and record.frames[0].name == "015_3_0000.jpg"
 
 
+@pytest.mark.parametrize("dataset", ["CAS", "SAMM"])
+def test_folder_numbered_from_zero_keeps_truth_on_its_images(tmp_path: Path, dataset: str) -> None:
+    """The workbook numbers the files: when a folder starts at file 0 and reads as frames
+    1..N, an interval must stay on the files the workbook names (one frame later)."""
+    if dataset == "CAS":
+        layout = write_cas_layout(tmp_path / "cas", _standins())
+        folder, name, load = next(p for p in layout.root.rglob("15_0101*") if p.is_dir()), "img{}.jpg", load_cas
+        vid = "s15_0101"
+    else:
+        layout = write_samm_layout(tmp_path / "samm", _standins())
+        folder, name, load, vid = layout.root / "015_1", "015_1_{:04d}.jpg", load_samm, "015_1"
+    for n in range(1, 13):
+        (folder / name.format(n)).rename(folder / name.format(n - 1))
+    record = next(r for r in load(layout.root, layout.annotations) if r.id == vid)
+    assert record.frames[0].name == name.format(0) and record.numbers[:2] == [1, 2]
+    # The workbook's files 2..9 (apex 5) are frames 3..10 (apex 6): the same images.
+    assert _rows(record.truth) == [("MaE", 3, 6, 10), ("ME", 11, 11, 12)]
+    assert record.frames[3 - 1].name == name.format(2)
+
+
 def _set_dimension(book: Path, ref: str) -> None:
     """Rewrite every sheet's stored `<dimension ref=...>`, as streaming writers leave it."""
     import re
