@@ -18,7 +18,7 @@ import torch
 
 from engines.lgnmnet import ExpressionProbability
 from engines.weights import file_sha256, load_weights
-from realtime.common.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry, text_arg
 
 INPUT_NAME = "roi"
 OUTPUT_NAME = "p_expression"
@@ -75,8 +75,8 @@ def onnx_metadata(path: str | Path) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="lgnm-export-onnx", description="Export LGNMNet weights to ONNX "
                                  "(input (N,3,112,112) float32, output (N,) P(expression))")
-    ap.add_argument("--weights", required=True, help="LGNMNet .safetensors weights file")
-    ap.add_argument("--out", required=True, help="ONNX file to write")
+    ap.add_argument("--weights", required=True, type=text_arg, help="LGNMNet .safetensors weights file")
+    ap.add_argument("--out", required=True, type=text_arg, help="ONNX file to write")
     ap.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default {OPSET})")
     args = ap.parse_args(argv)
     print(export_onnx(args.weights, args.out, args.opset))

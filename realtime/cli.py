@@ -19,14 +19,13 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import cast
 
 from rich.console import Console
 
 from engines.backends import BACKENDS, FLOW_KINDS
 from realtime.choices import DEFAULT_ENDPOINT
-from realtime.common.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry, path_arg, text_arg
 from realtime.common.types import EXPR_TYPES, ExprType
 from realtime.native_log import native_stderr_filtered
 from realtime.ray_options import LOCAL
@@ -39,9 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_argument_group("source (one of)")
     one = src.add_mutually_exclusive_group(required=True)
     one.add_argument("--camera", metavar="N", help="OpenCV camera device index")
-    one.add_argument("--rtsp", metavar="URL", help="RTSP stream URL (rtsp:// or rtsps://)")
-    one.add_argument("--video", metavar="PATH", help="a video file, played at its frame rate")
-    one.add_argument("--replay", metavar="demo|CAS|SAMM|CASME3|MEGC|PATH",
+    one.add_argument("--rtsp", type=text_arg, metavar="URL", help="RTSP stream URL (rtsp:// or rtsps://)")
+    one.add_argument("--video", type=text_arg, metavar="PATH", help="a video file, played at its frame rate")
+    one.add_argument("--replay", type=text_arg, metavar="demo|CAS|SAMM|CASME3|MEGC|PATH",
                      help="replay as fast as possible: the built-in demo, a dataset (CASME3: CAS(ME)^3 "
                           "Part A), an MEGC challenge test set (writes its submission files to --out), "
                           "or a video file / frame folder / folder of either")
@@ -49,10 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--height", type=int, help="camera frame height")
     src.add_argument("--fps", type=float, help="camera fps, or the fps of frame folders (--replay MEGC: of "
                                                "every clip; default 200 for SAMM-style ids, else 30)")
-    src.add_argument("--data", type=Path, help="dataset root for --replay CAS|SAMM|CASME3, test set for MEGC")
-    src.add_argument("--annotations", type=Path,
+    src.add_argument("--data", type=path_arg, help="dataset root for --replay CAS|SAMM|CASME3, test set for MEGC")
+    src.add_argument("--annotations", type=path_arg,
                      help="dataset workbook for --replay CAS|SAMM|CASME3 (CASME3: a workbook or a folder of them)")
-    src.add_argument("--truth", type=Path, help="truth CSV (video,type,onset,apex,offset) for --replay PATH")
+    src.add_argument("--truth", type=path_arg, help="truth CSV (video,type,onset,apex,offset) for --replay PATH")
     src.add_argument("--realtime", action="store_true", help="pace a replay at the source fps")
     src.add_argument("--max-frames", type=int, default=None, metavar="N",
                      help="stop after N frames of each stream (tests, benchmarks)")
@@ -67,12 +66,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="live sources: reconnect attempts before giving up (default: forever)")
 
     model = p.add_argument_group("model")
-    model.add_argument("--weights", type=Path, action="append",
+    model.add_argument("--weights", type=path_arg, action="append",
                        help="weights file (.safetensors, one per type; default: the demo pair trained "
                             "nearest to each source's fps, 30 or 200)")
     model.add_argument("--types", default="ME,MaE", help="expression types to spot (default ME,MaE)")
     model.add_argument("--backend", default="auto", choices=BACKENDS, help="scoring backend")
-    model.add_argument("--engine", type=Path, action="append",
+    model.add_argument("--engine", type=path_arg, action="append",
                        help="TensorRT engine per type (built by lgnm-build-engine), same order as --weights")
     model.add_argument("--flow", default="auto", choices=FLOW_KINDS, help="dense-flow backend")
     model.add_argument("--threshold", default="calibrated", choices=("calibrated", "rolling"),
@@ -86,11 +85,11 @@ def build_parser() -> argparse.ArgumentParser:
                             "(--journal and --lsl still work)")
     where.add_argument("--connect", metavar="ENDPOINT",
                        help="publish into an lgnm-proxy at ENDPOINT (its --publishers side) instead of binding")
-    out.add_argument("--journal", type=Path, help="append every event as a JSON line here too")
-    out.add_argument("--curve-secret", type=Path,
+    out.add_argument("--journal", type=path_arg, help="append every event as a JSON line here too")
+    out.add_argument("--curve-secret", type=path_arg,
                      help="server secret key file (CurveZMQ); with --connect: this publisher's own secret key")
-    out.add_argument("--curve-clients", type=Path, help="folder of authorised client public keys")
-    out.add_argument("--curve-server-key", type=Path, metavar="FILE",
+    out.add_argument("--curve-clients", type=path_arg, help="folder of authorised client public keys")
+    out.add_argument("--curve-server-key", type=path_arg, metavar="FILE",
                      help="with --connect: the proxy's public key file (--curve-secret: this publisher's own)")
     out.add_argument("--lsl", nargs="?", const="lgnm-live", default=None, metavar="NAME",
                      help="also send every event as a JSON string marker on a Lab Streaming Layer outlet "
@@ -99,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--lsl-wait", type=float, default=0.0, metavar="SECONDS",
                      help="with --lsl: wait up to SECONDS for an LSL consumer (a recorder) before the first "
                           "frame; markers sent while none is connected are lost (default 0: do not wait)")
-    out.add_argument("--out", type=Path, help="write predictions.csv, scores.csv, metrics.json and eaf/VIDEO.eaf (ELAN) here")
+    out.add_argument("--out", type=path_arg, help="write predictions.csv, scores.csv, metrics.json and eaf/VIDEO.eaf (ELAN) here")
     out.add_argument("--save-inputs", metavar="FRAMES",
                      help="with --out: write what the model saw for the pairs starting at these frames "
                           "(e.g. 120,300-310): aligned faces, flow HS image and network input as PNGs "

@@ -30,7 +30,7 @@ from pathlib import Path
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from realtime.common.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry, path_arg
 from realtime.publisher import is_loopback, load_secret_key
 
 PUBLISHERS_ENDPOINT = "tcp://127.0.0.1:5557"
@@ -163,11 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"bind here for lgnm-live --connect (XSUB; default {PUBLISHERS_ENDPOINT})")
     ap.add_argument("--subscribers", default=SUBSCRIBERS_ENDPOINT, metavar="ENDPOINT",
                     help=f"bind here for subscribers such as lgnm-sub (XPUB; default {SUBSCRIBERS_ENDPOINT})")
-    ap.add_argument("--curve-secret", type=Path, metavar="FILE",
+    ap.add_argument("--curve-secret", type=path_arg, metavar="FILE",
                     help="the proxy's server secret key (CurveZMQ, lgnm-keygen), used on both sides")
-    ap.add_argument("--curve-publishers", type=Path, metavar="DIR",
+    ap.add_argument("--curve-publishers", type=path_arg, metavar="DIR",
                     help="folder of the public keys of publishers allowed to connect")
-    ap.add_argument("--curve-clients", type=Path, metavar="DIR",
+    ap.add_argument("--curve-clients", type=path_arg, metavar="DIR",
                     help="folder of the public keys of subscribers allowed to connect")
     return ap
 

@@ -17,13 +17,12 @@ import argparse
 import json
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import zmq
 from rich.console import Console
 from rich.table import Table
 
-from realtime.common.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry, path_arg
 from realtime.events import TOPIC_PREFIX, EventMessage, Message, MessageError, StatusMessage, decode, utc_now_iso
 from realtime.publisher import DEFAULT_ENDPOINT, load_public_key, load_secret_key
 
@@ -90,9 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--type", choices=("ME", "MaE"), help="only events of this type")
     ap.add_argument("--json", action="store_true", help="raw JSON lines instead of a table")
     ap.add_argument("--status", action="store_true", help="also print status messages")
-    ap.add_argument("--curve-secret", type=Path, metavar="FILE",
+    ap.add_argument("--curve-secret", type=path_arg, metavar="FILE",
                     help="this client's secret key file (CurveZMQ)")
-    ap.add_argument("--curve-server-key", type=Path, metavar="FILE",
+    ap.add_argument("--curve-server-key", type=path_arg, metavar="FILE",
                     help="the publisher's public key file (CurveZMQ)")
     ap.add_argument("--count", type=int, metavar="N", help="exit after N printed messages")
     ap.add_argument("--timeout", type=float, metavar="S",

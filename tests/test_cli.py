@@ -280,6 +280,23 @@ def test_performance_table_names_the_backend_when_the_first_stream_failed(
     assert len(row) == 1 and re.search(r"backend / flow .*│ +[a-z]+-cpu / cpu │", row[0]), row
 
 
+@pytest.mark.parametrize("option", ["--video", "--replay", "--out", "--truth"])
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(
+        option: str, media: dict, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--out "$DIR"` with DIR unset: Path('') is '.', so the run wrote its files into the
+    current folder (`--replay ""` replayed all of it, `--video ""` said 'None: no such file')."""
+    monkeypatch.chdir(tmp_path)
+    args = {"--video": ["--video", ""], "--replay": ["--replay", ""],
+            "--out": ["--replay", str(media["clip"]), "--out", ""],
+            "--truth": ["--replay", str(media["clip"]), "--truth", ""]}[option]
+    with pytest.raises(SystemExit) as exc:
+        live_main([*args, *weight_args(media), "--pub", "none", "--quiet", "--max-frames", "3"])
+    assert exc.value.code == 2
+    assert f"error: argument {option}: empty value (an unset shell variable?)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_max_frames_stops_early(media: dict, tmp_path: Path) -> None:
     out = tmp_path / "o"
     assert live_main(["--replay", str(media["clip"]), *weight_args(media), "--pub", "none", "--quiet",

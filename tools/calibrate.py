@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 from rich.console import Console
@@ -50,7 +49,7 @@ from calibration.temperature import TemperatureFit, binary_nll, fit_temperature
 from engines.lgnmnet import LGNMNet
 from engines.models import load_model
 from engines.weights import save_weights
-from realtime.common.errors import UserError, cli_entry, output_dir
+from realtime.common.errors import UserError, cli_entry, output_dir, path_arg
 from realtime.common.types import Interval
 from realtime.labels import irl_labels
 from realtime.native_log import native_stderr_filtered
@@ -60,15 +59,15 @@ from tools.train import DATASETS, _progress, load_sets, margin_inputs, score_inp
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lgnm-calibrate", description=__doc__.split("\n")[0].split(": ", 1)[1])
-    p.add_argument("--weights", nargs="+", type=Path, required=True, help="one ME and/or one MaE weights file")
+    p.add_argument("--weights", nargs="+", type=path_arg, required=True, help="one ME and/or one MaE weights file")
     p.add_argument("--dataset", choices=(*DATASETS, "synth"), required=True)
-    p.add_argument("--data", type=Path, nargs="+", required=True,
+    p.add_argument("--data", type=path_arg, nargs="+", required=True,
                    help="dataset root(s) of labelled videos; several are pooled")
-    p.add_argument("--annotations", type=Path,
+    p.add_argument("--annotations", type=path_arg,
                    help="annotation workbook (CAS.xlsx / SAMM.xlsx; CASME3: a workbook or a folder of them); with one "
                         "--data only (else <root>/<dataset>.xlsx)")
-    p.add_argument("--out", type=Path, required=True, help="folder for the re-calibrated weights (same names)")
-    p.add_argument("--cache", type=Path, help="features cache folder (default <out>/cache)")
+    p.add_argument("--out", type=path_arg, required=True, help="folder for the re-calibrated weights (same names)")
+    p.add_argument("--cache", type=path_arg, help="features cache folder (default <out>/cache)")
     p.add_argument("--cross-type", choices=("auto", "off"), default="auto",
                    help="auto: fit the ME-inside-MaE rule when both types are given (default); off: never")
     p.add_argument("--interval-rule", default="auto", choices=["auto", *RULES], help=INTERVAL_RULE_HELP)

@@ -9,7 +9,7 @@ import sys
 from rich.console import Console
 
 from calibration.megc import evaluate, render_table
-from realtime.common.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry, text_arg
 from realtime.common.types import Interval
 from realtime.intervals_csv import read_intervals
 
@@ -19,8 +19,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lgnm-eval",
         description="Score spotted intervals with the MEGC protocol (IoU >= 0.5, F1 per type and overall).",
     )
-    parser.add_argument("--truth", required=True, help="truth CSV: video,type,onset,offset (apex optional)")
-    parser.add_argument("--pred", required=True, help="prediction CSV: video,type,onset,offset[,score]")
+    parser.add_argument("--truth", required=True, type=text_arg, help="truth CSV: video,type,onset,offset (apex optional)")
+    parser.add_argument("--pred", required=True, type=text_arg, help="prediction CSV: video,type,onset,offset[,score]")
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
     return parser
 

@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.common.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry, path_arg
 from realtime.common.types import Interval
 from realtime.eaf import (
     EafDocument,
@@ -45,16 +45,16 @@ class StreamFacts:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lgnm-export-eaf", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run", nargs="?", type=Path,
+    p.add_argument("run", nargs="?", type=path_arg,
                    help="an lgnm-live --out folder (its predictions.csv, truth.csv and metrics.json)")
-    p.add_argument("--pred", type=Path, help="predictions CSV (video,type,onset,offset[,score][,apex]); "
+    p.add_argument("--pred", type=path_arg, help="predictions CSV (video,type,onset,offset[,score][,apex]); "
                                              "default RUN/predictions.csv")
-    p.add_argument("--truth", type=Path, help="truth CSV for truth tiers; default RUN/truth.csv when the run "
+    p.add_argument("--truth", type=path_arg, help="truth CSV for truth tiers; default RUN/truth.csv when the run "
                                               "was scored (metrics.json has a MEGC table)")
     p.add_argument("--fps", type=float, help="frame rate of the videos (default: metrics.json's source_fps)")
-    p.add_argument("--media", type=Path, help="the video file, or a folder holding VIDEO.<ext> per video, "
+    p.add_argument("--media", type=path_arg, help="the video file, or a folder holding VIDEO.<ext> per video, "
                                               "to link (default: metrics.json's media)")
-    p.add_argument("--out", type=Path, help="folder for VIDEO.eaf (default RUN/eaf)")
+    p.add_argument("--out", type=path_arg, help="folder for VIDEO.eaf (default RUN/eaf)")
     return p
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import zmq.auth
 
-from realtime.common.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry, path_arg
 
 
 def write_key_pair(directory: Path, name: str) -> tuple[Path, Path]:
@@ -37,7 +37,7 @@ def write_key_pair(directory: Path, name: str) -> tuple[Path, Path]:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="lgnm-keygen", description=__doc__.splitlines()[0])
-    ap.add_argument("directory", type=Path)
+    ap.add_argument("directory", type=path_arg)
     ap.add_argument("--name", default="lgnm", help="file name stem (default lgnm)")
     args = ap.parse_args(argv)
     public, secret = write_key_pair(args.directory, args.name)

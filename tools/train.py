@@ -44,7 +44,7 @@ from calibration.search import INTERVAL_RULE_HELP, grid_search, grids_for_fps, r
 from engines.lgnmnet import LGNMNet
 from engines.pretrained import load_backbone_state
 from engines.weights import WeightsMeta, file_sha256, load_weights, save_weights
-from realtime.common.errors import UserError, cli_entry, output_dir
+from realtime.common.errors import UserError, cli_entry, output_dir, path_arg
 from realtime.common.types import DEFAULT_LANDMARK_FILTER, EXPR_TYPES, HEAD_MOTION_MODELS, ExprType, FlowSettings, Interval
 from realtime.dataset_loaders import LOADERS, load_dataset
 from realtime.labels import irl_labels, k_from_intervals
@@ -482,14 +482,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", required=True, choices=[*DATASETS, "synth"],
                    help="CAS(ME)^2, SAMM-LV or CAS(ME)^3 Part A (CASME3) in their real layouts (with "
                         "--annotations), or lgnm-synth output")
-    p.add_argument("--data", required=True, type=Path, nargs="+",
+    p.add_argument("--data", required=True, type=path_arg, nargs="+",
                    help="dataset root; several roots of one --dataset kind are pooled, their videos named "
                         "<folder>/<video> (e.g. plain and real-motion lgnm-synth sets)")
-    p.add_argument("--annotations", type=Path,
+    p.add_argument("--annotations", type=path_arg,
                    help="annotation workbook (CAS.xlsx / SAMM.xlsx; CASME3: a workbook or the folder of Part A's "
                         "ME and MaE workbooks)")
     p.add_argument("--type", default="both", choices=["ME", "MaE", "both"], help="expression type(s) to train")
-    p.add_argument("--out", required=True, type=Path, help="output folder for <prefix><type>.safetensors")
+    p.add_argument("--out", required=True, type=path_arg, help="output folder for <prefix><type>.safetensors")
     p.add_argument("--prefix", default="lgnm_", help="weights file name prefix")
     p.add_argument("--epochs", type=int, default=10, help="most epochs per model")
     p.add_argument("--batch", type=int, default=256, help="training batch size")
@@ -504,7 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="early-stopping metric: MEGC F1 after a post-processing grid search (default) or frame F1")
     p.add_argument("--val-stride", type=int, default=1, help="frame metric: score every n-th validation frame")
     p.add_argument("--patience", type=int, default=3, help="early stop after this many epochs without gain")
-    p.add_argument("--cache", type=Path, help="features cache folder (default <out>/cache)")
+    p.add_argument("--cache", type=path_arg, help="features cache folder (default <out>/cache)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N")
     p.add_argument("--seed", type=int, default=0, help="seed of folds, sampling and initialisation")
     p.add_argument("--neg-every", type=int, default=4, help="keep every n-th negative frame (IRL label 0)")
@@ -530,11 +530,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(also the rigid motion of a head turning in depth, fitted to landmarks) or dominant (the "
                         "motion the whole face makes, fitted robustly to the flow); default: the --init weights' model, "
                         "else nose. Fine-tuning may change it; the new file records it")
-    p.add_argument("--init", type=Path,
+    p.add_argument("--init", type=path_arg,
                    help="start from these weights instead of random (same type, fps and flow settings, except that weights "
                         "without the landmark filter may be fine-tuned with it; their K is kept): "
                         "continue a run or fine-tune; with --folds the init weights must not have seen the test subjects")
-    p.add_argument("--backbone-weights", type=Path, metavar="FILE",
+    p.add_argument("--backbone-weights", type=path_arg, metavar="FILE",
                    help="ImageNet MobileNetV2 weights for the backbone, as in the paper: torchvision's mobilenet_v2 "
                         "state dict (.pth, read weights-only, or .safetensors), fetched by you; the neck and head "
                         "start from random")

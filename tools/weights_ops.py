@@ -30,14 +30,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 
 from calibration.postprocess import odd_at_least
 from engines.lgnmnet import LGNMNet
 from engines.weights import WeightsMeta, load_weights, save_weights
-from realtime.common.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry, path_arg
 from realtime.common.types import HEAD_MOTION_MODELS
 from realtime.labels import k_from_seconds
 
@@ -92,16 +91,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.weights_ops", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="op", required=True)
     a = sub.add_parser("average", help="element-wise mean of checkpoints of one type, K and flow")
-    a.add_argument("weights", nargs="+", type=Path)
-    a.add_argument("--out", type=Path, required=True)
+    a.add_argument("weights", nargs="+", type=path_arg)
+    a.add_argument("--out", type=path_arg, required=True)
     r = sub.add_parser("retime", help="the same network for video at another frame rate")
-    r.add_argument("weights", type=Path)
+    r.add_argument("weights", type=path_arg)
     r.add_argument("--fps", type=float, required=True)
-    r.add_argument("--out", type=Path, required=True)
+    r.add_argument("--out", type=path_arg, required=True)
     h = sub.add_parser("head-motion", help="the same network with another head-motion model")
-    h.add_argument("weights", type=Path)
+    h.add_argument("weights", type=path_arg)
     h.add_argument("--model", required=True, choices=HEAD_MOTION_MODELS)
-    h.add_argument("--out", type=Path, required=True)
+    h.add_argument("--out", type=path_arg, required=True)
     for s in (a, r, h):
         s.add_argument("--half", action=argparse.BooleanOptionalAction, default=True, help="store fp16 weights")
     return p

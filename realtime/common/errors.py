@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 import tempfile
@@ -16,6 +17,21 @@ F = TypeVar("F", bound=Callable[..., int | None])
 
 class UserError(Exception):
     """A mistake in the user's input (file, option, data): reported without a traceback."""
+
+
+def text_arg(text: str) -> str:
+    """argparse `type` of an option naming a file, folder or URL: an empty value (an unset
+    shell variable in `--video "$CLIP"`) is refused with argparse's one `error:` line."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("empty value (an unset shell variable?)")
+    return text
+
+
+def path_arg(text: str) -> Path:
+    """argparse `type` of a path option, refusing an empty value (`text_arg`): Path('') is
+    '.', so `--out ""` wrote a run's files into the current folder and `--replay ""`
+    replayed all of it."""
+    return Path(text_arg(text))
 
 
 def output_dir(path: str | Path, option: str) -> Path:

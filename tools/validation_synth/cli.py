@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.common.errors import UserError, cli_entry, output_dir
+from realtime.common.errors import UserError, cli_entry, output_dir, path_arg
 from realtime.face import FaceLandmarker
 from realtime.intervals_csv import write_intervals
 from tools.validation_synth import faces, render
@@ -65,12 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--out", required=True, type=Path, help="output folder (created if missing)")
+    parser.add_argument("--out", required=True, type=path_arg, help="output folder (created if missing)")
     parser.add_argument("--videos", type=int, default=1, help="number of videos (default 1)")
     parser.add_argument("--fps", type=int, choices=(30, 200), default=30, help="30 (640x480) or 200 (352x288); default 30")
     parser.add_argument("--seconds", type=float, default=40.0, help="length of each video in seconds (default 40)")
     parser.add_argument("--seed", type=int, default=0, help="random seed; same seed, same output (default 0)")
-    parser.add_argument("--faces", nargs="+", type=Path, metavar="PHOTO",
+    parser.add_argument("--faces", nargs="+", type=path_arg, metavar="PHOTO",
                         help="face photos to use instead of the default ones (cycled over the videos)")
     parser.add_argument("--mean-spacing", type=float, default=6.5,
                         help="mean seconds from one expression's start to the next (default 6.5)")
