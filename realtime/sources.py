@@ -464,6 +464,44 @@ def nominal_fps(base_rate: float | None,
     return fps, varies
 
 
+def _has_mp4_index(path: Path) -> bool | None:
+    """Whether an MP4/MOV file (an `ftyp` box first) holds its index, the `moov` box, among
+    its top-level boxes; None when it is no MP4/MOV. Reads box headers only."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8 or head[4:8] != b"ftyp":
+            return None
+        pos = 0
+        while pos + 8 <= size:
+            fh.seek(pos)
+            header = fh.read(16)
+            box, kind = int.from_bytes(header[:4], "big"), header[4:8]
+            if kind == b"moov":
+                return True
+            if box == 1 and len(header) == 16:  # a 64-bit size follows the type
+                box = int.from_bytes(header[8:16], "big")
+            if box < 8:  # 0: the box runs to the end of the file
+                return False
+            pos += box
+    return False
+
+
+def unopenable_reason(path: Path, ffmpeg_reason: str) -> str:
+    """Why FFmpeg could not open a video file, in the user's terms where the bytes tell: an
+    empty file, or an MP4/MOV without its index (a camera or recorder stopped before
+    writing it, or a copy still being written), which FFmpeg calls 'Invalid data'."""
+    try:
+        if path.stat().st_size == 0:
+            return "the file is empty, 0 bytes"
+        if _has_mp4_index(path) is False:
+            return ("an MP4/MOV without its index, the moov atom: a recording cut short or still "
+                    "being written; it needs repair before it can be read")
+    except OSError:
+        pass
+    return f"unsupported or corrupted: {ffmpeg_reason}"
+
+
 class VideoFileSource(FrameSource):
     """A video file read with PyAV (FFmpeg); numbering, times, fps, rotation and endings
     as in the module docstring. `fps` overrides the file's rate (and its clock)."""
@@ -505,7 +543,7 @@ class VideoFileSource(FrameSource):
             return av.open(str(self.path), "r")
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or type(exc).__name__
-            raise UserError(f"{self.path}: cannot open video (unsupported or corrupted: {reason})") from None
+            raise UserError(f"{self.path}: cannot open video ({unopenable_reason(self.path, reason)})") from None
 
     def _open(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
         """The open file and its recording's video stream (`_pick_track`, chosen once)."""

@@ -503,6 +503,23 @@ def test_file_below_one_fps_is_refused_unless_fps_is_given(tmp_path):
     assert [f.index for f in VideoFileSource(path, fps=30)] == [1, 2, 3, 4]
 
 
+def test_an_empty_file_and_an_mp4_cut_before_its_index_say_so(tmp_path):
+    """FFmpeg calls both 'Invalid data found'; a camera that died mid-recording or a copy
+    still running leaves an MP4 without its moov atom, which the user must hear."""
+    data = write_av(tmp_path / "full.mp4", [small(i) for i in range(30)]).read_bytes()
+    assert data.find(b"moov") > len(data) // 2  # no faststart: the index is written last
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    with pytest.raises(UserError, match=r"cut.mp4: cannot open video \(an MP4/MOV without its index, the moov "
+                                        r"atom: a recording cut short or still being written"):
+        VideoFileSource(tmp_path / "cut.mp4")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    with pytest.raises(UserError, match=r"empty.mp4: cannot open video \(the file is empty, 0 bytes\)"):
+        VideoFileSource(tmp_path / "empty.mp4")
+    (tmp_path / "notes.mp4").write_text("not a video\n")
+    with pytest.raises(UserError, match=r"notes.mp4: cannot open video \(unsupported or corrupted: "):
+        VideoFileSource(tmp_path / "notes.mp4")
+
+
 def test_nominal_fps_rule():
     thirty, fifteen = np.full(100, 1 / 30), np.full(100, 1 / 15)
     assert sources.nominal_fps(30.0, np.r_[thirty, fifteen]) == (30.0, pytest.approx((15.0, 30.0)))
