@@ -46,8 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "or a video file / frame folder / folder of either")
     src.add_argument("--width", type=int, help="camera frame width")
     src.add_argument("--height", type=int, help="camera frame height")
-    src.add_argument("--fps", type=float, help="camera fps, or the fps of frame folders (--replay MEGC: of "
-                                               "every clip; default 200 for SAMM-style ids, else 30)")
+    src.add_argument("--fps", type=float, help="the rate asked of a camera (it still runs at the rate it delivers), "
+                                               "the rate of an RTSP stream or a video file (overriding what it reports), "
+                                               "or the fps of frame folders (--replay MEGC: of every clip; default 200 "
+                                               "for SAMM-style ids, else 30)")
     src.add_argument("--data", type=path_arg, help="dataset root for --replay CAS|SAMM|CASME3, test set for MEGC")
     src.add_argument("--annotations", type=path_arg,
                      help="dataset workbook for --replay CAS|SAMM|CASME3 (CASME3: a workbook or a folder of them)")

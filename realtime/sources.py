@@ -68,7 +68,14 @@ Live sources (`CameraSource`, `RtspSource`) never end on their own: when frames 
 `on_state("down", detail)`, reconnect with capped exponential backoff and report
 `on_state("up", detail)` once a frame arrives again. The frame index keeps increasing
 by one per delivered frame across reconnects, so consumers must break their frame chain
-on "down"; t_stream is wall-clock seconds since the first frame. After `max_retries`
+on "down"; t_stream is wall-clock seconds since the first frame. Their fps (which sets
+K and the smoothing windows in frames) is what they deliver, not only what they report:
+at the first connection frames are timed for RATE_PROBE_S (kept, not dropped), and a
+delivered rate more than RATE_TOLERANCE away from the reported one (a webcam that
+lengthens its exposure in dim light delivers 15 of its nominal 30 fps), or a reported
+rate that is missing or impossible, gives way to the measured one, with a notice
+(`delivered_fps`). An fps given by the user (RtspSource's `fps`) is never replaced.
+After `max_retries`
 consecutive failed attempts (None: retry forever) they raise `SourceUnavailable`.
 `on_state` runs in the thread that iterates the source (the capture thread).
 `on_connection`, when set, gets one line for the user per connection event, from the
@@ -111,6 +118,14 @@ SourceKind = Literal["file", "folder", "camera", "rtsp"]
 SOURCE_KINDS: tuple[str, ...] = ("file", "folder", "camera", "rtsp")
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"})
 MAX_PLAUSIBLE_FPS = 1000.0  # FFmpeg reports RTP clock rates (90000) when it cannot tell
+# The delivered rate of a live source, timed at its first connection: frames arriving in
+# the first RATE_SETTLE_S are not timed (a network camera's buffered frames arrive in one
+# burst on connect), then frames are read until RATE_PROBE_S[0] has passed with at least
+# RATE_PROBE_INTERVALS intervals timed, or until RATE_PROBE_S[1] (a camera at 5 fps).
+RATE_SETTLE_S = 0.25
+RATE_PROBE_S = (1.25, 3.0)
+RATE_PROBE_INTERVALS = 8
+RATE_TOLERANCE = 0.2  # measured vs reported, relative: beyond it the measured rate is used
 PTS_PROBE_FRAMES = 32  # decoded frames whose pts must increase (several B-frame groups)
 # FFmpeg's own log lines ("[tcp @ 0x..] Connection refused", "[mjpeg @ 0x..] bad data")
 # would reach the user's terminal between our status and our one-line errors, which
@@ -194,6 +209,19 @@ def check_fps(fps: float, what: str) -> float:
     if not (math.isfinite(fps) and MIN_FPS <= fps <= MAX_PLAUSIBLE_FPS):
         raise UserError(f"{what}: frame rate must be from {MIN_FPS:g} to {MAX_PLAUSIBLE_FPS:g} fps, got {fps:g}")
     return float(fps)
+
+
+def delivered_fps(times: Sequence[float], settle_s: float = RATE_SETTLE_S,
+                  min_intervals: int = 4) -> float | None:
+    """The rate frames arrived at, from their capture times (s, increasing, first frame
+    first): frames within `settle_s` of the first are left out (a burst on connect), then
+    (n - 1) / (last - first) over the rest, a mean rate, so that frames a network stack
+    hands over in pairs still count at their true rate. None with fewer than
+    `min_intervals` intervals timed, or when they took no time (a burst throughout)."""
+    timed = [t for t in times if t - times[0] >= settle_s] if times else []
+    if len(timed) < min_intervals + 1 or timed[-1] <= timed[0]:
+        return None
+    return (len(timed) - 1) / (timed[-1] - timed[0])
 
 
 class StreamSize:
@@ -1022,8 +1050,9 @@ class LiveSource(FrameSource):
         self._fps_override = None if fps is None else check_fps(fps, f"{name}: fps")
         self._fps: float | None = self._fps_override
         self._state: SourceState | None = None
-        # A capture opened (and its first frame read) by `connect` before iteration began.
-        self._pending: tuple[cv2.VideoCapture, np.ndarray] | None = None
+        # A capture opened by `connect` before iteration began, with the frames already
+        # read from it (capture time, image): the first, and those the rate probe timed.
+        self._pending: tuple[cv2.VideoCapture, list[tuple[float, np.ndarray]]] | None = None
         self.on_connection: NoticeCallback | None = None
         self._began = False  # iteration started: it owns (re)connecting from now on
 
@@ -1036,10 +1065,50 @@ class LiveSource(FrameSource):
         """The source as the user named it (URL or camera index), for messages."""
 
     def _fps_of(self, cap: cv2.VideoCapture) -> float:
-        if self._fps_override is not None:
-            return self._fps_override
+        """The rate the capture reports; UserError when it reports none that is usable."""
         reported = cap.get(cv2.CAP_PROP_FPS)
         return check_fps(reported, f"{self._describe()}: reported frame rate; pass fps")
+
+    def _probe(self, cap: cv2.VideoCapture, first: tuple[float, np.ndarray]) -> list[tuple[float, np.ndarray]]:
+        """`first` and the frames read after it for the rate probe (module doc); stops
+        early when a read fails (the iteration then reconnects) or the source closes."""
+        frames = [first]
+        t0 = first[0]
+        while not self._closed.is_set():
+            elapsed = frames[-1][0] - t0
+            timed = sum(1 for t, _ in frames if t - t0 >= RATE_SETTLE_S) - 1
+            if elapsed >= RATE_PROBE_S[1] or (elapsed >= RATE_PROBE_S[0] and timed >= RATE_PROBE_INTERVALS):
+                break
+            ok, image = cap.read()
+            if not ok or image is None:
+                break
+            frames.append((time.monotonic(), image))
+        return frames
+
+    def _settle_fps(self, cap: cv2.VideoCapture, frames: list[tuple[float, np.ndarray]]) -> float:
+        """The stream's fps from what the capture reports and what `frames` show it
+        delivers (module doc); a notice when they disagree. UserError when neither gives
+        a usable rate."""
+        try:
+            reported: float | None = self._fps_of(cap)
+            why = None
+        except UserError as exc:
+            reported, why = None, exc
+        measured = delivered_fps([t for t, _ in frames])
+        if measured is not None and not MIN_FPS <= measured <= MAX_PLAUSIBLE_FPS:
+            measured = None  # a burst, or a slideshow: not a rate to set K by
+        if measured is None:
+            if reported is None:
+                assert why is not None
+                raise why
+            return reported
+        said = "reports no usable frame rate" if reported is None else f"reports {reported:g} fps"
+        if reported is not None and abs(measured / reported - 1.0) <= RATE_TOLERANCE:
+            return reported
+        rate = round(measured, 1)
+        self.notice(f"{self._describe()}: {said} but delivers {rate:g} fps (timed over {len(frames)} frames); "
+                    f"K and the smoothing windows follow {rate:g} fps (pass --fps to set the rate)")
+        return rate
 
     def describe(self) -> str:
         """The source as the user named it: the URL or `camera N`."""
@@ -1076,8 +1145,8 @@ class LiveSource(FrameSource):
     def _closed_while_connecting(self) -> SourceUnavailable:
         return SourceUnavailable(f"{self._describe()}: closed while connecting")
 
-    def _try_open(self) -> tuple[cv2.VideoCapture, np.ndarray] | str:
-        """An open capture and its first frame, or why there is none."""
+    def _try_open(self) -> tuple[cv2.VideoCapture, tuple[float, np.ndarray]] | str:
+        """An open capture and its first frame (capture time, image), or why there is none."""
         level = cv2.getLogLevel()
         cv2.setLogLevel(CV_LOG_SILENT)
         try:
@@ -1091,12 +1160,14 @@ class LiveSource(FrameSource):
         if not ok or image is None:
             cap.release()
             return "connected but no frame arrived"
-        return cap, image
+        return cap, (time.monotonic(), image)
 
-    def _connect(self) -> tuple[cv2.VideoCapture, np.ndarray]:
+    def _connect(self) -> tuple[cv2.VideoCapture, list[tuple[float, np.ndarray]]]:
         """Open and read one frame, retrying with capped exponential backoff (seconds:
-        backoff_s, 2 x backoff_s, ... up to backoff_max_s). Raises `SourceUnavailable`
-        after `max_retries` failed retries or when closed meanwhile."""
+        backoff_s, 2 x backoff_s, ... up to backoff_max_s); at the first connection also
+        the rate probe's frames. Returns the capture and the frames read (capture time,
+        image). Raises `SourceUnavailable` after `max_retries` failed retries or when
+        closed meanwhile, `UserError` when no usable frame rate is reported or measured."""
         delay, attempt = 0.0, 0
         while True:
             if self._closed.wait(delay):  # wait(0) only tests the flag
@@ -1107,16 +1178,18 @@ class LiveSource(FrameSource):
                     got[0].release()
                 raise self._closed_while_connecting()
             if not isinstance(got, str):
-                if self._fps is None:
-                    try:
-                        self._fps = self._fps_of(got[0])
-                    except UserError:
-                        got[0].release()
-                        raise
+                cap, frames = got[0], [got[1]]
                 self._set_state("up", f"{self._describe()}: receiving frames")
                 self._tell(f"{self._describe()}: receiving frames"
                            + (f" (after {attempt} retries)" if attempt else ""))
-                return got
+                if self._fps is None:
+                    frames = self._probe(cap, got[1])
+                    try:
+                        self._fps = self._settle_fps(cap, frames)
+                    except UserError:
+                        cap.release()
+                        raise
+                return cap, frames
             detail = f"{self._describe()}: {got}"
             self._set_state("down", detail)
             if self.max_retries is not None and attempt >= self.max_retries:
@@ -1129,14 +1202,18 @@ class LiveSource(FrameSource):
 
     def __iter__(self) -> Iterator[RawFrame]:
         index, t0, cap = 0, None, None
+        read: list[tuple[float, np.ndarray]] = []  # frames a connection read before iteration
         self._began = True
         try:
             while not self._closed.is_set():
-                if cap is None:
+                if read:
+                    t_capture, image = read.pop(0)
+                elif cap is None:
                     if self._pending is not None:
-                        (cap, image), self._pending = self._pending, None
+                        (cap, read), self._pending = self._pending, None
                     else:
-                        cap, image = self._connect()
+                        cap, read = self._connect()
+                    continue
                 else:
                     ok, image = cap.read()
                     if not ok or image is None:
@@ -1146,7 +1223,7 @@ class LiveSource(FrameSource):
                         self._set_state("down", detail)
                         self._tell(f"{detail}; reconnecting")
                         continue
-                t_capture = time.monotonic()
+                    t_capture = time.monotonic()
                 t0 = t_capture if t0 is None else t0
                 index += 1
                 yield RawFrame(index, t_capture, t_capture - t0, image)
