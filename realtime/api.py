@@ -23,10 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from realtime.common.errors import UserError
+from realtime.common.text import first_few
 from realtime.common.types import EXPR_TYPES, Interval, ScoreSample, SpotEvent
 from realtime.native_log import filtered_native_stderr
 from realtime.sinks import NullSink
-from realtime.sources import FrameFolderSource, FrameSource, RawFrame, VideoFileSource, check_fps
+from realtime.sources import FrameFolderSource, FrameSource, RawFrame, VideoFileSource, check_fps, is_hidden
 
 _DONE = object()
 
@@ -76,6 +77,13 @@ def open_input(source: str | Path | Iterable[np.ndarray], fps: float | None) -> 
     if isinstance(source, (str, Path)):
         path = Path(source)
         if path.is_dir():
+            from realtime.replay import VIDEO_SUFFIXES
+
+            videos = sorted(p.name for p in path.iterdir() if p.is_file() and not is_hidden(p)
+                            and p.suffix.lower() in VIDEO_SUFFIXES)
+            if videos:  # a folder of recordings, not of frames: one spot() per video
+                raise UserError(f"{path}: a folder of videos ({first_few(videos)}); spot() takes one video "
+                                "or one frame folder: call it on each video (lgnm-live --replay runs a folder)")
             if fps is None:
                 raise UserError(f"{path}: a frame folder needs fps")
             return FrameFolderSource(path, fps)

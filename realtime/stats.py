@@ -13,6 +13,10 @@ import numpy as np
 SAMPLES_KEPT = 20_000  # percentiles over the most recent samples: bounded for long streams
 
 
+# What FaceMesh and the full-range search (realtime.face_search) cannot find, for a stream
+# without any face: the common causes, so that the user can tell which one is theirs.
+NO_FACE_HINT = "faces narrower than about 70 px, turned to the side or in the dark are not found"
+
 @dataclass
 class StageTimes:
     """Milliseconds per stage; `deque.append` is atomic, so the capture thread and the
@@ -92,7 +96,8 @@ class RunStats:
         if self.frames == 0 or self.faces >= self.frames:
             return None
         if self.faces == 0:
-            return f"no face found in any of its {self.frames} frames: nothing could be spotted"
+            return (f"no face found in any of its {self.frames} frames: nothing could be spotted "
+                    f"({NO_FACE_HINT})")
         share = 100.0 * self.faces / self.frames
         return (f"face found in {self.faces} of {self.frames} frames ({share:.0f}%); "
                 "frames without a face were not scored")

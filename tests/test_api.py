@@ -68,6 +68,13 @@ def test_bad_input_is_a_user_error(clip: Path, tmp_path: Path) -> None:
         next(spot(tmp_path / "nope.mp4"))
     with pytest.raises(UserError, match="types"):
         next(spot(clip, types=("XE",)))
+    videos = tmp_path / "recordings"
+    videos.mkdir()
+    (videos / "a.mp4").write_bytes(clip.read_bytes())
+    (videos / "b.MOV").write_bytes(b"")
+    for fps in (None, 30.0):  # it said "a frame folder needs fps", then read no frame
+        with pytest.raises(UserError, match=r"recordings: a folder of videos \(a.mp4, b.MOV\)"):
+            next(spot(videos, fps=fps))
 
 
 @pytest.mark.parametrize("fps", [float("inf"), float("nan"), 0.5, 1e6])

@@ -17,7 +17,7 @@ import pytest
 
 from realtime import face as fl
 from realtime import face_search as fs
-from realtime.stats import RunStats
+from realtime.stats import NO_FACE_HINT, RunStats
 from realtime.synthesis.faces import FacePhoto, load_face
 from realtime.synthesis.generate import SynthConfig, generate_video
 
@@ -216,7 +216,7 @@ def test_no_face_gives_none_and_the_summary_says_so(size: tuple[int, int]) -> No
             assert face is None
             stats.faces += face is not None
         assert aligner.notices == []
-    assert stats.face_coverage() == "no face found in any of its 2 frames: nothing could be spotted"
+    assert stats.face_coverage() == "no face found in any of its 2 frames: nothing could be spotted (" + NO_FACE_HINT + ")"
 
 
 def test_face_coverage_notice() -> None:

@@ -22,6 +22,7 @@ from realtime.common.types import FlowSettings, FrameScore, StreamStatus
 from realtime.pipeline import FrameClock, RunOptions, TypeSetup, run_stream, setup_for_fps
 from realtime.sinks import SCORES_COLUMNS, CollectSink, NullSink, ScoresCsvSink
 from realtime.sources import VideoFileSource
+from realtime.stats import NO_FACE_HINT
 
 from media import write_face_clip, write_random_weights
 
@@ -91,7 +92,7 @@ def test_a_stream_without_any_face_says_so(media: dict, tmp_path) -> None:
     stats = run_stream(VideoFileSource(clip), [setup_for_fps(s, 30.0) for s in scorers],
                        CpuPairFeatures(FlowSettings()), [CollectSink()], RunOptions(batch=8), on_notice=told.append)
     assert stats.frames == 90 and stats.faces == 0 and stats.scores == 0
-    assert stats.notices == ["no face found in any of its 90 frames: nothing could be spotted"]
+    assert stats.notices == ["no face found in any of its 90 frames: nothing could be spotted (" + NO_FACE_HINT + ")"]
     assert told == []  # the coverage is for the summary, not a live notice
 
 
