@@ -760,6 +760,16 @@ class VideoFileSource(FrameSource):
         if not truncated:  # (a truncated file's last packet is partial: its ending says it)
             undecoded.extend(range(last + 1, (max(self._rank.values(), default=0) or timing.packets) + 1))
         undecoded = sorted(set(undecoded) - {first - 1 for first in self._splices})  # a splice's gap is no frame
+        # A number no packet holds is a jump in the timestamps (packets lost to damage, a
+        # camera that paused), not a frame that failed to decode: say which it was.
+        placed = set(self._rank.values())
+        jumped = [n for n in undecoded if self._rank and n not in placed]
+        undecoded = [n for n in undecoded if not (self._rank and n not in placed)]
+        if jumped:
+            self.notice(f"{self.path.name}: no frame at {len(jumped)} frame {'time' if len(jumped) == 1 else 'times'} "
+                        f"({_spans(jumped)}): the timestamps jump there (packets lost to damage, or "
+                        "the recording paused); the others keep their numbers and times and the "
+                        "frame chain breaks at each gap")
         if undecoded:
             self.notice(f"{self.path.name}: {len(undecoded)} {_frames_word(len(undecoded))} could not "
                         f"be decoded ({_spans(undecoded)}); the others keep their numbers and the "

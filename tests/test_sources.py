@@ -795,7 +795,35 @@ def test_frames_lost_by_the_demuxer_keep_their_places(tmp_path):
     assert 30 < len(frames) < 100 and indices[-1] == 100  # the last frame keeps its number
     assert all(abs(t * 30.0 + 1 - i) < 0.6 for i, t in frames)  # every number fits its time
     jumps = [(a, b) for a, b in zip(indices, indices[1:]) if b != a + 1]
-    assert jumps and any("could not be decoded" in n for n in notes)
+    # The demuxer lost whole packets: their numbers are timestamp jumps, not failed decodes.
+    assert jumps and any("the timestamps jump there" in n for n in notes), notes
+
+
+def test_a_recording_pause_is_a_jump_in_the_timestamps_not_undecodable_frames(tmp_path):
+    """A camera that pauses 5 s (VFR mkv, pts jump) leaves 150 frame numbers without a
+    frame; none of them failed to decode, and the notice must not say so."""
+    import av
+
+    path = tmp_path / "paused.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        stream.codec_context.time_base = fractions.Fraction(1, 30)
+        for i in range(60):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), (i * 9) % 256, np.uint8), format="bgr24")
+            frame.pts = i if i < 30 else i + 150  # 5 s without frames after the 30th
+            frame.time_base = fractions.Fraction(1, 30)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    src = VideoFileSource(path)
+    frames = list(src)
+    assert [f.index for f in frames] == list(range(1, 31)) + list(range(181, 211))
+    assert frames[30].t_stream == pytest.approx(180 / 30, abs=0.01)
+    assert src.notices == ["paused.mkv: no frame at 150 frame times (31-180): the timestamps jump there "
+                           "(packets lost to damage, or the recording paused); the others keep their "
+                           "numbers and times and the frame chain breaks at each gap"]
 
 
 def test_frame_numbers_from_timestamps() -> None:
