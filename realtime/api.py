@@ -15,6 +15,7 @@ scores.csv). Closing the iterator early stops the run. A problem with the input 
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterable, Iterator, Sequence
@@ -27,7 +28,7 @@ from realtime.common.text import first_few
 from realtime.common.types import EXPR_TYPES, Interval, ScoreSample, SpotEvent
 from realtime.native_log import filtered_native_stderr
 from realtime.sinks import NullSink
-from realtime.sources import FrameFolderSource, FrameSource, RawFrame, VideoFileSource, check_fps, is_hidden
+from realtime.sources import FrameFolderSource, FrameSource, RawFrame, VideoFileSource, check_fps, image_files, is_hidden
 
 _DONE = object()
 
@@ -81,7 +82,7 @@ def open_input(source: str | Path | Iterable[np.ndarray], fps: float | None) -> 
 
             videos = sorted(p.name for p in path.iterdir() if p.is_file() and not is_hidden(p)
                             and p.suffix.lower() in VIDEO_SUFFIXES)
-            if videos:  # a folder of recordings, not of frames: one spot() per video
+            if videos and not image_files(path):  # recordings, not frames (a frame folder may hold a preview)
                 raise UserError(f"{path}: a folder of videos ({first_few(videos)}); spot() takes one video "
                                 "or one frame folder: call it on each video (lgnm-live --replay runs a folder)")
             if fps is None:
@@ -100,8 +101,8 @@ def spot(source: str | Path | Iterable[np.ndarray], *, fps: float | None = None,
     source: a video file, a frame folder (fps required) or an iterable of (H, W, 3) uint8
     BGR frames (fps required). weights: one file per type (default: the bundled demo pair
     trained nearest to the source's fps). types: a subset of ("ME", "MaE").
-    Raises UserError for bad input (from the first `next()`). Until the generator ends
-    or is closed, the process's stderr (fd 2) passes through a filter that drops
+    Raises UserError for bad input (from the first `next()`). From the start of the run
+    to its first result, the process's stderr (fd 2) passes through a filter that drops
     mediapipe's native start-up notices (`realtime.native_log`); other lines pass."""
     from engines.demo_weights import default_weights
     from engines.pair_features import make_pair_features
@@ -135,20 +136,25 @@ def spot(source: str | Path | Iterable[np.ndarray], *, fps: float | None = None,
 
     worker = threading.Thread(target=run, name="lgnm-spot", daemon=True)
     # mediapipe's graph writes its start-up notices to fd 2 from native threads
-    # (realtime.native_log); filtered while the run lives, every other line passes.
-    with filtered_native_stderr():
-        worker.start()
-        try:
-            while (item := out.get()) is not _DONE:
-                yield item
-        finally:
-            stop.set()
-            while worker.is_alive():  # let the run see the stop; drain so it never blocks on put
-                try:
-                    out.get(timeout=0.1)
-                except queue.Empty:
-                    pass
-            for s in scorers:
-                s.close()
+    # (realtime.native_log): filtered from the start to the run's first result, never
+    # across a yield (the caller's own stderr, a progress bar, must not wait in a pipe,
+    # nor be lost in it if the program ends while the generator is open).
+    startup = contextlib.ExitStack()
+    startup.enter_context(filtered_native_stderr())
+    worker.start()
+    try:
+        while (item := out.get()) is not _DONE:
+            startup.close()
+            yield item
+    finally:
+        startup.close()
+        stop.set()
+        while worker.is_alive():  # let the run see the stop; drain so it never blocks on put
+            try:
+                out.get(timeout=0.1)
+            except queue.Empty:
+                pass
+        for s in scorers:
+            s.close()
     if failure:
         raise failure[0]

@@ -31,6 +31,8 @@ NOISE = re.compile(
 
 
 def _pump(read_fd: int, out_fd: int) -> None:
+    """Copy the pipe to `out_fd` without the NOISE lines; closes both descriptors when
+    the pipe's last write end is gone (its own `out_fd`: never one closed under it)."""
     with os.fdopen(read_fd, "rb", buffering=0) as pipe:
         pending = b""
         while chunk := pipe.read(65536):
@@ -41,30 +43,70 @@ def _pump(read_fd: int, out_fd: int) -> None:
                 os.write(out_fd, b"".join(kept))
         if pending and not NOISE.match(pending):
             os.write(out_fd, pending)
+    os.close(out_fd)
+
+
+class _Fd2Filter:
+    """The one filter of the process's fd 2, shared by every user (reference counted):
+    fd 2 is process-wide, so two users that each saved and restored it (two spot() runs
+    ended out of order, two threads) would put back each other's dead pipes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._users = 0
+        self._saved: int | None = None
+        self._pump: threading.Thread | None = None
+
+    def enter(self) -> None:
+        with self._lock:
+            self._users += 1
+            if self._users > 1 or self._saved is not None:
+                return
+            try:
+                if sys.stderr is not None:
+                    sys.stderr.flush()
+                saved = os.dup(2)
+            except (OSError, ValueError):
+                return  # fd 2 is no real descriptor (some test runners, pythonw): nothing to filter
+            read_fd, write_fd = os.pipe()
+            os.dup2(write_fd, 2)
+            os.close(write_fd)
+            self._saved = saved
+            self._pump = threading.Thread(target=_pump, args=(read_fd, os.dup(saved)), name="stderr-filter",
+                                          daemon=True)
+            self._pump.start()
+
+    def exit(self) -> None:
+        with self._lock:
+            self._users -= 1
+            if self._users > 0 or self._saved is None:
+                return
+            if sys.stderr is not None:
+                sys.stderr.flush()
+            os.dup2(self._saved, 2)  # closes the pipe's write end: the pump drains and stops
+            os.close(self._saved)
+            self._saved = None
+            pump, self._pump = self._pump, None
+        if pump is not None:
+            # A child process started meanwhile may hold the pipe open: do not wait for
+            # it for long (the pump owns its descriptors and ends with the child).
+            pump.join(timeout=2.0)
+
+
+# Process-wide on purpose: it stands for fd 2, which the process has one of.
+_FD2 = _Fd2Filter()
 
 
 @contextlib.contextmanager
 def filtered_native_stderr() -> Iterator[None]:
     """Filter fd 2 for the block (see the module docstring); a no-op where fd 2 is not
-    a real descriptor (e.g. under some test runners)."""
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError):
-        yield
-        return
-    read_fd, write_fd = os.pipe()
-    os.dup2(write_fd, 2)
-    os.close(write_fd)
-    pump = threading.Thread(target=_pump, args=(read_fd, saved), name="stderr-filter", daemon=True)
-    pump.start()
+    a real descriptor (e.g. under some test runners). Blocks may nest and overlap, in
+    any thread and in any order: fd 2 is filtered while at least one is open."""
+    _FD2.enter()
     try:
         yield
     finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)  # closes the pipe's last write end: the pump drains and stops
-        pump.join(timeout=2.0)
-        os.close(saved)
+        _FD2.exit()
 
 
 def native_stderr_filtered(func: F) -> F:

@@ -8,15 +8,16 @@ import io
 import re
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from realtime.api import spot
+from realtime.api import open_input, spot
 from realtime.cli import main as live_main
 from realtime.common.errors import UserError
 from realtime.common.types import ScoreSample, SpotEvent
 from realtime.intervals_csv import read_intervals
-from realtime.sources import VideoFileSource
+from realtime.sources import FrameFolderSource, VideoFileSource
 
 from media import write_face_clip
 
@@ -75,6 +76,12 @@ def test_bad_input_is_a_user_error(clip: Path, tmp_path: Path) -> None:
     for fps in (None, 30.0):  # it said "a frame folder needs fps", then read no frame
         with pytest.raises(UserError, match=r"recordings: a folder of videos \(a.mp4, b.MOV\)"):
             next(spot(videos, fps=fps))
+    frames = tmp_path / "frames"  # a frame folder with a preview video beside its frames
+    frames.mkdir()
+    for i, raw in zip(range(1, 4), VideoFileSource(clip)):
+        cv2.imwrite(str(frames / f"img{i}.png"), raw.image)
+    (frames / "preview.mp4").write_bytes(clip.read_bytes())
+    assert isinstance(open_input(frames, 30.0), FrameFolderSource)
 
 
 @pytest.mark.parametrize("fps", [float("inf"), float("nan"), 0.5, 1e6])
@@ -102,3 +109,43 @@ def test_spot_keeps_mediapipe_notices_off_stderr(clip: Path) -> None:
     lines = run.stderr.splitlines()
     assert not [ln for ln in lines if NOISE.match(ln)], lines[:5]
     assert lines[0] == b"before" and lines[-1] == b"after"
+
+
+def test_spot_never_holds_stderr_across_a_yield(clip: Path) -> None:
+    """Between items the caller's stderr is its own: a progress line without a newline
+    is not held in the filter's pipe, and a traceback while the generator is still open
+    (the program ends in the middle of the loop) reaches the terminal."""
+    import subprocess
+    import sys
+
+    code = ("import os, sys\nfrom realtime.api import spot\nmine = os.fstat(2).st_ino\n"
+            f"g = spot({str(clip)!r}, scores=True)\nnext(g)\n"
+            "print('own' if os.fstat(2).st_ino == mine else 'filtered', flush=True)\n"
+            "sys.stderr.write('\\rprogress 1'); sys.stderr.flush()\n"
+            "raise RuntimeError('mine')\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=Path(__file__).parents[1],
+                         timeout=300)
+    assert run.stdout.decode().strip() == "own"
+    assert b"\rprogress 1" in run.stderr and b"RuntimeError: mine" in run.stderr, run.stderr[-500:]
+
+
+def test_stderr_filters_overlapping_in_any_order_restore_fd2() -> None:
+    """Two filtered blocks ended out of order (two spot() generators, two threads): fd 2
+    is filtered while either is open and is the original descriptor after both."""
+    import os
+    import stat
+
+    from realtime.native_log import filtered_native_stderr
+
+    before = os.fstat(2)
+    a, b = filtered_native_stderr(), filtered_native_stderr()
+    a.__enter__()
+    b.__enter__()
+    try:
+        assert stat.S_ISFIFO(os.fstat(2).st_mode)
+        a.__exit__(None, None, None)
+        assert stat.S_ISFIFO(os.fstat(2).st_mode)  # b is still open
+    finally:
+        b.__exit__(None, None, None)
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
