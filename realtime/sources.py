@@ -70,11 +70,12 @@ Live sources (`CameraSource`, `RtspSource`) never end on their own: when frames 
 by one per delivered frame across reconnects, so consumers must break their frame chain
 on "down"; t_stream is wall-clock seconds since the first frame. Their fps (which sets
 K and the smoothing windows in frames) is what they deliver, not only what they report:
-at the first connection frames are timed for RATE_PROBE_S (kept, not dropped), and a
-delivered rate more than RATE_TOLERANCE away from the reported one (a webcam that
-lengthens its exposure in dim light delivers 15 of its nominal 30 fps), or a reported
-rate that is missing or impossible, gives way to the measured one, with a notice
-(`delivered_fps`). An fps given by the user (RtspSource's `fps`) is never replaced.
+at the first connection frames are timed for RATE_PROBE_S (only the last of them is
+delivered), and a delivered rate more than RATE_TOLERANCE below the reported one (a
+webcam that lengthens its exposure in dim light delivers 15 of its nominal 30 fps), or a
+reported rate that is missing or impossible, gives way to the measured one, with a
+notice (`delivered_fps`); a faster one is a backlog, not a rate. An fps given by the user
+(RtspSource's `fps`) is never replaced.
 After `max_retries`
 consecutive failed attempts (None: retry forever) they raise `SourceUnavailable`.
 `on_state` runs in the thread that iterates the source (the capture thread).
@@ -214,14 +215,23 @@ def check_fps(fps: float, what: str) -> float:
 def delivered_fps(times: Sequence[float], settle_s: float = RATE_SETTLE_S,
                   min_intervals: int = 4) -> float | None:
     """The rate frames arrived at, from their capture times (s, increasing, first frame
-    first): frames within `settle_s` of the first are left out (a burst on connect), then
-    (n - 1) / (last - first) over the rest, a mean rate, so that frames a network stack
-    hands over in pairs still count at their true rate. None with fewer than
-    `min_intervals` intervals timed, or when they took no time (a burst throughout)."""
-    timed = [t for t in times if t - times[0] >= settle_s] if times else []
+    first): only frames in the later half of the span, and not within `settle_s` of the
+    first, are timed (a network camera's buffered frames arrive in a burst on connect),
+    as (n - 1) / (last - first), a mean rate, so that frames a network stack hands over
+    in pairs still count at their true rate. None with fewer than `min_intervals`
+    intervals timed, or when they took no time (a burst throughout)."""
+    timed = delivered_window(times, settle_s)
     if len(timed) < min_intervals + 1 or timed[-1] <= timed[0]:
         return None
     return (len(timed) - 1) / (timed[-1] - timed[0])
+
+
+def delivered_window(times: Sequence[float], settle_s: float = RATE_SETTLE_S) -> list[float]:
+    """The capture times `delivered_fps` times: the later half of the span, past `settle_s`."""
+    if not times:
+        return []
+    start = max(settle_s, (times[-1] - times[0]) / 2)
+    return [t for t in times if t - times[0] >= start]
 
 
 class StreamSize:
@@ -1079,32 +1089,43 @@ class LiveSource(FrameSource):
         reported = cap.get(cv2.CAP_PROP_FPS)
         return check_fps(reported, f"{self._describe()}: reported frame rate; pass fps")
 
-    def _probe(self, cap: cv2.VideoCapture, first: tuple[float, np.ndarray]) -> list[tuple[float, np.ndarray]]:
-        """`first` and the frames read after it for the rate probe (module doc); stops
-        early when a read fails (the iteration then reconnects) or the source closes."""
-        frames = [first]
-        t0 = first[0]
+    def _probe(self, cap: cv2.VideoCapture, first: tuple[float, np.ndarray]) -> tuple[list[float], tuple[float, np.ndarray]]:
+        """The capture times of `first` and the frames read after it for the rate probe
+        (module doc), and the last frame read. The frames before it are not delivered:
+        handed over afterwards as a backlog, they would let the camera's own buffer
+        overflow unseen (frames lost without a gap in the numbering). Stops early when a
+        read fails (the iteration then reconnects) or the source closes."""
+        times, last = [first[0]], first
         while not self._closed.is_set():
-            elapsed = frames[-1][0] - t0
-            timed = sum(1 for t, _ in frames if t - t0 >= RATE_SETTLE_S) - 1
-            if elapsed >= RATE_PROBE_S[1] or (elapsed >= RATE_PROBE_S[0] and timed >= RATE_PROBE_INTERVALS):
+            elapsed = times[-1] - times[0]
+            if elapsed >= RATE_PROBE_S[1] or (elapsed >= RATE_PROBE_S[0]
+                                              and len(delivered_window(times)) > RATE_PROBE_INTERVALS):
                 break
             ok, image = cap.read()
             if not ok or image is None:
                 break
-            frames.append((time.monotonic(), image))
-        return frames
+            last = (time.monotonic(), image)
+            times.append(last[0])
+        return times, last
 
-    def _settle_fps(self, cap: cv2.VideoCapture, frames: list[tuple[float, np.ndarray]]) -> float:
-        """The stream's fps from what the capture reports and what `frames` show it
-        delivers (module doc); a notice when they disagree. UserError when neither gives
-        a usable rate."""
+    def _reported(self, cap: cv2.VideoCapture) -> tuple[float, str]:
+        """The rate the capture reports (or, for a camera that reports none, the rate it
+        was asked for) and how to name it in a notice. UserError when there is none."""
+        return self._fps_of(cap), "reports"
+
+    def _settle_fps(self, cap: cv2.VideoCapture, times: list[float]) -> float:
+        """The stream's fps from what the capture reports and the capture `times` of the
+        probe (module doc); a notice when they disagree. A measured rate above the
+        reported one is not taken (a camera does not outrun its own rate: frames that
+        came faster were a backlog). UserError when neither gives a usable rate."""
         try:
-            reported: float | None = self._fps_of(cap)
+            reported: float | None
+            reported, said = self._reported(cap)
+            said = f"{said} {reported:g} fps"
             why = None
         except UserError as exc:
-            reported, why = None, exc
-        measured = delivered_fps([t for t, _ in frames])
+            reported, said, why = None, "reports no usable frame rate", exc
+        measured = delivered_fps(times)
         if measured is not None and not MIN_FPS <= measured <= MAX_PLAUSIBLE_FPS:
             measured = None  # a burst, or a slideshow: not a rate to set K by
         if measured is None:
@@ -1112,13 +1133,16 @@ class LiveSource(FrameSource):
                 assert why is not None
                 raise why
             return reported
-        said = "reports no usable frame rate" if reported is None else f"reports {reported:g} fps"
-        if reported is not None and abs(measured / reported - 1.0) <= RATE_TOLERANCE:
+        if reported is not None and measured / reported - 1.0 >= -RATE_TOLERANCE:
             return reported
         rate = round(measured, 1)
-        self.notice(f"{self._describe()}: {said} but delivers {rate:g} fps (timed over {len(frames)} frames); "
-                    f"K and the smoothing windows follow {rate:g} fps (pass --fps to set the rate)")
+        self.notice(f"{self._describe()}: {said} but delivers {rate:g} fps (timed over {len(times)} frames); "
+                    f"K and the smoothing windows follow {rate:g} fps{self._rate_advice()}")
         return rate
+
+    def _rate_advice(self) -> str:
+        """What the user can do about a rate taken from timing (appended to its notice)."""
+        return " (pass --fps to set the rate)"
 
     def describe(self) -> str:
         """The source as the user named it: the URL or `camera N`."""
@@ -1130,7 +1154,11 @@ class LiveSource(FrameSource):
         it. Raises `SourceUnavailable` when retries run out or `close()` interrupts it,
         `UserError` when the stream reports an impossible frame rate."""
         if self._pending is None and not self._began:
-            self._pending = self._connect()
+            pending = self._connect()
+            if self._closed.is_set():  # closed as it completed: released, never iterated
+                pending[0].release()
+                raise self._closed_while_connecting()
+            self._pending = pending
 
     @property
     def fps(self) -> float:
@@ -1193,12 +1221,16 @@ class LiveSource(FrameSource):
                 self._tell(f"{self._describe()}: receiving frames"
                            + (f" (after {attempt} retries)" if attempt else ""))
                 if self._fps is None:
-                    frames = self._probe(cap, got[1])
+                    times, last = self._probe(cap, got[1])
+                    if self._closed.is_set():  # closed while timing: let go, set nothing
+                        cap.release()
+                        raise self._closed_while_connecting()
                     try:
-                        self._fps = self._settle_fps(cap, frames)
+                        self._fps = self._settle_fps(cap, times)
                     except UserError:
                         cap.release()
                         raise
+                    frames = [last]
                 return cap, frames
             detail = f"{self._describe()}: {got}"
             self._set_state("down", detail)
@@ -1269,14 +1301,17 @@ class CameraSource(LiveSource):
                 cap.set(prop, value)
         return cap
 
-    def _fps_of(self, cap: cv2.VideoCapture) -> float:
+    def _reported(self, cap: cv2.VideoCapture) -> tuple[float, str]:
         # Cameras often report 0 or a nominal rate they ignore; fall back to the request.
         reported = cap.get(cv2.CAP_PROP_FPS)
-        if math.isfinite(reported) and 0 < reported <= MAX_PLAUSIBLE_FPS:
-            return float(reported)
+        if math.isfinite(reported) and MIN_FPS <= reported <= MAX_PLAUSIBLE_FPS:
+            return float(reported), "reports"
         if self.requested_fps is not None:
-            return check_fps(self.requested_fps, "--fps")
-        raise UserError(f"{self._describe()}: camera reports no frame rate; pass fps")
+            return check_fps(self.requested_fps, "--fps"), "was asked for (--fps)"
+        raise UserError(f"{self._describe()}: camera reports no usable frame rate ({reported:g}); pass fps")
+
+    def _rate_advice(self) -> str:
+        return ""  # --fps only asks a camera for a rate: it runs at the rate it delivers
 
 
 class RtspSource(LiveSource):

@@ -259,7 +259,8 @@ def test_camera_reconnects_and_keeps_counting(make_video, monkeypatch):
     with pytest.raises(SourceUnavailable, match=r"camera 0: cannot connect \(gave up after 3"):
         for frame in src:
             got.append(frame.index)
-    assert got == list(range(1, 10))  # 5 frames, lost, two failed opens, 4 more frames
+    # 5 frames (the rate probe's: only its last is delivered), lost, two failed opens, 4 more
+    assert got == list(range(1, 6))
     assert states == ["up", "down", "up", "down"]
 
 
@@ -306,7 +307,7 @@ def test_connect_first_connects_in_a_thread_and_reports(make_video, monkeypatch)
     with pytest.raises(SourceUnavailable):
         for frame in src:  # starts on the connection made above, then fails for good
             got.append(frame.index)
-    assert got == [1, 2, 3] and fake.opens == 4
+    assert got == [1] and fake.opens == 4  # 3 frames timed by the rate probe, its last delivered
 
 
 def test_connect_first_raises_when_retries_run_out(make_video, monkeypatch):
@@ -348,12 +349,14 @@ def test_connect_first_stop_does_not_wait_for_a_blocked_open(monkeypatch):
 
 class PacedCamera:
     """Stand-in for cv2.VideoCapture(index) (no camera device here): reports `reported`
-    fps, hands over `burst` frames at once on connect, then one frame every 1 / `rate` s
-    (as a V4L2 read blocks until the next frame), numbered in the first pixel."""
+    fps, hands over `burst` frames on connect (at `burst_rate` fps, else at once), then
+    one frame every 1 / `rate` s (as a V4L2 read blocks until the next frame), numbered
+    in the first pixel."""
 
-    def __init__(self, reported: float, rate: float, burst: int = 0) -> None:
-        self.reported, self.rate, self.burst, self.served = reported, rate, burst, 0
+    def __init__(self, reported: float, rate: float, burst: int = 0, burst_rate: float | None = None) -> None:
+        self.reported, self.rate, self.burst, self.burst_rate, self.served = reported, rate, burst, burst_rate, 0
         self.next_at: float | None = None
+        self.released = False
 
     def __call__(self, index: int) -> PacedCamera:
         return self
@@ -368,26 +371,30 @@ class PacedCamera:
         return self.reported if prop == cv2.CAP_PROP_FPS else 0.0
 
     def read(self):
-        if self.served >= self.burst:
+        rate = self.rate if self.served >= self.burst else self.burst_rate
+        if rate is not None:
             now = time.monotonic()
-            self.next_at = now if self.next_at is None else self.next_at + 1.0 / self.rate
+            self.next_at = now if self.next_at is None else self.next_at + 1.0 / rate
             time.sleep(max(0.0, self.next_at - now))
         self.served += 1
         return True, np.full((8, 8, 3), self.served % 256, np.uint8)
 
     def release(self) -> None:
-        pass
+        self.released = True
 
 
-@pytest.mark.parametrize("reported, rate, burst, expect, noticed", [
-    (30.0, 15.0, 0, 15.0, True),   # a webcam in dim light: nominal 30, delivers 15
-    (30.0, 30.0, 12, 30.0, False),  # as reported; a burst of buffered frames on connect is not timed
-    (0.0, 20.0, 0, 20.0, True),    # reports no rate: the measured one, not a refusal
+@pytest.mark.parametrize("reported, rate, burst, burst_rate, expect, noticed", [
+    (30.0, 15.0, 0, None, 15.0, True),   # a webcam in dim light: nominal 30, delivers 15
+    (30.0, 30.0, 12, None, 30.0, False),  # as reported; a burst of buffered frames on connect is not timed
+    (25.0, 25.0, 50, 100.0, 25.0, False),  # a 2 s backlog decoded at 100 fps: no faster rate is taken
+    (0.0, 20.0, 0, None, 20.0, True),    # reports no rate: the measured one, not a refusal
 ])
-def test_camera_fps_is_the_delivered_rate(monkeypatch, reported, rate, burst, expect, noticed):
+def test_camera_fps_is_the_delivered_rate(monkeypatch, reported, rate, burst, burst_rate, expect, noticed):
     """K and the windows are set in frames from `fps`: it must be the rate frames arrive
-    at. The probe's frames are delivered, numbered from 1, none lost."""
-    monkeypatch.setattr(sources.cv2, "VideoCapture", PacedCamera(reported, rate, burst))
+    at. Only the probe's last frame is delivered (a backlog would let the camera's buffer
+    overflow unseen); from there on every frame, numbered from 1, none skipped."""
+    camera = PacedCamera(reported, rate, burst, burst_rate)
+    monkeypatch.setattr(sources.cv2, "VideoCapture", camera)
     src = CameraSource(0, max_retries=0)
     notes: list[str] = []
     src.on_notice = notes.append
@@ -395,17 +402,19 @@ def test_camera_fps_is_the_delivered_rate(monkeypatch, reported, rate, burst, ex
     fps = src.fps
     assert time.monotonic() - t0 < sources.RATE_PROBE_S[1] + 1.0
     assert fps == pytest.approx(expect, rel=0.1)
-    assert (len(notes) == 1) == noticed
+    assert (len(notes) == 1) == noticed, notes
     if noticed:
-        assert "camera 0" in notes[0] and f"delivers {fps:g} fps" in notes[0] and "--fps" in notes[0]
+        assert "camera 0" in notes[0] and f"delivers {fps:g} fps" in notes[0]
+        assert "pass --fps" not in notes[0]  # a camera's --fps only asks; it cannot set the rate
+    probed = camera.served
     got = []
     for frame in src:
         got.append(frame)
-        if len(got) == 60:
+        if len(got) == 20:
             src.close()
-    assert [f.index for f in got] == list(range(1, 61))
-    assert [int(f.image[0, 0, 0]) for f in got] == list(range(1, 61))  # no frame skipped or repeated
-    assert all(b.t_stream > a.t_stream for a, b in zip(got[burst + 1:], got[burst + 2:]))
+    assert [f.index for f in got] == list(range(1, 21))
+    assert [int(f.image[0, 0, 0]) for f in got] == list(range(probed, probed + 20))
+    assert got[0].t_stream == 0.0 and all(b.t_stream > a.t_stream for a, b in zip(got, got[1:]))
 
 
 def test_delivered_fps_leaves_out_the_connect_burst():
@@ -414,6 +423,29 @@ def test_delivered_fps_leaves_out_the_connect_burst():
     assert sources.delivered_fps(burst + steady) == pytest.approx(25.0)
     assert sources.delivered_fps(burst) is None  # nothing timed after the settle time
     assert sources.delivered_fps([0.0, 0.3, 0.3, 0.3, 0.3, 0.3]) is None  # no time passed
+    long_burst = [i / 100.0 for i in range(50)] + [0.5 + i / 25.0 for i in range(1, 20)]
+    assert sources.delivered_fps(long_burst) == pytest.approx(25.0)  # only the later half is timed
+
+
+def test_camera_closed_while_its_rate_is_timed_lets_go(monkeypatch):
+    """close() during the probe (Ctrl-C while connecting): the capture is released, no
+    rate is set from a cut-short timing, and nothing is told afterwards."""
+    camera = PacedCamera(30.0, 10.0)
+    monkeypatch.setattr(sources.cv2, "VideoCapture", camera)
+    src = CameraSource(0, max_retries=0)
+    notes: list[str] = []
+    src.on_notice = notes.append
+    threading.Timer(0.5, src.close).start()
+    with pytest.raises(SourceUnavailable, match="closed while connecting"):
+        src.connect()
+    assert camera.released and src._pending is None and src._fps is None and notes == []
+
+
+def test_camera_reporting_a_slideshow_rate_is_refused(monkeypatch):
+    monkeypatch.setattr(sources.cv2, "VideoCapture", PacedCamera(0.5, 0.5))
+    src = CameraSource(0, max_retries=0)
+    with pytest.raises(UserError, match="camera 0: camera reports no usable frame rate"):
+        _ = src.fps
 
 
 def test_rtsp_fps_given_by_the_user_is_not_measured(monkeypatch):

@@ -50,6 +50,7 @@ from rich.table import Table
 from calibration.cross_type import apply_cross_type
 from calibration.postprocess import postprocess
 from engines import features
+from engines.demo_weights import default_weights
 from engines.scorers import make_scorer
 from realtime.common.errors import UserError, cli_entry
 from realtime.common.types import AlignedFace, Interval
@@ -60,9 +61,6 @@ from realtime.pipeline import setup_for_fps
 from realtime.stream_runner import common_flow
 from realtime.synthesis.real_motion import MotionTrack
 
-DEFAULT_WEIGHTS = ("demo_ME", "demo_MaE")
-DEFAULT_WEIGHTS_200 = ("demo200_ME", "demo200_MaE")  # what a stream at >= HIGH_FPS uses
-HIGH_FPS = 77.0  # realtime.pipeline picks the 200 fps pair from here up
 SWAY_PERIOD_S = 4.0  # a slow sway: +-6 degrees peaks at 9 degrees/s
 
 
@@ -256,16 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
 @cli_entry
 @native_stderr_filtered
 def main(argv: list[str] | None = None) -> int:
-    from importlib import resources
-
     from realtime.synthesis.real_motion import load_track, track_files
 
     a = build_parser().parse_args(argv)
     if a.fps is not None and not 1.0 <= a.fps <= 1000.0:
         raise UserError(f"--fps must lie in [1, 1000], got {a.fps:g}")
-    folder = resources.files("engines") / "weights"
-    default = DEFAULT_WEIGHTS_200 if (a.fps or 30.0) >= HIGH_FPS else DEFAULT_WEIGHTS
-    weights = a.weights or [Path(str(folder / f"{w}.safetensors")) for w in default]
+    weights = a.weights or default_weights(a.fps or 30.0)  # the pair lgnm-live would take
     scorers = [make_scorer(w, "cpu") for w in weights]
     fps = float(a.fps or scorers[0].meta.fps)
     if not 0.0 <= a.low_pass < fps / 2:
