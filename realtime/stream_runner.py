@@ -94,10 +94,10 @@ def common_flow(scorers: list[Scorer]) -> FlowSettings:
 
 class FlowBackends:
     """The run's flow backends (`--flow`), one per flow the scorers were trained on. The
-    30 and 200 fps demo pairs may differ in flow settings (the 30 fps pair removes head
-    motion with the "dominant" model, the 200 fps pair with the nose box), so a run that
-    replays both rates builds one backend per pair when first needed. The landmark filter
-    is not part of a backend: each stream's aligner applies its own pair's."""
+    30 and 200 fps demo pairs may differ in flow settings (they did until the seventeenth
+    session: the 200 fps pair kept the nose box), so a run that replays both rates builds
+    one backend per pair's flow when first needed and shares one where they agree. The
+    landmark filter is not part of a backend: each stream's aligner applies its own pair's."""
 
     def __init__(self, kind: str, first: FlowSettings | None = None) -> None:
         """`first`: built now, so that a --flow mistake fails before any stream (None: each
