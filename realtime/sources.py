@@ -1070,9 +1070,9 @@ class LiveSource(FrameSource):
         self._fps_override = None if fps is None else check_fps(fps, f"{name}: fps")
         self._fps: float | None = self._fps_override
         self._state: SourceState | None = None
-        # A capture opened by `connect` before iteration began, with the frames already
-        # read from it (capture time, image): the first, and those the rate probe timed.
-        self._pending: tuple[cv2.VideoCapture, list[tuple[float, np.ndarray]]] | None = None
+        # A capture opened by `connect` before iteration began, with the frame to deliver
+        # first (capture time, image): its first, or the last the rate probe read.
+        self._pending: tuple[cv2.VideoCapture, tuple[float, np.ndarray]] | None = None
         self.on_connection: NoticeCallback | None = None
         self._began = False  # iteration started: it owns (re)connecting from now on
 
@@ -1084,10 +1084,6 @@ class LiveSource(FrameSource):
     def _describe(self) -> str:
         """The source as the user named it (URL or camera index), for messages."""
 
-    def _fps_of(self, cap: cv2.VideoCapture) -> float:
-        """The rate the capture reports; UserError when it reports none that is usable."""
-        reported = cap.get(cv2.CAP_PROP_FPS)
-        return check_fps(reported, f"{self._describe()}: reported frame rate; pass fps")
 
     def _probe(self, cap: cv2.VideoCapture, first: tuple[float, np.ndarray]) -> tuple[list[float], tuple[float, np.ndarray]]:
         """The capture times of `first` and the frames read after it for the rate probe
@@ -1111,7 +1107,8 @@ class LiveSource(FrameSource):
     def _reported(self, cap: cv2.VideoCapture) -> tuple[float, str]:
         """The rate the capture reports (or, for a camera that reports none, the rate it
         was asked for) and how to name it in a notice. UserError when there is none."""
-        return self._fps_of(cap), "reports"
+        reported = cap.get(cv2.CAP_PROP_FPS)
+        return check_fps(reported, f"{self._describe()}: reported frame rate; pass fps"), "reports"
 
     def _settle_fps(self, cap: cv2.VideoCapture, times: list[float]) -> float:
         """The stream's fps from what the capture reports and the capture `times` of the
@@ -1200,10 +1197,10 @@ class LiveSource(FrameSource):
             return "connected but no frame arrived"
         return cap, (time.monotonic(), image)
 
-    def _connect(self) -> tuple[cv2.VideoCapture, list[tuple[float, np.ndarray]]]:
+    def _connect(self) -> tuple[cv2.VideoCapture, tuple[float, np.ndarray]]:
         """Open and read one frame, retrying with capped exponential backoff (seconds:
         backoff_s, 2 x backoff_s, ... up to backoff_max_s); at the first connection also
-        the rate probe's frames. Returns the capture and the frames read (capture time,
+        the rate probe. Returns the capture and the frame to deliver first (capture time,
         image). Raises `SourceUnavailable` after `max_retries` failed retries or when
         closed meanwhile, `UserError` when no usable frame rate is reported or measured."""
         delay, attempt = 0.0, 0
@@ -1216,12 +1213,12 @@ class LiveSource(FrameSource):
                     got[0].release()
                 raise self._closed_while_connecting()
             if not isinstance(got, str):
-                cap, frames = got[0], [got[1]]
+                cap, first = got
                 self._set_state("up", f"{self._describe()}: receiving frames")
                 self._tell(f"{self._describe()}: receiving frames"
                            + (f" (after {attempt} retries)" if attempt else ""))
                 if self._fps is None:
-                    times, last = self._probe(cap, got[1])
+                    times, first = self._probe(cap, first)
                     if self._closed.is_set():  # closed while timing: let go, set nothing
                         cap.release()
                         raise self._closed_while_connecting()
@@ -1230,8 +1227,7 @@ class LiveSource(FrameSource):
                     except UserError:
                         cap.release()
                         raise
-                    frames = [last]
-                return cap, frames
+                return cap, first
             detail = f"{self._describe()}: {got}"
             self._set_state("down", detail)
             if self.max_retries is not None and attempt >= self.max_retries:
@@ -1244,12 +1240,12 @@ class LiveSource(FrameSource):
 
     def __iter__(self) -> Iterator[RawFrame]:
         index, t0, cap = 0, None, None
-        read: list[tuple[float, np.ndarray]] = []  # frames a connection read before iteration
+        read: tuple[float, np.ndarray] | None = None  # the frame a connection read before iteration
         self._began = True
         try:
             while not self._closed.is_set():
-                if read:
-                    t_capture, image = read.pop(0)
+                if read is not None:
+                    (t_capture, image), read = read, None
                 elif cap is None:
                     if self._pending is not None:
                         (cap, read), self._pending = self._pending, None
