@@ -476,6 +476,7 @@ def run_stream(
         stats.dropped = ring.dropped
         stats.last_frame = scorer.last_frame
         stats.wall_s = time.monotonic() - t_start
+        stats.frame_limit = options.max_frames
         stats.notices.extend(stats.coverage())  # for the summary: not passed to on_notice
     for sink in sinks:
         sink.on_status(status())

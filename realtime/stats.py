@@ -75,6 +75,9 @@ class RunStats:
     last_frame: int = 0  # number of the last frame processed (frames are 1-based)
     media: str | None = None  # the video file replayed, None for frame folders and live sources
     error: str | None = None  # why the stream failed; None when it ran to its end
+    # the stream was stopped after this many frames by the run's frame limit (max_frames),
+    # not by its end: a "too short" notice must say so rather than blame the input
+    frame_limit: int | None = None
     times: StageTimes = field(default_factory=StageTimes)
     # one-line messages for the user about this stream (faces in view, face coverage),
     # in the order they arose; appended from the capture thread (list.append is atomic)
@@ -113,8 +116,10 @@ class RunStats:
         needs = ", ".join(f"{t} {k + 1}" for t, k in short.items())
         what = ("nothing could be scored" if len(short) == len(self.models)
                 else f"{', '.join(short)} not scored")
-        return (f"only {self.frames} {'frame' if self.frames == 1 else 'frames'}, fewer than one frame "
-                f"pair needs (K + 1 frames{rate}: {needs}): {what}")
+        cause = (f" (the run's frame limit of {self.frame_limit} stopped it)"
+                 if self.frame_limit is not None and self.frames >= self.frame_limit else "")
+        return (f"only {self.frames} {'frame' if self.frames == 1 else 'frames'}{cause}, fewer than one "
+                f"frame pair needs (K + 1 frames{rate}: {needs}): {what}")
 
     def coverage(self) -> list[str]:
         """The summary's notices about what of the stream could be scored (faces, length)."""

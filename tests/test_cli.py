@@ -230,6 +230,17 @@ def test_a_stream_too_short_for_a_pair_is_named_not_silently_empty(media: dict, 
                n.endswith("): nothing could be scored") for n in notes), notes
 
 
+def test_a_too_short_notice_under_a_frame_limit_blames_the_limit(media: dict, tmp_path: Path) -> None:
+    """--max-frames 12 on a long clip: the stream is short because the run stopped it, and
+    the notice must say so rather than suggest the input is too short."""
+    out = tmp_path / "out"
+    assert live_main(["--replay", str(media["clip"]), *weight_args(media), "--pub", "none", "--quiet",
+                      "--max-frames", "12", "--out", str(out)]) == 0
+    notes = json.loads((out / "metrics.json").read_text())["notes"]
+    assert any("only 12 frames (the run's frame limit of 12 stopped it), fewer than one frame pair needs"
+               in n for n in notes), notes
+
+
 def _unwritable_folder(tmp_path: Path) -> Path:
     """A folder no file can be created in: mode 0o500, or for root (who ignores the mode)
     sysfs, which refuses new files to everyone."""
