@@ -1215,9 +1215,14 @@ class LiveSource(FrameSource):
             if not isinstance(got, str):
                 cap, first = got
                 self._set_state("up", f"{self._describe()}: receiving frames")
+                # The first connection times its frames before any is processed: say so,
+                # or the user waits up to RATE_PROBE_S[1] s after "receiving" for nothing.
+                probing = self._fps is None
                 self._tell(f"{self._describe()}: receiving frames"
-                           + (f" (after {attempt} retries)" if attempt else ""))
-                if self._fps is None:
+                           + (f" (after {attempt} retries)" if attempt else "")
+                           + (f"; timing its frame rate for {RATE_PROBE_S[0]:g}-{RATE_PROBE_S[1]:g} s"
+                              if probing else ""))
+                if probing:
                     times, first = self._probe(cap, first)
                     if self._closed.is_set():  # closed while timing: let go, set nothing
                         cap.release()

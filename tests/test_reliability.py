@@ -242,7 +242,7 @@ def test_server_gone_for_good_exits_2_naming_the_url(gone_for_good: dict) -> Non
     assert gone_for_good["url"] in line and "gave up after 1 retries" in line
     url = gone_for_good["url"]
     said = gone_for_good["stderr"].splitlines()
-    assert said[0] == f"{url}: receiving frames"
+    assert said[0] == f"{url}: receiving frames; timing its frame rate for 1.25-3 s"
     assert f"{url}: stream stopped delivering frames; reconnecting" in said
     assert any(line.startswith(f"waiting for {url} (retry 1 of 1, next in 0.5 s): ") for line in said)
     status = gone_for_good["status"]
@@ -414,7 +414,7 @@ def test_ctrl_c_on_an_rtsp_stream(state: str, media: dict, tmp_path: Path, rtsp_
         collector.done.set()
         collector.join(10)
     metrics = assert_clean_interrupt(run, times, out, f"RTSP {state}")
-    assert run.err[0] == f"{server.url}: receiving frames"
+    assert run.err[0] == f"{server.url}: receiving frames; timing its frame rate for 1.25-3 s"
     if state == "reconnecting":
         assert f"{server.url}: stream stopped delivering frames; reconnecting" in run.err
     frames = metrics["performance"]["frames"]

@@ -282,7 +282,7 @@ def test_camera_connection_lines_for_the_user(make_video, monkeypatch):
     with pytest.raises(SourceUnavailable):
         list(src)
     assert lines == [
-        "camera 0: receiving frames",
+        "camera 0: receiving frames; timing its frame rate for 1.25-3 s",  # the first connection times the rate
         "camera 0: stream stopped delivering frames; reconnecting",
         "waiting for camera 0 (retry 1 of 3, next in 0.01 s): cannot connect",
         "waiting for camera 0 (retry 2 of 3, next in 0.02 s): cannot connect",
@@ -302,7 +302,7 @@ def test_connect_first_connects_in_a_thread_and_reports(make_video, monkeypatch)
     assert connect_first(src, stop=lambda: False, report=lines.append)
     assert src.fps == 30.0 and fake.opens == 2
     assert lines == ["waiting for camera 0 (retry 1 of 1, next in 0.01 s): cannot connect",
-                     "camera 0: receiving frames (after 1 retries)"]
+                     "camera 0: receiving frames (after 1 retries); timing its frame rate for 1.25-3 s"]
     got = []
     with pytest.raises(SourceUnavailable):
         for frame in src:  # starts on the connection made above, then fails for good
