@@ -218,7 +218,9 @@ def run_item(item: ReplayItem, context: RunContext, stats: RunStats) -> RunStats
                               stop=context.stop.is_set, status_extra=latency, on_notice=note)
     with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TextColumn("{task.fields[fps]:.0f} fps"), TimeRemainingColumn(),
-                  console=console, transient=True, disable=not show) as progress:
+                  # off a terminal a bar cannot redraw, and stopping it there leaves a blank
+                  # line between the replay's per-video log lines
+                  console=console, transient=True, disable=not show or not console.is_terminal) as progress:
         task = progress.add_task(item.name, total=item.n_frames or source.n_frames, fps=0.0)
         advance = CallbackSink(
             on_scores=lambda _: progress.update(task, completed=stats.frames, fps=stats.fps_so_far()),

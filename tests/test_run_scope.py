@@ -227,8 +227,11 @@ def test_a_replay_logs_a_line_per_video_when_output_is_not_a_terminal(
     (folder / "b_bad.avi").write_bytes(b"\x00" * 1000)
     shutil.copy(media["clip"], folder / "c_good.avi")
     code = live_main(["--replay", str(folder), *weight_args(media), "--pub", "none", "--max-frames", "45"])
-    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("replay ")]
+    out = capsys.readouterr().out.splitlines()
+    lines = [ln for ln in out if ln.startswith("replay ")]
     assert code == 2 and len(lines) == 3, lines
+    # nothing between them: a stopped progress bar left a blank line after each video
+    assert "" not in out[out.index(lines[0]):out.index(lines[2])], out
     assert lines[0].startswith("replay 1/3 a_good: 45 frames in ") and ", ok; 2 left, ETA " in lines[0]
     assert lines[1].startswith("replay 2/3 b_bad: 0 frames in ") and ", failed; 1 left" in lines[1]
     assert lines[2].startswith("replay 3/3 c_good: 45 frames in ") and "left" not in lines[2]
