@@ -9,15 +9,22 @@ or frames you already hold, and iterate over what it finds.
 `spot` runs the same streaming pipeline as `lgnm-live` (same weights, alignment, flow,
 post-processing; offline == online) in a background thread and yields each `SpotEvent`
 as it becomes final; with `scores=True` it also yields every `ScoreSample` (the rows of
-scores.csv). Closing the iterator early stops the run. A problem with the input raises
-`realtime.common.errors.UserError` from the iterator, naming the file or argument.
+scores.csv). Closing the iterator early stops the run; a program that ends with the
+iterator still open stops it at exit. A problem with the input raises
+`realtime.common.errors.UserError` from the iterator, naming the file or argument. What
+lgnm-live prints as notices (no face found, a stream too short for a pair, damaged
+frames, a changed frame size) arrives as `SpotWarning`s (Python's `warnings`, issued in
+the iterating thread), so that "no face" is not mistaken for "no expression".
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import numbers
 import queue
 import threading
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
@@ -26,11 +33,30 @@ import numpy as np
 from realtime.common.errors import UserError
 from realtime.common.text import first_few
 from realtime.common.types import EXPR_TYPES, Interval, ScoreSample, SpotEvent
+from realtime.face import as_bgr
 from realtime.native_log import filtered_native_stderr
 from realtime.sinks import NullSink
-from realtime.sources import FrameFolderSource, FrameSource, RawFrame, VideoFileSource, check_fps, image_files, is_hidden
+from realtime.sources import (
+    FrameFolderSource,
+    FrameSource,
+    RawFrame,
+    StreamSize,
+    VideoFileSource,
+    check_fps,
+    image_files,
+    is_hidden,
+)
 
 _DONE = object()
+
+
+class SpotWarning(UserWarning):
+    """A notice about the input of a `spot()` run (what lgnm-live prints as `warning:` or
+    in its summary): no face found, too short for a pair, damaged frames, a size change."""
+
+
+class _Notice(str):
+    """A notice on its way from the run's thread to the iterating one."""
 
 
 class ArraySource(FrameSource):
@@ -42,7 +68,7 @@ class ArraySource(FrameSource):
     def __init__(self, frames: Iterable[np.ndarray], fps: float, name: str = "frames") -> None:
         super().__init__()
         if not fps:
-            raise UserError(f"fps: frames held in memory need their frame rate, got {fps!r}")
+            raise UserError("fps: frames held in memory need their frame rate (spot(frames, fps=30))")
         check_fps(fps, "fps")  # the range every source is held to (NaN, inf, 0.5 refused)
         self._frames, self._fps, self.name = frames, float(fps), name
 
@@ -53,12 +79,18 @@ class ArraySource(FrameSource):
     def __iter__(self) -> Iterator[RawFrame]:
         import time
 
+        size = StreamSize(Path(self.name), self.notice)  # one geometry per stream, as for files
         for index, image in enumerate(self._frames, start=1):
             if self.closed:
                 return
-            if image.ndim == 2:
-                image = np.repeat(image[..., None], 3, axis=2)
-            yield RawFrame(index, time.monotonic(), (index - 1) / self._fps, image)
+            if not isinstance(image, np.ndarray):
+                raise UserError(f"frames: item {index} is {type(image).__name__}, not an (H, W, 3) uint8 BGR array"
+                                + (" (a capture read past the end of its video gives None)" if image is None else ""))
+            try:
+                image = as_bgr(image)
+            except UserError as exc:
+                raise UserError(f"frames: item {index}: {exc}") from None
+            yield RawFrame(index, time.monotonic(), (index - 1) / self._fps, size.fit(image, index))
 
 
 class _QueueSink(NullSink):
@@ -109,9 +141,15 @@ def spot(source: str | Path | Iterable[np.ndarray], *, fps: float | None = None,
     from engines.scorers import make_scorer
     from realtime.pipeline import RunOptions, run_stream, setup_for_fps
 
+    if isinstance(types, str):  # types="ME": one type, not the letters M and E
+        types = (types,)
     wanted = set(types)
     if not wanted or wanted - set(EXPR_TYPES):
         raise UserError(f"types: expected ME and/or MaE, got {list(types)!r}")
+    if fps is not None and (isinstance(fps, bool) or not isinstance(fps, numbers.Real)):
+        raise UserError(f"fps: expected a number of frames per second, got {fps!r}")
+    if isinstance(weights, (str, Path)):
+        raise UserError(f"weights: a list of files, one per type (e.g. [ME_file, MaE_file]), got {str(weights)!r}")
     stream = open_input(source, fps)
     scorers = [make_scorer(Path(w), "cpu") for w in (weights or default_weights(stream.fps))]
     scorers = [s for s in scorers if s.type in wanted]
@@ -125,10 +163,19 @@ def spot(source: str | Path | Iterable[np.ndarray], *, fps: float | None = None,
     stop = threading.Event()
     failure: list[BaseException] = []
 
+    def tell(message: str) -> None:
+        out.put(_Notice(message))
+
+    stream.on_notice = tell
+
     def run() -> None:
         try:
-            run_stream(stream, setups, make_pair_features("cpu", flows.pop()), [_QueueSink(out, scores)],
-                       RunOptions(face_size=max(s.meta.flow.face_size for s in scorers)), stop=stop.is_set)
+            stats = run_stream(stream, setups, make_pair_features("cpu", flows.pop()), [_QueueSink(out, scores)],
+                               RunOptions(face_size=max(s.meta.flow.face_size for s in scorers)),
+                               stop=stop.is_set, on_notice=tell)
+            if not stop.is_set():
+                for message in stats.coverage():  # no face at all, too short for a pair
+                    tell(message)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             failure.append(exc)
         finally:
@@ -141,13 +188,12 @@ def spot(source: str | Path | Iterable[np.ndarray], *, fps: float | None = None,
     # nor be lost in it if the program ends while the generator is open).
     startup = contextlib.ExitStack()
     startup.enter_context(filtered_native_stderr())
-    worker.start()
-    try:
-        while (item := out.get()) is not _DONE:
-            startup.close()
-            yield item
-    finally:
-        startup.close()
+    closed = threading.Event()
+
+    def finish() -> None:
+        if closed.is_set():
+            return
+        closed.set()
         stop.set()
         while worker.is_alive():  # let the run see the stop; drain so it never blocks on put
             try:
@@ -156,5 +202,22 @@ def spot(source: str | Path | Iterable[np.ndarray], *, fps: float | None = None,
                 pass
         for s in scorers:
             s.close()
+
+    # A program that ends with the generator open (`next(spot(...))` as its last line)
+    # would leave the run's daemon thread inside mediapipe or onnxruntime while the
+    # interpreter finalises, which aborts the process (SIGABRT): stop it at exit first.
+    atexit.register(finish)
+    worker.start()
+    try:
+        while (item := out.get()) is not _DONE:
+            if isinstance(item, _Notice):
+                warnings.warn(str(item), SpotWarning, stacklevel=2)
+                continue
+            startup.close()
+            yield item
+    finally:
+        startup.close()
+        finish()
+        atexit.unregister(finish)
     if failure:
         raise failure[0]

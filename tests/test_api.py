@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realtime.api import open_input, spot
+from realtime.api import SpotWarning, open_input, spot
 from realtime.cli import main as live_main
 from realtime.common.errors import UserError
 from realtime.common.types import ScoreSample, SpotEvent
@@ -149,3 +149,45 @@ def test_stderr_filters_overlapping_in_any_order_restore_fd2() -> None:
         b.__exit__(None, None, None)
     after = os.fstat(2)
     assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+
+
+def test_a_program_ending_with_spot_open_exits_cleanly(clip: Path) -> None:
+    """`print(next(spot(path)))` as a script's last line: the run's thread was still in
+    native code at interpreter shutdown and the process aborted (SIGABRT, exit 134) in
+    2 of 3 runs; it is now stopped at exit."""
+    import subprocess
+    import sys
+
+    code = f"from realtime.api import spot\nit = spot({str(clip)!r}, scores=True)\nprint(next(it).frame)\n"
+    for _ in range(3):
+        run = subprocess.run([sys.executable, "-c", code], capture_output=True, cwd=Path(__file__).parents[1],
+                             timeout=300)
+        assert run.returncode == 0 and run.stdout.strip() == b"1", run.stderr.decode()[-1500:]
+
+
+def test_argument_and_frame_mistakes_are_user_errors_naming_them(clip: Path) -> None:
+    frame = np.zeros((48, 64, 3), np.uint8)
+    cases = [
+        (lambda: spot([frame, None], fps=30), r"frames: item 2 is NoneType.*past the end of its video"),
+        (lambda: spot([[[0, 0, 0]]], fps=30), r"frames: item 1 is list, not an \(H, W, 3\) uint8"),
+        (lambda: spot([frame.astype(np.float32)], fps=30), r"frames: item 1: frame must be a uint8"),
+        (lambda: spot([frame], fps="30"), r"fps: expected a number of frames per second, got '30'"),
+        (lambda: spot([frame]), r"fps: frames held in memory need their frame rate \(spot\(frames, fps=30\)\)"),
+        (lambda: spot(clip, weights="x.safetensors"), r"weights: a list of files, one per type"),
+        (lambda: spot([frame, np.zeros((48, 48, 3), np.uint8)], fps=30), r"frame 2 is 48x48, earlier frames 64x48"),
+    ]
+    for make, message in cases:
+        with pytest.raises(UserError, match=message):
+            list(make())
+    events = list(spot(clip, types="ME"))  # one type as a string, not the letters M and E
+    assert {e.type for e in events if isinstance(e, SpotEvent)} <= {"ME"}
+
+
+def test_spot_tells_what_lgnm_live_notices_as_warnings(tmp_path: Path) -> None:
+    """No face in any frame must not read as a face without expressions: spot() said
+    nothing at all; it now issues the run's notices as SpotWarnings."""
+    blank = [np.full((240, 320, 3), 90, np.uint8)] * 40
+    with pytest.warns(SpotWarning, match="no face found in any of its 40 frames"):
+        assert list(spot(blank, fps=30)) == []
+    with pytest.warns(SpotWarning, match="only 3 frames, fewer than one frame pair needs"):
+        list(spot(blank[:3], fps=30))
