@@ -20,7 +20,7 @@ from realtime.dataset_loaders import LOADERS, load_dataset
 from realtime.datasets import VideoRecord
 from realtime.intervals_csv import read_intervals
 from realtime.megc_testset import Submission, find_clips
-from realtime.sources import FrameFolderSource, FrameSource, VideoFileSource, image_files, is_hidden
+from realtime.sources import FrameFolderSource, FrameSource, VideoFileSource, image_files, is_hidden, missing_file_reason
 
 # What a folder replay takes as a video (a file named directly is opened whatever its
 # suffix). Camcorders write MPEG-TS (.mts, .m2ts, .ts), old phones 3GPP.
@@ -100,6 +100,8 @@ def path_items(path: Path, fps: float | None) -> list[ReplayItem]:
         raise UserError(f"{path}: no such file or folder")
     if path.is_file():
         return [_video_item(path, fps)]
+    if not path.is_dir():  # a pipe, a device: not a file, and listing it as a folder fails
+        raise UserError(f"{path}: {missing_file_reason(path)}")
     if _is_frame_folder(path):
         return [_folder_item(path, fps)]
     items: list[ReplayItem] = []

@@ -540,6 +540,19 @@ def unopenable_reason(path: Path, ffmpeg_reason: str) -> str:
     return f"unsupported or corrupted: {ffmpeg_reason}"
 
 
+def missing_file_reason(path: Path) -> str:
+    """Why `path` cannot be read as a video file: absent, or present but not a regular file
+    (a pipe such as /dev/stdin, a camera device, a socket: a file is read by seeking, and a
+    device is a camera's)."""
+    if not path.exists():
+        return "no such video file"
+    if path.is_dir():
+        return "a folder, not a video file"
+    hint = ("; give a camera as --camera N" if str(path).startswith("/dev/video")
+            else "; save the stream to a file first, or give a live stream as --rtsp URL")
+    return f"not a regular file (a pipe, device or socket){hint}"
+
+
 class VideoFileSource(FrameSource):
     """A video file read with PyAV (FFmpeg); numbering, times, fps, rotation and endings
     as in the module docstring. `fps` overrides the file's rate (and its clock)."""
@@ -550,7 +563,7 @@ class VideoFileSource(FrameSource):
         super().__init__()
         self.path = Path(path)
         if not self.path.is_file():
-            raise UserError(f"{self.path}: no such video file")
+            raise UserError(f"{self.path}: {missing_file_reason(self.path)}")
         self.name = self.path.stem
         self._override = None if fps is None else check_fps(fps, f"{self.path}: fps")
         self._track: int | None = None  # stream index of the recording (`_pick_track`)

@@ -514,3 +514,21 @@ def test_the_default_weights_say_they_are_synthetic(media: dict, capsys: pytest.
     assert "note: the bundled demo weights were trained on synthetic faces only" in capsys.readouterr().err
     assert live_main(["--replay", str(media["clip"]), *weight_args(media), "--pub", "none", "--max-frames", "20"]) == 0
     assert "bundled demo weights" not in capsys.readouterr().err
+
+
+def test_a_pipe_or_device_given_as_a_video_is_one_line(tmp_path: Path, capsys) -> None:
+    """`--video /dev/stdin` (a piped video), a FIFO, /dev/null: the path exists but is no
+    regular file; it was listed as a folder (NotADirectoryError traceback, exit 1)."""
+    import os
+
+    from realtime.api import spot
+    from realtime.common.errors import UserError
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for option, path in (("--video", fifo), ("--replay", fifo), ("--video", Path("/dev/null"))):
+        code, err = run_main([option, str(path), "--pub", "none", "--quiet"], capsys)
+        assert code == 2 and f"error: {path}: not a regular file (a pipe, device or socket)" in err, err
+        assert "Traceback" not in err
+    with pytest.raises(UserError, match="/dev/null: not a regular file"):
+        next(spot("/dev/null"))
