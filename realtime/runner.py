@@ -106,8 +106,8 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
     scorer_sets = ScorerSets(config)
     if not config.weights and config.replay != "demo" and not config.quiet:
         # What a user of the defaults must know before trusting the events (README, Real faces).
-        print("note: the bundled demo weights were trained on synthetic faces only; on real faces they "
-              "take most facial motion (talking, blinks, a still face's jitter) for expressions. Train on "
+        print("note: the bundled demo weights were trained on synthetic faces only; on faces moved by "
+              "real people's motion they miss almost every expression (README, Real faces). Train on "
               "labelled real videos (lgnm-train) and pass --weights for real use.", file=sys.stderr)
     flow_backends = FlowBackends(config.flow, common_flow(scorer_sets.first))
 
@@ -183,6 +183,7 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
                           f"{', ...' if len(missing) > 5 else ''}); they have no rows", file=sys.stderr)
     if config.report and out is not None:
         write_run_report(out)
+    written = written and not (eaf is not None and eaf.failed)
     return exit_code(runs) or (0 if written else EXIT_USER_ERROR)
 
 

@@ -81,6 +81,7 @@ class EafSink(NullSink):
         self.folder = Path(folder)
         self._events: dict[str, list[SpotEvent]] = {}
         self.written: list[Path] = []
+        self.failed: list[str] = []  # streams whose .eaf could not be written (the run exits 2)
         self._owners: dict[str, str] = {}  # casefolded .eaf name -> the video id written there
 
     def on_event(self, event: SpotEvent, interval: Interval) -> None:

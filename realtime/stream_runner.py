@@ -152,11 +152,13 @@ def run_isolated(item: ReplayItem, stats: RunStats, out: Path | None, run_one: C
 def write_stream_eaf(eaf: EafSink, item: ReplayItem, stats: RunStats, has_truth: bool) -> None:
     """The stream's .eaf, with the truth it is scored on (as truth.csv: intervals that end
     by the last frame read) when the run has truth. A failure to write is one `error:`
-    line; the other outputs stand."""
+    line, kept in `eaf.failed` (the run then exits 2, as for any output it could not
+    write); the other outputs stand."""
     truth = scored_truth(item.truth, {stats.stream: stats.last_frame}).truth if has_truth else None
     try:
         eaf.end_stream(stats, truth)
     except OSError as exc:
+        eaf.failed.append(stats.stream)
         print(f"error: stream {stats.stream}: cannot write its .eaf ({exc})", file=sys.stderr)
 
 

@@ -532,3 +532,15 @@ def test_a_pipe_or_device_given_as_a_video_is_one_line(tmp_path: Path, capsys) -
         assert "Traceback" not in err
     with pytest.raises(UserError, match="/dev/null: not a regular file"):
         next(spot("/dev/null"))
+
+
+def test_an_eaf_that_cannot_be_written_fails_the_run_and_keeps_the_rest(media: dict, tmp_path: Path, capsys) -> None:
+    """A file named `eaf` in --out: the .eaf cannot be written. That printed an error line
+    but exited 0; every output that cannot be written is exit 2, the others are kept."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "eaf").write_text("in the way")
+    code, err = run_main(["--replay", str(media["clip"]), *weight_args(media), "--pub", "none", "--quiet",
+                          "--max-frames", "60", "--out", str(out)], capsys)
+    assert code == 2 and f"error: stream {media['clip'].stem}: cannot write its .eaf" in err, err
+    assert (out / "predictions.csv").is_file() and json.loads((out / "metrics.json").read_text())["performance"]
