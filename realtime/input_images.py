@@ -20,13 +20,13 @@ its first frame i; its interval frames are i + K//2, see README, Method notes).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from engines import features
-from realtime.common.errors import UserError
 from realtime.common.types import FlowSettings, FrameRecord
 
 
@@ -46,11 +46,16 @@ def input_pixels(x: np.ndarray) -> np.ndarray:
 class InputSaver:
     """Writes the PNGs of the chosen pairs of one stream (module docstring)."""
 
-    def __init__(self, folder: Path, frames: frozenset[int], settings: FlowSettings) -> None:
+    def __init__(self, folder: Path, frames: frozenset[int], settings: FlowSettings,
+                 on_error: Callable[[str], None] | None = None) -> None:
         self.folder = folder
         self.frames = frames
         self.settings = settings
         self.written = 0
+        # A folder or file that cannot be written (a file named like the folder, a full
+        # disk) ends the saving, not the stream: said once through on_error.
+        self.on_error = on_error
+        self.error: str | None = None
 
     def wants(self, frame: int) -> bool:
         return frame in self.frames
@@ -60,7 +65,11 @@ class InputSaver:
         network input the scorer received for it."""
         if a.face is None or b.face is None:
             return  # never paired: a pair needs a face in both frames
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self._fail(f"--save-inputs: cannot create {self.folder} ({exc.strerror or exc})")
+            return
         stem = self.folder / f"{type_}_{a.index}-{b.index}"
         fa = features.flow_frame(a.face, self.settings)
         fb = features.flow_frame(b.face, self.settings)
@@ -72,5 +81,11 @@ class InputSaver:
                               ("input", input_pixels(x))):
             path = Path(f"{stem}_{suffix}.png")
             if not cv2.imwrite(str(path), image):
-                raise UserError(f"--save-inputs: could not write {path}")
+                self._fail(f"--save-inputs: could not write {path}")
+                return
         self.written += 1
+
+    def _fail(self, message: str) -> None:
+        self.error, self.frames = message, frozenset()
+        if self.on_error is not None:
+            self.on_error(message)

@@ -395,7 +395,8 @@ def run_stream(
     if hasattr(source, "on_state"):
         source.on_state = on_state
     saver = (InputSaver(options.inputs_dir / safe_name(source.name), options.save_inputs,
-                        setups[0].scorer.meta.flow) if options.inputs_dir and options.save_inputs else None)
+                        setups[0].scorer.meta.flow, on_error=stats.output_errors.append)
+             if options.inputs_dir and options.save_inputs else None)
     scorer = StreamScorer(source.name, setups, pair_features, source.fps, sinks, stats, saver)
 
     def notice(message: str) -> None:

@@ -161,6 +161,8 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
                 try:
                     run_isolated(item, stats, out, functools.partial(run_item, item, context, stats))
                 finally:
+                    for message in stats.output_errors:  # the stream ran; one of its outputs did not
+                        print(f"error: stream {stats.stream}: {message}", file=sys.stderr)
                     if eaf:
                         write_stream_eaf(eaf, item, stats, plan.has_truth)
                 if log is not None:
@@ -183,7 +185,7 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
                           f"{', ...' if len(missing) > 5 else ''}); they have no rows", file=sys.stderr)
     if config.report and out is not None:
         write_run_report(out)
-    written = written and not (eaf is not None and eaf.failed)
+    written = written and not (eaf is not None and eaf.failed) and not any(r.output_errors for r in runs)
     return exit_code(runs) or (0 if written else EXIT_USER_ERROR)
 
 

@@ -78,6 +78,9 @@ class RunStats:
     # the stream was stopped after this many frames by the run's frame limit (max_frames),
     # not by its end: a "too short" notice must say so rather than blame the input
     frame_limit: int | None = None
+    # outputs of this stream that could not be written (--save-inputs images): the stream
+    # still ran; the run says so in an `error:` line and exits 2
+    output_errors: list[str] = field(default_factory=list)
     times: StageTimes = field(default_factory=StageTimes)
     # one-line messages for the user about this stream (faces in view, face coverage),
     # in the order they arose; appended from the capture thread (list.append is atomic)

@@ -544,3 +544,17 @@ def test_an_eaf_that_cannot_be_written_fails_the_run_and_keeps_the_rest(media: d
                           "--max-frames", "60", "--out", str(out)], capsys)
     assert code == 2 and f"error: stream {media['clip'].stem}: cannot write its .eaf" in err, err
     assert (out / "predictions.csv").is_file() and json.loads((out / "metrics.json").read_text())["performance"]
+
+
+def test_save_inputs_that_cannot_be_written_keep_the_stream(media: dict, tmp_path: Path, capsys) -> None:
+    """A file named `inputs` in --out: the debug PNGs cannot be written. The stream died
+    there as an 'internal error' (exit 1, spotting after that frame lost); now it runs to
+    its end, the failure is one error line and the run exits 2."""
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "inputs").write_text("in the way")
+    code, err = run_main(["--replay", str(media["clip"]), *weight_args(media), "--pub", "none", "--quiet",
+                          "--max-frames", "90", "--save-inputs", "40", "--out", str(out)], capsys)
+    assert code == 2 and "--save-inputs: cannot create" in err and "internal error" not in err, err
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["performance"]["frames"] == 90 and metrics["performance"]["runs"][0]["status"] == "ok"
