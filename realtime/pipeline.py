@@ -13,6 +13,7 @@ resume K frames after the chain restarts.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -478,7 +479,8 @@ def run_stream(
         stats.last_frame = scorer.last_frame
         stats.wall_s = time.monotonic() - t_start
         stats.frame_limit = options.max_frames
-        stats.notices.extend(stats.coverage())  # for the summary: not passed to on_notice
+        if sys.exc_info()[1] is None:  # a stream that failed is short or faceless for its error's reason
+            stats.notices.extend(stats.coverage())  # for the summary: not passed to on_notice
     for sink in sinks:
         sink.on_status(status())
     return stats

@@ -113,7 +113,7 @@ class RunStats:
         a row: a photo given as a video, a 1-frame clip, 90 frames at 1000 fps): that type
         scored nothing, which must not pass for a face without expressions."""
         short = {t: int(m["k"]) for t, m in self.models.items() if 0 < self.frames <= m["k"]}
-        if not short:
+        if not short or self.error is not None:  # a failed stream is short for its error's reason
             return None
         rate = f" at {self.source_fps:g} fps" if self.source_fps else ""
         needs = ", ".join(f"{t} {k + 1}" for t, k in short.items())

@@ -9,6 +9,8 @@ other streams run.
 
 from __future__ import annotations
 
+import itertools
+
 import json
 import shutil
 from pathlib import Path
@@ -215,6 +217,30 @@ def test_a_stream_failing_midway_keeps_what_it_spotted(media: dict, tmp_path: Pa
     assert runs["broken"][1] == runs["stopped"][1]  # the same final intervals
     assert runs["broken"][2]["megc"] == runs["stopped"][2]["megc"]
     assert runs["broken"][2]["performance"]["runs"][0]["last_frame"] == 180
+
+
+def test_a_stream_failing_early_is_not_called_too_short(media: dict, tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    """Frame 13 of 30 changes aspect ratio: the stream fails after 12 frames, and the
+    summary said it had 'only 12 frames, fewer than one frame pair needs' as if the input
+    were too short; the error is the reason, said once."""
+    import cv2
+
+    from realtime.sources import VideoFileSource
+
+    folder = tmp_path / "clips" / "clip"
+    folder.mkdir(parents=True)
+    with VideoFileSource(media["clip"]) as src:
+        for raw in itertools.islice(src, 30):
+            image = raw.image if raw.index <= 12 else cv2.resize(raw.image, (raw.image.shape[0],) * 2)
+            cv2.imwrite(str(folder / f"img{raw.index}.png"), image)
+    out = tmp_path / "out"
+    code = live_main(["--replay", str(folder.parent), "--fps", "30", *weight_args(media), "--out", str(out),
+                      "--pub", "none", "--quiet"])
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert code == 2 and "img13.png" in capsys.readouterr().err
+    assert not [n for n in metrics["notes"] if "fewer than one frame pair" in n], metrics["notes"]
+    assert not [n for n in metrics["performance"]["runs"][0].get("notices", []) if "fewer than one" in n]
 
 
 def test_a_replay_logs_a_line_per_video_when_output_is_not_a_terminal(
