@@ -10,7 +10,6 @@ other streams run.
 from __future__ import annotations
 
 import itertools
-
 import json
 import shutil
 from pathlib import Path
