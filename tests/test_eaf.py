@@ -173,6 +173,10 @@ def test_export_from_a_csv_needs_a_frame_rate(tmp_path: Path, capsys: pytest.Cap
     assert tier_data(tmp_path / "e" / "a.eaf") == {"lgnm MaE": [],
                                                    "lgnm ME": [(1000, 1500, "ME score=0.700 frames=31-45")]}
     assert tier_data(tmp_path / "e" / "b.eaf")["lgnm MaE"] == [(0, 2000, "MaE score=0.900 frames=1-60")]
+    (tmp_path / "afile").write_text("x")  # --out at or under a file: one line, not a traceback
+    for out in (tmp_path / "afile", tmp_path / "afile" / "sub"):
+        assert export_main(["--pred", str(pred), "--fps", "30", "--out", str(out)]) == 2
+        assert f"--out {out}: " in capsys.readouterr().err
 
 
 def test_export_skips_a_stream_that_failed_before_its_first_frame_and_stale_truth(

@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.common.errors import UserError, cli_entry, path_arg
+from realtime.common.errors import UserError, cli_entry, output_dir, path_arg
 from realtime.common.types import Interval
 from realtime.eaf import (
     EafDocument,
@@ -167,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError("--out: needed with --pred (where to write the .eaf files)")
     pred = read_intervals(pred_path)
     truth = read_intervals(truth_path) if truth_path is not None else None
+    output_dir(out, "--out")  # a file in the way is one error line, not a traceback
     written = export(pred, truth, out, fps=args.fps, facts=run_facts(args.run), media=args.media,
                      times=prediction_times(pred_path))
     for path, n_pred, n_truth in written:
