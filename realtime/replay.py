@@ -94,8 +94,10 @@ def _folder_item(path: Path, fps: float | None) -> ReplayItem:
     return ReplayItem(name, lambda: FrameFolderSource(path, fps), n_frames=len(image_files(path)))
 
 
-def path_items(path: Path, fps: float | None) -> list[ReplayItem]:
-    """A video file, a frame folder, or a folder of either (video id = stem / folder name)."""
+def path_items(path: Path, fps: float | None, notes: list[str] | None = None) -> list[ReplayItem]:
+    """A video file, a frame folder, or a folder of either (video id = stem / folder name).
+    Without fps, the frame folders of a folder that also holds videos are left out (the
+    videos play at their own rates; --fps would retime them too), said in `notes`."""
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
     if path.is_file():
@@ -105,11 +107,20 @@ def path_items(path: Path, fps: float | None) -> list[ReplayItem]:
     if _is_frame_folder(path):
         return [_folder_item(path, fps)]
     items: list[ReplayItem] = []
-    for child in sorted(p for p in path.iterdir() if not is_hidden(p)):
+    children = sorted(p for p in path.iterdir() if not is_hidden(p))
+    has_videos = any(c.is_file() and c.suffix.lower() in VIDEO_SUFFIXES for c in children)
+    no_rate: list[str] = []  # frame folders beside videos, without --fps
+    for child in children:
         if child.is_file() and child.suffix.lower() in VIDEO_SUFFIXES:
             items.append(_video_item(child, fps))
         elif child.is_dir() and _has_images(child):  # (a preview video inside does not unmake it)
+            if fps is None and has_videos:
+                no_rate.append(child.name)
+                continue
             items.append(_folder_item(child, fps))
+    if no_rate and notes is not None:
+        notes.append(f"{path}: frame folder(s) not replayed, a frame folder needs --fps: {first_few(no_rate)} "
+                     "(replay each by its path with --fps; --fps here would also retime the videos)")
     if not items:
         unknown = skipped_files(path)
         hint = f" (skipped by their suffix: {first_few([p.name for p in unknown])}; replay one by its path)" if unknown else ""
@@ -206,7 +217,7 @@ def plan_replay(target: str, *, data: Path | None, annotations: Path | None, tru
     elif target == "MEGC":
         return megc_plan(data, fps, truth)
     else:
-        items = path_items(Path(target), fps)
+        items = path_items(Path(target), fps, notes)
         folder = Path(target)
         unknown = skipped_files(folder) if folder.is_dir() and not _is_frame_folder(folder) else []
         if unknown:

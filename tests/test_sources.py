@@ -756,6 +756,25 @@ def test_hidden_files_are_not_frames_nor_videos(make_video, tmp_path):
     assert [item.name for item in path_items(videos, 30)] == ["a"]
 
 
+def test_a_frame_folder_beside_videos_without_fps_is_left_out_with_a_note(make_video, tmp_path):
+    """A `stills/` folder among recordings refused the whole replay ('a frame folder needs
+    --fps'), and --fps would retime every video: the videos now run at their own rates and
+    the folder is named in a note. Frame folders alone still need --fps."""
+    from realtime.common.errors import UserError
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    make_video("videos/a.avi", frames=3)
+    _write_numbered(videos / "stills", [1, 2])
+    notes: list[str] = []
+    assert [item.name for item in path_items(videos, None, notes)] == ["a"]
+    assert len(notes) == 1 and "frame folder(s) not replayed, a frame folder needs --fps: stills" in notes[0]
+    assert [item.name for item in path_items(videos, 30)] == ["a", "stills"]
+    (videos / "a.avi").unlink()
+    with pytest.raises(UserError, match="stills: a frame folder needs --fps"):
+        path_items(videos, None, [])
+
+
 class _Timed(sources.FrameSource):
     """Frames at given stream times (a variable-rate file, a folder numbered from 5000)."""
 
