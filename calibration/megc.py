@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from rich.table import Table
@@ -158,15 +158,22 @@ class ScoredTruth:
     truth: list[Interval]
     not_replayed: list[str]  # truth videos that were not replayed
     beyond: list[Interval]  # truth intervals ending after the last frame read of their video
+    # truth intervals starting before the first frame read of their video (a clip cut from
+    # a longer recording that kept its frame numbers, a folder numbered from 1001)
+    before: list[Interval] = field(default_factory=list)
 
 
-def scored_truth(truth: Iterable[Interval], last_frames: dict[str, int]) -> ScoredTruth:
+def scored_truth(truth: Iterable[Interval], last_frames: dict[str, int],
+                 first_frames: dict[str, int] | None = None) -> ScoredTruth:
     """Restrict truth to what a run replayed: videos in `last_frames` (video id -> number
-    of the last frame read) and intervals that end by that frame. A run stopped early
-    (--max-frames, Ctrl-C, a truncated file, a failed stream) is then scored on what it
-    saw, and `lgnm-eval` on the kept truth gives the same figures."""
+    of the last frame read) and intervals that end by that frame and, where `first_frames`
+    gives a video's first frame read, start at or after it. A run stopped early
+    (--max-frames, Ctrl-C, a truncated file, a failed stream) or given a clip cut from a
+    longer recording is then scored on what it saw, and `lgnm-eval` on the kept truth
+    gives the same figures."""
     kept: list[Interval] = []
     beyond: list[Interval] = []
+    before: list[Interval] = []
     missing: set[str] = set()
     for iv in truth:
         last = last_frames.get(iv.video)
@@ -174,9 +181,11 @@ def scored_truth(truth: Iterable[Interval], last_frames: dict[str, int]) -> Scor
             missing.add(iv.video)
         elif iv.offset > last:
             beyond.append(iv)
+        elif first_frames is not None and iv.onset < first_frames.get(iv.video, 1):
+            before.append(iv)
         else:
             kept.append(iv)
-    return ScoredTruth(kept, sorted(missing), beyond)
+    return ScoredTruth(kept, sorted(missing), beyond, before)
 
 
 def render_table(result: MegcResult, title: str = "MEGC spotting") -> Table:

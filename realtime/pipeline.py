@@ -223,6 +223,8 @@ class StreamScorer:
         pending: list[tuple[TypeSetup, FrameRecord, FrameRecord]] = []
         for rec in records:
             self.stats.frames += 1
+            if self.stats.frames == 1:
+                self.stats.first_frame = rec.index
             self.last_frame = rec.index
             self.last_face = rec.face is not None
             self.clock.add(rec.index, rec.t_stream, rec.t_capture)

@@ -254,8 +254,8 @@ def summarise(config: RunConfig, console: Console, plan: ReplayPlan, runs: list[
     written = True  # every summary file written (else an `error:` line each said why)
     notes = plan.notes + [f"stream {r.stream}: {n}" for r in runs for n in r.coverage()]
     if plan.has_truth:
-        scope = scored_truth(plan.all_truth(),
-                             {r.stream: r.last_frame for r in runs if r.frames})
+        scope = scored_truth(plan.all_truth(), {r.stream: r.last_frame for r in runs if r.frames},
+                             {r.stream: r.first_frame for r in runs if r.frames})
         # Truth of a type the run did not spot (--types) would only count as misses.
         unspotted = [iv for iv in scope.truth if iv.type not in config.types]
         if unspotted:
@@ -273,6 +273,10 @@ def summarise(config: RunConfig, console: Console, plan: ReplayPlan, runs: list[
         if scope.beyond:
             cut = [f"{iv.video} {iv.type} {iv.onset}-{iv.offset}" for iv in scope.beyond]
             notes.append(f"{len(cut)} truth interval(s) end after the last frame read of their "
+                         f"video, not scored: {first_few(cut)}")
+        if scope.before:
+            cut = [f"{iv.video} {iv.type} {iv.onset}-{iv.offset}" for iv in scope.before]
+            notes.append(f"{len(cut)} truth interval(s) start before the first frame read of their "
                          f"video, not scored: {first_few(cut)}")
         if config.out:
             written &= write_output(config.out / "truth.csv",

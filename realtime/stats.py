@@ -72,6 +72,7 @@ class RunStats:
     # the stream's frame rate (frames per second of the source, not of processing): what
     # sets K, and what maps frame n to (n - 1) / source_fps seconds (lgnm-report)
     source_fps: float | None = None
+    first_frame: int = 0  # number of the first frame processed (a folder numbered from 1001: 1001)
     last_frame: int = 0  # number of the last frame processed (frames are 1-based)
     media: str | None = None  # the video file replayed, None for frame folders and live sources
     error: str | None = None  # why the stream failed; None when it ran to its end
@@ -134,6 +135,7 @@ class RunStats:
             "status": "ok" if self.error is None else "failed",
             "error": self.error,
             "frames": self.frames,
+            "first_frame": self.first_frame,
             "last_frame": self.last_frame,
             "source_fps": None if self.source_fps is None else round(self.source_fps, 6),
             "media": self.media,

@@ -154,7 +154,8 @@ def write_stream_eaf(eaf: EafSink, item: ReplayItem, stats: RunStats, has_truth:
     by the last frame read) when the run has truth. A failure to write is one `error:`
     line, kept in `eaf.failed` (the run then exits 2, as for any output it could not
     write); the other outputs stand."""
-    truth = scored_truth(item.truth, {stats.stream: stats.last_frame}).truth if has_truth else None
+    truth = (scored_truth(item.truth, {stats.stream: stats.last_frame}, {stats.stream: stats.first_frame}).truth
+             if has_truth else None)
     try:
         eaf.end_stream(stats, truth)
     except OSError as exc:

@@ -74,7 +74,7 @@ def test_ray_replay_writes_what_the_single_process_run_writes(cluster, media: di
     assert {p.video for p in predicted} == {name for name, _ in VIDEOS}  # the comparison means something
     want, got = (json.loads((d / "metrics.json").read_text()) for d in (single, on_ray))
     assert got["megc"] == want["megc"] and got["notes"] == want["notes"]
-    keys = ("stream", "status", "error", "frames", "last_frame", "faces", "scores", "events", "chain_breaks",
+    keys = ("stream", "status", "error", "frames", "first_frame", "last_frame", "faces", "scores", "events", "chain_breaks",
             "models", "notices", "media", "source_fps")
     assert [{k: r[k] for k in keys} for r in got["performance"]["runs"]] == \
         [{k: r[k] for k in keys} for r in want["performance"]["runs"]]

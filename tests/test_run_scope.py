@@ -242,6 +242,32 @@ def test_a_stream_failing_early_is_not_called_too_short(media: dict, tmp_path: P
     assert not [n for n in metrics["performance"]["runs"][0].get("notices", []) if "fewer than one" in n]
 
 
+def test_truth_before_the_first_frame_read_is_left_out_with_a_note(media: dict, tmp_path: Path) -> None:
+    """A clip cut from a longer recording that kept its numbers (frames 1001-1060): truth
+    at 10-20 was scored as a miss (F1 halved) with no word, while truth after the last
+    frame was left out with a note; both ends are now treated alike."""
+    import cv2
+
+    from realtime.intervals_csv import read_intervals
+    from realtime.sources import VideoFileSource
+
+    folder = tmp_path / "clips" / "clip"
+    folder.mkdir(parents=True)
+    with VideoFileSource(media["clip"]) as src:
+        for raw in itertools.islice(src, 60):
+            cv2.imwrite(str(folder / f"f{raw.index + 1000}.png"), raw.image)
+    truth = tmp_path / "truth.csv"
+    truth.write_text("video,type,onset,apex,offset\nclip,MaE,10,15,20\nclip,MaE,1020,1025,1030\n")
+    out = tmp_path / "out"
+    assert live_main(["--replay", str(folder.parent), "--fps", "30", "--truth", str(truth), *weight_args(media),
+                      "--out", str(out), "--pub", "none", "--quiet"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "1 truth interval(s) start before the first frame read of their video, not scored: clip MaE 10-20" \
+        in metrics["notes"], metrics["notes"]
+    assert metrics["megc"]["MaE"]["n_truth"] == 1 and metrics["performance"]["runs"][0]["first_frame"] == 1001
+    assert [(iv.onset, iv.offset) for iv in read_intervals(out / "truth.csv")] == [(1020, 1030)]
+
+
 def test_a_replay_logs_a_line_per_video_when_output_is_not_a_terminal(
         media: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """Under capture stdout is not a terminal: no progress bar can show, so each finished
