@@ -21,13 +21,27 @@ from typing import Any, TypeVar
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-NOISE = re.compile(
-    rb"^(INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog"
+_NOISE = (
+    rb"(INFO: Created TensorFlow Lite|WARNING: All log messages before absl::InitializeLog"
     rb"|[IWE]\d{4} [\d:. ]+\s+\d+ [a-z_]+\.cc:\d+\]"
     # liblsl (--lsl) announces its configuration and build at its first use, as INFO
     # lines (loguru); its warnings and errors still pass.
     rb"|\d{4}-\d\d-\d\d [\d:.]+ \(\s*[\d.]+s\) \[[^\]]*\]\s+\S+\.cpp:\d+\s+INFO\|)"
 )
+NOISE = re.compile(rb"^" + _NOISE)
+# A native notice written while a Python line was half out (its text, then its newline in
+# a second write) lands inside that line: "warning: ... as players show themW0000 ...".
+_NOISE_INSIDE = re.compile(_NOISE)
+
+
+def _without_noise(line: bytes) -> bytes:
+    """`line` (no newline) as it should pass: b"" for a notice, the text before a notice
+    that landed inside it (its own newline follows later, as an empty line), else the line
+    and its newline."""
+    found = _NOISE_INSIDE.search(line)
+    if found is None:
+        return line + b"\n"
+    return line[:found.start()]
 
 
 def _pump(read_fd: int, out_fd: int) -> None:
@@ -38,10 +52,10 @@ def _pump(read_fd: int, out_fd: int) -> None:
         while chunk := pipe.read(65536):
             pending += chunk
             *lines, pending = pending.split(b"\n")
-            kept = [line + b"\n" for line in lines if not NOISE.match(line)]
+            kept = b"".join(_without_noise(line) for line in lines)
             if kept:
-                os.write(out_fd, b"".join(kept))
-        if pending and not NOISE.match(pending):
+                os.write(out_fd, kept)
+        if pending and not _NOISE_INSIDE.search(pending):
             os.write(out_fd, pending)
     os.close(out_fd)
 

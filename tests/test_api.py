@@ -191,3 +191,25 @@ def test_spot_tells_what_lgnm_live_notices_as_warnings(tmp_path: Path) -> None:
         assert list(spot(blank, fps=30)) == []
     with pytest.warns(SpotWarning, match="only 3 frames, fewer than one frame pair needs"):
         list(spot(blank[:3], fps=30))
+
+
+def test_a_native_notice_inside_a_python_line_is_cut_out_of_it() -> None:
+    """Seen in a multi-stream replay: mediapipe's notice written between a warning's text
+    and its newline passed the filter (which matched line starts only), glued to it."""
+    import os
+    import threading
+
+    from realtime.native_log import _pump
+
+    notice = b"W0000 00:00:1796199024.961282   29803 inference_feedback_manager.cc:114] Feedback manager requires"
+    written = (b"before\nwarning: h263.3gp: as players show them" + notice + b"\n\nI0000 00:00:1.0  1 gl_context.cc:1] x\n"
+               b"\nafter")
+    pipe_r, pipe_w = os.pipe()
+    out_r, out_w = os.pipe()
+    pump = threading.Thread(target=_pump, args=(pipe_r, out_w))
+    pump.start()
+    os.write(pipe_w, written)
+    os.close(pipe_w)
+    pump.join(10)
+    with os.fdopen(out_r, "rb") as out:
+        assert out.read() == b"before\nwarning: h263.3gp: as players show them\n\nafter"
