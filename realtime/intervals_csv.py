@@ -93,9 +93,15 @@ def read_intervals(path: str | Path) -> list[Interval]:
     data = path.read_bytes()
     if data.startswith(b"\xef\xbb\xbf"):  # a BOM (spreadsheet exports) is not a column name
         data = data[3:]
+    if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):  # zip (.xlsx, .ods) or OLE (.xls)
+        raise UserError(f"{path}: a workbook, not a CSV file: save it as CSV (video,type,onset,apex,offset); "
+                        "a dataset's own workbook (CAS.xlsx, SAMM.xlsx) goes with --annotations and --replay CAS|SAMM")
+    utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))  # Excel's "Unicode text" export
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-16" if utf16 else "utf-8")
     except UnicodeDecodeError as exc:  # a binary or non-UTF-8 file: name the line
+        if utf16:
+            raise UserError(f"{path}: UTF-16 text that cannot be decoded; save it as UTF-8 CSV") from None
         line = data[:exc.start].count(b"\n") + 1
         raise UserError(f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x})") from None
     try:

@@ -136,3 +136,17 @@ def test_whole_file_outputs_and_weights_get_the_mode_of_any_new_file(tmp_path: P
                                                           "w.safetensors"]
     assert load_weights(tmp_path / "w.safetensors")[1] == meta
     assert read_intervals(tmp_path / "truth.csv")[0].offset == 9
+
+
+def test_a_workbook_or_utf16_export_given_as_a_csv(tmp_path: Path) -> None:
+    """--truth t.xlsx said only 'not UTF-8 text (byte 0xf4)'; Excel's 'Unicode text'
+    export (UTF-16 with a BOM) is a readable truth file."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["video", "type", "onset", "apex", "offset"])
+    book.save(tmp_path / "t.xlsx")
+    with pytest.raises(UserError, match=r"t.xlsx: a workbook, not a CSV file: save it as CSV .*--annotations"):
+        read_intervals(tmp_path / "t.xlsx")
+    (tmp_path / "t16.csv").write_bytes("video,type,onset,apex,offset\r\nclip,MaE,10,15,20\r\n".encode("utf-16"))
+    assert read_intervals(tmp_path / "t16.csv") == [Interval("clip", "MaE", 10, 20, None, 15)]
