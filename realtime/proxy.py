@@ -61,7 +61,7 @@ class ProxyConfig:
         """The (public, secret) server keys, None without Curve; UserError (naming the
         option) for a side bound beyond loopback without keys or unusable key files."""
         for side in (self.publishers, self.subscribers):
-            if side.clients_dir is None and not is_loopback(side.endpoint):
+            if not is_loopback(side.endpoint) and side.clients_dir is None:
                 raise UserError(f"{side.endpoint_option} {side.endpoint}: binding beyond loopback requires "
                                 f"CurveZMQ keys (--curve-secret FILE and {side.keys_option} DIR; see lgnm-keygen)")
             if side.clients_dir is not None:

@@ -90,10 +90,16 @@ def load_public_key(path: Path, option: str) -> bytes:
 
 
 def is_loopback(endpoint: str) -> bool:
-    """True for endpoints that other machines cannot reach."""
+    """True for endpoints that other machines cannot reach. Raises UserError for an
+    endpoint that is not TRANSPORT://ADDRESS, or a tcp port outside 0-65535 (libzmq takes
+    99999 modulo 65536 and binds another port without a word)."""
     transport, sep, address = endpoint.partition("://")
     if not sep:
         raise UserError(f"{endpoint}: endpoint must look like tcp://HOST:PORT")
+    if transport == "tcp":
+        port = address.rsplit(":", 1)[-1] if ":" in address else ""
+        if port != "*" and not (port.isdigit() and int(port) <= 65535):
+            raise UserError(f"{endpoint}: the port must be 0-65535 or * (any free port), got {port!r}")
     if transport in ("ipc", "inproc"):
         return True
     if transport != "tcp":
@@ -157,7 +163,7 @@ class EventPublisher:
                  sndhwm: int = 1000, listeners: Sequence[EventListener] = ()) -> None:
         if not stream:
             raise ValueError("EventPublisher stream: the stream id must not be empty")
-        if endpoint is not None and curve is None and not is_loopback(endpoint):
+        if endpoint is not None and not is_loopback(endpoint) and curve is None:
             raise UserError(f"{endpoint}: binding beyond loopback requires CurveZMQ keys "
                             "(--curve-secret FILE and --curve-clients DIR; see lgnm-keygen)")
         self.stream = stream

@@ -56,7 +56,7 @@ class ProxyPublisher(EventPublisher):
     def __init__(self, endpoint: str, *, stream: str, journal: Path | None = None,
                  curve: CurveClientKeys | None = None, sndhwm: int = 1000,
                  listeners: Sequence[EventListener] = ()) -> None:
-        if curve is None and not is_loopback(endpoint):
+        if not is_loopback(endpoint) and curve is None:
             raise UserError(f"--connect {endpoint}: beyond loopback the proxy requires CurveZMQ keys "
                             "(--curve-secret THIS.key_secret and --curve-server-key PROXY.key; see lgnm-keygen)")
         keys = curve.load() if curve is not None else None

@@ -150,6 +150,10 @@ def test_is_loopback(endpoint, local):
 def test_bad_endpoint_and_busy_port():
     with pytest.raises(UserError, match="endpoint must look like"):
         EventPublisher("127.0.0.1:5556", stream="cam")
+    for endpoint in ("tcp://127.0.0.1:99999", "tcp://127.0.0.1:port", "tcp://127.0.0.1"):
+        # 99999 bound port 34463 (libzmq wraps the number) without a word
+        with pytest.raises(UserError, match="the port must be 0-65535 or"):
+            EventPublisher(endpoint, stream="cam")
     with EventPublisher(ANY_PORT, stream="cam") as pub:
         with pytest.raises(UserError, match="cannot bind"):
             EventPublisher(pub.endpoint, stream="cam")
