@@ -471,6 +471,10 @@ def run_stream(
                 for sink in sinks:
                     sink.on_status(status())
         scorer.finish()
+        if saver is not None and saver.written == 0 and saver.error is None:
+            # frames past the stream's end, or never paired (no face): say so, not nothing
+            notice(f"--save-inputs: nothing saved (frames {stats.first_frame}-{scorer.last_frame} of this stream "
+                   "hold no pair that starts at a frame asked for with a face in both of its frames)")
     finally:
         # A stop request (Ctrl-C) must not wait out an OpenCV open or read blocked for
         # up to the source's timeout: the daemon thread is left to die with the process.

@@ -558,3 +558,13 @@ def test_save_inputs_that_cannot_be_written_keep_the_stream(media: dict, tmp_pat
     assert code == 2 and "--save-inputs: cannot create" in err and "internal error" not in err, err
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["performance"]["frames"] == 90 and metrics["performance"]["runs"][0]["status"] == "ok"
+
+
+def test_save_inputs_past_the_stream_says_nothing_was_saved(media: dict, tmp_path: Path, capsys) -> None:
+    """--save-inputs 5000 on a 40-frame run saved nothing and said nothing."""
+    out = tmp_path / "out"
+    code, err = run_main(["--replay", str(media["clip"]), *weight_args(media), "--out", str(out), "--pub", "none",
+                          "--quiet", "--save-inputs", "5000", "--max-frames", "40"], capsys)
+    assert code == 0 and "--save-inputs: nothing saved (frames 1-40 of this stream hold no pair" in err, err
+    notices = json.loads((out / "metrics.json").read_text())["performance"]["runs"][0]["notices"]
+    assert any("--save-inputs: nothing saved" in n for n in notices)
