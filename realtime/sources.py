@@ -931,12 +931,14 @@ def sample_bits(images: Sequence[np.ndarray]) -> int:
     """The sample depth of 16-bit images (8, 10, 12, 14 or 16 bits): high-speed and
     scientific cameras store 10-14-bit samples in 16-bit PNG/TIFF files, right-aligned
     (top bits zero: the smallest depth their values fit in) or left-aligned (low 4 bits
-    zero in every value: 16)."""
+    zero in every value, and a top value past 12 bits: 16). 8-bit values scaled by 16
+    (0..4080, low 4 bits zero, a converter's 12-bit output) are right-aligned 12-bit: read
+    as left-aligned they came out 16 times too dark."""
     top = max(int(im.max()) for im in images)
     low = 0
     for im in images:
         low |= int(np.bitwise_or.reduce(im.ravel() & 0xF))
-    if top > 255 and low == 0:
+    if top >= 1 << 12 and low == 0:
         return 16
     return next(b for b in SAMPLE_BITS if top < 1 << b)
 

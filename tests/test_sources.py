@@ -164,6 +164,8 @@ def test_folder_of_16_bit_frames_with_12_bit_samples_reads_bright(tmp_path):
     trained = list(iter_frames(sorted(folder.iterdir(), key=lambda f: sources.natural_key(f.name))))
     assert [int(im[5, 5, 0]) for im in trained] == [56, 62, 187, 128]
     assert sources.sample_bits([np.array([[16, 1600], [32000, 48]], np.uint16)]) == 16  # left-aligned 12-bit
+    eight_by_16 = (np.arange(256, dtype=np.uint16) * 16).reshape(16, 16)  # 0..4080: right-aligned 12-bit
+    assert sources.sample_bits([eight_by_16]) == 12 and sources.to_8bit(eight_by_16, 12).max() == 255
 
 
 def test_folder_size_change_names_file(tmp_path):
