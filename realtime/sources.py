@@ -568,6 +568,7 @@ class VideoFileSource(FrameSource):
         self._override = None if fps is None else check_fps(fps, f"{self.path}: fps")
         self._track: int | None = None  # stream index of the recording (`_pick_track`)
         self._track_note: str | None = None  # other video tracks were ignored (told in `__iter__`)
+        self._scanned_size = self.path.stat().st_size  # a file still being recorded grows past it
         self.timing = self._scan()
         self.n_frames: int | None = self.timing.declared
         if self._override is not None:
@@ -595,6 +596,10 @@ class VideoFileSource(FrameSource):
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or type(exc).__name__
             raise UserError(f"{self.path}: cannot open video ({unopenable_reason(self.path, reason)})") from None
+
+    def _grew(self) -> bool:
+        """The file is larger than when it was scanned (a recording still being written)."""
+        return _file_grew(self.path, self._scanned_size)
 
     def _open(self) -> tuple[av.container.InputContainer, av.video.stream.VideoStream]:
         """The open file and its recording's video stream (`_pick_track`, chosen once)."""
@@ -797,12 +802,23 @@ class VideoFileSource(FrameSource):
             self.notice(f"{self.path.name}: {len(undecoded)} {_frames_word(len(undecoded))} could not "
                         f"be decoded ({_spans(undecoded)}); the others keep their numbers and the "
                         "frame chain breaks at each gap")
-        if skipped:
+        if skipped and self._grew():
+            self.notice(f"{self.path.name}: the file grew while it was read (still being recorded?): "
+                        f"{skipped} {_frames_word(skipped)} written after it was opened were not spotted; "
+                        "replay it once the recording has ended")
+        elif skipped:
             self.notice(f"{self.path.name}: {skipped} decoded {_frames_word(skipped)} had no place "
                         f"among the file's timestamps and {'was' if skipped == 1 else 'were'} skipped")
         if truncated and self.n_frames is not None and delivered < self.n_frames:
             self.notice(f"{self.path.name}: read {delivered} of {self.n_frames} declared frames; "
                         "the file ends early (truncated?)")
+
+
+def _file_grew(path: Path, size: int) -> bool:
+    try:
+        return path.stat().st_size > size
+    except OSError:
+        return False
 
 
 def natural_key(name: str) -> tuple:

@@ -1239,3 +1239,32 @@ def test_folder_strays_left_out_only_among_numbered_files(tmp_path: Path, names:
     else:
         assert numbering.why_position is None and [p.name for p in numbering.left_out] == left_out
         assert numbering.frames == [(i, tmp_path / f"img{i}.png") for i in range(1, len(names) - len(left_out) + 1)]
+
+
+def test_a_file_still_being_recorded_is_told_as_such(tmp_path):
+    """An MKV a recorder is still writing (OBS): frames muxed after the file was opened
+    were reported as 'decoded frames with no place among the file's timestamps'."""
+    import av
+
+    from conftest import pattern_frame
+
+    path = tmp_path / "growing.mkv"
+    out = av.open(str(path), "w", format="matroska", options={"flush_packets": "1", "live": "1"})
+    stream = out.add_stream("mjpeg", rate=30)
+    stream.width, stream.height, stream.pix_fmt = 320, 240, "yuvj420p"
+
+    def write(frames: range) -> None:
+        for i in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pattern_frame(i, 320, 240), format="bgr24")):
+                out.mux(packet)
+
+    write(range(30))
+    src = VideoFileSource(path)  # scanned now: 30 frames
+    write(range(30, 60))
+    for packet in stream.encode():
+        out.mux(packet)
+    out.close()
+    frames = list(src)
+    assert frames and any("the file grew while it was read (still being recorded?)" in n for n in src.notices), \
+        src.notices
+    assert not any("had no place" in n for n in src.notices)
