@@ -1246,8 +1246,6 @@ def test_a_file_still_being_recorded_is_told_as_such(tmp_path):
     were reported as 'decoded frames with no place among the file's timestamps'."""
     import av
 
-    from conftest import pattern_frame
-
     path = tmp_path / "growing.mkv"
     out = av.open(str(path), "w", format="matroska", options={"flush_packets": "1", "live": "1"})
     stream = out.add_stream("mjpeg", rate=30)
