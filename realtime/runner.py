@@ -125,6 +125,7 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
         if scores_csv:
             stack.callback(scores_csv.close)
         eaf = EafSink(out / "eaf") if out else None
+        earlier_eaf = sorted((out / "eaf").glob("*.eaf")) if out and (out / "eaf").is_dir() else []
         collected = CollectSink()
         sinks: list[Sink] = [collected]
         if predictions:
@@ -171,6 +172,11 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
         finally:
             wall = time.monotonic() - t0
             scorer_sets.close()
+            if eaf is not None:  # a reused --out: ELAN files of streams this run did not have
+                stale = [p.name for p in earlier_eaf if p not in eaf.written]
+                if stale:
+                    plan.notes.append(f"--out {out}: eaf/ also holds {len(stale)} .eaf file(s) of an earlier run, "
+                                      f"left as they were: {first_few(stale)}")
             # Whatever was spotted is already in predictions.csv (flushed per row) and the
             # journal; the summary is written even after a failure or Ctrl-C.
             written = summarise(config, console, plan, runs, collected, wall)

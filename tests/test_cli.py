@@ -568,3 +568,20 @@ def test_save_inputs_past_the_stream_says_nothing_was_saved(media: dict, tmp_pat
     assert code == 0 and "--save-inputs: nothing saved (frames 1-40 of this stream hold no pair" in err, err
     notices = json.loads((out / "metrics.json").read_text())["performance"]["runs"][0]["notices"]
     assert any("--save-inputs: nothing saved" in n for n in notices)
+
+
+def test_a_reused_out_names_the_eaf_files_of_an_earlier_run(media: dict, tmp_path: Path) -> None:
+    """A second run into the same --out left the first run's other .eaf files beside its
+    own, without a word, while metrics.json and predictions.csv named only its streams."""
+    import shutil
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("first", "second"):
+        shutil.copy(media["clip"], videos / f"{name}.avi")
+    out = tmp_path / "out"
+    common = [*weight_args(media), "--pub", "none", "--quiet", "--max-frames", "30", "--out", str(out)]
+    assert live_main(["--replay", str(videos), *common]) == 0
+    assert live_main(["--replay", str(videos / "second.avi"), *common]) == 0
+    notes = json.loads((out / "metrics.json").read_text())["notes"]
+    assert f"--out {out}: eaf/ also holds 1 .eaf file(s) of an earlier run, left as they were: first.eaf" in notes
