@@ -163,3 +163,55 @@ def test_real_motion_check_bounds_follow_fps(capsys: pytest.CaptureFixture) -> N
     assert main(["--tracks", "nowhere", "--fps", "200", "--low-pass", "150"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--low-pass" in err[0] and "100" in err[0]
+
+
+def test_labelled_expressions_of_a_track_map_to_every_frame_that_shows_them() -> None:
+    """A 40-frame track labelled 10-15-20 (frames at 30 fps) played back and forth over
+    100 video frames: forwards (frames 10-20), backwards through it (60-70: the track's
+    frames 20..10), forwards again (88-98); apex at the labelled frame each time."""
+    from realtime.synthesis.real_expressions import TimedLabel, expression_truth
+    from realtime.synthesis.real_motion import RealMotion
+
+    motion = RealMotion(synthetic_track(40), start=0)
+    labels = {"synthetic": [TimedLabel("MaE", 9 / 30, 14 / 30, 19 / 30)], "other": [TimedLabel("ME", 0, 0.1, 0.2)]}
+    got = expression_truth(motion, labels, 30.0, 100, "v")
+    assert [(iv.onset, iv.apex, iv.offset, iv.type, iv.video) for iv in got] == \
+        [(10, 15, 20, "MaE", "v"), (60, 65, 70, "MaE", "v"), (88, 93, 98, "MaE", "v")]
+    assert expression_truth(RealMotion(synthetic_track(40), start=25), labels, 30.0, 20, "v") == []  # not shown
+    assert expression_truth(motion, {"other": labels["other"]}, 30.0, 100, "v") == []
+
+
+def test_lgnm_synth_makes_a_tracks_labelled_expressions_truth(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """--real-motion-labels: the track's labelled expression is truth of the video showing
+    it, and no scheduled expression shares its frames."""
+    from realtime.intervals_csv import read_intervals
+    from realtime.synthesis.faces import BUILTIN_FACES, load_face
+    from realtime.synthesis.generate import SynthConfig, generate_video
+    from realtime.synthesis.real_expressions import expression_truth, load_track_labels, overlaps
+    from tools.synth import main
+
+    (tmp_path / "tracks").mkdir()
+    track = write_track(tmp_path / "tracks" / "real_t.npz", synthetic_track(60))
+    labels = tmp_path / "labels.csv"
+    labels.write_text("video,type,onset,apex,offset\nreal_t,MaE,5,20,40\n")
+    out = tmp_path / "out"
+    assert main(["--out", str(out), "--videos", "2", "--duration", "8", "--real-motion", str(tmp_path / "tracks"),
+                 "--real-motion-labels", str(labels), "--seed", "3"]) == 0
+    truth = read_intervals(out / "truth.csv")
+    for i, name in enumerate(("synth_001", "synth_002")):  # described again as write_dataset made them
+        config = SynthConfig(name=name, fps=30.0, duration_s=8.0, real_motion=(str(track),),
+                             real_motion_labels=str(labels))
+        video = generate_video(config, int(np.random.SeedSequence([3, i]).generate_state(1)[0]),
+                               load_face(BUILTIN_FACES[i % len(BUILTIN_FACES)]))
+        real = expression_truth(video.motion, load_track_labels(labels), 30.0, video.n_frames, name)
+        assert real and set(real) <= set(video.truth)  # 240 frames of a 60-frame track: it shows it
+        mine = [iv for iv in truth if iv.video == name]
+        assert [(iv.onset, iv.offset) for iv in mine] == [(iv.onset, iv.offset) for iv in video.truth]
+        others = [iv for iv in video.truth if iv not in real]
+        assert not any(overlaps(a, b) for a in others for b in real)
+    assert main(["--out", str(tmp_path / "o2"), "--real-motion-labels", str(labels)]) == 2
+    assert "--real-motion-labels: needs --real-motion" in capsys.readouterr().err
+    (tmp_path / "other.csv").write_text("video,type,onset,apex,offset\nreal_x,MaE,5,20,40\n")
+    assert main(["--out", str(tmp_path / "o3"), "--real-motion", str(tmp_path / "tracks"),
+                 "--real-motion-labels", str(tmp_path / "other.csv")]) == 2
+    assert "labels none of the tracks (real_t)" in capsys.readouterr().err

@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--real-motion", nargs="+", default=(), metavar="TRACK",
                    help="real landmark tracks (real_*.npz files or folders of them) driving the faces: talking, "
                         "blinks, gaze, head turns and jitter of real faces, as motion that is not an expression")
+    p.add_argument("--real-motion-labels", type=path_arg, metavar="CSV",
+                   help="the expressions inside those tracks (a truth CSV naming the tracks, frames of each track "
+                        "played once at 30 fps, e.g. tools/real_motion_labels/truth.csv): they become truth of "
+                        "the videos that show them instead of motion that is not an expression")
     p.add_argument("--vary-actions", action="store_true",
                    help="17 action units at their frequencies in the real workbooks (the canonical 8 otherwise), "
                         "each occurrence one-sided or asymmetric, its directions turned by up to 30 deg and its "
@@ -72,7 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         summary = write_dataset(args.out, args.videos, float(args.fps), args.faces, args.seed, args.layout,
                                 duration, not args.no_distractors, args.jitter, on_frame,
-                                args.real_motion, args.vary_actions, args.head_turns)  # fmt: skip
+                                args.real_motion, args.vary_actions, args.head_turns,
+                                args.real_motion_labels)  # fmt: skip
     rate = summary.frames / max(summary.seconds, 1e-9)
     console.print(f"wrote {len(summary.videos)} video(s), {summary.frames} frames in {summary.seconds:.1f} s "
                   f"({rate:.0f} frames/s) to {args.out}")  # fmt: skip

@@ -29,6 +29,7 @@ from realtime.synthesis import layouts as dl
 from realtime.synthesis.distractors import Distractor, DistractorTrack, make_distractors
 from realtime.synthesis.faces import BUILTIN_FACES, Appearance, FacePhoto, Scene, compose_scene, load_face, restyle
 from realtime.synthesis.head_turns import draw_head_turns, scene_points3d
+from realtime.synthesis.real_expressions import expression_truth, load_track_labels, overlaps
 from realtime.synthesis.real_motion import MotionTrack, RealMotion, load_track, track_files, turned_track
 from realtime.synthesis.render import Renderer
 from realtime.synthesis.timeline import DurationModel, Event, ScheduleSettings, durations_for, schedule_events, truth_of
@@ -61,6 +62,10 @@ class SynthConfig:
     # real_motion_scale. They carry no truth: talking, blinks, gaze, head turns, jitter.
     real_motion: tuple[str, ...] = ()
     real_motion_scale: tuple[float, float] = (0.4, 1.0)
+    # Labels of the expressions inside those tracks (a truth CSV naming the tracks, frames
+    # at 30 fps: realtime.synthesis.real_expressions): they become truth of the video, and
+    # a scheduled expression overlapping one is left out. None: the tracks carry no truth.
+    real_motion_labels: str | None = None
     # Heads turning and nodding in depth (realtime.synthesis.head_turns): no truth either.
     head_turns: bool = False
 
@@ -156,15 +161,20 @@ def generate_video(config: SynthConfig, seed: int, photo: FacePhoto | None = Non
     n = config.n_frames
     durations = config.durations or durations_for(config.fps)
     events = schedule_events(np.random.default_rng(event_ss), n, config.fps, durations, config.schedule)
+    motion, real_truth = None, []
+    if config.real_motion:
+        tracks = [load_track(p).at_fps(config.fps) for p in config.real_motion]
+        motion = RealMotion.draw(np.random.default_rng(motion_ss), tracks, config.real_motion_scale)
+        if config.real_motion_labels is not None:
+            labels = load_track_labels(config.real_motion_labels)
+            real_truth = expression_truth(motion, labels, config.fps, n, config.name)
+            # one expression at a time: a scheduled one over a real one would share its frames
+            events = [e for e in events if not any(overlaps(truth_of(e, config.name), r) for r in real_truth)]
     if config.distractors:
         track = make_distractors(np.random.default_rng(distractor_ss), n, config.fps, scene.face_scale, events)
     else:
         track = DistractorTrack.still(n)
-    truth = [truth_of(e, config.name) for e in events]
-    motion = None
-    if config.real_motion:
-        tracks = [load_track(p).at_fps(config.fps) for p in config.real_motion]
-        motion = RealMotion.draw(np.random.default_rng(motion_ss), tracks, config.real_motion_scale)
+    truth = sorted([truth_of(e, config.name) for e in events] + real_truth, key=lambda iv: (iv.onset, iv.type))
     items, turns = track.items, None
     if config.head_turns:
         drawn = draw_head_turns(np.random.default_rng(turn_ss), n, config.fps, events)
@@ -255,6 +265,7 @@ def write_dataset(
     real_motion: Sequence[str | Path] = (),
     vary_actions: bool = False,
     head_turns: bool = False,
+    real_motion_labels: str | Path | None = None,
 ) -> DatasetSummary:
     """Write n_videos synthetic videos (faces used in turn) and their truth.
 
@@ -263,6 +274,8 @@ def write_dataset(
     light ramps for analysis. on_frame(video, frame, n_frames) reports progress.
     `real_motion`: real landmark tracks (files, or folders of real_*.npz) driving the
     faces (SynthConfig.real_motion); real_motion.csv says which track each video shows.
+    `real_motion_labels`: a truth CSV of the tracks' own expressions (SynthConfig.
+    real_motion_labels): they become truth intervals of the videos that show them.
     `vary_actions`: ScheduleSettings.vary_actions (more units, each occurrence shaped anew);
     actions.csv then lists each event's units and shapes.
     `head_turns`: SynthConfig.head_turns (heads turning in depth; distractors.csv lists
@@ -281,6 +294,13 @@ def write_dataset(
     duration = duration_s if duration_s is not None else (60.0 if fps < 100 else 30.0)
     photos = [load_face(f) for f in face_images]  # fail early on a bad face path
     tracks = expand_tracks(real_motion)
+    if real_motion_labels is not None:
+        if not tracks:
+            raise UserError("--real-motion-labels: needs --real-motion (the tracks it labels)")
+        labelled = load_track_labels(real_motion_labels)  # a bad file fails here, naming it
+        if not labelled.keys() & {Path(t).stem for t in tracks}:
+            raise UserError(f"--real-motion-labels {real_motion_labels}: labels none of the tracks "
+                            f"({', '.join(sorted(Path(t).stem for t in tracks))})")
     output_dir(out, "--out")
     motions: list[tuple[str, RealMotion]] = []
 
@@ -298,7 +318,8 @@ def write_dataset(
                 "casme3": dl.casme3_video_id(probe)}[layout]
         config = SynthConfig(name=name, fps=fps, duration_s=duration, distractors=distractors, jitter=jitter,
                              real_motion=tracks, schedule=ScheduleSettings(vary_actions=vary_actions),
-                             head_turns=head_turns)
+                             head_turns=head_turns,
+                             real_motion_labels=None if real_motion_labels is None else str(real_motion_labels))
         video = generate_video(config, int(np.random.SeedSequence([seed, i]).generate_state(1)[0]), photos[i % len(photos)])
         names.append(name)
         if video.motion is not None:
@@ -306,7 +327,7 @@ def write_dataset(
         truth += video.truth
         noted += [(name, d) for d in video.distractors]
         if vary_actions:
-            shaped_rows += [(name, iv, e) for iv, e in zip(video.truth, video.events, strict=True)]
+            shaped_rows += [(name, truth_of(e, name), e) for e in video.events]
 
         def frames(v: SynthVideo = video) -> Iterator[np.ndarray]:
             for k, frame in enumerate(v.frames(), start=1):
