@@ -371,3 +371,31 @@ python -m tools.validation_synth --out "$WORK/ind10_200" --videos 4 --fps 200 --
 replay_set "$WORK/ind10_200" r200 "${R200[@]}"
 replay_set "$WORK/ind10_200" s200 "${S200[@]}"
 cp "${R200[@]}" "$OUT/"
+
+# 19. (eighteenth session) Rule 18 (engines/weights/README.md, "Eighteenth session"): the
+#     shipped 30 fps pair on the real tracks labelled by eye (tools/real_motion_labels),
+#     then its MaE post-processing fitted on the seven clips labelled by eye, estimated
+#     leaving one clip out at a time. NOT shipped: leave-one-clip-out F1 0.207 < 0.25, and
+#     the fit on all seven gave 8.2 events a minute on still faces, 22.5 on talking ones.
+SEVEN=(real_d10 real_d11 real_d12 real_s18 real_s20 real_s29 real_s32)
+python -m tools.real_expressions --out "$WORK/realx" --only "${SEVEN[@]}" --save-clips  # the shipped pair
+python -m tools.real_expressions --out "$WORK/realx_base" --weights engines/weights/baseline_ME.safetensors \
+  engines/weights/baseline_MaE.safetensors
+for v in "${SEVEN[@]}"; do
+  mkdir -p "$WORK/loco/$v/data" "$WORK/loco/$v/test"
+  for w in "${SEVEN[@]}"; do
+    if [ "$w" = "$v" ]; then ln -sf "$WORK/realx/$w.mp4" "$WORK/loco/$v/test/"; else ln -sf "$WORK/realx/$w.mp4" "$WORK/loco/$v/data/"; fi
+  done
+  grep -v "^$v," "$WORK/realx/truth.csv" > "$WORK/loco/$v/data/truth.csv"
+  lgnm-calibrate --weights "$OUT/demo_MaE.safetensors" --dataset synth --data "$WORK/loco/$v/data" \
+    --out "$WORK/loco/$v/cal" --cache "$WORK/cache_realx" --interval-rule auto
+  lgnm-live --replay "$WORK/loco/$v/test" --weights "$OUT/demo_ME.safetensors" \
+    --weights "$WORK/loco/$v/cal/demo_MaE.safetensors" --out "$WORK/loco/$v/pred" --pub none --quiet
+done
+lgnm-calibrate --weights "$OUT/demo_MaE.safetensors" --dataset synth --data "$WORK/realx" --out "$WORK/r18" \
+  --cache "$WORK/cache_realx" --interval-rule auto
+python -m tools.real_motion_check --weights "$OUT/demo_ME.safetensors" "$WORK/r18/demo_MaE.safetensors" \
+  --tracks "$TRACKS" --seconds 20 --synth-seconds 10 --low-pass 0 --per-track --sway 6
+python -m tools.validation_synth --out "$WORK/ind11" --videos 4 --fps 30 --seconds 30 --seed 11
+replay_set "$WORK/ind11" r18 "$OUT/demo_ME.safetensors" "$WORK/r18/demo_MaE.safetensors"
+replay_set "$WORK/ind11" s18 "$OUT/demo_ME.safetensors" "$OUT/demo_MaE.safetensors"
