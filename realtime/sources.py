@@ -1012,12 +1012,16 @@ class FrameFolderSource(FrameSource):
             raise UserError(f"{self.path}: no such frame folder")
         self.name = name or self.path.name
         self._fps = check_fps(fps, f"{self.path}: fps")
+        self._broken: list[str] = []
         if frames is None:
             files = image_files(self.path)
             if not files:
                 raise UserError(f"{self.path}: folder holds no image files "
                                 f"({', '.join(sorted(IMAGE_SUFFIXES))})")
             self.numbering = number_frames(files)
+            # links to nothing (a moved drive, a half-copied set) are no frames; named, not silent
+            self._broken = sorted(p.name for p in self.path.iterdir()
+                                  if p.is_symlink() and not p.exists() and p.suffix.lower() in IMAGE_SUFFIXES)
         else:
             if not frames:
                 raise UserError(f"{self.path}: folder holds no frames")
@@ -1031,6 +1035,10 @@ class FrameFolderSource(FrameSource):
 
     def _announce(self) -> None:
         numbering, where = self.numbering, self.path.name
+        broken = self._broken
+        if broken:
+            self.notice(f"{where}: {len(broken)} image {'link points' if len(broken) == 1 else 'links point'} "
+                        f"to nothing, not read: {first_few(broken, 3)}")
         if numbering.left_out:
             strays = len(numbering.left_out)
             self.notice(f"{where}: left out {first_few([p.name for p in numbering.left_out], 3)} ({strays} "

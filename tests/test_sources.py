@@ -1266,3 +1266,14 @@ def test_a_file_still_being_recorded_is_told_as_such(tmp_path):
     assert frames and any("the file grew while it was read (still being recorded?)" in n for n in src.notices), \
         src.notices
     assert not any("had no place" in n for n in src.notices)
+
+
+def test_a_link_to_nothing_in_a_frame_folder_is_named(tmp_path):
+    """A frame folder copied with its links but not their targets: the dangling links were
+    skipped without a word (a hole in the numbering the user could not explain)."""
+    folder = tmp_path / "f"
+    _write_numbered(folder, [1, 2, 4])
+    (folder / "img3.png").symlink_to(tmp_path / "gone" / "img3.png")
+    src = FrameFolderSource(folder, 30)
+    assert [f.index for f in src] == [1, 2, 4]
+    assert any("1 image link points to nothing, not read: img3.png" in n for n in src.notices), src.notices
