@@ -934,8 +934,14 @@ def read_image(file: Path) -> np.ndarray | None:
         return None
     buf = np.frombuffer(data, np.uint8)
     image = cv2.imdecode(buf, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
-    if image is not None and image.dtype not in (np.uint8, np.uint16):
-        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)  # float TIFF: OpenCV's own 8-bit conversion
+    if image is not None and image.dtype.kind == "f":
+        # float TIFF (scientific exports): 0..1 or 0..255 by convention; OpenCV's own 8-bit
+        # conversion turned 0..255 white and brightened 0..1
+        image = np.nan_to_num(image.astype(np.float64))
+        scale = 255.0 if image.max() <= 2.0 else 1.0  # (a 0..255 frame peaking at 2 is black anyway)
+        image = np.clip(np.rint(image * scale), 0, 255).astype(np.uint8)
+    elif image is not None and image.dtype not in (np.uint8, np.uint16):
+        image = cv2.imdecode(buf, cv2.IMREAD_COLOR)  # other depths (32-bit integer): OpenCV's 8-bit conversion
     return image
 
 

@@ -1277,3 +1277,14 @@ def test_a_link_to_nothing_in_a_frame_folder_is_named(tmp_path):
     src = FrameFolderSource(folder, 30)
     assert [f.index for f in src] == [1, 2, 4]
     assert any("1 image link points to nothing, not read: img3.png" in n for n in src.notices), src.notices
+
+
+def test_float_tiff_frames_in_0_1_or_0_255_read_as_8_bit(tmp_path):
+    """Float TIFF exports: 0..255 came out all white and 0..1 brightened (OpenCV's own
+    8-bit conversion)."""
+    ramp = (np.arange(48 * 64 * 3).reshape(48, 64, 3) % 256).astype(np.float32)
+    cv2.imwrite(str(tmp_path / "a.tif"), ramp)
+    cv2.imwrite(str(tmp_path / "b.tif"), ramp / 255)
+    for name in ("a.tif", "b.tif"):
+        image = sources.read_image(tmp_path / name)
+        assert image.dtype == np.uint8 and np.abs(image.astype(int) - ramp.astype(int)).max() <= 5, name
