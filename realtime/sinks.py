@@ -187,6 +187,7 @@ class TraceSink(NullSink):
         self.scores: dict[ExprType, deque[float]] = {t: deque(maxlen=length) for t in EXPR_TYPES}
         self.events: deque[SpotEvent] = deque(maxlen=8)
         self.status: StreamStatus | None = None  # the latest
+        self.latencies: deque[float] = deque(maxlen=10_000)  # every event's latency_ms (status: their median)
 
     def on_scores(self, scores: Sequence[FrameScore]) -> None:
         for s in scores:
@@ -194,6 +195,7 @@ class TraceSink(NullSink):
 
     def on_event(self, event: SpotEvent, interval: Interval) -> None:
         self.events.append(event)
+        self.latencies.append(event.latency_ms)
 
     def on_status(self, status: StreamStatus) -> None:
         self.status = status

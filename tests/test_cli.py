@@ -585,3 +585,32 @@ def test_a_reused_out_names_the_eaf_files_of_an_earlier_run(media: dict, tmp_pat
     assert live_main(["--replay", str(videos / "second.avi"), *common]) == 0
     notes = json.loads((out / "metrics.json").read_text())["notes"]
     assert f"--out {out}: eaf/ also holds 1 .eaf file(s) of an earlier run, left as they were: first.eaf" in notes
+
+
+def test_status_latency_is_the_median_event_latency_so_far(media: dict) -> None:
+    """README (Events): --video status messages carry the median latency of the stream's
+    events so far, once it has had one. They carried the per-frame read -> scores time,
+    from the first status on (23 ms beside events of 2800 ms)."""
+    import statistics
+
+    endpoint = f"tcp://127.0.0.1:{free_port()}"
+    collector = Collector(endpoint)
+    collector.start()
+    cmd = [sys.executable, "-m", "realtime.cli", "--video", str(media["clip"]), *weight_args(media),
+           "--pub", endpoint, "--quiet", "--max-frames", "150"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    collector.done.set()
+    collector.join(10)
+    assert proc.returncode == 0, proc.stderr
+    latencies: list[float] = []
+    statuses = 0
+    for message in collector.messages:
+        if isinstance(message, EventMessage):
+            latencies.append(message.latency_ms)
+        elif isinstance(message, StatusMessage):
+            statuses += 1
+            if latencies:
+                assert message.extra["latency_ms"] == pytest.approx(statistics.median(latencies), abs=0.05)
+            else:
+                assert "latency_ms" not in message.extra, message
+    assert latencies and statuses >= 3  # the comparison means something
