@@ -36,18 +36,21 @@ class ReplayLog:
     def __post_init__(self) -> None:
         self.started = self.clock()
 
-    def finish(self, name: str, frames: int, wall_s: float, error: str | None) -> str:
-        """Record one finished video (`wall_s`: its own seconds) and return its log line."""
+    def finish(self, name: str, frames: int, wall_s: float, error: str | None, stopped: bool = False) -> str:
+        """Record one finished video (`wall_s`: its own seconds) and return its log line;
+        `stopped`: the run was stopped (Ctrl-C) during it, so nothing is left to come."""
         self.finished.add(name)
         self.frames += frames
         total = len(self.frame_counts)
-        rate = f" ({frames / wall_s:.0f} fps)" if wall_s > 0 else ""
-        state = "ok" if error is None else "failed"
+        rate = f" ({frames / wall_s:.0f} fps)" if wall_s > 0 and frames else ""
+        state = "failed" if error is not None else "stopped" if stopped else "ok"
         line = f"replay {len(self.finished)}/{total} {name}: {frames} frames in {wall_s:.1f} s{rate}, {state}"
         left = total - len(self.finished)
+        if stopped:
+            return f"{line}; {left} not replayed" if left > 0 else line
         if left <= 0:
             return line
-        eta = self.eta_s()
+        eta = self.eta_s() if self.frames > 0 else None  # no frame yet: no rate to go by
         when = "" if eta is None else f", ETA {datetime.timedelta(seconds=round(eta))}"
         return f"{line}; {left} left{when}"
 

@@ -167,8 +167,8 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
                     if eaf:
                         write_stream_eaf(eaf, item, stats, plan.has_truth)
                 if log is not None:
-                    console.print(log.finish(item.name, stats.frames, time.monotonic() - t_item, stats.error),
-                                  highlight=False, soft_wrap=True)
+                    console.print(log.finish(item.name, stats.frames, time.monotonic() - t_item, stats.error,
+                                             stopped=stop.is_set()), highlight=False, soft_wrap=True)
         finally:
             wall = time.monotonic() - t0
             scorer_sets.close()

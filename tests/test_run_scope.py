@@ -310,3 +310,14 @@ def test_replay_log_eta_uses_frames_when_every_count_is_known() -> None:
     parallel.finish("c", 600, 3.0, None)
     parallel.finish("b", 300, 3.0, None)
     assert parallel.eta_s() == pytest.approx(100 * 3.0 / 900)
+
+
+def test_replay_log_lines_after_a_stop_or_a_failure_promise_nothing() -> None:
+    """Ctrl-C during the first of two videos printed 'ok; 1 left, ETA 0:00:08' and then
+    nothing; a first video that failed to open printed '(0 fps), failed; 2 left, ETA 0:00:00'."""
+    from realtime.replay_log import ReplayLog
+
+    stopped = ReplayLog({"a": 450, "b": 450}).finish("a", 221, 7.6, None, stopped=True)
+    assert stopped == "replay 1/2 a: 221 frames in 7.6 s (29 fps), stopped; 1 not replayed"
+    failed = ReplayLog({"a": None, "b": None, "c": None}).finish("a", 0, 0.2, "cannot open")
+    assert failed == "replay 1/3 a: 0 frames in 0.2 s, failed; 2 left"
