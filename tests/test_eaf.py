@@ -212,3 +212,23 @@ def test_a_file_replayed_with_fps_links_no_media(run_folder: dict, tmp_path: Pat
                       "--quiet", "--out", str(out), *[a for w in weights for a in ("--weights", str(w))]]) == 0
     assert json.loads((out / "metrics.json").read_text())["performance"]["runs"][0]["media"] is None
     assert Elan.Eaf(str(out / "eaf" / "eaf_clip.eaf")).get_linked_files() == []
+
+
+def test_export_after_a_killed_run_keeps_its_files_and_needs_no_fps(run_folder: dict, tmp_path: Path) -> None:
+    """After SIGKILL there is no metrics.json: the export said 'metrics.json records none;
+    give --fps' although predictions.csv holds the times, and with --fps it overwrote the
+    run's own .eaf (truth tiers, media link) with one that had neither."""
+    import shutil
+
+    from tools.export_eaf import main as export_main
+
+    run = tmp_path / "run"
+    shutil.copytree(run_folder["out"], run)
+    (run / "metrics.json").unlink()  # killed: no summary
+    (run / "truth.csv").unlink()
+    finished = (run / "eaf" / "eaf_clip.eaf").read_bytes()
+    with (run / "predictions.csv").open("a") as fh:  # the stream it was killed in (twice as long: 60 fps)
+        fh.write("cut,MaE,30,60,0.8,45,0.4833,0.9833\n")
+    assert export_main([str(run)]) == 0
+    assert (run / "eaf" / "eaf_clip.eaf").read_bytes() == finished  # kept, with its truth tiers
+    assert tier_data(run / "eaf" / "cut.eaf")["lgnm MaE"] == [(483, 1000, "MaE score=0.800 apex=45 frames=30-60")]

@@ -6,8 +6,11 @@ predictions CSV, for runs made without them or to add truth or a video link.
 
 Times come from the frame numbers at the stream's frame rate: frame n spans
 [(n - 1) / fps, n / fps] (see realtime/eaf.py); the rate is `--fps`, else the run's
-metrics.json (`source_fps` of each stream). A video file is linked from `--media` (a
-file, or a folder searched for VIDEO.mp4 etc.), else from metrics.json (`media`).
+metrics.json (`source_fps` of each stream), else the rate predictions.csv's time columns
+imply. A video file is linked from `--media` (a file, or a folder searched for VIDEO.mp4
+etc.), else from metrics.json (`media`). A run that was killed (no metrics.json) keeps
+the .eaf files it wrote for the streams it finished (they have its truth tiers); the
+export adds the missing ones.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,26 +129,47 @@ def find_media(media: Path | None, video: str, n_videos: int) -> Path | None:
     return found[0] if found else None
 
 
+def rate_from_times(intervals: list[Interval],
+                    times: dict[tuple[str, str, int, int], tuple[float, float]]) -> float | None:
+    """The frame rate predictions.csv's time columns imply (frames per second between an
+    interval's onset and offset, median over intervals longer than one frame); None when
+    no interval has both."""
+    rates = []
+    for iv in intervals:
+        t = times.get((iv.video, iv.type, iv.onset, iv.offset))
+        if t is not None and iv.offset > iv.onset and t[1] > t[0]:
+            rates.append((iv.offset - iv.onset) / (t[1] - t[0]))
+    return float(statistics.median(rates)) if rates else None
+
+
 def export(pred: list[Interval], truth: list[Interval] | None, out: Path, *, fps: float | None,
            facts: dict[str, StreamFacts], media: Path | None,
-           times: dict[tuple[str, str, int, int], tuple[float, float]] | None = None) -> list[tuple[Path, int, int]]:
+           times: dict[tuple[str, str, int, int], tuple[float, float]] | None = None,
+           keep_existing: bool = False, no_metrics: bool = False) -> list[tuple[Path, int, int]]:
     """Write one .eaf per video of `pred` and `truth` and per stream of the run with a
-    known frame rate; returns (path, predictions, truth) per file. UserError when a video
-    with intervals has no known frame rate (a stream that failed before its first frame,
-    with no intervals and no rate, gets no file)."""
+    known frame rate (given, recorded in metrics.json, or implied by predictions.csv's
+    time columns); returns (path, predictions, truth) per file. `keep_existing`: a file
+    already there is kept (the run wrote it, with truth this export may lack). UserError
+    when a video with intervals has no known frame rate (a stream that failed before its
+    first frame, with no intervals and no rate, gets no file); `no_metrics` says why."""
     with_intervals = {iv.video for iv in pred} | {iv.video for iv in truth or []}
     videos = sorted(with_intervals | {v for v, f in facts.items() if v and (fps or f.fps)})
     written = []
     owners: dict[str, str] = {}  # one .eaf per video even where eaf_name would give two the same name
     for video in videos:
-        rate = fps or facts.get(video, StreamFacts()).fps
-        if not rate or rate <= 0:
-            raise UserError(f"{video}: frame rate unknown (metrics.json records none); give --fps")
-        link = find_media(media, video, len(videos)) if media is not None else facts.get(video, StreamFacts()).media
         p = [iv for iv in pred if iv.video == video]
+        rate = fps or facts.get(video, StreamFacts()).fps or rate_from_times(p, times or {})
+        if not rate or rate <= 0:
+            why = "the run folder has no metrics.json (the run did not finish)" if no_metrics else \
+                "metrics.json records none"
+            raise UserError(f"{video}: frame rate unknown ({why}); give --fps")
+        path = out / unique_eaf_name(video, owners)
+        if keep_existing and path.exists():
+            continue
+        link = find_media(media, video, len(videos)) if media is not None else facts.get(video, StreamFacts()).media
         t = None if truth is None else [iv for iv in truth if iv.video == video]
         doc = EafDocument(video, timed(p, rate, times or {}), None if t is None else timed_from_frames(t, rate), link)
-        written.append((write_eaf(out / unique_eaf_name(video, owners), doc), len(p), len(t or [])))
+        written.append((write_eaf(path, doc), len(p), len(t or [])))
     return written
 
 
@@ -168,8 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     pred = read_intervals(pred_path)
     truth = read_intervals(truth_path) if truth_path is not None else None
     output_dir(out, "--out")  # a file in the way is one error line, not a traceback
+    # A killed run (no metrics.json) wrote .eaf files for the streams it finished, with
+    # their truth (its truth.csv is written only at the end): those are kept.
+    unfinished = args.run is not None and not (args.run / "metrics.json").is_file()
     written = export(pred, truth, out, fps=args.fps, facts=run_facts(args.run), media=args.media,
-                     times=prediction_times(pred_path))
+                     times=prediction_times(pred_path), keep_existing=unfinished and args.out is None,
+                     no_metrics=unfinished)
     for path, n_pred, n_truth in written:
         extra = f", {n_truth} truth" if truth is not None else ""
         print(f"wrote {path} ({n_pred} predictions{extra})")
