@@ -311,5 +311,5 @@ def summarise(config: RunConfig, console: Console, plan: ReplayPlan, runs: list[
     if result is not None:
         console.print(render_table(result, title="MEGC spotting (vs truth)"))
     if any(r.frames for r in runs):
-        console.print(performance_table(runs, wall))
+        console.print(performance_table(runs, wall, unpaced=not (config.live or config.video or config.paced)))
     return written

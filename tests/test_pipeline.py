@@ -258,3 +258,24 @@ def test_a_face_that_keeps_moving_gets_its_events_within_the_bound() -> None:
     early = [(ty, off, at) for ty, off, at in arrivals.events if at < n]  # not at the final flush
     assert len(early) >= 5 and early[0][2] < n // 3
     assert all(at - off <= bound[ty] for ty, off, at in early), (early, bound)
+
+
+def test_the_performance_table_says_unpaced_only_for_unpaced_replays() -> None:
+    """The read -> scores row said '(unpaced replay: the reader runs ahead)' also for a
+    --video run paced at its source rate, where frames do not queue up."""
+    from rich.console import Console
+
+    from realtime.dashboard import performance_table
+    from realtime.stats import RunStats
+
+    stats = RunStats(stream="s", frames=10)
+    for ms in (5.0, 7.0, 9.0):
+        stats.times.add("latency", ms)
+
+    def text(unpaced: bool) -> str:
+        console = Console(width=200, record=True)
+        console.print(performance_table([stats], 1.0, unpaced=unpaced))
+        return console.export_text()
+
+    assert "read -> scores, incl. queueing (unpaced replay" in text(True)
+    assert "read -> scores, incl. queueing " in text(False) and "unpaced" not in text(False)
