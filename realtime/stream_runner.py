@@ -11,7 +11,7 @@ import sys
 import threading
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -129,6 +129,8 @@ class RunContext:
     console: Console
     stop: threading.Event
     publisher: EventPublisher | None
+    # run-wide notes already printed (one line per run, not one per stream of a replay)
+    said: set[str] = field(default_factory=set)
 
 
 def run_isolated(item: ReplayItem, stats: RunStats, out: Path | None, run_one: Callable[[], object]) -> None:
@@ -201,9 +203,12 @@ def run_item(item: ReplayItem, context: RunContext, stats: RunStats) -> RunStats
                          inputs_dir=config.out / "inputs" if config.out else None)
     show = config.shows_progress
     types = {s.type: s for s in setups}
-    if show and "MaE" not in types and "ME" in types and types["ME"].params.drop_inside_mae:
-        console.print("note: the ME weights' cross-type rule (drop ME inside MaE) needs the MaE model; "
-                      "it is off for this run")
+    if "MaE" not in types and "ME" in types and types["ME"].params.drop_inside_mae:
+        off = "the ME weights' cross-type rule (drop ME inside MaE) needs the MaE model; it is off for this run"
+        stats.notices.append(off)
+        if show and off not in context.said:  # once per run, on stderr with the other notes
+            context.said.add(off)
+            print(f"note: {off}", file=sys.stderr)
 
     if config.live or config.video:
         trace = TraceSink()

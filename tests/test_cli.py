@@ -614,3 +614,23 @@ def test_status_latency_is_the_median_event_latency_so_far(media: dict) -> None:
             else:
                 assert "latency_ms" not in message.extra, message
     assert latencies and statuses >= 3  # the comparison means something
+
+
+def test_the_cross_type_note_is_said_once_per_run_on_stderr(media: dict, tmp_path: Path, capsys) -> None:
+    """--types ME with the demo ME weights (cross-type rule on): the note that the rule is
+    off went to stdout once per stream of a replay, wrapped at 80 columns, and not into
+    metrics.json."""
+    import shutil
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    for name in ("a", "b"):
+        shutil.copy(media["clip"], videos / f"{name}.avi")
+    out = tmp_path / "out"
+    assert live_main(["--replay", str(videos), "--types", "ME", "--pub", "none", "--max-frames", "20",
+                      "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    note = "the ME weights' cross-type rule (drop ME inside MaE) needs the MaE model; it is off for this run"
+    assert captured.err.count(note) == 1 and note not in captured.out
+    runs = json.loads((out / "metrics.json").read_text())["performance"]["runs"]
+    assert all(note in r["notices"] for r in runs)
