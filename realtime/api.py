@@ -52,7 +52,9 @@ _DONE = object()
 
 class SpotWarning(UserWarning):
     """A notice about the input of a `spot()` run (what lgnm-live prints as `warning:` or
-    in its summary): no face found, too short for a pair, damaged frames, a size change."""
+    `note:` about a stream): no face found, too short for a pair, damaged frames, a size
+    change, and the face tracker's notes (several faces in view, a small face, the
+    analysed face leaving)."""
 
 
 class _Notice(str):

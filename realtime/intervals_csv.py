@@ -95,7 +95,8 @@ def read_intervals(path: str | Path) -> list[Interval]:
         data = data[3:]
     if data.startswith((b"PK\x03\x04", b"\xd0\xcf\x11\xe0")):  # zip (.xlsx, .ods) or OLE (.xls)
         raise UserError(f"{path}: a workbook, not a CSV file: save it as CSV (video,type,onset,apex,offset); "
-                        "a dataset's own workbook (CAS.xlsx, SAMM.xlsx) goes with --annotations and --replay CAS|SAMM")
+                        "a dataset's own workbook (CAS.xlsx, SAMM.xlsx) is read by "
+                        "lgnm-live --replay CAS|SAMM --annotations FILE")
     utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))  # Excel's "Unicode text" export
     try:
         text = data.decode("utf-16" if utf16 else "utf-8")

@@ -55,8 +55,11 @@ def _pump(read_fd: int, out_fd: int) -> None:
             kept = b"".join(_without_noise(line) for line in lines)
             if kept:
                 os.write(out_fd, kept)
-        if pending and not _NOISE_INSIDE.search(pending):
-            os.write(out_fd, pending)
+        if pending:  # a last line without its newline: the text before any notice in it
+            found = _NOISE_INSIDE.search(pending)
+            rest = pending if found is None else pending[:found.start()]
+            if rest:
+                os.write(out_fd, rest)
     os.close(out_fd)
 
 

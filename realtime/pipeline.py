@@ -13,7 +13,6 @@ resume K frames after the chain restarts.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -427,6 +426,7 @@ def run_stream(
         return options.batch if options.max_frames is None else min(options.batch, options.max_frames - stats.frames)
 
     capture.start()
+    failed = True  # until the stream ends or is stopped: a failure skips the coverage notes
     try:
         while not stop() and room() > 0:
             limit = room()
@@ -471,7 +471,8 @@ def run_stream(
                 for sink in sinks:
                     sink.on_status(status())
         scorer.finish()
-        if saver is not None and saver.written == 0 and saver.error is None:
+        failed = False
+        if saver is not None and saver.written == 0 and saver.error is None and stats.frames:
             # frames past the stream's end, or never paired (no face): say so, not nothing
             notice(f"--save-inputs: nothing saved (frames {stats.first_frame}-{scorer.last_frame} of this stream "
                    "hold no pair that starts at a frame asked for with a face in both of its frames)")
@@ -485,7 +486,7 @@ def run_stream(
         stats.last_frame = scorer.last_frame
         stats.wall_s = time.monotonic() - t_start
         stats.frame_limit = options.max_frames
-        if sys.exc_info()[1] is None:  # a stream that failed is short or faceless for its error's reason
+        if not failed:  # a stream that failed is short or faceless for its error's reason
             stats.notices.extend(stats.coverage())  # for the summary: not passed to on_notice
     for sink in sinks:
         sink.on_status(status())

@@ -45,7 +45,7 @@ from realtime.replay import ReplayItem
 from realtime.replay_log import ReplayLog
 from realtime.run_config import RunConfig
 from realtime.stats import RunStats
-from realtime.stream_runner import run_isolated, write_stream_eaf
+from realtime.stream_runner import run_isolated, say_output_errors, write_stream_eaf
 
 RETRIES = 1
 GPU_SHARE = 0.25
@@ -149,5 +149,6 @@ def feed(item: ReplayItem, outcome: StreamOutcome, config: RunConfig, sinks: Seq
     try:
         run_isolated(item, stats, config.out, lambda: replay_calls(outcome, sinks, publisher))
     finally:
+        say_output_errors(stats)
         if eaf:
             write_stream_eaf(eaf, item, stats, has_truth)

@@ -33,7 +33,16 @@ from realtime.run_config import RunConfig
 from realtime.sinks import CollectSink, ConsoleSink, EafSink, PredictionsSink, PublisherSink, ScoresCsvSink
 from realtime.sources import FrameSource, open_source
 from realtime.stats import RunStats
-from realtime.stream_runner import FlowBackends, RunContext, ScorerSets, common_flow, run_isolated, run_item, write_stream_eaf
+from realtime.stream_runner import (
+    FlowBackends,
+    RunContext,
+    ScorerSets,
+    common_flow,
+    run_isolated,
+    run_item,
+    say_output_errors,
+    write_stream_eaf,
+)
 from realtime.upstream import open_upstream, wait_for_proxy
 
 T = TypeVar("T")
@@ -107,7 +116,8 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
     if not config.weights and config.replay != "demo" and not config.quiet:
         # What a user of the defaults must know before trusting the events (README, Real faces).
         print("note: the bundled demo weights were trained on synthetic faces only; on faces moved by "
-              "real people's motion they miss almost every expression (README, Real faces). Train on "
+              "real people's motion the 30 fps pair misses almost every expression and the 200 fps pair "
+              "takes talking and a still face's motion for micro-expressions (README, Real faces). Train on "
               "labelled real videos (lgnm-train) and pass --weights for real use.", file=sys.stderr)
     flow_backends = FlowBackends(config.flow, common_flow(scorer_sets.first))
 
@@ -162,8 +172,7 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
                 try:
                     run_isolated(item, stats, out, functools.partial(run_item, item, context, stats))
                 finally:
-                    for message in stats.output_errors:  # the stream ran; one of its outputs did not
-                        print(f"error: stream {stats.stream}: {message}", file=sys.stderr)
+                    say_output_errors(stats)
                     if eaf:
                         write_stream_eaf(eaf, item, stats, plan.has_truth)
                 if log is not None:
@@ -258,7 +267,7 @@ def summarise(config: RunConfig, console: Console, plan: ReplayPlan, runs: list[
     OUT/truth.csv --pred OUT/predictions.csv` gives the same table."""
     result = None
     written = True  # every summary file written (else an `error:` line each said why)
-    notes = plan.notes + [f"stream {r.stream}: {n}" for r in runs for n in r.coverage()]
+    notes = plan.notes + [f"stream {r.stream}: {n}" for r in runs if r.error is None for n in r.coverage()]
     if plan.has_truth:
         scope = scored_truth(plan.all_truth(), {r.stream: r.last_frame for r in runs if r.frames},
                              {r.stream: r.first_frame for r in runs if r.frames})

@@ -938,7 +938,9 @@ def read_image(file: Path) -> np.ndarray | None:
         # float TIFF (scientific exports): 0..1 or 0..255 by convention; OpenCV's own 8-bit
         # conversion turned 0..255 white and brightened 0..1
         image = np.nan_to_num(image.astype(np.float64))
-        scale = 255.0 if image.max() <= 2.0 else 1.0  # (a 0..255 frame peaking at 2 is black anyway)
+        # by the 99th percentile, not the max: a few highlights above 1 in a 0..1 export
+        # must not turn it black (a 0..255 frame whose 99% lie under 2 is black anyway)
+        scale = 255.0 if np.percentile(image, 99) <= 2.0 else 1.0
         image = np.clip(np.rint(image * scale), 0, 255).astype(np.uint8)
     elif image is not None and image.dtype not in (np.uint8, np.uint16):
         image = cv2.imdecode(buf, cv2.IMREAD_COLOR)  # other depths (32-bit integer): OpenCV's 8-bit conversion

@@ -152,9 +152,16 @@ def run_isolated(item: ReplayItem, stats: RunStats, out: Path | None, run_one: C
                 fh.write(f"stream {item.name}:\n{traceback.format_exc()}\n")
 
 
+def say_output_errors(stats: RunStats) -> None:
+    """One `error:` line per output of the stream that could not be written (the stream
+    itself ran; the run exits 2): the single-process loop and the Ray driver alike."""
+    for message in stats.output_errors:
+        print(f"error: stream {stats.stream}: {message}", file=sys.stderr)
+
+
 def write_stream_eaf(eaf: EafSink, item: ReplayItem, stats: RunStats, has_truth: bool) -> None:
-    """The stream's .eaf, with the truth it is scored on (as truth.csv: intervals that end
-    by the last frame read) when the run has truth. A failure to write is one `error:`
+    """The stream's .eaf, with the truth it is scored on (as truth.csv: intervals within
+    the first and last frame read) when the run has truth. A failure to write is one `error:`
     line, kept in `eaf.failed` (the run then exits 2, as for any output it could not
     write); the other outputs stand."""
     truth = (scored_truth(item.truth, {stats.stream: stats.last_frame}, {stats.stream: stats.first_frame}).truth

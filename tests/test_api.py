@@ -213,3 +213,12 @@ def test_a_native_notice_inside_a_python_line_is_cut_out_of_it() -> None:
     pump.join(10)
     with os.fdopen(out_r, "rb") as out:
         assert out.read() == b"before\nwarning: h263.3gp: as players show them\n\nafter"
+    pipe_r, pipe_w = os.pipe()  # the stream ends inside a line that holds a notice: its text stays
+    out_r, out_w = os.pipe()
+    pump = threading.Thread(target=_pump, args=(pipe_r, out_w))
+    pump.start()
+    os.write(pipe_w, b"last words" + notice)
+    os.close(pipe_w)
+    pump.join(10)
+    with os.fdopen(out_r, "rb") as out:
+        assert out.read() == b"last words"

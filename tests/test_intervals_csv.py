@@ -146,7 +146,8 @@ def test_a_workbook_or_utf16_export_given_as_a_csv(tmp_path: Path) -> None:
     book = Workbook()
     book.active.append(["video", "type", "onset", "apex", "offset"])
     book.save(tmp_path / "t.xlsx")
-    with pytest.raises(UserError, match=r"t.xlsx: a workbook, not a CSV file: save it as CSV .*--annotations"):
+    workbook = r"t.xlsx: a workbook, not a CSV file: save it as CSV .*lgnm-live --replay CAS\|SAMM --annotations FILE"
+    with pytest.raises(UserError, match=workbook):
         read_intervals(tmp_path / "t.xlsx")
     (tmp_path / "t16.csv").write_bytes("video,type,onset,apex,offset\r\nclip,MaE,10,15,20\r\n".encode("utf-16"))
     assert read_intervals(tmp_path / "t16.csv") == [Interval("clip", "MaE", 10, 20, None, 15)]

@@ -14,6 +14,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from calibration.megc import evaluate
@@ -240,6 +241,14 @@ def test_a_stream_failing_early_is_not_called_too_short(media: dict, tmp_path: P
     assert code == 2 and "img13.png" in capsys.readouterr().err
     assert not [n for n in metrics["notes"] if "fewer than one frame pair" in n], metrics["notes"]
     assert not [n for n in metrics["performance"]["runs"][0].get("notices", []) if "fewer than one" in n]
+    blank = tmp_path / "blank" / "clip"  # no face either: the error is still the one reason given
+    blank.mkdir(parents=True)
+    for i in range(1, 31):
+        cv2.imwrite(str(blank / f"img{i}.png"), np.full((48, 64, 3) if i <= 12 else (48, 48, 3), 90, np.uint8))
+    out = tmp_path / "out_blank"
+    assert live_main(["--replay", str(blank.parent), "--fps", "30", *weight_args(media), "--out", str(out),
+                      "--pub", "none", "--quiet"]) == 2
+    assert json.loads((out / "metrics.json").read_text())["notes"] == []
 
 
 def test_truth_before_the_first_frame_read_is_left_out_with_a_note(media: dict, tmp_path: Path) -> None:

@@ -392,6 +392,9 @@ for v in "${SEVEN[@]}"; do
   lgnm-live --replay "$WORK/loco/$v/test" --weights "$OUT/demo_ME.safetensors" \
     --weights "$WORK/loco/$v/cal/demo_MaE.safetensors" --out "$WORK/loco/$v/pred" --pub none --quiet
 done
+head -1 "$WORK/loco/real_d10/pred/predictions.csv" > "$WORK/loco/pooled.csv"
+for v in "${SEVEN[@]}"; do tail -n +2 "$WORK/loco/$v/pred/predictions.csv" >> "$WORK/loco/pooled.csv"; done
+lgnm-eval --truth "$WORK/realx/truth.csv" --pred "$WORK/loco/pooled.csv"  # the leave-one-clip-out F1 (0.207)
 lgnm-calibrate --weights "$OUT/demo_MaE.safetensors" --dataset synth --data "$WORK/realx" --out "$WORK/r18" \
   --cache "$WORK/cache_realx" --interval-rule auto
 python -m tools.real_motion_check --weights "$OUT/demo_ME.safetensors" "$WORK/r18/demo_MaE.safetensors" \
