@@ -634,3 +634,18 @@ def test_the_cross_type_note_is_said_once_per_run_on_stderr(media: dict, tmp_pat
     assert captured.err.count(note) == 1 and note not in captured.out
     runs = json.loads((out / "metrics.json").read_text())["performance"]["runs"]
     assert all(note in r["notices"] for r in runs)
+
+
+@pytest.mark.parametrize("module, argv", [
+    ("tools.bench_pipeline", ["--video", ""]),
+    ("tools.bench_engines", ["--weights-me", ""]),
+    ("tools.real_motion_check", ["--tracks", ""]),
+    ("tools.quality", ["--weights", "x.safetensors", "--work", ""]),
+])
+def test_the_tools_refuse_an_empty_path_too(module: str, argv: list[str], capsys) -> None:
+    """Path('') is '.': an unset variable made these tools read or write the current folder."""
+    import importlib
+
+    with pytest.raises(SystemExit) as exit_:
+        importlib.import_module(module).main(argv)
+    assert exit_.value.code == 2 and "empty value (an unset shell variable?)" in capsys.readouterr().err

@@ -26,7 +26,7 @@ from rich.table import Table
 from engines.lgnmnet import LGNMNet
 from engines.scorers import OnnxRuntimeScorer, Scorer, TorchCpuScorer, TorchCudaScorer, tensorrt_usable
 from engines.weights import WeightsMeta, save_weights
-from realtime.common.errors import UserError, cli_entry
+from realtime.common.errors import UserError, cli_entry, path_arg
 from realtime.common.types import FlowSettings
 
 
@@ -114,10 +114,10 @@ def render(rows: list[Result], console: Console, note: str) -> None:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--weights-me", type=Path)
-    ap.add_argument("--weights-mae", type=Path)
-    ap.add_argument("--engine-me", type=Path, help="TensorRT engine for the ME weights")
-    ap.add_argument("--engine-mae", type=Path, help="TensorRT engine for the MaE weights")
+    ap.add_argument("--weights-me", type=path_arg)
+    ap.add_argument("--weights-mae", type=path_arg)
+    ap.add_argument("--engine-me", type=path_arg, help="TensorRT engine for the ME weights")
+    ap.add_argument("--engine-mae", type=path_arg, help="TensorRT engine for the MaE weights")
     ap.add_argument("--iters", type=int, default=50, help="timed batch-1 calls per type")
     ap.add_argument("--batch-iters", type=int, default=5, help="timed batch-64 calls per type")
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")

@@ -28,6 +28,7 @@ from rich.table import Table
 from engines.features import pair_input
 from engines.pair_features import CpuPairFeatures
 from engines.scorers import make_scorer
+from realtime.common.errors import path_arg
 from realtime.face import FaceAligner
 from realtime.native_log import filtered_native_stderr
 from realtime.pipeline import RunOptions, run_stream, setup_for_fps
@@ -127,8 +128,8 @@ def seed_run(video: Path, scorers: list, frames: int) -> tuple[int, float]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=20.0, help="length of the generated video")
-    ap.add_argument("--video", type=Path, help="use this video instead of a generated one")
-    ap.add_argument("--weights", type=Path, nargs=2, metavar=("ME", "MaE"))
+    ap.add_argument("--video", type=path_arg, help="use this video instead of a generated one")
+    ap.add_argument("--weights", type=path_arg, nargs=2, metavar=("ME", "MaE"))
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--naive-frames", type=int, default=150, help="frames timed for the naive pipeline")
     ap.add_argument("--seed-frames", type=int, default=300, help="frames timed for the seed-style pipeline")

@@ -46,7 +46,7 @@ from calibration.megc import evaluate, render_table
 from calibration.postprocess import PostParams, postprocess
 from engines.models import load_model
 from engines.weights import MODEL_FLOW_MAGNITUDE, WeightsMeta
-from realtime.common.errors import UserError, cli_entry, output_dir
+from realtime.common.errors import UserError, cli_entry, output_dir, path_arg
 from realtime.common.types import Interval
 from realtime.intervals_csv import write_intervals
 from realtime.native_log import native_stderr_filtered
@@ -103,13 +103,13 @@ def bundled_baselines() -> list[Path]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.quality", description=__doc__.split("\n")[0])
-    p.add_argument("--weights", nargs="+", type=Path, required=True, help="weights files (grouped by their fps)")
-    p.add_argument("--work", type=Path, required=True, help="folder for held-out videos, caches and predictions")
+    p.add_argument("--weights", nargs="+", type=path_arg, required=True, help="weights files (grouped by their fps)")
+    p.add_argument("--work", type=path_arg, required=True, help="folder for held-out videos, caches and predictions")
     p.add_argument("--videos", type=int, default=6, help="held-out videos per frame rate (default 6)")
     p.add_argument("--duration", type=float, default=None, help="seconds per video (default 40 at 30 fps, 20 at 200)")
     p.add_argument("--seed", type=int, default=1001, help="dataset seed; must differ from the training seed")
     p.add_argument("--faces", nargs="+", help="face images (default: mirrored/recoloured variants of the bundled ones)")
-    p.add_argument("--compare", nargs="*", type=Path, default=None, metavar="BASELINE",
+    p.add_argument("--compare", nargs="*", type=path_arg, default=None, metavar="BASELINE",
                    help="also score the training-free flow-magnitude baseline on the same videos, side by side "
                         "(default files: the bundled baseline_* pair at each frame rate)")
     p.add_argument("--device", default="cpu")
