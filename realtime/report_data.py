@@ -68,6 +68,9 @@ class VideoRun:
     no_face: np.ndarray
     predictions: list[Interval]
     truth: list[Interval] | None
+    # the first frame read (metrics.json `first_frame`; 1 for runs written before it): a
+    # clip cut from a longer recording keeps its numbers, and its figure starts there
+    first_frame: int = 1
 
     @property
     def failed(self) -> bool:
@@ -202,6 +205,7 @@ def _video(run: dict[str, Any], rows: pd.DataFrame, predictions: list[Interval],
     return VideoRun(
         name=name, status=run["status"], error=run.get("error"),
         frames=int(run.get("frames") or 0), last_frame=int(run.get("last_frame") or 0),
+        first_frame=int(run.get("first_frame") or 1),
         fps=float(fps) if isinstance(fps, (int, float)) and fps > 0 else None,
         k=k, shift=shift, notices=[str(n) for n in run.get("notices") or []], traces=traces,
         no_face=np.unique(rows["frame"][rows["face"] == 0].to_numpy()),

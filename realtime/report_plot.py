@@ -77,14 +77,17 @@ ROW_SECONDS = 40.0  # a row of the figure shows at most this much video ...
 MAX_ROWS = 12  # ... unless that would make more rows than this (then rows get longer)
 
 
-def row_spans(last: int, fps: float | None) -> list[tuple[int, int]]:
-    """Inclusive frame ranges of the figure's rows: a long video is drawn as several rows
-    of ROW_SECONDS each (at most MAX_ROWS), so a 0.5 s micro-expression stays several
-    pixels wide instead of shrinking to less than one in a single row."""
+def row_spans(last: int, fps: float | None, first: int = 1) -> list[tuple[int, int]]:
+    """Inclusive frame ranges of the figure's rows, frames `first`..`last`: a long video
+    is drawn as several rows of ROW_SECONDS each (at most MAX_ROWS), so a 0.5 s
+    micro-expression stays several pixels wide instead of shrinking to less than one in a
+    single row."""
     rate = fps or 30.0
-    per_row = max(ROW_SECONDS * rate, last / MAX_ROWS)
-    n = max(1, int(np.ceil(last / per_row)))
-    bounds = np.linspace(0, last, n + 1).round().astype(int)
+    first = min(max(first, 1), last)
+    span = last - first + 1
+    per_row = max(ROW_SECONDS * rate, span / MAX_ROWS)
+    n = max(1, int(np.ceil(span / per_row)))
+    bounds = np.linspace(first - 1, last, n + 1).round().astype(int)
     return [(int(a) + 1, int(b)) for a, b in itertools.pairwise(bounds)]
 
 
@@ -103,7 +106,8 @@ def video_figure(video: VideoRun, marks: dict[str, TypeMarks] | None) -> Figure 
     if not types or last < 1:
         return None
     axis = FrameAxis(video.fps)
-    rows = row_spans(last, video.fps)
+    shown = [iv.onset for iv in video.predictions + (video.truth or [])]
+    rows = row_spans(last, video.fps, min([video.first_frame, *shown]))
     seconds = (rows[0][1] - rows[0][0] + 1) / (video.fps or 30.0)
     fig = Figure(figsize=(float(np.clip(8 + seconds / 5, 10, 28)), 0.9 + 2.6 * len(types) * len(rows)),
                  layout="constrained")

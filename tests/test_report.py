@@ -177,6 +177,10 @@ def test_long_videos_are_drawn_in_rows() -> None:
         rows = row_spans(last, fps)
         assert len(rows) == n and rows[0][0] == 1 and rows[-1][1] == last
         assert all(b + 1 == c for (_, b), (c, _) in zip(rows, rows[1:]))
+    # a clip cut from a longer recording (frames 1001-1240): its rows start at its first
+    # frame, not at frame 1 (88% of the figure was empty)
+    assert row_spans(1240, 30.0, first=1001) == [(1001, 1240)]
+    assert row_spans(5000, 30.0, first=1001)[0][0] == 1001 and row_spans(5000, 30.0, first=1001)[-1][1] == 5000
 
 
 def test_a_video_longer_than_a_row_gets_an_axis_per_type_and_row(truth_run: Path,
