@@ -4,6 +4,7 @@ lines stay fast and work without Ray installed."""
 
 from __future__ import annotations
 
+import socket
 from typing import Any
 
 from realtime.common.errors import UserError
@@ -19,6 +20,27 @@ def import_ray() -> Any:
     return ray
 
 
+PROBE_TIMEOUT_S = 3.0  # a GCS that does not accept a TCP connection in this long is not there
+
+
+def check_reachable(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """UserError when HOST:PORT (or ray://HOST:PORT) takes no TCP connection: `ray.init`
+    itself waits for an absent cluster for minutes, deaf to Ctrl-C. LOCAL and `auto` (a
+    local `ray start`, found by Ray's own files) are left to Ray."""
+    if address in (LOCAL, "auto"):
+        return
+    target = address.removeprefix("ray://")
+    host, sep, port = target.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        return  # Ray's own message says what is wrong with it
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise UserError(f"--ray {address}: cannot start or join the cluster (nothing accepts a connection "
+                        f"at {host}:{port}: {exc.strerror or exc})") from None
+
+
 def connect(ray: Any, address: str) -> bool:
     """Start a local cluster (`address` LOCAL) or join one (`auto`, HOST:PORT,
     ray://HOST:10001); True when this call started Ray (the caller shuts it down after).
@@ -27,6 +49,7 @@ def connect(ray: Any, address: str) -> bool:
     the cluster cannot be started or reached."""
     if ray.is_initialized():
         return False
+    check_reachable(address)
     try:
         if address == LOCAL:
             ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False)

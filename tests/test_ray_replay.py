@@ -158,3 +158,27 @@ def test_the_command_line_never_imports_ray() -> None:
              "print('ray' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "False", out.stderr
+
+
+def test_an_address_where_no_cluster_listens_is_one_line_at_once() -> None:
+    """--ray 127.0.0.1:1: ray.init waited minutes for the absent cluster, deaf to Ctrl-C
+    (SIGTERM ended it with code 15 and nothing said)."""
+    import socket
+    import time
+
+    from realtime.common.errors import UserError
+    from realtime.ray_cluster import check_reachable
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    t0 = time.monotonic()
+    for address in (f"127.0.0.1:{port}", f"ray://127.0.0.1:{port}"):
+        with pytest.raises(UserError, match=rf"--ray {address}: cannot start or join the cluster \(nothing accepts"):
+            check_reachable(address)
+    assert time.monotonic() - t0 < 10
+    with socket.socket() as server:  # something listening: left to Ray
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        check_reachable(f"127.0.0.1:{server.getsockname()[1]}")
+    check_reachable("auto")
