@@ -30,6 +30,8 @@ COLUMNS = (("time", 12), ("stream", 12), ("type", 5), ("frames", 15), ("seconds"
            ("score", 5), ("latency", 10))
 PIPE_WIDTH = 120  # rich would squeeze the columns into 80 when stdout is not a terminal
 
+MAX_TIMEOUT_S = 7 * 24 * 3600.0  # zmq_poll takes milliseconds as a C long
+
 
 @dataclass
 class GapTracker:
@@ -110,8 +112,8 @@ def _connect(ctx: zmq.Context, args: argparse.Namespace) -> zmq.Socket:
         raise UserError("--curve-secret and --curve-server-key go together")
     if args.count is not None and args.count < 1:
         raise UserError(f"--count: must be >= 1, got {args.count}")
-    if args.timeout is not None and args.timeout <= 0:
-        raise UserError(f"--timeout: must be > 0, got {args.timeout}")
+    if args.timeout is not None and not 0 < args.timeout <= MAX_TIMEOUT_S:  # also NaN and inf
+        raise UserError(f"--timeout: seconds, more than 0 and at most {MAX_TIMEOUT_S:g} (a week), got {args.timeout:g}")
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
     if args.curve_secret is not None:

@@ -129,7 +129,10 @@ def test_timeout_exit_codes(capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--curve-secret", "x.key_secret"], "--curve-secret and --curve-server-key go together"),
     (["--count", "0"], "--count: must be >= 1"),
-    (["--timeout", "-1"], "--timeout: must be > 0"),
+    (["--timeout", "-1"], "--timeout: seconds, more than 0 and at most 604800"),
+    (["--timeout", "nan"], "--timeout: seconds, more than 0 and at most 604800 (a week), got nan"),
+    (["--timeout", "inf"], "got inf"),  # a traceback (OverflowError) before
+    (["--timeout", "1e12"], "got 1e+12"),
     (["not-an-endpoint", "--timeout", "1"], "not-an-endpoint: cannot connect"),
 ])
 def test_user_errors(argv, message, capsys):
