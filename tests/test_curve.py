@@ -59,6 +59,9 @@ def test_keygen_files(keys):
     assert len(public) == 40 and secret_key is not None
     assert keygen.main([str(keys / "server"), "--name", "server"]) == 2  # never overwrites
     assert keygen.main([str(keys / "server"), "--name", "../x"]) == 2
+    # a folder that cannot be created (under a file, in /proc): one line, not a traceback
+    assert keygen.main([str(keys / "server" / "server.key" / "sub")]) == 2
+    assert keygen.main(["/proc/lgnm-keys"]) == 2
 
 
 def test_authorised_receives_everything_stranger_nothing(keys):

@@ -28,7 +28,10 @@ def write_key_pair(directory: Path, name: str) -> tuple[Path, Path]:
     for path in (public, secret):
         if path.exists():
             raise UserError(f"{path}: already exists (not overwriting a key)")
-    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # under a file, or where it may not be created (/proc, a read-only mount)
+        raise UserError(f"{directory}: cannot create the folder ({exc.strerror or exc})") from None
     public_file, secret_file = zmq.auth.create_certificates(directory, name)
     os.chmod(secret_file, 0o600)  # a secret key readable by others is no secret
     return Path(public_file), Path(secret_file)
