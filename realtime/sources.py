@@ -241,8 +241,10 @@ class StreamSize:
     load), is scaled to it, named once in a notice; another aspect ratio is a UserError
     naming the frame (a spliced input: no scaling would make its faces comparable)."""
 
-    def __init__(self, where: Path, notice: Callable[[str], None]) -> None:
+    def __init__(self, where: Path | str, notice: Callable[[str], None]) -> None:
+        # a file or folder (named by its name in notices), or a live source's description
         self.where, self.notice = where, notice
+        self.short = where.name if isinstance(where, Path) else where
         self.shape: tuple[int, ...] | None = None
         self._scaled = False
 
@@ -258,7 +260,7 @@ class StreamSize:
             raise UserError(f"{file or self.where}: frame {index} is {w}x{h}, earlier frames {w0}x{h0}")
         if not self._scaled:
             self._scaled = True
-            self.notice(f"{self.where.name}: frame {index} (and maybe later ones) is {w}x{h}; frames of other sizes "
+            self.notice(f"{self.short}: frame {index} (and maybe later ones) is {w}x{h}; frames of other sizes "
                         f"are scaled to the stream's {w0}x{h0}, its first frame's")
         return cv2.resize(image, (w0, h0), interpolation=cv2.INTER_AREA if w > w0 else cv2.INTER_LINEAR)
 
@@ -1294,6 +1296,13 @@ class LiveSource(FrameSource):
         index, t0, cap = 0, None, None
         read: tuple[float, np.ndarray] | None = None  # the frame a connection read before iteration
         self._began = True
+        # One frame size per stream, across reconnects too (a camera or server that comes
+        # back at another resolution): the same aspect is scaled, another fails the stream.
+        size = StreamSize(self._describe(), self.notice)
+        # OpenCV's FFmpeg backend logs a stalled read ("Stream timeout triggered") on
+        # stderr; the connection lines say it in our words
+        level = cv2.getLogLevel()
+        cv2.setLogLevel(CV_LOG_SILENT)
         try:
             while not self._closed.is_set():
                 if read is not None:
@@ -1316,8 +1325,9 @@ class LiveSource(FrameSource):
                     t_capture = time.monotonic()
                 t0 = t_capture if t0 is None else t0
                 index += 1
-                yield RawFrame(index, t_capture, t_capture - t0, image)
+                yield RawFrame(index, t_capture, t_capture - t0, size.fit(image, index))
         finally:
+            cv2.setLogLevel(level)
             if cap is not None:
                 cap.release()
             if self._pending is not None:

@@ -266,6 +266,42 @@ def test_camera_reconnects_and_keeps_counting(make_video, monkeypatch):
     assert states == ["up", "down", "up", "down"]
 
 
+class ResizingCamera(FlakyCamera):
+    """A FlakyCamera that comes back from each reconnect serving the next video."""
+
+    def __init__(self, videos: list[Path], plan: list[int]) -> None:
+        super().__init__(videos[0], plan)
+        self.videos = videos
+
+    def __call__(self, index: int) -> FlakyCamera.Capture:
+        self.video = self.videos[min(self.opens, len(self.videos) - 1)]
+        return super().__call__(index)
+
+
+def test_a_live_source_back_at_another_size_keeps_one_frame_size(make_video, monkeypatch):
+    """A camera or RTSP server that comes back from a reconnect at another resolution:
+    the frames were taken at their new size without a word (the face tracker lost the
+    face). The same aspect ratio is now scaled to the first size, with a notice; another
+    aspect ratio fails the stream, as for files."""
+    first = make_video("a.avi", frames=30, size=(320, 240))
+    half = make_video("b.avi", frames=30, size=(160, 120))
+    wide = make_video("c.avi", frames=30, size=(320, 160))
+    monkeypatch.setattr(sources.cv2, "VideoCapture", ResizingCamera([first, half], plan=[3, 3]))
+    src = CameraSource(0, fps=30, max_retries=0, backoff_s=0.01)
+    with pytest.raises(SourceUnavailable):
+        frames = []
+        for frame in src:
+            frames.append(frame)
+    # the first connection's 3 frames are timed by the rate probe (its last delivered)
+    assert [f.image.shape for f in frames] == [(240, 320, 3)] * 4
+    assert any("camera 0: frame 2 (and maybe later ones) is 160x120; frames of other sizes are scaled" in n
+               for n in src.notices), src.notices
+    monkeypatch.undo()  # the stand-in keeps the real cv2.VideoCapture, not the first stand-in
+    monkeypatch.setattr(sources.cv2, "VideoCapture", ResizingCamera([first, wide], plan=[3, 3]))
+    with pytest.raises(UserError, match="camera 0: frame 2 is 320x160, earlier frames 320x240"):
+        list(CameraSource(0, fps=30, max_retries=0, backoff_s=0.01))
+
+
 def test_camera_never_opens_gives_up(make_video, monkeypatch):
     monkeypatch.setattr(sources.cv2, "VideoCapture", FlakyCamera(make_video(), plan=[]))
     states = []
