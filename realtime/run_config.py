@@ -143,8 +143,17 @@ class RunConfig:
             raise ConfigError("{}: give one engine per {} file, in the same order", "engines", "weights")
         if self.connect is None and (self.curve_secret is None) != (self.curve_clients is None):
             raise ConfigError("{} and {} go together", "curve_secret", "curve_clients")
-        if self.stream is not None and (not self.live or not self.stream.strip()):
-            raise ConfigError("{}: names a live stream ({} or {}) and must not be empty", "stream", "camera", "rtsp")
+        if self.stream is not None and not self.live:
+            raise ConfigError("{}: only with {} or {} (a file or replay is named by its video id)",
+                              "stream", "camera", "rtsp")
+        if self.stream is not None and not self.stream.strip():
+            raise ConfigError("{}: must not be empty", "stream")
+        if self.max_retries is not None and self.max_retries < 0:
+            raise ConfigError("{}: must be >= 0, got " + _lit(self.max_retries), "max_retries")
+        for name in ("width", "height"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError("{}: must be at least 1 pixel, got " + _lit(value), name)
 
     @property
     def live(self) -> bool:

@@ -45,6 +45,12 @@ def test_every_parameter_is_set_by_an_option() -> None:
     ({"engines": (Path("x"),)}, "engines: give one engine per weights file", "--engine: give one engine per --weights file"),
     ({"curve_secret": Path("k")}, "curve_secret and curve_clients go together", "--curve-secret and --curve-clients go together"),
     ({"paced": True, "report": True}, "report: needs out DIR", "--report: needs --out DIR"),
+    # (these said '--stream: ... must not be empty' for a non-empty name, 'max_retries' after
+    # seconds of model loading, or nothing at all for a negative camera width)
+    ({"stream": "X"}, "stream: only with camera or rtsp", "--stream: only with --camera or --rtsp"),
+    ({"max_retries": -1}, "max_retries: must be >= 0, got -1", "--max-retries: must be >= 0, got -1"),
+    ({"width": -5}, "width: must be at least 1 pixel, got -5", "--width: must be at least 1 pixel"),
+    ({"height": 0}, "height: must be at least 1 pixel, got 0", "--height: must be at least 1 pixel"),
 ])
 def test_a_mistake_names_parameters_and_the_cli_names_options(kwargs: dict, library: str, cli: str) -> None:
     with pytest.raises(ConfigError) as caught:
