@@ -89,10 +89,10 @@ def load_public_key(path: Path, option: str) -> bytes:
     return public
 
 
-def is_loopback(endpoint: str) -> bool:
-    """True for endpoints that other machines cannot reach. Raises UserError for an
-    endpoint that is not TRANSPORT://ADDRESS, or a tcp port outside 0-65535 (libzmq takes
-    99999 modulo 65536 and binds another port without a word)."""
+def check_endpoint(endpoint: str) -> tuple[str, str]:
+    """(transport, address) of a ZeroMQ endpoint. Raises UserError when it is not
+    TRANSPORT://ADDRESS, or its tcp port is outside 0-65535 (libzmq takes 99999 modulo
+    65536 and binds or connects to another port without a word)."""
     transport, sep, address = endpoint.partition("://")
     if not sep:
         raise UserError(f"{endpoint}: endpoint must look like tcp://HOST:PORT")
@@ -100,6 +100,14 @@ def is_loopback(endpoint: str) -> bool:
         port = address.rsplit(":", 1)[-1] if ":" in address else ""
         if port != "*" and not (port.isdigit() and int(port) <= 65535):
             raise UserError(f"{endpoint}: the port must be 0-65535 or * (any free port), got {port!r}")
+    return transport, address
+
+
+def is_loopback(endpoint: str) -> bool:
+    """True for endpoints that other machines cannot reach. Raises UserError for an
+    endpoint that is not TRANSPORT://ADDRESS, or a tcp port outside 0-65535 (libzmq takes
+    99999 modulo 65536 and binds another port without a word)."""
+    transport, address = check_endpoint(endpoint)
     if transport in ("ipc", "inproc"):
         return True
     if transport != "tcp":
@@ -338,5 +346,5 @@ class EventPublisher:
         self.close()
 
 
-__all__ = ["CurveServerKeys", "EventPublisher", "is_loopback", "last_journal_seq",
+__all__ = ["CurveServerKeys", "EventPublisher", "check_endpoint", "is_loopback", "last_journal_seq",
            "DEFAULT_ENDPOINT", "EVENT_SCHEMA"]

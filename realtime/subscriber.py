@@ -24,7 +24,7 @@ from rich.table import Table
 
 from realtime.common.errors import UserError, cli_entry, path_arg
 from realtime.events import TOPIC_PREFIX, EventMessage, Message, MessageError, StatusMessage, decode, utc_now_iso
-from realtime.publisher import DEFAULT_ENDPOINT, load_public_key, load_secret_key
+from realtime.publisher import DEFAULT_ENDPOINT, check_endpoint, load_public_key, load_secret_key
 
 COLUMNS = (("time", 12), ("stream", 12), ("type", 5), ("frames", 15), ("seconds", 17),
            ("score", 5), ("latency", 10))
@@ -114,6 +114,7 @@ def _connect(ctx: zmq.Context, args: argparse.Namespace) -> zmq.Socket:
         raise UserError(f"--count: must be >= 1, got {args.count}")
     if args.timeout is not None and not 0 < args.timeout <= MAX_TIMEOUT_S:  # also NaN and inf
         raise UserError(f"--timeout: seconds, more than 0 and at most {MAX_TIMEOUT_S:g} (a week), got {args.timeout:g}")
+    check_endpoint(args.endpoint)
     sock = ctx.socket(zmq.SUB)
     sock.setsockopt(zmq.LINGER, 0)
     if args.curve_secret is not None:

@@ -133,7 +133,8 @@ def test_timeout_exit_codes(capsys):
     (["--timeout", "nan"], "--timeout: seconds, more than 0 and at most 604800 (a week), got nan"),
     (["--timeout", "inf"], "got inf"),  # a traceback (OverflowError) before
     (["--timeout", "1e12"], "got 1e+12"),
-    (["not-an-endpoint", "--timeout", "1"], "not-an-endpoint: cannot connect"),
+    (["tcp://127.0.0.1:99999", "--timeout", "1"], "the port must be 0-65535"),  # connected elsewhere silently
+    (["not-an-endpoint", "--timeout", "1"], "not-an-endpoint: endpoint must look like tcp://HOST:PORT"),
 ])
 def test_user_errors(argv, message, capsys):
     assert subscriber.main(argv) == 2
