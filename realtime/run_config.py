@@ -15,6 +15,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from engines.backends import BACKENDS, FLOW_KINDS
 from realtime.choices import DEFAULT_ENDPOINT
@@ -143,6 +144,11 @@ class RunConfig:
             raise ConfigError("{}: give one engine per {} file, in the same order", "engines", "weights")
         if self.connect is None and (self.curve_secret is None) != (self.curve_clients is None):
             raise ConfigError("{} and {} go together", "curve_secret", "curve_clients")
+        if self.rtsp is not None:
+            parts = urlsplit(self.rtsp)
+            if parts.scheme not in ("rtsp", "rtsps") or not parts.hostname:
+                # before any model loads (the source itself checks it again, seconds later)
+                raise ConfigError("{}: not an rtsp:// or rtsps:// URL, got " + _lit(self.rtsp), "rtsp")
         if self.stream is not None and not self.live:
             raise ConfigError("{}: only with {} or {} (a file or replay is named by its video id)",
                               "stream", "camera", "rtsp")

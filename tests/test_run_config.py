@@ -51,10 +51,12 @@ def test_every_parameter_is_set_by_an_option() -> None:
     ({"max_retries": -1}, "max_retries: must be >= 0, got -1", "--max-retries: must be >= 0, got -1"),
     ({"width": -5}, "width: must be at least 1 pixel, got -5", "--width: must be at least 1 pixel"),
     ({"height": 0}, "height: must be at least 1 pixel, got 0", "--height: must be at least 1 pixel"),
+    ({"replay": None, "rtsp": "http://cam/x"}, "rtsp: not an rtsp:// or rtsps:// URL, got http://cam/x",
+     "--rtsp: not an rtsp:// or rtsps:// URL"),  # was refused only after the models had loaded
 ])
 def test_a_mistake_names_parameters_and_the_cli_names_options(kwargs: dict, library: str, cli: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        RunConfig(replay="demo", **kwargs)
+        RunConfig(**{"replay": "demo", **kwargs})
     assert str(caught.value).startswith(library)
     assert str(caught.value.with_names({p: option_name(p) for p in caught.value.params})).startswith(cli)
 
