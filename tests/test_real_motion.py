@@ -184,10 +184,11 @@ def test_labelled_expressions_of_a_track_map_to_every_frame_that_shows_them() ->
 def test_lgnm_synth_makes_a_tracks_labelled_expressions_truth(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """--real-motion-labels: the track's labelled expression is truth of the video showing
     it, and no scheduled expression shares its frames."""
+    from calibration.cross_type import overlaps_any
     from realtime.intervals_csv import read_intervals
     from realtime.synthesis.faces import BUILTIN_FACES, load_face
     from realtime.synthesis.generate import SynthConfig, generate_video
-    from realtime.synthesis.real_expressions import expression_truth, load_track_labels, overlaps
+    from realtime.synthesis.real_expressions import expression_truth, load_track_labels
     from tools.synth import main
 
     (tmp_path / "tracks").mkdir()
@@ -208,7 +209,7 @@ def test_lgnm_synth_makes_a_tracks_labelled_expressions_truth(tmp_path: Path, ca
         mine = [iv for iv in truth if iv.video == name]
         assert [(iv.onset, iv.offset) for iv in mine] == [(iv.onset, iv.offset) for iv in video.truth]
         others = [iv for iv in video.truth if iv not in real]
-        assert not any(overlaps(a, b) for a in others for b in real)
+        assert not any(overlaps_any(a, real, [r.onset for r in real]) for a in others)
     assert main(["--out", str(tmp_path / "o2"), "--real-motion-labels", str(labels)]) == 2
     assert "--real-motion-labels: needs --real-motion" in capsys.readouterr().err
     (tmp_path / "other.csv").write_text("video,type,onset,apex,offset\nreal_x,MaE,5,20,40\n")

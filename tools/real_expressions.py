@@ -44,11 +44,9 @@ FPS = 30.0  # the labels' frame rate: every track is rendered at it
 MACHINE_LABELLED = frozenset({"real_d6"})  # segments found by a program, not by eye
 
 
-def clip_frames(track: Path, seed: int, save: Path | None = None) -> Iterator[np.ndarray]:
-    """(480, 640, 3) uint8 BGR frames of the photo driven by `track` played once at FPS
-    (its frame count at FPS: 25 fps tracks are resampled, same duration); with `save`,
-    also written there as an MP4."""
-    n = load_track(track).at_fps(FPS).n_frames
+def clip_frames(track: Path, n: int, seed: int, save: Path | None = None) -> Iterator[np.ndarray]:
+    """The n (480, 640, 3) uint8 BGR frames of the photo driven by `track` played once at
+    FPS (n: its frame count at FPS, `clip_length`); with `save`, also written there as an MP4."""
     writer = None
     if save is not None:
         import cv2
@@ -64,13 +62,20 @@ def clip_frames(track: Path, seed: int, save: Path | None = None) -> Iterator[np
             writer.release()
 
 
-def spot_clip(track: Path, weights: list[Path] | None, seed: int, save: Path | None = None) -> list[Interval]:
-    """The intervals lgnm-live's pipeline spots on one driven clip, named after the track."""
+def clip_length(track: Path) -> int:
+    """Frames of `track` played once at FPS (25 fps tracks are resampled, same duration)."""
+    return load_track(track).at_fps(FPS).n_frames
+
+
+def spot_clip(track: Path, n: int, weights: list[Path] | None, seed: int,
+              save: Path | None = None) -> list[Interval]:
+    """The intervals lgnm-live's pipeline spots on one driven clip of n frames, named
+    after the track."""
     from realtime.api import SpotEvent, spot
 
     name = track.stem
     return [Interval(name, e.type, e.onset_frame, e.offset_frame, e.score, e.apex_frame)
-            for e in spot(clip_frames(track, seed, save), fps=FPS, weights=weights)
+            for e in spot(clip_frames(track, n, seed, save), fps=FPS, weights=weights)
             if isinstance(e, SpotEvent)]
 
 
@@ -127,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     with filtered_native_stderr():
         for name, track in tracks.items():
             save = a.out / f"{name}.mp4" if a.save_clips else None
-            pred += spot_clip(track, weights, a.seed, save)
-            frames[name] = load_track(track).at_fps(FPS).n_frames
+            frames[name] = clip_length(track)
+            pred += spot_clip(track, frames[name], weights, a.seed, save)
     if a.out is not None:
         write_intervals(a.out / "predictions.csv", pred)
         write_intervals(a.out / "truth.csv", truth, truth=True)

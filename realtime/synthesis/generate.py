@@ -22,6 +22,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from calibration.cross_type import overlaps_any
 from realtime.common.errors import UserError, output_dir
 from realtime.common.types import Interval
 from realtime.intervals_csv import write_intervals
@@ -29,7 +30,7 @@ from realtime.synthesis import layouts as dl
 from realtime.synthesis.distractors import Distractor, DistractorTrack, make_distractors
 from realtime.synthesis.faces import BUILTIN_FACES, Appearance, FacePhoto, Scene, compose_scene, load_face, restyle
 from realtime.synthesis.head_turns import draw_head_turns, scene_points3d
-from realtime.synthesis.real_expressions import expression_truth, load_track_labels, overlaps
+from realtime.synthesis.real_expressions import expression_truth, load_track_labels
 from realtime.synthesis.real_motion import MotionTrack, RealMotion, load_track, track_files, turned_track
 from realtime.synthesis.render import Renderer
 from realtime.synthesis.timeline import DurationModel, Event, ScheduleSettings, durations_for, schedule_events, truth_of
@@ -169,7 +170,8 @@ def generate_video(config: SynthConfig, seed: int, photo: FacePhoto | None = Non
             labels = load_track_labels(config.real_motion_labels)
             real_truth = expression_truth(motion, labels, config.fps, n, config.name)
             # one expression at a time: a scheduled one over a real one would share its frames
-            events = [e for e in events if not any(overlaps(truth_of(e, config.name), r) for r in real_truth)]
+            onsets = [r.onset for r in real_truth]  # (sorted by onset)
+            events = [e for e in events if not overlaps_any(truth_of(e, config.name), real_truth, onsets)]
     if config.distractors:
         track = make_distractors(np.random.default_rng(distractor_ss), n, config.fps, scene.face_scale, events)
     else:

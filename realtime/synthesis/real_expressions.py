@@ -68,7 +68,3 @@ def expression_truth(motion: RealMotion, labels: Mapping[str, list[TimedLabel]],
             apex = start + int(np.argmin(np.abs(t[start:stop] - label.apex_s)))
             out.append(Interval(video, label.type, int(start) + 1, int(stop), apex=apex + 1))
     return sorted(out, key=lambda iv: (iv.onset, iv.type))
-
-
-def overlaps(a: Interval, b: Interval) -> bool:
-    return a.onset <= b.offset and b.onset <= a.offset
