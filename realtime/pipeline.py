@@ -354,6 +354,21 @@ def landmark_filter_of(setups: Sequence[TypeSetup]) -> LandmarkFilter | None:
     return filters.pop() if filters else None
 
 
+def _has_more(ring: FrameRing, wait_s: float = 2.0) -> bool:
+    """Whether the source gave (or keeps giving) a frame after the ones taken: a stream
+    stopped by --max-frames, not one that ended there. A live source silent for `wait_s`
+    counts as having more (it was not closed)."""
+    try:
+        ring.get(timeout=wait_s)
+    except RingClosed:
+        return False
+    except TimeoutError:
+        return True
+    except Exception:  # noqa: BLE001 - the source failed after the limit: it had not ended there
+        return True
+    return True
+
+
 def run_stream(
     source: FrameSource,
     setups: Sequence[TypeSetup],
@@ -471,6 +486,8 @@ def run_stream(
                 for sink in sinks:
                     sink.on_status(status())
         scorer.finish()
+        if options.max_frames is not None and room() <= 0 and not stop() and _has_more(ring):
+            stats.frame_limit = options.max_frames  # not when the stream ended at the limit itself
         failed = False
         if saver is not None and saver.written == 0 and saver.error is None and stats.frames:
             # frames past the stream's end, or never paired (no face): say so, not nothing
@@ -485,7 +502,6 @@ def run_stream(
         stats.dropped = ring.dropped
         stats.last_frame = scorer.last_frame
         stats.wall_s = time.monotonic() - t_start
-        stats.frame_limit = options.max_frames
         if not failed:  # a stream that failed is short or faceless for its error's reason
             stats.notices.extend(stats.coverage())  # for the summary: not passed to on_notice
     for sink in sinks:

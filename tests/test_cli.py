@@ -241,6 +241,27 @@ def test_a_too_short_notice_under_a_frame_limit_blames_the_limit(media: dict, tm
                in n for n in notes), notes
 
 
+
+def test_a_clip_exactly_as_long_as_the_frame_limit_is_not_blamed_on_the_limit(media: dict, tmp_path: Path) -> None:
+    """A 12-frame clip under --max-frames 12 ended by itself: the too-short notice must
+    blame its length, not the limit (it said "the run's frame limit of 12 stopped it")."""
+    import cv2
+
+    from realtime.sources import VideoFileSource
+
+    clip = tmp_path / "twelve.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30, CLIP_SIZE)
+    with VideoFileSource(media["clip"]) as src:
+        for raw in itertools.islice(src, 12):
+            writer.write(raw.image)
+    writer.release()
+    out = tmp_path / "out"
+    assert live_main(["--replay", str(clip), *weight_args(media), "--pub", "none", "--quiet",
+                      "--max-frames", "12", "--out", str(out)]) == 0
+    notes = json.loads((out / "metrics.json").read_text())["notes"]
+    short = [n for n in notes if "only 12 frames" in n]
+    assert short and not any("frame limit" in n for n in short), notes
+
 def _unwritable_folder(tmp_path: Path) -> Path:
     """A folder no file can be created in: mode 0o500, or for root (who ignores the mode)
     sysfs, which refuses new files to everyone."""
