@@ -50,7 +50,9 @@ def _needs_cuda_flow() -> None:
 
 # name -> (skip check, factory, exact: equal to the CPU chain bit for bit)
 FLOW_BACKENDS: dict[str, tuple[Callable[[], None], Callable[[FlowSettings], PairFeatures], bool]] = {
-    "cpu": (lambda: None, CpuPairFeatures, True),
+    "cpu": (lambda: None, lambda s: CpuPairFeatures(s, workers=1), True),
+    # a batch's pairs computed by three threads at once: the same values bit for bit
+    "cpu-threads": (lambda: None, lambda s: CpuPairFeatures(s, workers=3), True),
     # The .cu kernels built for the host: the CUDA driver and kernels, run on the CPU.
     "cuda-kernels-on-host": (_needs_host_compiler,
                              lambda s: cuda_flow.CudaPairFeatures(s, capacity=4, max_pairs=2, backend="host"), False),
@@ -263,3 +265,14 @@ def test_scorer_backend_contract(scorer: tuple[Scorer, float, Path]) -> None:
     assert s.score(x[:0]).shape == (0,)
     with pytest.raises(ValueError, match="scorer input"):
         s.score(x.astype(np.float64))
+
+
+def test_cpu_flow_threads_pass_on_a_pair_failure(faces: list[AlignedFace]) -> None:
+    """A pair that fails in a worker thread fails the batch (it was not a silent zero)."""
+    flow = CpuPairFeatures(FlowSettings(), workers=2)
+    good = flow.prepare(faces[0])
+    bad = ft.FlowFrame(grey=good.grey.astype(np.float32), landmarks=good.landmarks, geometry=good.geometry)
+    with pytest.raises(ValueError, match="uint8"):
+        flow.inputs([(good, good), (good, bad)])
+    with pytest.raises(ValueError, match="workers"):
+        CpuPairFeatures(FlowSettings(), workers=0)
