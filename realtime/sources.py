@@ -75,7 +75,8 @@ delivered), and a delivered rate more than RATE_TOLERANCE below the reported one
 webcam that lengthens its exposure in dim light delivers 15 of its nominal 30 fps), or a
 reported rate that is missing or impossible, gives way to the measured one, with a
 notice (`delivered_fps`); a faster one is a backlog, not a rate. An fps given by the user
-(RtspSource's `fps`) is never replaced.
+(RtspSource's `fps`) is never replaced. The rate is set once: a reconnection that reports
+another rate than the first connection did is told in a notice, and K stays.
 After `max_retries`
 consecutive failed attempts (None: retry forever) they raise `SourceUnavailable`.
 `on_state` runs in the thread that iterates the source (the capture thread).
@@ -1118,6 +1119,9 @@ class LiveSource(FrameSource):
         self.backoff_max_s = backoff_max_s
         self._fps_override = None if fps is None else check_fps(fps, f"{name}: fps")
         self._fps: float | None = self._fps_override
+        # The rate the first connection reported (None: none usable, or --fps given): a
+        # reconnection that reports another one is told (K stays set for the first).
+        self._first_reported: float | None = None
         self._state: SourceState | None = None
         # A capture opened by `connect` before iteration began, with the frame to deliver
         # first (capture time, image): its first, or the last the rate probe read.
@@ -1171,6 +1175,7 @@ class LiveSource(FrameSource):
             why = None
         except UserError as exc:
             reported, said, why = None, "reports no usable frame rate", exc
+        self._first_reported = reported
         measured = delivered_fps(times)
         if measured is not None and not MIN_FPS <= measured <= MAX_PLAUSIBLE_FPS:
             measured = None  # a burst, or a slideshow: not a rate to set K by
@@ -1185,6 +1190,22 @@ class LiveSource(FrameSource):
         self.notice(f"{self._describe()}: {said} but delivers {rate:g} fps (timed over {len(times)} frames); "
                     f"K and the smoothing windows follow {rate:g} fps{self._rate_advice()}")
         return rate
+
+    def _check_rate_kept(self, cap: cv2.VideoCapture) -> None:
+        """A notice when a reconnection reports another frame rate than the first
+        connection did: K and the smoothing windows were set by the first (frames are
+        counted, not timed, in a pair), so a camera or server back at another rate gives
+        pairs of another time span until lgnm-live is restarted."""
+        if self._first_reported is None:
+            return
+        try:
+            now, _ = self._reported(cap)
+        except UserError:
+            return  # nothing usable reported this time: nothing to compare
+        if abs(now / self._first_reported - 1.0) <= RATE_TOLERANCE:
+            return
+        self.notice(f"{self._describe()}: came back at {now:g} fps (it was {self._first_reported:g} fps); "
+                    f"K and the smoothing windows stay set for {self._fps:g} fps until lgnm-live is restarted")
 
     def _rate_advice(self) -> str:
         """What the user can do about a rate taken from timing (appended to its notice)."""
@@ -1281,6 +1302,8 @@ class LiveSource(FrameSource):
                     except UserError:
                         cap.release()
                         raise
+                else:
+                    self._check_rate_kept(cap)
                 return cap, first
             detail = f"{self._describe()}: {got}"
             self._set_state("down", detail)

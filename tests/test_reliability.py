@@ -208,6 +208,37 @@ def test_fast_reconnect_still_publishes_down_then_up(media: dict) -> None:
     assert "down" in states and "up" in states[states.index("down"):]
 
 
+
+def _moving_dot_video(path: Path, fps: float, frames: int = 150) -> Path:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), fps, (160, 120))
+    for i in range(frames):
+        img = np.full((120, 160, 3), 60, np.uint8)
+        cv2.circle(img, (20 + i % 120, 60), 10, (255, 255, 255), -1)
+        writer.write(img)
+    writer.release()
+    return path
+
+
+def test_a_server_back_at_another_frame_rate_is_told(rtsp_server, tmp_path: Path) -> None:
+    """A real RTSP server restarted on its port serving 15 fps instead of 30: K (a count
+    of frames) stays set for the first rate, which must be said (it was taken silently);
+    a server back at its own rate says nothing."""
+    server = first = rtsp_server(_moving_dot_video(tmp_path / "a30.avi", 30))
+    src = RtspSource(server.url, max_retries=20, backoff_s=0.2, backoff_max_s=0.5)
+    assert src.fps == 30.0
+    for n, _ in enumerate(src, start=1):
+        if n in (10, 40):
+            server.stop()
+            video = tmp_path / "a30.avi" if n == 10 else _moving_dot_video(tmp_path / "b15.avi", 15)
+            server = rtsp_server(video, port=first.port)
+        if n == 25:
+            assert not [m for m in src.notices if "came back" in m]  # same rate: nothing
+        if n == 60:
+            break
+    src.close()
+    assert f"{first.url}: came back at 15 fps (it was 30 fps); K and the smoothing windows stay set for " \
+           "30 fps until lgnm-live is restarted" in src.notices, src.notices
+
 @pytest.fixture(scope="module")
 def gone_for_good(media: dict, rtsp_server_module) -> dict:
     """lgnm-live on a real RTSP server that is killed for good mid-stream, --max-retries 1."""
