@@ -9,6 +9,10 @@ which is neither a loss nor nothing, so it says so once per stream on stderr:
 with `--json` as the JSON line `{"joined": {"stream": "cam", "seq": 20, "earlier": 19}}`.
 Exit codes: 0 (done, timeout or Ctrl-C), 1 when `--count N` messages did not arrive
 before `--timeout`, 2 for user errors.
+
+A publisher that refuses the connection (CurveZMQ keys that do not match, or keys on one
+side only) is retried by ZeroMQ silently forever; the socket's monitor events tell it
+(`HandshakeWatch`), and lgnm-sub ends with one error line saying which key is wrong.
 """
 
 from __future__ import annotations
@@ -16,11 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from dataclasses import dataclass, field
 
 import zmq
 from rich.console import Console
 from rich.table import Table
+from zmq.utils.monitor import parse_monitor_message
 
 from realtime.common.errors import UserError, cli_entry, path_arg
 from realtime.events import TOPIC_PREFIX, EventMessage, Message, MessageError, StatusMessage, decode, utc_now_iso
@@ -31,6 +37,45 @@ COLUMNS = (("time", 12), ("stream", 12), ("type", 5), ("frames", 15), ("seconds"
 PIPE_WIDTH = 120  # rich would squeeze the columns into 80 when stdout is not a terminal
 
 MAX_TIMEOUT_S = 7 * 24 * 3600.0  # zmq_poll takes milliseconds as a C long
+# Handshakes that fail without a reason given (a wrong --curve-server-key: the publisher
+# cannot read the hello) this many times in a row, none succeeding, end the run.
+NO_DETAIL_FAILURES = 3
+
+
+class HandshakeWatch:
+    """Reads a SUB socket's monitor events and raises UserError when the publisher keeps
+    refusing it: its ZAP handler refused this client's key (HANDSHAKE_FAILED_AUTH), one
+    side uses CurveZMQ and the other does not (HANDSHAKE_FAILED_PROTOCOL), or the
+    handshake failed NO_DETAIL_FAILURES times in a row with keys (the server key is not
+    the publisher's). Event names: libzmq's zmq_socket_monitor(3)."""
+
+    def __init__(self, sock: zmq.Socket, endpoint: str, curve: bool) -> None:
+        self.endpoint = endpoint
+        self.curve = curve
+        self.failures = 0
+        self.monitor = sock.get_monitor_socket(
+            zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
+            | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
+
+    def check(self) -> None:
+        """Read the events waiting; raises UserError for a refusal that will not pass."""
+        while self.monitor.poll(0):
+            event = parse_monitor_message(self.monitor.recv_multipart())["event"]
+            if event == zmq.EVENT_HANDSHAKE_SUCCEEDED:
+                self.failures = 0
+            elif event == zmq.EVENT_HANDSHAKE_FAILED_AUTH:
+                raise UserError(f"{self.endpoint}: the publisher refused this subscriber's key: the public key of "
+                                "--curve-secret is not among its --curve-clients keys")
+            elif event == zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL:
+                raise UserError(f"{self.endpoint}: the publisher does not use CurveZMQ; drop --curve-secret and "
+                                "--curve-server-key" if self.curve else
+                                f"{self.endpoint}: the publisher requires CurveZMQ keys (--curve-secret and "
+                                "--curve-server-key; see lgnm-keygen)")
+            elif event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
+                self.failures += 1
+                if self.failures >= NO_DETAIL_FAILURES:
+                    raise UserError(f"{self.endpoint}: the CurveZMQ handshake failed {self.failures} times: "
+                                    "--curve-server-key is not the publisher's public key")
 
 
 @dataclass
@@ -107,7 +152,7 @@ def _wanted(msg: Message, args: argparse.Namespace) -> bool:
     return args.type is None or msg.type == args.type
 
 
-def _connect(ctx: zmq.Context, args: argparse.Namespace) -> zmq.Socket:
+def _connect(ctx: zmq.Context, args: argparse.Namespace) -> tuple[zmq.Socket, HandshakeWatch]:
     if (args.curve_secret is None) != (args.curve_server_key is None):
         raise UserError("--curve-secret and --curve-server-key go together")
     if args.count is not None and args.count < 1:
@@ -122,12 +167,13 @@ def _connect(ctx: zmq.Context, args: argparse.Namespace) -> zmq.Socket:
         sock.curve_publickey, sock.curve_secretkey = public, secret
         sock.curve_serverkey = load_public_key(args.curve_server_key, "--curve-server-key")
     sock.setsockopt(zmq.SUBSCRIBE, TOPIC_PREFIX)
+    watch = HandshakeWatch(sock, args.endpoint, curve=args.curve_secret is not None)
     try:
         sock.connect(args.endpoint)
     except zmq.ZMQError as exc:
         sock.close()
         raise UserError(f"{args.endpoint}: cannot connect ({exc})") from None
-    return sock
+    return sock, watch
 
 
 @cli_entry
@@ -139,12 +185,22 @@ def main(argv: list[str] | None = None) -> int:
     printed = 0
     ctx = zmq.Context()
     try:
-        sock = _connect(ctx, args)
+        sock, watch = _connect(ctx, args)
         if not args.json:
             out.print(_row_table(header=True))
-        timeout_ms = None if args.timeout is None else int(args.timeout * 1000)
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        poller.register(watch.monitor, zmq.POLLIN)
         while args.count is None or printed < args.count:
-            if not sock.poll(timeout_ms, zmq.POLLIN):
+            # --timeout counts from the last message, not from a monitor event
+            deadline = None if args.timeout is None else time.monotonic() + args.timeout
+            while True:
+                left = None if deadline is None else max(0.0, deadline - time.monotonic())
+                ready = dict(poller.poll(None if left is None else int(left * 1000)))
+                watch.check()
+                if sock in ready or (deadline is not None and time.monotonic() >= deadline):
+                    break
+            if sock not in ready:
                 return 0 if args.count is None else 1
             frames = sock.recv_multipart()
             try:

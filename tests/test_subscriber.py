@@ -218,3 +218,39 @@ def test_curve_subscriber_cli(tmp_path):
             proc.kill()
     assert proc.returncode == 0, err
     assert [decode_payload(line).event for line in out.splitlines()] == [spot(0), spot(1, "MaE")]
+
+
+@pytest.fixture
+def curve_keys(tmp_path):
+    """A publisher's keys, an authorised client (bob) and one that is not (eve)."""
+    for folder, name in (("server", "server"), ("me", "bob"), ("other", "eve"), ("fake", "server")):
+        assert keygen.main([str(tmp_path / folder), "--name", name]) == 0
+    (tmp_path / "clients").mkdir()
+    shutil.copy(tmp_path / "me" / "bob.key", tmp_path / "clients")
+    return tmp_path
+
+
+@pytest.mark.parametrize("client, server_key, curve_publisher, said", [
+    ("other/eve.key_secret", "server/server.key", True,
+     "the publisher refused this subscriber's key: the public key of --curve-secret is not among its "
+     "--curve-clients keys"),
+    ("me/bob.key_secret", "fake/server.key", True,
+     "the CurveZMQ handshake failed 3 times: --curve-server-key is not the publisher's public key"),
+    (None, None, True, "the publisher requires CurveZMQ keys (--curve-secret and --curve-server-key; see lgnm-keygen)"),
+    ("me/bob.key_secret", "server/server.key", False,
+     "the publisher does not use CurveZMQ; drop --curve-secret and --curve-server-key"),
+])
+def test_a_publisher_that_refuses_the_subscriber_is_one_error_line(curve_keys, client, server_key, curve_publisher,
+                                                                   said, capsys):
+    """ZeroMQ retries a refused CurveZMQ handshake silently forever: lgnm-sub waited out
+    --timeout (or forever) and exited 0 as if nothing had been published. Now the
+    socket's monitor events give one error line naming what is wrong, and exit 2."""
+    curve = (CurveServerKeys(curve_keys / "server" / "server.key_secret", curve_keys / "clients")
+             if curve_publisher else None)
+    keys = [] if client is None else ["--curve-secret", str(curve_keys / client),
+                                      "--curve-server-key", str(curve_keys / server_key)]
+    with EventPublisher("tcp://127.0.0.1:*", stream="cam", curve=curve) as pub:
+        code = subscriber.main([pub.endpoint, "--json", "--timeout", "30", *keys])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.strip() == f"error: {pub.endpoint}: {said}"
