@@ -27,6 +27,7 @@ from typing import IO, Literal
 
 from realtime.common.atomic import atomic_text
 from realtime.common.errors import UserError
+from realtime.common.text import text_name
 from realtime.common.types import EXPR_TYPES, Interval
 
 REQUIRED_COLUMNS = ("video", "type", "onset", "offset")
@@ -59,7 +60,7 @@ def _parse_score(text: str, where: str) -> float | None:
 
 def _parse_row(row: dict[str, str], where: str) -> Interval:
     """Validate one CSV row into an Interval (raises UserError naming file and line)."""
-    video = (row.get("video") or "").strip()
+    video = text_name((row.get("video") or "").strip())  # NFC, as the replayed ids
     if not video:
         raise UserError(f"{where}: empty video name")
     kind = (row.get("type") or "").strip()

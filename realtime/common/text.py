@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Sequence
 
 
 def text_name(name: str) -> str:
-    """`name` with any byte that is not UTF-8 written as `\\xNN`.
+    """`name` in Unicode NFC, with any byte that is not UTF-8 written as `\\xNN`.
 
     A file name from an old zip or a Windows share may be Latin-1 bytes; Python hands it
     over with surrogate escapes, which no UTF-8 file (predictions, scores, .eaf, logs) can
-    hold. Valid names are returned unchanged."""
+    hold. NFC: macOS stores names decomposed (`e` + a combining accent) where a CSV typed
+    by hand has the composed `é`; both read "café" and must be one video id
+    (`intervals_csv` reads the video names of truth and predictions the same way)."""
     try:
         name.encode("utf-8")
-        return name
     except UnicodeEncodeError:
         return os.fsencode(name).decode("utf-8", "backslashreplace")
+    return unicodedata.normalize("NFC", name)
 
 
 def first_few(names: Sequence[str], most: int = 5) -> str:
