@@ -1,7 +1,7 @@
 """`--save-inputs FRAMES`: what the model saw for chosen pairs, as PNG files.
 
 For each chosen frame i and each type (K of that type at the stream's fps), the pair
-(i, i + K) is written to `OUT/inputs/<stream>/` as:
+(i, i + K) is written to `OUT/inputs/<stream>/` (`safe_name`) as:
 
 - `<type>_<i>-<i+K>_face_a.png`, `..._face_b.png`: the aligned grey faces of both frames
   (the crops the flow is computed on, at the aligner's size);
@@ -19,6 +19,7 @@ its first frame i; its interval frames are i + K//2, see README, Method notes).
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -31,8 +32,14 @@ from realtime.common.types import FlowSettings, FrameRecord
 
 
 def safe_name(stream: str) -> str:
-    """A folder name for a stream id (an RTSP URL holds '/' and ':')."""
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", stream).strip("._") or "stream"
+    """A folder name for a stream id, one per id: letters of any script, digits, `.`, `_`
+    and `-` are kept; an id that had anything else (an RTSP URL holds '/' and ':',
+    `take 1` a space) also gets the first 8 hex digits of its SHA-1, so that `take 1` and
+    `take_1` do not write into one folder, whichever process writes it (a Ray replay)."""
+    name = re.sub(r"[^\w.-]+", "_", stream).strip("._") or "stream"
+    if name == stream:
+        return name
+    return f"{name}-{hashlib.sha1(stream.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
 
 
 def input_pixels(x: np.ndarray) -> np.ndarray:
