@@ -161,11 +161,13 @@ def say_output_errors(stats: RunStats) -> None:
 
 def write_stream_eaf(eaf: EafSink, item: ReplayItem, stats: RunStats, has_truth: bool) -> None:
     """The stream's .eaf, with the truth it is scored on (as truth.csv: intervals within
-    the first and last frame read) when the run has truth. A failure to write is one `error:`
+    the first and last frame read, of the types spotted) when the run has truth. A failure to write is one `error:`
     line, kept in `eaf.failed` (the run then exits 2, as for any output it could not
     write); the other outputs stand."""
     truth = (scored_truth(item.truth, {stats.stream: stats.last_frame}, {stats.stream: stats.first_frame}).truth
              if has_truth else None)
+    if truth is not None and stats.models:  # --types: truth of a type not spotted is not scored either
+        truth = [iv for iv in truth if iv.type in stats.models]
     try:
         eaf.end_stream(stats, truth)
     except OSError as exc:
