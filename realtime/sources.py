@@ -744,6 +744,7 @@ class VideoFileSource(FrameSource):
         if abs(aspect - 1.0) > SAR_TOLERANCE:
             self.notice(f"{self.path.name}: non-square pixels (aspect {aspect:.4g}); frames are resampled to "
                         f"{int(round(stream.width * aspect))}x{stream.height}, as players show them")
+        early = True  # stopped before the file's end (a frame limit, Ctrl-C, SIGTERM, an error)
         try:
             packets = container.demux(stream)
             while not self._closed.is_set():
@@ -781,8 +782,11 @@ class VideoFileSource(FrameSource):
                     yield RawFrame(index, t_capture, t_stream, image)
                     if self._closed.is_set():
                         return
+            early = self._closed.is_set()
         finally:
             container.close()
+            if early:  # the damage met so far is said too (it was lost with the stream's end)
+                self._tell_gaps([n for n in undecoded if n < last])
         if self._closed.is_set():
             return
         if delivered == 0:
@@ -790,21 +794,7 @@ class VideoFileSource(FrameSource):
         truncated = self.n_frames is not None and timing.packets + timing.discarded < self.n_frames
         if not truncated:  # (a truncated file's last packet is partial: its ending says it)
             undecoded.extend(range(last + 1, (max(self._rank.values(), default=0) or timing.packets) + 1))
-        undecoded = sorted(set(undecoded) - {first - 1 for first in self._splices})  # a splice's gap is no frame
-        # A number no packet holds is a jump in the timestamps (packets lost to damage, a
-        # camera that paused), not a frame that failed to decode: say which it was.
-        placed = set(self._rank.values())
-        jumped = [n for n in undecoded if self._rank and n not in placed]
-        undecoded = [n for n in undecoded if not (self._rank and n not in placed)]
-        if jumped:
-            self.notice(f"{self.path.name}: no frame at {len(jumped)} frame {'time' if len(jumped) == 1 else 'times'} "
-                        f"({_spans(jumped)}): the timestamps jump there (packets lost to damage, or "
-                        "the recording paused); the others keep their numbers and times and the "
-                        "frame chain breaks at each gap")
-        if undecoded:
-            self.notice(f"{self.path.name}: {len(undecoded)} {_frames_word(len(undecoded))} could not "
-                        f"be decoded ({_spans(undecoded)}); the others keep their numbers and the "
-                        "frame chain breaks at each gap")
+        self._tell_gaps(undecoded)
         if skipped and self._grew():
             self.notice(f"{self.path.name}: the file grew while it was read (still being recorded?): "
                         f"{skipped} {_frames_word(skipped)} written after it was opened were not spotted; "
@@ -815,6 +805,27 @@ class VideoFileSource(FrameSource):
         if truncated and self.n_frames is not None and delivered < self.n_frames:
             self.notice(f"{self.path.name}: read {delivered} of {self.n_frames} declared frames; "
                         "the file ends early (truncated?)")
+
+
+    def _tell_gaps(self, missing: list[int]) -> None:
+        """Notices for the frame numbers `missing` among those read: jumps in the
+        timestamps and frames that failed to decode (called at the file's end, or for the
+        frames read so far when the stream is stopped before it)."""
+        missing = sorted(set(missing) - {first - 1 for first in self._splices})  # a splice's gap is no frame
+        # A number no packet holds is a jump in the timestamps (packets lost to damage, a
+        # camera that paused), not a frame that failed to decode: say which it was.
+        placed = set(self._rank.values())
+        jumped = [n for n in missing if self._rank and n not in placed]
+        undecoded = [n for n in missing if not (self._rank and n not in placed)]
+        if jumped:
+            self.notice(f"{self.path.name}: no frame at {len(jumped)} frame {'time' if len(jumped) == 1 else 'times'} "
+                        f"({_spans(jumped)}): the timestamps jump there (packets lost to damage, or "
+                        "the recording paused); the others keep their numbers and times and the "
+                        "frame chain breaks at each gap")
+        if undecoded:
+            self.notice(f"{self.path.name}: {len(undecoded)} {_frames_word(len(undecoded))} could not "
+                        f"be decoded ({_spans(undecoded)}); the others keep their numbers and the "
+                        "frame chain breaks at each gap")
 
 
 def _file_grew(path: Path, size: int) -> bool:
