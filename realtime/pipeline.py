@@ -488,6 +488,7 @@ def run_stream(
         scorer.finish()
         if options.max_frames is not None and room() <= 0 and not stop() and _has_more(ring):
             stats.frame_limit = options.max_frames  # not when the stream ended at the limit itself
+        stats.stopped = stop()
         failed = False
         if saver is not None and saver.written == 0 and saver.error is None and stats.frames:
             # frames past the stream's end, or never paired (no face): say so, not nothing

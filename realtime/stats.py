@@ -79,6 +79,9 @@ class RunStats:
     # the stream was stopped after this many frames by the run's frame limit (max_frames),
     # not by its end: a "too short" notice must say so rather than blame the input
     frame_limit: int | None = None
+    # the run was stopped (Ctrl-C, SIGTERM) before the stream ended: a "too short" notice
+    # must say so too
+    stopped: bool = False
     # outputs of this stream that could not be written (--save-inputs images): the stream
     # still ran; the run says so in an `error:` line and exits 2
     output_errors: list[str] = field(default_factory=list)
@@ -121,7 +124,8 @@ class RunStats:
         what = ("nothing could be scored" if len(short) == len(self.models)
                 else f"{', '.join(short)} not scored")
         cause = (f" (the run's frame limit of {self.frame_limit} stopped it)"
-                 if self.frame_limit is not None and self.frames >= self.frame_limit else "")
+                 if self.frame_limit is not None and self.frames >= self.frame_limit
+                 else " (the run was stopped before its end)" if self.stopped else "")
         return (f"only {self.frames} {'frame' if self.frames == 1 else 'frames'}{cause}, fewer than one "
                 f"frame pair needs (K + 1 frames{rate}: {needs}): {what}")
 
