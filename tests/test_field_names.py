@@ -8,6 +8,7 @@ import csv
 import json
 import os
 import shutil
+import unicodedata
 from pathlib import Path
 
 import cv2
@@ -121,3 +122,48 @@ def test_types_scores_only_the_types_spotted(clip, tmp_path: Path, capsys: pytes
     with open(out / "truth.csv", newline="") as fh:
         assert {row["type"] for row in csv.DictReader(fh)} <= {"ME"}
     assert f"{n_mae} truth interval(s) of MaE, not spotted (--types ME), not scored" in capsys.readouterr().err
+    # the stream's .eaf holds the truth it is scored on, as truth.csv (it held MaE truth too)
+    tiers = Elan.Eaf(str(out / "eaf" / "clip.eaf")).tiers
+    assert not [t for t in tiers if t.startswith("truth") and "MaE" in t and tiers[t][0]], list(tiers)
+
+
+def test_a_name_written_decomposed_matches_its_truth_written_composed(clip, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    """macOS stores `café` decomposed (e + a combining accent); a CSV typed by hand has
+    the composed é. The video counted as not replayed and its truth as missed."""
+    src, weights = clip
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(src, folder / (unicodedata.normalize("NFD", "café") + ".avi"))
+    rows = list(csv.DictReader(open(src.with_name("clip_truth.csv"), newline="")))
+    truth = tmp_path / "truth.csv"
+    with open(truth, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({**r, "video": unicodedata.normalize("NFC", "café")} for r in rows)
+    out = tmp_path / "run"
+    assert _run(["--replay", str(folder), "--truth", str(truth), "--out", str(out)], weights) == 0
+    err = capsys.readouterr().err
+    assert "not replayed" not in err, err
+    megc = json.loads((out / "metrics.json").read_text())["megc"]
+    assert megc["MaE"]["n_truth"] + megc["ME"]["n_truth"] == len(rows)
+    with open(out / "predictions.csv", newline="", encoding="utf-8") as fh:
+        assert {row["video"] for row in csv.DictReader(fh)} <= {unicodedata.normalize("NFC", "café")}
+    assert text_name(unicodedata.normalize("NFD", "café")) == "café"
+
+
+def test_save_inputs_gives_every_stream_its_own_folder(clip, tmp_path: Path) -> None:
+    """`take 1` and `take_1`, and two names in another script, wrote into one folder
+    (`take_1`, `stream`), the second stream's PNGs over the first's."""
+    src, weights = clip
+    folder = tmp_path / "in"
+    folder.mkdir()
+    names = ["take 1", "take_1", "面接", "録画"]
+    for n in names:
+        shutil.copy(src, folder / f"{n}.avi")
+    out = tmp_path / "run"
+    assert _run(["--replay", str(folder), "--max-frames", "40", "--save-inputs", "2", "--out", str(out)],
+                weights) == 0
+    made = sorted(p.name for p in (out / "inputs").iterdir())
+    assert len(made) == 4 and {"take_1", "面接", "録画"} <= set(made), made
+    assert all(any((out / "inputs" / m).glob("*_input.png")) for m in made)

@@ -22,7 +22,7 @@ from realtime.common.types import FlowSettings, FrameScore, StreamStatus
 from realtime.pipeline import FrameClock, RunOptions, TypeSetup, run_stream, setup_for_fps
 from realtime.sinks import SCORES_COLUMNS, CollectSink, NullSink, ScoresCsvSink
 from realtime.sources import VideoFileSource
-from realtime.stats import NO_FACE_HINT
+from realtime.stats import NO_FACE_HINT, RunStats
 
 from media import write_face_clip, write_random_weights
 
@@ -95,6 +95,19 @@ def test_a_stream_without_any_face_says_so(media: dict, tmp_path) -> None:
     assert stats.notices == ["no face found in any of its 90 frames: nothing could be spotted (" + NO_FACE_HINT + ")"]
     assert told == []  # the coverage is for the summary, not a live notice
 
+
+
+def test_a_stream_stopped_early_is_not_called_too_short_for_its_own_length(media: dict) -> None:
+    """Ctrl-C or SIGTERM after a few frames: the too-short notice read as if the video
+    were that long; it now says the run was stopped."""
+    scorers = [make_scorer(w, "cpu") for w in media["weights"]]
+    stats = RunStats()
+    stats = run_stream(VideoFileSource(media["clip"]), [setup_for_fps(s, 30.0) for s in scorers],
+                       CpuPairFeatures(FlowSettings()), [CollectSink()], RunOptions(batch=1), stats,
+                       stop=lambda: stats.frames >= 4)
+    assert 4 <= stats.frames < 19 and stats.stopped
+    short = [n for n in stats.notices if n.startswith(f"only {stats.frames} frames")]
+    assert short and "(the run was stopped before its end), fewer than one frame pair needs" in short[0], stats.notices
 
 def test_no_pair_spans_the_chain_break(run: dict) -> None:
     for setup in run["setups"]:

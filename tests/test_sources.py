@@ -628,6 +628,32 @@ def test_damaged_frames_keep_the_numbering(make_video, tmp_path):
                            "their numbers and the frame chain breaks at each gap"]
 
 
+@pytest.mark.parametrize("how", ["close", "generator"])
+def test_damage_met_before_a_stream_is_stopped_is_still_told(make_video, tmp_path, how):
+    """A stream stopped before the file's end (--max-frames, Ctrl-C, SIGTERM: the source
+    is closed, or its generator closed) said nothing of the frames it had already lost;
+    the notice came only at the file's end."""
+    path = make_video("clip.avi", frames=300, size=(64, 48))
+    data = bytearray(path.read_bytes())
+    for frame in (120, 201):
+        pos, size = _packets(path)[frame - 1]
+        data[pos:pos + size] = bytes(size)
+    damaged = tmp_path / "damaged.avi"
+    damaged.write_bytes(bytes(data))
+    src = VideoFileSource(damaged)
+    frames = iter(src)
+    for raw in frames:
+        if raw.index == 150:
+            break
+    if how == "close":
+        src.close()
+        assert next(frames, None) is None
+    else:
+        frames.close()  # type: ignore[attr-defined]
+    assert src.notices == ["damaged.avi: 1 frame could not be decoded (120); the others keep "
+                           "their numbers and the frame chain breaks at each gap"]
+
+
 @pytest.mark.skipif("libx264" not in av.codecs_available, reason="this PyAV build has no libx264")
 def test_h264_b_frames_in_avi_are_numbered_in_display_order(tmp_path):
     # AVI stamps packets in decode order, so the decoded B-frames' pts go backwards: those
