@@ -110,6 +110,7 @@ def path_items(path: Path, fps: float | None, notes: list[str] | None = None) ->
     children = sorted(p for p in path.iterdir() if not is_hidden(p))
     has_videos = any(c.is_file() and c.suffix.lower() in VIDEO_SUFFIXES for c in children)
     no_rate: list[str] = []  # frame folders beside videos, without --fps
+    nested: list[str] = []  # folders holding videos: one level is read, as the datasets lay them out
     for child in children:
         if child.is_file() and child.suffix.lower() in VIDEO_SUFFIXES:
             items.append(_video_item(child, fps))
@@ -118,13 +119,21 @@ def path_items(path: Path, fps: float | None, notes: list[str] | None = None) ->
                 no_rate.append(child.name)
                 continue
             items.append(_folder_item(child, fps))
+        elif child.is_dir() and _has_videos(child):
+            nested.append(child.name)
     if no_rate and notes is not None:
         notes.append(f"{path}: frame folder(s) not replayed, a frame folder needs --fps: {first_few(no_rate)} "
                      "(replay each by its path with --fps; --fps here would also retime the videos)")
     if not items:
         unknown = skipped_files(path)
         hint = f" (skipped by their suffix: {first_few([p.name for p in unknown])}; replay one by its path)" if unknown else ""
+        if nested:
+            hint += (f" (its subfolder(s) {first_few(nested)} hold videos: a folder replay reads one level; "
+                     "replay each subfolder by its path)")
         raise UserError(f"{path}: no video files or frame folders in it{hint}")
+    if nested and notes is not None:
+        notes.append(f"{path}: videos in subfolder(s) not replayed: {first_few(nested)} (a folder replay reads "
+                     "one level; replay each subfolder by its path)")
     names = [it.name for it in items]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -133,6 +142,14 @@ def path_items(path: Path, fps: float | None, notes: list[str] | None = None) ->
         raise UserError(f"{path}: several inputs share the video id {dup[0]!r} (file stem or folder name); "
                         "rename one")
     return items
+
+
+def _has_videos(folder: Path) -> bool:
+    """A folder (not replayed itself) that holds video files: a phone's DCIM/100APPLE."""
+    try:
+        return any(c.is_file() and c.suffix.lower() in VIDEO_SUFFIXES and not is_hidden(c) for c in folder.iterdir())
+    except OSError:  # unreadable: not ours to judge
+        return False
 
 
 def skipped_files(folder: Path) -> list[Path]:

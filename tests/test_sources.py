@@ -839,6 +839,22 @@ def test_a_frame_folder_beside_videos_without_fps_is_left_out_with_a_note(make_v
         path_items(videos, None, [])
 
 
+def test_videos_in_subfolders_of_a_folder_replay_are_named(make_video, tmp_path):
+    """A phone's DCIM/100APPLE/IMG_0001.MOV: the folder replay read one level and said
+    "no video files" (or, beside other videos, nothing at all) of the subfolder."""
+    from realtime.common.errors import UserError
+
+    (tmp_path / "dcim" / "100APPLE").mkdir(parents=True)
+    make_video("dcim/100APPLE/IMG_0001.avi", frames=3)
+    with pytest.raises(UserError, match=r"its subfolder\(s\) 100APPLE hold videos: a folder replay reads one level"):
+        path_items(tmp_path / "dcim", None, [])
+    make_video("dcim/top.avi", frames=3)
+    notes: list[str] = []
+    assert [item.name for item in path_items(tmp_path / "dcim", None, notes)] == ["top"]
+    assert notes == [f"{tmp_path / 'dcim'}: videos in subfolder(s) not replayed: 100APPLE (a folder replay reads "
+                     "one level; replay each subfolder by its path)"]
+
+
 class _Timed(sources.FrameSource):
     """Frames at given stream times (a variable-rate file, a folder numbered from 5000)."""
 
