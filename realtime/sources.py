@@ -421,9 +421,19 @@ def pts_restarts(pts: np.ndarray, time_base: float) -> list[int]:
     interval = float(np.median(steps)) * time_base if steps.size else 0.0
     # + half an interval: millisecond timestamps round each interval by up to a tick
     limit = max(RESTART_S, (REORDER_FRAMES + 0.5) * interval)
-    drops = (np.maximum.accumulate(pts)[:-1] - pts[1:]) * time_base > limit
-    starts = drops & ~np.concatenate(([False], drops[:-1]))
-    return [int(i) + 1 for i in np.flatnonzero(starts)]
+    # The highest pts of the current part only: measured against the whole file's, a
+    # second part's B-frames flip in and out of the test as its clock nears the first
+    # part's end, and one restart was counted several times.
+    limit_ticks = limit / time_base
+    starts: list[int] = []
+    top = int(pts[0])
+    for i, value in enumerate(pts.tolist()[1:], start=1):
+        if top - value > limit_ticks:
+            starts.append(i)
+            top = value
+        elif value > top:
+            top = value
+    return starts
 
 
 def frame_places(pts: np.ndarray, time_base: float, fps: float | None) -> tuple[np.ndarray, np.ndarray, list[int]]:
