@@ -73,7 +73,11 @@ def _has_images(folder: Path) -> bool:
 
 
 def _has_videos(folder: Path) -> bool:
-    return any(p.is_file() and not is_hidden(p) and p.suffix.lower() in VIDEO_SUFFIXES for p in folder.iterdir())
+    """Whether the folder holds video files (a folder of recordings, a phone's DCIM/100APPLE)."""
+    try:
+        return any(p.is_file() and not is_hidden(p) and p.suffix.lower() in VIDEO_SUFFIXES for p in folder.iterdir())
+    except OSError:  # an unreadable subfolder: not a folder of videos we could replay
+        return False
 
 
 def _is_frame_folder(folder: Path) -> bool:
@@ -142,14 +146,6 @@ def path_items(path: Path, fps: float | None, notes: list[str] | None = None) ->
         raise UserError(f"{path}: several inputs share the video id {dup[0]!r} (file stem or folder name); "
                         "rename one")
     return items
-
-
-def _has_videos(folder: Path) -> bool:
-    """A folder (not replayed itself) that holds video files: a phone's DCIM/100APPLE."""
-    try:
-        return any(c.is_file() and c.suffix.lower() in VIDEO_SUFFIXES and not is_hidden(c) for c in folder.iterdir())
-    except OSError:  # unreadable: not ours to judge
-        return False
 
 
 def skipped_files(folder: Path) -> list[Path]:
