@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import io
 import itertools
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from matplotlib import font_manager
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
@@ -39,6 +41,10 @@ from realtime.report_data import VideoRun
 from realtime.report_marks import TypeMarks
 
 TYPE_ORDER = ("MaE", "ME")  # the MEGC table's order
+# Fonts tried after matplotlib's own for a video id in another script (a Japanese or
+# Chinese file name), where installed; without them those glyphs are drawn as boxes.
+FALLBACK_FONTS = ("Noto Sans CJK JP", "Noto Sans CJK SC", "Noto Sans JP", "WenQuanYi Zen Hei",
+                  "Droid Sans Fallback", "Noto Sans", "FreeSans")
 COLOURS = {"raw": "#9ecae1", "smoothed": "#08519c", "threshold": "#d62728", "tp": "#2ca02c",
            "fn": "#d62728", "fp": "#ff7f0e", "pred": "#1f77b4", "no_face": "#bdbdbd", "break": "#000000"}
 TRUTH_LANE = (-0.28, 0.08)  # (y, height) below the score range 0..1
@@ -69,8 +75,19 @@ def video_png(video: VideoRun, marks: dict[str, TypeMarks] | None, dpi: int = 11
     if fig is None:
         return None
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    with warnings.catch_warnings():
+        # a glyph no installed font has is drawn as a box: that is said here, not by
+        # matplotlib's warning per glyph (the id is in the file name and the page anyway)
+        warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
+        fig.savefig(buf, format="png", dpi=dpi)
     return buf.getvalue()
+
+
+def title_fonts() -> list[str]:
+    """matplotlib's default sans-serif font, then the FALLBACK_FONTS installed here
+    (a family that is not installed would make matplotlib log a warning on each use)."""
+    have = {f.name for f in font_manager.fontManager.ttflist}
+    return ["DejaVu Sans", *[name for name in FALLBACK_FONTS if name in have]]
 
 
 ROW_SECONDS = 40.0  # a row of the figure shows at most this much video ...
@@ -125,7 +142,7 @@ def video_figure(video: VideoRun, marks: dict[str, TypeMarks] | None) -> Figure 
                 top = ax.secondary_xaxis("top", functions=_frame_axis(video.fps))
                 top.set_xlabel("frame", fontsize=9, labelpad=1)
                 ax.set_title(ax.get_title(loc="left"), loc="left", fontsize=10, pad=26)  # above the frame axis
-    fig.suptitle(video.name + ("  (stream failed)" if video.failed else ""), fontsize=12)
+    fig.suptitle(video.name + ("  (stream failed)" if video.failed else ""), fontsize=12, fontfamily=title_fonts())
     fig.legend(handles=_legend(marks is not None), loc="outside lower center", ncol=5, fontsize=8, frameon=False)
     return fig
 

@@ -201,6 +201,22 @@ def test_a_video_longer_than_a_row_gets_an_axis_per_type_and_row(truth_run: Path
     assert spans[0][0] == 0.0 and all(abs(a[1] - b[0]) < 1e-9 for a, b in zip(spans, spans[1:]))
 
 
+
+def test_a_video_id_in_another_script_draws_without_warnings(truth_run: Path) -> None:
+    """A Japanese file name: lgnm-report printed matplotlib's "Glyph ... missing from
+    font(s)" UserWarning per glyph, with the source line, on stderr."""
+    import dataclasses
+    import warnings
+
+    from realtime.report_plot import video_png
+
+    run = read_run(truth_run)
+    video = next(v for v in run.videos if v.name != "c_bad")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        png = video_png(dataclasses.replace(video, name="面接 録画"), run_marks(run)[video.name])
+    assert png is not None and png.startswith(b"\x89PNG")
+
 def test_scores_are_drawn_over_the_intervals_they_produce(truth_run: Path) -> None:
     """Each score of frame i is drawn at frame i + K//2 (seconds: (i + K//2 - 1) / fps),
     the frames the spotter gives its intervals; so inside every predicted interval the
