@@ -164,9 +164,16 @@ def attach_truth(items: list[ReplayItem], truth_csv: Path) -> list[Interval]:
     by_video: dict[str, list[Interval]] = {}
     for iv in truth:
         by_video.setdefault(iv.video, []).append(iv)
-    unknown = sorted(set(by_video) - {it.name for it in items})
+    replayed = {it.name for it in items}
+    unknown = sorted(set(by_video) - replayed)
     if len(unknown) == len(by_video) and by_video:
-        raise UserError(f"--truth {truth_csv}: none of its videos ({', '.join(unknown[:3])}...) is replayed")
+        # a truth that names files (clip.mp4) where the ids are their stems (clip)
+        stems = sorted({Path(v).stem for v in unknown if Path(v).suffix and Path(v).stem in replayed})
+        hint = (f"; video ids are file stems without a suffix ({stems[0]!r}, not "
+                f"{next(v for v in unknown if Path(v).stem == stems[0])!r})" if stems else
+                f"; the replayed ids are {', '.join(sorted(replayed)[:3])}{'...' if len(replayed) > 3 else ''}")
+        listed = ", ".join(unknown[:3]) + ("..." if len(unknown) > 3 else "")
+        raise UserError(f"--truth {truth_csv}: none of its videos ({listed}) is replayed{hint}")
     for it in items:
         it.truth = by_video.get(it.name, [])
     return truth

@@ -167,3 +167,19 @@ def test_save_inputs_gives_every_stream_its_own_folder(clip, tmp_path: Path) -> 
     made = sorted(p.name for p in (out / "inputs").iterdir())
     assert len(made) == 4 and {"take_1", "面接", "録画"} <= set(made), made
     assert all(any((out / "inputs" / m).glob("*_input.png")) for m in made)
+
+
+@pytest.mark.parametrize("named, hint", [
+    ("clip.avi", "video ids are file stems without a suffix ('clip', not 'clip.avi')"),
+    ("other", "the replayed ids are clip"),
+])
+def test_truth_naming_no_replayed_video_says_what_the_ids_are(clip, tmp_path: Path, named: str, hint: str,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    """A truth CSV naming `clip.avi` (or another video) said only "none of its videos
+    (clip.avi...) is replayed": not what the replayed ids are."""
+    src, weights = clip
+    truth = tmp_path / "truth.csv"
+    truth.write_text(f"video,type,onset,apex,offset\n{named},MaE,10,20,30\n", encoding="utf-8")
+    assert _run(["--replay", str(src), "--truth", str(truth)], weights) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: --truth {truth}: none of its videos ({named}) is replayed; {hint}"
