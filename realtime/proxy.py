@@ -31,7 +31,7 @@ import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
 from realtime.common.errors import UserError, cli_entry, path_arg
-from realtime.publisher import is_loopback, load_secret_key
+from realtime.publisher import ClientKeys, is_loopback, load_secret_key
 
 PUBLISHERS_ENDPOINT = "tcp://127.0.0.1:5557"
 SUBSCRIBERS_ENDPOINT = "tcp://127.0.0.1:5556"  # lgnm-sub's default: it needs no option
@@ -114,7 +114,10 @@ class EventProxy:
     def _bind(self, sock: zmq.Socket, side: ProxySide, keys: tuple[bytes, bytes] | None, domain: str) -> str:
         sock.setsockopt(zmq.LINGER, LINGER_MS)
         if side.clients_dir is not None and keys is not None and self._auth is not None:
-            self._auth.configure_curve(domain=domain, location=str(side.clients_dir))
+            # a refused key is told on stderr (ZeroMQ refuses it silently, the client retries)
+            self._auth.configure_curve_callback(domain=domain, credentials_provider=ClientKeys(
+                side.clients_dir, side.keys_option,
+                lambda message: print(f"warning: lgnm-proxy: {message}", file=sys.stderr, flush=True)))
             sock.zap_domain = domain.encode()
             sock.curve_publickey, sock.curve_secretkey = keys
             sock.curve_server = True

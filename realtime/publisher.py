@@ -70,6 +70,31 @@ class CurveServerKeys:
         return load_secret_key(Path(self.secret_file), "--curve-secret")
 
 
+class ClientKeys:
+    """The authorised client public keys of a `--curve-clients` folder as the ZAP
+    handler's credentials provider (`ThreadAuthenticator.configure_curve_callback`): the
+    same test as `configure_curve(location=...)`, and a refused key is told once through
+    `on_refused` (ZeroMQ refuses it without a word on either side). Keys are read once,
+    at start, as `configure_curve` reads them."""
+
+    def __init__(self, folder: Path, option: str, on_refused: Callable[[str], None] | None = None) -> None:
+        self.folder = Path(folder)
+        self.option = option
+        self.on_refused = on_refused
+        self.allowed = set(zmq.auth.load_certificates(str(self.folder)))  # z85 public keys
+        self.told: set[bytes] = set()
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        """ZAP: True to let the client with this z85 public key in."""
+        if key in self.allowed:
+            return True
+        if key not in self.told and self.on_refused is not None:
+            self.told.add(key)
+            self.on_refused(f"{self.option} {self.folder}: refused a client whose public key "
+                            f"({key.decode('ascii', 'replace')[:8]}...) is not among its keys")
+        return False
+
+
 def load_secret_key(path: Path, option: str) -> tuple[bytes, bytes]:
     """(public, secret) from a `*.key_secret` certificate file."""
     try:
@@ -164,11 +189,13 @@ EventListener = Callable[[SpotEvent, bytes], None]
 class EventPublisher:
     """Publishes events and status of one stream at a time over one socket (none when
     `endpoint` is None); a replay of many videos moves on with `begin_stream` (each
-    stream has its own seq); use as a context manager."""
+    stream has its own seq); use as a context manager. With `curve`, a subscriber whose
+    key is refused is told once per key through `on_refused` (called from the ZAP thread)."""
 
     def __init__(self, endpoint: str | None = DEFAULT_ENDPOINT, *, stream: str,
                  journal: Path | None = None, curve: CurveServerKeys | None = None,
-                 sndhwm: int = 1000, listeners: Sequence[EventListener] = ()) -> None:
+                 sndhwm: int = 1000, listeners: Sequence[EventListener] = (),
+                 on_refused: Callable[[str], None] | None = None) -> None:
         if not stream:
             raise ValueError("EventPublisher stream: the stream id must not be empty")
         if endpoint is not None and not is_loopback(endpoint) and curve is None:
@@ -208,7 +235,8 @@ class EventPublisher:
             if keys is not None and curve is not None:
                 self._auth = ThreadAuthenticator(self._ctx)
                 self._auth.start()
-                self._auth.configure_curve(domain="*", location=str(curve.clients_dir))
+                self._auth.configure_curve_callback(
+                    domain="*", credentials_provider=ClientKeys(curve.clients_dir, "--curve-clients", on_refused))
                 self._socket.curve_publickey, self._socket.curve_secretkey = keys
                 self._socket.curve_server = True
             try:

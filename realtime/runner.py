@@ -80,7 +80,8 @@ def open_publisher(config: RunConfig, stack: ExitStack, stream: str,
     curve = None
     if config.curve_secret is not None and config.curve_clients is not None:  # RunConfig: both or neither
         curve = CurveServerKeys(config.curve_secret, config.curve_clients)
-    pub = EventPublisher(endpoint, stream=stream, journal=config.journal, curve=curve, listeners=listeners)
+    pub = EventPublisher(endpoint, stream=stream, journal=config.journal, curve=curve, listeners=listeners,
+                         on_refused=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True))
     stack.callback(pub.close)
     return pub
 

@@ -11,8 +11,9 @@ Exit codes: 0 (done, timeout or Ctrl-C), 1 when `--count N` messages did not arr
 before `--timeout`, 2 for user errors.
 
 A publisher that refuses the connection (CurveZMQ keys that do not match, or keys on one
-side only) is retried by ZeroMQ silently forever; the socket's monitor events tell it
-(`HandshakeWatch`), and lgnm-sub ends with one error line saying which key is wrong.
+side only) gives no error: ZeroMQ stays silent (and retries some of these forever); the
+socket's monitor events tell it (`HandshakeWatch`), and lgnm-sub ends with one error line
+saying which key is wrong.
 """
 
 from __future__ import annotations
@@ -46,8 +47,8 @@ class HandshakeWatch:
     """Reads a SUB socket's monitor events and raises UserError when the publisher keeps
     refusing it: its ZAP handler refused this client's key (HANDSHAKE_FAILED_AUTH), one
     side uses CurveZMQ and the other does not (HANDSHAKE_FAILED_PROTOCOL), or the
-    handshake failed NO_DETAIL_FAILURES times in a row with keys (the server key is not
-    the publisher's). Event names: libzmq's zmq_socket_monitor(3)."""
+    handshake failed NO_DETAIL_FAILURES times in a row (a wrong server key, or the same
+    mismatch when the peer hung up first). Event names: libzmq's zmq_socket_monitor(3)."""
 
     def __init__(self, sock: zmq.Socket, endpoint: str, curve: bool) -> None:
         self.endpoint = endpoint
@@ -73,9 +74,14 @@ class HandshakeWatch:
                                 "--curve-server-key; see lgnm-keygen)")
             elif event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
                 self.failures += 1
+                # a mechanism mismatch shows as PROTOCOL or, when the peer hangs up
+                # first, as NO_DETAIL: the message names both causes it can be
                 if self.failures >= NO_DETAIL_FAILURES:
                     raise UserError(f"{self.endpoint}: the CurveZMQ handshake failed {self.failures} times: "
-                                    "--curve-server-key is not the publisher's public key")
+                                    "--curve-server-key is not the publisher's public key, or the publisher "
+                                    "does not use CurveZMQ" if self.curve else
+                                    f"{self.endpoint}: the handshake failed {self.failures} times: the publisher "
+                                    "requires CurveZMQ keys (--curve-secret and --curve-server-key; see lgnm-keygen)")
 
 
 @dataclass

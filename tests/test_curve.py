@@ -67,11 +67,18 @@ def test_keygen_files(keys):
 def test_authorised_receives_everything_stranger_nothing(keys):
     curve = CurveServerKeys(keys / "server" / "server.key_secret", keys / "clients")
     ctx = zmq.Context()
+    refused: list[str] = []
     try:
-        with EventPublisher("tcp://127.0.0.1:*", stream="cam", curve=curve) as pub:
+        with EventPublisher("tcp://127.0.0.1:*", stream="cam", curve=curve, on_refused=refused.append) as pub:
             stranger = curve_sub(ctx, pub.endpoint, keys / "stranger" / "mallory.key_secret",
                                  keys / "server" / "server.key")
             wait_auth_failure(stranger)
+            again = curve_sub(ctx, pub.endpoint, keys / "stranger" / "mallory.key_secret",
+                              keys / "server" / "server.key")
+            wait_auth_failure(again)  # the same key again: told once
+            mallory = zmq.auth.load_certificate(keys / "stranger" / "mallory.key")[0].decode()
+            assert refused == [f"--curve-clients {keys / 'clients'}: refused a client whose public key "
+                               f"({mallory[:8]}...) is not among its keys"]
             alice = curve_sub(ctx, pub.endpoint, keys / "private" / "alice.key_secret",
                               keys / "server" / "server.key")
             assert pub.wait_for_subscriber(timeout=20)

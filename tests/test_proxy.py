@@ -101,7 +101,7 @@ def spot(i: int, stream: str) -> SpotEvent:
     return SpotEvent(stream, "ME", i + 1, i + 3, i + 6, i / 30, (i + 5) / 30, 0.7, 10.0)
 
 
-def test_curve_on_both_sides_keeps_publishers_and_subscribers_apart(keys: Path) -> None:
+def test_curve_on_both_sides_keeps_publishers_and_subscribers_apart(keys: Path, capsys: pytest.CaptureFixture) -> None:
     config = ProxyConfig(ProxySide("tcp://127.0.0.1:*", keys / "pubkeys", "--publishers", "--curve-publishers"),
                          ProxySide("tcp://127.0.0.1:*", keys / "subkeys", "--subscribers", "--curve-clients"),
                          keys / "server" / "proxy.key_secret")
@@ -126,6 +126,10 @@ def test_curve_on_both_sides_keeps_publishers_and_subscribers_apart(keys: Path) 
                 got = [decode(sub.recv_multipart()) for _ in range(30)]
                 assert [(m.stream, m.seq) for m in got] == [("alice_cam", i) for i in range(1, 31)]
                 assert not sub.poll(300)  # nothing of bob's arrived
+            # the proxy says so (ZeroMQ refused bob's publisher without a word)
+            bob_key = zmq.auth.load_certificate(keys / "bob" / "bob.key")[0].decode()
+            assert (f"warning: lgnm-proxy: --curve-publishers {keys / 'pubkeys'}: refused a client whose public key "
+                    f"({bob_key[:8]}...) is not among its keys") in capsys.readouterr().err.splitlines()
             plain = ctx.socket(zmq.SUB)  # no keys: never gets past the handshake
             plain.setsockopt(zmq.SUBSCRIBE, b"")
             plain.connect(proxy.subscribers_endpoint)

@@ -234,11 +234,10 @@ def curve_keys(tmp_path):
     ("other/eve.key_secret", "server/server.key", True,
      "the publisher refused this subscriber's key: the public key of --curve-secret is not among its "
      "--curve-clients keys"),
-    ("me/bob.key_secret", "fake/server.key", True,
-     "the CurveZMQ handshake failed 3 times: --curve-server-key is not the publisher's public key"),
+    ("me/bob.key_secret", "fake/server.key", True, "--curve-server-key is not the publisher's public key"),
+    # a mechanism mismatch is a PROTOCOL failure, or NO_DETAIL when the peer hangs up first
     (None, None, True, "the publisher requires CurveZMQ keys (--curve-secret and --curve-server-key; see lgnm-keygen)"),
-    ("me/bob.key_secret", "server/server.key", False,
-     "the publisher does not use CurveZMQ; drop --curve-secret and --curve-server-key"),
+    ("me/bob.key_secret", "server/server.key", False, "the publisher does not use CurveZMQ"),
 ])
 def test_a_publisher_that_refuses_the_subscriber_is_one_error_line(curve_keys, client, server_key, curve_publisher,
                                                                    said, capsys):
@@ -253,4 +252,4 @@ def test_a_publisher_that_refuses_the_subscriber_is_one_error_line(curve_keys, c
         code = subscriber.main([pub.endpoint, "--json", "--timeout", "30", *keys])
     err = capsys.readouterr().err
     assert code == 2, err
-    assert err.strip() == f"error: {pub.endpoint}: {said}"
+    assert len(err.strip().splitlines()) == 1 and err.startswith(f"error: {pub.endpoint}: ") and said in err, err
