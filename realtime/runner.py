@@ -129,10 +129,11 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
         publisher = open_publisher(config, stack, items[0].name, lsl)
         if config.connect and publisher is not None:
             wait_for_proxy(publisher, stop)
-        predictions = open_output(out / "predictions.csv", PredictionsSink) if out else None
+        unopened: list[Path] = []  # outputs in the way of a folder or a read-only file
+        predictions = open_output(out / "predictions.csv", PredictionsSink, unopened) if out else None
         if predictions:
             stack.callback(predictions.close)
-        scores_csv = open_output(out / "scores.csv", ScoresCsvSink) if out else None
+        scores_csv = open_output(out / "scores.csv", ScoresCsvSink, unopened) if out else None
         if scores_csv:
             stack.callback(scores_csv.close)
         eaf = EafSink(out / "eaf") if out else None
@@ -201,18 +202,23 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
                           f"{', ...' if len(missing) > 5 else ''}); they have no rows", file=sys.stderr)
     if config.report and out is not None:
         write_run_report(out)
-    written = written and not (eaf is not None and eaf.failed) and not any(r.output_errors for r in runs)
+    written = (written and not unopened and not (eaf is not None and eaf.failed)
+               and not any(r.output_errors for r in runs))
     return exit_code(runs) or (0 if written else EXIT_USER_ERROR)
 
 
-def open_output(path: Path, opener: Callable[[Path], T]) -> T:
-    """An output file of --out opened before the first stream: a path in the way (a
-    folder of that name, a read-only file a previous run left) is one `error:` line
-    naming it, not a traceback."""
+def open_output(path: Path, opener: Callable[[Path], T], unopened: list[Path]) -> T | None:
+    """An output file of --out opened before the first stream; None when a path is in
+    the way (a folder of that name, a read-only file a previous run left): one `error:`
+    line naming it, the path added to `unopened` (the run exits 2), and the run goes on
+    with the other outputs, as for a summary file that cannot be written."""
     try:
         return opener(path)
     except OSError as exc:
-        raise UserError(f"--out: cannot write {path} ({exc.strerror or exc})") from None
+        print(f"error: --out: cannot write {path} ({exc.strerror or exc}); the run goes on without it",
+              file=sys.stderr, flush=True)
+        unopened.append(path)
+        return None
 
 
 def write_output(path: Path, write: Callable[[Path], object]) -> bool:

@@ -286,19 +286,26 @@ def test_an_out_folder_that_cannot_be_written_is_one_line(media: dict, tmp_path:
     assert code == 2 and err.strip() == f"error: --out {folder}: cannot write in the folder (Permission denied)"
 
 
-@pytest.mark.parametrize("blocked", ["predictions.csv", "metrics.json"])
+@pytest.mark.parametrize("blocked", ["predictions.csv", "scores.csv", "metrics.json"])
 def test_an_output_file_that_cannot_be_written_is_one_line_and_the_others_are_kept(
         blocked: str, media: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    """A folder where an output file goes (or a file a previous run left read-only):
-    predictions.csv fails before any stream runs, metrics.json after the others are written."""
+    """A folder where an output file goes (or a file a previous run left read-only): one
+    error line and exit 2, and the stream still runs and writes every other output (a
+    blocked scores.csv or predictions.csv ended the run before the stream, leaving a
+    header-only predictions.csv and no metrics.json)."""
     out = tmp_path / "out"
     (out / blocked).mkdir(parents=True)
     code, err = run_main(["--replay", str(media["clip"]), *weight_args(media), "--pub", "none", "--quiet",
                           "--max-frames", "30", "--out", str(out)], capsys)
     assert code == 2 and f"error: --out: cannot write {out / blocked} (Is a directory)" in err
     assert "Traceback" not in err
-    if blocked == "metrics.json":
-        assert (out / "predictions.csv").is_file() and len((out / "scores.csv").read_text().splitlines()) > 1
+    outputs = {"predictions.csv": lambda p: len(p.read_text().splitlines()) >= 1,
+               "scores.csv": lambda p: len(p.read_text().splitlines()) > 1,
+               "metrics.json": lambda p: json.loads(p.read_text())["performance"]["runs"][0]["frames"] == 30}
+    for name, complete in outputs.items():
+        if name != blocked:
+            assert (out / name).is_file() and complete(out / name), name
+    assert (out / "eaf").is_dir()
 
 
 def test_performance_table_names_the_backend_when_the_first_stream_failed(
