@@ -121,7 +121,7 @@ class ScoresCsvSink(NullSink):
 
     def __init__(self, path: Path) -> None:
         self._fh = open(path, "w", newline="", encoding="utf-8")
-        self._csv = csv.writer(self._fh)
+        self._csv = csv.writer(self._fh, lineterminator="\n")  # LF, as predictions.csv and truth.csv
         self._csv.writerow(SCORES_COLUMNS)
         self._seen: set[tuple[str, str]] = set()  # (stream, type) with a segment already
 

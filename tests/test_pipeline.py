@@ -60,7 +60,8 @@ def run(media: dict) -> dict:
                        RunOptions(batch=8))
     scores_csv.close()
     return {"setups": setups, "intervals": collect.intervals, "scores": log.scores, "stats": stats,
-            "status": log.status, "scores_csv": pd.read_csv(media["clip"].with_name("scores.csv"))}
+            "status": log.status, "scores_csv": pd.read_csv(media["clip"].with_name("scores.csv")),
+            "scores_bytes": media["clip"].with_name("scores.csv").read_bytes()}
 
 
 def segments(frames: np.ndarray) -> list[np.ndarray]:
@@ -199,6 +200,7 @@ def test_scores_csv_holds_what_the_spotters_saw(run: dict) -> None:
     and the chain break after the blank."""
     table = run["scores_csv"]
     assert tuple(table.columns) == SCORES_COLUMNS
+    assert b"\r" not in run["scores_bytes"]  # LF lines as the other CSVs (CRLF broke awk '$8=="0"')
     for setup in run["setups"]:
         own = table[table.type == setup.type]
         faceless = own[own.face == 0]

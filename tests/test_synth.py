@@ -164,7 +164,8 @@ def test_mp4_readable_with_right_frame_count_and_truth_csv_round_trips(tmp_path)
         cap.release()
         assert count == 180
     assert read_intervals(tmp_path / "truth.csv") == summary.truth
-    assert (tmp_path / "distractors.csv").read_text().startswith("video,kind,start,end")
+    text = (tmp_path / "distractors.csv").read_bytes()
+    assert text.startswith(b"video,kind,start,end") and b"\r" not in text  # LF, as truth.csv
 
 
 def test_cas_and_samm_layouts_read_back_by_the_dataset_readers(tmp_path, hopper):

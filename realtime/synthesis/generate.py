@@ -215,7 +215,7 @@ def expand_tracks(paths: Sequence[str | Path]) -> tuple[str, ...]:
 
 def _write_distractors_csv(path: Path, rows: list[tuple[str, Distractor]]) -> None:
     with open(path, "w", newline="") as fh:
-        out = csv.writer(fh)
+        out = csv.writer(fh, lineterminator="\n")
         out.writerow(["video", "kind", "start", "end"])
         for video, d in rows:
             out.writerow([video, d.kind, d.start, d.end])
@@ -224,7 +224,7 @@ def _write_distractors_csv(path: Path, rows: list[tuple[str, Distractor]]) -> No
 def _write_actions_csv(path: Path, rows: list[tuple[str, Interval, Event]]) -> None:
     """One row per action of an event: which unit, how strong and how shaped."""
     with open(path, "w", newline="") as fh:
-        out = csv.writer(fh)
+        out = csv.writer(fh, lineterminator="\n")
         out.writerow(["video", "type", "onset", "offset", "action", "amplitude_px112", "side", "weaker",
                       "rotation_deg", "width_scale"])  # fmt: skip
         for video, iv, e in rows:
@@ -355,7 +355,7 @@ def write_dataset(
         _write_actions_csv(out / "actions.csv", shaped_rows)
     if motions:
         with open(out / "real_motion.csv", "w", newline="") as fh:
-            w = csv.writer(fh)
+            w = csv.writer(fh, lineterminator="\n")
             w.writerow(["video", "track", "start_frame", "scale"])
             w.writerows([(v, m.track.name, m.start + 1, f"{m.scale:.3f}") for v, m in motions])
     return DatasetSummary(names, truth, total, time.perf_counter() - t0, n_videos * duration / 60)
