@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--report", action="store_true",
                      help="at the end, write OUT/report/report.html (one page: scores, intervals, MEGC table) "
                           "and a PNG per video (needs --out; the same as lgnm-report OUT)")
-    out.add_argument("--quiet", action="store_true", help="no dashboard, progress or event lines")
+    out.add_argument("--quiet", action="store_true",
+                     help="nothing on stdout: no dashboard, progress, event lines or summary tables "
+                          "(notes, warnings and errors still on stderr)")
     out.add_argument("--json", action="store_true", help="events and the final summary as JSON lines")
     return p
 
