@@ -16,7 +16,7 @@ from typing import Any
 from engines.engine_meta import PRECISIONS, EngineSidecar, Precision, write_sidecar
 from engines.onnx_export import INPUT_NAME, export_onnx_bytes
 from engines.weights import file_sha256, read_meta
-from realtime.common.errors import UserError, cli_entry, path_arg
+from realtime.common.errors import OneLineParser, UserError, cli_entry, path_arg
 
 WORKSPACE_BYTES = 1 << 30  # 1 GiB of builder scratch: ample for MobileNetV2 at batch <= 256
 
@@ -110,7 +110,7 @@ def pin_tail_fp32(network: Any, trt: Any) -> int:  # tensorrt.INetworkDefinition
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="lgnm-build-engine", description="Build a TensorRT engine from LGNMNet weights")
+    ap = OneLineParser(prog="lgnm-build-engine", description="Build a TensorRT engine from LGNMNet weights")
     ap.add_argument("--weights", required=True, type=path_arg, help="LGNMNet .safetensors weights")
     ap.add_argument("--precision", required=True, choices=PRECISIONS)
     ap.add_argument("--calib", type=path_arg, help="int8: .npy/.npz of real pre-processed ROIs (N,3,112,112)")

@@ -7,7 +7,6 @@ metadata_props so that an ONNX file alone says what it scores and with which fea
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import warnings
@@ -18,7 +17,7 @@ import torch
 
 from engines.lgnmnet import ExpressionProbability
 from engines.weights import file_sha256, load_weights
-from realtime.common.errors import UserError, cli_entry, text_arg
+from realtime.common.errors import OneLineParser, UserError, cli_entry, text_arg
 
 INPUT_NAME = "roi"
 OUTPUT_NAME = "p_expression"
@@ -73,7 +72,7 @@ def onnx_metadata(path: str | Path) -> dict[str, str]:
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="lgnm-export-onnx", description="Export LGNMNet weights to ONNX "
+    ap = OneLineParser(prog="lgnm-export-onnx", description="Export LGNMNet weights to ONNX "
                                  "(input (N,3,112,112) float32, output (N,) P(expression))")
     ap.add_argument("--weights", required=True, type=text_arg, help="LGNMNet .safetensors weights file")
     ap.add_argument("--out", required=True, type=text_arg, help="ONNX file to write")

@@ -25,7 +25,7 @@ from rich.console import Console
 
 from engines.backends import BACKENDS, FLOW_KINDS
 from realtime.choices import DEFAULT_ENDPOINT
-from realtime.common.errors import UserError, cli_entry, path_arg, text_arg
+from realtime.common.errors import OneLineParser, UserError, cli_entry, path_arg, text_arg
 from realtime.common.types import EXPR_TYPES, ExprType
 from realtime.native_log import native_stderr_filtered
 from realtime.ray_options import LOCAL
@@ -33,7 +33,7 @@ from realtime.run_config import ConfigError, RunConfig, parse_frames
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lgnm-live", description=__doc__.split("\n\n")[0],
+    p = OneLineParser(prog="lgnm-live", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     src = p.add_argument_group("source (one of)")
     one = src.add_mutually_exclusive_group(required=True)

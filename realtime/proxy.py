@@ -30,7 +30,7 @@ from pathlib import Path
 import zmq
 from zmq.auth.thread import ThreadAuthenticator
 
-from realtime.common.errors import UserError, cli_entry, path_arg
+from realtime.common.errors import OneLineParser, UserError, cli_entry, path_arg
 from realtime.publisher import ClientKeys, is_loopback, load_secret_key
 
 PUBLISHERS_ENDPOINT = "tcp://127.0.0.1:5557"
@@ -160,7 +160,7 @@ class EventProxy:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="lgnm-proxy", description=__doc__.split("\n\n")[0],
+    ap = OneLineParser(prog="lgnm-proxy", description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--publishers", default=PUBLISHERS_ENDPOINT, metavar="ENDPOINT",
                     help=f"bind here for lgnm-live --connect (XSUB; default {PUBLISHERS_ENDPOINT})")

@@ -16,7 +16,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.common.errors import UserError, cli_entry, output_dir, path_arg
+from realtime.common.errors import OneLineParser, UserError, cli_entry, output_dir, path_arg
 from realtime.report_data import RunFiles, read_run
 from realtime.report_html import VideoFigure, render_page
 from realtime.report_marks import TypeMarks, mark_type
@@ -86,7 +86,7 @@ def _write(path: Path, data: bytes) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lgnm-report", description=(
+    p = OneLineParser(prog="lgnm-report", description=(
         "One self-contained HTML page of an lgnm-live run (scores, thresholds, truth and predicted intervals "
         "with TP/FP/FN, chain breaks, frames without a face, the MEGC table) and one PNG per video."))
     p.add_argument("run_dir", metavar="RUN_DIR", type=path_arg, help="the --out folder of an lgnm-live run")

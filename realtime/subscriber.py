@@ -29,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 from zmq.utils.monitor import parse_monitor_message
 
-from realtime.common.errors import UserError, cli_entry, path_arg
+from realtime.common.errors import OneLineParser, UserError, cli_entry, path_arg
 from realtime.events import TOPIC_PREFIX, EventMessage, Message, MessageError, StatusMessage, decode, utc_now_iso
 from realtime.publisher import DEFAULT_ENDPOINT, check_endpoint, load_public_key, load_secret_key
 
@@ -136,7 +136,7 @@ def _status_row(msg: StatusMessage) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="lgnm-sub", description=__doc__.splitlines()[0])
+    ap = OneLineParser(prog="lgnm-sub", description=__doc__.splitlines()[0])
     ap.add_argument("endpoint", nargs="?", default=DEFAULT_ENDPOINT,
                     help=f"publisher endpoint (default {DEFAULT_ENDPOINT})")
     ap.add_argument("--type", choices=("ME", "MaE"), help="only events of this type")

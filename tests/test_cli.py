@@ -332,7 +332,8 @@ def test_an_empty_path_is_refused_not_taken_for_the_current_folder(
     with pytest.raises(SystemExit) as exc:
         live_main([*args, *weight_args(media), "--pub", "none", "--quiet", "--max-frames", "3"])
     assert exc.value.code == 2
-    assert f"error: argument {option}: empty value (an unset shell variable?)" in capsys.readouterr().err
+    err = capsys.readouterr().err  # one line, not argparse's usage block before it
+    assert err == f"error: argument {option}: empty value (an unset shell variable?); see lgnm-live --help\n"
     assert list(tmp_path.iterdir()) == []
 
 
@@ -676,4 +677,6 @@ def test_the_tools_refuse_an_empty_path_too(module: str, argv: list[str], capsys
 
     with pytest.raises(SystemExit) as exit_:
         importlib.import_module(module).main(argv)
-    assert exit_.value.code == 2 and "empty value (an unset shell variable?)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "empty value (an unset shell variable?)" in err
+    assert len(err.splitlines()) == 1 and err.startswith("error: argument "), err  # no usage block

@@ -9,7 +9,6 @@ Live: per captured frame the pipeline pushes one frame and computes two pairs
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import sys
@@ -22,7 +21,7 @@ import numpy as np
 from engines import cuda_flow as cf
 from engines import farneback_ref as fr
 from engines import features as ft
-from realtime.common.errors import UserError, cli_entry
+from realtime.common.errors import OneLineParser, UserError, cli_entry
 from realtime.common.types import FlowSettings
 
 
@@ -146,7 +145,7 @@ def render(rows: dict[int, dict[str, float]], gpu: bool) -> None:
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = OneLineParser(description=__doc__.splitlines()[0])
     p.add_argument("--sizes", type=int, nargs="+", default=[112, 224])
     p.add_argument("--batch", type=int, default=256, help="pairs per replay launch")
     p.add_argument("--repeats", type=int, default=20)

@@ -9,7 +9,6 @@ the values) in a temporary folder and says so.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import tempfile
@@ -26,7 +25,7 @@ from rich.table import Table
 from engines.lgnmnet import LGNMNet
 from engines.scorers import OnnxRuntimeScorer, Scorer, TorchCpuScorer, TorchCudaScorer, tensorrt_usable
 from engines.weights import WeightsMeta, save_weights
-from realtime.common.errors import UserError, cli_entry, path_arg
+from realtime.common.errors import OneLineParser, UserError, cli_entry, path_arg
 from realtime.common.types import FlowSettings
 
 
@@ -113,7 +112,7 @@ def render(rows: list[Result], console: Console, note: str) -> None:
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = OneLineParser(description=__doc__.splitlines()[0])
     ap.add_argument("--weights-me", type=path_arg)
     ap.add_argument("--weights-mae", type=path_arg)
     ap.add_argument("--engine-me", type=path_arg, help="TensorRT engine for the ME weights")

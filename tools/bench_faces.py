@@ -8,7 +8,6 @@ none. Prints a table of ms per frame (median, worst) and faces found; never asse
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import time
 from collections.abc import Callable, Iterator
@@ -19,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from realtime import face as fl
+from realtime.common.errors import OneLineParser
 from realtime.face_search import box_of_landmarks
 from realtime.native_log import filtered_native_stderr
 from realtime.synthesis.faces import load_face
@@ -80,7 +80,7 @@ def run_after(frames: Frames, face_size: int) -> tuple[list[float], int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = OneLineParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=30)
     parser.add_argument("--reps", type=int, default=3, help="before/after runs, interleaved (a busy CPU drifts)")
     args = parser.parse_args(argv)

@@ -14,7 +14,6 @@ Also timed: FaceMesh landmarks (video mode), alignment, and the chain after the 
 
 from __future__ import annotations
 
-import argparse
 import functools
 import time
 from collections.abc import Callable
@@ -28,6 +27,7 @@ from rich.table import Table
 
 from engines import features as ft
 from realtime import face as fl
+from realtime.common.errors import OneLineParser
 from realtime.common.types import FlowSettings
 
 ALGORITHMS = ("farneback", "dis", "tvl1")
@@ -161,7 +161,7 @@ def stage_rows(photos: dict[str, np.ndarray], reps: int) -> list[list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = OneLineParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=20, help="timed repetitions (farneback, dis, stages)")
     parser.add_argument("--tvl1-reps", type=int, default=3, help="timed repetitions for TV-L1 (slow)")
     args = parser.parse_args(argv)

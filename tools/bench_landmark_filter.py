@@ -17,12 +17,12 @@ state) at 30 fps, speeds in px/frame of a 112 px aligned face (IOD = 112 / 1.8 =
 
 from __future__ import annotations
 
-import argparse
 import glob
 import os
 
 import numpy as np
 
+from realtime.common.errors import OneLineParser
 from realtime.common.types import DEFAULT_LANDMARK_FILTER, LandmarkFilter
 from realtime.face import ALIGN_POINTS, CROP_SPAN_IOD, LEFT_BROW, MOUTH, RIGHT_BROW
 from realtime.landmark_filter import filter_track
@@ -140,7 +140,7 @@ def grid(tracks: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = OneLineParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tracks", default=TRACKS)
     ap.add_argument("--grid", action="store_true", help="also a grid of parameters")
     ap.add_argument("--min-cutoff", type=float, default=DEFAULT_LANDMARK_FILTER.min_cutoff)

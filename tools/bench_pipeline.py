@@ -18,7 +18,6 @@ Goal on the 2-core CPU machine: >= 60 fps unpaced, p99 latency <= 33 ms at 60 fp
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -30,7 +29,7 @@ from rich.table import Table
 from engines.features import pair_input
 from engines.pair_features import CpuPairFeatures
 from engines.scorers import make_scorer
-from realtime.common.errors import path_arg
+from realtime.common.errors import OneLineParser, path_arg
 from realtime.face import FaceAligner
 from realtime.native_log import filtered_native_stderr
 from realtime.pipeline import RunOptions, run_stream, setup_for_fps
@@ -129,7 +128,7 @@ def seed_run(video: Path, scorers: list, frames: int) -> tuple[int, float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = OneLineParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=float, default=20.0, help="length of the generated video")
     ap.add_argument("--video", type=path_arg, help="use this video instead of a generated one")
     ap.add_argument("--weights", type=path_arg, nargs=2, metavar=("ME", "MaE"))

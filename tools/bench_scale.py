@@ -11,7 +11,6 @@ workers). Prints tables; nothing is asserted.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -23,6 +22,8 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from realtime.common.errors import OneLineParser
 
 # Frame counts of the long-video datasets (MEGC spotting): what the projection is for.
 DATASETS = (("CAS(ME)^2 (30 fps)", 435_000), ("SAMM Long Videos (200 fps)", 1_040_000))
@@ -87,7 +88,7 @@ def projection_table(per_worker_fps: float) -> Table:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.bench_scale", description=__doc__.splitlines()[0])
+    ap = OneLineParser(prog="python -m tools.bench_scale", description=__doc__.splitlines()[0])
     ap.add_argument("--videos", type=int, default=4, help="synthetic videos replayed (default 4)")
     ap.add_argument("--seconds", type=float, default=8.0, help="length of each video (default 8 s)")
     args = ap.parse_args(argv)

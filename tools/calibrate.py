@@ -49,7 +49,7 @@ from calibration.temperature import TemperatureFit, binary_nll, fit_temperature
 from engines.lgnmnet import LGNMNet
 from engines.models import load_model
 from engines.weights import save_weights
-from realtime.common.errors import UserError, cli_entry, output_dir, path_arg
+from realtime.common.errors import OneLineParser, UserError, cli_entry, output_dir, path_arg
 from realtime.common.types import Interval
 from realtime.labels import irl_labels
 from realtime.native_log import native_stderr_filtered
@@ -58,7 +58,7 @@ from tools.train import DATASETS, _progress, load_sets, margin_inputs, score_inp
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lgnm-calibrate", description=__doc__.split("\n")[0].split(": ", 1)[1])
+    p = OneLineParser(prog="lgnm-calibrate", description=__doc__.split("\n")[0].split(": ", 1)[1])
     p.add_argument("--weights", nargs="+", type=path_arg, required=True, help="one ME and/or one MaE weights file")
     p.add_argument("--dataset", choices=(*DATASETS, "synth"), required=True)
     p.add_argument("--data", type=path_arg, nargs="+", required=True,

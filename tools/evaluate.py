@@ -9,13 +9,13 @@ import sys
 from rich.console import Console
 
 from calibration.megc import evaluate, render_table
-from realtime.common.errors import UserError, cli_entry, text_arg
+from realtime.common.errors import OneLineParser, UserError, cli_entry, text_arg
 from realtime.common.types import Interval
 from realtime.intervals_csv import read_intervals
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="lgnm-eval",
         description="Score spotted intervals with the MEGC protocol (IoU >= 0.5, F1 per type and overall).",
     )

@@ -23,7 +23,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from realtime.common.errors import UserError, cli_entry, output_dir, path_arg
+from realtime.common.errors import OneLineParser, UserError, cli_entry, output_dir, path_arg
 from realtime.common.types import Interval
 from realtime.eaf import (
     EafDocument,
@@ -47,7 +47,7 @@ class StreamFacts:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lgnm-export-eaf", description=__doc__.split("\n\n")[0],
+    p = OneLineParser(prog="lgnm-export-eaf", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", nargs="?", type=path_arg,
                    help="an lgnm-live --out folder (its predictions.csv, truth.csv and metrics.json)")

@@ -19,7 +19,6 @@ is under 8 minutes. Exit status 0 when every step that ran passed, 1 otherwise.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import shutil
@@ -32,6 +31,8 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+
+from realtime.common.errors import OneLineParser
 
 GPU_TEST_FILES = ("tests/test_cuda_flow.py", "tests/test_scorers.py", "tests/test_int8.py",
                   "tests/test_tensorrt.py")
@@ -211,7 +212,7 @@ def render(rows: list[Row], title: str) -> Table:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = OneLineParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, default=Path("/tmp/lgnm-gpu-check"), help="logs and results go here")
     ap.add_argument("--seconds", type=float, default=40.0, help="length of the end-to-end video")
     ap.add_argument("--force", action="store_true",

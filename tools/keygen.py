@@ -7,7 +7,6 @@ private; --curve-secret). Existing keys are never overwritten.
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 import sys
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import zmq.auth
 
-from realtime.common.errors import UserError, cli_entry, path_arg
+from realtime.common.errors import OneLineParser, UserError, cli_entry, path_arg
 
 
 def write_key_pair(directory: Path, name: str) -> tuple[Path, Path]:
@@ -39,7 +38,7 @@ def write_key_pair(directory: Path, name: str) -> tuple[Path, Path]:
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="lgnm-keygen", description=__doc__.splitlines()[0])
+    ap = OneLineParser(prog="lgnm-keygen", description=__doc__.splitlines()[0])
     ap.add_argument("directory", type=path_arg)
     ap.add_argument("--name", default="lgnm", help="file name stem (default lgnm)")
     args = ap.parse_args(argv)

@@ -39,7 +39,7 @@ from calibration.postprocess import RULES, PostParams, postprocess
 from calibration.search import INTERVAL_RULE_HELP
 from engines.baseline import baseline_meta, energy_to_score, roi_energy
 from engines.weights import WeightsMeta, read_meta, save_weights
-from realtime.common.errors import UserError, cli_entry, output_dir, path_arg
+from realtime.common.errors import OneLineParser, UserError, cli_entry, output_dir, path_arg
 from realtime.native_log import native_stderr_filtered
 from tools.features_cache import cached_inputs
 from tools.train import load_sets
@@ -76,7 +76,7 @@ def best_threshold_f1(scores: dict[str, np.ndarray], truth: list, meta: WeightsM
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tools.make_baseline_weights", description=__doc__.split("\n")[0])
+    p = OneLineParser(prog="python -m tools.make_baseline_weights", description=__doc__.split("\n")[0])
     p.add_argument("--data", type=path_arg, nargs="+", required=True, help="labelled validation folders (lgnm-synth mp4)")
     p.add_argument("--out", type=path_arg, required=True, help="folder for <prefix>ME/MaE.safetensors")
     p.add_argument("--like", type=path_arg, nargs=2, help="ME and MaE weights whose K and fps to use "

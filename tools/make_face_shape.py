@@ -16,7 +16,6 @@ turning in depth). `--check` compares a fresh computation with the stored file a
 
 from __future__ import annotations
 
-import argparse
 import sys
 from importlib import resources
 from pathlib import Path
@@ -25,7 +24,7 @@ import cv2
 import mediapipe as mp
 import numpy as np
 
-from realtime.common.errors import cli_entry
+from realtime.common.errors import OneLineParser, cli_entry
 from realtime.face import similarity_matrix
 from realtime.native_log import native_stderr_filtered
 from realtime.synthesis.faces import BUILTIN_FACES, builtin_bgr
@@ -69,7 +68,7 @@ def stored_path() -> Path:
 @cli_entry
 @native_stderr_filtered
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.make_face_shape", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m tools.make_face_shape", description=__doc__.split("\n\n")[0])
     p.add_argument("--check", action="store_true", help="compare with the stored file instead of writing it")
     a = p.parse_args(argv)
     shape = compute()

@@ -46,7 +46,7 @@ from calibration.megc import evaluate, render_table
 from calibration.postprocess import PostParams, postprocess
 from engines.models import load_model
 from engines.weights import MODEL_FLOW_MAGNITUDE, WeightsMeta
-from realtime.common.errors import UserError, cli_entry, output_dir, path_arg
+from realtime.common.errors import OneLineParser, UserError, cli_entry, output_dir, path_arg
 from realtime.common.types import Interval
 from realtime.intervals_csv import write_intervals
 from realtime.native_log import native_stderr_filtered
@@ -102,7 +102,7 @@ def bundled_baselines() -> list[Path]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tools.quality", description=__doc__.split("\n")[0])
+    p = OneLineParser(prog="python -m tools.quality", description=__doc__.split("\n")[0])
     p.add_argument("--weights", nargs="+", type=path_arg, required=True, help="weights files (grouped by their fps)")
     p.add_argument("--work", type=path_arg, required=True, help="folder for held-out videos, caches and predictions")
     p.add_argument("--videos", type=int, default=6, help="held-out videos per frame rate (default 6)")

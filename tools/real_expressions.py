@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from calibration.megc import evaluate, render_table, score_type
-from realtime.common.errors import UserError, cli_entry, output_dir, path_arg
+from realtime.common.errors import OneLineParser, UserError, cli_entry, output_dir, path_arg
 from realtime.common.types import EXPR_TYPES, Interval
 from realtime.intervals_csv import read_intervals, write_intervals
 from realtime.native_log import filtered_native_stderr
@@ -96,7 +96,7 @@ def clip_rows(names: list[str], truth: list[Interval], pred: list[Interval], fra
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tools.real_expressions", description=__doc__.split("\n")[0])
+    p = OneLineParser(prog="python -m tools.real_expressions", description=__doc__.split("\n")[0])
     p.add_argument("--weights", nargs=2, type=path_arg, metavar=("ME", "MaE"),
                    help="weights (default: the demo pair lgnm-live takes at 30 fps)")
     p.add_argument("--tracks", type=path_arg, default=TRACKS, help="folder of the real_*.npz tracks")

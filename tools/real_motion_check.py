@@ -52,7 +52,7 @@ from calibration.postprocess import postprocess
 from engines import features
 from engines.demo_weights import default_weights
 from engines.scorers import make_scorer
-from realtime.common.errors import UserError, cli_entry, path_arg
+from realtime.common.errors import OneLineParser, UserError, cli_entry, path_arg
 from realtime.common.types import AlignedFace, Interval
 from realtime.face import ALIGN_POINTS, FaceLandmarker, align_face
 from realtime.landmark_filter import OneEuroLandmarks
@@ -231,7 +231,7 @@ def render(rows: list[tuple[str, StageStats]], thresholds: dict[str, float]) -> 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tools.real_motion_check", description=__doc__.split("\n\n")[0])
+    p = OneLineParser(prog="python -m tools.real_motion_check", description=__doc__.split("\n\n")[0])
     p.add_argument("--tracks", type=path_arg, nargs="+", required=True,
                    help="real_*.npz landmark tracks, or folders of them (real_s*: still, real_d*: talking)")
     p.add_argument("--weights", type=path_arg, nargs=2, metavar=("ME", "MaE"),

@@ -18,7 +18,6 @@ frames (model, flow and face tracker warmed up), "end" after the last frame.
 
 from __future__ import annotations
 
-import argparse
 import resource
 import sys
 import tempfile
@@ -37,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from engines.pair_features import make_pair_features  # noqa: E402
 from engines.scorers import make_scorer  # noqa: E402
+from realtime.common.errors import OneLineParser  # noqa: E402
 from realtime.common.types import FrameScore, StreamStatus  # noqa: E402
 from realtime.events import EventMessage, StatusMessage, decode  # noqa: E402
 from realtime.pipeline import RunOptions, run_stream, setup_for_fps  # noqa: E402
@@ -135,7 +135,7 @@ def weights(folder: Path) -> tuple[list[Path], str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = OneLineParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=10.0, help="stream time to replay (default 10)")
     ap.add_argument("--clip-seconds", type=float, default=20.0, help="length of the looped clip")
     ap.add_argument("--fps", type=float, default=30.0)

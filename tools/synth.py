@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from realtime.common.errors import cli_entry, path_arg
+from realtime.common.errors import OneLineParser, cli_entry, path_arg
 from realtime.common.types import EXPR_TYPES
 from realtime.native_log import native_stderr_filtered
 from realtime.synthesis.faces import BUILTIN_FACES
@@ -27,7 +27,7 @@ from realtime.synthesis.generate import LAYOUTS, write_dataset
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lgnm-synth", description=(__doc__ or "").splitlines()[0])
+    p = OneLineParser(prog="lgnm-synth", description=(__doc__ or "").splitlines()[0])
     p.add_argument("--out", required=True, type=path_arg, help="output folder")
     p.add_argument("--videos", type=int, default=1, help="number of videos (default 1)")
     p.add_argument("--fps", type=int, choices=(30, 200), default=30, help="30 (CAS-like) or 200 (SAMM-like)")

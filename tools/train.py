@@ -44,7 +44,7 @@ from calibration.search import INTERVAL_RULE_HELP, grid_search, grids_for_fps, r
 from engines.lgnmnet import LGNMNet
 from engines.pretrained import load_backbone_state
 from engines.weights import WeightsMeta, file_sha256, load_weights, save_weights
-from realtime.common.errors import UserError, cli_entry, output_dir, path_arg
+from realtime.common.errors import OneLineParser, UserError, cli_entry, output_dir, path_arg
 from realtime.common.types import DEFAULT_LANDMARK_FILTER, EXPR_TYPES, HEAD_MOTION_MODELS, ExprType, FlowSettings, Interval
 from realtime.dataset_loaders import LOADERS, load_dataset
 from realtime.labels import irl_labels, k_from_intervals
@@ -477,7 +477,7 @@ def _progress(console: Console, disable: bool = False) -> Progress:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lgnm-train", description=__doc__.split("\n")[0],
+    p = OneLineParser(prog="lgnm-train", description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--dataset", required=True, choices=[*DATASETS, "synth"],
                    help="CAS(ME)^2, SAMM-LV or CAS(ME)^3 Part A (CASME3) in their real layouts (with "

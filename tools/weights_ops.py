@@ -36,7 +36,7 @@ import torch
 from calibration.postprocess import odd_at_least
 from engines.lgnmnet import LGNMNet
 from engines.weights import WeightsMeta, load_weights, save_weights
-from realtime.common.errors import UserError, cli_entry, path_arg
+from realtime.common.errors import OneLineParser, UserError, cli_entry, path_arg
 from realtime.common.types import HEAD_MOTION_MODELS
 from realtime.labels import k_from_seconds
 
@@ -88,7 +88,7 @@ def with_head_motion(meta: WeightsMeta, model: str) -> WeightsMeta:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m tools.weights_ops", description=__doc__.split("\n")[0])
+    p = OneLineParser(prog="python -m tools.weights_ops", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="op", required=True)
     a = sub.add_parser("average", help="element-wise mean of checkpoints of one type, K and flow")
     a.add_argument("weights", nargs="+", type=path_arg)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.common.errors import UserError, cli_entry, output_dir, path_arg
+from realtime.common.errors import OneLineParser, UserError, cli_entry, output_dir, path_arg
 from realtime.face import FaceLandmarker
 from realtime.intervals_csv import write_intervals
 from tools.validation_synth import faces, render
@@ -59,7 +59,7 @@ default real-motion folder: {DEFAULT_REAL_MOTION}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="python -m tools.validation_synth",
         description="Independent validation set: synthetic face videos with exact ME / MaE truth.",
         epilog=EPILOG,
