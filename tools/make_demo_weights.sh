@@ -402,3 +402,33 @@ python -m tools.real_motion_check --weights "$OUT/demo_ME.safetensors" "$WORK/r1
 python -m tools.validation_synth --out "$WORK/ind11" --videos 4 --fps 30 --seconds 30 --seed 11
 replay_set "$WORK/ind11" r18 "$OUT/demo_ME.safetensors" "$WORK/r18/demo_MaE.safetensors"
 replay_set "$WORK/ind11" s18 "$OUT/demo_ME.safetensors" "$OUT/demo_MaE.safetensors"
+
+# 20. (nineteenth session) Rule 19 (engines/weights/README.md, "Nineteenth session"): the
+#     shipped networks with the MaE file's threshold null, i.e. the method's rolling Moilanen
+#     threshold (p 0.8, floor min_score 0.1, as stored) instead of the calibrated 0.65;
+#     nothing fitted. Checked through the live pipeline against the shipped pair on a NEW
+#     independent set (seed 12), the held-out videos (seed 1001), and faces driven by the
+#     still and talking tracks and the +-6 degree sways (real_motion_check's renderings).
+#     NOT shipped: held-out 0.795 < 0.865 - 0.03 and talking 14 > 12 events a minute.
+python - "$WORK/r19" <<'PY'
+import dataclasses, sys
+from pathlib import Path
+from engines.weights import load_weights, save_weights
+net, meta = load_weights("engines/weights/demo_MaE.safetensors")
+Path(sys.argv[1]).mkdir(parents=True, exist_ok=True)
+save_weights(net, dataclasses.replace(meta, post={**meta.post, "threshold": None}),
+             Path(sys.argv[1]) / "demo_MaE.safetensors", half=True)
+PY
+cp "$OUT/demo_ME.safetensors" "$WORK/r19/"
+python -m tools.validation_synth --out "$WORK/ind12" --videos 4 --fps 30 --seconds 30 --seed 12
+python -m tools.quality --weights "$OUT/demo_ME.safetensors" "$OUT/demo_MaE.safetensors" --work "$WORK/q19" --videos 6 \
+  --seed 1001  # makes the held-out videos (and the offline table)
+HELD=$(ls -d "$WORK"/q19/heldout_30fps_seed1001_*)
+for P in r19 s19; do
+  if [ $P = r19 ]; then W=("$WORK/r19/demo_ME.safetensors" "$WORK/r19/demo_MaE.safetensors")
+  else W=("$OUT/demo_ME.safetensors" "$OUT/demo_MaE.safetensors"); fi
+  replay_set "$WORK/ind12" $P "${W[@]}"
+  replay_set "$HELD" $P "${W[@]}"
+done
+# The still/talking/sway clips: tools.real_motion_check.driven_frames(track, 30, 20 s, seed 0)
+# written as mp4 (sway(axis, 6, 20, 30) for the sways), replayed with each pair.
