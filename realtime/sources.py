@@ -838,6 +838,10 @@ class VideoFileSource(FrameSource):
                         "frame chain breaks at each gap")
 
 
+def _retries(n: int) -> str:
+    return f"{n} {'retry' if n == 1 else 'retries'}"
+
+
 def _file_grew(path: Path, size: int) -> bool:
     try:
         return path.stat().st_size > size
@@ -1310,7 +1314,7 @@ class LiveSource(FrameSource):
                 # or the user waits up to RATE_PROBE_S[1] s after "receiving" for nothing.
                 probing = self._fps is None
                 self._tell(f"{self._describe()}: receiving frames"
-                           + (f" (after {attempt} retries)" if attempt else "")
+                           + (f" (after {_retries(attempt)})" if attempt else "")
                            + (f"; timing its frame rate for {RATE_PROBE_S[0]:g}-{RATE_PROBE_S[1]:g} s"
                               if probing else ""))
                 if probing:
@@ -1329,7 +1333,7 @@ class LiveSource(FrameSource):
             detail = f"{self._describe()}: {got}"
             self._set_state("down", detail)
             if self.max_retries is not None and attempt >= self.max_retries:
-                raise SourceUnavailable(f"{detail} (gave up after {attempt} retries)")
+                raise SourceUnavailable(f"{detail} (gave up after {_retries(attempt)})")
             attempt += 1
             delay = min(self.backoff_max_s, self.backoff_s * 2 ** (attempt - 1))
             of = "" if self.max_retries is None else f" of {self.max_retries}"

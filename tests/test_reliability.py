@@ -270,7 +270,7 @@ def gone_for_good(media: dict, rtsp_server_module) -> dict:
 def test_server_gone_for_good_exits_2_naming_the_url(gone_for_good: dict) -> None:
     assert gone_for_good["proc"].returncode == 2, gone_for_good["stderr"]
     line = one_error_line(gone_for_good["stderr"], after_connection_lines=True)
-    assert gone_for_good["url"] in line and "gave up after 1 retries" in line
+    assert gone_for_good["url"] in line and "gave up after 1 retry" in line
     url = gone_for_good["url"]
     said = gone_for_good["stderr"].splitlines()
     assert said[0] == f"{url}: receiving frames; timing its frame rate for 1.25-3 s"

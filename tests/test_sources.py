@@ -340,7 +340,7 @@ def test_connect_first_connects_in_a_thread_and_reports(make_video, monkeypatch)
     assert connect_first(src, stop=lambda: False, report=lines.append)
     assert src.fps == 30.0 and fake.opens == 2
     assert lines == ["waiting for camera 0 (retry 1 of 1, next in 0.01 s): cannot connect",
-                     "camera 0: receiving frames (after 1 retries); timing its frame rate for 1.25-3 s"]
+                     "camera 0: receiving frames (after 1 retry); timing its frame rate for 1.25-3 s"]
     got = []
     with pytest.raises(SourceUnavailable):
         for frame in src:  # starts on the connection made above, then fails for good
@@ -351,7 +351,7 @@ def test_connect_first_connects_in_a_thread_and_reports(make_video, monkeypatch)
 def test_connect_first_raises_when_retries_run_out(make_video, monkeypatch):
     monkeypatch.setattr(sources.cv2, "VideoCapture", FlakyCamera(make_video(), plan=[]))
     src = CameraSource(7, max_retries=1, backoff_s=0.01)
-    with pytest.raises(SourceUnavailable, match=r"camera 7: cannot connect \(gave up after 1 retries\)"):
+    with pytest.raises(SourceUnavailable, match=r"camera 7: cannot connect \(gave up after 1 retry\)"):
         connect_first(src, stop=lambda: False, report=lambda line: None)
 
 
