@@ -341,3 +341,11 @@ def test_cli_vary_actions_lists_each_events_units_and_shapes(tmp_path):
     rows = list(csv.DictReader(open(out / "actions.csv")))
     assert {(r["type"], int(r["onset"]), int(r["offset"])) for r in rows} == {(iv.type, iv.onset, iv.offset) for iv in truth}
     assert all(r["action"] in ACTIONS and r["side"] in ("both", "right", "left") for r in rows)
+
+
+@pytest.mark.parametrize("argv, said", [(["--videos", "0"], "error: --videos: must be at least 1, got 0"),
+                                        (["--duration", "1"], "error: --duration: 1.0 s is too short, need at least 3 s")])
+def test_a_bad_option_is_one_line_without_a_progress_bar(tmp_path, capsys, argv, said) -> None:
+    """The progress bar was drawn (0/0) before write_dataset refused the option."""
+    assert main(["--out", str(tmp_path / "x"), *argv]) == 2
+    assert capsys.readouterr().err == said + "\n"

@@ -65,19 +65,25 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     console = Console(stderr=True)
     duration = args.duration if args.duration is not None else (60.0 if args.fps < 100 else 30.0)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=console) as progress:  # fmt: skip
-        task = progress.add_task("rendering", total=int(round(duration * args.fps)) * args.videos)
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                        console=console)  # fmt: skip
+    task = progress.add_task("rendering", total=max(int(round(duration * args.fps)) * args.videos, 0))
 
-        def on_frame(video: str, k: int, n: int) -> None:
-            if k == 1:
-                progress.update(task, description=video)
-            progress.advance(task)
+    def on_frame(video: str, k: int, n: int) -> None:
+        if not progress.live.is_started:  # shown from the first frame: after write_dataset checked the options
+            progress.start()
+        if k == 1:
+            progress.update(task, description=video)
+        progress.advance(task)
 
+    try:
         summary = write_dataset(args.out, args.videos, float(args.fps), args.faces, args.seed, args.layout,
                                 duration, not args.no_distractors, args.jitter, on_frame,
                                 args.real_motion, args.vary_actions, args.head_turns,
                                 args.real_motion_labels)  # fmt: skip
+    finally:
+        if progress.live.is_started:  # (stopping one never started prints a blank line)
+            progress.stop()
     rate = summary.frames / max(summary.seconds, 1e-9)
     console.print(f"wrote {len(summary.videos)} video(s), {summary.frames} frames in {summary.seconds:.1f} s "
                   f"({rate:.0f} frames/s) to {args.out}")  # fmt: skip
