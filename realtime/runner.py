@@ -256,11 +256,21 @@ def make_plan(config: RunConfig, console: Console) -> ReplayPlan:
     if config.video:
         return plan_replay(config.video, data=None, annotations=None, truth=config.truth, fps=config.fps)
     replay = str(config.replay)  # RunConfig: the one source left
-    with Progress(TextColumn("generating the demo clip"), BarColumn(), MofNCompleteColumn(),
-                  console=console, transient=True, disable=config.quiet or replay != "demo") as prog:
-        task = prog.add_task("demo", total=None)
+    prog = Progress(TextColumn("generating the demo clip"), BarColumn(), MofNCompleteColumn(),
+                    console=console, transient=True, disable=config.quiet or replay != "demo")
+    task = prog.add_task("demo", total=None)
+
+    def progress(k: int, n: int) -> None:
+        if not prog.live.is_started:  # only when the clip is generated (not when it is cached)
+            prog.start()
+        prog.update(task, completed=k, total=n)
+
+    try:
         return plan_replay(replay, data=config.data, annotations=config.annotations, truth=config.truth,
-                           fps=config.fps, demo_progress=lambda k, n: prog.update(task, completed=k, total=n))
+                           fps=config.fps, demo_progress=progress)
+    finally:
+        if prog.live.is_started:  # (stopping a bar never shown printed a blank line on stdout)
+            prog.stop()
 
 
 def summarise(config: RunConfig, console: Console, plan: ReplayPlan, runs: list[RunStats],

@@ -133,6 +133,17 @@ def run_main(args: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str]:
     return code, capsys.readouterr().err
 
 
+def test_a_demo_replay_error_prints_nothing_on_stdout(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The demo clip's progress bar (never shown: the clip was cached, or the run fails
+    first) printed a blank line on stdout when stopped, before the error line."""
+    from realtime.replay import demo_items
+
+    demo_items()  # the clip cached, as on every run after the first
+    assert live_main(["--replay", "demo", "--weights", str(tmp_path / "nothere.safetensors"), "--pub", "none"]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and err == f"error: --weights {tmp_path / 'nothere.safetensors'}: no such file\n"
+
+
 def test_missing_video_is_one_line_exit_2(media: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     code, err = run_main(["--replay", str(tmp_path / "nope.mp4"), *weight_args(media), "--pub", "none"], capsys)
     assert code == 2 and err.strip().count("\n") == 0 and "nope.mp4" in err and err.startswith("error:")
