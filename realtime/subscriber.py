@@ -207,6 +207,9 @@ def main(argv: list[str] | None = None) -> int:
                 if sock in ready or (deadline is not None and time.monotonic() >= deadline):
                     break
             if sock not in ready:
+                if not gaps.last:  # nothing at all arrived: say so, an empty table reads as "no events"
+                    sys.stderr.write(f"note: no message from {args.endpoint} in {args.timeout:g} s "
+                                     "(is a publisher running there?)\n")  # plain: rich wraps at 80
                 return 0 if args.count is None else 1
             frames = sock.recv_multipart()
             try:

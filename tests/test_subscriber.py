@@ -124,6 +124,8 @@ def test_timeout_exit_codes(capsys):
     with EventPublisher("tcp://127.0.0.1:*", stream="cam") as pub:
         assert subscriber.main([pub.endpoint, "--timeout", "0.2"]) == 0
         assert subscriber.main([pub.endpoint, "--timeout", "0.2", "--count", "1"]) == 1
+    # nothing arrived at all: said on stderr (an empty table read as "no events")
+    assert f"note: no message from {pub.endpoint} in 0.2 s (is a publisher running there?)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
