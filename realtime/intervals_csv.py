@@ -58,8 +58,9 @@ def _parse_score(text: str, where: str) -> float | None:
     return value
 
 
-def _parse_row(row: dict[str, str], where: str) -> Interval:
-    """Validate one CSV row into an Interval (raises UserError naming file and line)."""
+def _parse_row(row: dict[str, str], where: str, truth: bool = True) -> Interval:
+    """Validate one CSV row into an Interval (raises UserError naming file and line);
+    `truth`: the datasets' onset-0 convention applies (not to predictions)."""
     video = text_name((row.get("video") or "").strip())  # NFC, as the replayed ids
     if not video:
         raise UserError(f"{where}: empty video name")
@@ -70,7 +71,7 @@ def _parse_row(row: dict[str, str], where: str) -> Interval:
     offset = _parse_frame((row.get("offset") or "").strip(), where, "offset")
     apex_text = (row.get("apex") or "").strip()
     apex = _parse_frame(apex_text, where, "apex") if apex_text else None
-    if onset == 0 and apex is not None and apex >= 1:
+    if truth and onset == 0 and apex is not None and apex >= 1:
         # Truth convention of both datasets (SAMM_truth.csv has 10 such rows): onset 0 =
         # not annotated, use the apex. The MEGC2020 figures are the same either way.
         onset = apex
@@ -84,8 +85,10 @@ def _parse_row(row: dict[str, str], where: str) -> Interval:
     return Interval(video=video, type=kind, onset=onset, offset=offset, score=score, apex=apex)
 
 
-def read_intervals(path: str | Path) -> list[Interval]:
-    """Read a prediction or truth CSV; `score` and `apex` are read when present."""
+def read_intervals(path: str | Path, truth: bool = True) -> list[Interval]:
+    """Read a truth CSV, or with `truth=False` a prediction CSV (whose onset 0 is an error,
+    not the datasets' "onset not annotated, use the apex"); `score` and `apex` are read
+    when present."""
     path = Path(path)
     if path.is_dir():
         raise UserError(f"{path}: a folder, not a CSV file")
@@ -107,7 +110,7 @@ def read_intervals(path: str | Path) -> list[Interval]:
         line = data[:exc.start].count(b"\n") + 1
         raise UserError(f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x})") from None
     try:
-        return _read_rows(path, io.StringIO(text, newline=""))
+        return _read_rows(path, io.StringIO(text, newline=""), truth)
     except csv.Error as exc:  # e.g. a field over csv's size limit
         raise UserError(f"{path}: not a readable CSV ({exc})") from None
 
@@ -123,7 +126,7 @@ def _delimiter(first_line: str) -> str:
     return ","
 
 
-def _read_rows(path: Path, fh: IO[str]) -> list[Interval]:
+def _read_rows(path: Path, fh: IO[str], truth: bool = True) -> list[Interval]:
     first = fh.readline()
     fh.seek(0)
     reader = csv.DictReader(fh, delimiter=_delimiter(first))
@@ -138,7 +141,7 @@ def _read_rows(path: Path, fh: IO[str]) -> list[Interval]:
     for row in reader:
         if not any((v or "").strip() for v in row.values() if isinstance(v, str)):
             continue  # blank line
-        out.append(_parse_row(row, f"{path}:{reader.line_num}"))
+        out.append(_parse_row(row, f"{path}:{reader.line_num}", truth))
     return out
 
 

@@ -105,7 +105,7 @@ def read_run(folder: Path) -> RunFiles:
     runs = metrics["performance"]["runs"]
     names = [r["stream"] for r in runs]
     scores = read_scores(folder / "scores.csv")
-    predictions = read_intervals(folder / "predictions.csv")
+    predictions = read_intervals(folder / "predictions.csv", truth=False)
     truth = read_intervals(folder / "truth.csv") if metrics["megc"] is not None else None
     named: tuple[tuple[str, set[str]], ...] = (("scores.csv", set(scores["video"])),
                                                ("predictions.csv", {iv.video for iv in predictions}),

@@ -183,3 +183,19 @@ def test_truth_naming_no_replayed_video_says_what_the_ids_are(clip, tmp_path: Pa
     assert _run(["--replay", str(src), "--truth", str(truth)], weights) == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: --truth {truth}: none of its videos ({named}) is replayed; {hint}"
+
+
+def test_a_prediction_with_onset_0_is_an_error_not_the_truth_convention(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    """The datasets' "onset 0 = not annotated, use the apex" narrowed a prediction 0-60
+    (apex 50) to 50-60 and scored it a TP; for predictions it is a mistake to name."""
+    from tools.evaluate import main as eval_main
+
+    truth, pred = tmp_path / "t.csv", tmp_path / "p.csv"
+    truth.write_text("video,type,onset,apex,offset\nw,MaE,50,55,60\nv,MaE,0,55,60\n", encoding="utf-8")
+    pred.write_text("video,type,onset,offset,score,apex\nw,MaE,0,60,0.5,50\n", encoding="utf-8")
+    assert eval_main(["--truth", str(truth), "--pred", str(pred)]) == 2
+    assert capsys.readouterr().err == f"error: {pred}:2: onset 0 < 1 (frames are 1-based)\n"
+    pred.write_text("video,type,onset,offset,score,apex\nw,MaE,50,60,0.5,55\nv,MaE,55,60,0.5,55\n", encoding="utf-8")
+    assert eval_main(["--truth", str(truth), "--pred", str(pred), "--json"]) == 0  # truth: onset 0 -> the apex
+    assert '"tp": 2' in capsys.readouterr().out

@@ -43,7 +43,7 @@ def _some(names: set[str]) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     truth = read_intervals(args.truth)
-    pred = read_intervals(args.pred)
+    pred = read_intervals(args.pred, truth=False)
     check_common_videos(truth, pred, args.truth, args.pred)
     result = evaluate(truth, pred)
     if args.json:

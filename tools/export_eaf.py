@@ -190,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or (args.run / "eaf" if args.run is not None else None)
     if out is None:
         raise UserError("--out: needed with --pred (where to write the .eaf files)")
-    pred = read_intervals(pred_path)
+    pred = read_intervals(pred_path, truth=False)
     truth = read_intervals(truth_path) if truth_path is not None else None
     output_dir(out, "--out")  # a file in the way is one error line, not a traceback
     # A killed run (no metrics.json) wrote .eaf files for the streams it finished, with
