@@ -188,6 +188,10 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
                 if stale:
                     plan.notes.append(f"--out {out}: eaf/ also holds {len(stale)} .eaf file(s) of an earlier run, "
                                       f"left as they were: {first_few(stale)}")
+            if out is not None and not plan.has_truth and (out / "truth.csv").exists():
+                # lgnm-eval on it would score this run's predictions against another run's truth
+                plan.notes.append(f"--out {out}: truth.csv is an earlier run's, left as it was; this run had no "
+                                  "truth (metrics.json has no MEGC table)")
             # Whatever was spotted is already in predictions.csv (flushed per row) and the
             # journal; the summary is written even after a failure or Ctrl-C.
             written = summarise(config, console, plan, runs, collected, wall)

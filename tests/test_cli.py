@@ -625,6 +625,21 @@ def test_a_reused_out_names_the_eaf_files_of_an_earlier_run(media: dict, tmp_pat
     assert live_main(["--replay", str(videos / "second.avi"), *common]) == 0
     notes = json.loads((out / "metrics.json").read_text())["notes"]
     assert f"--out {out}: eaf/ also holds 1 .eaf file(s) of an earlier run, left as they were: first.eaf" in notes
+    assert not any("truth.csv" in n for n in notes)  # no run had truth: no truth.csv to speak of
+
+
+def test_a_reused_out_names_an_earlier_runs_truth_csv(media: dict, tmp_path: Path) -> None:
+    """A run without truth into the --out of a run with truth left that truth.csv beside a
+    metrics.json without MEGC table, unsaid: lgnm-eval on the folder scored the new
+    predictions against the old truth."""
+    out = tmp_path / "out"
+    common = [*weight_args(media), "--pub", "none", "--quiet", "--max-frames", "30", "--out", str(out)]
+    assert live_main(["--replay", str(media["clip"]), "--truth", str(media["truth"]), *common]) == 0
+    assert live_main(["--replay", str(media["clip"]), *common]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["megc"] is None
+    assert (f"--out {out}: truth.csv is an earlier run's, left as it was; this run had no truth (metrics.json has "
+            "no MEGC table)") in metrics["notes"]
 
 
 def test_status_latency_is_the_median_event_latency_so_far(media: dict) -> None:
