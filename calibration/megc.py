@@ -23,7 +23,7 @@ recall and F1 lie in [0, 1].
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -188,12 +188,14 @@ def scored_truth(truth: Iterable[Interval], last_frames: dict[str, int],
     return ScoredTruth(kept, sorted(missing), beyond, before)
 
 
-def render_table(result: MegcResult, title: str = "MEGC spotting") -> Table:
-    """A rich table: one row per type and one for overall."""
+def render_table(result: MegcResult, title: str = "MEGC spotting",
+                 types: Sequence[str] = ("MaE", "ME")) -> Table:
+    """A rich table: one row per type of `types` (the types spotted: a type left out by
+    `--types` would show as a row of zeros) and one for overall."""
     table = Table(title=title)
     for col in ("type", "TP", "FP", "FN", "pred", "truth", "precision", "recall", "F1"):
         table.add_column(col, justify="left" if col == "type" else "right")
-    rows = [(t, result.per_type[t]) for t in ("MaE", "ME")] + [("overall", result.overall)]
+    rows = [(t, result.per_type[t]) for t in ("MaE", "ME") if t in types] + [("overall", result.overall)]
     for name, s in rows:
         table.add_row(name, str(s.tp), str(s.fp), str(s.fn), str(s.n_pred), str(s.n_truth),
                       f"{s.precision:.4f}", f"{s.recall:.4f}", f"{s.f1:.4f}")

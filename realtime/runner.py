@@ -339,7 +339,7 @@ def summarise(config: RunConfig, console: Console, plan: ReplayPlan, runs: list[
         sys.stdout.write(json.dumps({"summary": metrics}) + "\n")
         return written
     if result is not None:
-        console.print(render_table(result, title="MEGC spotting (vs truth)"))
+        console.print(render_table(result, title="MEGC spotting (vs truth)", types=config.types))
     if any(r.frames for r in runs):
         console.print(performance_table(runs, wall, unpaced=not (config.live or config.video or config.paced)))
     return written

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -116,3 +117,19 @@ def test_overlapping_truths_keep_counts_and_ratios_valid(tmp_path: Path, capsys:
     for key in ("ME", "MaE", "overall"):
         assert out[key]["fp"] >= 0 and out[key]["fn"] >= 0
         assert all(0.0 <= out[key][r] <= 1.0 for r in ("precision", "recall", "f1"))
+
+
+def test_the_table_shows_only_the_types_spotted() -> None:
+    """--types ME printed a MaE row of zeros (F1 0.0000) as if MaE had been spotted and missed."""
+    from rich.console import Console
+
+    from calibration.megc import evaluate, render_table
+
+    truth = [Interval("v", "ME", 10, 20), Interval("v", "MaE", 40, 80)]
+    result = evaluate([iv for iv in truth if iv.type == "ME"], [Interval("v", "ME", 11, 20, 0.9)])
+    console = Console(width=120, record=True, file=io.StringIO())
+    console.print(render_table(result, types=("ME",)))
+    rows = [line.split("│")[1].strip() for line in console.export_text().splitlines() if line.startswith("│")]
+    assert rows == ["ME", "overall"]
+    console.print(render_table(result))
+    assert "MaE" in console.export_text()  # both types by default
