@@ -123,8 +123,6 @@ def test_the_table_shows_only_the_types_spotted() -> None:
     """--types ME printed a MaE row of zeros (F1 0.0000) as if MaE had been spotted and missed."""
     from rich.console import Console
 
-    from calibration.megc import evaluate, render_table
-
     truth = [Interval("v", "ME", 10, 20), Interval("v", "MaE", 40, 80)]
     result = evaluate([iv for iv in truth if iv.type == "ME"], [Interval("v", "ME", 11, 20, 0.9)])
     console = Console(width=120, record=True, file=io.StringIO())
