@@ -12,8 +12,9 @@ before `--timeout`, 2 for user errors.
 
 A publisher that refuses the connection (CurveZMQ keys that do not match, or keys on one
 side only) gives no error: ZeroMQ stays silent (and retries some of these forever); the
-socket's monitor events tell it (`HandshakeWatch`), and lgnm-sub ends with one error line
-saying which key is wrong.
+socket's monitor events tell it (`HandshakeWatch`): a refused key or a mechanism mismatch
+ends lgnm-sub with one error line, handshakes that keep failing without a reason (a
+wrong server key, or a forwarder whose target is down) are one warning.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import zmq
@@ -38,22 +40,30 @@ COLUMNS = (("time", 12), ("stream", 12), ("type", 5), ("frames", 15), ("seconds"
 PIPE_WIDTH = 120  # rich would squeeze the columns into 80 when stdout is not a terminal
 
 MAX_TIMEOUT_S = 7 * 24 * 3600.0  # zmq_poll takes milliseconds as a C long
-# Handshakes that fail without a reason given (a wrong --curve-server-key: the publisher
-# cannot read the hello) this many times in a row, none succeeding, end the run.
+# Handshakes that fail without a reason given (a wrong --curve-server-key, a forwarder
+# whose target is down) this many times in a row, none succeeding: one warning.
 NO_DETAIL_FAILURES = 3
 
 
 class HandshakeWatch:
-    """Reads a SUB socket's monitor events and raises UserError when the publisher keeps
-    refusing it: its ZAP handler refused this client's key (HANDSHAKE_FAILED_AUTH), one
-    side uses CurveZMQ and the other does not (HANDSHAKE_FAILED_PROTOCOL), or the
-    handshake failed NO_DETAIL_FAILURES times in a row (a wrong server key, or the same
-    mismatch when the peer hung up first). Event names: libzmq's zmq_socket_monitor(3)."""
+    """Reads a SUB socket's monitor events: raises UserError when the publisher refused
+    this client for good, and warns once when handshakes keep failing without a reason.
 
-    def __init__(self, sock: zmq.Socket, endpoint: str, curve: bool) -> None:
+    Definitive (the run ends, exit 2): its ZAP handler refused this client's key
+    (HANDSHAKE_FAILED_AUTH), or one side uses CurveZMQ and the other does not
+    (HANDSHAKE_FAILED_PROTOCOL). HANDSHAKE_FAILED_NO_DETAIL is any connection lost
+    during the handshake: a wrong server key, the same mechanism mismatch when the peer
+    hung up first, but also a port forwarder (ssh -L, docker, kubectl port-forward) whose
+    target is not up yet; so NO_DETAIL_FAILURES of them in a row are one warning naming
+    the likely causes, and ZeroMQ goes on retrying. Event names: zmq_socket_monitor(3)."""
+
+    def __init__(self, sock: zmq.Socket, endpoint: str, curve: bool,
+                 warn: Callable[[str], None] | None = None) -> None:
         self.endpoint = endpoint
         self.curve = curve
+        self.warn = warn
         self.failures = 0
+        self.warned = False
         self.monitor = sock.get_monitor_socket(
             zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_HANDSHAKE_FAILED_AUTH
             | zmq.EVENT_HANDSHAKE_FAILED_PROTOCOL | zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL)
@@ -74,14 +84,13 @@ class HandshakeWatch:
                                 "--curve-server-key; see lgnm-keygen)")
             elif event == zmq.EVENT_HANDSHAKE_FAILED_NO_DETAIL:
                 self.failures += 1
-                # a mechanism mismatch shows as PROTOCOL or, when the peer hangs up
-                # first, as NO_DETAIL: the message names both causes it can be
-                if self.failures >= NO_DETAIL_FAILURES:
-                    raise UserError(f"{self.endpoint}: the CurveZMQ handshake failed {self.failures} times: "
-                                    "--curve-server-key is not the publisher's public key, or the publisher "
-                                    "does not use CurveZMQ" if self.curve else
-                                    f"{self.endpoint}: the handshake failed {self.failures} times: the publisher "
-                                    "requires CurveZMQ keys (--curve-secret and --curve-server-key; see lgnm-keygen)")
+                if self.failures >= NO_DETAIL_FAILURES and not self.warned and self.warn is not None:
+                    self.warned = True
+                    causes = ("--curve-server-key is not the publisher's public key, the publisher does not use "
+                              "CurveZMQ" if self.curve else "the publisher requires CurveZMQ keys (--curve-secret "
+                              "and --curve-server-key)")
+                    self.warn(f"warning: {self.endpoint}: the handshake failed {self.failures} times without a "
+                              f"reason: {causes}, or a port forwarder whose target is not up; still trying")
 
 
 @dataclass
@@ -173,7 +182,8 @@ def _connect(ctx: zmq.Context, args: argparse.Namespace) -> tuple[zmq.Socket, Ha
         sock.curve_publickey, sock.curve_secretkey = public, secret
         sock.curve_serverkey = load_public_key(args.curve_server_key, "--curve-server-key")
     sock.setsockopt(zmq.SUBSCRIBE, TOPIC_PREFIX)
-    watch = HandshakeWatch(sock, args.endpoint, curve=args.curve_secret is not None)
+    watch = HandshakeWatch(sock, args.endpoint, curve=args.curve_secret is not None,
+                           warn=lambda line: print(line, file=sys.stderr, flush=True))
     try:
         sock.connect(args.endpoint)
     except zmq.ZMQError as exc:
