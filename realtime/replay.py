@@ -7,6 +7,7 @@ in the numbering (the source notices each hole and the frame chain breaks there)
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Callable
@@ -49,8 +50,11 @@ class ReplayItem:
     media: Path | None = None  # the video file (linked from .eaf exports); None for frame folders
 
     def __post_init__(self) -> None:
-        # The id goes into every output file: a name that is not UTF-8 must not fail them.
+        # The id goes into every output file: a name that is not UTF-8 must not fail them;
+        # NFC, and the truth's ids with it (a dataset's ids come from its folder names).
         self.name = text_name(self.name)
+        self.truth = [iv if text_name(iv.video) == iv.video else dataclasses.replace(iv, video=text_name(iv.video))
+                      for iv in self.truth]
 
 
 @dataclass

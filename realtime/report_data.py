@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from realtime.common.errors import UserError
+from realtime.common.text import text_name
 from realtime.common.types import EXPR_TYPES, Interval
 from realtime.intervals_csv import read_intervals
 from realtime.sinks import SCORES_COLUMNS
@@ -103,8 +104,11 @@ def read_run(folder: Path) -> RunFiles:
             raise UserError(f"{folder / name}: no such file (lgnm-live --out writes it; is {folder} a run folder?)")
     metrics = read_metrics(folder / "metrics.json")
     runs = metrics["performance"]["runs"]
+    for run in runs:  # video ids in NFC, as read_intervals gives them (a run written on macOS before)
+        run["stream"] = text_name(str(run["stream"]))
     names = [r["stream"] for r in runs]
     scores = read_scores(folder / "scores.csv")
+    scores["video"] = scores["video"].map(lambda v: text_name(str(v)))
     predictions = read_intervals(folder / "predictions.csv", truth=False)
     truth = read_intervals(folder / "truth.csv") if metrics["megc"] is not None else None
     named: tuple[tuple[str, set[str]], ...] = (("scores.csv", set(scores["video"])),

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from calibration.megc import evaluate, render_table, scored_truth
 from realtime.common.errors import EXIT_USER_ERROR, UserError, output_dir
-from realtime.common.text import first_few
+from realtime.common.text import first_few, text_name
 from realtime.dashboard import performance_table
 from realtime.intervals_csv import write_intervals
 from realtime.lsl import LslMarkerOutlet, LslSettings
@@ -95,11 +95,11 @@ def live_item(config: RunConfig) -> ReplayItem:
     def opener() -> FrameSource:
         source = open_source(kind, value, fps=config.fps, width=config.width, height=config.height,
                              max_retries=config.max_retries)
-        if config.stream:  # --stream: ids unique across the hosts of a proxy
-            source.name = config.stream
+        if config.stream:  # --stream: ids unique across the hosts of a proxy (NFC, as every id)
+            source.name = text_name(config.stream)
         return source
 
-    name = config.stream or (f"{kind}{value}" if kind == "camera" else value)
+    name = text_name(config.stream) if config.stream else (f"{kind}{value}" if kind == "camera" else value)
     return ReplayItem(name, opener)
 
 

@@ -199,3 +199,24 @@ def test_a_prediction_with_onset_0_is_an_error_not_the_truth_convention(tmp_path
     pred.write_text("video,type,onset,offset,score,apex\nw,MaE,50,60,0.5,55\nv,MaE,55,60,0.5,55\n", encoding="utf-8")
     assert eval_main(["--truth", str(truth), "--pred", str(pred), "--json"]) == 0  # truth: onset 0 -> the apex
     assert '"tp": 2' in capsys.readouterr().out
+
+
+def test_decomposed_names_are_one_id_in_every_reader(tmp_path: Path) -> None:
+    """NFC ids reached read_intervals and the replay first: lgnm-export-eaf then lost a
+    macOS (NFD) name's recorded times ('frame rate unknown'), and an NFD media path's
+    relative link was percent-encoded as if it were not UTF-8 (review)."""
+    from realtime.eaf import EafDocument, build_eaf
+    from tools.export_eaf import main as export_main
+
+    nfd = unicodedata.normalize("NFD", "café")
+    pred = tmp_path / "pred.csv"
+    pred.write_text("video,type,onset,offset,score,apex,onset_s,offset_s\n"
+                    f"{nfd},MaE,31,60,0.9,45,1.0,1.9667\n{nfd},MaE,91,120,0.8,100,3.0,3.9667\n", encoding="utf-8")
+    assert export_main(["--pred", str(pred), "--out", str(tmp_path / "eaf")]) == 0
+    assert len(list((tmp_path / "eaf").glob("*.eaf"))) == 1
+    media = tmp_path / "media" / f"{nfd} clip.mp4"
+    media.parent.mkdir()
+    media.write_bytes(b"")
+    eaf = build_eaf(EafDocument(unicodedata.normalize("NFC", "café"), [], None, media), tmp_path / "x" / "a.eaf")
+    relative = eaf.get_linked_files()[0]["RELATIVE_MEDIA_URL"]
+    assert "%" not in relative and relative.endswith(" clip.mp4"), relative

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realtime.common.errors import OneLineParser, UserError, cli_entry, output_dir, path_arg
+from realtime.common.text import text_name
 from realtime.common.types import Interval
 from realtime.eaf import (
     EafDocument,
@@ -75,7 +76,7 @@ def run_facts(run: Path | None) -> dict[str, StreamFacts]:
     facts = {}
     for r in runs:
         fps, media = r.get("source_fps"), r.get("media")
-        facts[r.get("stream", "")] = StreamFacts(float(fps) if fps else None, Path(media) if media else None)
+        facts[text_name(str(r.get("stream", "")))] = StreamFacts(float(fps) if fps else None, Path(media) if media else None)
     return facts
 
 
@@ -96,7 +97,7 @@ def prediction_times(path: Path) -> dict[tuple[str, str, int, int], tuple[float,
     with path.open(newline="", encoding="utf-8-sig") as fh:
         for row in csv.DictReader(fh):
             try:
-                key = (row["video"].strip(), row["type"].strip(), int(float(row["onset"])), int(float(row["offset"])))
+                key = (text_name(row["video"].strip()), row["type"].strip(), int(float(row["onset"])), int(float(row["offset"])))
                 times[key] = (float(row["onset_s"]), float(row["offset_s"]))
             except (KeyError, TypeError, ValueError):
                 continue
@@ -125,7 +126,7 @@ def find_media(media: Path | None, video: str, n_videos: int) -> Path | None:
         return media
     if not media.is_dir():
         raise UserError(f"--media {media}: no such file or folder")
-    found = [p for p in sorted(media.iterdir()) if p.stem == video and p.suffix.lower() in VIDEO_SUFFIXES]
+    found = [p for p in sorted(media.iterdir()) if text_name(p.stem) == video and p.suffix.lower() in VIDEO_SUFFIXES]
     return found[0] if found else None
 
 

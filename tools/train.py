@@ -45,6 +45,7 @@ from engines.lgnmnet import LGNMNet
 from engines.pretrained import load_backbone_state
 from engines.weights import WeightsMeta, file_sha256, load_weights, save_weights
 from realtime.common.errors import OneLineParser, UserError, cli_entry, output_dir, path_arg
+from realtime.common.text import text_name
 from realtime.common.types import DEFAULT_LANDMARK_FILTER, EXPR_TYPES, HEAD_MOTION_MODELS, ExprType, FlowSettings, Interval
 from realtime.dataset_loaders import LOADERS, load_dataset
 from realtime.labels import irl_labels, k_from_intervals
@@ -455,7 +456,7 @@ def _load_synth_mp4(data: Path) -> list[TrainVideo]:
         cap.release()
         if not fps > 0:
             raise UserError(f"{mp4}: cannot read the frame rate")
-        vid = mp4.stem
+        vid = text_name(mp4.stem)  # NFC, as read_intervals gives the truth's ids
         out.append(TrainVideo(vid, vid, round(fps, 3), mp4, [iv for iv in truth if iv.video == vid]))
     return out
 
