@@ -70,6 +70,9 @@ class CurveServerKeys:
         return load_secret_key(Path(self.secret_file), "--curve-secret")
 
 
+MAX_TOLD_KEYS = 100  # refused keys told (and remembered) at most: a scan must not grow memory
+
+
 class ClientKeys:
     """The authorised client public keys of a `--curve-clients` folder as the ZAP
     handler's credentials provider (`ThreadAuthenticator.configure_curve_callback`): the
@@ -81,17 +84,28 @@ class ClientKeys:
         self.folder = Path(folder)
         self.option = option
         self.on_refused = on_refused
-        self.allowed = set(zmq.auth.load_certificates(str(self.folder)))  # z85 public keys
+        self.allowed: set[bytes] = set()  # z85 public keys
+        for path in sorted(self.folder.glob("*.key")):
+            try:
+                public, _ = zmq.auth.load_certificate(path)
+            except (OSError, ValueError) as exc:  # a TLS key or notes under the same suffix
+                raise UserError(f"{option} {path}: not a ZeroMQ public key ({exc})") from None
+            self.allowed.add(public)
         self.told: set[bytes] = set()
 
     def callback(self, domain: str, key: bytes) -> bool:
-        """ZAP: True to let the client with this z85 public key in."""
+        """ZAP: True to let the client with this z85 public key in. Never raises: an
+        exception here would end pyzmq's authentication thread, and every later
+        handshake, the authorised ones too, would stall."""
         if key in self.allowed:
             return True
-        if key not in self.told and self.on_refused is not None:
+        if key not in self.told and len(self.told) < MAX_TOLD_KEYS and self.on_refused is not None:
             self.told.add(key)
-            self.on_refused(f"{self.option} {self.folder}: refused a client whose public key "
-                            f"({key.decode('ascii', 'replace')[:8]}...) is not among its keys")
+            try:
+                self.on_refused(f"{self.option} {self.folder}: refused a client whose public key "
+                                f"({key.decode('ascii', 'replace')[:8]}...) is not among its keys")
+            except Exception:  # noqa: BLE001 - a closed stderr must not stop the authentication
+                pass
         return False
 
 

@@ -126,3 +126,29 @@ def test_bad_key_files(keys):
     with pytest.raises(UserError, match="--curve-secret .*no such file"):
         EventPublisher("tcp://127.0.0.1:*", stream="cam",
                        curve=CurveServerKeys(keys / "nope", keys / "clients"))
+
+
+def test_a_stray_key_file_among_the_clients_is_one_error_line(keys):
+    """A TLS `server.key` or notes saved as `*.key` in --curve-clients: pyzmq's ValueError
+    came out as a traceback (exit 1) once the keys were loaded by ClientKeys (review)."""
+    (keys / "clients" / "notes.key").write_text("hello\n")
+    curve = CurveServerKeys(keys / "server" / "server.key_secret", keys / "clients")
+    with pytest.raises(UserError, match=r"--curve-clients .*notes\.key: not a ZeroMQ public key"):
+        EventPublisher("tcp://127.0.0.1:*", stream="cam", curve=curve)
+
+
+def test_the_refusal_callback_never_raises(keys):
+    """An exception in the ZAP callback (a closed stderr) would end pyzmq's
+    authentication thread and stall every later handshake."""
+    from realtime.publisher import MAX_TOLD_KEYS, ClientKeys
+
+    def broken(message: str) -> None:
+        raise BrokenPipeError
+
+    ring = ClientKeys(keys / "clients", "--curve-clients", broken)
+    assert ring.callback("*", b"x" * 40) is False
+    alice = zmq.auth.load_certificate(keys / "private" / "alice.key")[0]
+    assert ring.callback("*", alice) is True
+    for i in range(MAX_TOLD_KEYS + 50):
+        ring.callback("*", f"{i:040d}".encode())
+    assert len(ring.told) == MAX_TOLD_KEYS
