@@ -73,7 +73,10 @@ class ReplayPlan:
 
 
 def _has_images(folder: Path) -> bool:
-    return bool(image_files(folder))
+    try:
+        return bool(image_files(folder))
+    except OSError:  # an unreadable subfolder: not a frame folder we could replay
+        return False
 
 
 def _has_videos(folder: Path) -> bool:

@@ -839,6 +839,24 @@ def test_a_frame_folder_beside_videos_without_fps_is_left_out_with_a_note(make_v
         path_items(videos, None, [])
 
 
+def test_an_unreadable_subfolder_does_not_stop_a_folder_replay(make_video, tmp_path, monkeypatch):
+    """A subfolder the user may not list (PermissionError; root ignores the mode, so it
+    is simulated) ended the folder replay with a traceback (review)."""
+    import realtime.replay as replay
+
+    (tmp_path / "rp" / "locked").mkdir(parents=True)
+    make_video("rp/a.avi", frames=3)
+    real = replay.image_files
+
+    def image_files(folder):
+        if folder.name == "locked":
+            raise PermissionError(13, "Permission denied", str(folder))
+        return real(folder)
+
+    monkeypatch.setattr(replay, "image_files", image_files)
+    assert [item.name for item in path_items(tmp_path / "rp", None, [])] == ["a"]
+
+
 def test_videos_in_subfolders_of_a_folder_replay_are_named(make_video, tmp_path):
     """A phone's DCIM/100APPLE/IMG_0001.MOV: the folder replay read one level and said
     "no video files" (or, beside other videos, nothing at all) of the subfolder."""
