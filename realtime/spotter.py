@@ -36,7 +36,7 @@ flushes implicitly; a frame at or before the last one is a ValueError.
 
 Threshold: `params.threshold` when given (calibrated for unknown subjects, has an
 offline twin). Otherwise a rolling Moilanen threshold, mean + p*(max - mean) over the
-last `rolling_window` final smoothed samples (default 100K); it is re-evaluated every
+last `rolling_window` final smoothed samples (default 100 x K, DEFAULT_ROLLING_FACTOR); it is re-evaluated every
 sample while no chunk is open and frozen for the life of a chunk (find_peaks of that
 chunk uses the frozen value); it is never below `params.min_score` (a flat stream
 would otherwise count as one endless expression), and samples are never active before
