@@ -497,6 +497,7 @@ def run_stream(
     finally:
         # A stop request (Ctrl-C) must not wait out an OpenCV open or read blocked for
         # up to the source's timeout: the daemon thread is left to die with the process.
+        source.stop_after(scorer.last_frame)  # frames read ahead past it are not this run's
         capture.stop(timeout=STOP_GRACE_S if stop() else 5.0)
         if not capture.is_alive():  # else it may still be aligning the frame it read
             aligner.close()

@@ -176,6 +176,12 @@ class FrameSource(ABC):
         self._closed = threading.Event()
         self.on_notice: NoticeCallback | None = None
         self.notices: list[str] = []
+        self._used_until: int | None = None  # stop_after
+
+    def stop_after(self, frame: int) -> None:
+        """The consumer used the frames up to `frame` and stops: what the source read
+        ahead beyond it is not the run's, and its notices must not name those frames."""
+        self._used_until = frame
 
     def notice(self, message: str) -> None:
         """Report something the user should know about this input (one line)."""
@@ -796,7 +802,9 @@ class VideoFileSource(FrameSource):
         finally:
             container.close()
             if early:  # the damage met so far is said too (it was lost with the stream's end)
-                self._tell_gaps([n for n in undecoded if n < last])
+                used_until = getattr(self, "_used_until", None)  # (a subclass may skip __init__)
+                used = last if used_until is None else min(last, used_until)
+                self._tell_gaps([n for n in undecoded if n < used])
         if self._closed.is_set():
             return
         if delivered == 0:
@@ -1512,6 +1520,10 @@ class PacedSource(FrameSource):
             if self.closed:
                 return
             yield RawFrame(raw.index, time.monotonic(), raw.t_stream, raw.image)
+
+    def stop_after(self, frame: int) -> None:
+        super().stop_after(frame)
+        self.inner.stop_after(frame)
 
     def close(self) -> None:
         super().close()

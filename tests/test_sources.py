@@ -20,6 +20,7 @@ from realtime.connect import connect_first
 from realtime.sources import (
     CameraSource,
     FrameFolderSource,
+    PacedSource,
     SourceUnavailable,
     VideoFileSource,
     natural_key,
@@ -652,6 +653,25 @@ def test_damage_met_before_a_stream_is_stopped_is_still_told(make_video, tmp_pat
         frames.close()  # type: ignore[attr-defined]
     assert src.notices == ["damaged.avi: 1 frame could not be decoded (120); the others keep "
                            "their numbers and the frame chain breaks at each gap"]
+
+
+def test_damage_read_ahead_past_the_frames_used_is_not_told(make_video, tmp_path):
+    """The capture thread reads ahead of scoring: a run that used frames up to 110 must
+    not be told of damage at frame 120 that only the read-ahead met (review)."""
+    path = make_video("clip.avi", frames=300, size=(64, 48))
+    data = bytearray(path.read_bytes())
+    pos, size = _packets(path)[119]
+    data[pos:pos + size] = bytes(size)
+    damaged = tmp_path / "damaged.avi"
+    damaged.write_bytes(bytes(data))
+    src = PacedSource(VideoFileSource(damaged), speed=1e9)  # the wrapper passes it on
+    frames = iter(src)  # held, as the capture thread holds it until the run stops
+    while next(frames).index < 150:
+        pass
+    src.stop_after(110)
+    src.close()
+    frames.close()  # type: ignore[attr-defined]
+    assert src.inner.notices == []  # type: ignore[attr-defined]
 
 
 @pytest.mark.skipif("libx264" not in av.codecs_available, reason="this PyAV build has no libx264")
