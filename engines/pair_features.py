@@ -39,8 +39,13 @@ class PairFeatures(Protocol):
 
 
 def default_flow_workers() -> int:
-    """Threads that compute one batch's pairs at once: the CPU count, at most 4."""
-    return max(1, min(4, os.cpu_count() or 1))
+    """Threads that compute one batch's pairs at once: the CPUs this process may run on
+    (its affinity: a container's or a job's share, not the machine's count), at most 4."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # (macOS, Windows)
+        cpus = os.cpu_count() or 1
+    return max(1, min(4, cpus))
 
 
 class CpuPairFeatures:

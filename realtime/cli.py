@@ -110,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "and a PNG per video (needs --out; the same as lgnm-report OUT)")
     out.add_argument("--quiet", action="store_true",
                      help="nothing on stdout: no dashboard, progress, event lines or summary tables "
-                          "(notes, warnings and errors still on stderr)")
+                          "(warnings, errors and notes about the input still on stderr)")
     out.add_argument("--json", action="store_true", help="events and the final summary as JSON lines")
     return p
 

@@ -30,14 +30,22 @@ import numpy as np
 from engines import features
 from realtime.common.types import FlowSettings, FrameRecord
 
+WINDOWS_DEVICES = frozenset({"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(1, 10)),
+                             *(f"LPT{i}" for i in range(1, 10))})
+
 
 def safe_name(stream: str) -> str:
     """A folder name for a stream id, one per id: letters of any script, digits, `.`, `_`
     and `-` are kept; an id that had anything else (an RTSP URL holds '/' and ':',
-    `take 1` a space) also gets the first 8 hex digits of its SHA-1, so that `take 1` and
-    `take_1` do not write into one folder, whichever process writes it (a Ray replay)."""
+    `take 1` a space), a capital letter or a Windows device name also gets the first 8
+    hex digits of its SHA-1, so that `take 1` and `take_1`, or `Clip` and `clip` on a
+    case-insensitive disk, do not write into one folder, whichever process writes it (a
+    Ray replay)."""
     name = re.sub(r"[^\w.-]+", "_", stream).strip("._") or "stream"
-    if name == stream:
+    # Kept as it is only when no other id can give the same folder: on macOS and Windows
+    # `Clip` and `clip` are one folder, so a name with capitals is hashed too (lower-case
+    # plain names are not), and so are Windows' device names (CON, NUL, COM1...).
+    if name == stream and name == name.lower() and name.split(".")[0].upper() not in WINDOWS_DEVICES:
         return name
     return f"{name}-{hashlib.sha1(stream.encode('utf-8', 'surrogateescape')).hexdigest()[:8]}"
 

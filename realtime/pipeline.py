@@ -354,17 +354,20 @@ def landmark_filter_of(setups: Sequence[TypeSetup]) -> LandmarkFilter | None:
     return filters.pop() if filters else None
 
 
-def _has_more(ring: FrameRing, wait_s: float = 2.0) -> bool:
+def _has_more(ring: FrameRing, stop: Callable[[], bool], wait_s: float = 2.0) -> bool:
     """Whether the source gave (or keeps giving) a frame after the ones taken: a stream
     stopped by --max-frames, not one that ended there. A live source silent for `wait_s`
-    counts as having more (it was not closed)."""
-    try:
-        ring.get(timeout=wait_s)
-    except RingClosed:
-        return False
-    except TimeoutError:
-        return True
-    except Exception:  # noqa: BLE001 - the source failed after the limit: it had not ended there
+    (or a stop request meanwhile) counts as having more (it was not closed)."""
+    deadline = time.monotonic() + wait_s
+    while not stop() and time.monotonic() < deadline:
+        try:
+            ring.get(timeout=0.1)
+        except RingClosed:
+            return False
+        except TimeoutError:
+            continue
+        except Exception:  # noqa: BLE001 - the source failed after the limit: it had not ended there
+            return True
         return True
     return True
 
@@ -441,6 +444,7 @@ def run_stream(
         return options.batch if options.max_frames is None else min(options.batch, options.max_frames - stats.frames)
 
     capture.start()
+    waited = 0.0  # in _has_more
     failed = True  # until the stream ends or is stopped: a failure skips the coverage notes
     try:
         while not stop() and room() > 0:
@@ -486,8 +490,11 @@ def run_stream(
                 for sink in sinks:
                     sink.on_status(status())
         scorer.finish()
-        if options.max_frames is not None and room() <= 0 and not stop() and _has_more(ring):
-            stats.frame_limit = options.max_frames  # not when the stream ended at the limit itself
+        if options.max_frames is not None and room() <= 0 and not stop():
+            t_wait = time.monotonic()
+            if _has_more(ring, stop):
+                stats.frame_limit = options.max_frames  # not when the stream ended at the limit itself
+            waited = time.monotonic() - t_wait  # not the stream's time: left out of wall_s
         stats.stopped = stop()
         failed = False
         if saver is not None and saver.written == 0 and saver.error is None and stats.frames:
@@ -503,7 +510,7 @@ def run_stream(
             aligner.close()
         stats.dropped = ring.dropped
         stats.last_frame = scorer.last_frame
-        stats.wall_s = time.monotonic() - t_start
+        stats.wall_s = time.monotonic() - t_start - waited
         if not failed:  # a stream that failed is short or faceless for its error's reason
             stats.notices.extend(stats.coverage())  # for the summary: not passed to on_notice
     for sink in sinks:

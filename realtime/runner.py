@@ -205,7 +205,11 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
                           f"failed or were not replayed ({', '.join(missing[:5])}"
                           f"{', ...' if len(missing) > 5 else ''}); they have no rows", file=sys.stderr)
     if config.report and out is not None:
-        write_run_report(out)
+        if unopened:  # a report of an earlier run's file in its place, or of none, would not be this run's
+            print(f"note: --report: not written: {first_few([p.name for p in unopened])} of this run could not be "
+                  "written", file=sys.stderr)
+        else:
+            write_run_report(out)
     written = (written and not unopened and not (eaf is not None and eaf.failed)
                and not any(r.output_errors for r in runs))
     return exit_code(runs) or (0 if written else EXIT_USER_ERROR)

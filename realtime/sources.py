@@ -1237,8 +1237,9 @@ class LiveSource(FrameSource):
             return  # nothing usable reported this time: nothing to compare
         if abs(now / self._first_reported - 1.0) <= RATE_TOLERANCE:
             return
-        self.notice(f"{self._describe()}: came back at {now:g} fps (it was {self._first_reported:g} fps); "
-                    f"K and the smoothing windows stay set for {self._fps:g} fps until lgnm-live is restarted")
+        self.notice(f"{self._describe()}: came back reporting {now:g} fps (it reported {self._first_reported:g} fps "
+                    f"at first); K and the smoothing windows stay set for {self._fps:g} fps until lgnm-live is "
+                    "restarted")
 
     def _rate_advice(self) -> str:
         """What the user can do about a rate taken from timing (appended to its notice)."""

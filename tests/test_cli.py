@@ -319,6 +319,18 @@ def test_an_output_file_that_cannot_be_written_is_one_line_and_the_others_are_ke
     assert (out / "eaf").is_dir()
 
 
+def test_no_report_is_drawn_from_an_output_this_run_could_not_write(media: dict, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    """--report after a blocked scores.csv drew an earlier run's file in its place (or
+    failed on a folder); it now says why there is no report (review)."""
+    out = tmp_path / "out"
+    (out / "scores.csv").mkdir(parents=True)
+    code, err = run_main(["--replay", str(media["clip"]), *weight_args(media), "--pub", "none", "--quiet",
+                          "--max-frames", "30", "--out", str(out), "--report"], capsys)
+    assert code == 2 and "note: --report: not written: scores.csv of this run could not be written" in err
+    assert not (out / "report").exists()
+
+
 def test_performance_table_names_the_backend_when_the_first_stream_failed(
         media: dict, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     folder = tmp_path / "videos"

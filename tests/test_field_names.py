@@ -158,14 +158,18 @@ def test_save_inputs_gives_every_stream_its_own_folder(clip, tmp_path: Path) -> 
     src, weights = clip
     folder = tmp_path / "in"
     folder.mkdir()
-    names = ["take 1", "take_1", "面接", "録画"]
+    names = ["take 1", "take_1", "面接", "録画", "Clip", "clip"]
     for n in names:
         shutil.copy(src, folder / f"{n}.avi")
     out = tmp_path / "run"
     assert _run(["--replay", str(folder), "--max-frames", "40", "--save-inputs", "2", "--out", str(out)],
                 weights) == 0
     made = sorted(p.name for p in (out / "inputs").iterdir())
-    assert len(made) == 4 and {"take_1", "面接", "録画"} <= set(made), made
+    assert len(made) == 6 and {"take_1", "面接", "録画", "clip"} <= set(made), made
+    assert len({m.casefold() for m in made}) == 6  # also apart on a case-insensitive disk
+    from realtime.input_images import safe_name
+
+    assert safe_name("CON").startswith("CON-") and safe_name("nul.x").startswith("nul.x-")  # Windows devices
     assert all(any((out / "inputs" / m).glob("*_input.png")) for m in made)
 
 

@@ -236,8 +236,8 @@ def test_a_server_back_at_another_frame_rate_is_told(rtsp_server, tmp_path: Path
         if n == 60:
             break
     src.close()
-    assert f"{first.url}: came back at 15 fps (it was 30 fps); K and the smoothing windows stay set for " \
-           "30 fps until lgnm-live is restarted" in src.notices, src.notices
+    assert f"{first.url}: came back reporting 15 fps (it reported 30 fps at first); K and the smoothing windows " \
+           "stay set for 30 fps until lgnm-live is restarted" in src.notices, src.notices
 
 @pytest.fixture(scope="module")
 def gone_for_good(media: dict, rtsp_server_module) -> dict:

@@ -24,6 +24,13 @@ class OneLineParser(argparse.ArgumentParser):
     the option, then where the usage is) and exit 2, as every other user mistake:
     argparse's own error printed the whole usage block first (18 lines for lgnm-live)."""
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        main = sys.modules.get("__main__")
+        spec = getattr(main, "__spec__", None)
+        if "prog" not in kwargs and spec is not None and self.prog.endswith(".py"):
+            self.prog = f"python -m {spec.name.removesuffix('.__main__')}"  # as it was run
+
     def error(self, message: str) -> Any:  # argparse declares NoReturn; it exits
         self.exit(EXIT_USER_ERROR, f"error: {message}; see {self.prog} --help\n")
 
