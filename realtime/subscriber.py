@@ -138,10 +138,12 @@ def _event_row(msg: EventMessage) -> list[str]:
             f"{msg.latency_ms:.0f} ms"]
 
 
-def _status_row(msg: StatusMessage) -> list[str]:
-    return [utc_now_iso()[11:23], msg.stream, "stat", f"frame {msg.frame}",
-            f"{msg.fps:.1f} fps {'face' if msg.face else 'noface'}",
-            f"{msg.source}", f"drop {msg.dropped}/{msg.pub_dropped}"]
+def _status_line(msg: StatusMessage) -> str:
+    """A status message as one labelled line under the event table (its fields do not
+    fit the event columns: they showed under `seconds`, `score` and `latency`)."""
+    return (f"{utc_now_iso()[11:23]}  {msg.stream}  status: frame {msg.frame}, {msg.fps:.1f} fps, "
+            f"{'face' if msg.face else 'no face'}, source {msg.source}, dropped {msg.dropped} "
+            f"(ring) / {msg.pub_dropped} (publisher)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -241,10 +243,12 @@ def main(argv: list[str] | None = None) -> int:
                 sys.stdout.write(frames[1].decode() + "\n")
                 sys.stdout.flush()
             else:
-                table = _row_table(header=False)
-                row = _event_row(msg) if isinstance(msg, EventMessage) else _status_row(msg)
-                table.add_row(*row)
-                out.print(table)
+                if isinstance(msg, EventMessage):
+                    table = _row_table(header=False)
+                    table.add_row(*_event_row(msg))
+                    out.print(table)
+                else:
+                    out.print(_status_line(msg), markup=False, soft_wrap=True)
             printed += 1
         return 0
     except KeyboardInterrupt:

@@ -90,7 +90,7 @@ def test_table_with_status(capsys):
     out, _ = capsys.readouterr()
     lines = out.splitlines()
     assert code == 0 and lines[0].split()[:4] == ["time", "stream", "type", "frames"]
-    assert "frame 5" in lines[1] and "down" in lines[1]
+    assert "door  status: frame 5, " in lines[1] and ", source down, dropped " in lines[1]
     assert "door" in lines[2] and "MaE" in lines[2] and "100-110" in lines[2]
     assert "3.30-3.60s" in lines[2] and "0.91" in lines[2] and "42 ms" in lines[2]
 
