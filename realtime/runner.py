@@ -301,7 +301,7 @@ def summarise(config: RunConfig, console: Console, plan: ReplayPlan, runs: list[
         if unspotted:
             scope = dataclasses.replace(scope, truth=[iv for iv in scope.truth if iv.type in config.types])
             kinds = sorted({iv.type for iv in unspotted})
-            notes.append(f"{len(unspotted)} truth interval(s) of {', '.join(kinds)}, not spotted "
+            notes.append(f"{len(unspotted)} truth interval(s) of {', '.join(kinds)} in the frames read, not spotted "
                          f"(--types {','.join(config.types)}), not scored")
         result = evaluate(scope.truth, collected.intervals)
         failed = {r.stream for r in runs if r.error is not None and not r.frames}
