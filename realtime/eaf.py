@@ -30,6 +30,7 @@ from pathlib import Path
 from pympi import Elan
 
 from realtime.common.atomic import atomic_text
+from realtime.common.text import is_utf8
 from realtime.common.types import Interval
 
 PRED_TIER = "lgnm {type}"
@@ -59,15 +60,6 @@ class EafDocument:
     predictions: Sequence[TimedInterval]
     truth: Sequence[TimedInterval] | None = None
     media: Path | None = None
-
-
-def _is_utf8(text: str) -> bool:
-    """False for a name holding bytes that are not UTF-8 (surrogate escapes of a Latin-1 file name)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def span_from_times(onset_s: float, offset_s: float, fps: float) -> tuple[int, int]:
@@ -139,7 +131,7 @@ def build_eaf(doc: EafDocument, eaf_path: Path | None = None) -> Elan.Eaf:
         relative = None
         if eaf_path is not None:
             rel = Path(os.path.relpath(media, Path(eaf_path).resolve().parent)).as_posix()
-            if not _is_utf8(rel):  # bytes that are not UTF-8 (a Latin-1 name): percent-encoded, as in the URL
+            if not is_utf8(rel):  # bytes that are not UTF-8 (a Latin-1 name): percent-encoded, as in the URL
                 rel = urllib.parse.quote_from_bytes(os.fsencode(rel), safe="/")
             relative = rel if rel.startswith("../") else f"./{rel}"
         eaf.add_linked_file(media.as_uri(), relpath=relative, mimetype=mime)

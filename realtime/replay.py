@@ -53,8 +53,7 @@ class ReplayItem:
         # The id goes into every output file: a name that is not UTF-8 must not fail them;
         # NFC, and the truth's ids with it (a dataset's ids come from its folder names).
         self.name = text_name(self.name)
-        self.truth = [iv if text_name(iv.video) == iv.video else dataclasses.replace(iv, video=text_name(iv.video))
-                      for iv in self.truth]
+        self.truth = [dataclasses.replace(iv, video=text_name(iv.video)) for iv in self.truth]
 
 
 @dataclass

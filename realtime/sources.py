@@ -802,8 +802,7 @@ class VideoFileSource(FrameSource):
         finally:
             container.close()
             if early:  # the damage met so far is said too (it was lost with the stream's end)
-                used_until = getattr(self, "_used_until", None)  # (a subclass may skip __init__)
-                used = last if used_until is None else min(last, used_until)
+                used = last if self._used_until is None else min(last, self._used_until)
                 self._tell_gaps([n for n in undecoded if n < used])
         if self._closed.is_set():
             return
@@ -823,7 +822,6 @@ class VideoFileSource(FrameSource):
         if truncated and self.n_frames is not None and delivered < self.n_frames:
             self.notice(f"{self.path.name}: read {delivered} of {self.n_frames} declared frames; "
                         "the file ends early (truncated?)")
-
 
     def _tell_gaps(self, missing: list[int]) -> None:
         """Notices for the frame numbers `missing` among those read: jumps in the

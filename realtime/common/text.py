@@ -15,11 +15,19 @@ def text_name(name: str) -> str:
     hold. NFC: macOS stores names decomposed (`e` + a combining accent) where a CSV typed
     by hand has the composed `é`; both read "café" and must be one video id
     (`intervals_csv` reads the video names of truth and predictions the same way)."""
-    try:
-        name.encode("utf-8")
-    except UnicodeEncodeError:
+    if not is_utf8(name):
         return os.fsencode(name).decode("utf-8", "backslashreplace")
     return unicodedata.normalize("NFC", name)
+
+
+def is_utf8(text: str) -> bool:
+    """False for text holding bytes that are not UTF-8 (the surrogate escapes Python
+    gives a Latin-1 file name)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def first_few(names: Sequence[str], most: int = 5) -> str:
