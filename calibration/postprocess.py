@@ -106,6 +106,10 @@ class PostParams:
     # expression longer than twice that, and on faces doing nothing such lone peaks are
     # most of the false intervals.
     drop_unpaired: bool = False
+    # With a fixed `threshold`: the threshold in force is min(threshold, max(Moilanen, min_score)),
+    # i.e. the calibrated value is a ceiling that the method's own relative threshold
+    # lowers where a stream's scores run lower than the calibration's (see resolve_threshold).
+    adaptive: bool = False
 
     def __post_init__(self) -> None:
         if self.k < 1:
@@ -128,6 +132,8 @@ class PostParams:
             raise ValueError("run_pad, min_run and run_gap must be finite")
         if self.min_run < 0 or self.run_gap < 0:
             raise ValueError(f"min_run and run_gap must be >= 0, got {self.min_run}, {self.run_gap}")
+        if self.adaptive and self.threshold is None:
+            raise ValueError("adaptive needs a fixed threshold to lower (threshold is null)")
         if self.max_chunk is not None and self.max_chunk < 2 * self.quiet:
             raise ValueError(f"max_chunk must be >= 2*Q = {2 * self.quiet}, got {self.max_chunk}")
 
@@ -224,10 +230,16 @@ def moilanen_threshold(smoothed: np.ndarray, p: float) -> float:
 
 
 def resolve_threshold(smoothed: np.ndarray, params: PostParams) -> float:
-    """The fixed threshold when given, else Moilanen over the whole sequence."""
-    if params.threshold is not None:
-        return float(params.threshold)
-    return moilanen_threshold(smoothed, params.p)
+    """The threshold of a whole segment offline: the fixed one when given, else Moilanen
+    (mean + p (max - mean), LGNMNet.md) over the whole sequence. `adaptive`: the fixed one
+    as a ceiling, min(threshold, max(Moilanen, min_score)); the live spotter's twin of this
+    uses its rolling Moilanen (realtime.spotter), so the two agree only where the
+    ceiling holds."""
+    if params.threshold is None:
+        return moilanen_threshold(smoothed, params.p)
+    if params.adaptive and smoothed.size:
+        return min(float(params.threshold), max(moilanen_threshold(smoothed, params.p), params.min_score))
+    return float(params.threshold)
 
 
 def find_spot_peaks(smoothed: np.ndarray, threshold: float, k: int) -> np.ndarray:

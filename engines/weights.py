@@ -155,7 +155,7 @@ def _check_post(post: object, k: int) -> None:
     if not isinstance(post, dict):
         raise TypeError(f"post must be a JSON object, got {post!r}")
     ints = {"k", "win", "order", "keep", "shift", "max_chunk"}
-    bools = {"drop_inside_mae", "drop_unpaired"}
+    bools = {"drop_inside_mae", "drop_unpaired", "adaptive"}
     strings = {"rule"}
     optional = {"threshold", "shift", "max_chunk"}
     for name, value in post.items():

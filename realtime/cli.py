@@ -29,7 +29,7 @@ from realtime.common.errors import OneLineParser, UserError, cli_entry, path_arg
 from realtime.common.types import EXPR_TYPES, ExprType
 from realtime.native_log import native_stderr_filtered
 from realtime.ray_options import LOCAL
-from realtime.run_config import ConfigError, RunConfig, parse_frames
+from realtime.run_config import THRESHOLDS, ConfigError, RunConfig, parse_frames
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -76,8 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--engine", type=path_arg, action="append",
                        help="TensorRT engine per type (built by lgnm-build-engine), same order as --weights")
     model.add_argument("--flow", default="auto", choices=FLOW_KINDS, help="dense-flow backend")
-    model.add_argument("--threshold", default="calibrated", choices=("calibrated", "rolling"),
-                       help="spotting threshold: calibrated (from the weights) or rolling Moilanen")
+    model.add_argument("--threshold", default="calibrated", choices=THRESHOLDS,
+                       help="spotting threshold: calibrated (the weights' rule: their fixed threshold, "
+                            "lowered by the rolling one where they say adaptive), fixed (their fixed "
+                            "threshold alone) or rolling (Moilanen's, relative to the stream's scores)")
     model.add_argument("--batch", type=int, default=16, help="most frames scored in one model call")
 
     out = p.add_argument_group("output")

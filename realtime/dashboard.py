@@ -9,6 +9,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from calibration.postprocess import PostParams
 from realtime.common.types import ExprType
 from realtime.sinks import TraceSink
 from realtime.stats import RunStats
@@ -22,8 +23,18 @@ def sparkline(values: Iterable[float], width: int = 60) -> str:
     return "".join(BARS[min(len(BARS) - 1, max(0, int(round(v * (len(BARS) - 1)))))] for v in vals)
 
 
-def live_view(trace: TraceSink, thresholds: Mapping[ExprType, float | None]) -> Panel:
-    """fps, latency, face present, both score traces, last events."""
+def threshold_label(params: PostParams) -> str:
+    """How the spotter of one type thresholds, in a few words for the dashboard."""
+    if params.threshold is None:
+        return f"threshold rolling (>= {params.min_score:.2f})"
+    if params.adaptive:
+        return f"threshold {params.threshold:.2f}, lower where the stream's scores are (adaptive)"
+    return f"threshold {params.threshold:.2f}"
+
+
+def live_view(trace: TraceSink, thresholds: Mapping[ExprType, str]) -> Panel:
+    """fps, latency, face present, both score traces (with `thresholds`: a label per type,
+    see threshold_label), last events."""
     st = trace.status
     head = Table.grid(padding=(0, 2))
     for _ in range(6):
@@ -43,8 +54,8 @@ def live_view(trace: TraceSink, thresholds: Mapping[ExprType, float | None]) -> 
         thr = thresholds.get(kind)
         label = f"{kind}"
         traces.add_row(Text(label, style=f"bold {colour}"), Text(sparkline(trace.scores[kind]), style=colour))
-        if thr is not None:
-            traces.add_row("", Text(f"threshold {thr:.2f}", style="dim"))
+        if thr:
+            traces.add_row("", Text(thr, style="dim"))
     events = Table(show_edge=False, box=None, header_style="bold")
     for col in ("type", "frames", "seconds", "score", "latency"):
         events.add_column(col)

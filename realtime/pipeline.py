@@ -61,17 +61,15 @@ class TypeSetup:
     params: PostParams
     scorer: Scorer
 
-    @property
-    def rolling(self) -> bool:
-        """No fixed threshold: the spotter uses its rolling Moilanen threshold."""
-        return self.params.threshold is None
 
-
-def setup_for_fps(scorer: Scorer, fps: float, rolling: bool = False) -> TypeSetup:
+def setup_for_fps(scorer: Scorer, fps: float, threshold: str = "calibrated") -> TypeSetup:
     """Scale the weights' K (and smoothing window) from their training fps to `fps`.
 
     K = k_seconds x fps (the method's K is half the mean expression length, a duration);
     the Savitzky-Golay window scales the same way so that smoothing covers the same time.
+    `threshold` (realtime.run_config.THRESHOLDS): "calibrated" keeps the weights' rule
+    (their fixed threshold, lowered by the rolling one where `adaptive`), "fixed" the
+    fixed one alone, "rolling" the rolling Moilanen threshold alone.
     """
     meta = scorer.meta
     k = k_from_seconds(meta.k_seconds, fps)
@@ -80,8 +78,12 @@ def setup_for_fps(scorer: Scorer, fps: float, rolling: bool = False) -> TypeSetu
     if "win" in post and fps != meta.fps:
         post["win"] = odd_at_least(post["win"] * fps / meta.fps, int(post.get("order", 2)) + 1)
     params = PostParams.from_dict(post)
-    if rolling:
-        params = params.with_(threshold=None)
+    if threshold == "rolling":
+        params = params.with_(threshold=None, adaptive=False)
+    elif threshold == "fixed" and params.threshold is not None:
+        params = params.with_(adaptive=False)
+    elif threshold not in ("calibrated", "fixed"):
+        raise ValueError(f"threshold must be calibrated, fixed or rolling, got {threshold!r}")
     # Weights without a calibrated threshold also get the rolling one: the live spotter
     # cannot use the offline Moilanen rule (it needs the whole video).
     return TypeSetup(type=meta.type, k=k, params=params, scorer=scorer)
@@ -200,7 +202,7 @@ class StreamScorer:
         self.stats = stats
         self.max_k = max(s.k for s in self.setups)
         self.history: deque[FrameRecord] = deque(maxlen=self.max_k + 1)
-        # A params.threshold of None makes the spotter use its rolling Moilanen threshold.
+        # A params.threshold of None (or adaptive) makes the spotter keep a rolling Moilanen threshold.
         self.spotters = {s.type: OnlineSpotter(s.params, stream, s.type) for s in self.setups}
         for spotter in self.spotters.values():
             spotter.on_sample = self._sample

@@ -40,7 +40,10 @@ last `rolling_window` final smoothed samples (default 100 x K, DEFAULT_ROLLING_F
 sample while no chunk is open and frozen for the life of a chunk (find_peaks of that
 chunk uses the frozen value); it is never below `params.min_score` (a flat stream
 would otherwise count as one endless expression), and samples are never active before
-`win` smoothed samples exist. This variant has no offline twin.
+`win` smoothed samples exist. This variant has no offline twin. With `params.adaptive`
+the fixed threshold is a ceiling: min(threshold, that rolling threshold), the fixed one
+alone before `win` smoothed samples exist (offline `resolve_threshold` uses the whole
+segment's Moilanen instead, so only the ceiling itself has an exact offline twin).
 
 Memory: `win` raw samples, the open chunk (<= max_chunk) plus a margin of smoothed ones,
 and the rolling window.
@@ -192,18 +195,18 @@ class OnlineSpotter:
         self._sm_base = 0
         self._n_smoothed = 0
         self._splitter = ChunkSplitter(p.quiet, p.margin, p.chunk_limit, self._values)
-        self._rolling = None if p.threshold is not None else RollingMoilanen(self.rolling_window, p.p)
+        rolling = p.threshold is None or p.adaptive
+        self._rolling = RollingMoilanen(self.rolling_window, p.p) if rolling else None
         self._chunk_threshold = float("nan")
 
     def _current_threshold(self) -> float | None:
-        if self.params.threshold is not None:
-            return float(self.params.threshold)
-        assert self._rolling is not None
-        if len(self._rolling) < self.params.win:
-            return None
+        fixed = self.params.threshold
+        if self._rolling is None or len(self._rolling) < self.params.win:
+            return None if fixed is None else float(fixed)
         # Floor at min_score: on a flat or near-silent stream Moilanen's threshold sinks to
         # the noise and would open chunks on noise whose intervals soft-NMS drops anyway.
-        return max(self._rolling.value, self.params.min_score)
+        rolling = max(self._rolling.value, self.params.min_score)
+        return rolling if fixed is None else min(float(fixed), rolling)  # adaptive: a ceiling
 
     def _accept(self, t: int, value: float) -> list[Interval]:
         """Take the final smoothed value of index t and run the chunk state machine."""

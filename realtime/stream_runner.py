@@ -26,7 +26,7 @@ from engines.scorers import Scorer, make_scorer
 from realtime.common.errors import UserError
 from realtime.common.types import FlowSettings
 from realtime.connect import connect_first
-from realtime.dashboard import live_view
+from realtime.dashboard import live_view, threshold_label
 from realtime.pipeline import PairFeatures, RunOptions, Sink, run_stream, setup_for_fps
 from realtime.publisher import EventPublisher
 from realtime.replay import ReplayItem
@@ -206,7 +206,7 @@ def run_item(item: ReplayItem, context: RunContext, stats: RunStats) -> RunStats
         source = PacedSource(source)
     scorers = context.scorer_sets.for_fps(source.fps)
     pair_features = context.flow_backends.for_flow(common_flow(scorers))
-    setups = [setup_for_fps(s, source.fps, rolling=config.threshold == "rolling") for s in scorers]
+    setups = [setup_for_fps(s, source.fps, threshold=config.threshold) for s in scorers]
     options = RunOptions(batch=config.batch, face_size=max(s.meta.flow.face_size for s in scorers),
                          max_frames=config.max_frames, save_inputs=config.save_inputs,
                          inputs_dir=config.out / "inputs" if config.out else None)
@@ -221,7 +221,7 @@ def run_item(item: ReplayItem, context: RunContext, stats: RunStats) -> RunStats
 
     if config.live or config.video:
         trace = TraceSink()
-        thresholds = {s.type: s.params.threshold for s in setups}
+        thresholds = {s.type: threshold_label(s.params) for s in setups}
 
         def latency() -> dict[str, Any]:
             # the median event latency so far (README, Events): none before the first event;

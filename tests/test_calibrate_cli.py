@@ -152,3 +152,21 @@ def test_temperature_fit_refuses_a_baseline(setup: dict, tmp_path: Path, capsys:
     err = capsys.readouterr().err
     assert rc == 2 and "--temperature fit" in err and "baseline_ME.safetensors" in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_a_new_fit_of_adaptive_weights_says_it_is_fixed(setup: dict, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """The grid search scores fixed thresholds, so a file whose threshold was adaptive
+    leaves with the fitted (fixed) one and a note says so."""
+    import dataclasses
+
+    from engines.weights import save_weights
+
+    net, meta = load_weights(setup["weights"][1])
+    adaptive = save_weights(net, dataclasses.replace(meta, post={**meta.post, "adaptive": True}),
+                            tmp_path / setup["weights"][1].name)
+    out = tmp_path / "out"
+    assert main(["--weights", str(adaptive), "--dataset", "synth", "--data", str(setup["data"]), "--out", str(out),
+                 "--cache", str(setup["root"] / "out" / "cache"), "--no-half", "--temperature", "fit"]) == 0
+    assert "note: MaE: the new threshold is fixed; the input file's was adaptive" in capsys.readouterr().out
+    assert load_weights(out / adaptive.name)[1].post["adaptive"] is False

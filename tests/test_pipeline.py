@@ -18,6 +18,7 @@ from calibration.cross_type import drop_inside_mae
 from calibration.postprocess import postprocess, smooth
 from engines.pair_features import CpuPairFeatures
 from engines.scorers import make_scorer
+from engines.weights import load_weights, save_weights
 from realtime.common.types import FlowSettings, FrameScore, StreamStatus
 from realtime.pipeline import FrameClock, RunOptions, TypeSetup, run_stream, setup_for_fps
 from realtime.sinks import SCORES_COLUMNS, CollectSink, NullSink, ScoresCsvSink
@@ -176,10 +177,21 @@ def test_k_scales_with_the_source_fps(media: dict) -> None:
     assert at200.params.win > scorer.meta.post["win"] and at200.params.win % 2 == 1
 
 
-def test_rolling_threshold_replaces_the_calibrated_one(media: dict) -> None:
+def test_threshold_modes_keep_or_replace_the_weights_rule(media: dict, tmp_path) -> None:
     scorer = make_scorer(media["weights"][0], "cpu")
     assert setup_for_fps(scorer, 30.0).params.threshold == 0.5
-    assert setup_for_fps(scorer, 30.0, rolling=True).params.threshold is None
+    assert setup_for_fps(scorer, 30.0, threshold="rolling").params.threshold is None
+    net, meta = load_weights(media["weights"][0])
+    adaptive = save_weights(net, dataclasses.replace(meta, post={**meta.post, "adaptive": True}),
+                            tmp_path / "adaptive.safetensors")
+    scorer = make_scorer(adaptive, "cpu")
+    assert setup_for_fps(scorer, 30.0).params.adaptive  # the weights' rule, as stored
+    fixed = setup_for_fps(scorer, 30.0, threshold="fixed").params
+    assert fixed.threshold == 0.5 and not fixed.adaptive
+    rolling = setup_for_fps(scorer, 30.0, threshold="rolling").params
+    assert rolling.threshold is None and not rolling.adaptive
+    with pytest.raises(ValueError, match="calibrated, fixed or rolling"):
+        setup_for_fps(scorer, 30.0, threshold="auto")
 
 
 def test_frame_clock_uses_recorded_times_and_extrapolates() -> None:
@@ -294,3 +306,12 @@ def test_the_performance_table_says_unpaced_only_for_unpaced_replays() -> None:
 
     assert "read -> scores, incl. queueing (unpaced replay" in text(True)
     assert "read -> scores, incl. queueing " in text(False) and "unpaced" not in text(False)
+
+
+def test_dashboard_says_how_each_type_is_thresholded() -> None:
+    from calibration.postprocess import PostParams
+    from realtime.dashboard import threshold_label
+
+    assert threshold_label(PostParams(k=6, threshold=0.65)) == "threshold 0.65"
+    assert "adaptive" in threshold_label(PostParams(k=6, threshold=0.65, adaptive=True))
+    assert threshold_label(PostParams(k=6, min_score=0.1)) == "threshold rolling (>= 0.10)"

@@ -196,3 +196,51 @@ def test_rolling_threshold_ignores_a_flat_quiet_stream() -> None:
     out = run_online(spotter, 1, np.full(2000, 0.02))
     assert spotter.pending_frames == 0  # no chunk open on silence
     assert out + spotter.flush() == []
+
+
+def test_adaptive_threshold_is_the_fixed_one_lowered_by_the_rolling_one() -> None:
+    """adaptive: min(fixed, max(rolling Moilanen, min_score)) on every sample, the fixed one
+    alone before `win` smoothed samples exist; never above the fixed one."""
+    rng = np.random.default_rng(5)
+    k, win, p, size = 6, 9, 0.5, 120
+    scores = random_scores(rng, 1500, k) * 0.6  # peaks well below the fixed 0.8 at times
+    params = PostParams(k=k, p=p, win=win, order=2, threshold=0.8, min_score=0.1, adaptive=True)
+    spotter = OnlineSpotter(params, "v", "MaE", rolling_window=size)
+    seen: list[tuple[float, float | None]] = []
+    spotter.on_sample = lambda s: seen.append((s.smoothed, s.threshold))
+    run_online(spotter, 1, scores)
+    roll = RollingMoilanen(size, p)
+    lowered = frozen = 0
+    previous = None
+    for i, (value, threshold) in enumerate(seen):
+        roll.add(value)
+        if i + 1 < win:
+            assert threshold == 0.8
+        else:
+            want = min(0.8, max(roll.value, 0.1))
+            # the value in force now, or the one an open chunk froze (module docstring)
+            assert threshold == pytest.approx(want) or threshold == previous
+            frozen += threshold != pytest.approx(want)
+            lowered += threshold is not None and threshold < 0.8
+        previous = threshold
+    assert lowered > len(seen) // 2 and frozen > 0  # the stream's own scale lowered it; chunks froze it
+    # Where the rolling threshold never drops below the ceiling, adaptive is the fixed rule
+    # exactly, and so equals offline postprocess with that threshold.
+    loud = random_scores(np.random.default_rng(6), 1500, k) * 0.2 + 0.85
+    fixed = params.with_(adaptive=False, threshold=0.8)
+    got = run_online(OnlineSpotter(params, "v", "MaE", rolling_window=size), 1, loud)
+    want_fixed = run_online(OnlineSpotter(fixed, "v", "MaE", rolling_window=size), 1, loud)
+    assert got == want_fixed and got
+
+
+def test_adaptive_offline_threshold_and_its_validation() -> None:
+    from calibration.postprocess import resolve_threshold
+
+    low = np.r_[np.zeros(50), np.full(10, 0.4)]
+    params = PostParams(k=6, p=0.5, threshold=0.8, adaptive=True)
+    assert resolve_threshold(low, params) == pytest.approx(max(0.4 * 10 / 60 + 0.5 * (0.4 - 0.4 / 6), 0.1))
+    assert resolve_threshold(np.full(60, 0.95), params) == 0.8  # the ceiling
+    assert resolve_threshold(np.zeros(60), params) == 0.1  # floored at min_score
+    assert resolve_threshold(low, params.with_(adaptive=False)) == 0.8
+    with pytest.raises(ValueError, match="adaptive needs a fixed threshold"):
+        PostParams(k=6, adaptive=True)

@@ -121,6 +121,20 @@ def test_cross_type_rule_must_be_a_boolean(tmp_path: Path, value: object) -> Non
         read_meta(bad)
 
 
+def test_adaptive_threshold_round_trips_and_is_checked(tmp_path: Path) -> None:
+    meta = _meta()
+    meta.post = {**meta.post, "adaptive": True}
+    assert read_meta(save_weights(LGNMNet(), meta, tmp_path / "mae.safetensors")).post["adaptive"] is True
+    for name, post, why in (("text", {**meta.post, "adaptive": "yes"}, "adaptive must be true or false"),
+                            ("null", {**meta.post, "threshold": None}, "adaptive needs a fixed threshold")):
+        bad = tmp_path / f"bad_{name}.safetensors"
+        d = _meta().to_dict()
+        d["post"] = post
+        save_file({"a": torch.zeros(2)}, str(bad), metadata={"lgnm": json.dumps(d)})
+        with pytest.raises(UserError, match=f"bad_{name}.safetensors.*{why}"):
+            read_meta(bad)
+
+
 def test_runs_rule_round_trips(tmp_path: Path) -> None:
     meta = _meta()
     meta.post = {**meta.post, "rule": "runs", "run_pad": -0.25, "min_run": 0.5}

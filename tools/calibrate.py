@@ -190,6 +190,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     before = {t: PostParams.from_dict(m.post) for t, (_, _, m) in models.items()}
     fitted = _fit(seqs, truth, models, before, a.cross_type == "auto", console, rules_option(a.interval_rule),
                   keep_stored=not fit)
+    for expr_type, params in fitted.items():
+        if before[expr_type].adaptive and not params.adaptive:
+            # The grid search scores fixed thresholds: what it fitted is one, not a ceiling.
+            console.print(f"note: {expr_type}: the new threshold is fixed; the input file's was adaptive "
+                          "(README, Method notes, Thresholds)")
 
     table = Table(title=f"lgnm-calibrate on {len(videos)} {a.dataset} videos (MEGC F1 on these videos)")
     for col in ("type", "F1 before", "F1 after", "threshold", "interval rule", "win", "order", "drop ME in MaE"):
