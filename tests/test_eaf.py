@@ -232,3 +232,30 @@ def test_export_after_a_killed_run_keeps_its_files_and_needs_no_fps(run_folder: 
     assert export_main([str(run)]) == 0
     assert (run / "eaf" / "eaf_clip.eaf").read_bytes() == finished  # kept, with its truth tiers
     assert tier_data(run / "eaf" / "cut.eaf")["lgnm MaE"] == [(483, 1000, "MaE score=0.800 apex=45 frames=30-60")]
+
+
+def test_export_warns_about_inputs_that_would_export_wrongly(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """An --fps that predictions.csv's own times contradict, truth and predictions with no
+    video id in common (or a suffix look-alike), and an export with nothing to write each
+    get a line; the files are still written as asked."""
+    from realtime.intervals_csv import write_intervals
+    from tools.export_eaf import main as export_main
+
+    pred = tmp_path / "p.csv"  # as lgnm-live writes it: times at 30 fps
+    pred.write_text("video,type,onset,offset,score,apex,onset_s,offset_s\n"
+                    "clip,MaE,84,123,0.9,100,2.7667,4.0667\n", encoding="utf-8")
+    assert export_main(["--pred", str(pred), "--fps", "25", "--out", str(tmp_path / "e25")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: --fps 25: " in err and "imply 30 fps" in err
+    assert export_main(["--pred", str(pred), "--fps", "30", "--out", str(tmp_path / "e30")]) == 0
+    assert capsys.readouterr().err == ""
+    truth = tmp_path / "t.csv"
+    write_intervals(truth, [Interval("clip.mp4", "MaE", 80, 120, apex=100)], truth=True)
+    assert export_main(["--pred", str(pred), "--truth", str(truth), "--fps", "30", "--out", str(tmp_path / "et")]) == 0
+    err = capsys.readouterr().err
+    assert "share no video id" in err and "'clip.mp4' and 'clip'" in err
+    assert {p.name for p in (tmp_path / "et").iterdir()} == {"clip.eaf", "clip.mp4.eaf"}
+    empty = tmp_path / "empty.csv"
+    empty.write_text("video,type,onset,offset,score\n", encoding="utf-8")
+    assert export_main(["--pred", str(empty), "--fps", "30", "--out", str(tmp_path / "e0")]) == 0
+    assert capsys.readouterr().err.startswith(f"note: nothing to export: {empty} holds no predictions")

@@ -99,6 +99,30 @@ def test_lgnm_eval_refuses_files_with_no_video_in_common(tmp_path: Path, capsys:
     assert err.startswith("error: --pred") and "15_0101disgustingteeth" in err and "s15_0101" in err
 
 
+def test_lgnm_eval_says_what_it_counts_without_saying(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Truth videos with no prediction count as missed, predicted videos with no truth as
+    false positives, an empty truth makes every prediction one: each is a note on stderr
+    (the table, or --json on stdout, is unchanged); a suffix look-alike is named."""
+    write_intervals(tmp_path / "t.csv", [Interval("clip", "MaE", 10, 40, apex=20),
+                                         Interval("clip.mp4", "ME", 50, 55, apex=52),
+                                         Interval("other", "MaE", 5, 30, apex=9)], truth=True)
+    write_intervals(tmp_path / "p.csv", [Interval("clip", "MaE", 10, 40, score=0.9),
+                                         Interval("extra", "MaE", 1, 9, score=0.5)])
+    assert eval_main(["--truth", str(tmp_path / "t.csv"), "--pred", str(tmp_path / "p.csv"), "--json"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["overall"]["tp"] == 1
+    notes = captured.err.splitlines()
+    assert len(notes) == 3 and all(n.startswith("note: ") for n in notes)
+    assert "2 truth video(s) have no prediction" in notes[0] and "clip.mp4, other" in notes[0]
+    assert "1 predicted video(s) have no truth" in notes[1] and "extra" in notes[1]
+    assert notes[2].endswith("differ only by a file suffix are two videos here: 'clip.mp4' and 'clip'")
+    write_intervals(tmp_path / "empty.csv", [], truth=True)
+    assert eval_main(["--truth", str(tmp_path / "empty.csv"), "--pred", str(tmp_path / "p.csv")]) == 0
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == [f"note: --truth {tmp_path / 'empty.csv'} holds no intervals: every "
+                                        "prediction counts as a false positive"]
+
+
 def test_cas_replay_names_streams_by_the_workbooks_video_ids(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """The design card's benchmark: `lgnm-synth --layout cas` then `--replay CAS`. Streams,
     events and predictions carry `s15_0101`-style ids (the truth's keys), not folder names,

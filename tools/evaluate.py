@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from pathlib import Path
 
 from rich.console import Console
 
@@ -34,6 +35,39 @@ def check_common_videos(truth: list[Interval], pred: list[Interval], truth_path:
                         f"--truth {truth_path} ({_some(t_videos)}); the two files name videos differently")
 
 
+def coverage_notes(truth: list[Interval], pred: list[Interval], truth_path: str, pred_path: str) -> list[str]:
+    """What the table counts without saying: an empty truth (every prediction is an FP),
+    truth videos with no prediction (their truth counts as missed: a video the spotter
+    never saw looks the same as one where it found nothing) and predicted videos with no
+    truth (their predictions count as FPs); ids that differ only by a file suffix are
+    named, as they are one video under two names."""
+    t_videos, p_videos = {iv.video for iv in truth}, {iv.video for iv in pred}
+    notes = []
+    if not truth:
+        notes.append(f"--truth {truth_path} holds no intervals: every prediction counts as a false positive")
+        return notes
+    unpredicted, unknown = t_videos - p_videos, p_videos - t_videos
+    alike = suffix_lookalikes(t_videos, p_videos)
+    if unpredicted and pred:
+        notes.append(f"{len(unpredicted)} truth video(s) have no prediction in --pred {pred_path}, their truth "
+                     f"counted as missed: {_some(unpredicted)} (lgnm-live's own table leaves out videos it did "
+                     "not replay; its --out truth.csv holds the truth it scored)")
+    if unknown:
+        notes.append(f"{len(unknown)} predicted video(s) have no truth in --truth {truth_path}, their predictions "
+                     f"counted as false positives: {_some(unknown)}")
+    if alike:
+        notes.append(f"video ids that differ only by a file suffix are two videos here: {', '.join(alike[:3])}")
+    return notes
+
+
+def suffix_lookalikes(truth_ids: set[str], pred_ids: set[str]) -> list[str]:
+    """'a' and 'b' for ids of the two files that differ only by a file suffix ('clip.mp4'
+    and 'clip'), where one of them is missing from the other file: one video, two names."""
+    pairs = [*((t, q) for t in truth_ids - pred_ids for q in pred_ids),
+             *((t, q) for q in pred_ids - truth_ids for t in truth_ids)]
+    return sorted({f"{a!r} and {b!r}" for a, b in pairs if a != b and (Path(a).stem == b or Path(b).stem == a)})
+
+
 def _some(names: set[str]) -> str:
     shown = sorted(names)[:3]
     return ", ".join(shown) + (", ..." if len(names) > 3 else "")
@@ -45,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     truth = read_intervals(args.truth)
     pred = read_intervals(args.pred, truth=False)
     check_common_videos(truth, pred, args.truth, args.pred)
+    for note in coverage_notes(truth, pred, args.truth, args.pred):
+        print(f"note: {note}", file=sys.stderr)
     result = evaluate(truth, pred)
     if args.json:
         json.dump(result.to_json(), sys.stdout, indent=2)

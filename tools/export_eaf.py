@@ -37,6 +37,7 @@ from realtime.eaf import (
 )
 from realtime.intervals_csv import read_intervals
 from realtime.replay import VIDEO_SUFFIXES
+from tools.evaluate import suffix_lookalikes
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,13 +198,40 @@ def main(argv: list[str] | None = None) -> int:
     # A killed run (no metrics.json) wrote .eaf files for the streams it finished, with
     # their truth (its truth.csv is written only at the end): those are kept.
     unfinished = args.run is not None and not (args.run / "metrics.json").is_file()
+    times = prediction_times(pred_path)
+    for warning in check_inputs(pred, truth, args.fps, pred_path, times):
+        print(f"warning: {warning}", file=sys.stderr)
     written = export(pred, truth, out, fps=args.fps, facts=run_facts(args.run), media=args.media,
-                     times=prediction_times(pred_path), keep_existing=unfinished and args.out is None,
-                     no_metrics=unfinished)
+                     times=times, keep_existing=unfinished and args.out is None, no_metrics=unfinished)
     for path, n_pred, n_truth in written:
         extra = f", {n_truth} truth" if truth is not None else ""
         print(f"wrote {path} ({n_pred} predictions{extra})")
+    if not written:
+        print(f"note: nothing to export: {pred_path} holds no predictions"
+              f"{', the truth no interval' if truth is not None else ''} and no stream of the run has a known "
+              "frame rate", file=sys.stderr)
     return 0
+
+
+def check_inputs(pred: list[Interval], truth: list[Interval] | None, fps: float | None, pred_path: Path,
+                 times: dict[tuple[str, str, int, int], tuple[float, float]]) -> list[str]:
+    """Warnings about inputs that would export without error and yet wrongly: truth and
+    predictions that name no video alike (each .eaf would hold one of them), and an --fps
+    that the predictions' own time columns contradict (onsets timed by the times, lengths
+    by --fps)."""
+    warnings = []
+    t_ids, p_ids = {iv.video for iv in truth or []}, {iv.video for iv in pred}
+    if t_ids and p_ids and not t_ids & p_ids:
+        warnings.append(f"--truth and {pred_path} share no video id ({', '.join(sorted(p_ids)[:3])} against "
+                        f"{', '.join(sorted(t_ids)[:3])}): no .eaf holds both")
+    alike = suffix_lookalikes(t_ids, p_ids) if t_ids and p_ids else []
+    if alike:
+        warnings.append(f"video ids that differ only by a file suffix get separate .eaf files: {', '.join(alike[:3])}")
+    implied = rate_from_times(pred, times)
+    if fps is not None and implied is not None and abs(implied - fps) > 0.01 * fps:
+        warnings.append(f"--fps {fps:g}: {pred_path}'s time columns imply {implied:.3g} fps (onsets are timed by "
+                        "them, frame lengths by --fps); give the videos' own rate")
+    return warnings
 
 
 if __name__ == "__main__":
