@@ -60,7 +60,7 @@ def _parse_score(text: str, where: str) -> float | None:
 
 def _parse_row(row: dict[str, str], where: str, truth: bool = True) -> Interval:
     """Validate one CSV row into an Interval (raises UserError naming file and line);
-    `truth`: the datasets' onset-0 convention applies (not to predictions)."""
+    `truth`: the datasets' onset-0 and offset-0 convention applies (not to predictions)."""
     video = text_name((row.get("video") or "").strip())  # NFC, as the replayed ids
     if not video:
         raise UserError(f"{where}: empty video name")
@@ -75,6 +75,10 @@ def _parse_row(row: dict[str, str], where: str, truth: bool = True) -> Interval:
         # Truth convention of both datasets (SAMM_truth.csv has 10 such rows): onset 0 =
         # not annotated, use the apex. The MEGC2020 figures are the same either way.
         onset = apex
+    if truth and offset == 0 and apex is not None and apex >= onset >= 1:
+        # The same convention for the end (LGNMNet.md: the authors take max(apex, offset)):
+        # a workbook row exported to CSV keeps its 0.
+        offset = apex
     if onset < 1:
         raise UserError(f"{where}: onset {onset} < 1 (frames are 1-based)")
     if offset < onset:

@@ -37,6 +37,17 @@ def test_truth_onset_zero_uses_apex(tmp_path: Path) -> None:
     assert read_intervals(path)[0].onset == 40
 
 
+def test_truth_offset_zero_uses_apex_as_the_workbooks_do(tmp_path: Path) -> None:
+    """A CAS workbook row (offset 0: not annotated) saved as CSV reads as the workbook
+    reader reads it; in a prediction file offset 0 stays an error."""
+    path = _write(tmp_path, "video,type,onset,apex,offset\nv,MaE,81,92,0\n")
+    assert read_intervals(path) == [Interval("v", "MaE", 81, 92, apex=92)]
+    with pytest.raises(UserError, match=":2: offset 0 < onset 81"):
+        read_intervals(path, truth=False)
+    with pytest.raises(UserError, match=":2: offset 0 < onset 81"):  # no apex to stand in
+        read_intervals(_write(tmp_path, "video,type,onset,offset\nv,MaE,81,0\n"))
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
