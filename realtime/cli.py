@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--threshold", default="calibrated", choices=THRESHOLDS,
                        help="spotting threshold: calibrated (the weights' rule: their fixed threshold, "
                             "lowered by the rolling one where they say adaptive), fixed (their fixed "
-                            "threshold alone) or rolling (Moilanen's, relative to the stream's scores)")
+                            "threshold alone), adaptive (their fixed threshold, lowered by the rolling one "
+                            "where the stream's scores run lower) or rolling (Moilanen's, relative to the "
+                            "stream's scores)")
     model.add_argument("--batch", type=int, default=16, help="most frames scored in one model call")
 
     out = p.add_argument_group("output")

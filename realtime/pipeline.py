@@ -69,7 +69,9 @@ def setup_for_fps(scorer: Scorer, fps: float, threshold: str = "calibrated") -> 
     the Savitzky-Golay window scales the same way so that smoothing covers the same time.
     `threshold` (realtime.run_config.THRESHOLDS): "calibrated" keeps the weights' rule
     (their fixed threshold, lowered by the rolling one where `adaptive`), "fixed" the
-    fixed one alone, "rolling" the rolling Moilanen threshold alone.
+    fixed one alone, "adaptive" the fixed one lowered by the rolling one, "rolling" the
+    rolling Moilanen threshold alone. Weights without a fixed threshold use the rolling
+    one whatever is asked.
     """
     meta = scorer.meta
     k = k_from_seconds(meta.k_seconds, fps)
@@ -80,10 +82,10 @@ def setup_for_fps(scorer: Scorer, fps: float, threshold: str = "calibrated") -> 
     params = PostParams.from_dict(post)
     if threshold == "rolling":
         params = params.with_(threshold=None, adaptive=False)
-    elif threshold == "fixed" and params.threshold is not None:
-        params = params.with_(adaptive=False)
-    elif threshold not in ("calibrated", "fixed"):
-        raise ValueError(f"threshold must be calibrated, fixed or rolling, got {threshold!r}")
+    elif threshold in ("fixed", "adaptive") and params.threshold is not None:
+        params = params.with_(adaptive=threshold == "adaptive")
+    elif threshold not in ("calibrated", "fixed", "adaptive"):
+        raise ValueError(f"threshold must be calibrated, fixed, adaptive or rolling, got {threshold!r}")
     # Weights without a calibrated threshold also get the rolling one: the live spotter
     # cannot use the offline Moilanen rule (it needs the whole video).
     return TypeSetup(type=meta.type, k=k, params=params, scorer=scorer)

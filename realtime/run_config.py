@@ -22,7 +22,7 @@ from realtime.choices import DEFAULT_ENDPOINT
 from realtime.common.errors import UserError
 from realtime.common.types import EXPR_TYPES, MIN_FPS, ExprType
 
-THRESHOLDS = ("calibrated", "fixed", "rolling")  # see realtime.pipeline.setup_for_fps
+THRESHOLDS = ("calibrated", "fixed", "adaptive", "rolling")  # see realtime.pipeline.setup_for_fps
 SOURCES = ("camera", "rtsp", "video", "replay")
 _PART = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 MAX_SAVED_FRAMES = 100_000  # a typo such as 1-10000000 must not fill the disk

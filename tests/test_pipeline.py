@@ -190,7 +190,9 @@ def test_threshold_modes_keep_or_replace_the_weights_rule(media: dict, tmp_path)
     assert fixed.threshold == 0.5 and not fixed.adaptive
     rolling = setup_for_fps(scorer, 30.0, threshold="rolling").params
     assert rolling.threshold is None and not rolling.adaptive
-    with pytest.raises(ValueError, match="calibrated, fixed or rolling"):
+    plain = make_scorer(media["weights"][0], "cpu")
+    assert setup_for_fps(plain, 30.0, threshold="adaptive").params.adaptive
+    with pytest.raises(ValueError, match="calibrated, fixed, adaptive or rolling"):
         setup_for_fps(scorer, 30.0, threshold="auto")
 
 
