@@ -278,6 +278,7 @@ class StreamScorer:
             if idx:
                 with self.stats.times.time(f"model_{setup.type}", per=len(idx)):
                     probs[idx] = setup.scorer.score(x[idx])
+                self.stats.type_scores[setup.type] = self.stats.type_scores.get(setup.type, 0) + len(idx)
         scores = [FrameScore(s.type, a.index, float(p), b.t_capture)
                   for (s, a, b), p in zip(pending, probs, strict=True)]
         self.stats.scores += n

@@ -111,10 +111,23 @@ def path_items(path: Path, fps: float | None, notes: list[str] | None = None) ->
     if not path.exists():
         raise UserError(f"{path}: no such file or folder")
     if path.is_file():
+        pages = tiff_pages(path)
+        if pages > 1:  # OpenCV reads a stack's first page as a 1-frame video
+            raise UserError(f"{path}: a TIFF of {pages} pages; write its pages as one image per frame into a folder "
+                            "and replay that folder with --fps")
         return [_video_item(path, fps)]
     if not path.is_dir():  # a pipe, a device: not a file, and listing it as a folder fails
         raise UserError(f"{path}: {missing_file_reason(path)}")
     if _is_frame_folder(path):
+        nested_inputs = [c.name for c in sorted(path.iterdir()) if c.is_dir() and not is_hidden(c)
+                         and (_has_images(c) or _has_videos(c))]
+        if nested_inputs and notes is not None:
+            # A cover image or a contact sheet beside clip folders makes the folder itself
+            # a frame folder: its subfolders would go unreplayed without a word.
+            n = len(image_files(path))
+            notes.append(f"{path}: replayed as one frame folder (its {n} image{'s' if n != 1 else ''}); its "
+                         f"subfolder(s) {first_few(nested_inputs)} hold frames or videos and were not replayed "
+                         "(replay each by its path, or move the loose images out)")
         return [_folder_item(path, fps)]
     items: list[ReplayItem] = []
     children = sorted(p for p in path.iterdir() if not is_hidden(p))
@@ -152,6 +165,18 @@ def path_items(path: Path, fps: float | None, notes: list[str] | None = None) ->
         raise UserError(f"{path}: several inputs share the video id {dup[0]!r} (file stem or folder name); "
                         "rename one")
     return items
+
+
+def tiff_pages(path: Path) -> int:
+    """Pages of a TIFF file (0 for other files, or a TIFF OpenCV cannot read)."""
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return 0
+    import cv2
+
+    try:
+        return int(cv2.imcount(str(path)))
+    except cv2.error:
+        return 0
 
 
 def skipped_files(folder: Path) -> list[Path]:
@@ -250,6 +275,8 @@ def plan_replay(target: str, *, data: Path | None, annotations: Path | None, tru
             notes.append(f"{folder}: {len(unknown)} file(s) not replayed, not videos by their suffix: "
                          f"{first_few([p.name for p in unknown])} (replay one by its path to try it)")
     given = attach_truth(items, truth) if truth is not None else None
+    if given is not None and not given:
+        notes.append(f"--truth {truth} holds no intervals: every prediction counts as a false positive")
     return ReplayPlan(items, has_truth=target in ("demo", *LOADERS) or truth is not None, truth=given, notes=notes)
 
 

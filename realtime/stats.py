@@ -60,6 +60,7 @@ class RunStats:
     frames: int = 0
     faces: int = 0
     scores: int = 0
+    type_scores: dict[str, int] = field(default_factory=dict)  # scores per type (not in metrics.json)
     events: int = 0
     chain_breaks: int = 0
     dropped: int = 0
@@ -129,9 +130,26 @@ class RunStats:
         return (f"only {self.frames} {'frame' if self.frames == 1 else 'frames'}{cause}, fewer than one "
                 f"frame pair needs (K + 1 frames{rate}: {needs}): {what}")
 
+    def pair_coverage(self) -> str | None:
+        """A notice when a type scored nothing on a stream long enough for its pair, with
+        faces in it: holes in the frame numbers (a folder with every 10th frame missing,
+        every 2nd frame exported) or frames without a face broke every run of K + 1."""
+        if self.error is not None or self.faces == 0:
+            return None
+        broken = {t: int(m["k"]) for t, m in self.models.items()
+                  if self.frames > m["k"] and not self.type_scores.get(t)}
+        if not broken:
+            return None
+        rate = f" at {self.source_fps:g} fps" if self.source_fps else ""
+        needs = ", ".join(f"{t} {k + 1}" for t, k in broken.items())
+        return (f"{', '.join(broken)} not scored: no {'run' if len(broken) == 1 else 'runs'} of K + 1 frames in a "
+                f"row with a face ({needs}{rate}) between the {self.chain_breaks} chain break(s) (holes in the frame "
+                "numbers, frames without a face)")
+
     def coverage(self) -> list[str]:
-        """The summary's notices about what of the stream could be scored (faces, length)."""
-        return [n for n in (self.face_coverage(), self.length_coverage()) if n is not None]
+        """The summary's notices about what of the stream could be scored (faces, length,
+        pairs)."""
+        return [n for n in (self.face_coverage(), self.length_coverage(), self.pair_coverage()) if n is not None]
 
     def to_dict(self) -> dict:
         return {

@@ -718,3 +718,36 @@ def test_the_tools_refuse_an_empty_path_too(module: str, argv: list[str], capsys
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and "empty value (an unset shell variable?)" in err
     assert len(err.splitlines()) == 1 and err.startswith("error: argument "), err  # no usage block
+
+
+def test_a_type_whose_every_pair_a_hole_breaks_is_named(media: dict, tmp_path: Path) -> None:
+    """Every 2nd frame of a clip exported as a folder (frame_00002.png, frame_00004.png,
+    ...): long enough for both pairs, yet every hole breaks the chain, so nothing was
+    scored and the summary said nothing (exit 0, notes [])."""
+    import cv2
+
+    from realtime.sources import VideoFileSource
+
+    folder = tmp_path / "halves"
+    folder.mkdir()
+    with VideoFileSource(media["clip"]) as src:
+        for i, raw in enumerate(itertools.islice(src, 80), start=1):
+            if i % 2 == 0:
+                cv2.imwrite(str(folder / f"frame_{i:05d}.png"), raw.image)
+    out = tmp_path / "out"
+    assert live_main(["--replay", str(folder), "--fps", "30", *weight_args(media), "--pub", "none", "--quiet",
+                      "--out", str(out)]) == 0
+    notes = json.loads((out / "metrics.json").read_text())["notes"]
+    broken = [n for n in notes if "not scored: no runs of K + 1 frames in a row with a face" in n]
+    assert len(broken) == 1 and broken[0].startswith("stream halves: ME, MaE not scored") and "ME 7, MaE 19" in broken[0]
+
+
+def test_an_empty_truth_file_is_said_to_make_every_prediction_an_fp(replay_run: dict, media: dict,
+                                                                    tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("video,type,onset,apex,offset\n", encoding="utf-8")
+    out = tmp_path / "out"
+    assert live_main(["--replay", str(media["clip"]), "--truth", str(empty), *weight_args(media), "--pub", "none",
+                      "--quiet", "--max-frames", "40", "--out", str(out)]) == 0
+    notes = json.loads((out / "metrics.json").read_text())["notes"]
+    assert f"--truth {empty} holds no intervals: every prediction counts as a false positive" in notes

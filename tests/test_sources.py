@@ -1414,3 +1414,38 @@ def test_float_tiff_frames_in_0_1_or_0_255_read_as_8_bit(tmp_path):
     for name in ("a.tif", "b.tif", "c.tif"):
         image = sources.read_image(tmp_path / name)
         assert image.dtype == np.uint8 and np.abs(image[1:].astype(int) - ramp[1:].astype(int)).max() <= 5, name
+
+
+def test_a_frame_folder_with_input_subfolders_names_them(make_video, tmp_path):
+    """A cover image beside clip folders made the parent one 1-frame stream and its
+    subfolders went unreplayed without a word."""
+    import cv2
+
+    parent = tmp_path / "parent"
+    (parent / "B").mkdir(parents=True)
+    (parent / "C").mkdir()
+    frame = np.full((48, 64, 3), 128, np.uint8)
+    for i in (1, 2):
+        cv2.imwrite(str(parent / "B" / f"{i:04d}.png"), frame)
+    cv2.imwrite(str(parent / "cover.png"), frame)
+    make_video("parent/C/clip.avi", frames=3)
+    notes: list[str] = []
+    assert [item.name for item in path_items(parent, 30.0, notes)] == ["parent"]
+    assert notes == [f"{parent}: replayed as one frame folder (its 1 image); its subfolder(s) B, C hold frames or "
+                     "videos and were not replayed (replay each by its path, or move the loose images out)"]
+    (parent / "cover.png").unlink()
+    assert [item.name for item in path_items(parent, 30.0, [])] == ["B"]  # (C's clip is one level down)
+
+
+def test_a_multi_page_tiff_is_refused_by_name(tmp_path):
+    """OpenCV reads a TIFF stack's first page as a 1-frame video ("only 1 frame")."""
+    import cv2
+
+    from realtime.common.errors import UserError
+
+    pages = [np.full((48, 64, 3), v, np.uint8) for v in (10, 90, 170)]
+    assert cv2.imwritemulti(str(tmp_path / "stack.tif"), pages)
+    with pytest.raises(UserError, match=r"stack.tif: a TIFF of 3 pages; write its pages as one image per frame"):
+        path_items(tmp_path / "stack.tif", None, [])
+    assert cv2.imwrite(str(tmp_path / "one.tif"), pages[0])
+    assert [item.name for item in path_items(tmp_path / "one.tif", None, [])] == ["one"]
