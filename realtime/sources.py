@@ -417,10 +417,13 @@ REORDER_FRAMES = 16
 
 def pts_restarts(pts: np.ndarray, time_base: float) -> list[int]:
     """Where the pts (int64, packet order) fall back below the highest so far by more
-    than RESTART_S and more than REORDER_FRAMES frame intervals (the packet index of each
-    fall): recordings joined with `cat` whose clocks each start near zero. The interval is
-    the median step of the sorted unique pts (a few lost frames or a splice do not move
-    it); a joined part shorter than REORDER_FRAMES intervals is not told from reordering."""
+    than RESTART_S and more than REORDER_FRAMES frame intervals, and stay below it for
+    more than REORDER_FRAMES packets (the packet index of each fall): recordings joined
+    with `cat` whose clocks each start near zero. The interval is the median step of the
+    sorted unique pts (a few lost frames or a splice do not move it). A B-frame coded
+    after the first frame past a pause falls back by the whole pause, but a packet above
+    the old highest follows within the reorder window: that is no second clock. A joined
+    part shorter than REORDER_FRAMES + 1 frames is not told from reordering."""
     if len(pts) < 2:
         return []
     steps = np.diff(np.unique(pts))
@@ -432,9 +435,11 @@ def pts_restarts(pts: np.ndarray, time_base: float) -> list[int]:
     # part's end, and one restart was counted several times.
     limit_ticks = limit / time_base
     starts: list[int] = []
-    top = int(pts[0])
-    for i, value in enumerate(pts.tolist()[1:], start=1):
-        if top - value > limit_ticks:
+    values = pts.tolist()
+    top = int(values[0])
+    for i, value in enumerate(values[1:], start=1):
+        window = values[i : i + REORDER_FRAMES + 1]
+        if top - value > limit_ticks and len(window) > REORDER_FRAMES and max(window) < top:
             starts.append(i)
             top = value
         elif value > top:

@@ -1256,6 +1256,35 @@ def test_pts_restarts_tell_b_frame_reordering_from_a_second_clock() -> None:
 
     both = np.array(p_b_b(91) + p_b_b(91), np.int64) * 3000
     assert sources.pts_restarts(both, 1 / 90000) == [len(p_b_b(91))]
+    # 30 fps with B-frames and a 3 s pause: the B-frames coded after the first frame past
+    # the pause fall back by 3 s, then the clock goes on above it (was "start again 1 time")
+    paused = np.array([t if t < 180 else t + 90 for t in p_b_b(360)], np.int64) * 3000
+    assert sources.pts_restarts(paused, 1 / 90000) == []
+
+
+@pytest.mark.skipif("libx264" not in av.codecs_available, reason="this PyAV build has no libx264")
+def test_a_pause_in_a_file_with_b_frames_keeps_its_times(tmp_path: Path) -> None:
+    """Field trial: 30 fps H.264 with B-frames (libx264's defaults) and a 3 s pause was
+    read as joined recordings, numbered in decode order: every later event 3 s early."""
+    path = tmp_path / "paused.mp4"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.codec_context.time_base = fractions.Fraction(1, 1000)
+        for i in range(120):
+            frame = av.VideoFrame.from_ndarray(_still_with_counter(i), format="rgb24")
+            frame.pts = round(i * 1000 / 30) + (3000 if i >= 60 else 0)
+            frame.time_base = fractions.Fraction(1, 1000)
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    src = VideoFileSource(path)
+    frames = list(src)
+    assert src.timing.restarts == 0
+    assert [f.index for f in frames] == list(range(1, 61)) + list(range(151, 211))  # 90 frame times of pause
+    assert frames[60].t_stream == pytest.approx(5.0, abs=0.02)
+    assert not any("start again" in n for n in src.notices)
 
 
 @pytest.mark.parametrize("fmt", ["matroska", "mp4"])
