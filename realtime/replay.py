@@ -109,7 +109,7 @@ def path_items(path: Path, fps: float | None, notes: list[str] | None = None) ->
     Without fps, the frame folders of a folder that also holds videos are left out (the
     videos play at their own rates; --fps would retime them too), said in `notes`."""
     if not path.exists():
-        raise UserError(f"{path}: no such file or folder")
+        raise UserError(f"{path}: {broken_link(path) or 'no such file or folder'}")
     if path.is_file():
         pages = tiff_pages(path)
         if pages > 1:  # OpenCV reads a stack's first page as a 1-frame video
@@ -134,6 +134,9 @@ def path_items(path: Path, fps: float | None, notes: list[str] | None = None) ->
     has_videos = any(c.is_file() and c.suffix.lower() in VIDEO_SUFFIXES for c in children)
     no_rate: list[str] = []  # frame folders beside videos, without --fps
     nested: list[str] = []  # folders holding videos: one level is read, as the datasets lay them out
+    dangling = [f"{c.name} ({broken_link(c)})" for c in children if c.is_symlink() and not c.exists()]
+    if dangling and notes is not None:  # (a NAS not mounted): is_file() and is_dir() say False
+        notes.append(f"{path}: not replayed, {first_few(dangling)}")
     for child in children:
         if child.is_file() and child.suffix.lower() in VIDEO_SUFFIXES:
             items.append(_video_item(child, fps))
@@ -153,6 +156,8 @@ def path_items(path: Path, fps: float | None, notes: list[str] | None = None) ->
         if nested:
             hint += (f" (its subfolder(s) {first_few(nested)} hold videos: a folder replay reads one level; "
                      "replay each subfolder by its path)")
+        if dangling:
+            hint += f" (not replayed: {first_few(dangling)})"
         raise UserError(f"{path}: no video files or frame folders in it{hint}")
     if nested and notes is not None:
         notes.append(f"{path}: videos in subfolder(s) not replayed: {first_few(nested)} (a folder replay reads "
@@ -165,6 +170,18 @@ def path_items(path: Path, fps: float | None, notes: list[str] | None = None) ->
         raise UserError(f"{path}: several inputs share the video id {dup[0]!r} (file stem or folder name); "
                         "rename one")
     return items
+
+
+def broken_link(path: Path) -> str | None:
+    """'a link to TARGET, whose target is missing' for a symbolic link whose target is
+    missing (or a loop of links), else None."""
+    if not path.is_symlink():
+        return None
+    try:
+        target = os.readlink(path)
+    except OSError:
+        return None
+    return f"a link to {target}, whose target is missing" if not path.exists() else None
 
 
 def tiff_pages(path: Path) -> int:

@@ -1478,3 +1478,23 @@ def test_a_multi_page_tiff_is_refused_by_name(tmp_path):
         path_items(tmp_path / "stack.tif", None, [])
     assert cv2.imwrite(str(tmp_path / "one.tif"), pages[0])
     assert [item.name for item in path_items(tmp_path / "one.tif", None, [])] == ["one"]
+
+
+def test_links_to_missing_videos_are_named(make_video, tmp_path):
+    """A link into an unmounted NAS (or a loop of links) beside good videos was skipped
+    without a word; alone it gave "no video files or frame folders in it"."""
+    from realtime.common.errors import UserError
+
+    (tmp_path / "mixed").mkdir()
+    make_video("mixed/good.avi", frames=3)
+    os.symlink("/mnt/nas/interview.mp4", tmp_path / "mixed" / "interview.mp4")
+    os.symlink("loop.mp4", tmp_path / "mixed" / "loop.mp4")
+    notes: list[str] = []
+    assert [item.name for item in path_items(tmp_path / "mixed", None, notes)] == ["good"]
+    assert notes == [f"{tmp_path / 'mixed'}: not replayed, interview.mp4 (a link to /mnt/nas/interview.mp4, whose "
+                     "target is missing), loop.mp4 (a link to loop.mp4, whose target is missing)"]
+    (tmp_path / "mixed" / "good.avi").unlink()
+    with pytest.raises(UserError, match=r"no video files or frame folders in it \(not replayed: interview.mp4 \(a link"):
+        path_items(tmp_path / "mixed", None, [])
+    with pytest.raises(UserError, match=r"interview.mp4: a link to /mnt/nas/interview.mp4, whose target is missing$"):
+        path_items(tmp_path / "mixed" / "interview.mp4", None, [])
