@@ -498,6 +498,34 @@ class VideoTiming:
     varies: tuple[float, float] | None  # (lowest, highest) fps when it varies
     discarded: int = 0  # packets an edit list cuts (declared, never presented)
     restarts: int = 0  # times the pts started again in packet order (`pts_restarts`: joined recordings)
+    # what the file is when its rate is FFmpeg's default, not its own (`undeclared_rate`)
+    undeclared: str | None = None
+
+
+# Raw elementary streams whose demuxer stamps frames at its `framerate` option (default 25)
+# unless the bitstream carries a rate (H.264/HEVC VUI, MPEG-4 VOL): MJPEG never does.
+RAW_RATE_FORMATS = {"mjpeg": "a raw MJPEG stream", "mpjpeg": "a multipart MJPEG stream",
+                    "h261": "a raw H.261 stream", "h263": "a raw H.263 stream"}
+FFMPEG_DEFAULT_FPS = 25.0
+
+
+def undeclared_rate(format_name: str, path: Path, guessed: float | None) -> str | None:
+    """What the file is ("a raw MJPEG stream", "a Y4M file with F0:0") when it declares no
+    frame rate and FFmpeg fell back to 25 fps, else None."""
+    if guessed is None or abs(guessed - FFMPEG_DEFAULT_FPS) > 1e-9:
+        return None
+    if format_name in RAW_RATE_FORMATS:
+        return RAW_RATE_FORMATS[format_name]
+    if format_name == "yuv4mpegpipe":  # header tokens: W H F<num>:<den> ...; F0:0 or none = no rate
+        try:
+            with path.open("rb") as fh:
+                header = fh.readline(256).split()
+        except OSError:
+            return None
+        rates = [t[1:] for t in header if t.startswith(b"F")]
+        if not rates or rates[0].split(b":")[0] in (b"0", b""):
+            return f"a Y4M file with {'F' + rates[0].decode('ascii', 'replace') if rates else 'no F'} in its header"
+    return None
 
 
 def nominal_fps(base_rate: float | None,
@@ -693,6 +721,7 @@ class VideoFileSource(FrameSource):
                 # FFmpeg's guess: the base rate (r_frame_rate) corrected for codecs that
                 # count fields (raw H.264 says 60 for 30 fps), else the base rate.
                 base = stream.guessed_rate or stream.base_rate
+                undeclared = undeclared_rate(container.format.name, self.path, float(base) if base else None)
                 time_base = float(stream.time_base) if stream.time_base else 0.0
                 pts: list[int | None] = []
                 # The first frames are decoded too: their pts must increase for the pts to
@@ -719,19 +748,20 @@ class VideoFileSource(FrameSource):
         rate = float(base) if base else None
         if any(p is None for p in pts) or time_base <= 0:  # no timestamps: the rate alone
             fps, _ = nominal_fps(rate, np.empty(0))
-            return VideoTiming(np.empty(0, np.int64), False, 0.0, len(pts), declared, fps, None, discarded)
+            return VideoTiming(np.empty(0, np.int64), False, 0.0, len(pts), declared, fps, None, discarded,
+                               undeclared=undeclared)
         restarts = pts_restarts(np.asarray(pts, np.int64), time_base)
         if restarts:  # two clocks in one file: the pts cannot place the frames; the rate from the first
             first = np.unique(np.asarray(pts[: restarts[0]], np.int64))
             fps, _ = nominal_fps(rate, np.diff(first) * time_base)
             return VideoTiming(np.empty(0, np.int64), False, 0.0, len(pts), declared, fps, None, discarded,
-                               len(restarts))
+                               len(restarts), undeclared)
         stamped = np.unique(np.asarray(pts, np.int64))
         in_order = all(p is not None for p in probed) and all(
             a < b for a, b in itertools.pairwise(probed))  # type: ignore[operator]
         fps, varies = nominal_fps(rate, np.diff(stamped) * time_base)
         return VideoTiming(stamped, in_order, time_base, len(pts), declared, fps, varies if in_order else None,
-                           discarded)
+                           discarded, undeclared=undeclared)
 
     def __iter__(self) -> Iterator[RawFrame]:
         """Iterate once: the file is decoded front to back."""
@@ -740,6 +770,10 @@ class VideoFileSource(FrameSource):
         timing = self.timing
         if self._track_note is not None:
             self.notice(self._track_note)
+        if timing.undeclared and self._override is None:
+            self.notice(f"{self.path.name}: {timing.undeclared}, which declares no frame rate: "
+                        f"{FFMPEG_DEFAULT_FPS:g} fps assumed (FFmpeg's default), which sets K and the times; "
+                        "give --fps with the rate it was recorded at")
         if timing.varies is not None and self._override is None:
             low, high = timing.varies
             self.notice(f"{self.path.name}: frame rate varies ({low:.1f}-{high:.1f} fps); times come "

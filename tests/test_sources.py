@@ -1498,3 +1498,29 @@ def test_links_to_missing_videos_are_named(make_video, tmp_path):
         path_items(tmp_path / "mixed", None, [])
     with pytest.raises(UserError, match=r"interview.mp4: a link to /mnt/nas/interview.mp4, whose target is missing$"):
         path_items(tmp_path / "mixed" / "interview.mp4", None, [])
+
+
+def test_a_file_without_a_frame_rate_says_25_fps_was_assumed(tmp_path: Path) -> None:
+    """A raw MJPEG stream (and a Y4M file with F0:0) carries no rate: FFmpeg stamps it at
+    25 fps, which silently set K and every time (a 30 fps recording's events 20% late)."""
+    mjpeg = tmp_path / "cam.mjpeg"
+    with av.open(str(mjpeg), "w", format="mjpeg") as out:
+        stream = out.add_stream("mjpeg", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuvj420p"
+        for i in range(10):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(_still_with_counter(i), format="rgb24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    y4m = tmp_path / "raw.y4m"
+    plane = np.full(160 * 120 * 3 // 2, 128, np.uint8).tobytes()
+    y4m.write_bytes(b"YUV4MPEG2 W160 H120 F0:0 Ip A1:1 C420jpeg\n" + b"FRAME\n".join([b""] + [plane] * 10))
+    for path, what in ((mjpeg, "a raw MJPEG stream"), (y4m, "a Y4M file with F0:0 in its header")):
+        src = VideoFileSource(path)
+        assert len(list(src)) == 10 and src.fps == 25.0
+        assert src.notices == [f"{path.name}: {what}, which declares no frame rate: 25 fps assumed (FFmpeg's "
+                               "default), which sets K and the times; give --fps with the rate it was recorded at"]
+        given = VideoFileSource(path, fps=30.0)
+        assert len(list(given)) == 10 and given.fps == 30.0 and given.notices == []
+    y4m.write_bytes(y4m.read_bytes().replace(b"F0:0", b"F25:1", 1))  # a declared 25 fps: nothing to say
+    assert VideoFileSource(y4m).timing.undeclared is None
