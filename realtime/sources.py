@@ -408,6 +408,7 @@ def splice_step_s(fps: float) -> float:
     return max(SPLICE_S, 100.0 / fps)
 
 
+TRUNCATED_S = 0.5  # a track this much shorter than its declared duration ends early
 RESTART_S = 1.0  # pts going back by more than this in packet order (and REORDER_FRAMES): a second clock
 # H.264 and HEVC let a decoder hold back at most 16 frames for reordering (B-frames), so
 # in packet order a pts can fall back by up to 16 frame intervals: at 1-2 fps (time-lapse,
@@ -500,6 +501,25 @@ class VideoTiming:
     restarts: int = 0  # times the pts started again in packet order (`pts_restarts`: joined recordings)
     # what the file is when its rate is FFmpeg's default, not its own (`undeclared_rate`)
     undeclared: str | None = None
+    # the track's duration its header declares (s; MKV's per-track DURATION tag), for files
+    # that declare no frame count: how a truncated MKV is told
+    declared_s: float | None = None
+
+
+def declared_duration(stream: av.video.stream.VideoStream) -> float | None:
+    """Seconds of the track the header declares where it declares no frame count: the
+    DURATION tag FFmpeg and mkvmerge write per Matroska track (HH:MM:SS.fraction), else
+    the stream's duration; None when neither is there."""
+    tag = (stream.metadata or {}).get("DURATION")
+    if tag:
+        try:
+            hours, minutes, seconds = tag.split(":")
+            return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+        except ValueError:
+            pass
+    if stream.duration and stream.duration > 0 and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    return None
 
 
 # Raw elementary streams whose demuxer stamps frames at its `framerate` option (default 25)
@@ -722,6 +742,7 @@ class VideoFileSource(FrameSource):
                 # count fields (raw H.264 says 60 for 30 fps), else the base rate.
                 base = stream.guessed_rate or stream.base_rate
                 undeclared = undeclared_rate(container.format.name, self.path, float(base) if base else None)
+                declared_s = None if declared else declared_duration(stream)
                 time_base = float(stream.time_base) if stream.time_base else 0.0
                 pts: list[int | None] = []
                 # The first frames are decoded too: their pts must increase for the pts to
@@ -761,7 +782,7 @@ class VideoFileSource(FrameSource):
             a < b for a, b in itertools.pairwise(probed))  # type: ignore[operator]
         fps, varies = nominal_fps(rate, np.diff(stamped) * time_base)
         return VideoTiming(stamped, in_order, time_base, len(pts), declared, fps, varies if in_order else None,
-                           discarded, undeclared=undeclared)
+                           discarded, undeclared=undeclared, declared_s=declared_s)
 
     def __iter__(self) -> Iterator[RawFrame]:
         """Iterate once: the file is decoded front to back."""
@@ -861,6 +882,14 @@ class VideoFileSource(FrameSource):
         if truncated and self.n_frames is not None and delivered < self.n_frames:
             self.notice(f"{self.path.name}: read {delivered} of {self.n_frames} declared frames; "
                         "the file ends early (truncated?)")
+        elif self.n_frames is None and timing.declared_s and timing.pts.size and timing.fps:
+            # No frame count (MKV): compare times, which a variable rate does not upset. The
+            # end read is on the file's own clock, as FFmpeg's DURATION tag is (the end of the
+            # track's last frame, a late start included).
+            end = float(timing.pts[-1]) * timing.time_base + 1.0 / timing.fps
+            if timing.declared_s - end > max(TRUNCATED_S, 2.0 / timing.fps):
+                self.notice(f"{self.path.name}: read {delivered} {_frames_word(delivered)}, to {end:.1f} s of the "
+                            f"{timing.declared_s:.1f} s its header declares; the file ends early (truncated?)")
 
     def _tell_gaps(self, missing: list[int]) -> None:
         """Notices for the frame numbers `missing` among those read: jumps in the

@@ -1524,3 +1524,37 @@ def test_a_file_without_a_frame_rate_says_25_fps_was_assumed(tmp_path: Path) -> 
         assert len(list(given)) == 10 and given.fps == 30.0 and given.notices == []
     y4m.write_bytes(y4m.read_bytes().replace(b"F0:0", b"F25:1", 1))  # a declared 25 fps: nothing to say
     assert VideoFileSource(y4m).timing.undeclared is None
+
+
+def test_a_truncated_mkv_says_it_ends_early(tmp_path: Path) -> None:
+    """MKV declares no frame count, so a cut file ended early without a word (an MP4 or
+    AVI says "read N of M declared frames"); its header's DURATION tells. A whole file,
+    also one with a pause (variable rate), says nothing."""
+    def write(path: Path, pause_after: int | None) -> None:
+        with av.open(str(path), "w") as out:
+            stream = out.add_stream("mpeg4", rate=30)
+            stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+            stream.codec_context.time_base = fractions.Fraction(1, 1000)
+            for i in range(90):
+                frame = av.VideoFrame.from_ndarray(_still_with_counter(i), format="rgb24")
+                frame.pts = round(i * 1000 / 30) + (1000 if pause_after is not None and i > pause_after else 0)
+                frame.time_base = fractions.Fraction(1, 1000)
+                for packet in stream.encode(frame):
+                    out.mux(packet)
+            for packet in stream.encode():
+                out.mux(packet)
+
+    whole, paused = tmp_path / "whole.mkv", tmp_path / "paused.mkv"
+    write(whole, None)
+    write(paused, 40)
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.6)])
+    for path in (whole, paused):
+        src = VideoFileSource(path)
+        assert len(list(src)) == 90 and not any("ends early" in n for n in src.notices), src.notices
+    src = VideoFileSource(cut)
+    n = len(list(src))
+    assert 20 < n < 90
+    assert [x for x in src.notices if "ends early" in x] == [
+        f"cut.mkv: read {n} frames, to {(n - 1) / 30 + 1 / 30:.1f} s of the 3.0 s its header declares; the file ends "
+        "early (truncated?)"]
