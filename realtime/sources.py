@@ -341,9 +341,38 @@ def square_pixels(image: np.ndarray, aspect: float) -> np.ndarray:
     return cv2.resize(image, (width, h), interpolation=cv2.INTER_AREA if width < w else cv2.INTER_CUBIC)
 
 
-def _upright(image: np.ndarray, rotation: int) -> np.ndarray:
-    """Apply a display matrix's rotation (degrees counter-clockwise, as FFmpeg and PyAV's
-    `VideoFrame.rotation` give it) to the decoded image, in steps of 90 degrees."""
+def display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
+    """The frame's DISPLAYMATRIX side data (FFmpeg's 3x3, row-major, 16.16 fixed point:
+    a b u / c d v / x y w), None when it has none."""
+    import av
+
+    for data in frame.side_data:
+        if data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX:
+            raw = bytes(data)
+            if len(raw) == 36:
+                return tuple(int(v) for v in np.frombuffer(raw, np.int32))
+    return None
+
+
+def _upright(image: np.ndarray, rotation: int, matrix: tuple[int, ...] | None = None) -> np.ndarray:
+    """Apply a display matrix to the decoded image as players do: its rotation in steps of
+    90 degrees and its mirroring (a front camera's, an editor's flip).
+
+    FFmpeg's matrix (libavutil/display.h) maps a source point (p, q) = (column, row) to
+    (a p + c q, b p + d q) (+ the translation x, y that keeps the image in view). Where
+    the matrix is no signed permutation (a turn
+    that is no multiple of 90 degrees), the rotation alone (`rotation`, degrees
+    counter-clockwise as FFmpeg and PyAV's `VideoFrame.rotation` give it) is applied."""
+    if matrix is not None:
+        a, b, c, d = (float(v) for v in (matrix[0], matrix[1], matrix[3], matrix[4]))
+        if b == 0 and c == 0 and a and d:  # columns stay columns
+            out = image[:, ::-1] if a < 0 else image
+            return np.ascontiguousarray(out[::-1] if d < 0 else out)
+        if a == 0 and d == 0 and b and c:  # columns become rows: transpose, then flips
+            e, f = c, b  # column' = e row, row' = f column
+            out = np.swapaxes(image, 0, 1)
+            out = out[::-1] if f < 0 else out
+            return np.ascontiguousarray(out[:, ::-1] if e < 0 else out)
     quarter = round(rotation / 90.0) % 4
     if quarter == 1:
         return cv2.rotate(image, cv2.ROTATE_90_COUNTERCLOCKWISE)
@@ -844,7 +873,8 @@ class VideoFileSource(FrameSource):
                     if index <= last:
                         skipped += 1  # a timestamp outside the packets' or a repeated one
                         continue
-                    image = _upright(square_pixels(frame.to_ndarray(format="bgr24"), aspect), frame.rotation)
+                    image = _upright(square_pixels(frame.to_ndarray(format="bgr24"), aspect), frame.rotation,
+                                     display_matrix(frame))
                     t_capture = time.monotonic()
                     if index > last + 1:
                         undecoded.extend(range(last + 1, index))

@@ -1558,3 +1558,25 @@ def test_a_truncated_mkv_says_it_ends_early(tmp_path: Path) -> None:
     assert [x for x in src.notices if "ends early" in x] == [
         f"cut.mkv: read {n} frames, to {(n - 1) / 30 + 1 / 30:.1f} s of the 3.0 s its header declares; the file ends "
         "early (truncated?)"]
+
+
+def test_a_mirrored_display_matrix_is_mirrored_not_turned_upside_down(tmp_path):
+    """A front camera's (or an editor's) horizontal flip in the MP4 track header: PyAV
+    reports it as a rotation of -180, and the face was analysed upside down."""
+    import struct
+
+    image = np.zeros((48, 64, 3), np.uint8)
+    image[:16, :16] = 250  # top left
+    image[40:, 20:30] = 120
+    path = write_av(tmp_path / "selfie.mp4", [image] * 3)
+    data = bytearray(path.read_bytes())
+    at = data.index(b"tkhd")
+    matrix_at = at + 4 + (40 if data[at + 4] == 0 else 52)
+    identity = struct.pack(">9i", 1 << 16, 0, 0, 0, 1 << 16, 0, 0, 0, 1 << 30)
+    assert bytes(data[matrix_at : matrix_at + 36]) == identity
+    data[matrix_at : matrix_at + 36] = struct.pack(">9i", -(1 << 16), 0, 0, 0, 1 << 16, 0, 64 << 16, 0, 1 << 30)
+    path.write_bytes(bytes(data))
+    frames = list(VideoFileSource(path))
+    assert len(frames) == 3 and frames[0].image.shape == image.shape
+    assert np.abs(frames[0].image.astype(int) - image[:, ::-1]).mean() < 4  # as players show it
+    assert np.abs(frames[0].image.astype(int) - image[::-1, ::-1]).mean() > 15  # not turned 180 degrees
