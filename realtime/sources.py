@@ -344,14 +344,9 @@ def square_pixels(image: np.ndarray, aspect: float) -> np.ndarray:
 def display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
     """The frame's DISPLAYMATRIX side data (FFmpeg's 3x3, row-major, 16.16 fixed point:
     a b u / c d v / x y w), None when it has none."""
-    import av
-
-    for data in frame.side_data:
-        if data.type == av.sidedata.sidedata.Type.DISPLAYMATRIX:
-            raw = bytes(data)
-            if len(raw) == 36:
-                return tuple(int(v) for v in np.frombuffer(raw, np.int32))
-    return None
+    side: Any = frame.side_data  # (PyAV's stubs type it as a TypedDict without this key)
+    raw = bytes(side["DISPLAYMATRIX"]) if "DISPLAYMATRIX" in side else b""
+    return tuple(int(v) for v in np.frombuffer(raw, np.int32)) if len(raw) == 36 else None
 
 
 def _upright(image: np.ndarray, rotation: int, matrix: tuple[int, ...] | None = None) -> np.ndarray:
