@@ -124,7 +124,7 @@ def run_on_ray(items: Sequence[ReplayItem], config: RunConfig, sinks: Sequence[A
                 if show:
                     console.print(progress.finish(items[i].name, outcome.stats.frames, outcome.stats.wall_s,
                                                   "failed" if outcome.failure is not None else None),
-                                  highlight=False, soft_wrap=True)
+                                  highlight=False, soft_wrap=True, markup=False)
             while fed < len(items) and outcomes[fed] is not None:
                 feed(items[fed], outcomes[fed], config, sinks, publisher, eaf, has_truth, runs)  # type: ignore[arg-type]
                 fed += 1

@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from realtime.common.text import one_line
+
 
 @dataclass
 class ReplayLog:
@@ -44,7 +46,7 @@ class ReplayLog:
         total = len(self.frame_counts)
         rate = f" ({frames / wall_s:.0f} fps)" if wall_s > 0 and frames else ""
         state = "failed" if error is not None else "stopped" if stopped else "ok"
-        line = f"replay {len(self.finished)}/{total} {name}: {frames} frames in {wall_s:.1f} s{rate}, {state}"
+        line = f"replay {len(self.finished)}/{total} {one_line(name)}: {frames} frames in {wall_s:.1f} s{rate}, {state}"
         left = total - len(self.finished)
         if stopped:
             return f"{line}; {left} not replayed" if left > 0 else line

@@ -20,7 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from calibration.megc import evaluate, render_table, scored_truth
 from realtime.common.errors import EXIT_USER_ERROR, UserError, output_dir
-from realtime.common.text import first_few, text_name
+from realtime.common.text import first_few, one_line, text_name
 from realtime.dashboard import performance_table
 from realtime.intervals_csv import write_intervals
 from realtime.lsl import LslMarkerOutlet, LslSettings
@@ -81,7 +81,7 @@ def open_publisher(config: RunConfig, stack: ExitStack, stream: str,
     if config.curve_secret is not None and config.curve_clients is not None:  # RunConfig: both or neither
         curve = CurveServerKeys(config.curve_secret, config.curve_clients)
     pub = EventPublisher(endpoint, stream=stream, journal=config.journal, curve=curve, listeners=listeners,
-                         on_refused=lambda message: print(f"warning: {message}", file=sys.stderr, flush=True))
+                         on_refused=lambda message: print(one_line(f"warning: {message}"), file=sys.stderr, flush=True))
     stack.callback(pub.close)
     return pub
 
@@ -179,7 +179,7 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
                         write_stream_eaf(eaf, item, stats, plan.has_truth)
                 if log is not None:
                     console.print(log.finish(item.name, stats.frames, time.monotonic() - t_item, stats.error,
-                                             stopped=stop.is_set()), highlight=False, soft_wrap=True)
+                                             stopped=stop.is_set()), highlight=False, soft_wrap=True, markup=False)
         finally:
             wall = time.monotonic() - t0
             scorer_sets.close()
@@ -338,7 +338,7 @@ def summarise(config: RunConfig, console: Console, plan: ReplayPlan, runs: list[
         written &= write_output(config.out / "metrics.json",
                                 lambda p: p.write_text(json.dumps(metrics, indent=2) + "\n"))
     for note in notes:
-        print(f"note: {note}", file=sys.stderr)
+        print(one_line(f"note: {note}"), file=sys.stderr)
     if config.json:
         sys.stdout.write(json.dumps({"summary": metrics}) + "\n")
         return written

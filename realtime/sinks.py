@@ -13,7 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
+from realtime.common.text import one_line
 from realtime.common.types import EXPR_TYPES, ExprType, FrameScore, Interval, ScoreSample, SpotEvent, StreamStatus
 from realtime.eaf import EafDocument, TimedInterval, eaf_name, span_from_times, timed_from_frames, unique_eaf_name, write_eaf
 from realtime.intervals_csv import IntervalCsvWriter
@@ -172,7 +174,7 @@ class ConsoleSink(NullSink):
             return
         colour = "magenta" if event.type == "ME" else "cyan"
         self.console.print(
-            f"[bold {colour}]{event.type:>3}[/] {event.stream}  frames {event.onset_frame}-"
+            f"[bold {colour}]{event.type:>3}[/] {escape(one_line(event.stream))}  frames {event.onset_frame}-"
             f"{event.offset_frame} (apex {event.apex_frame})  {event.onset_s:.2f}-{event.offset_s:.2f} s"
             f"  score {event.score:.2f}  latency {event.latency_ms:.0f} ms",
             highlight=False,

@@ -24,6 +24,7 @@ from engines.demo_weights import default_weights
 from engines.pair_features import make_pair_features
 from engines.scorers import Scorer, make_scorer
 from realtime.common.errors import UserError
+from realtime.common.text import one_line
 from realtime.common.types import FlowSettings
 from realtime.connect import connect_first
 from realtime.dashboard import live_view, threshold_label
@@ -141,11 +142,11 @@ def run_isolated(item: ReplayItem, stats: RunStats, out: Path | None, run_one: C
         run_one()
     except UserError as exc:
         stats.error = str(exc)
-        print(f"error: stream {item.name}: {exc}", file=sys.stderr)
+        print(one_line(f"error: stream {item.name}: {exc}"), file=sys.stderr)
     except Exception as exc:  # noqa: BLE001 - one stream's fault must not end the others
         stats.error = f"internal error: {type(exc).__name__}: {exc}"
         log = f"; traceback in {out / 'errors.log'}" if out else ""
-        print(f"error: stream {item.name}: {stats.error}{log}", file=sys.stderr)
+        print(one_line(f"error: stream {item.name}: {stats.error}{log}"), file=sys.stderr)
         if out:
             out.mkdir(parents=True, exist_ok=True)
             with open(out / "errors.log", "a", encoding="utf-8", errors="backslashreplace") as fh:
@@ -156,7 +157,7 @@ def say_output_errors(stats: RunStats) -> None:
     """One `error:` line per output of the stream that could not be written (the stream
     itself ran; the run exits 2): the single-process loop and the Ray driver alike."""
     for message in stats.output_errors:
-        print(f"error: stream {stats.stream}: {message}", file=sys.stderr)
+        print(one_line(f"error: stream {stats.stream}: {message}"), file=sys.stderr)
 
 
 def write_stream_eaf(eaf: EafSink, item: ReplayItem, stats: RunStats, has_truth: bool) -> None:
@@ -172,7 +173,7 @@ def write_stream_eaf(eaf: EafSink, item: ReplayItem, stats: RunStats, has_truth:
         eaf.end_stream(stats, truth)
     except OSError as exc:
         eaf.failed.append(stats.stream)
-        print(f"error: stream {stats.stream}: cannot write its .eaf ({exc})", file=sys.stderr)
+        print(one_line(f"error: stream {stats.stream}: cannot write its .eaf ({exc})"), file=sys.stderr)
 
 
 def run_item(item: ReplayItem, context: RunContext, stats: RunStats) -> RunStats:
@@ -189,13 +190,13 @@ def run_item(item: ReplayItem, context: RunContext, stats: RunStats) -> RunStats
 
     def note(message: str) -> None:
         """What the face tracker notices (capture thread); also kept in RunStats.notices."""
-        print(f"note: stream {source.name}: {message}", file=sys.stderr, flush=True)
+        print(one_line(f"note: stream {source.name}: {message}"), file=sys.stderr, flush=True)
 
     def warn(message: str) -> None:
         """What the source says about its input (damaged frames, a short file, a hole in
         the numbering): one `warning:` line each, also with --quiet; kept for metrics.json."""
         stats.notices.append(message)
-        print(f"warning: {message}", file=sys.stderr, flush=True)
+        print(one_line(f"warning: {message}"), file=sys.stderr, flush=True)
 
     source.on_notice = warn
     if config.live and not connect_first(source, context.stop.is_set):
@@ -217,7 +218,7 @@ def run_item(item: ReplayItem, context: RunContext, stats: RunStats) -> RunStats
         stats.notices.append(off)
         if show and off not in context.said:  # once per run, on stderr with the other notes
             context.said.add(off)
-            print(f"note: {off}", file=sys.stderr)
+            print(one_line(f"note: {off}"), file=sys.stderr)
 
     if config.live or config.video:
         trace = TraceSink()

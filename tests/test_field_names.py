@@ -226,3 +226,31 @@ def test_decomposed_names_are_one_id_in_every_reader(tmp_path: Path) -> None:
     eaf = build_eaf(EafDocument(unicodedata.normalize("NFC", "café"), [], None, media), tmp_path / "x" / "a.eaf")
     relative = eaf.get_linked_files()[0]["RELATIVE_MEDIA_URL"]
     assert "%" not in relative and relative.endswith(" clip.mp4"), relative
+
+
+def test_control_characters_in_names_keep_every_message_one_line(clip, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    """A newline in a file name split `error:` and log lines in two; a stream id holding
+    rich markup (`--stream`-style text such as `cam[/x]`) raised a MarkupError in the
+    console sink, which failed the stream."""
+    from rich.console import Console
+
+    from realtime.common.text import one_line
+    from realtime.common.types import Interval, SpotEvent
+    from realtime.sinks import ConsoleSink
+
+    assert one_line("a\nb\rc\x1bd\te\x7f") == "a\\nb\\rc\\x1bd\te\\x7f"
+    src, weights = clip
+    folder = tmp_path / "in"
+    folder.mkdir()
+    shutil.copy(src, folder / "new\nline.avi")
+    (folder / "bad\nname.avi").write_bytes(b"")
+    assert _run(["--replay", str(folder), "--out", str(tmp_path / "run"), "--max-frames", "30"], weights) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert err and all(line.startswith(("error: ", "warning: ", "note: ")) for line in err), err
+    assert any(line.startswith("error: stream bad\\nname: ") for line in err), err
+    console = Console(record=True, width=200)
+    event = SpotEvent(stream="cam[/x]\nB", type="MaE", onset_frame=10, apex_frame=12, offset_frame=20, onset_s=0.3,
+                      offset_s=0.63, score=0.9, latency_ms=5.0)
+    ConsoleSink(console).on_event(event, Interval("cam", "MaE", 10, 20, score=0.9))
+    assert "cam[/x]\\nB  frames 10-20" in console.export_text()

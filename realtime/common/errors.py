@@ -10,6 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from realtime.common.text import one_line
+
 EXIT_USER_ERROR = 2
 
 F = TypeVar("F", bound=Callable[..., int | None])
@@ -32,7 +34,7 @@ class OneLineParser(argparse.ArgumentParser):
             self.prog = f"python -m {spec.name.removesuffix('.__main__')}"  # as it was run
 
     def error(self, message: str) -> Any:  # argparse declares NoReturn; it exits
-        self.exit(EXIT_USER_ERROR, f"error: {message}; see {self.prog} --help\n")
+        self.exit(EXIT_USER_ERROR, f"error: {one_line(message)}; see {self.prog} --help\n")
 
 
 def text_arg(text: str) -> str:
@@ -86,7 +88,7 @@ def cli_entry(func: F) -> F:
         try:
             code = func(*args, **kwargs)
         except UserError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"error: {one_line(str(exc))}", file=sys.stderr)
             return EXIT_USER_ERROR
         except BrokenPipeError:
             return 0

@@ -5,6 +5,10 @@ from __future__ import annotations
 import os
 import unicodedata
 from collections.abc import Sequence
+from types import MappingProxyType
+
+# C0 control characters and DEL as escapes (a tab stays: it keeps a line one line)
+_CONTROLS = MappingProxyType({**{c: f"\\x{c:02x}" for c in (*range(32), 127) if c != 9}, 10: "\\n", 13: "\\r"})
 
 
 def text_name(name: str) -> str:
@@ -28,6 +32,12 @@ def is_utf8(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def one_line(text: str) -> str:
+    """`text` with newlines and other control characters written as escapes (`\\n`,
+    `\\x1b`): a message is one line, whatever a file name holds."""
+    return text.translate(_CONTROLS)
 
 
 def first_few(names: Sequence[str], most: int = 5) -> str:
