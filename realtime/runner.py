@@ -113,7 +113,12 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
         raise UserError("--replay MEGC: needs --out DIR (the submission files are written there)")
     if out is not None:
         output_dir(out, "--out")
+    if stopped_early(stop):
+        return 0
     scorer_sets = ScorerSets(config)
+    if stopped_early(stop):  # loading the models takes seconds: a stop then ends the run now
+        scorer_sets.close()
+        return 0
     if not config.weights and config.replay != "demo" and not config.quiet:
         # What a user of the defaults must know before trusting the events (README, Real faces).
         print("note: the bundled demo weights were trained on synthetic faces only; on faces moved by "
@@ -180,6 +185,10 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
                 if log is not None:
                     console.print(log.finish(item.name, stats.frames, time.monotonic() - t_item, stats.error,
                                              stopped=stop.is_set()), highlight=False, soft_wrap=True, markup=False)
+            left = [it.name for it in items[len(runs):]] if config.ray is None and stop.is_set() else []
+            if left:  # metrics.json and the summary say what the stop left out
+                plan.notes.append(f"stopped before {len(left)} of {len(items)} stream(s) started, not replayed: "
+                                  f"{first_few(left)}")
         finally:
             wall = time.monotonic() - t0
             scorer_sets.close()
@@ -279,6 +288,15 @@ def make_plan(config: RunConfig, console: Console) -> ReplayPlan:
     finally:
         if prog.live.is_started:  # (stopping a bar never shown printed a blank line on stdout)
             prog.stop()
+
+
+def stopped_early(stop: threading.Event) -> bool:
+    """True, after saying so, when Ctrl-C or SIGTERM came before the first stream started:
+    nothing was read or written, so the run ends at once rather than load models first."""
+    if not stop.is_set():
+        return False
+    print("note: stopped before the first stream started; nothing was replayed or written", file=sys.stderr)
+    return True
 
 
 def summarise(config: RunConfig, console: Console, plan: ReplayPlan, runs: list[RunStats],

@@ -751,3 +751,45 @@ def test_an_empty_truth_file_is_said_to_make_every_prediction_an_fp(replay_run: 
                       "--quiet", "--max-frames", "40", "--out", str(out)]) == 0
     notes = json.loads((out / "metrics.json").read_text())["notes"]
     assert f"--truth {empty} holds no intervals: every prediction counts as a false positive" in notes
+
+
+def test_a_stop_before_the_first_stream_ends_the_run_at_once(media: dict, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture, monkeypatch) -> None:
+    """Ctrl-C (or SIGTERM) while the models loaded: the run loaded them, replayed nothing,
+    wrote an empty summary and said nothing; a stop between two videos did not name the
+    video it left out."""
+    import threading
+
+    from rich.console import Console
+
+    from realtime import runner
+    from realtime.cli import build_parser, config_from_args
+
+    def config(*args: str):
+        return config_from_args(build_parser().parse_args(
+            ["--replay", *args, *weight_args(media), "--pub", "none", "--quiet", "--out", str(tmp_path / "out")]))
+
+    stop = threading.Event()
+    stop.set()
+    assert runner.run(config(str(media["clip"])), Console(quiet=True), stop) == 0
+    assert capsys.readouterr().err == "note: stopped before the first stream started; nothing was replayed or written\n"
+    assert not (tmp_path / "out" / "predictions.csv").exists()
+
+    folder = tmp_path / "two"
+    folder.mkdir()
+    for name in ("a", "b"):
+        (folder / f"{name}.avi").symlink_to(media["clip"])
+    stop = threading.Event()
+    real = runner.run_isolated
+
+    def first_then_stop(*args, **kwargs):  # the user presses Ctrl-C during the first video
+        try:
+            return real(*args, **kwargs)
+        finally:
+            stop.set()
+
+    monkeypatch.setattr(runner, "run_isolated", first_then_stop)
+    assert runner.run(config(str(folder), "--max-frames", "20"), Console(quiet=True), stop) == 0
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert [r["stream"] for r in metrics["performance"]["runs"]] == ["a"]
+    assert "stopped before 1 of 2 stream(s) started, not replayed: b" in metrics["notes"]
