@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from rich.console import Group
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
 from calibration.postprocess import PostParams
+from realtime.common.text import one_line
 from realtime.common.types import ExprType
 from realtime.sinks import TraceSink
 from realtime.stats import RunStats
@@ -42,7 +44,7 @@ def live_view(trace: TraceSink, thresholds: Mapping[ExprType, str]) -> Panel:
     face = "[green]face[/]" if st is not None and st.face else "[red]no face[/]"
     source = "[green]up[/]" if st is None or st.source == "up" else "[red]down[/]"
     head.add_row(
-        f"stream [bold]{st.stream if st else '-'}[/]", f"frame {st.frame if st else 0}",
+        f"stream [bold]{escape(one_line(st.stream)) if st else '-'}[/]", f"frame {st.frame if st else 0}",
         f"{st.fps if st else 0.0:.1f} fps", face, f"source {source}",
         f"dropped {st.dropped if st else 0}  backend {st.backend if st else '-'}/{st.flow if st else '-'}",
     )

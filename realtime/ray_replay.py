@@ -38,6 +38,7 @@ from typing import Any
 
 from rich.console import Console
 
+from realtime.common.text import one_line
 from realtime.ray_cluster import connect, import_ray
 from realtime.ray_options import LOCAL
 from realtime.ray_task import StreamFailure, StreamOutcome, replay_item
@@ -116,8 +117,8 @@ def run_on_ray(items: Sequence[ReplayItem], config: RunConfig, sinks: Sequence[A
                 except Exception as exc:  # noqa: BLE001 - the worker died, or Ray lost the task
                     outcome = lost_task(i, items[i], exc)
                 if outcome.failure is not None and attempts[i] <= RETRIES:
-                    print(f"note: stream {items[i].name}: failed on the cluster ({outcome.failure.error}); "
-                          "running it once more", file=sys.stderr, flush=True)
+                    print(one_line(f"note: stream {items[i].name}: failed on the cluster ({outcome.failure.error}); "
+                                   "running it once more"), file=sys.stderr, flush=True)
                     submit(i)
                     continue
                 outcomes[i] = outcome

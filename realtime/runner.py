@@ -206,17 +206,17 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
             written = summarise(config, console, plan, runs, collected, wall)
             if plan.submission is not None and out is not None:  # a challenge test set (realtime.megc_testset)
                 for path in plan.submission.write(collected.intervals, out):
-                    print(f"wrote {path} (MEGC submission)", file=sys.stderr)
+                    print(one_line(f"wrote {path} (MEGC submission)"), file=sys.stderr)
                 missing = [r.stream for r in runs if r.error is not None]
                 missing += [it.name for it in items[len(runs):]]  # not reached: Ctrl-C
                 if missing:
-                    print(f"warning: the MEGC submission is incomplete: {len(missing)} of {len(items)} clips "
-                          f"failed or were not replayed ({', '.join(missing[:5])}"
-                          f"{', ...' if len(missing) > 5 else ''}); they have no rows", file=sys.stderr)
+                    print(one_line(f"warning: the MEGC submission is incomplete: {len(missing)} of {len(items)} clips "
+                                   f"failed or were not replayed ({', '.join(missing[:5])}"
+                                   f"{', ...' if len(missing) > 5 else ''}); they have no rows"), file=sys.stderr)
     if config.report and out is not None:
         if unopened:  # a report of an earlier run's file in its place, or of none, would not be this run's
-            print(f"note: --report: not written: {first_few([p.name for p in unopened])} of this run could not be "
-                  "written", file=sys.stderr)
+            print(one_line(f"note: --report: not written: {first_few([p.name for p in unopened])} of this run could "
+                           "not be written"), file=sys.stderr)
         else:
             write_run_report(out)
     written = (written and not unopened and not (eaf is not None and eaf.failed)

@@ -105,8 +105,8 @@ class EafSink(NullSink):
         name = unique_eaf_name(stats.stream, self._owners)
         path = write_eaf(self.folder / name, doc)
         if name != eaf_name(stats.stream):
-            print(f"note: stream {stats.stream}: its .eaf is eaf/{name} (another video id gives {eaf_name(stats.stream)})",
-                  file=sys.stderr)
+            print(one_line(f"note: stream {stats.stream}: its .eaf is eaf/{name} (another video id gives "
+                           f"{eaf_name(stats.stream)})"), file=sys.stderr)
         self.written.append(path)
         return path
 

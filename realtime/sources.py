@@ -528,6 +528,7 @@ class VideoTiming:
     # the track's duration its header declares (s; MKV's per-track DURATION tag), for files
     # that declare no frame count: how a truncated MKV is told
     declared_s: float | None = None
+    end_s: float | None = None  # where the last frame read ends, its packet's duration counted (s)
 
 
 def declared_duration(stream: av.video.stream.VideoStream) -> float | None:
@@ -773,10 +774,13 @@ class VideoFileSource(FrameSource):
                 # be display times (an AVI stamps H.264 B-frames in decode order).
                 probed: list[int | None] = []
                 discarded = 0
+                end_tick = None  # where the last frame ends, its own duration counted (MKV's DURATION does)
                 try:
                     for packet in container.demux(stream):
                         if packet.size and not packet.is_discard:
                             pts.append(packet.pts)
+                            if packet.pts is not None and packet.duration:
+                                end_tick = max(end_tick or 0, packet.pts + packet.duration)
                         elif packet.size:
                             discarded += 1  # edit-list cut (ffmpeg -c copy): declared, never shown
                         if len(probed) < PTS_PROBE_FRAMES and len(pts) <= 2 * PTS_PROBE_FRAMES:
@@ -806,7 +810,8 @@ class VideoFileSource(FrameSource):
             a < b for a, b in itertools.pairwise(probed))  # type: ignore[operator]
         fps, varies = nominal_fps(rate, np.diff(stamped) * time_base)
         return VideoTiming(stamped, in_order, time_base, len(pts), declared, fps, varies if in_order else None,
-                           discarded, undeclared=undeclared, declared_s=declared_s)
+                           discarded, undeclared=undeclared, declared_s=declared_s,
+                           end_s=end_tick * time_base if end_tick is not None else None)
 
     def __iter__(self) -> Iterator[RawFrame]:
         """Iterate once: the file is decoded front to back."""
@@ -911,7 +916,7 @@ class VideoFileSource(FrameSource):
             # No frame count (MKV): compare times, which a variable rate does not upset. The
             # end read is on the file's own clock, as FFmpeg's DURATION tag is (the end of the
             # track's last frame, a late start included).
-            end = float(timing.pts[-1]) * timing.time_base + 1.0 / timing.fps
+            end = timing.end_s or float(timing.pts[-1]) * timing.time_base + 1.0 / timing.fps
             if timing.declared_s - end > max(TRUNCATED_S, 2.0 / timing.fps):
                 self.notice(f"{self.path.name}: read {delivered} {_frames_word(delivered)}, to {end:.1f} s of the "
                             f"{timing.declared_s:.1f} s its header declares; the file ends early (truncated?)")

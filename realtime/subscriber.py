@@ -28,10 +28,12 @@ from dataclasses import dataclass, field
 
 import zmq
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from zmq.utils.monitor import parse_monitor_message
 
 from realtime.common.errors import OneLineParser, UserError, cli_entry, path_arg
+from realtime.common.text import one_line
 from realtime.events import TOPIC_PREFIX, EventMessage, Message, MessageError, StatusMessage, decode, utc_now_iso
 from realtime.publisher import DEFAULT_ENDPOINT, check_endpoint, load_public_key, load_secret_key
 
@@ -132,7 +134,7 @@ def _row_table(header: bool) -> Table:
 
 
 def _event_row(msg: EventMessage) -> list[str]:
-    return [msg.emitted_at[11:23], msg.stream, msg.type,
+    return [msg.emitted_at[11:23], escape(one_line(msg.stream)), msg.type,
             f"{msg.onset_frame}-{msg.offset_frame}",
             f"{msg.onset_s:.2f}-{msg.offset_s:.2f}s", f"{msg.score:.2f}",
             f"{msg.latency_ms:.0f} ms"]
@@ -141,7 +143,7 @@ def _event_row(msg: EventMessage) -> list[str]:
 def _status_line(msg: StatusMessage) -> str:
     """A status message as one labelled line under the event table (its fields do not
     fit the event columns: they showed under `seconds`, `score` and `latency`)."""
-    return (f"{utc_now_iso()[11:23]}  {msg.stream}  status: frame {msg.frame}, {msg.fps:.1f} fps, "
+    return (f"{utc_now_iso()[11:23]}  {one_line(msg.stream)}  status: frame {msg.frame}, {msg.fps:.1f} fps, "
             f"{'face' if msg.face else 'no face'}, source {msg.source}, dropped {msg.dropped} "
             f"(ring) / {msg.pub_dropped} (publisher)")
 
@@ -232,11 +234,11 @@ def main(argv: list[str] | None = None) -> int:
             first = msg.stream not in gaps.last  # joining late is not a gap: said apart
             joined = joined_notice(msg.stream, msg.seq, args.json) if first else None
             if joined is not None:
-                sys.stderr.write(joined + "\n")  # plain write: rich would wrap or style JSON
+                sys.stderr.write(one_line(joined) + "\n")  # plain write: rich would wrap or style JSON
                 sys.stderr.flush()
             notice = gaps.see(msg.stream, msg.seq)
             if notice:
-                err.print(f"warning: {notice}")
+                err.print(one_line(f"warning: {notice}"), markup=False, highlight=False)
             if not _wanted(msg, args):
                 continue
             if args.json:

@@ -259,3 +259,8 @@ def test_export_warns_about_inputs_that_would_export_wrongly(tmp_path: Path, cap
     empty.write_text("video,type,onset,offset,score\n", encoding="utf-8")
     assert export_main(["--pred", str(empty), "--fps", "30", "--out", str(tmp_path / "e0")]) == 0
     assert capsys.readouterr().err.startswith(f"note: nothing to export: {empty} holds no predictions")
+    killed = tmp_path / "killed"  # a killed run (no metrics.json) whose .eaf files are all kept
+    (killed / "eaf").mkdir(parents=True)
+    (killed / "predictions.csv").write_bytes(pred.read_bytes())
+    assert export_main([str(killed), "--fps", "30"]) == 0 and capsys.readouterr().err == ""
+    assert export_main([str(killed), "--fps", "30"]) == 0 and "nothing to export" not in capsys.readouterr().err

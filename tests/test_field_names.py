@@ -5,6 +5,7 @@ an old zip or a Windows share), ids that give one .eaf file name, a frame folder
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 import os
 import shutil
@@ -240,6 +241,8 @@ def test_control_characters_in_names_keep_every_message_one_line(clip, tmp_path:
     from realtime.sinks import ConsoleSink
 
     assert one_line("a\nb\rc\x1bd\te\x7f") == "a\\nb\\rc\\x1bd\te\\x7f"
+    odd = "a\x85b\u2028c\x9bd\x1ce"  # what str.splitlines (and terminals) also break on
+    assert len(one_line(odd).splitlines()) == 1 and one_line(odd) == "a\\x85b\\u2028c\\x9bd\\x1ce"
     src, weights = clip
     folder = tmp_path / "in"
     folder.mkdir()
@@ -254,3 +257,21 @@ def test_control_characters_in_names_keep_every_message_one_line(clip, tmp_path:
                       offset_s=0.63, score=0.9, latency_ms=5.0)
     ConsoleSink(console).on_event(event, Interval("cam", "MaE", 10, 20, score=0.9))
     assert "cam[/x]\\nB  frames 10-20" in console.export_text()
+    # the live dashboard and lgnm-sub's event rows show the same id as it is
+    from realtime.common.types import StreamStatus
+    from realtime.dashboard import live_view
+    from realtime.sinks import TraceSink
+    from realtime.subscriber import _event_row, _row_table
+
+    trace = TraceSink()
+    trace.status = StreamStatus("cam[/x]", 3, 30.0, 0, True, "cpu", "cpu", "up")
+    console.print(live_view(trace, {}))
+    assert "stream cam[/x]" in console.export_text()
+    from realtime.events import EventMessage, decode, encode_event
+
+    message = decode(encode_event(dataclasses.replace(event, stream="lab[/b]"), seq=1))
+    assert isinstance(message, EventMessage)
+    table = _row_table(header=False)
+    table.add_row(*_event_row(message))
+    console.print(table)
+    assert "lab[/b]" in console.export_text()

@@ -174,11 +174,13 @@ def test_project_import_graph_has_no_cycle() -> None:
 
 def test_base_layer_imports_no_project_module_when_loaded() -> None:
     """Importing the bottom layer loads nothing else of the project (run in a fresh
-    interpreter: this one has loaded everything already)."""
+    interpreter: this one has loaded everything already); its errors write messages with
+    its own text helpers (one line whatever a name holds)."""
     code = ("import sys, realtime.common.types, realtime.common.errors; "
             f"print(sorted(m for m in sys.modules if m.split('.')[0] in {PACKAGES!r}))")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
-    assert eval(out.stdout) == ["realtime", "realtime.common", "realtime.common.errors", "realtime.common.types"]
+    assert eval(out.stdout) == ["realtime", "realtime.common", "realtime.common.errors", "realtime.common.text",
+                                "realtime.common.types"]
 
 
 def test_old_paths_for_users_still_give_the_same_objects() -> None:

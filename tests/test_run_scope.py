@@ -116,6 +116,10 @@ def test_lgnm_eval_says_what_it_counts_without_saying(tmp_path: Path, capsys: py
     assert "2 truth video(s) have no prediction" in notes[0] and "clip.mp4, other" in notes[0]
     assert "1 predicted video(s) have no truth" in notes[1] and "extra" in notes[1]
     assert notes[2].endswith("differ only by a file suffix are two videos here: 'clip.mp4' and 'clip'")
+    from tools.evaluate import suffix_lookalikes
+
+    assert suffix_lookalikes({"s1/vid.mp4"}, {"s1/vid"}) == ["'s1/vid.mp4' and 's1/vid'"]  # ids with a folder
+    assert suffix_lookalikes({"take.v2"}, {"take"}) == []  # not a video file's suffix
     write_intervals(tmp_path / "empty.csv", [], truth=True)
     assert eval_main(["--truth", str(tmp_path / "empty.csv"), "--pred", str(tmp_path / "p.csv")]) == 0
     err = capsys.readouterr().err

@@ -1530,26 +1530,31 @@ def test_a_truncated_mkv_says_it_ends_early(tmp_path: Path) -> None:
     """MKV declares no frame count, so a cut file ended early without a word (an MP4 or
     AVI says "read N of M declared frames"); its header's DURATION tells. A whole file,
     also one with a pause (variable rate), says nothing."""
-    def write(path: Path, pause_after: int | None) -> None:
+    def write(path: Path, pause_after: int | None, last_held_s: float | None = None) -> None:
         with av.open(str(path), "w") as out:
             stream = out.add_stream("mpeg4", rate=30)
             stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
             stream.codec_context.time_base = fractions.Fraction(1, 1000)
-            for i in range(90):
-                frame = av.VideoFrame.from_ndarray(_still_with_counter(i), format="rgb24")
-                frame.pts = round(i * 1000 / 30) + (1000 if pause_after is not None and i > pause_after else 0)
-                frame.time_base = fractions.Fraction(1, 1000)
+            last = round(89 * 1000 / 30) + (1000 if pause_after is not None else 0)
+            for i in range(91):
+                frame = None
+                if i < 90:
+                    frame = av.VideoFrame.from_ndarray(_still_with_counter(i), format="rgb24")
+                    frame.pts = round(i * 1000 / 30) + (1000 if pause_after is not None and i > pause_after else 0)
+                    frame.time_base = fractions.Fraction(1, 1000)
                 for packet in stream.encode(frame):
+                    if last_held_s is not None and packet.pts is not None and \
+                            round(packet.pts * packet.time_base * 1000) == last:
+                        packet.duration = round(last_held_s / packet.time_base)  # a slideshow's last slide
                     out.mux(packet)
-            for packet in stream.encode():
-                out.mux(packet)
 
-    whole, paused = tmp_path / "whole.mkv", tmp_path / "paused.mkv"
+    whole, paused, held = tmp_path / "whole.mkv", tmp_path / "paused.mkv", tmp_path / "held.mkv"
     write(whole, None)
     write(paused, 40)
+    write(held, None, last_held_s=3.0)  # its DURATION counts the held last frame
     cut = tmp_path / "cut.mkv"
     cut.write_bytes(whole.read_bytes()[: int(whole.stat().st_size * 0.6)])
-    for path in (whole, paused):
+    for path in (whole, paused, held):
         src = VideoFileSource(path)
         assert len(list(src)) == 90 and not any("ends early" in n for n in src.notices), src.notices
     src = VideoFileSource(cut)

@@ -5,14 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+from pathlib import PurePosixPath
 
 from rich.console import Console
 
 from calibration.megc import evaluate, render_table
 from realtime.common.errors import OneLineParser, UserError, cli_entry, text_arg
+from realtime.common.text import one_line
 from realtime.common.types import Interval
 from realtime.intervals_csv import read_intervals
+from realtime.replay import VIDEO_SUFFIXES
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,7 +46,8 @@ def coverage_notes(truth: list[Interval], pred: list[Interval], truth_path: str,
     t_videos, p_videos = {iv.video for iv in truth}, {iv.video for iv in pred}
     notes = []
     if not truth:
-        notes.append(f"--truth {truth_path} holds no intervals: every prediction counts as a false positive")
+        notes.append(f"--truth {truth_path} holds no intervals: " + ("every prediction counts as a false positive"
+                                                                     if pred else "there is nothing to score"))
         return notes
     unpredicted, unknown = t_videos - p_videos, p_videos - t_videos
     alike = suffix_lookalikes(t_videos, p_videos)
@@ -63,9 +66,13 @@ def coverage_notes(truth: list[Interval], pred: list[Interval], truth_path: str,
 def suffix_lookalikes(truth_ids: set[str], pred_ids: set[str]) -> list[str]:
     """'a' and 'b' for ids of the two files that differ only by a file suffix ('clip.mp4'
     and 'clip'), where one of them is missing from the other file: one video, two names."""
+    def bare(name: str) -> str:  # `s1/clip.mp4` -> `s1/clip`: a video file's suffix only
+        suffix = PurePosixPath(name).suffix
+        return name[: -len(suffix)] if suffix.lower() in VIDEO_SUFFIXES else name
+
     pairs = [*((t, q) for t in truth_ids - pred_ids for q in pred_ids),
              *((t, q) for q in pred_ids - truth_ids for t in truth_ids)]
-    return sorted({f"{a!r} and {b!r}" for a, b in pairs if a != b and (Path(a).stem == b or Path(b).stem == a)})
+    return sorted({f"{a!r} and {b!r}" for a, b in pairs if a != b and (bare(a) == b or bare(b) == a)})
 
 
 def _some(names: set[str]) -> str:
@@ -80,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     pred = read_intervals(args.pred, truth=False)
     check_common_videos(truth, pred, args.truth, args.pred)
     for note in coverage_notes(truth, pred, args.truth, args.pred):
-        print(f"note: {note}", file=sys.stderr)
+        print(one_line(f"note: {note}"), file=sys.stderr)
     result = evaluate(truth, pred)
     if args.json:
         json.dump(result.to_json(), sys.stdout, indent=2)

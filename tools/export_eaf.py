@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from realtime.common.errors import OneLineParser, UserError, cli_entry, output_dir, path_arg
-from realtime.common.text import text_name
+from realtime.common.text import one_line, text_name
 from realtime.common.types import Interval
 from realtime.eaf import (
     EafDocument,
@@ -200,13 +200,13 @@ def main(argv: list[str] | None = None) -> int:
     unfinished = args.run is not None and not (args.run / "metrics.json").is_file()
     times = prediction_times(pred_path)
     for warning in check_inputs(pred, truth, args.fps, pred_path, times):
-        print(f"warning: {warning}", file=sys.stderr)
+        print(one_line(f"warning: {warning}"), file=sys.stderr)
     written = export(pred, truth, out, fps=args.fps, facts=run_facts(args.run), media=args.media,
                      times=times, keep_existing=unfinished and args.out is None, no_metrics=unfinished)
     for path, n_pred, n_truth in written:
         extra = f", {n_truth} truth" if truth is not None else ""
-        print(f"wrote {path} ({n_pred} predictions{extra})")
-    if not written:
+        print(one_line(f"wrote {path} ({n_pred} predictions{extra})"))
+    if not written and not pred and not truth:  # (a killed run's own files, all kept, are no "nothing")
         print(f"note: nothing to export: {pred_path} holds no predictions"
               f"{', the truth no interval' if truth is not None else ''} and no stream of the run has a known "
               "frame rate", file=sys.stderr)

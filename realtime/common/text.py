@@ -7,8 +7,10 @@ import unicodedata
 from collections.abc import Sequence
 from types import MappingProxyType
 
-# C0 control characters and DEL as escapes (a tab stays: it keeps a line one line)
-_CONTROLS = MappingProxyType({**{c: f"\\x{c:02x}" for c in (*range(32), 127) if c != 9}, 10: "\\n", 13: "\\r"})
+# C0 and C1 control characters, DEL and the Unicode line and paragraph separators (which
+# str.splitlines and some terminals break on) as escapes; a tab stays, it keeps a line one line
+_CONTROLS = MappingProxyType({**{c: f"\\x{c:02x}" for c in (*range(32), *range(127, 160)) if c != 9},
+                              0x2028: "\\u2028", 0x2029: "\\u2029", 10: "\\n", 13: "\\r"})
 
 
 def text_name(name: str) -> str:
