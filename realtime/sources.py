@@ -715,7 +715,8 @@ class VideoFileSource(FrameSource):
     def _pick_track(self, container: av.container.InputContainer) -> int:
         """The stream index of the video track that is the recording: cover art (attached
         pictures) never is; of several tracks (a thumbnail muxed first, screen + camera),
-        the one with the most frames, then pixels. When there are several, the choice is
+        the one with the most frames, then the one marked default (what players show), then
+        pixels. When there are several, the choice is
         put in `_track_note`, told when the file is read (cover art goes untold)."""
         import av
 
@@ -730,7 +731,8 @@ class VideoFileSource(FrameSource):
         frames = {s.index: _header_frames(s) for s in tracks}
         if any(n is None for n in frames.values()):  # (MKV declares neither count nor duration)
             frames = dict(self._count_packets([s.index for s in tracks]))
-        chosen = max(tracks, key=lambda s: (frames[s.index] or 0, s.width * s.height))
+        chosen = max(tracks, key=lambda s: (frames[s.index] or 0, bool(s.disposition & av.stream.Disposition.default),
+                                            s.width * s.height))
         others = len(tracks) - 1
         self._track_note = (f"{self.path.name}: {len(tracks)} video tracks; reading track #0:{chosen.index} "
                             f"({chosen.width}x{chosen.height}, {frames[chosen.index] or 0} frames), "

@@ -1585,3 +1585,31 @@ def test_a_mirrored_display_matrix_is_mirrored_not_turned_upside_down(tmp_path):
     assert len(frames) == 3 and frames[0].image.shape == image.shape
     assert np.abs(frames[0].image.astype(int) - image[:, ::-1]).mean() < 4  # as players show it
     assert np.abs(frames[0].image.astype(int) - image[::-1, ::-1]).mean() > 15  # not turned 180 degrees
+
+
+def test_of_two_equal_tracks_the_default_one_is_read(tmp_path: Path) -> None:
+    """Field trial: two 90-frame tracks, #0:0 marked default (the face), #0:1 larger
+    (a screen capture): the larger was read, 'no face found', where players show #0:0."""
+    path = tmp_path / "two.mkv"
+    with av.open(str(path), "w") as out:
+        face = out.add_stream("mpeg4", rate=30)
+        face.width, face.height, face.pix_fmt = 64, 48, "yuv420p"
+        face.bit_rate = 8_000_000
+        face.disposition = av.stream.Disposition.default  # what a player shows
+        screen = out.add_stream("mpeg4", rate=30)
+        screen.width, screen.height, screen.pix_fmt = 160, 120, "yuv420p"
+        for i in range(90):
+            for stream, image in ((face, small(i)), (screen, pattern_frame(0, 160, 120))):
+                for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="bgr24")):
+                    out.mux(packet)
+        for stream in (face, screen):
+            for packet in stream.encode():
+                out.mux(packet)
+    with av.open(str(path)) as container:
+        defaults = [bool(s.disposition & av.stream.Disposition.default) for s in container.streams.video]
+    assert defaults == [True, False]
+    src = VideoFileSource(path)
+    frames = list(src)
+    assert len(frames) == 90 and frames[0].image.shape == (48, 64, 3)
+    assert src.notices == [f"{path.name}: 2 video tracks; reading track #0:0 (64x48, 90 frames), "
+                           "1 other track ignored"]
