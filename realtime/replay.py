@@ -21,7 +21,15 @@ from realtime.dataset_loaders import LOADERS, load_dataset
 from realtime.datasets import VideoRecord
 from realtime.intervals_csv import read_intervals
 from realtime.megc_testset import Submission, find_clips
-from realtime.sources import FrameFolderSource, FrameSource, VideoFileSource, image_files, is_hidden, missing_file_reason
+from realtime.sources import (
+    FrameFolderSource,
+    FrameSource,
+    VideoFileSource,
+    has_image_files,
+    image_files,
+    is_hidden,
+    missing_file_reason,
+)
 
 # What a folder replay takes as a video (a file named directly is opened whatever its
 # suffix). Camcorders write MPEG-TS (.mts, .m2ts, .ts), old phones 3GPP.
@@ -73,7 +81,7 @@ class ReplayPlan:
 
 def _has_images(folder: Path) -> bool:
     try:
-        return bool(image_files(folder))
+        return has_image_files(folder)
     except OSError:  # an unreadable subfolder: not a frame folder we could replay
         return False
 

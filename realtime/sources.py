@@ -967,11 +967,24 @@ def is_hidden(path: Path) -> bool:
     return path.name.startswith(".")
 
 
+def _image_entries(folder: Path) -> Iterator[os.DirEntry[str]]:
+    """The visible image files of a folder, unordered. os.scandir's entries know their
+    type from the listing itself: a folder of 100,000 frames is not stat'ed file by file."""
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if (not entry.name.startswith(".") and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES
+                    and entry.is_file()):
+                yield entry
+
+
 def image_files(folder: Path) -> list[Path]:
     """The visible image files of a folder (IMAGE_SUFFIXES), in natural order."""
-    return sorted((p for p in folder.iterdir()
-                   if not is_hidden(p) and p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
-                  key=lambda p: natural_key(p.name))
+    return sorted((folder / e.name for e in _image_entries(folder)), key=lambda p: natural_key(p.name))
+
+
+def has_image_files(folder: Path) -> bool:
+    """Whether the folder holds an image file (stops at the first)."""
+    return next(_image_entries(folder), None) is not None
 
 
 TRAILING_NUMBER = re.compile(r"(\d+)$")
