@@ -685,6 +685,12 @@ class VideoFileSource(FrameSource):
     def fps(self) -> float:
         return self._fps
 
+    @property
+    def last_number(self) -> int:
+        """The number the file's last frame will get (frames numbered by their timestamps,
+        holes counted; the packet count where frames go in decode order)."""
+        return max(self._rank.values(), default=0) or self.timing.packets
+
     def _open_container(self) -> av.container.InputContainer:
         import av
 

@@ -79,6 +79,12 @@ def load_scorers(config: RunConfig, weights: tuple[Path, ...]) -> list[Scorer]:
     missing = set(wanted) - {s.type for s in scorers}
     if missing:
         raise UserError(f"--weights: no weights for {', '.join(sorted(missing))}")
+    rates = {s.type: s.meta.fps for s in scorers}
+    if config.weights and len(set(rates.values())) > 1 and not config.quiet:
+        # Each type is scaled to the stream's rate (K in seconds), so this runs; but a pair
+        # from two trainings (one overwritten by an interrupted run) is seldom meant.
+        print("note: --weights: " + " and ".join(f"{t} trained at {r:g} fps" for t, r in sorted(rates.items()))
+              + "; a pair from two trainings? (each is scaled to the stream's rate)", file=sys.stderr)
     return scorers
 
 

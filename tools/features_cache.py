@@ -33,7 +33,6 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from engines import features as features_mod
@@ -47,7 +46,7 @@ from realtime.sources import FolderDepth, read_image
 
 INPUT_SHAPE = (3, 112, 112)
 # Bump when the on-disk layout of this module changes.
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: video files read as lgnm-live reads them (numbers by timestamps)
 
 FrameSource = Sequence[Path] | Sequence[np.ndarray] | Path | str
 
@@ -92,20 +91,23 @@ def _safe(video_id: str) -> str:
 
 
 def iter_frames(source: FrameSource) -> Iterator[np.ndarray]:
-    """BGR uint8 frames from a video file, a list of image paths or a list of arrays."""
+    """BGR uint8 frames from a video file, a list of image paths or a list of arrays.
+
+    A video file is read as lgnm-live reads it (`realtime.sources.VideoFileSource`:
+    upright, square pixels, frames numbered by their timestamps), so that frame n here is
+    frame n of the truth and of inference; a number the file has no frame for (a pause,
+    lost packets) is a black frame, which has no face, so no pair spans the hole (lgnm-live
+    breaks its chain there)."""
     if isinstance(source, (str, Path)):
-        path = Path(source)
-        cap = cv2.VideoCapture(str(path))
-        if not cap.isOpened():
-            raise UserError(f"cannot open video file {path}")
-        try:
-            while True:
-                ok, frame = cap.read()
-                if not ok:
-                    break
-                yield frame
-        finally:
-            cap.release()
+        from realtime.sources import VideoFileSource
+
+        with VideoFileSource(Path(source)) as video:
+            last = 0
+            for raw in video:
+                for _ in range(last + 1, raw.index):
+                    yield np.zeros_like(raw.image)
+                last = raw.index
+                yield raw.image
         return
     depth = FolderDepth([Path(p) for p in source if not isinstance(p, np.ndarray)])  # as lgnm-live reads them
     for item in source:

@@ -27,6 +27,7 @@ import argparse
 import copy
 import dataclasses
 import importlib.util
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
@@ -45,7 +46,7 @@ from engines.lgnmnet import LGNMNet
 from engines.pretrained import load_backbone_state
 from engines.weights import WeightsMeta, file_sha256, load_weights, save_weights
 from realtime.common.errors import OneLineParser, UserError, cli_entry, output_dir, path_arg
-from realtime.common.text import text_name
+from realtime.common.text import one_line, text_name
 from realtime.common.types import DEFAULT_LANDMARK_FILTER, EXPR_TYPES, HEAD_MOTION_MODELS, ExprType, FlowSettings, Interval
 from realtime.dataset_loaders import LOADERS, load_dataset
 from realtime.labels import irl_labels, k_from_intervals
@@ -146,7 +147,11 @@ def balanced_indices(prepared: Sequence[Prepared], cfg: TrainConfig, rng: np.ran
         keep = rng.choice(len(neg), cfg.max_neg, replace=False)
         neg = [neg[i] for i in sorted(keep)]
     if not pos:
-        raise UserError("no positive (IRL) frames in the training videos: check the annotations and K")
+        ids = [p.video.id for p in prepared]
+        raise UserError(f"no positive (IRL) frames in the {len(ids)} training video(s) ({', '.join(ids[:5])}"
+                        f"{', ...' if len(ids) > 5 else ''}): the labelled videos may all be held out for validation "
+                        "or as a fold's test subject (--val-frac 0 keeps every video in training), or the "
+                        "annotations and K leave none")
     repeat = cfg.pos_repeat or max(1, int(round(len(neg) / len(pos))))
     return neg + pos * repeat
 
@@ -408,6 +413,9 @@ def load_videos(dataset: str, data: Path, annotations: Path | None) -> list[Trai
         for name, layout in (("CAS.xlsx", "CAS"), ("SAMM.xlsx", "SAMM"), ("annotation", "CASME3")):
             if (data / name).exists():
                 return load_videos(layout, data, annotations or data / name)
+        if annotations is not None:  # (it was ignored without a word)
+            raise UserError(f"--annotations: not read with --dataset synth, whose truth is {data / 'truth.csv'} "
+                            "(video,type,onset,apex,offset); a dataset's workbook goes with --dataset CAS|SAMM|CASME3")
         return _load_synth_mp4(data)
     if dataset in DATASETS:
         if annotations is None:
@@ -441,24 +449,50 @@ def load_sets(dataset: str, roots: Sequence[Path], annotations: Path | None) -> 
 
 
 def _load_synth_mp4(data: Path) -> list[TrainVideo]:
-    import cv2
-
+    """The videos of a folder (any suffix lgnm-live replays, any case) and DATA/truth.csv,
+    each video read as lgnm-live reads it (realtime.sources.VideoFileSource: its frame
+    rate, its frame numbers). Truth rows that name no video, or lie past a video's last
+    frame, are said in `note:` lines: they would silently change K and leave expressions
+    labelled as negatives; none matching at all is an error."""
     from realtime.intervals_csv import read_intervals
+    from realtime.replay import VIDEO_SUFFIXES
+    from realtime.sources import VideoFileSource
 
     truth_csv = data / "truth.csv"
     if not truth_csv.is_file():
         raise UserError(f"--data: {truth_csv} not found (expected lgnm-synth output)")
     truth = read_intervals(truth_csv)
+    files = sorted(p for p in data.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and p.suffix.lower() in VIDEO_SUFFIXES)
     out = []
-    for mp4 in sorted(data.glob("*.mp4")):
-        cap = cv2.VideoCapture(str(mp4))
-        fps = float(cap.get(cv2.CAP_PROP_FPS))
-        cap.release()
-        if not fps > 0:
-            raise UserError(f"{mp4}: cannot read the frame rate")
-        vid = text_name(mp4.stem)  # NFC, as read_intervals gives the truth's ids
-        out.append(TrainVideo(vid, vid, round(fps, 3), mp4, [iv for iv in truth if iv.video == vid]))
+    for path in files:
+        source = VideoFileSource(path)  # UserError naming the file when it cannot be read
+        if source.fps is None or not source.fps > 0:
+            raise UserError(f"{path}: cannot read the frame rate")
+        vid = text_name(path.stem)  # NFC, as read_intervals gives the truth's ids
+        last = source.last_number  # as lgnm-live numbers the frames (a pause leaves numbers out)
+        rows = [iv for iv in truth if iv.video == vid]
+        beyond = [iv for iv in rows if last and iv.offset > last]
+        if beyond:
+            _note(f"{truth_csv}: {len(beyond)} interval(s) of {vid} end after its last frame ({last}): "
+                  + ", ".join(f"{iv.type} {iv.onset}-{iv.offset}" for iv in beyond[:3]))
+        out.append(TrainVideo(vid, vid, round(source.fps, 3), path, rows))
+    ids = {v.id for v in out}
+    unknown = sorted({iv.video for iv in truth} - ids)
+    if unknown and out:
+        stems = sorted(v for v in unknown if Path(v).stem in ids and Path(v).suffix)
+        hint = f"; video ids are file stems without a suffix ({stems[0]!r} is {Path(stems[0]).stem!r})" if stems else ""
+        missing = sum(iv.video in unknown for iv in truth)
+        if len(unknown) == len({iv.video for iv in truth}):
+            raise UserError(f"{truth_csv}: none of its videos ({', '.join(unknown[:3])}) is in {data}{hint}")
+        _note(f"{truth_csv}: {missing} interval(s) of {len(unknown)} video(s) not in {data}, not used: "
+              f"{', '.join(unknown[:5])}{hint}")
     return out
+
+
+def _note(message: str) -> None:
+    """One `note:` line on stderr (names as written, whatever they hold)."""
+    print(one_line(f"note: {message}"), file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -735,11 +769,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     videos = load_sets(a.dataset, a.data, a.annotations)
     if not videos:
-        raise UserError(f"--data: no videos found under {_roots(a)}")
+        raise UserError(f"--data: no videos found under {_roots(a)} (a folder's own video files are read, "
+                        "not its subfolders')")
     types: tuple[ExprType, ...] = EXPR_TYPES if a.type == "both" else (a.type,)
+    for t in types:  # before any training: a type without truth would end the run after the other was written
+        if not any(v.truth_of(t) for v in videos):
+            other = [o for o in EXPR_TYPES if o != t and any(v.truth_of(o) for v in videos)]
+            raise UserError(f"no {t} intervals in the annotations of {_roots(a)}"
+                            + (f"; train --type {other[0]} alone" if other and a.type == "both" else ""))
     t0 = time.monotonic()
-    for t in types:
-        run_type(videos, t, a, cfg, console)
+    try:
+        for t in types:
+            run_type(videos, t, a, cfg, console)
+    except KeyboardInterrupt:
+        done = [t for t in types if (a.out / f"{a.prefix}{t}.safetensors").is_file()]
+        print(f"error: interrupted; weights in {a.out} may mix this run's and older files "
+              f"({', '.join(done) or 'none'} present): check their trained_on before use", file=sys.stderr)
+        return 130
     console.print(f"total training time {time.monotonic() - t0:.0f} s")
     return 0
 
