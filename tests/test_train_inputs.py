@@ -137,3 +137,17 @@ def test_no_positive_frames_names_the_training_videos_and_the_way_out() -> None:
                                 inputs=SimpleNamespace(valid=np.ones(30, bool)))]
     with pytest.raises(UserError, match=r"in the 1 training video\(s\) \(clip2\): .*--val-frac 0 keeps every video"):
         train.balanced_indices(prepared, train.TrainConfig(), np.random.default_rng(0))  # type: ignore[arg-type]
+
+
+def test_ctrl_c_in_any_tool_is_one_line_not_a_traceback(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """lgnm-calibrate (and every tool without its own handling) printed a KeyboardInterrupt
+    traceback."""
+    from tools import calibrate
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(calibrate, "build_parser", interrupted)
+    assert calibrate.main([]) == 130
+    assert capsys.readouterr().err == ("error: interrupted (Ctrl-C); what was written before stays, nothing after\n")

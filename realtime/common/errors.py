@@ -77,7 +77,9 @@ def output_dir(path: str | Path, option: str) -> Path:
 
 
 def cli_entry(func: F) -> F:
-    """Wrap a CLI `main` so that a UserError becomes `error: ...` on stderr and exit 2.
+    """Wrap a CLI `main` so that a UserError becomes `error: ...` on stderr and exit 2,
+    and a Ctrl-C the command does not handle itself one `error: interrupted` line and
+    exit 130 (the shell's code for SIGINT), not a traceback.
 
     Whatever the command already produced (events written, predictions flushed) is the
     command's own responsibility to flush in `finally` blocks before the error propagates.
@@ -92,6 +94,9 @@ def cli_entry(func: F) -> F:
             return EXIT_USER_ERROR
         except BrokenPipeError:
             return 0
+        except KeyboardInterrupt:
+            print("error: interrupted (Ctrl-C); what was written before stays, nothing after", file=sys.stderr)
+            return 130
         return 0 if code is None else code
 
     return wrapper  # type: ignore[return-value]
