@@ -151,3 +151,21 @@ def test_ctrl_c_in_any_tool_is_one_line_not_a_traceback(tmp_path: Path, capsys: 
     monkeypatch.setattr(calibrate, "build_parser", interrupted)
     assert calibrate.main([]) == 130
     assert capsys.readouterr().err == ("error: interrupted (Ctrl-C); what was written before stays, nothing after\n")
+
+
+def test_mixed_rates_name_the_videos_at_each_rate(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    _clip(tmp_path / "a.mp4")
+    with av.open(str(tmp_path / "b.mp4"), "w") as out:  # the same at 25 fps
+        stream = out.add_stream("mpeg4", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(30):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(np.full((48, 64, 3), 50 + i, np.uint8),
+                                                                   format="bgr24")):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    write_intervals(tmp_path / "truth.csv", [Interval("a", "ME", 5, 8, apex=6), Interval("b", "ME", 5, 8, apex=6)],
+                    truth=True)
+    assert train.main(["--dataset", "synth", "--data", str(tmp_path), "--out", str(tmp_path / "o"), "--type", "ME",
+                       "--epochs", "1"]) == 2
+    assert "mix frame rates (25 fps: b; 30 fps: a); train one rate at a time" in capsys.readouterr().err

@@ -690,7 +690,9 @@ def run_type(
         raise UserError(f"no {expr_type} intervals in the annotations of {_roots(a)}")
     fps_set = {v.fps for v in videos}
     if len(fps_set) != 1:
-        raise UserError(f"videos of {_roots(a)} mix frame rates {sorted(fps_set)}; train one rate at a time")
+        by_rate = {r: [v.id for v in videos if v.fps == r] for r in sorted(fps_set)}
+        which = "; ".join(f"{r:g} fps: {', '.join(ids[:3])}{', ...' if len(ids) > 3 else ''}" for r, ids in by_rate.items())
+        raise UserError(f"videos of {_roots(a)} mix frame rates ({which}); train one rate at a time")
     fps = fps_set.pop()
     k = k_from_intervals(truth)
     # New weights record the landmark filter their inputs were computed with (on unless
