@@ -979,8 +979,16 @@ def _image_entries(folder: Path) -> Iterator[os.DirEntry[str]]:
     with os.scandir(folder) as entries:
         for entry in entries:
             if (not entry.name.startswith(".") and os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES
-                    and entry.is_file()):
+                    and _is_file(entry)):
                 yield entry
+
+
+def _is_file(entry: os.DirEntry[str]) -> bool:
+    """entry.is_file(), False for a link loop (ELOOP), as Path.is_file() says."""
+    try:
+        return entry.is_file()
+    except OSError:
+        return False
 
 
 def image_files(folder: Path) -> list[Path]:

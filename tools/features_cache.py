@@ -90,14 +90,14 @@ def _safe(video_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", video_id)
 
 
-def iter_frames(source: FrameSource) -> Iterator[np.ndarray]:
+def iter_frames(source: FrameSource) -> Iterator[np.ndarray | None]:
     """BGR uint8 frames from a video file, a list of image paths or a list of arrays.
 
     A video file is read as lgnm-live reads it (`realtime.sources.VideoFileSource`:
     upright, square pixels, frames numbered by their timestamps), so that frame n here is
     frame n of the truth and of inference; a number the file has no frame for (a pause,
-    lost packets) is a black frame, which has no face, so no pair spans the hole (lgnm-live
-    breaks its chain there)."""
+    lost packets) is None: no face there, so no pair spans the hole, and nothing reaches
+    the aligner, whose tracker and landmark filter go on as lgnm-live's do."""
     if isinstance(source, (str, Path)):
         from realtime.sources import VideoFileSource
 
@@ -105,7 +105,7 @@ def iter_frames(source: FrameSource) -> Iterator[np.ndarray]:
             last = 0
             for raw in video:
                 for _ in range(last + 1, raw.index):
-                    yield np.zeros_like(raw.image)
+                    yield None
                 last = raw.index
                 yield raw.image
         return
@@ -158,7 +158,8 @@ def align_video(source: FrameSource, size: int, landmark_filter: LandmarkFilter 
     fps = fps or DEFAULT_FPS
     aligner = _make_aligner(size, landmark_filter, fps)
     try:
-        return [aligner.align(frame, i / fps) for i, frame in enumerate(iter_frames(source))]
+        return [None if frame is None else aligner.align(frame, i / fps)
+                for i, frame in enumerate(iter_frames(source))]
     finally:
         _close(aligner)
 

@@ -141,8 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from tools.calibrate import main as calibrate
 
     calibrated = a.work / "calibrated"
-    calibrate(["--weights", *map(str, written), "--dataset", "synth", "--data", *map(str, a.data),
-               "--out", str(calibrated), "--cache", str(cache), "--interval-rule", a.interval_rule])
+    code = calibrate(["--weights", *map(str, written), "--dataset", "synth", "--data", *map(str, a.data),
+                      "--out", str(calibrated), "--cache", str(cache), "--interval-rule", a.interval_rule])
+    if code:  # it said why (an error, a Ctrl-C); an earlier run's files in WORK/calibrated are not this run's
+        return code
     output_dir(a.out, "--out")
     for path in written:
         shutil.copyfile(calibrated / path.name, a.out / path.name)

@@ -478,6 +478,9 @@ def _load_synth_mp4(data: Path) -> list[TrainVideo]:
                   + ", ".join(f"{iv.type} {iv.onset}-{iv.offset}" for iv in beyond[:3]))
         out.append(TrainVideo(vid, vid, round(source.fps, 3), path, rows))
     ids = {v.id for v in out}
+    if len(ids) < len(out):  # clip.mp4 and clip.MOV: one id, one truth, two videos
+        dup = sorted({v.id for v in out if sum(w.id == v.id for w in out) > 1})
+        raise UserError(f"--data {data}: several videos share the id {dup[0]!r} (the file stem); rename one")
     unknown = sorted({iv.video for iv in truth} - ids)
     if unknown and out:
         stems = sorted(v for v in unknown if Path(v).stem in ids and Path(v).suffix)
@@ -771,8 +774,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     videos = load_sets(a.dataset, a.data, a.annotations)
     if not videos:
-        raise UserError(f"--data: no videos found under {_roots(a)} (a folder's own video files are read, "
-                        "not its subfolders')")
+        raise UserError(f"--data: no videos found under {_roots(a)}"
+                        + (" (a folder's own video files are read, not its subfolders')" if a.dataset == "synth" else ""))
     types: tuple[ExprType, ...] = EXPR_TYPES if a.type == "both" else (a.type,)
     for t in types:  # before any training: a type without truth would end the run after the other was written
         if not any(v.truth_of(t) for v in videos):
