@@ -127,8 +127,9 @@ def path_items(path: Path, fps: float | None, notes: list[str] | None = None) ->
     if not path.is_dir():  # a pipe, a device: not a file, and listing it as a folder fails
         raise UserError(f"{path}: {missing_file_reason(path)}")
     if _is_frame_folder(path):
-        nested_inputs = [c.name for c in sorted(path.iterdir()) if c.is_dir() and not is_hidden(c)
-                         and (_has_images(c) or _has_videos(c))]
+        with os.scandir(path) as entries:  # (entry types from the listing: 100,000 frames are not stat'ed)
+            subfolders = sorted(Path(e.path) for e in entries if not e.name.startswith(".") and _is_dir(e))
+        nested_inputs = [c.name for c in subfolders if _has_images(c) or _has_videos(c)]
         if nested_inputs and notes is not None:
             # A cover image or a contact sheet beside clip folders makes the folder itself
             # a frame folder: its subfolders would go unreplayed without a word.
@@ -178,6 +179,13 @@ def path_items(path: Path, fps: float | None, notes: list[str] | None = None) ->
         raise UserError(f"{path}: several inputs share the video id {dup[0]!r} (file stem or folder name); "
                         "rename one")
     return items
+
+
+def _is_dir(entry: os.DirEntry[str]) -> bool:
+    try:
+        return entry.is_dir()
+    except OSError:  # a link loop
+        return False
 
 
 def broken_link(path: Path) -> str | None:
