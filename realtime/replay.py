@@ -10,9 +10,9 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from realtime.common.errors import UserError
 from realtime.common.text import first_few, text_name
@@ -181,6 +181,17 @@ def path_items(path: Path, fps: float | None, notes: list[str] | None = None) ->
     return items
 
 
+def suffix_twins(names: Iterable[str], ids: Collection[str]) -> list[tuple[str, str]]:
+    """(name, id) for each name that is an id plus a video file's suffix (`s1/clip.mp4` and
+    `s1/clip`): a file name written where a video id (the file stem) was meant. Sorted."""
+    twins = []
+    for name in names:
+        suffix = PurePosixPath(name).suffix
+        if suffix.lower() in VIDEO_SUFFIXES and name[: -len(suffix)] in ids:
+            twins.append((name, name[: -len(suffix)]))
+    return sorted(twins)
+
+
 def _is_dir(entry: os.DirEntry[str]) -> bool:
     try:
         return entry.is_dir()
@@ -232,9 +243,8 @@ def attach_truth(items: list[ReplayItem], truth_csv: Path) -> list[Interval]:
     unknown = sorted(set(by_video) - replayed)
     if len(unknown) == len(by_video) and by_video:
         # a truth that names files (clip.mp4) where the ids are their stems (clip)
-        stems = sorted({Path(v).stem for v in unknown if Path(v).suffix and Path(v).stem in replayed})
-        hint = (f"; video ids are file stems without a suffix ({stems[0]!r}, not "
-                f"{next(v for v in unknown if Path(v).stem == stems[0])!r})" if stems else
+        twins = suffix_twins(unknown, replayed)
+        hint = (f"; video ids are file stems without a suffix ({twins[0][1]!r}, not {twins[0][0]!r})" if twins else
                 f"; the replayed ids are {', '.join(sorted(replayed)[:3])}{'...' if len(replayed) > 3 else ''}")
         listed = ", ".join(unknown[:3]) + ("..." if len(unknown) > 3 else "")
         raise UserError(f"--truth {truth_csv}: none of its videos ({listed}) is replayed{hint}")

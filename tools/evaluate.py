@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import PurePosixPath
 
 from rich.console import Console
 
@@ -14,7 +13,7 @@ from realtime.common.errors import OneLineParser, UserError, cli_entry, text_arg
 from realtime.common.text import one_line
 from realtime.common.types import Interval
 from realtime.intervals_csv import read_intervals
-from realtime.replay import VIDEO_SUFFIXES
+from realtime.replay import suffix_twins
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -65,14 +64,11 @@ def coverage_notes(truth: list[Interval], pred: list[Interval], truth_path: str,
 
 def suffix_lookalikes(truth_ids: set[str], pred_ids: set[str]) -> list[str]:
     """'a' and 'b' for ids of the two files that differ only by a file suffix ('clip.mp4'
-    and 'clip'), where one of them is missing from the other file: one video, two names."""
-    def bare(name: str) -> str:  # `s1/clip.mp4` -> `s1/clip`: a video file's suffix only
-        suffix = PurePosixPath(name).suffix
-        return name[: -len(suffix)] if suffix.lower() in VIDEO_SUFFIXES else name
-
-    pairs = [*((t, q) for t in truth_ids - pred_ids for q in pred_ids),
-             *((t, q) for q in pred_ids - truth_ids for t in truth_ids)]
-    return sorted({f"{a!r} and {b!r}" for a, b in pairs if a != b and (bare(a) == b or bare(b) == a)})
+    and 'clip'), where one of them is missing from the other file: one video, two names
+    (`realtime.replay.suffix_twins` in both directions)."""
+    pairs = [*suffix_twins(truth_ids - pred_ids, pred_ids),
+             *((t, q) for q, t in suffix_twins(pred_ids - truth_ids, truth_ids))]
+    return sorted({f"{a!r} and {b!r}" for a, b in pairs})
 
 
 def _some(names: set[str]) -> str:

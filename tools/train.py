@@ -455,7 +455,7 @@ def _load_synth_mp4(data: Path) -> list[TrainVideo]:
     frame, are said in `note:` lines: they would silently change K and leave expressions
     labelled as negatives; none matching at all is an error."""
     from realtime.intervals_csv import read_intervals
-    from realtime.replay import VIDEO_SUFFIXES
+    from realtime.replay import VIDEO_SUFFIXES, suffix_twins
     from realtime.sources import VideoFileSource
 
     truth_csv = data / "truth.csv"
@@ -483,8 +483,8 @@ def _load_synth_mp4(data: Path) -> list[TrainVideo]:
         raise UserError(f"--data {data}: several videos share the id {dup[0]!r} (the file stem); rename one")
     unknown = sorted({iv.video for iv in truth} - ids)
     if unknown and out:
-        stems = sorted(v for v in unknown if Path(v).stem in ids and Path(v).suffix)
-        hint = f"; video ids are file stems without a suffix ({stems[0]!r} is {Path(stems[0]).stem!r})" if stems else ""
+        twins = suffix_twins(unknown, ids)
+        hint = f"; video ids are file stems without a suffix ({twins[0][0]!r} is {twins[0][1]!r})" if twins else ""
         missing = sum(iv.video in unknown for iv in truth)
         if len(unknown) == len({iv.video for iv in truth}):
             raise UserError(f"{truth_csv}: none of its videos ({', '.join(unknown[:3])}) is in {data}{hint}")
