@@ -463,13 +463,17 @@ def pts_restarts(pts: np.ndarray, time_base: float) -> list[int]:
     values = pts.tolist()
     top = int(values[0])
     for i, value in enumerate(values[1:], start=1):
-        window = values[i : i + REORDER_FRAMES + 1]
-        if top - value > limit_ticks and len(window) > REORDER_FRAMES and max(window) < top:
+        if top - value > limit_ticks and _stays_below(values[i : i + REORDER_FRAMES + 1], top):
             starts.append(i)
             top = value
         elif value > top:
             top = value
     return starts
+
+
+def _stays_below(window: list[int], top: int) -> bool:
+    """A fall that outlasts the reorder window: REORDER_FRAMES + 1 packets, all below `top`."""
+    return len(window) > REORDER_FRAMES and max(window) < top
 
 
 def frame_places(pts: np.ndarray, time_base: float, fps: float | None) -> tuple[np.ndarray, np.ndarray, list[int]]:
