@@ -281,7 +281,6 @@ class StreamScorer:
                 self.stats.type_scores[setup.type] = self.stats.type_scores.get(setup.type, 0) + len(idx)
         scores = [FrameScore(s.type, a.index, float(p), b.t_capture)
                   for (s, a, b), p in zip(pending, probs, strict=True)]
-        self.stats.scores += n
         for sink in self.sinks:
             sink.on_scores(scores)
         t0 = time.perf_counter()

@@ -59,8 +59,7 @@ class RunStats:
     stream: str = ""
     frames: int = 0
     faces: int = 0
-    scores: int = 0
-    type_scores: dict[str, int] = field(default_factory=dict)  # scores per type (not in metrics.json)
+    type_scores: dict[str, int] = field(default_factory=dict)  # scores per type (metrics.json: their sum)
     events: int = 0
     chain_breaks: int = 0
     dropped: int = 0
@@ -92,6 +91,11 @@ class RunStats:
     notices: list[str] = field(default_factory=list)
 
     started: float = field(default_factory=time.monotonic)
+
+    @property
+    def scores(self) -> int:
+        """Scores computed on this stream, all types."""
+        return sum(self.type_scores.values())
 
     @property
     def fps(self) -> float:
