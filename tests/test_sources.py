@@ -1266,19 +1266,8 @@ def test_pts_restarts_tell_b_frame_reordering_from_a_second_clock() -> None:
 def test_a_pause_in_a_file_with_b_frames_keeps_its_times(tmp_path: Path) -> None:
     """Field trial: 30 fps H.264 with B-frames (libx264's defaults) and a 3 s pause was
     read as joined recordings, numbered in decode order: every later event 3 s early."""
-    path = tmp_path / "paused.mp4"
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=30)
-        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
-        stream.codec_context.time_base = fractions.Fraction(1, 1000)
-        for i in range(120):
-            frame = av.VideoFrame.from_ndarray(_still_with_counter(i), format="rgb24")
-            frame.pts = round(i * 1000 / 30) + (3000 if i >= 60 else 0)
-            frame.time_base = fractions.Fraction(1, 1000)
-            for packet in stream.encode(frame):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
+    path = write_av(tmp_path / "paused.mp4", [_still_with_counter(i) for i in range(120)],
+                    pts=[i + (90 if i >= 60 else 0) for i in range(120)], codec="libx264")  # 90 ticks = 3 s
     src = VideoFileSource(path)
     frames = list(src)
     assert src.timing.restarts == 0
