@@ -14,6 +14,15 @@ chosen on labelled videos by `calibration.search.grid_search_pair` (`lgnm-calibr
 It is off for weights that do not say otherwise, which is the authors' per-type
 post-processing.
 
+Under an adaptive MaE threshold (`PostParams.adaptive`: the calibrated one lowered where
+a stream's scores run low) only a MaE interval whose highest smoothed score reaches the
+calibrated threshold drops an ME (`settles`). The rule was decided with calibrated
+thresholds; a MaE interval found only below that scale (early in a segment, before the
+stream's scores have reached it) would otherwise remove a micro-expression the ME network
+found at its own calibrated threshold (twentieth session: 2 of 13 correct ME intervals on
+the held-out videos). With fixed thresholds every interval reaches its threshold, so
+nothing changes there.
+
 Offline this is `drop_inside_mae` on whole predictions; live, `realtime.cross_type_gate`
 holds each ME interval until the MaE spotter can no longer produce an interval that
 overlaps it, then applies the same test, so both give the same intervals.
@@ -40,12 +49,30 @@ def overlaps_any(iv: Interval, others_sorted: Sequence[Interval], onsets: Sequen
     return False
 
 
-def drop_inside_mae(me: Sequence[Interval], mae: Sequence[Interval]) -> list[Interval]:
-    """The ME intervals that share no frame with a MaE interval of the same video
-    (order kept)."""
+def settles(iv: Interval, min_peak: float | None) -> bool:
+    """Whether a MaE interval may drop the ME intervals it overlaps: always without
+    `min_peak`; with it, only when its highest smoothed score (`Interval.peak`, unknown:
+    yes) reaches `min_peak`. Under an adaptive MaE threshold `min_peak` is the calibrated
+    one: a MaE interval found only below it has not settled anything at the scale the
+    rule was decided at, so an ME found at its own calibrated threshold stands."""
+    return min_peak is None or iv.peak is None or iv.peak >= min_peak
+
+
+def settling_peak(params: Mapping[str, PostParams]) -> float | None:
+    """`min_peak` for the rule: the MaE threshold when the MaE parameters are adaptive
+    (their threshold then lowers under a stream's own scores), else None."""
+    mae = params.get("MaE")
+    return float(mae.threshold) if mae is not None and mae.adaptive and mae.threshold is not None else None
+
+
+def drop_inside_mae(me: Sequence[Interval], mae: Sequence[Interval],
+                    min_peak: float | None = None) -> list[Interval]:
+    """The ME intervals that share no frame with a MaE interval of the same video that
+    `settles` (order kept)."""
     by_video: dict[str, list[Interval]] = defaultdict(list)
     for iv in mae:
-        by_video[iv.video].append(iv)
+        if settles(iv, min_peak):
+            by_video[iv.video].append(iv)
     index = {v: (sorted(ivs, key=lambda x: x.onset), sorted(x.onset for x in ivs)) for v, ivs in by_video.items()}
     kept = []
     for iv in me:
@@ -62,5 +89,5 @@ def apply_cross_type(
     only when the ME parameters carry it and MaE predictions exist."""
     out = dict(pred)
     if "ME" in out and "MaE" in out and "ME" in params and params["ME"].drop_inside_mae:
-        out["ME"] = drop_inside_mae(out["ME"], out["MaE"])
+        out["ME"] = drop_inside_mae(out["ME"], out["MaE"], settling_peak(params))
     return out

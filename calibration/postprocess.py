@@ -357,7 +357,10 @@ def process_chunk(
         lo, hi = onset - offset, end - offset
         return offset + lo + int(np.argmax(s[lo : hi + 1]))
 
-    return merge_overlapping(kept, apex_of)
+    # Each interval's highest smoothed score, after merging (a merged interval's bounds
+    # are midpoints, so its peak is read from the curve, not taken from either part).
+    return [replace(iv, peak=float(np.max(s[iv.onset - offset : iv.offset - offset + 1])))
+            for iv in merge_overlapping(kept, apex_of)]
 
 
 def run_spans(s: np.ndarray, threshold: float, params: PostParams) -> list[tuple[int, int, int, int, int]]:

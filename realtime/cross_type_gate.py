@@ -13,14 +13,16 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from calibration.cross_type import overlaps_any
+from calibration.cross_type import overlaps_any, settles
 from realtime.common.types import Interval
 
 
 class InsideMaeGate:
-    """Holds ME intervals of one stream, drops those inside MaE intervals."""
+    """Holds ME intervals of one stream, drops those inside MaE intervals (only those
+    reaching `min_peak` when given: `calibration.cross_type.settles`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, min_peak: float | None = None) -> None:
+        self.min_peak = min_peak
         self._held: list[Interval] = []
         self._mae: list[Interval] = []  # sorted by onset (spotters return them in order)
 
@@ -30,7 +32,7 @@ class InsideMaeGate:
 
     def add_mae(self, intervals: Sequence[Interval]) -> None:
         """Final MaE intervals, as the MaE spotter returns them."""
-        self._mae.extend(intervals)
+        self._mae.extend(iv for iv in intervals if settles(iv, self.min_peak))
         self._mae.sort(key=lambda iv: iv.onset)
 
     def hold(self, intervals: Sequence[Interval]) -> None:

@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from calibration.cross_type import settling_peak
 from calibration.postprocess import PostParams, odd_at_least
 from engines.pair_features import PairFeatures
 from engines.scorers import Scorer
@@ -211,8 +212,8 @@ class StreamScorer:
         # ME weights calibrated with the cross-type rule: ME intervals inside MaE ones are
         # dropped, which needs the MaE spotter running on the same stream.
         types = {s.type: s for s in self.setups}
-        self.gate = (InsideMaeGate() if "ME" in types and "MaE" in types
-                     and types["ME"].params.drop_inside_mae else None)
+        self.gate = (InsideMaeGate(settling_peak({t: s.params for t, s in types.items()}))
+                     if "ME" in types and "MaE" in types and types["ME"].params.drop_inside_mae else None)
         # Frame times must outlive the longest wait of an event: its chunk (L) plus, for an
         # ME held behind an open MaE chunk, that chunk too ("runs" has Q << L).
         keep = max(2 * s.params.chunk_limit + s.k for s in self.setups) + 64

@@ -62,10 +62,11 @@ def test_spotter_horizon_bounds_every_later_interval() -> None:
 
 
 def simulate_live(me_scores: np.ndarray, mae_scores: np.ndarray, me_params: PostParams, mae_params: PostParams,
-                  breaks: list[int]) -> list[Interval]:
+                  breaks: list[int], min_peak: float | None = None) -> list[Interval]:
     """What StreamScorer does: frame t brings the ME score of t - K_ME and the MaE score of
     t - K_MaE; a chain break flushes MaE, then ME, then releases everything."""
-    me, mae, gate = OnlineSpotter(me_params, "v", "ME"), OnlineSpotter(mae_params, "v", "MaE"), InsideMaeGate()
+    me, mae = OnlineSpotter(me_params, "v", "ME"), OnlineSpotter(mae_params, "v", "MaE")
+    gate = InsideMaeGate(min_peak)
     out: list[Interval] = []
     seg_start = 1
     n = len(me_scores)
@@ -100,7 +101,7 @@ def simulate_live(me_scores: np.ndarray, mae_scores: np.ndarray, me_params: Post
 
 
 def offline_twin(me_scores: np.ndarray, mae_scores: np.ndarray, me_params: PostParams, mae_params: PostParams,
-                 breaks: list[int]) -> list[Interval]:
+                 breaks: list[int], min_peak: float | None = None) -> list[Interval]:
     bounds = [0, *breaks, len(me_scores) + 1]
     me_all: list[Interval] = []
     mae_all: list[Interval] = []
@@ -110,7 +111,7 @@ def offline_twin(me_scores: np.ndarray, mae_scores: np.ndarray, me_params: PostP
             last_index = hi - 1 - params.k  # the pair (i, i + K) must end before the break
             if last_index >= first:
                 acc += postprocess(scores[first - 1 : last_index], params, "v", typ, first_frame=first)  # type: ignore[arg-type]
-    return drop_inside_mae(me_all, mae_all) + mae_all
+    return drop_inside_mae(me_all, mae_all, min_peak) + mae_all
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -130,6 +131,47 @@ def test_gate_equals_the_offline_rule(seed: int) -> None:
     me_plain = [i for i in offline_twin(me_scores, mae_scores, me_params, mae_params.with_(threshold=2.0), breaks)]
     n_me = sum(i.type == "ME" for i in offline)
     assert 0 < n_me < len(me_plain)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_gate_equals_the_offline_rule_when_only_high_maes_settle(seed: int) -> None:
+    """With min_peak (an adaptive MaE threshold's calibrated value) the live gate and the
+    offline rule still agree, and the MaE intervals below it drop no ME."""
+    rng = np.random.default_rng(10 + seed)
+    n = 6000
+    me_params = random_params(rng, 6, forced_cuts=False).with_(drop_inside_mae=True)
+    mae_params = random_params(rng, 18, forced_cuts=False)
+    me_scores, mae_scores = random_scores(rng, n, 6), random_scores(rng, n, 18)
+    breaks = [2500] if seed else []
+    every = offline_twin(me_scores, mae_scores, me_params, mae_params, breaks)
+    peaks = sorted(i.peak for i in every if i.type == "MaE" and i.peak is not None)
+    assert len(peaks) >= 4
+    min_peak = peaks[len(peaks) // 2]  # half of the MaE intervals settle
+    live = simulate_live(me_scores, mae_scores, me_params, mae_params, breaks, min_peak)
+    offline = offline_twin(me_scores, mae_scores, me_params, mae_params, breaks, min_peak)
+    key = lambda i: (i.type, i.onset, i.offset, i.apex)  # noqa: E731
+    assert sorted(map(key, live)) == sorted(map(key, offline))
+    # The low MaE intervals let some ME stand that every MaE would have dropped, and the
+    # high ones still drop some.
+    n_all, n_high = (sum(i.type == "ME" for i in x) for x in (every, offline))
+    n_none = sum(i.type == "ME" for i in offline_twin(me_scores, mae_scores, me_params,
+                                                      mae_params.with_(threshold=2.0), breaks))
+    assert n_all < n_high < n_none
+
+
+def test_under_an_adaptive_mae_threshold_only_a_mae_reaching_the_calibrated_one_drops_an_me() -> None:
+    low = Interval("v", "MaE", 100, 150, score=0.3, peak=0.4)
+    high = Interval("v", "MaE", 300, 350, score=0.6, peak=0.8)
+    unknown = Interval("v", "MaE", 500, 550, score=0.3)  # read back from a file: no peak
+    me = [iv("ME", 110, 115), iv("ME", 310, 315), iv("ME", 510, 515)]
+    pred = {"ME": me, "MaE": [low, high, unknown]}
+    on = PostParams(k=6, drop_inside_mae=True)
+    fixed, adaptive = PostParams(k=18, threshold=0.65), PostParams(k=18, threshold=0.65, adaptive=True)
+    assert apply_cross_type(pred, {"ME": on, "MaE": fixed})["ME"] == []
+    assert apply_cross_type(pred, {"ME": on, "MaE": adaptive})["ME"] == [me[0]]
+    assert apply_cross_type(pred, {"ME": on, "MaE": PostParams(k=18, threshold=None)})["ME"] == []  # rolling
+    assert drop_inside_mae(me, [low, high], min_peak=0.8) == [me[0], me[2]]  # reaching it is enough
+    assert low == Interval("v", "MaE", 100, 150, score=0.3)  # peak is no part of equality
 
 
 def bump(n: int, centre: int, width: float, height: float) -> np.ndarray:

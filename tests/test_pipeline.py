@@ -163,6 +163,35 @@ def test_cross_type_rule_live_equals_offline(media: dict, run: dict) -> None:
     assert sorted(map(key, collect.intervals)) == sorted(map(key, kept + mae_off))
 
 
+def test_under_an_adaptive_mae_threshold_only_maes_reaching_the_calibrated_one_drop_mes(media: dict, run: dict) -> None:
+    """The live gate gets the MaE threshold as min_peak when the MaE parameters are
+    adaptive: the ME events of a run with the rule are the rule's function of the same
+    run's ME and MaE intervals without it, MaE intervals below the calibrated threshold
+    dropping none (asserted to happen)."""
+    def live(drop: bool) -> list:
+        setups = []
+        for setup in run["setups"]:
+            own = [s.score for s in run["scores"] if s.type == setup.type]
+            fixed = float(np.percentile(own, 30 if setup.type == "ME" else 97))
+            setups.append(dataclasses.replace(setup, params=setup.params.with_(
+                threshold=fixed, adaptive=setup.type == "MaE", drop_inside_mae=drop and setup.type == "ME")))
+        collect = CollectSink()
+        run_stream(VideoFileSource(media["clip"]), setups, CpuPairFeatures(FlowSettings()), [collect],
+                   RunOptions(batch=8))
+        return [setups[1].params.threshold, collect.intervals]
+
+    calibrated, plain = live(drop=False)
+    _, ruled = live(drop=True)
+    me = [iv for iv in plain if iv.type == "ME"]
+    mae = [iv for iv in plain if iv.type == "MaE"]
+    assert all(iv.peak is not None for iv in plain)
+    expected = drop_inside_mae(me, mae, min_peak=calibrated)
+    key = lambda iv: (iv.type, iv.onset, iv.offset, iv.apex)  # noqa: E731
+    assert sorted(map(key, ruled)) == sorted(map(key, expected + mae))
+    low = [iv for iv in mae if iv.peak < calibrated]
+    assert low and len(drop_inside_mae(me, mae)) < len(expected), "a low MaE interval should let an ME stand"
+
+
 def test_status_reports_frames_backend_and_source(run: dict) -> None:
     last = run["status"][-1]
     assert last.frame == 300 and last.source == "up"

@@ -89,6 +89,9 @@ def test_two_separate_bumps_give_two_intervals_at_known_frames() -> None:
     for iv, c in zip(out, (100, 250)):
         lo = c - half
         assert iv.score == pytest.approx(float(np.mean(smooth(scores, 9, 2)[lo : lo + 2 * half + 1])))
+        # peak: the highest smoothed score inside (the cross-type rule's test under adaptive)
+        assert iv.peak == pytest.approx(float(np.max(smooth(scores, 9, 2)[lo : lo + 2 * half + 1])))
+        assert iv.peak > iv.score
 
 
 def test_two_peaks_within_4k_pair_into_one_interval() -> None:

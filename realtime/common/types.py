@@ -38,6 +38,10 @@ class Interval:
     offset: int
     score: float | None = None
     apex: int | None = None
+    # The highest smoothed score inside a spotted interval (None for truth and for
+    # intervals read back from files). Carried only for the cross-type rule under an
+    # adaptive threshold (calibration.cross_type); not part of equality, never written.
+    peak: float | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         check_type(self.type)
