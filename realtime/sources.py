@@ -68,7 +68,12 @@ Live sources (`CameraSource`, `RtspSource`) never end on their own: when frames 
 `on_state("down", detail)`, reconnect with capped exponential backoff and report
 `on_state("up", detail)` once a frame arrives again. The frame index keeps increasing
 by one per delivered frame across reconnects, so consumers must break their frame chain
-on "down"; t_stream is wall-clock seconds since the first frame. Their fps (which sets
+on "down". Within a connection, t_stream follows the stream's own clock where the capture
+keeps one (RTSP: the RTP timestamps through CAP_PROP_POS_MSEC, so the frames a stalled
+server sends in one burst keep their times), else arrival (cameras), and a step longer
+than `live_gap_s` (2.5 frame intervals of stream time, 1 s of arrival time) is frames
+lost: the index jumps by them (the frame chain breaks) and a notice says so. Between
+connections t_stream goes on by arrival. Their fps (which sets
 K and the smoothing windows in frames) is what they deliver, not only what they report:
 at the first connection frames are timed for RATE_PROBE_S (only the last of them is
 delivered), and a delivered rate more than RATE_TOLERANCE below the reported one (a
@@ -1264,6 +1269,50 @@ class FrameFolderSource(FrameSource):
                             f"(first: {self.files[0].name})")
 
 
+# A live source's frames arrive with network and USB jitter: a step in arrival time is lost
+# frames only beyond this (the landmark filter restarts after the same gap). A stream clock
+# (RTP timestamps) is as regular as a file's, so there the files' 2.5 frame intervals hold.
+LIVE_ARRIVAL_GAP_S = 1.0
+
+
+def live_gap_s(fps: float, on_clock: bool) -> float:
+    """The longest step between two delivered frames that is no loss of frames: 2.5
+    frame intervals on a stream clock (as `frame_numbers` for files), LIVE_ARRIVAL_GAP_S
+    (at least that) on arrival times."""
+    files = 2.5 / fps
+    return files if on_clock else max(files, LIVE_ARRIVAL_GAP_S)
+
+
+class LiveClock:
+    """t_stream of a live source's frames (s): the steps of the stream's own clock where
+    the capture keeps one and it moves forward (RTSP: the RTP timestamps, so frames a
+    stalled server sends in a burst keep their times), else of arrival times. A step of
+    the stream clock over SPLICE_S (its clock reset) counts as one frame interval."""
+
+    def __init__(self, t_capture: float, pos_ms: float | None) -> None:
+        self.t = 0.0
+        self._arrival, self._pos = t_capture, pos_ms
+
+    def restart(self, t_capture: float, pos_ms: float | None) -> None:
+        """A new connection: its clock starts again; the time between goes by arrival."""
+        self.t += max(t_capture - self._arrival, 0.0)
+        self._arrival, self._pos = t_capture, pos_ms
+
+    def step(self, t_capture: float, pos_ms: float | None) -> tuple[float, bool]:
+        """Advance to a frame; returns (its step in seconds, whether the stream clock gave it)."""
+        arrival = max(t_capture - self._arrival, 0.0)
+        step, usable = arrival, False
+        if pos_ms is not None and self._pos is not None and math.isfinite(pos_ms) and pos_ms > self._pos:
+            on_clock = (pos_ms - self._pos) / 1000.0
+            if on_clock <= SPLICE_S:
+                step, usable = on_clock, True
+        self.t += step
+        self._arrival = t_capture
+        if pos_ms is not None and math.isfinite(pos_ms):
+            self._pos = pos_ms
+        return step, usable
+
+
 class LiveSource(FrameSource):
     """Reconnect logic shared by camera and RTSP; subclasses only open a capture."""
 
@@ -1478,9 +1527,30 @@ class LiveSource(FrameSource):
             self._tell(f"waiting for {self._describe()} (retry {attempt}{of}, "
                        f"next in {delay:g} s): {got}")
 
+    def _stream_ms(self, cap: cv2.VideoCapture) -> float | None:
+        """The last read frame's time on the stream's own clock (ms), None where the
+        capture keeps none (a camera: its frames are timed on arrival)."""
+        return None
+
+    def _step(self, index: int, clock: LiveClock, t_capture: float, pos_ms: float | None) -> tuple[int, float]:
+        """The index and t_stream of a frame after `index` (module doc): a step over
+        `live_gap_s` in stream time (arrival time without a stream clock) stands for lost
+        frames, a hole in the numbering where the frame chain breaks, with a notice."""
+        step, on_clock = clock.step(t_capture, pos_ms)
+        fps = self._fps or 0.0
+        lost = 0
+        if fps > 0 and step > live_gap_s(fps, on_clock):
+            lost = int(np.rint(step * fps)) - 1
+            what = "stream time" if on_clock else "arrival time"
+            self.notice(f"{self._describe()}: no frame for {step:.2f} s of {what} after frame {index} "
+                        f"({lost} frame{'s' if lost != 1 else ''} missing); the frame chain breaks there")
+        return index + 1 + lost, clock.t
+
     def __iter__(self) -> Iterator[RawFrame]:
-        index, t0, cap = 0, None, None
+        index, cap = 0, None
+        clock: LiveClock | None = None
         read: tuple[float, np.ndarray] | None = None  # the frame a connection read before iteration
+        fresh = False  # `read` is a connection's first frame: the stream clock starts again there
         self._began = True
         # One frame size per stream, across reconnects too (a camera or server that comes
         # back at another resolution): the same aspect is scaled, another fails the stream.
@@ -1498,6 +1568,7 @@ class LiveSource(FrameSource):
                         (cap, read), self._pending = self._pending, None
                     else:
                         cap, read = self._connect()
+                    fresh = True
                     continue
                 else:
                     ok, image = cap.read()
@@ -1509,9 +1580,17 @@ class LiveSource(FrameSource):
                         self._tell(f"{detail}; reconnecting")
                         continue
                     t_capture = time.monotonic()
-                t0 = t_capture if t0 is None else t0
-                index += 1
-                yield RawFrame(index, t_capture, t_capture - t0, size.fit(image, index))
+                assert cap is not None  # a frame came from it
+                pos_ms = self._stream_ms(cap)
+                if clock is None:
+                    clock, index = LiveClock(t_capture, pos_ms), 1
+                elif fresh:  # a reconnection: "down" broke the chain; times go on by arrival
+                    clock.restart(t_capture, pos_ms)
+                    index += 1
+                else:
+                    index, _ = self._step(index, clock, t_capture, pos_ms)
+                fresh = False
+                yield RawFrame(index, t_capture, clock.t, size.fit(image, index))
         finally:
             cv2.setLogLevel(level)
             if cap is not None:
@@ -1579,6 +1658,10 @@ class RtspSource(LiveSource):
 
     def _describe(self) -> str:
         return self.url
+
+    def _stream_ms(self, cap: cv2.VideoCapture) -> float | None:
+        # FFmpeg's presentation time of the frame read, from the RTP timestamps
+        return float(cap.get(cv2.CAP_PROP_POS_MSEC))
 
     def _open(self) -> cv2.VideoCapture:
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.open_timeout_s * 1000),

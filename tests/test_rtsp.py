@@ -122,3 +122,70 @@ def test_no_server_error_reaches_capture_consumer():
         ring.get(timeout=60)
     thread.join(10)
     assert not thread.is_alive()
+
+
+def _mkv_with_pts(path, pts: list[int], fps: int = 30):
+    """An MJPEG MKV of pattern frames, frame i at pts[i] frame intervals (a pause where
+    they jump), as a camera that stopped sending writes it."""
+    import fractions
+
+    import av
+    from conftest import pattern_frame
+
+    tick = fractions.Fraction(1, fps)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuvj420p"
+        stream.time_base = stream.codec_context.time_base = tick
+        for i, p in enumerate(pts):
+            frame = av.VideoFrame.from_ndarray(pattern_frame(i), format="bgr24")
+            frame.pts, frame.time_base = p, tick
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return path
+
+
+def test_a_pause_in_the_streams_timestamps_is_frames_lost_and_breaks_the_chain(tmp_path, rtsp_server):
+    """A server whose stream pauses 3 s (under the read timeout, so no reconnect): the
+    frames after it are numbered and timed by the stream's clock, the 90 missing frames
+    are a hole in the numbering (the pipeline breaks its chain there) and a notice says
+    so. Before, numbering went on by one and the K-frame pairs spanned the pause."""
+    server = rtsp_server(_mkv_with_pts(tmp_path / "pause.mkv", list(range(60)) + list(range(150, 210))))
+    src = RtspSource(server.url, fps=30.0, read_timeout_s=8)
+    notices: list[str] = []
+    src.notice = notices.append
+    frames = []
+    for frame in src:
+        frames.append(frame)
+        if len(frames) == 100:
+            src.close()
+    steps = [b.index - a.index for a, b in zip(frames, frames[1:])]
+    jumps = [s for s in steps if s != 1]
+    assert len(jumps) == 1 and 88 <= jumps[0] <= 92, steps
+    # every frame's time agrees with its number on the stream's clock
+    assert max(abs(f.t_stream - (f.index - frames[0].index) / 30.0) for f in frames) < 0.1
+    assert any("frame chain breaks" in n and "stream time" in n for n in notices), notices
+
+
+def test_frames_a_stalled_server_sends_late_keep_their_stream_times(make_video, rtsp_server):
+    """A server stalled 1.5 s (under the read timeout) then resumed: whatever it sends
+    after (a burst of held frames, or frames dropped), each frame's time and number agree
+    on the stream's clock. Before, times were arrival times: a burst of frames got
+    nearly one time, the frames after the stall none of their real spacing."""
+    import time
+
+    server = rtsp_server(make_video("stall.avi", frames=600, fps=30.0))
+    src = RtspSource(server.url, fps=30.0, read_timeout_s=8)
+    src.notice = lambda line: None
+    frames = []
+    for frame in src:
+        frames.append(frame)
+        if len(frames) == 20:
+            server.pause()
+            time.sleep(1.5)
+            server.resume()
+        if len(frames) == 80:
+            src.close()
+    arrival = max(b.t_capture - a.t_capture for a, b in zip(frames, frames[1:]))
+    assert arrival > 1.0  # the stall happened
+    assert max(abs(f.t_stream - (f.index - 1) / 30.0) for f in frames) < 0.1
