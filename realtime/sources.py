@@ -73,7 +73,10 @@ keeps one (RTSP: the RTP timestamps through CAP_PROP_POS_MSEC, so the frames a s
 server sends in one burst keep their times), else arrival (cameras), and a step longer
 than `live_gap_s` (2.5 frame intervals of stream time, 1 s of arrival time) is frames
 lost: the index jumps by them (the frame chain breaks) and a notice says so. Between
-connections t_stream goes on by arrival. Their fps (which sets
+connections t_stream goes on by arrival. Frames that stay byte-identical for FROZEN_S
+(a decoder that no longer follows the stream: OpenCV repeats the last frame when an RTSP
+server changes resolution inside a connection) are a stall too: the source reconnects,
+once until a frame changes (`FrozenWatch`). Their fps (which sets
 K and the smoothing windows in frames) is what they deliver, not only what they report:
 at the first connection frames are timed for RATE_PROBE_S (only the last of them is
 delivered), and a delivered rate more than RATE_TOLERANCE below the reported one (a
@@ -1283,6 +1286,38 @@ def live_gap_s(fps: float, on_clock: bool) -> float:
     return files if on_clock else max(files, LIVE_ARRIVAL_GAP_S)
 
 
+# A live stream whose frames stay byte-identical this long (stream time) is frozen, not
+# still: a sensor's noise changes every frame. OpenCV's FFmpeg capture does that when an
+# RTSP server changes resolution inside a connection (it repeats the last frame of the old
+# size for as long as the stream runs); a new connection decodes the new size.
+FROZEN_S = 2.0
+
+
+class FrozenWatch:
+    """Counts how long a live stream's frames have stayed byte-identical; `frozen` once
+    they have for FROZEN_S. Re-armed only by a frame that differs, so a stream frozen
+    again after its reconnection (a static test pattern) is reconnected once, not forever."""
+
+    def __init__(self) -> None:
+        self._last: np.ndarray | None = None
+        self._since: float | None = None
+        self.armed = True
+
+    def frozen(self, image: np.ndarray, t: float) -> bool:
+        same = (self._last is not None and image.shape == self._last.shape
+                and np.array_equal(image, self._last))
+        self._last = image
+        if not same:
+            self._since, self.armed = None, True
+            return False
+        self._since = t if self._since is None else self._since
+        return self.armed and t - self._since >= FROZEN_S
+
+    def reconnecting(self) -> None:
+        """The stream is reconnected for a freeze: no second time until a frame changes."""
+        self.armed, self._since, self._last = False, None, None
+
+
 class LiveClock:
     """t_stream of a live source's frames (s): the steps of the stream's own clock where
     the capture keeps one and it moves forward (RTSP: the RTP timestamps, so frames a
@@ -1549,6 +1584,7 @@ class LiveSource(FrameSource):
     def __iter__(self) -> Iterator[RawFrame]:
         index, cap = 0, None
         clock: LiveClock | None = None
+        frozen = FrozenWatch()
         read: tuple[float, np.ndarray] | None = None  # the frame a connection read before iteration
         fresh = False  # `read` is a connection's first frame: the stream clock starts again there
         self._began = True
@@ -1590,6 +1626,16 @@ class LiveSource(FrameSource):
                 else:
                     index, _ = self._step(index, clock, t_capture, pos_ms)
                 fresh = False
+                if frozen.frozen(image, clock.t):
+                    cap.release()
+                    cap = None
+                    frozen.reconnecting()
+                    detail = (f"{self._describe()}: frames stopped changing ({FROZEN_S:g} s of identical frames: "
+                              "a stream the decoder no longer follows, e.g. a resolution change inside the "
+                              "connection)")
+                    self._set_state("down", detail)
+                    self._tell(f"{detail}; reconnecting")
+                    continue
                 yield RawFrame(index, t_capture, clock.t, size.fit(image, index))
         finally:
             cv2.setLogLevel(level)

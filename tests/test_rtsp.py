@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from realtime.ring import CaptureThread, FrameRing
-from realtime.sources import RawFrame, RtspSource, SourceUnavailable
+from realtime.sources import FROZEN_S, RawFrame, RtspSource, SourceUnavailable
 
 
 def _brightness(frame: RawFrame) -> int:
@@ -189,3 +189,45 @@ def test_frames_a_stalled_server_sends_late_keep_their_stream_times(make_video, 
     arrival = max(b.t_capture - a.t_capture for a, b in zip(frames, frames[1:]))
     assert arrival > 1.0  # the stall happened
     assert max(abs(f.t_stream - (f.index - 1) / 30.0) for f in frames) < 0.1
+
+
+def test_a_stream_that_changes_resolution_inside_a_connection_is_reconnected(tmp_path, rtsp_server):
+    """OpenCV's FFmpeg capture cannot follow an RTSP stream that changes resolution inside
+    one connection: it repeats the last frame of the old size as long as the stream runs
+    (the face frozen, no warning). Frames byte-identical for FROZEN_S now count as a stall:
+    the source says so and reconnects (a new connection decodes the new size)."""
+    import fractions
+
+    import av
+    from conftest import pattern_frame
+
+    path = tmp_path / "resize.mkv"
+    tick = fractions.Fraction(1, 30)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("mjpeg", rate=30)
+        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuvj420p"
+        stream.time_base = stream.codec_context.time_base = tick
+        for i in range(240):  # 2 s at 320x240, then 6 s at 640x480 (same aspect), one JPEG each
+            w, h = (320, 240) if i < 60 else (640, 480)
+            encoder = av.CodecContext.create("mjpeg", "w")
+            encoder.width, encoder.height, encoder.pix_fmt, encoder.time_base = w, h, "yuvj420p", tick
+            frame = av.VideoFrame.from_ndarray(pattern_frame(i, w, h), format="bgr24").reformat(format="yuvj420p")
+            frame.pts, frame.time_base = i, tick
+            for packet in encoder.encode(frame):
+                packet.stream, packet.pts, packet.dts, packet.time_base = stream, i, i, tick
+                container.mux(packet)
+    server = rtsp_server(path)
+    frames: list[RawFrame] = []
+    states: list[tuple[str, str, float]] = []  # with the stream time of the last frame before
+    src = RtspSource(server.url, fps=30.0, read_timeout_s=8, backoff_s=0.1,
+                     on_state=lambda state, detail: states.append((state, detail, frames[-1].t_stream
+                                                                   if frames else 0.0)))
+    src.notice = lambda line: None
+    for frame in src:
+        frames.append(frame)
+        if len(states) >= 3 or len(frames) >= 400:
+            src.close()
+    downs = [(d, t) for s, d, t in states if s == "down"]
+    assert downs and "frames stopped changing" in downs[0][0], states
+    assert downs[0][1] < 2.0 + FROZEN_S + 0.5  # found FROZEN_S after the change, not at the stream's end
+    assert states[-1][0] == "up"  # and connected again
