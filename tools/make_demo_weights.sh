@@ -460,3 +460,27 @@ for P in r20 s20; do
   lgnm-live --replay "$WORK/rx20" --truth "$WORK/rx20/truth.csv" --weights "${W[0]}" --weights "${W[1]}" \
     --out "$WORK/rx20_$P" --pub none  # real_d6's rows in truth.csv are the machine-cut ones
 done
+
+# 22. (twenty-first session) Rule 21 (engines/weights/README.md, "Twenty-first session"):
+#     step 21's candidate (adaptive MaE) under the cross-type peak rule (a MaE interval
+#     below the calibrated MaE threshold drops no ME), checked as step 21 plus a NEW
+#     held-out set of the training generator (seed 1021). NOT shipped: the new independent
+#     set (seed 14) 0.067 < 0.160 - 0.03.
+python - "$WORK/q1021" <<'PY'
+import sys
+from pathlib import Path
+from tools.quality import heldout_dataset, heldout_faces
+q = Path(sys.argv[1]); q.mkdir(parents=True, exist_ok=True)
+heldout_dataset(q, 30.0, 6, 40.0, 1021, heldout_faces(q))
+PY
+HELD2=$(ls -d "$WORK"/q1021/heldout_30fps_seed1021_*)
+python -m tools.validation_synth --out "$WORK/ind14" --videos 4 --fps 30 --seconds 30 --seed 14
+for P in r20 s21; do  # r20: step 21's files (adaptive MaE); the peak rule is in the code
+  if [ $P = r20 ]; then W=("$WORK/r20/demo_ME.safetensors" "$WORK/r20/demo_MaE.safetensors")
+  else W=("$OUT/demo_ME.safetensors" "$OUT/demo_MaE.safetensors"); fi
+  replay_set "$WORK/ind14" $P "${W[@]}"
+  replay_set "$HELD2" $P "${W[@]}"
+  replay_set "$HELD" $P "${W[@]}"
+  lgnm-live --replay "$WORK/rx20" --truth "$WORK/rx20/truth.csv" --weights "${W[0]}" --weights "${W[1]}" \
+    --out "$WORK/rx21_$P" --pub none
+done
