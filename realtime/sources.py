@@ -544,9 +544,11 @@ class VideoTiming:
 
 
 def declared_duration(stream: av.video.stream.VideoStream) -> float | None:
-    """Seconds of the track the header declares where it declares no frame count: the
-    DURATION tag FFmpeg and mkvmerge write per Matroska track (HH:MM:SS.fraction), else
-    the stream's duration; None when neither is there."""
+    """Where the track ends on the file's own clock (s), as its header declares it where it
+    declares no frame count: the DURATION tag FFmpeg and mkvmerge write per Matroska track
+    (HH:MM:SS.fraction, the end of the last frame, a late start included), else the
+    stream's start time plus its duration (a length: an MPEG-TS starting 1.4 s in, or one
+    whose timestamps wrap, FFmpeg's start then negative); None when neither is there."""
     tag = (stream.metadata or {}).get("DURATION")
     if tag:
         try:
@@ -555,7 +557,7 @@ def declared_duration(stream: av.video.stream.VideoStream) -> float | None:
         except ValueError:
             pass
     if stream.duration and stream.duration > 0 and stream.time_base:
-        return float(stream.duration * stream.time_base)
+        return float(((stream.start_time or 0) + stream.duration) * stream.time_base)
     return None
 
 

@@ -1602,3 +1602,27 @@ def test_of_two_equal_tracks_the_default_one_is_read(tmp_path: Path) -> None:
     assert len(frames) == 90 and frames[0].image.shape == (48, 64, 3)
     assert src.notices == [f"{path.name}: 2 video tracks; reading track #0:0 (64x48, 90 frames), "
                            "1 other track ignored"]
+
+
+def test_an_mpeg_ts_whose_clock_wraps_early_is_not_called_truncated(tmp_path: Path) -> None:
+    """An MPEG-TS declares no frame count and FFmpeg gives its track a length whose start
+    is not 0 (1.4 s on most recorders; negative where it unwraps timestamps that wrap at
+    2^33 ticks). The length was compared with where the last frame ends on the file's
+    clock: a whole file wrapping 2.4 s in was called 'truncated?'. The declared end is
+    now the start plus the length."""
+    def write(path: Path, first_tick: int) -> Path:
+        tick = fractions.Fraction(1, 90000)
+        with av.open(str(path), "w", format="mpegts") as out:
+            stream = out.add_stream("mpeg4", rate=30)
+            stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+            stream.time_base = tick
+            for i in range(90):
+                frame = av.VideoFrame.from_ndarray(_still_with_counter(i), format="rgb24")
+                frame.pts, frame.time_base = first_tick + i * 3000, tick
+                out.mux(stream.encode(frame))
+            out.mux(stream.encode())
+        return path
+
+    for path in (write(tmp_path / "wraps.ts", 2**33 - 216000), write(tmp_path / "late.ts", 10 * 90000)):
+        src = VideoFileSource(path)
+        assert len(list(src)) == 90 and not any("ends early" in n for n in src.notices), src.notices
