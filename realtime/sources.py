@@ -43,7 +43,11 @@ log, which is silenced):
 - a frame that cannot be decoded is skipped and named in a notice; the numbering after
   it is unchanged;
 - a file that ends before its declared frame count (truncated) ends cleanly after the
-  last readable frame, with a notice "read N of M declared frames";
+  last readable frame, with a notice "read N of M declared frames"; where the demuxer
+  fails (a damaged or cut tail) the frames the decoder still holds are flushed out;
+- a fragmented MP4 cut inside a fragment, which FFmpeg cannot open when it may seek (it
+  walks every top-level box first), is opened front to back (`_FrontToBack`) and read
+  up to the cut, with a notice;
 - a frame of another size than the first is scaled to it when its aspect ratio is the
   same (adaptive-resolution recordings), else raises `UserError` naming the frame (a
   spliced input): `StreamSize`, for frame folders too.
@@ -98,6 +102,7 @@ released at once. Each source is iterated once, by one thread.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import math
 import os
@@ -613,10 +618,11 @@ def nominal_fps(base_rate: float | None,
     return fps, varies
 
 
-def _has_mp4_index(path: Path) -> bool | None:
-    """Whether an MP4/MOV file (an `ftyp` box first) holds its index, the `moov` box, among
-    its top-level boxes; None when it is no MP4/MOV. Reads box headers only."""
+def _mp4_boxes(path: Path) -> list[bytes] | None:
+    """The types of an MP4/MOV file's top-level boxes (an `ftyp` box first), up to one that
+    runs to the end or past it; None when it is no MP4/MOV. Reads box headers only."""
     size = path.stat().st_size
+    kinds: list[bytes] = []
     with open(path, "rb") as fh:
         head = fh.read(8)
         if len(head) < 8 or head[4:8] != b"ftyp":
@@ -626,14 +632,44 @@ def _has_mp4_index(path: Path) -> bool | None:
             fh.seek(pos)
             header = fh.read(16)
             box, kind = int.from_bytes(header[:4], "big"), header[4:8]
-            if kind == b"moov":
-                return True
+            kinds.append(kind)
             if box == 1 and len(header) == 16:  # a 64-bit size follows the type
                 box = int.from_bytes(header[8:16], "big")
             if box < 8:  # 0: the box runs to the end of the file
-                return False
+                break
             pos += box
-    return False
+    return kinds
+
+
+def _has_mp4_index(path: Path) -> bool | None:
+    """Whether an MP4/MOV file holds its index, the `moov` box, among its top-level boxes;
+    None when it is no MP4/MOV."""
+    kinds = _mp4_boxes(path)
+    return None if kinds is None else b"moov" in kinds
+
+
+class _FrontToBack(io.RawIOBase):
+    """A file that can only be read front to back. FFmpeg's MP4 demuxer, given a seekable
+    file, first walks every top-level box, and a fragmented MP4 (a `moov` without samples,
+    then `moof` + `mdat` pairs: what cameras and browsers record) cut inside a `moof` then
+    fails to open at all; read front to back it demuxes fragment by fragment, to the cut.
+    The file is closed when this object is (PyAV leaves it open; garbage collection does)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._file = open(path, "rb")  # lives as long as the container
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._file.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
 
 
 def unopenable_reason(path: Path, ffmpeg_reason: str) -> str:
@@ -679,6 +715,7 @@ class VideoFileSource(FrameSource):
         self._override = None if fps is None else check_fps(fps, f"{self.path}: fps")
         self._track: int | None = None  # stream index of the recording (`_pick_track`)
         self._track_note: str | None = None  # other video tracks were ignored (told in `__iter__`)
+        self._front_to_back = False  # a fragmented MP4 FFmpeg could only read front to back (told in `__iter__`)
         self._scanned_size = self.path.stat().st_size  # a file still being recorded grows past it
         self.timing = self._scan()
         self.n_frames: int | None = self.timing.declared
@@ -712,7 +749,17 @@ class VideoFileSource(FrameSource):
             return av.open(str(self.path), "r")
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as exc:
             reason = getattr(exc, "strerror", None) or type(exc).__name__
-            raise UserError(f"{self.path}: cannot open video ({unopenable_reason(self.path, reason)})") from None
+        with contextlib.suppress(OSError):
+            if b"moof" in (_mp4_boxes(self.path) or []):  # fragmented: its fragments up to the cut
+                stream_file = _FrontToBack(self.path)
+                try:
+                    container = av.open(stream_file, "r")
+                except (av.error.FFmpegError, OSError, UnicodeDecodeError):
+                    stream_file.close()
+                else:
+                    self._front_to_back = True
+                    return container
+        raise UserError(f"{self.path}: cannot open video ({unopenable_reason(self.path, reason)})") from None
 
     def _grew(self) -> bool:
         """The file is larger than when it was scanned (a recording still being written)."""
@@ -842,6 +889,9 @@ class VideoFileSource(FrameSource):
         timing = self.timing
         if self._track_note is not None:
             self.notice(self._track_note)
+        if self._front_to_back:
+            self.notice(f"{self.path.name}: a fragmented MP4 cut inside a fragment (a recording stopped "
+                        "while it was written?); its fragments are read up to the cut")
         if timing.undeclared and self._override is None:
             self.notice(f"{self.path.name}: {timing.undeclared}, which declares no frame rate: "
                         f"{FFMPEG_DEFAULT_FPS:g} fps assumed (FFmpeg's default), which sets K and the times; "
@@ -874,18 +924,21 @@ class VideoFileSource(FrameSource):
         early = True  # stopped before the file's end (a frame limit, Ctrl-C, SIGTERM, an error)
         try:
             packets = container.demux(stream)
-            while not self._closed.is_set():
+            cut = False  # the demuxer failed: a damaged or truncated tail, the file ends here
+            while not self._closed.is_set() and not cut:
                 with _quiet_ffmpeg():
                     try:
                         packet = next(packets, None)
                     except (av.error.FFmpegError, OSError):
-                        packet = None  # a damaged or truncated tail: the file ends here
-                    if packet is None:
+                        packet, cut = None, True
+                    if packet is None and not cut:
                         break
                     try:
-                        frames = packet.decode()
+                        # At a cut, the frames the decoder still holds (its reordering delay)
+                        # are flushed out, as the end of a whole file's packets does.
+                        frames = packet.decode() if packet is not None else stream.codec_context.decode(None)
                     except (av.error.FFmpegError, OSError):
-                        if not self._rank:  # decode order: the lost frame takes the next number
+                        if packet is not None and not self._rank:  # decode order: the lost frame takes the next number
                             last += 1
                             undecoded.append(last)
                         continue  # (ranked: its frame shows as a gap in the ranks)

@@ -1626,3 +1626,39 @@ def test_an_mpeg_ts_whose_clock_wraps_early_is_not_called_truncated(tmp_path: Pa
     for path in (write(tmp_path / "wraps.ts", 2**33 - 216000), write(tmp_path / "late.ts", 10 * 90000)):
         src = VideoFileSource(path)
         assert len(list(src)) == 90 and not any("ends early" in n for n in src.notices), src.notices
+
+
+def test_a_fragmented_mp4_cut_inside_a_fragment_is_read_up_to_the_cut(tmp_path: Path) -> None:
+    """A fragmented MP4 (what cameras and browsers record: fragments of moof + mdat) cut
+    inside its third fragment's moof box could not be opened at all ('Invalid data'), and
+    the two whole fragments before the cut were lost. Read front to back, every frame of
+    them is delivered, with a notice; the frames the decoder still held at the cut too."""
+    path = tmp_path / "frag.mp4"
+    tick = fractions.Fraction(1, 30)
+    with av.open(str(path), "w", options={"movflags": "frag_keyframe+empty_moov"}) as out:
+        stream = out.add_stream("libx264", rate=30)  # B-frames: the decoder holds frames back
+        stream.width, stream.height, stream.pix_fmt = 160, 120, "yuv420p"
+        stream.options = {"g": "30", "keyint_min": "30"}
+        for i in range(150):
+            frame = av.VideoFrame.from_ndarray(_still_with_counter(i), format="rgb24")
+            frame.pts, frame.time_base = i, tick
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    data = path.read_bytes()
+    moofs, pos = [], 0
+    while pos < len(data):
+        size = int.from_bytes(data[pos : pos + 4], "big")
+        if data[pos + 4 : pos + 8] == b"moof":
+            moofs.append((pos, size))
+        pos += size
+    assert len(moofs) == 5
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: moofs[2][0] + moofs[2][1] // 2])
+    src = VideoFileSource(cut)
+    frames = list(src)
+    assert [f.index for f in frames] == list(range(1, 61))
+    assert frames[-1].t_stream == pytest.approx(59 / 30)
+    assert any("fragmented MP4 cut inside a fragment" in n for n in src.notices), src.notices
+    assert not any("could not be decoded" in n for n in src.notices), src.notices
+    whole = VideoFileSource(path)  # a whole fragmented file is read as before, without a word
+    assert len(list(whole)) == 150 and not whole.notices
