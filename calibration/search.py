@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from calibration.cross_type import drop_inside_mae
+from calibration.cross_type import drop_inside_mae, settling_peak
 from calibration.megc import score_type
 from calibration.postprocess import (
     RULES,
@@ -132,12 +132,14 @@ def grid_search(
     base: PostParams | None = None,
     first_frame: int = 1,
     mae_pred: Sequence[Interval] | None = None,
+    mae_min_peak: float | None = None,
 ) -> SearchResult:
     """Best PostParams for `type` over labelled videos (scores[i] = pair (i, i+K) from
     `first_frame`). `base` supplies the non-searched fields (nms_sigma, keep, ...).
 
     With `mae_pred` (ME only), every combination is scored after dropping the ME intervals
-    that overlap those MaE intervals (`calibration.cross_type`), and the result carries
+    that overlap those MaE intervals (`calibration.cross_type`; only those reaching
+    `mae_min_peak` when given: `settling_peak` of the MaE parameters), and the result carries
     `drop_inside_mae=True`: the threshold is then fitted for the rule that will apply."""
     if not score_seqs:
         raise ValueError("grid_search needs at least one score sequence")
@@ -163,7 +165,7 @@ def grid_search(
                     pred = [iv for v, s in smoothed.items()
                             for iv in postprocess_smoothed(s, thresholds[v], params, v, type, first_frame)]
                     if mae_pred is not None:
-                        pred = drop_inside_mae(pred, mae_pred)
+                        pred = drop_inside_mae(pred, mae_pred, mae_min_peak)
                     score = score_type(truth_t, pred, type)
                     rows.append({"win": win, "order": order, "rule": params.rule,
                                  "tiny": params.tiny if params.rule == "peaks" else float("nan"),
@@ -219,5 +221,8 @@ def grid_search_pair(
         mae = grid_search(mae_seqs, truth, "MaE", k_mae, fixed_threshold, grids, first_frame=first_frame)
     mae_pred = [iv for v, s in mae_seqs.items() for iv in postprocess(s, mae.params, v, "MaE", first_frame)]
     keep = grid_search(me_seqs, truth, "ME", k_me, fixed_threshold, grids, first_frame=first_frame)
-    drop = grid_search(me_seqs, truth, "ME", k_me, fixed_threshold, grids, first_frame=first_frame, mae_pred=mae_pred)
+    # The rule as it will apply: under an adaptive MaE threshold only MaE intervals reaching
+    # the calibrated one drop an ME (calibration.cross_type.settling_peak).
+    drop = grid_search(me_seqs, truth, "ME", k_me, fixed_threshold, grids, first_frame=first_frame, mae_pred=mae_pred,
+                       mae_min_peak=settling_peak({"MaE": mae.params}))
     return PairResult(me=drop if drop.f1 > keep.f1 else keep, mae=mae, me_f1_keep=keep.f1, me_f1_drop=drop.f1)

@@ -214,3 +214,29 @@ def test_calibration_keeps_mes_when_the_truth_puts_them_inside_maes() -> None:
     result = grid_search_pair(me, mae, truth, 6, 18, grids=SMALL_GRID)
     assert not result.drop_inside_mae and result.me_f1_keep > result.me_f1_drop
     assert not result.me.params.drop_inside_mae
+
+
+def test_calibration_scores_the_rule_as_it_applies_under_an_adaptive_mae_threshold() -> None:
+    """The pair search scores the ME grid with the rule it ships: a MaE interval below the
+    calibrated MaE threshold of adaptive MaE parameters drops no ME there either (it did,
+    so the search saw F1 0 for a rule that costs nothing as applied)."""
+    import pandas as pd
+
+    from calibration.megc import score_type
+    from calibration.search import SearchResult
+
+    x = np.arange(400)
+    mae = 0.05 + 0.35 * np.exp(-(((x - 190) / 25.0) ** 2))  # a MaE bump reaching only 0.40
+    me = 0.02 + 0.9 * (np.exp(-(((x - 186) / 2.0) ** 2)) + np.exp(-(((x - 192) / 2.0) ** 2)))
+    mae_params = PostParams(k=12, threshold=0.6, adaptive=True)
+    grids = SearchGrids(win=(9,), order=(2,), threshold=(0.5,), rule=("peaks",), tiny=(0.3,), drop_unpaired=(False,))
+    truth = postprocess(me, PostParams(k=4, win=9, order=2, threshold=0.5, tiny=0.3), "v", "ME")
+    mae_pred = postprocess(mae, mae_params, "v", "MaE")
+    assert truth and mae_pred and all(iv.peak is not None and iv.peak < 0.6 for iv in mae_pred)
+    assert drop_inside_mae(truth, mae_pred) == []  # the rule without the peak test would drop it
+    pair = grid_search_pair({"v": me}, {"v": mae}, truth, 4, 12, grids=grids,
+                            mae=SearchResult(mae_params, 0.0, pd.DataFrame()))
+    assert pair.me_f1_drop == pair.me_f1_keep == 1.0
+    drop = pair.me.params.with_(drop_inside_mae=True)
+    shipped = apply_cross_type({"ME": postprocess(me, drop, "v", "ME"), "MaE": mae_pred}, {"ME": drop, "MaE": mae_params})
+    assert score_type(truth, shipped["ME"], "ME").f1 == 1.0
