@@ -76,7 +76,9 @@ on "down". Within a connection, t_stream follows the stream's own clock where th
 keeps one (RTSP: the RTP timestamps through CAP_PROP_POS_MSEC, so the frames a stalled
 server sends in one burst keep their times), else arrival (cameras), and a step longer
 than `live_gap_s` (2.5 frame intervals of stream time, 1 s of arrival time) is frames
-lost: the index jumps by them (the frame chain breaks) and a notice says so. Between
+lost: the index jumps by them (the frame chain breaks) and a notice says so, unless the
+stream goes on at that lower rate (`LiveNumbering`: the loss is counted once, at the
+change, and the rate told). Between
 connections t_stream goes on by arrival. Frames that stay byte-identical for FROZEN_S
 (a decoder that no longer follows the stream: OpenCV repeats the last frame when an RTSP
 server changes resolution inside a connection) are a stall too: the source reconnects,
@@ -1355,22 +1357,81 @@ class FrozenWatch:
 
     def __init__(self) -> None:
         self._last: np.ndarray | None = None
+        self._last_t = 0.0
         self._since: float | None = None
         self.armed = True
 
     def frozen(self, image: np.ndarray, t: float) -> bool:
-        same = (self._last is not None and image.shape == self._last.shape
-                and np.array_equal(image, self._last))
-        self._last = image
+        last = self._last
+        # A coarse grid first: a live frame differs there almost always (sensor noise), so the
+        # whole frame is compared only while the stream looks frozen (4K: ~5 ms a frame).
+        same = (last is not None and image.shape == last.shape
+                and np.array_equal(image[::16, ::16], last[::16, ::16]) and np.array_equal(image, last))
+        self._last, previous_t, self._last_t = image, self._last_t, t
         if not same:
             self._since, self.armed = None, True
             return False
-        self._since = t if self._since is None else self._since
+        self._since = previous_t if self._since is None else self._since  # the run's first frame
         return self.armed and t - self._since >= FROZEN_S
 
     def reconnecting(self) -> None:
-        """The stream is reconnected for a freeze: no second time until a frame changes."""
-        self.armed, self._since, self._last = False, None, None
+        """The stream is reconnected for a freeze: no second time until a frame changes (the
+        frozen frame is kept: the new connection's first frame is compared with it)."""
+        self.armed, self._since = False, None
+
+
+def _stamp(pos_ms: float | None) -> float | None:
+    """A capture's frame time in ms, None where it has none (None, NaN, 0 or less)."""
+    return pos_ms if pos_ms is not None and math.isfinite(pos_ms) and pos_ms > 0 else None
+
+
+# Notices about a live stream's gaps and rate come at most this often (s of stream time);
+# the gaps in between are counted into the next one.
+LIVE_NOTICE_S = 30.0
+
+
+class LiveNumbering:
+    """How many frames a live stream lost between two frames, from the step between them
+    (s) and the stream's rate: none up to `live_gap_s` of the frame interval, else
+    round(step / interval) - 1. The interval is the nominal one, or the step before where
+    that was clearly longer (> 1.5 intervals): a stream that goes on at a lower rate (night
+    mode, a smart codec, bandwidth adaptation) loses frames once, at the change, not at
+    every frame after it, as `frame_numbers` reads a file. Notices: `gap` and `rate`
+    return the line to tell, at most one per LIVE_NOTICE_S."""
+
+    def __init__(self, fps: float) -> None:
+        self.nominal = 1.0 / fps
+        self._previous: float | None = None
+        self._slow = 0  # steps in a row clearly longer than the nominal interval
+        self._rate_told = False
+        self._gap_told_at = -math.inf
+        self._untold_gaps = 0
+
+    def lost(self, step: float, on_clock: bool) -> int:
+        previous, self._previous = self._previous, step
+        interval = previous if previous is not None and previous > 1.5 * self.nominal else self.nominal
+        self._slow = self._slow + 1 if step > 1.5 * self.nominal else 0
+        if self._slow == 0:
+            self._rate_told = False
+        if step <= live_gap_s(1.0 / interval, on_clock):
+            return 0
+        return max(int(np.rint(step / interval)) - 1, 1)
+
+    def gap(self, t: float) -> int | None:
+        """The gaps to tell now (this one and those not told since), or None: not yet."""
+        self._untold_gaps += 1
+        if t - self._gap_told_at < LIVE_NOTICE_S:
+            return None
+        told, self._untold_gaps, self._gap_told_at = self._untold_gaps, 0, t
+        return told
+
+    def slower(self) -> float | None:
+        """The rate the stream delivers at, once it has gone on clearly slower than the
+        nominal rate for 10 steps (told once until it is back)."""
+        if self._slow < 10 or self._rate_told or self._previous is None:
+            return None
+        self._rate_told = True
+        return 1.0 / self._previous
 
 
 class LiveClock:
@@ -1381,25 +1442,29 @@ class LiveClock:
 
     def __init__(self, t_capture: float, pos_ms: float | None) -> None:
         self.t = 0.0
-        self._arrival, self._pos = t_capture, pos_ms
+        self._arrival, self._pos = t_capture, _stamp(pos_ms)
 
     def restart(self, t_capture: float, pos_ms: float | None) -> None:
         """A new connection: its clock starts again; the time between goes by arrival."""
         self.t += max(t_capture - self._arrival, 0.0)
-        self._arrival, self._pos = t_capture, pos_ms
+        self._arrival, self._pos = t_capture, _stamp(pos_ms)
 
     def step(self, t_capture: float, pos_ms: float | None) -> tuple[float, bool]:
-        """Advance to a frame; returns (its step in seconds, whether the stream clock gave it)."""
+        """Advance to a frame; returns (its step in seconds, whether the stream clock gave it).
+        A time of 0 or less is none (OpenCV's answer for a frame without a timestamp): the
+        step goes by arrival and the clock's reference stays, so one such frame shifts no
+        later time."""
         arrival = max(t_capture - self._arrival, 0.0)
         step, usable = arrival, False
-        if pos_ms is not None and self._pos is not None and math.isfinite(pos_ms) and pos_ms > self._pos:
-            on_clock = (pos_ms - self._pos) / 1000.0
+        stamp = _stamp(pos_ms)
+        if stamp is not None and self._pos is not None and stamp > self._pos:
+            on_clock = (stamp - self._pos) / 1000.0
             if on_clock <= SPLICE_S:
                 step, usable = on_clock, True
         self.t += step
         self._arrival = t_capture
-        if pos_ms is not None and math.isfinite(pos_ms):
-            self._pos = pos_ms
+        if stamp is not None:
+            self._pos = stamp
         return step, usable
 
 
@@ -1622,19 +1687,23 @@ class LiveSource(FrameSource):
         capture keeps none (a camera: its frames are timed on arrival)."""
         return None
 
-    def _step(self, index: int, clock: LiveClock, t_capture: float, pos_ms: float | None) -> tuple[int, float]:
-        """The index and t_stream of a frame after `index` (module doc): a step over
-        `live_gap_s` in stream time (arrival time without a stream clock) stands for lost
-        frames, a hole in the numbering where the frame chain breaks, with a notice."""
+    def _step(self, index: int, clock: LiveClock, numbering: LiveNumbering, t_capture: float,
+              pos_ms: float | None) -> int:
+        """The index of a frame after `index` (module doc): a step over `live_gap_s` in
+        stream time (arrival time without a stream clock) stands for lost frames, a hole in
+        the numbering where the frame chain breaks, with a notice (`LiveNumbering`)."""
         step, on_clock = clock.step(t_capture, pos_ms)
-        fps = self._fps or 0.0
-        lost = 0
-        if fps > 0 and step > live_gap_s(fps, on_clock):
-            lost = int(np.rint(step * fps)) - 1
+        lost = numbering.lost(step, on_clock)
+        if lost and (told := numbering.gap(clock.t)) is not None:
             what = "stream time" if on_clock else "arrival time"
+            more = f"; {told - 1} more such gap{'s' if told > 2 else ''} since the last notice" if told > 1 else ""
             self.notice(f"{self._describe()}: no frame for {step:.2f} s of {what} after frame {index} "
-                        f"({lost} frame{'s' if lost != 1 else ''} missing); the frame chain breaks there")
-        return index + 1 + lost, clock.t
+                        f"({lost} frame{'s' if lost != 1 else ''} missing); the frame chain breaks there{more}")
+        if (rate := numbering.slower()) is not None:
+            self.notice(f"{self._describe()}: now delivers about {rate:.1f} fps (set for {1 / numbering.nominal:g} fps "
+                        "at the start); K and the smoothing windows count frames, so each pair now spans more "
+                        "time")
+        return index + 1 + lost
 
     def __iter__(self) -> Iterator[RawFrame]:
         index, cap = 0, None
@@ -1675,11 +1744,12 @@ class LiveSource(FrameSource):
                 pos_ms = self._stream_ms(cap)
                 if clock is None:
                     clock, index = LiveClock(t_capture, pos_ms), 1
+                    numbering = LiveNumbering(self.fps)
                 elif fresh:  # a reconnection: "down" broke the chain; times go on by arrival
                     clock.restart(t_capture, pos_ms)
                     index += 1
                 else:
-                    index, _ = self._step(index, clock, t_capture, pos_ms)
+                    index = self._step(index, clock, numbering, t_capture, pos_ms)
                 fresh = False
                 if frozen.frozen(image, clock.t):
                     cap.release()

@@ -167,6 +167,27 @@ def test_a_pause_in_the_streams_timestamps_is_frames_lost_and_breaks_the_chain(t
     assert any("frame chain breaks" in n and "stream time" in n for n in notices), notices
 
 
+def test_a_stream_that_goes_on_at_a_lower_rate_loses_frames_once_and_says_so(tmp_path, rtsp_server):
+    """A camera that drops from 30 to 10 fps (low light, a smart codec) after the rate was
+    set: one gap at the change, then frames numbered one by one again (every later frame
+    was 'frames missing', so the chain broke at each and nothing was spotted), and one
+    notice of the new rate."""
+    pts = list(range(120)) + [120 + 3 * i for i in range(90)]  # 4 s at 30 fps, then 10 fps
+    server = rtsp_server(_mkv_with_pts(tmp_path / "slower.mkv", pts))
+    src = RtspSource(server.url, fps=30.0, read_timeout_s=8)
+    notices: list[str] = []
+    src.notice = notices.append
+    frames = []
+    for frame in src:
+        frames.append(frame)
+        if frame.t_stream > 8.0:
+            src.close()
+    steps = [b.index - a.index for a, b in zip(frames, frames[1:])]
+    assert sum(step != 1 for step in steps) == 1 and 3 in steps, steps
+    assert sum("frame chain breaks" in n for n in notices) == 1, notices
+    assert sum("now delivers about 10.0 fps" in n for n in notices) == 1, notices
+
+
 def test_frames_a_stalled_server_sends_late_keep_their_stream_times(make_video, rtsp_server):
     """A server stalled 1.5 s (under the read timeout) then resumed: whatever it sends
     after (a burst of held frames, or frames dropped), each frame's time and number agree

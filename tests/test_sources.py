@@ -1662,3 +1662,59 @@ def test_a_fragmented_mp4_cut_inside_a_fragment_is_read_up_to_the_cut(tmp_path: 
     assert not any("could not be decoded" in n for n in src.notices), src.notices
     whole = VideoFileSource(path)  # a whole fragmented file is read as before, without a word
     assert len(list(whole)) == 150 and not whole.notices
+
+
+def test_a_frozen_live_stream_is_reconnected_once_until_a_frame_changes() -> None:
+    """FrozenWatch: byte-identical frames for FROZEN_S ask for one reconnection; a stream
+    still frozen after it (a static test pattern) is not reconnected again every FROZEN_S
+    (it was, forever), until a frame has changed. One pixel off the coarse grid counts."""
+    from realtime.sources import FROZEN_S, FrozenWatch
+
+    watch = FrozenWatch()
+    still = np.full((48, 64, 3), 90, np.uint8)
+    asks = []
+    for i in range(600):  # 20 s at 30 fps
+        if watch.frozen(still.copy(), i / 30):
+            asks.append(i / 30)
+            watch.reconnecting()
+    assert len(asks) == 1 and asks[0] == pytest.approx(FROZEN_S, abs=0.05)
+    moved = still.copy()
+    moved[5, 5] = 91  # off the 16-pixel grid
+    assert not watch.frozen(moved, 20.0)  # a change re-arms it
+    assert any(watch.frozen(moved.copy(), 20.0 + i / 30) for i in range(1, 70))
+
+
+def test_live_numbering_counts_a_pause_as_lost_frames_and_a_lower_rate_as_a_rate() -> None:
+    """LiveNumbering (30 fps): a 3 s pause on the stream clock is 89 frames lost; a stream
+    going on at 10 fps loses frames once, at the change, and its new rate is told once; gap
+    notices come at most once per LIVE_NOTICE_S, the others counted into the next."""
+    from realtime.sources import LIVE_NOTICE_S, LiveNumbering
+
+    n = LiveNumbering(30.0)
+    assert [n.lost(1 / 30, True) for _ in range(5)] == [0] * 5
+    assert n.lost(3.0, True) == 89
+    assert n.lost(1 / 30, True) == 0
+    assert n.lost(0.1, True) == 2  # the change to 10 fps
+    later = [n.lost(0.1, True) for _ in range(20)]
+    assert later == [0] * 20
+    rates = [n.slower() for _ in range(3)]
+    assert rates[0] == pytest.approx(10.0) and rates[1:] == [None, None]
+    assert n.lost(1.2, False) == 11 and LiveNumbering(30.0).lost(0.5, False) == 0  # arrival: over 1 s only
+    assert n.gap(0.0) == 1 and n.gap(5.0) is None and n.gap(10.0) is None and n.gap(LIVE_NOTICE_S + 1) == 3
+
+
+def test_a_live_frame_without_a_timestamp_shifts_no_later_time() -> None:
+    """OpenCV gives POS_MSEC 0 for a frame without a timestamp: it was taken as the
+    clock's new reference, so the next frame 'came 2 s later' (60 frames lost) and every
+    later time was 2 s off."""
+    from realtime.sources import LiveClock
+
+    clock = LiveClock(0.0, 1000.0)
+    times = []
+    for i in range(1, 90):
+        arrival = i / 30
+        pos = 0.0 if i == 45 else 1000.0 + i * 1000 / 30
+        step, _ = clock.step(arrival, pos)
+        times.append(clock.t)
+        assert step < 0.1
+    assert times[-1] == pytest.approx(89 / 30, abs=0.04)
