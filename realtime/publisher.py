@@ -27,6 +27,7 @@ authorised clients' public keys, enforced by a ZAP ThreadAuthenticator.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -209,7 +210,8 @@ class EventPublisher:
     def __init__(self, endpoint: str | None = DEFAULT_ENDPOINT, *, stream: str,
                  journal: Path | None = None, curve: CurveServerKeys | None = None,
                  sndhwm: int = 1000, listeners: Sequence[EventListener] = (),
-                 on_refused: Callable[[str], None] | None = None) -> None:
+                 on_refused: Callable[[str], None] | None = None,
+                 on_journal_error: Callable[[str], None] | None = None) -> None:
         if not stream:
             raise ValueError("EventPublisher stream: the stream id must not be empty")
         if endpoint is not None and not is_loopback(endpoint) and curve is None:
@@ -219,6 +221,9 @@ class EventPublisher:
         self.pub_dropped = 0
         self._lock = threading.Lock()  # sockets are not thread-safe; seq must not race
         self._journal: IO[bytes] | None = None
+        self._journal_path: Path | None = None
+        self.journal_error: str | None = None  # why the journal stopped (a full disk), if it did
+        self._on_journal_error = on_journal_error
         self._unsynced = 0
         self._seq = 0
         self._seqs: dict[str, int] = {}  # last seq of the streams published before this one
@@ -230,11 +235,13 @@ class EventPublisher:
         keys = curve.load() if curve is not None else None  # before anything needs closing
         if journal is not None:
             journal = Path(journal)
+            if journal.exists() and not journal.is_file():  # /dev/full, a FIFO: no file to append to
+                raise UserError(f"--journal {journal}: not a regular file")
             try:
                 if journal.exists():
                     self._seq = last_journal_seq(journal, stream)
                 self._journal = open(journal, "ab")
-                self._journal_path: Path | None = journal
+                self._journal_path = journal
             except OSError as exc:
                 raise UserError(f"--journal {journal}: {exc.strerror}") from None
         if endpoint is None:
@@ -273,8 +280,7 @@ class EventPublisher:
             self._seqs[self.stream] = self._seq
             if stream in self._seqs:
                 self._seq = self._seqs[stream]
-            elif self._journal is not None:
-                self._journal.flush()
+            elif self._journal is not None and self._journal_ok(self._journal.flush):
                 self._seq = journal_seqs(self._journal_path).get(stream, 0)  # type: ignore[arg-type]
             else:
                 self._seq = 0
@@ -354,22 +360,59 @@ class EventPublisher:
             self.pub_dropped += 1
 
     def _write_journal(self, payload: bytes) -> None:
-        if self._journal is None:
+        journal = self._journal
+        if journal is None:
             return
-        self._journal.write(payload + b"\n")
-        self._journal.flush()
-        self._unsynced += 1
-        if self._unsynced >= FSYNC_EVERY:
-            os.fsync(self._journal.fileno())
-            self._unsynced = 0
+
+        start = journal.tell()
+
+        def write() -> None:
+            journal.write(payload + b"\n")
+            journal.flush()
+            self._unsynced += 1
+            if self._unsynced >= FSYNC_EVERY:
+                os.fsync(journal.fileno())
+                self._unsynced = 0
+
+        self._journal_ok(write, start)
+
+    def _journal_ok(self, action: Callable[[], object], start: int | None = None) -> bool:
+        """Run a journal write; on an OSError (a full disk, a network drive gone) the
+        journal stops, once: `journal_error` says why and up to which seq it holds, and
+        `on_journal_error` is told; a line written in part is cut off (`start`: where it
+        began). The events themselves go on being published: a
+        journal is an output, and losing it must not stop the spotting."""
+        try:
+            action()
+            return True
+        except OSError as exc:
+            journal, self._journal = self._journal, None
+            with contextlib.suppress(OSError):
+                if journal is not None:
+                    journal.close()
+            if start is not None and self._journal_path is not None:  # the line written in part goes
+                with contextlib.suppress(OSError):
+                    os.truncate(self._journal_path, start)
+            self.journal_error = (f"--journal {self._journal_path}: cannot write ({exc.strerror or exc}); the events "
+                                  f"from seq {self._seq} of stream {self.stream} on are not in it (they go on being "
+                                  "published)")
+            if self._on_journal_error is not None:
+                self._on_journal_error(self.journal_error)
+            return False
 
     def close(self) -> None:
         """Flush and fsync the journal, close the socket (short linger), stop auth."""
         with self._lock:
-            if self._journal is not None:
-                self._journal.flush()
-                os.fsync(self._journal.fileno())
-                self._journal.close()
+            journal = self._journal
+
+            def sync() -> None:
+                assert journal is not None
+                journal.flush()
+                os.fsync(journal.fileno())
+
+            if journal is not None and self._journal_ok(sync):
+                with contextlib.suppress(OSError):
+                    journal.close()
                 self._journal = None
             if self._socket is not None:
                 self._socket.close(LINGER_MS)

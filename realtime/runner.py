@@ -81,7 +81,9 @@ def open_publisher(config: RunConfig, stack: ExitStack, stream: str,
     if config.curve_secret is not None and config.curve_clients is not None:  # RunConfig: both or neither
         curve = CurveServerKeys(config.curve_secret, config.curve_clients)
     pub = EventPublisher(endpoint, stream=stream, journal=config.journal, curve=curve, listeners=listeners,
-                         on_refused=lambda message: print(one_line(f"warning: {message}"), file=sys.stderr, flush=True))
+                         on_refused=lambda message: print(one_line(f"warning: {message}"), file=sys.stderr, flush=True),
+                         on_journal_error=lambda message: print(one_line(f"error: {message}"), file=sys.stderr,
+                                                                flush=True))
     stack.callback(pub.close)
     return pub
 
@@ -220,7 +222,7 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
         else:
             write_run_report(out)
     written = (written and not unopened and not (eaf is not None and eaf.failed)
-               and not any(r.output_errors for r in runs))
+               and not any(r.output_errors for r in runs) and getattr(publisher, "journal_error", None) is None)
     return exit_code(runs) or (0 if written else EXIT_USER_ERROR)
 
 

@@ -793,3 +793,40 @@ def test_a_stop_before_the_first_stream_ends_the_run_at_once(media: dict, tmp_pa
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert [r["stream"] for r in metrics["performance"]["runs"]] == ["a"]
     assert "stopped before 1 of 2 stream(s) started, not replayed: b" in metrics["notes"]
+
+
+def test_a_journal_that_cannot_be_written_stops_itself_not_the_run(media: dict, tmp_path: Path) -> None:
+    """A full disk under --journal (here: the process may write no file past 700 bytes,
+    RLIMIT_FSIZE, as a quota does) failed the stream with an internal error and a
+    traceback, and every later stream of the run with it. Now the journal stops with one
+    `error:` line naming it, every event is still published (--json), exit 2."""
+    import resource
+    import signal
+
+    journal = tmp_path / "events.jsonl"
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (700, 700))
+
+    cmd = [sys.executable, "-m", "realtime.cli", "--replay", str(media["clip"]), *weight_args(media),
+           "--pub", "none", "--journal", str(journal), "--json"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, preexec_fn=small_files)
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and f"--journal {journal}: cannot write" in errors[0], proc.stderr
+    lines = journal.read_bytes().splitlines()
+    events = [json.loads(line) for line in proc.stdout.splitlines() if '"onset_frame"' in line]
+    assert 1 <= len(lines) < len(events), (len(lines), len(events))
+    journaled = [json.loads(line) for line in lines]  # whole lines only: the torn one was cut off
+    assert [(j["type"], j["onset_frame"]) for j in journaled] == [(e["type"], e["onset_frame"])
+                                                                  for e in events[: len(lines)]]
+
+
+def test_a_journal_that_is_no_regular_file_is_refused(media: dict) -> None:
+    """--journal /dev/full (a device) was read back at start-up without end (GBs of
+    memory before the first frame); a journal is a file."""
+    proc = subprocess.run([sys.executable, "-m", "realtime.cli", "--replay", str(media["clip"]), *weight_args(media),
+                           "--pub", "none", "--journal", "/dev/full"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "error: --journal /dev/full: not a regular file" in proc.stderr, proc.stderr
