@@ -98,6 +98,13 @@ def _validator(schema: str) -> jsonschema.Draft202012Validator:
     return jsonschema.Draft202012Validator(load_schema(schema))
 
 
+@functools.cache
+def _schema_types(schema: str) -> dict[str, str]:
+    """Each top-level property's JSON type in the schema file."""
+    props = _validator(schema).schema.get("properties", {})
+    return {k: str(v["type"]) for k, v in props.items() if isinstance(v, dict) and isinstance(v.get("type"), str)}
+
+
 def _validate(doc: dict[str, Any], schema: str) -> None:
     error = jsonschema.exceptions.best_match(_validator(schema).iter_errors(doc))
     if error is not None:
@@ -169,18 +176,47 @@ def _check_finite(doc: dict[str, Any]) -> None:
             raise MessageError(f"{doc['schema']} {key}: must be finite, got {value}")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _plain_values(doc: dict[str, Any], schema: str) -> None:
+    """What JSON Schema lets pass and a consumer cannot use: an "integer" written as a
+    float (1e300 is integral), a number no float holds (10**400), a string holding a lone
+    surrogate (not UTF-8: printing it fails). MessageError names the field."""
+    integers = {k for k, v in _schema_types(schema).items() if v == "integer"}
+    for key, value in doc.items():
+        if key in integers and type(value) is not int:
+            raise MessageError(f"{schema} {key}: {value!r} is not an integer")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                finite = math.isfinite(float(value))
+            except OverflowError:
+                finite = False
+            if not finite:
+                raise MessageError(f"{schema} {key}: {str(value)[:20]} is no finite number")
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise MessageError(f"{schema} {key}: holds a lone surrogate, not UTF-8 text") from None
+
+
 def decode_payload(payload: bytes | str) -> Message:
-    """A typed message from its JSON body; MessageError names what is wrong."""
+    """A typed message from its JSON body (UTF-8); MessageError names what is wrong, for
+    any body (nested past the parser's depth, numbers no float holds, other encodings)."""
     try:
-        doc = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise MessageError(f"message is not JSON: {exc}") from None
+        text = payload.decode("utf-8") if isinstance(payload, bytes) else payload
+        doc = json.loads(text, parse_constant=_no_constant)
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise MessageError(f"message is not UTF-8 JSON: {str(exc)[:200]}") from None
     if not isinstance(doc, dict):
         raise MessageError(f"message must be a JSON object, got {type(doc).__name__}")
     schema = doc.get("schema")
     if not isinstance(schema, str) or schema not in SCHEMA_FILES:
         raise MessageError(f"message schema must be one of {sorted(SCHEMA_FILES)}, "
-                           f"got {schema!r}")
+                           f"got {str(schema)[:80]!r}")
+    _plain_values(doc, schema)
     _validate(doc, schema)
     if schema == EVENT_SCHEMA:
         fields = {k: v for k, v in doc.items() if k != "schema"}

@@ -229,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 msg = decode(frames)
             except MessageError as exc:
-                err.print(f"warning: skipped a malformed message: {exc}")
+                err.print(one_line(f"warning: skipped a malformed message: {exc}"), markup=False, highlight=False,
+                          soft_wrap=True)
                 continue
             first = msg.stream not in gaps.last  # joining late is not a gap: said apart
             joined = joined_notice(msg.stream, msg.seq, args.json) if first else None

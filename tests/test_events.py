@@ -122,3 +122,19 @@ def test_nan_is_refused_on_encode():
         encode_event(SpotEvent("s", "ME", 1, 1, 2, 0.0, 0.1, float("nan"), 1.0), 1)
     with pytest.raises(MessageError, match="status"):
         encode_status("s", 1, **{**STATUS, "source": "sideways"})
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"[" * 100000 + b"]" * 100000, "not UTF-8 JSON"),  # past the parser's depth: RecursionError
+    (json.dumps(_event_doc()).encode("utf-16"), "not UTF-8 JSON"),  # json.loads would take it
+    (json.dumps(dict(_event_doc(), stream="\ud800cam")).encode(), "stream: holds a lone surrogate"),
+    (json.dumps(dict(_event_doc(), seq=1e300)).encode(), "seq: 1e\\+300 is not an integer"),
+    (json.dumps(dict(_event_doc(), latency_ms=10**400)).encode(), "latency_ms: .* is no finite number"),
+    (json.dumps(dict(_event_doc(), score=float("nan"))).encode(), "NaN is not JSON"),
+])
+def test_bodies_a_consumer_cannot_use_are_message_errors(body, message):
+    """Each of these ended lgnm-sub with a traceback (RecursionError, UnicodeDecodeError
+    on --json's raw text, UnicodeEncodeError printing the id, OverflowError), or passed
+    as a message (seq 1e300, a NaN)."""
+    with pytest.raises(MessageError, match=message):
+        decode_payload(body)

@@ -116,7 +116,7 @@ def test_gaps_and_malformed_messages_reported(capsys):
     out, err = capsys.readouterr()
     assert code == 0
     assert [json.loads(line)["seq"] for line in out.splitlines()] == [1, 2, 6]
-    assert "malformed message: message is not JSON" in err
+    assert "malformed message: message is not UTF-8 JSON" in err
     assert "cam: missed 2 messages (seq 2 -> 5)" in err
 
 
