@@ -71,6 +71,8 @@ def as_bgr(image: np.ndarray) -> np.ndarray:
     """Return a uint8 BGR view/copy of a grey or BGR frame; reject anything else."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         raise UserError(f"frame must be a uint8 numpy array, got {getattr(image, 'dtype', type(image))}")
+    if image.ndim in (2, 3) and 0 in image.shape[:2]:
+        raise UserError(f"frame is empty, shape {image.shape}")
     if image.ndim == 2:
         return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
     if image.ndim == 3 and image.shape[2] == 3:

@@ -120,7 +120,10 @@ class RunStats:
     def length_coverage(self) -> str | None:
         """A notice when the stream was too short for the pair of a type (K + 1 frames in
         a row: a photo given as a video, a 1-frame clip, 90 frames at 1000 fps): that type
-        scored nothing, which must not pass for a face without expressions."""
+        scored nothing, which must not pass for a face without expressions. No frame at all
+        (an empty input: spot() on an iterator already used up) is said too."""
+        if self.frames == 0 and self.models and self.error is None and not self.stopped:
+            return "no frame at all (an empty input, or an iterator already used up?): nothing could be scored"
         short = {t: int(m["k"]) for t, m in self.models.items() if 0 < self.frames <= m["k"]}
         if not short or self.error is not None:  # a failed stream is short for its error's reason
             return None

@@ -191,6 +191,19 @@ def test_spot_tells_what_lgnm_live_notices_as_warnings(tmp_path: Path) -> None:
         assert list(spot(blank, fps=30)) == []
     with pytest.warns(SpotWarning, match="only 3 frames, fewer than one frame pair needs"):
         list(spot(blank[:3], fps=30))
+    used = (frame for frame in blank[:5])
+    list(used)
+    for empty in ([], used):  # spot() twice on one generator: the second run gets no frame
+        with pytest.warns(SpotWarning, match="no frame at all"):
+            assert list(spot(empty, fps=30)) == []
+
+
+@pytest.mark.parametrize("shapes", [[(0, 0, 3)] * 3, [(100, 100, 3), (0, 100, 3)], [(0, 64)]])
+def test_an_empty_frame_in_memory_is_a_user_error(shapes: list) -> None:
+    """A frame with no pixels raised cv2.error or ZeroDivisionError from deep inside."""
+    frames = [np.zeros(shape, np.uint8) for shape in shapes]
+    with pytest.raises(UserError, match=f"frames: item {len(shapes) if len(shapes) == 2 else 1}: frame is empty"):
+        list(spot(frames, fps=30))
 
 
 def test_a_native_notice_inside_a_python_line_is_cut_out_of_it() -> None:
