@@ -4,6 +4,7 @@ in one is reported and the others run), then the summary, tables and metrics.jso
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import json
@@ -137,6 +138,9 @@ def run(config: RunConfig, console: Console, stop: threading.Event) -> int:
         if config.connect and publisher is not None:
             wait_for_proxy(publisher, stop)
         unopened: list[Path] = []  # outputs in the way of a folder or a read-only file
+        if out is not None:  # an earlier run's summary must not pass for this run's if this one is killed
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
+                (out / "metrics.json").unlink()
         predictions = open_output(out / "predictions.csv", PredictionsSink, unopened) if out else None
         if predictions:
             stack.callback(predictions.close)

@@ -830,3 +830,33 @@ def test_a_journal_that_is_no_regular_file_is_refused(media: dict) -> None:
     proc = subprocess.run([sys.executable, "-m", "realtime.cli", "--replay", str(media["clip"]), *weight_args(media),
                            "--pub", "none", "--journal", "/dev/full"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "error: --journal /dev/full: not a regular file" in proc.stderr, proc.stderr
+
+
+def test_a_killed_run_into_a_reused_out_leaves_no_earlier_summary_behind(media: dict, tmp_path: Path) -> None:
+    """A run killed (kill -9) into an --out an earlier run had completed left that run's
+    metrics.json beside its own partial predictions.csv, and lgnm-report mixed the two
+    without a word (the earlier MEGC table over this run's rows). The earlier summary is
+    removed when a run starts; the report then says this run left none."""
+    import signal
+    import time
+
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "metrics.json").write_text('{"megc": null, "streams": []}')
+    proc = subprocess.Popen([sys.executable, "-m", "realtime.cli", "--replay", str(media["clip"]), *weight_args(media),
+                             "--out", str(out), "--pub", "none", "--realtime", "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while not (out / "predictions.csv").exists() and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert proc.poll() is None, "the run ended before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert (out / "predictions.csv").exists() and not (out / "metrics.json").exists()
+    report = subprocess.run([sys.executable, "-m", "realtime.report", str(out)], capture_output=True, text=True,
+                            timeout=120)
+    assert report.returncode == 2 and "metrics.json" in report.stderr, report.stderr
