@@ -124,25 +124,26 @@ def test_no_server_error_reaches_capture_consumer():
     assert not thread.is_alive()
 
 
-def _mkv_with_pts(path, pts: list[int], fps: int = 30):
-    """An MJPEG MKV of pattern frames, frame i at pts[i] frame intervals (a pause where
-    they jump), as a camera that stopped sending writes it."""
-    import fractions
-
-    import av
+def _mkv_with_pts(path, pts: list[int]):
+    """An MJPEG MKV of pattern frames, frame i at pts[i] 30 fps frame intervals (a pause
+    where they jump), as a camera that stopped sending writes it."""
     from conftest import pattern_frame
+    from test_sources import write_av
 
-    tick = fractions.Fraction(1, fps)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("mjpeg", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = 320, 240, "yuvj420p"
-        stream.time_base = stream.codec_context.time_base = tick
-        for i, p in enumerate(pts):
-            frame = av.VideoFrame.from_ndarray(pattern_frame(i), format="bgr24")
-            frame.pts, frame.time_base = p, tick
-            container.mux(stream.encode(frame))
-        container.mux(stream.encode())
-    return path
+    return write_av(path, [pattern_frame(i) for i in range(len(pts))], pts=pts, codec="mjpeg")
+
+
+def _read_live(url: str, until) -> tuple[list[RawFrame], list[str]]:
+    """The frames an RtspSource (30 fps set) delivers until `until(frames)`, and its notices."""
+    src = RtspSource(url, fps=30.0, read_timeout_s=8)
+    notices: list[str] = []
+    src.notice = notices.append
+    frames: list[RawFrame] = []
+    for frame in src:
+        frames.append(frame)
+        if until(frames):
+            src.close()
+    return frames, notices
 
 
 def test_a_pause_in_the_streams_timestamps_is_frames_lost_and_breaks_the_chain(tmp_path, rtsp_server):
@@ -151,14 +152,7 @@ def test_a_pause_in_the_streams_timestamps_is_frames_lost_and_breaks_the_chain(t
     are a hole in the numbering (the pipeline breaks its chain there) and a notice says
     so. Before, numbering went on by one and the K-frame pairs spanned the pause."""
     server = rtsp_server(_mkv_with_pts(tmp_path / "pause.mkv", list(range(60)) + list(range(150, 210))))
-    src = RtspSource(server.url, fps=30.0, read_timeout_s=8)
-    notices: list[str] = []
-    src.notice = notices.append
-    frames = []
-    for frame in src:
-        frames.append(frame)
-        if len(frames) == 100:
-            src.close()
+    frames, notices = _read_live(server.url, lambda frames: len(frames) == 100)
     steps = [b.index - a.index for a, b in zip(frames, frames[1:])]
     jumps = [s for s in steps if s != 1]
     assert len(jumps) == 1 and 88 <= jumps[0] <= 92, steps
@@ -174,14 +168,7 @@ def test_a_stream_that_goes_on_at_a_lower_rate_loses_frames_once_and_says_so(tmp
     notice of the new rate."""
     pts = list(range(120)) + [120 + 3 * i for i in range(90)]  # 4 s at 30 fps, then 10 fps
     server = rtsp_server(_mkv_with_pts(tmp_path / "slower.mkv", pts))
-    src = RtspSource(server.url, fps=30.0, read_timeout_s=8)
-    notices: list[str] = []
-    src.notice = notices.append
-    frames = []
-    for frame in src:
-        frames.append(frame)
-        if frame.t_stream > 8.0:
-            src.close()
+    frames, notices = _read_live(server.url, lambda frames: frames[-1].t_stream > 8.0)
     steps = [b.index - a.index for a, b in zip(frames, frames[1:])]
     assert sum(step != 1 for step in steps) == 1 and 3 in steps, steps
     assert sum("frame chain breaks" in n for n in notices) == 1, notices
