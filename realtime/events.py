@@ -171,9 +171,15 @@ def encode_status(stream: str, seq: int, **fields: Any) -> list[bytes]:
 
 
 def _check_finite(doc: dict[str, Any]) -> None:
+    """Every number finite and one a float holds (NaN, inf and 10**400 are not)."""
     for key, value in doc.items():
-        if isinstance(value, float) and not math.isfinite(value):
-            raise MessageError(f"{doc['schema']} {key}: must be finite, got {value}")
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            try:
+                finite = math.isfinite(value)
+            except OverflowError:  # an int past float's range
+                finite = False
+            if not finite:
+                raise MessageError(f"{doc['schema']} {key}: must be finite, got {str(value)[:20]}")
 
 
 def _no_constant(name: str) -> Any:
@@ -182,19 +188,13 @@ def _no_constant(name: str) -> Any:
 
 def _plain_values(doc: dict[str, Any], schema: str) -> None:
     """What JSON Schema lets pass and a consumer cannot use: an "integer" written as a
-    float (1e300 is integral), a number no float holds (10**400), a string holding a lone
-    surrogate (not UTF-8: printing it fails). MessageError names the field."""
+    float (1e300 is integral), a number no float holds (10**400: `_check_finite`), a string
+    holding a lone surrogate (not UTF-8: printing it fails). MessageError names the field."""
+    _check_finite(doc)
     integers = {k for k, v in _schema_types(schema).items() if v == "integer"}
     for key, value in doc.items():
         if key in integers and type(value) is not int:
             raise MessageError(f"{schema} {key}: {value!r} is not an integer")
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            try:
-                finite = math.isfinite(float(value))
-            except OverflowError:
-                finite = False
-            if not finite:
-                raise MessageError(f"{schema} {key}: {str(value)[:20]} is no finite number")
         if isinstance(value, str):
             try:
                 value.encode("utf-8")

@@ -129,7 +129,7 @@ def test_nan_is_refused_on_encode():
     (json.dumps(_event_doc()).encode("utf-16"), "not UTF-8 JSON"),  # json.loads would take it
     (json.dumps(dict(_event_doc(), stream="\ud800cam")).encode(), "stream: holds a lone surrogate"),
     (json.dumps(dict(_event_doc(), seq=1e300)).encode(), "seq: 1e\\+300 is not an integer"),
-    (json.dumps(dict(_event_doc(), latency_ms=10**400)).encode(), "latency_ms: .* is no finite number"),
+    (json.dumps(dict(_event_doc(), latency_ms=10**400)).encode(), "latency_ms: must be finite"),
     (json.dumps(dict(_event_doc(), score=float("nan"))).encode(), "NaN is not JSON"),
 ])
 def test_bodies_a_consumer_cannot_use_are_message_errors(body, message):
